@@ -1,0 +1,65 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrInvalidConfig is wrapped by every error from Config.Validate.
+	ErrInvalidConfig = errors.New("invalid backend config")
+	// ErrInvalidSpec is wrapped by every template validation error from
+	// DB.Table.
+	ErrInvalidSpec = errors.New("invalid table spec")
+	// ErrNoTemplate is returned by Load, Store or Remove on a templated
+	// namespace that has no template for that operation.
+	ErrNoTemplate = errors.New("no SQL template for this operation")
+	// ErrGenericTableUnavailable is returned by DB.Table for a namespace
+	// without templates when Open could not create ringcache_kv (for
+	// example, the role may not create tables).
+	ErrGenericTableUnavailable = errors.New("generic table ringcache_kv is unavailable")
+)
+
+// fieldError is a validation error about one configuration field. Its
+// message reads "field: problem"; it unwraps to ErrInvalidConfig or
+// ErrInvalidSpec.
+type fieldError struct {
+	kind  error
+	field string
+	msg   string
+}
+
+func (e *fieldError) Error() string {
+	if e.field == "" {
+		return e.msg
+	}
+	return e.field + ": " + e.msg
+}
+
+func (e *fieldError) Unwrap() error { return e.kind }
+
+// missingTemplateError reads `namespace "x": no upsert_sql configured`.
+type missingTemplateError struct {
+	namespace string
+	field     string
+}
+
+func (e *missingTemplateError) Error() string {
+	return fmt.Sprintf("namespace %q: no %s configured", e.namespace, e.field)
+}
+
+func (e *missingTemplateError) Unwrap() error { return ErrNoTemplate }
+
+// withCtx makes err wrap ctx.Err() when the context is done, so callers can
+// tell a cancelled call from a database failure with errors.Is whatever
+// error the driver produced.
+func withCtx(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	return err
+}

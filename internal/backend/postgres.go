@@ -1,0 +1,151 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ringcache/ringcache/pkg/strategy"
+)
+
+const postgresGenericDDL = `CREATE TABLE IF NOT EXISTS ringcache_kv (
+	namespace  TEXT        NOT NULL,
+	key        TEXT        NOT NULL,
+	value      BYTEA       NOT NULL,
+	version    BIGINT      NOT NULL DEFAULT 0,
+	updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+	PRIMARY KEY (namespace, key)
+)`
+
+// ddlLockKey serialises concurrent CREATE TABLE IF NOT EXISTS from several
+// nodes, which PostgreSQL does not make atomic ("ringcac" in ASCII).
+const ddlLockKey int64 = 0x72696e67636163
+
+// cancelGrace bounds how long a cancelled call waits for the server to
+// acknowledge the cancel request before the connection is dropped.
+const cancelGrace = 500 * time.Millisecond
+
+// postgresDB is a DB over a pgx connection pool. pgx prepares and caches
+// each statement per connection, so templates are parsed once.
+type postgresDB struct {
+	pool       *pgxpool.Pool
+	genericErr error // why ringcache_kv is unavailable, if it is
+}
+
+func openPostgres(ctx context.Context, cfg Config) (*postgresDB, error) {
+	pc, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, &fieldError{kind: ErrInvalidConfig, field: "dsn", msg: err.Error()}
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = int32(cfg.MaxConns)
+	}
+	// On cancellation, ask the server to cancel the query (pgx's default
+	// only drops the connection, leaving a slow query running on the
+	// server), and drop the connection if it has not answered in time.
+	pc.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelGrace}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", withCtx(ctx, err))
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect: %w", withCtx(ctx, err))
+	}
+	db := &postgresDB{pool: pool}
+	if err := db.ensureGenericTable(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: create ringcache_kv: %w", withCtx(ctx, err))
+	}
+	return db, nil
+}
+
+// ensureGenericTable creates ringcache_kv when it is missing. When the role
+// may not create it (no CREATE on the schema, a read-only standby), Open
+// still succeeds so templated namespaces work; the reason is kept and
+// reported by Table for namespaces that need the generic table.
+func (db *postgresDB) ensureGenericTable(ctx context.Context) error {
+	var exists bool
+	if err := db.pool.QueryRow(ctx, `SELECT to_regclass('ringcache_kv') IS NOT NULL`).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, ddlLockKey); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, postgresGenericDDL)
+		return err
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42501" || pgErr.Code == "25006") {
+		db.genericErr = err // insufficient_privilege, read_only_sql_transaction
+		return nil
+	}
+	return err
+}
+
+func (db *postgresDB) Table(spec TableSpec) (strategy.Backend, error) {
+	return newTable(db, spec, db.genericErr)
+}
+
+func (db *postgresDB) Ping(ctx context.Context) error {
+	return withCtx(ctx, db.pool.Ping(ctx))
+}
+
+func (db *postgresDB) Close() error {
+	db.pool.Close()
+	return nil
+}
+
+func (db *postgresDB) rewrite(query string) string { return query }
+
+// valueArg binds values as []byte; pgx encodes them for bytea, text and
+// json(b) parameters alike.
+func (db *postgresDB) valueArg(value []byte) any { return value }
+
+func (db *postgresDB) exec(ctx context.Context, query string, args []any) error {
+	_, err := db.pool.Exec(ctx, query, args...)
+	return err
+}
+
+func (db *postgresDB) queryFirst(ctx context.Context, query string, args []any) (v []byte, null, found bool, err error) {
+	rows, err := db.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, false, false, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, false, false, rows.Err()
+	}
+	raw := rows.RawValues()
+	if len(raw) == 0 {
+		return nil, false, false, errors.New("query returns no columns")
+	}
+	null = raw[0] == nil
+	if !null {
+		dst := make([]any, len(raw)) // nil entries are skipped by pgx
+		dst[0] = &v
+		if err := rows.Scan(dst...); err != nil {
+			return nil, false, false, err
+		}
+		if v == nil {
+			v = []byte{}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, false, false, err
+	}
+	return v, null, true, nil
+}
