@@ -1,0 +1,131 @@
+// Package store is a node's local cache memory: one bytes-bounded map of
+// entries with a TTL each, built on otter v2 (W-TinyLFU eviction).
+//
+// The bound counts key and value bytes plus a fixed per-entry overhead, so
+// memory stays near MaxBytes whatever the mix of entry sizes. TTLs are counted
+// on this node's clock only; no other node's clock matters.
+package store
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+)
+
+// EntryOverhead approximates the bytes an entry costs beyond its key and
+// value (otter node, slice headers, expiry bookkeeping).
+const EntryOverhead = 96
+
+// Entry is one cached result. A negative entry (Found=false) remembers that
+// the backend has no such key.
+type Entry struct {
+	// Value is shared with readers and must never be modified.
+	Value []byte
+	Found bool
+	// TTL is how long the entry lives from its last write; ≤ 0 means the
+	// store's longest lifetime.
+	TTL time.Duration
+}
+
+// Clock is the time source for expiry (otter.Clock). Tests inject a fake.
+type Clock = otter.Clock
+
+// Config sizes a Store.
+type Config struct {
+	// MaxBytes bounds the weighed size of all entries. Required.
+	MaxBytes uint64
+	// Clock defaults to the wall clock.
+	Clock Clock
+}
+
+// Stats is a snapshot of a Store's counters.
+type Stats struct {
+	Entries   uint64
+	Bytes     uint64
+	MaxBytes  uint64
+	Evictions uint64
+}
+
+// Store is safe for concurrent use.
+type Store struct {
+	c         *otter.Cache[string, Entry]
+	evictions atomic.Uint64
+}
+
+// New creates a Store.
+func New(cfg Config) (*Store, error) {
+	s := &Store{}
+	c, err := otter.New(&otter.Options[string, Entry]{
+		MaximumWeight:    cfg.MaxBytes,
+		Weigher:          weigh,
+		ExpiryCalculator: expiry{},
+		Clock:            cfg.Clock,
+		Logger:           &otter.NoopLogger{},
+		// OnAtomicDeletion runs synchronously under the bucket lock, which
+		// suits a counter: OnDeletion would start a goroutine per eviction
+		// and leave Evictions behind the evictions already done.
+		OnAtomicDeletion: func(e otter.DeletionEvent[string, Entry]) {
+			if e.Cause == otter.CauseOverflow {
+				s.evictions.Add(1)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.c = c
+	return s, nil
+}
+
+func weigh(key string, e Entry) uint32 {
+	return uint32(len(key) + len(e.Value) + EntryOverhead)
+}
+
+// maxTTL stands for "no expiry" (otter needs a finite duration).
+const maxTTL = 100 * 365 * 24 * time.Hour
+
+type expiry struct{}
+
+func ttl(e Entry) time.Duration {
+	if e.TTL <= 0 {
+		return maxTTL
+	}
+	return e.TTL
+}
+
+func (expiry) ExpireAfterCreate(e otter.Entry[string, Entry]) time.Duration { return ttl(e.Value) }
+func (expiry) ExpireAfterUpdate(e otter.Entry[string, Entry], _ Entry) time.Duration {
+	return ttl(e.Value)
+}
+func (expiry) ExpireAfterRead(e otter.Entry[string, Entry]) time.Duration { return e.ExpiresAfter() }
+
+// Get returns the live entry for key.
+func (s *Store) Get(key string) (Entry, bool) { return s.c.GetIfPresent(key) }
+
+// Set stores e under key, replacing any entry.
+func (s *Store) Set(key string, e Entry) { s.c.Set(key, e) }
+
+// SetIfAbsent stores e unless key already has a live entry, and reports
+// whether it stored.
+func (s *Store) SetIfAbsent(key string, e Entry) bool {
+	_, stored := s.c.SetIfAbsent(key, e)
+	return stored
+}
+
+// Delete removes key.
+func (s *Store) Delete(key string) { s.c.Invalidate(key) }
+
+// Stats returns current counters. Entries and Bytes are estimates that may
+// include entries whose expiry is not yet processed.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Entries:   uint64(s.c.EstimatedSize()),
+		Bytes:     s.c.WeightedSize(),
+		MaxBytes:  s.c.GetMaximum(),
+		Evictions: s.evictions.Load(),
+	}
+}
+
+// Close stops the store's background goroutines.
+func (s *Store) Close() { s.c.StopAllGoroutines() }
