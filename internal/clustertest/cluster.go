@@ -1,0 +1,265 @@
+// Package clustertest starts ringcache clusters inside one test process:
+// real nodes with real gRPC and gossip on loopback, fast failure-detection
+// timers, and a Network that cuts links. Wait for conditions with Eventually,
+// never with a fixed sleep.
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/ringcache/ringcache/pkg/node"
+	"github.com/ringcache/ringcache/pkg/strategy"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// Namespaces served by a default cluster.
+const (
+	// NSUsers is read-through from Cluster.DB.
+	NSUsers = "users"
+	// NSCache is a pure cache (read and write aside).
+	NSCache = "cache"
+)
+
+// Options tune a cluster.
+type Options struct {
+	// Namespaces overrides the default two namespaces.
+	Namespaces []node.NamespaceSpec
+	// Configure, when set, edits each node's config before it starts.
+	Configure func(i int, cfg *node.Config)
+}
+
+// Cluster is a set of in-process nodes.
+type Cluster struct {
+	t     testing.TB
+	opts  Options
+	DB    *FakeDB
+	Net   *Network
+	mu    sync.Mutex
+	nodes []*node.Node
+	down  map[int]bool
+	conns map[int]*grpc.ClientConn
+}
+
+// FastGossip sets memberlist timers for tests: a dead node is detected in
+// well under two seconds.
+func FastGossip(c *memberlist.Config) {
+	c.ProbeInterval = 100 * time.Millisecond
+	c.ProbeTimeout = 50 * time.Millisecond
+	c.GossipInterval = 20 * time.Millisecond
+	c.PushPullInterval = 2 * time.Second
+	c.SuspicionMult = 2
+	c.SuspicionMaxTimeoutMult = 2
+	c.TCPTimeout = 500 * time.Millisecond
+	c.DeadNodeReclaimTime = 100 * time.Millisecond
+	c.GossipToTheDeadTime = 2 * time.Second
+}
+
+// Start starts n nodes joined into one cluster and waits until every node's
+// ring has all n members.
+func Start(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, opts: opts, DB: NewFakeDB(), Net: newNetwork(), down: map[int]bool{}, conns: map[int]*grpc.ClientConn{}}
+	t.Cleanup(c.Shutdown)
+	for i := range n {
+		c.AddNode()
+		_ = i
+	}
+	c.WaitConverged()
+	return c
+}
+
+// NodeName returns the name of node i.
+func NodeName(i int) string { return fmt.Sprintf("n%d", i+1) }
+
+func (c *Cluster) namespaces() []node.NamespaceSpec {
+	if c.opts.Namespaces != nil {
+		return c.opts.Namespaces
+	}
+	return []node.NamespaceSpec{
+		{Policy: strategy.Policy{Name: NSUsers, Read: strategy.ReadThrough, TTL: time.Minute, NegativeTTL: time.Second, MaxKeyBytes: 256, MaxValueBytes: 1 << 16}, Loader: c.DB},
+		{Policy: strategy.Policy{Name: NSCache, TTL: time.Minute, MaxKeyBytes: 256, MaxValueBytes: 1 << 16}},
+	}
+}
+
+// AddNode starts one more node that joins the first and returns its index.
+func (c *Cluster) AddNode() int {
+	c.t.Helper()
+	c.mu.Lock()
+	i := len(c.nodes)
+	var join []string
+	for j, n := range c.nodes {
+		if !c.down[j] {
+			join = append(join, n.GossipAddr())
+		}
+	}
+	c.mu.Unlock()
+	name := NodeName(i)
+	tr, err := newTransport(c.Net, name)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cfg := node.Config{
+		Name:            name,
+		GRPCAddr:        "127.0.0.1:0",
+		GossipAddr:      "127.0.0.1:0",
+		Join:            join,
+		Namespaces:      c.namespaces(),
+		MaxMemory:       64 << 20,
+		GossipTransport: tr,
+		TuneGossip:      FastGossip,
+		PeerDialer:      c.Net.dialer(name),
+		LeaveTimeout:    time.Second,
+	}
+	if c.opts.Configure != nil {
+		c.opts.Configure(i, &cfg)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	c.Net.register(name, n.GRPCAddr(), n.GossipAddr(), tr.addr())
+	c.mu.Lock()
+	c.nodes = append(c.nodes, n)
+	c.mu.Unlock()
+	return i
+}
+
+// Node returns node i.
+func (c *Cluster) Node(i int) *node.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i]
+}
+
+// Up returns the indexes of running nodes.
+func (c *Cluster) Up() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var up []int
+	for i := range c.nodes {
+		if !c.down[i] {
+			up = append(up, i)
+		}
+	}
+	return up
+}
+
+// Conn returns a client connection to node i.
+func (c *Cluster) Conn(i int) *grpc.ClientConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc, ok := c.conns[i]; ok {
+		return cc
+	}
+	cc, err := grpc.NewClient("passthrough:///"+c.nodes[i].GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.conns[i] = cc
+	return cc
+}
+
+// Cache returns a Cache client for node i.
+func (c *Cluster) Cache(i int) pb.CacheClient { return pb.NewCacheClient(c.Conn(i)) }
+
+// Admin returns an Admin client for node i.
+func (c *Cluster) Admin(i int) pb.AdminClient { return pb.NewAdminClient(c.Conn(i)) }
+
+// Stop stops node i gracefully (it leaves the cluster).
+func (c *Cluster) Stop(i int) {
+	c.markDown(i)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Node(i).Close(ctx); err != nil {
+		c.t.Logf("stop %s: %v", NodeName(i), err)
+	}
+}
+
+// Kill stops node i abruptly, as a crash.
+func (c *Cluster) Kill(i int) {
+	c.markDown(i)
+	c.Node(i).Kill()
+}
+
+func (c *Cluster) markDown(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down[i] = true
+	if cc, ok := c.conns[i]; ok {
+		cc.Close()
+		delete(c.conns, i)
+	}
+}
+
+// Isolate cuts node i off from every other node.
+func (c *Cluster) Isolate(i int) {
+	for j := range c.nodes {
+		if j != i {
+			c.Net.Cut(NodeName(i), NodeName(j))
+		}
+	}
+}
+
+// WaitConverged waits until every running node's ring holds exactly the
+// running nodes.
+func (c *Cluster) WaitConverged() {
+	c.t.Helper()
+	up := c.Up()
+	want := make([]string, len(up))
+	for k, i := range up {
+		want[k] = NodeName(i)
+	}
+	c.WaitRing(up, want)
+}
+
+// WaitRing waits until each node in nodes has a ring of exactly members.
+func (c *Cluster) WaitRing(nodes []int, members []string) {
+	c.t.Helper()
+	Eventually(c.t, 10*time.Second, func() error {
+		for _, i := range nodes {
+			var got []string
+			for _, m := range c.Node(i).Ring().Members() {
+				got = append(got, m.Name)
+			}
+			if !slices.Equal(got, members) {
+				return fmt.Errorf("%s ring has %v, want %v", NodeName(i), got, members)
+			}
+		}
+		return nil
+	})
+}
+
+// Shutdown stops every running node. Start registers it with t.Cleanup.
+func (c *Cluster) Shutdown() {
+	for _, i := range c.Up() {
+		c.Kill(i)
+	}
+}
+
+// Eventually polls cond every 10 ms until it returns nil, failing the test
+// with cond's last error after timeout.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", timeout, err)
+		}
+		<-tick.C
+	}
+}

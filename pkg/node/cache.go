@@ -1,0 +1,232 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ringcache/ringcache/pkg/ring"
+	"github.com/ringcache/ringcache/pkg/strategy"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// cacheServer is the public Cache service: validate, route, serve or forward.
+type cacheServer struct {
+	pb.UnimplementedCacheServer
+	n *Node
+}
+
+// namespace looks up a namespace by name.
+func (n *Node) namespace(name string) (*strategy.Namespace, error) {
+	ns, ok := n.namespaces[name]
+	if !ok {
+		if name == "" {
+			return nil, fmt.Errorf("%w: namespace is empty (configured: %v)", ErrUnknownNamespace, n.nsNames)
+		}
+		return nil, fmt.Errorf("%w: namespace %q is not configured (configured: %v)", ErrUnknownNamespace, name, n.nsNames)
+	}
+	return ns, nil
+}
+
+// owner returns the member that owns key in namespace ns.
+func (n *Node) owner(ns, key string) (ring.Member, error) {
+	r := n.ring.Load()
+	if r == nil || n.closing.Load() {
+		return ring.Member{}, ErrNotReady
+	}
+	return r.Owner(routingKey(ns, key)), nil
+}
+
+// routingKey is what the ring hashes: the namespace and the key, so equal
+// keys of different namespaces spread independently.
+func routingKey(ns, key string) string { return ns + "\x00" + key }
+
+// forward sends req to the owner, applying ForwardTimeout when the caller set
+// no deadline.
+func (n *Node) forward(ctx context.Context, to ring.Member, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.ForwardTimeout)
+		defer cancel()
+	}
+	req.From = n.cfg.Name
+	n.stats.forwards.Add(1)
+	resp, err := n.fwd.Forward(ctx, to, req)
+	if err != nil {
+		n.stats.forwardErrors.Add(1)
+	}
+	return resp, err
+}
+
+func (s *cacheServer) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
+	ns, err := s.n.namespace(req.Namespace)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := ns.ValidateKey(req.Key); err != nil {
+		return nil, toStatus(err)
+	}
+	owner, err := s.n.owner(req.Namespace, req.Key)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if owner.Name == s.n.cfg.Name {
+		return s.n.localGet(ctx, ns, req.Key)
+	}
+	resp, err := s.n.forward(ctx, owner, &pb.ForwardRequest{Op: &pb.ForwardRequest_Get{Get: req}})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return resp.GetGet(), nil
+}
+
+func (n *Node) localGet(ctx context.Context, ns *strategy.Namespace, key string) (*pb.GetResponse, error) {
+	v, found, err := ns.Get(ctx, key)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.GetResponse{Found: found, Value: v}, nil
+}
+
+func (s *cacheServer) Set(ctx context.Context, req *pb.SetRequest) (*pb.SetResponse, error) {
+	ns, err := s.n.namespace(req.Namespace)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := ns.ValidateKey(req.Key); err != nil {
+		return nil, toStatus(err)
+	}
+	if err := ns.ValidateValue(req.Value); err != nil {
+		return nil, toStatus(err)
+	}
+	if req.Ttl != nil {
+		if err := req.Ttl.CheckValid(); err != nil || req.Ttl.AsDuration() < 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "ttl %v is not a valid non-negative duration", req.Ttl)
+		}
+	}
+	owner, err := s.n.owner(req.Namespace, req.Key)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if owner.Name == s.n.cfg.Name {
+		return s.n.localSet(ctx, ns, req)
+	}
+	if _, err := s.n.forward(ctx, owner, &pb.ForwardRequest{Op: &pb.ForwardRequest_Set{Set: req}}); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.SetResponse{}, nil
+}
+
+func (n *Node) localSet(ctx context.Context, ns *strategy.Namespace, req *pb.SetRequest) (*pb.SetResponse, error) {
+	if err := ns.Set(ctx, req.Key, req.Value, req.Ttl.AsDuration()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.SetResponse{}, nil
+}
+
+func (s *cacheServer) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.DeleteResponse, error) {
+	ns, err := s.n.namespace(req.Namespace)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := ns.ValidateKey(req.Key); err != nil {
+		return nil, toStatus(err)
+	}
+	owner, err := s.n.owner(req.Namespace, req.Key)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if owner.Name == s.n.cfg.Name {
+		return s.n.localDelete(ctx, ns, req.Key)
+	}
+	if _, err := s.n.forward(ctx, owner, &pb.ForwardRequest{Op: &pb.ForwardRequest_Delete{Delete: req}}); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.DeleteResponse{}, nil
+}
+
+func (n *Node) localDelete(ctx context.Context, ns *strategy.Namespace, key string) (*pb.DeleteResponse, error) {
+	if err := ns.Delete(ctx, key); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.DeleteResponse{}, nil
+}
+
+// GetMany splits the keys by owner, serves each group (forwarding remote
+// groups in parallel) and returns results in request order. A failed group
+// marks its keys with an error code; the other keys are unaffected.
+func (s *cacheServer) GetMany(ctx context.Context, req *pb.GetManyRequest) (*pb.GetManyResponse, error) {
+	ns, err := s.n.namespace(req.Namespace)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if len(req.Keys) > s.n.cfg.MaxBatchKeys {
+		return nil, toStatus(fmt.Errorf("%w: %d keys requested, at most %d per call", ErrTooManyKeys, len(req.Keys), s.n.cfg.MaxBatchKeys))
+	}
+	r := s.n.ring.Load()
+	if r == nil || s.n.closing.Load() {
+		return nil, toStatus(ErrNotReady)
+	}
+	results := make([]*pb.KeyResult, len(req.Keys))
+	groups := map[string][]int{} // owner name → indexes into req.Keys
+	owners := map[string]ring.Member{}
+	for i, key := range req.Keys {
+		if err := ns.ValidateKey(key); err != nil {
+			results[i] = errResult(key, err)
+			continue
+		}
+		o := r.Owner(routingKey(req.Namespace, key))
+		groups[o.Name] = append(groups[o.Name], i)
+		owners[o.Name] = o
+	}
+	var wg sync.WaitGroup
+	for name, idx := range groups {
+		if name == s.n.cfg.Name {
+			s.n.localGetMany(ctx, ns, req.Keys, idx, results)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			keys := make([]string, len(idx))
+			for j, i := range idx {
+				keys[j] = req.Keys[i]
+			}
+			resp, err := s.n.forward(ctx, owners[name], &pb.ForwardRequest{
+				Op: &pb.ForwardRequest_GetMany{GetMany: &pb.GetManyRequest{Namespace: req.Namespace, Keys: keys}},
+			})
+			got := resp.GetGetMany().GetResults()
+			for j, i := range idx {
+				switch {
+				case err != nil:
+					results[i] = errResult(req.Keys[i], err)
+				case j < len(got):
+					results[i] = got[j]
+				default:
+					results[i] = errResult(req.Keys[i], fmt.Errorf("owner %s returned %d results for %d keys", name, len(got), len(keys)))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return &pb.GetManyResponse{Results: results}, nil
+}
+
+func (n *Node) localGetMany(ctx context.Context, ns *strategy.Namespace, keys []string, idx []int, results []*pb.KeyResult) {
+	for _, i := range idx {
+		v, found, err := ns.Get(ctx, keys[i])
+		if err != nil {
+			results[i] = errResult(keys[i], err)
+			continue
+		}
+		results[i] = &pb.KeyResult{Key: keys[i], Found: found, Value: v}
+	}
+}
+
+func errResult(key string, err error) *pb.KeyResult {
+	st := status.Convert(toStatus(err))
+	return &pb.KeyResult{Key: key, ErrorCode: int32(st.Code()), ErrorMessage: st.Message()}
+}

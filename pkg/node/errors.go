@@ -1,0 +1,58 @@
+package node
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ringcache/ringcache/pkg/strategy"
+)
+
+// Errors of the node. They are mapped to gRPC codes only at the RPC edge, by
+// toStatus.
+var (
+	// ErrUnknownNamespace: the request names a namespace the config lacks.
+	ErrUnknownNamespace = errors.New("unknown namespace")
+	// ErrNotReady: the node has not built its ring yet, or is shutting down.
+	ErrNotReady = errors.New("node not ready")
+	// ErrOwnerUnreachable: the key's owner could not be reached. The node
+	// does not fall back to loading locally: that would turn one node's
+	// outage into a stampede on the database.
+	ErrOwnerUnreachable = errors.New("owner unreachable")
+	// ErrTooManyKeys: a GetMany asked for more keys than MaxBatchKeys.
+	ErrTooManyKeys = errors.New("too many keys")
+)
+
+// toStatus maps an error to the gRPC status a client should see.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codeOf(err), err.Error())
+}
+
+func codeOf(err error) codes.Code {
+	if s, ok := status.FromError(err); ok {
+		return s.Code()
+	}
+	switch {
+	case errors.Is(err, strategy.ErrInvalidArgument), errors.Is(err, ErrTooManyKeys):
+		return codes.InvalidArgument
+	case errors.Is(err, ErrUnknownNamespace):
+		return codes.NotFound
+	case errors.Is(err, strategy.ErrBackend), errors.Is(err, ErrNotReady), errors.Is(err, ErrOwnerUnreachable):
+		return codes.Unavailable
+	case errors.Is(err, strategy.ErrNoBackend):
+		return codes.FailedPrecondition
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	}
+	return codes.Internal
+}

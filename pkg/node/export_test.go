@@ -1,0 +1,21 @@
+package node
+
+import (
+	"github.com/ringcache/ringcache/pkg/ring"
+)
+
+// PinRing makes the node use r and ignore membership changes until
+// UnpinRing: tests use it to make nodes disagree about ownership.
+func (n *Node) PinRing(r *ring.Ring) {
+	n.frozen.Store(true)
+	n.ring.Store(r)
+}
+
+// UnpinRing resumes following membership.
+func (n *Node) UnpinRing() {
+	n.frozen.Store(false)
+	n.rebuildRing()
+}
+
+// RoutingKey exposes the key the ring hashes.
+func RoutingKey(ns, key string) string { return routingKey(ns, key) }

@@ -1,0 +1,329 @@
+// Package node is the ringcache server: it serves the Cache, Admin and Peer
+// gRPC services, keeps the hash ring in step with gossip membership, and
+// routes every key to its owner.
+//
+// Guarantees:
+//   - Any node serves any key. A node that does not own a key forwards the
+//     call to the owner with the caller's deadline; a forwarded call is
+//     always served by its receiver, even if its ring disagrees, so calls
+//     never bounce between nodes and cannot deadlock.
+//   - Only the owner loads a key from the backend, once at a time, however
+//     many callers on however many nodes wait for it.
+//   - When the owner cannot be reached the call fails with UNAVAILABLE; the
+//     node never loads locally in its place.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/ringcache/ringcache/internal/membership"
+	"github.com/ringcache/ringcache/internal/store"
+	"github.com/ringcache/ringcache/pkg/ring"
+	"github.com/ringcache/ringcache/pkg/strategy"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// Defaults for Config.
+const (
+	DefaultMaxMemory      = 256 << 20
+	DefaultForwardTimeout = 10 * time.Second
+	DefaultMaxBatchKeys   = 1000
+	DefaultLeaveTimeout   = 5 * time.Second
+)
+
+// NamespaceSpec is one namespace the node serves.
+type NamespaceSpec struct {
+	Policy strategy.Policy
+	// Loader reads misses of a read-through namespace; nil otherwise.
+	Loader strategy.Loader
+}
+
+// Config configures a Node. Required: Name, GRPCAddr, GossipAddr and at least
+// one namespace. Every node of a cluster must have the same namespaces and
+// Ring config.
+type Config struct {
+	Name string
+	// GRPCAddr is the gRPC listen address (host:port; port 0 picks one).
+	GRPCAddr string
+	// AdvertiseGRPCAddr is the address peers dial; empty means the
+	// listener's address.
+	AdvertiseGRPCAddr string
+	// GossipAddr is the memberlist bind address (TCP and UDP).
+	GossipAddr string
+	// AdvertiseGossipAddr is the gossip address peers use; empty means GossipAddr.
+	AdvertiseGossipAddr string
+	// Join lists seed gossip addresses or DNS names; see membership.Config.
+	Join []string
+	// GossipPreset is membership.PresetLAN (default) or PresetLocal.
+	GossipPreset string
+	Ring         ring.Config
+	// MaxMemory bounds the local store in bytes; default 256 MiB.
+	MaxMemory  uint64
+	Namespaces []NamespaceSpec
+	// ForwardTimeout bounds a forwarded call whose caller set no deadline.
+	ForwardTimeout time.Duration
+	// MaxBatchKeys bounds the keys of one GetMany; default 1000.
+	MaxBatchKeys int
+	// LeaveTimeout bounds the wait for the leave message to spread on Close.
+	LeaveTimeout time.Duration
+	// Logger receives operator messages; nil discards them. Values are never logged.
+	Logger *slog.Logger
+	// Clock is the store's time source; nil means the wall clock.
+	Clock store.Clock
+
+	// Test seams: a gossip transport, gossip timer tuning, and a dialer for
+	// peer connections.
+	GossipTransport memberlist.Transport
+	TuneGossip      func(*memberlist.Config)
+	PeerDialer      func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("node: name is required")
+	case c.GRPCAddr == "":
+		return errors.New("node: gRPC address is required")
+	case c.GossipAddr == "":
+		return errors.New("node: gossip address is required")
+	case len(c.Namespaces) == 0:
+		return errors.New("node: at least one namespace is required")
+	}
+	return c.Ring.Validate()
+}
+
+// Node is a running ringcache server.
+type Node struct {
+	cfg        Config
+	log        *slog.Logger
+	store      *store.Store
+	namespaces map[string]*strategy.Namespace
+	nsNames    []string
+	ring       atomic.Pointer[ring.Ring]
+	frozen     atomic.Bool // tests pin a ring to make nodes disagree
+	members    *membership.Membership
+	peers      *peerPool
+	fwd        Forwarder
+	lis        net.Listener
+	grpcAddr   string
+	server     *grpc.Server
+	health     *health.Server
+	stats      nodeStats
+	closing    atomic.Bool
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+}
+
+type nodeStats struct {
+	forwards, forwardErrors, forwardedIn atomic.Uint64
+}
+
+// New starts a node: it listens for gRPC, starts gossip, joins the seeds in
+// the background and serves. The node reports NOT_SERVING on the gRPC health
+// service until its ring is built.
+func New(cfg Config) (_ *Node, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxMemory == 0 {
+		cfg.MaxMemory = DefaultMaxMemory
+	}
+	if cfg.ForwardTimeout <= 0 {
+		cfg.ForwardTimeout = DefaultForwardTimeout
+	}
+	if cfg.MaxBatchKeys <= 0 {
+		cfg.MaxBatchKeys = DefaultMaxBatchKeys
+	}
+	if cfg.LeaveTimeout <= 0 {
+		cfg.LeaveTimeout = DefaultLeaveTimeout
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, namespaces: map[string]*strategy.Namespace{}, stop: make(chan struct{})}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	if n.store, err = store.New(store.Config{MaxBytes: cfg.MaxMemory, Clock: cfg.Clock}); err != nil {
+		return nil, err
+	}
+	maxValue := 0
+	for _, spec := range cfg.Namespaces {
+		if _, dup := n.namespaces[spec.Policy.Name]; dup {
+			n.store.Close()
+			return nil, fmt.Errorf("node: namespace %q defined twice", spec.Policy.Name)
+		}
+		ns, err := strategy.New(spec.Policy, n.store, spec.Loader)
+		if err != nil {
+			n.store.Close()
+			return nil, err
+		}
+		n.namespaces[spec.Policy.Name] = ns
+		n.nsNames = append(n.nsNames, spec.Policy.Name)
+		maxValue = max(maxValue, spec.Policy.MaxValueBytes)
+	}
+	n.peers = newPeerPool(cfg.PeerDialer)
+	n.fwd = n.peers
+
+	if n.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		n.store.Close()
+		return nil, fmt.Errorf("node: listen for gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	n.grpcAddr = cfg.AdvertiseGRPCAddr
+	if n.grpcAddr == "" {
+		n.grpcAddr = n.lis.Addr().String()
+	}
+	n.server = grpc.NewServer(
+		grpc.MaxRecvMsgSize(max(4<<20, maxValue+64<<10)),
+		grpc.ChainUnaryInterceptor(recoverUnary(n.log)),
+	)
+	n.health = health.NewServer()
+	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	n.health.SetServingStatus(pb.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(n.server, n.health)
+	pb.RegisterCacheServer(n.server, &cacheServer{n: n})
+	pb.RegisterPeerServer(n.server, &peerServer{n: n})
+	pb.RegisterAdminServer(n.server, &adminServer{n: n})
+	reflection.Register(n.server)
+
+	n.members, err = membership.New(membership.Config{
+		Name:          cfg.Name,
+		BindAddr:      cfg.GossipAddr,
+		AdvertiseAddr: cfg.AdvertiseGossipAddr,
+		GRPCAddr:      n.grpcAddr,
+		Join:          cfg.Join,
+		Preset:        cfg.GossipPreset,
+		Transport:     cfg.GossipTransport,
+		Tune:          cfg.TuneGossip,
+		Logger:        n.log,
+	})
+	if err != nil {
+		n.lis.Close()
+		n.store.Close()
+		return nil, err
+	}
+	n.rebuildRing() // a ring of at least this node, so it serves at once
+	n.wg.Add(2)
+	go n.ringLoop()
+	go func() {
+		defer n.wg.Done()
+		if err := n.server.Serve(n.lis); err != nil {
+			n.log.Error("gRPC server stopped", "err", err)
+		}
+	}()
+	n.log.Info("node started", "name", cfg.Name, "grpc", n.grpcAddr, "gossip", n.members.LocalAddr())
+	return n, nil
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// GRPCAddr returns the address peers and clients dial.
+func (n *Node) GRPCAddr() string { return n.grpcAddr }
+
+// GossipAddr returns the gossip address the node advertises.
+func (n *Node) GossipAddr() string { return n.members.LocalAddr() }
+
+// Ring returns the current ring snapshot.
+func (n *Node) Ring() *ring.Ring { return n.ring.Load() }
+
+// Members returns the cluster as this node sees it.
+func (n *Node) Members() []membership.Member { return n.members.Members() }
+
+// ringLoop is the single consumer of membership changes.
+func (n *Node) ringLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.members.Changed():
+			n.rebuildRing()
+		}
+	}
+}
+
+func (n *Node) rebuildRing() {
+	if n.frozen.Load() {
+		return
+	}
+	var ms []ring.Member
+	for _, m := range n.members.Alive() {
+		if m.GRPCAddr != "" {
+			ms = append(ms, ring.Member{Name: m.Name, Addr: m.GRPCAddr})
+		}
+	}
+	var version uint64 = 1
+	old := n.ring.Load()
+	if old != nil {
+		version = old.Version() + 1
+	}
+	r, err := ring.New(n.cfg.Ring, ms, version)
+	if err != nil {
+		n.log.Error("cannot rebuild ring; keeping the previous one", "members", len(ms), "err", err)
+		return
+	}
+	n.ring.Store(r)
+	if old != nil {
+		n.log.Info("ring rebuilt", "version", version, "members", len(ms), "moved_partitions", len(ring.Diff(old, r)))
+	}
+	n.peers.retain(r.Members())
+	if !n.closing.Load() {
+		n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		n.health.SetServingStatus(pb.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	}
+}
+
+// Close leaves the cluster gracefully: it reports NOT_SERVING, tells peers it
+// is leaving (so they take over its keys at once), finishes in-flight calls
+// until ctx ends, and releases everything.
+func (n *Node) Close(ctx context.Context) error {
+	var err error
+	n.closeOnce.Do(func() {
+		n.closing.Store(true)
+		n.health.Shutdown()
+		if lerr := n.members.Leave(n.cfg.LeaveTimeout); lerr != nil {
+			n.log.Warn("leave did not complete", "err", lerr)
+		}
+		done := make(chan struct{})
+		go func() { n.server.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			n.server.Stop()
+			<-done
+		}
+		err = n.shutdown()
+	})
+	return err
+}
+
+// Kill stops the node abruptly, as a crash would: no leave message, open
+// calls cut. Peers find out through failure detection.
+func (n *Node) Kill() {
+	n.closeOnce.Do(func() {
+		n.closing.Store(true)
+		n.server.Stop()
+		_ = n.shutdown()
+	})
+}
+
+func (n *Node) shutdown() error {
+	err := n.members.Shutdown()
+	close(n.stop)
+	n.wg.Wait()
+	n.peers.close()
+	n.store.Close()
+	return err
+}

@@ -1,0 +1,71 @@
+package node
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// peerServer serves calls forwarded by other nodes. It never forwards again:
+// the receiver of a forwarded call serves it, whatever its own ring says.
+type peerServer struct {
+	pb.UnimplementedPeerServer
+	n *Node
+}
+
+func (s *peerServer) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
+	n := s.n
+	if n.closing.Load() {
+		return nil, toStatus(ErrNotReady)
+	}
+	n.stats.forwardedIn.Add(1)
+	switch op := req.Op.(type) {
+	case *pb.ForwardRequest_Get:
+		ns, err := n.namespace(op.Get.Namespace)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp, err := n.localGet(ctx, ns, op.Get.Key)
+		if err != nil {
+			return nil, err
+		}
+		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Get{Get: resp}}, nil
+	case *pb.ForwardRequest_Set:
+		ns, err := n.namespace(op.Set.Namespace)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp, err := n.localSet(ctx, ns, op.Set)
+		if err != nil {
+			return nil, err
+		}
+		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Set{Set: resp}}, nil
+	case *pb.ForwardRequest_Delete:
+		ns, err := n.namespace(op.Delete.Namespace)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp, err := n.localDelete(ctx, ns, op.Delete.Key)
+		if err != nil {
+			return nil, err
+		}
+		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Delete{Delete: resp}}, nil
+	case *pb.ForwardRequest_GetMany:
+		ns, err := n.namespace(op.GetMany.Namespace)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		keys := op.GetMany.Keys
+		results := make([]*pb.KeyResult, len(keys))
+		idx := make([]int, len(keys))
+		for i := range idx {
+			idx[i] = i
+		}
+		n.localGetMany(ctx, ns, keys, idx, results)
+		return &pb.ForwardResponse{Result: &pb.ForwardResponse_GetMany{GetMany: &pb.GetManyResponse{Results: results}}}, nil
+	}
+	return nil, status.Error(codes.InvalidArgument, "forward request carries no operation")
+}
