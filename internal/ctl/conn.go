@@ -1,0 +1,130 @@
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	ringcachev1 "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// dial opens a client connection to addr. It is the one place that chooses
+// transport credentials: TLS will be added here.
+func dial(addr string) (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("invalid address %q: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// node is a connection to one ringcache node.
+type node struct {
+	addr    string
+	timeout time.Duration
+	conn    *grpc.ClientConn
+	cache   ringcachev1.CacheClient
+	admin   ringcachev1.AdminClient
+}
+
+// connect dials addr; the connection is made lazily by the first call.
+func (o *options) connect(addr string) (*node, error) {
+	conn, err := dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	return &node{
+		addr:    addr,
+		timeout: o.timeout,
+		conn:    conn,
+		cache:   ringcachev1.NewCacheClient(conn),
+		admin:   ringcachev1.NewAdminClient(conn),
+	}, nil
+}
+
+func (n *node) close() { _ = n.conn.Close() }
+
+// call runs one RPC on n with a deadline of n.timeout and explains its error.
+func call[Req, Resp any](ctx context.Context, n *node, rpc func(context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.timeout)
+	defer cancel()
+	resp, err := rpc(ctx, req)
+	if err != nil {
+		var zero Resp
+		return zero, n.explain(err)
+	}
+	return resp, nil
+}
+
+// RPCError is a failed call, printed as `CODE: message`.
+type RPCError struct {
+	Addr string
+	Code codes.Code
+	// Unreachable reports that no connection to Addr could be made.
+	Unreachable bool
+	msg         string
+	err         error
+}
+
+func (e *RPCError) Error() string {
+	if e.Unreachable {
+		return fmt.Sprintf("cannot reach ringcache node at %s (check --addr or $%s): %s: %s",
+			e.Addr, AddrEnv, codeName(e.Code), e.msg)
+	}
+	return codeName(e.Code) + ": " + e.msg
+}
+
+func (e *RPCError) Unwrap() error { return e.err }
+
+// explain turns a gRPC error into an *RPCError. A call that failed while the
+// connection was not ready is reported as an unreachable address.
+func (n *node) explain(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	e := &RPCError{Addr: n.addr, Code: st.Code(), msg: st.Message(), err: err}
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		e.Unreachable = n.conn.GetState() != connectivity.Ready
+	}
+	if st.Code() == codes.DeadlineExceeded {
+		e.msg = fmt.Sprintf("no answer within %s (see --timeout)", n.timeout)
+	}
+	return e
+}
+
+var codeNames = map[codes.Code]string{
+	codes.OK:                 "OK",
+	codes.Canceled:           "CANCELLED",
+	codes.Unknown:            "UNKNOWN",
+	codes.InvalidArgument:    "INVALID_ARGUMENT",
+	codes.DeadlineExceeded:   "DEADLINE_EXCEEDED",
+	codes.NotFound:           "NOT_FOUND",
+	codes.AlreadyExists:      "ALREADY_EXISTS",
+	codes.PermissionDenied:   "PERMISSION_DENIED",
+	codes.ResourceExhausted:  "RESOURCE_EXHAUSTED",
+	codes.FailedPrecondition: "FAILED_PRECONDITION",
+	codes.Aborted:            "ABORTED",
+	codes.OutOfRange:         "OUT_OF_RANGE",
+	codes.Unimplemented:      "UNIMPLEMENTED",
+	codes.Internal:           "INTERNAL",
+	codes.Unavailable:        "UNAVAILABLE",
+	codes.DataLoss:           "DATA_LOSS",
+	codes.Unauthenticated:    "UNAUTHENTICATED",
+}
+
+// codeName returns the canonical upper-case name of c (NOT_FOUND), as
+// grpcurl and the gRPC docs spell it.
+func codeName(c codes.Code) string {
+	if s, ok := codeNames[c]; ok {
+		return s
+	}
+	return c.String()
+}

@@ -1,0 +1,191 @@
+package ctl
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	ringcachev1 "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// statsJSON mirrors StatsResponse with its proto field names and plain JSON
+// numbers (protojson would quote uint64s).
+type statsJSON struct {
+	Node          string          `json:"node"`
+	Store         storeJSON       `json:"store"`
+	Namespaces    []namespaceJSON `json:"namespaces"`
+	Forwards      uint64          `json:"forwards"`
+	ForwardErrors uint64          `json:"forward_errors"`
+	ForwardedIn   uint64          `json:"forwarded_in"`
+}
+
+type storeJSON struct {
+	Entries   uint64 `json:"entries"`
+	Bytes     uint64 `json:"bytes"`
+	MaxBytes  uint64 `json:"max_bytes"`
+	Evictions uint64 `json:"evictions"`
+}
+
+type namespaceJSON struct {
+	Name              string `json:"name"`
+	Gets              uint64 `json:"gets"`
+	Hits              uint64 `json:"hits"`
+	Misses            uint64 `json:"misses"`
+	Loads             uint64 `json:"loads"`
+	LoadsDeduplicated uint64 `json:"loads_deduplicated"`
+	LoadErrors        uint64 `json:"load_errors"`
+	NegativeHits      uint64 `json:"negative_hits"`
+	Sets              uint64 `json:"sets"`
+	Deletes           uint64 `json:"deletes"`
+}
+
+func newStatsJSON(r *ringcachev1.StatsResponse) statsJSON {
+	s := r.GetStore()
+	v := statsJSON{
+		Node: r.GetNode(),
+		Store: storeJSON{
+			Entries: s.GetEntries(), Bytes: s.GetBytes(),
+			MaxBytes: s.GetMaxBytes(), Evictions: s.GetEvictions(),
+		},
+		Namespaces:    []namespaceJSON{},
+		Forwards:      r.GetForwards(),
+		ForwardErrors: r.GetForwardErrors(),
+		ForwardedIn:   r.GetForwardedIn(),
+	}
+	for _, ns := range r.GetNamespaces() {
+		v.Namespaces = append(v.Namespaces, namespaceJSON{
+			Name: ns.GetName(), Gets: ns.GetGets(), Hits: ns.GetHits(), Misses: ns.GetMisses(),
+			Loads: ns.GetLoads(), LoadsDeduplicated: ns.GetLoadsDeduplicated(),
+			LoadErrors: ns.GetLoadErrors(), NegativeHits: ns.GetNegativeHits(),
+			Sets: ns.GetSets(), Deletes: ns.GetDeletes(),
+		})
+	}
+	return v
+}
+
+func newStatsCommand(o *options) *cobra.Command {
+	var nodeOnly bool
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Show the counters of every alive member (or only --addr with --node-only)",
+		Long: "stats lists the members known to --addr and asks every alive one for its\n" +
+			"counters. Nodes that answer are printed even when others fail; the\n" +
+			"command then fails naming the nodes it could not ask.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			stats, err := o.collectStats(cmd.Context(), nodeOnly)
+			if len(stats) == 0 {
+				return err
+			}
+			v := make([]statsJSON, len(stats))
+			for i, s := range stats {
+				v[i] = newStatsJSON(s)
+			}
+			if rerr := o.render(cmd.OutOrStdout(), v, func(w io.Writer) error { return printStats(w, v) }); rerr != nil {
+				return rerr
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&nodeOnly, "node-only", false, "ask only the node at --addr")
+	return cmd
+}
+
+// collectStats returns the stats of the asked nodes sorted by node name. It
+// may return some stats together with an error naming the nodes that failed.
+func (o *options) collectStats(ctx context.Context, nodeOnly bool) ([]*ringcachev1.StatsResponse, error) {
+	n, err := o.connect(o.addr)
+	if err != nil {
+		return nil, err
+	}
+	defer n.close()
+	if nodeOnly {
+		resp, err := call(ctx, n, n.admin.Stats, &ringcachev1.StatsRequest{})
+		if err != nil {
+			return nil, err
+		}
+		return []*ringcachev1.StatsResponse{resp}, nil
+	}
+	members, err := call(ctx, n, n.admin.Members, &ringcachev1.MembersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	var alive []*ringcachev1.Member
+	for _, m := range members.GetMembers() {
+		if m.GetState() == ringcachev1.MemberState_MEMBER_STATE_ALIVE {
+			alive = append(alive, m)
+		}
+	}
+	if len(alive) == 0 {
+		return nil, fmt.Errorf("node at %s reports no alive members", o.addr)
+	}
+	stats := make([]*ringcachev1.StatsResponse, len(alive))
+	errs := make([]error, len(alive))
+	var wg sync.WaitGroup
+	for i, m := range alive {
+		wg.Go(func() {
+			stats[i], errs[i] = o.memberStats(ctx, n, m.GetGrpcAddr())
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("stats of %s (%s): %w", m.GetName(), m.GetGrpcAddr(), errs[i])
+			}
+		})
+	}
+	wg.Wait()
+	stats = slices.DeleteFunc(stats, func(s *ringcachev1.StatsResponse) bool { return s == nil })
+	slices.SortStableFunc(stats, func(a, b *ringcachev1.StatsResponse) int { return cmp.Compare(a.GetNode(), b.GetNode()) })
+	return stats, errors.Join(errs...)
+}
+
+// memberStats asks the node at addr, reusing seed when it is that node.
+func (o *options) memberStats(ctx context.Context, seed *node, addr string) (*ringcachev1.StatsResponse, error) {
+	if addr == "" {
+		return nil, errors.New("member has no gRPC address")
+	}
+	n := seed
+	if addr != seed.addr {
+		var err error
+		if n, err = o.connect(addr); err != nil {
+			return nil, err
+		}
+		defer n.close()
+	}
+	return call(ctx, n, n.admin.Stats, &ringcachev1.StatsRequest{})
+}
+
+func printStats(w io.Writer, stats []statsJSON) error {
+	fmt.Fprintln(w, "# store")
+	t := newTable(w, "NODE", "ENTRIES", "BYTES", "MAX BYTES", "USE%", "EVICTIONS")
+	for _, s := range stats {
+		st := s.Store
+		t.row(s.Node, st.Entries, st.Bytes, st.MaxBytes, percent(st.Bytes, st.MaxBytes), st.Evictions)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "\n# namespaces")
+	t = newTable(w, "NODE", "NAMESPACE", "GETS", "HITS", "MISSES", "HIT%", "LOADS", "DEDUPED",
+		"LOAD ERRS", "NEG HITS", "SETS", "DELS")
+	for _, s := range stats {
+		for _, ns := range s.Namespaces {
+			t.row(s.Node, ns.Name, ns.Gets, ns.Hits, ns.Misses, percent(ns.Hits, ns.Gets), ns.Loads,
+				ns.LoadsDeduplicated, ns.LoadErrors, ns.NegativeHits, ns.Sets, ns.Deletes)
+		}
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "\n# forwards")
+	t = newTable(w, "NODE", "FORWARDS", "FORWARD ERRS", "FORWARDED IN")
+	for _, s := range stats {
+		t.row(s.Node, s.Forwards, s.ForwardErrors, s.ForwardedIn)
+	}
+	return t.flush()
+}

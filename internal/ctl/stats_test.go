@@ -1,0 +1,102 @@
+package ctl
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	ringcachev1 "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// twoNodes starts n1 (the seed) and n2, both alive, plus n3 reported dead at
+// an address nothing listens on; it returns the seed address.
+func twoNodes(t *testing.T, n3State ringcachev1.MemberState) (seed string, n1, n2 *fakeNode) {
+	t.Helper()
+	lis1, lis2 := listen(t), listen(t)
+	n1, n2 = newFakeNode("n1"), newFakeNode("n2")
+	members := []*ringcachev1.Member{
+		{Name: "n2", GrpcAddr: lis2.Addr().String(), State: ringcachev1.MemberState_MEMBER_STATE_ALIVE},
+		{Name: "n1", GrpcAddr: lis1.Addr().String(), State: ringcachev1.MemberState_MEMBER_STATE_ALIVE},
+		{Name: "n3", GrpcAddr: deadAddr(t), State: n3State},
+	}
+	n1.members, n2.members = members, members
+	n1.stats = &ringcachev1.StatsResponse{
+		Node:  "n1",
+		Store: &ringcachev1.StoreStats{Entries: 10, Bytes: 500, MaxBytes: 1000, Evictions: 3},
+		Namespaces: []*ringcachev1.NamespaceStats{{
+			Name: "users", Gets: 8, Hits: 6, Misses: 2, Loads: 2, LoadsDeduplicated: 1,
+			LoadErrors: 0, NegativeHits: 1, Sets: 4, Deletes: 1,
+		}},
+		Forwards: 5, ForwardErrors: 1, ForwardedIn: 2,
+	}
+	n2.stats = &ringcachev1.StatsResponse{Node: "n2", Store: &ringcachev1.StoreStats{Entries: 1, Bytes: 7}}
+	serve(t, lis1, n1)
+	serve(t, lis2, n2)
+	return lis1.Addr().String(), n1, n2
+}
+
+func TestStats_AsksEveryAliveMember(t *testing.T) {
+	seed, n1, n2 := twoNodes(t, ringcachev1.MemberState_MEMBER_STATE_DEAD)
+	out := mustRun(t, "--addr", seed, "stats")
+	assertRows(t, out, [][]string{
+		{"# store"},
+		{"NODE", "ENTRIES", "BYTES", "MAX BYTES", "USE%", "EVICTIONS"},
+		{"n1", "10", "500", "1000", "50.0", "3"},
+		{"n2", "1", "7", "0", "-", "0"},
+		{""},
+		{"# namespaces"},
+		{"NODE", "NAMESPACE", "GETS", "HITS", "MISSES", "HIT%", "LOADS", "DEDUPED", "LOAD ERRS", "NEG HITS", "SETS", "DELS"},
+		{"n1", "users", "8", "6", "2", "75.0", "2", "1", "0", "1", "4", "1"},
+		{""},
+		{"# forwards"},
+		{"NODE", "FORWARDS", "FORWARD ERRS", "FORWARDED IN"},
+		{"n1", "5", "1", "2"},
+		{"n2", "0", "0", "0"},
+	})
+	if n1.calls() != 1 || n2.calls() != 1 {
+		t.Errorf("stats calls n1=%d n2=%d, want 1 each", n1.calls(), n2.calls())
+	}
+}
+
+func TestStats_JSONListsEveryNode(t *testing.T) {
+	seed, _, _ := twoNodes(t, ringcachev1.MemberState_MEMBER_STATE_LEFT)
+	out := mustRun(t, "--addr", seed, "-o", "json", "stats")
+	assertJSON(t, out, `[
+		{"node":"n1","store":{"entries":10,"bytes":500,"max_bytes":1000,"evictions":3},
+		 "namespaces":[{"name":"users","gets":8,"hits":6,"misses":2,"loads":2,"loads_deduplicated":1,
+		   "load_errors":0,"negative_hits":1,"sets":4,"deletes":1}],
+		 "forwards":5,"forward_errors":1,"forwarded_in":2},
+		{"node":"n2","store":{"entries":1,"bytes":7,"max_bytes":0,"evictions":0},"namespaces":[],
+		 "forwards":0,"forward_errors":0,"forwarded_in":0}]`)
+}
+
+func TestStats_NodeOnlyAsksOnlyAddr(t *testing.T) {
+	seed, n1, n2 := twoNodes(t, ringcachev1.MemberState_MEMBER_STATE_DEAD)
+	out := mustRun(t, "--addr", seed, "stats", "--node-only")
+	if got := rows(out); len(got) < 4 || !reflect.DeepEqual(got[2], []string{"n1", "10", "500", "1000", "50.0", "3"}) || got[3][0] != "" {
+		t.Errorf("store section must hold only n1:\n%s", out)
+	}
+	if strings.Contains(out, "n2") {
+		t.Errorf("n2 must not be asked with --node-only:\n%s", out)
+	}
+	if n1.calls() != 1 || n2.calls() != 0 {
+		t.Errorf("stats calls n1=%d n2=%d, want 1 and 0", n1.calls(), n2.calls())
+	}
+}
+
+func TestStats_UnreachableAliveMemberFailsAfterPrintingOthers(t *testing.T) {
+	seed, _, _ := twoNodes(t, ringcachev1.MemberState_MEMBER_STATE_ALIVE)
+	out, _, err := runCLI(t, "", "--addr", seed, "--timeout", "3s", "-o", "json", "stats")
+	var rpcErr *RPCError
+	if err == nil || !strings.Contains(err.Error(), "stats of n3") || !errors.As(err, &rpcErr) || !rpcErr.Unreachable {
+		t.Fatalf("err = %v, want an unreachable error naming n3", err)
+	}
+	assertJSON(t, out, `[
+		{"node":"n1","store":{"entries":10,"bytes":500,"max_bytes":1000,"evictions":3},
+		 "namespaces":[{"name":"users","gets":8,"hits":6,"misses":2,"loads":2,"loads_deduplicated":1,
+		   "load_errors":0,"negative_hits":1,"sets":4,"deletes":1}],
+		 "forwards":5,"forward_errors":1,"forwarded_in":2},
+		{"node":"n2","store":{"entries":1,"bytes":7,"max_bytes":0,"evictions":0},"namespaces":[],
+		 "forwards":0,"forward_errors":0,"forwarded_in":0}]`)
+}

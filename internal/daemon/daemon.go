@@ -1,0 +1,201 @@
+// Package daemon is ringcached's command line: flags and ringcache.yaml are
+// turned into a node.Config, the backends are opened, and the node runs
+// until SIGTERM or SIGINT, when it leaves the cluster and exits 0.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+
+	"github.com/ringcache/ringcache/internal/backend"
+	"github.com/ringcache/ringcache/internal/config"
+	"github.com/ringcache/ringcache/internal/membership"
+	"github.com/ringcache/ringcache/pkg/node"
+	"github.com/ringcache/ringcache/pkg/ring"
+	"github.com/ringcache/ringcache/pkg/strategy"
+)
+
+// Flags are ringcached's command-line settings.
+type Flags struct {
+	Name                string
+	GRPCAddr            string
+	AdvertiseGRPCAddr   string
+	GossipAddr          string
+	AdvertiseGossipAddr string
+	Join                []string
+	DataDir             string
+	ConfigPath          string
+	MaxMemory           string
+	GossipPreset        string
+	LogLevel            string
+	LogFormat           string
+	ShutdownTimeout     time.Duration
+}
+
+// NewCommand returns the ringcached root command.
+func NewCommand() *cobra.Command {
+	f := &Flags{}
+	cmd := &cobra.Command{
+		Use:   "ringcached",
+		Short: "ringcache node: a gRPC distributed cache that gossips, shards and loads each key once",
+		Example: `  ringcached --name n1 --grpc-addr 127.0.0.1:7101 --gossip-addr 127.0.0.1:7201 \
+    --join 127.0.0.1:7201,127.0.0.1:7202 --data-dir ./data/n1 --config ringcache.yaml`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return Run(ctx, *f, cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	host, _ := os.Hostname()
+	fl.StringVar(&f.Name, "name", host, "node name, unique in the cluster")
+	fl.StringVar(&f.GRPCAddr, "grpc-addr", "127.0.0.1:7101", "gRPC listen address")
+	fl.StringVar(&f.AdvertiseGRPCAddr, "advertise-grpc-addr", "", "gRPC address peers dial (default: the listen address)")
+	fl.StringVar(&f.GossipAddr, "gossip-addr", "127.0.0.1:7201", "gossip (memberlist) listen address, TCP and UDP")
+	fl.StringVar(&f.AdvertiseGossipAddr, "advertise-gossip-addr", "", "gossip address peers use (default: the listen address)")
+	fl.StringSliceVar(&f.Join, "join", nil, "seed gossip addresses or a DNS name resolving to peers (repeatable or comma-separated)")
+	fl.StringVar(&f.DataDir, "data-dir", "./data", "directory for this node's files (the default SQLite database lives here)")
+	fl.StringVar(&f.ConfigPath, "config", "", "path to ringcache.yaml (default: one pure-cache namespace \"default\")")
+	fl.StringVar(&f.MaxMemory, "max-memory", "256MiB", "memory bound of the local cache (bytes, or with a unit: 512MiB, 2GiB)")
+	fl.StringVar(&f.GossipPreset, "gossip-preset", membership.PresetLAN, "failure-detection timers: lan or local")
+	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.LogFormat, "log-format", "text", "text or json")
+	fl.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take before open calls are cut")
+	return cmd
+}
+
+// Run starts a node from f and blocks until ctx ends, then stops it
+// gracefully.
+func Run(ctx context.Context, f Flags, logOut io.Writer) error {
+	log, err := newLogger(f, logOut)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(f.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	file := config.Default(f.DataDir)
+	if f.ConfigPath != "" {
+		if file, err = config.LoadFile(f.ConfigPath, f.DataDir); err != nil {
+			return err
+		}
+	}
+	maxMem, err := humanize.ParseBytes(f.MaxMemory)
+	if err != nil || maxMem == 0 {
+		return fmt.Errorf("--max-memory %q is not a positive size (use e.g. 256MiB)", f.MaxMemory)
+	}
+	specs, dbs, err := openNamespaces(ctx, file)
+	defer func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	n, err := node.New(node.Config{
+		Name:                f.Name,
+		GRPCAddr:            f.GRPCAddr,
+		AdvertiseGRPCAddr:   f.AdvertiseGRPCAddr,
+		GossipAddr:          f.GossipAddr,
+		AdvertiseGossipAddr: f.AdvertiseGossipAddr,
+		Join:                f.Join,
+		GossipPreset:        f.GossipPreset,
+		Ring:                ring.Config{PartitionCount: file.Ring.Partitions, Load: file.Ring.Load},
+		MaxMemory:           maxMem,
+		Namespaces:          specs,
+		Logger:              log,
+	})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down: leaving the cluster")
+	sctx, cancel := context.WithTimeout(context.Background(), f.ShutdownTimeout)
+	defer cancel()
+	if err := n.Close(sctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// openNamespaces opens the backends that namespaces use and builds the node's
+// namespace list. The returned DBs must be closed by the caller, also on error.
+func openNamespaces(ctx context.Context, file *config.File) ([]node.NamespaceSpec, map[string]backend.DB, error) {
+	dbs := map[string]backend.DB{}
+	var specs []node.NamespaceSpec
+	for _, name := range sortedNames(file.Namespaces) {
+		nc := file.Namespaces[name]
+		spec := node.NamespaceSpec{Policy: strategy.Policy{
+			Name:          name,
+			TTL:           nc.TTL.Std(),
+			TTLJitter:     nc.TTLJitter,
+			NegativeTTL:   nc.NegativeTTL.Std(),
+			LoadTimeout:   nc.LoadTimeout.Std(),
+			MaxKeyBytes:   int(nc.MaxKeyBytes),
+			MaxValueBytes: int(nc.MaxValueBytes),
+		}}
+		if nc.Read == config.ModeThrough {
+			spec.Policy.Read = strategy.ReadThrough
+		}
+		if nc.NeedsBackend() {
+			db, ok := dbs[nc.Backend]
+			if !ok {
+				bc := file.Backends[nc.Backend]
+				var err error
+				db, err = backend.Open(ctx, backend.Config{Driver: bc.Driver, DSN: bc.DSN, Path: bc.Path, MaxConns: bc.MaxConns})
+				if err != nil {
+					return nil, dbs, fmt.Errorf("backends.%s: %w", nc.Backend, err)
+				}
+				dbs[nc.Backend] = db
+			}
+			tbl, err := db.Table(backend.TableSpec{Namespace: name, LoadSQL: nc.LoadSQL, UpsertSQL: nc.UpsertSQL, DeleteSQL: nc.DeleteSQL})
+			if err != nil {
+				return nil, dbs, fmt.Errorf("namespaces.%s: %w", name, err)
+			}
+			spec.Loader = tbl
+		}
+		specs = append(specs, spec)
+	}
+	return specs, dbs, nil
+}
+
+func sortedNames(m map[string]config.Namespace) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func newLogger(f Flags, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", f.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(f.LogFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)).With("node", f.Name), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)).With("node", f.Name), nil
+	}
+	return nil, errors.New("--log-format must be text or json")
+}
