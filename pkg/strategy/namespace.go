@@ -161,9 +161,17 @@ func (n *Namespace) load(ctx context.Context, key, skey string) ([]byte, bool, e
 	// (Result.Shared is true for every caller of a shared load, the leader
 	// included, so it cannot count deduplicated callers.)
 	leader := false
-	ch := n.flight.DoChan(skey, func() (any, error) {
+	ch := n.flight.DoChan(skey, func() (_ any, err error) {
 		leader = true
 		n.c.loads.Add(1)
+		defer func() {
+			// singleflight re-panics on a goroutine of its own, which would
+			// take the node down: turn a panicking loader into an error.
+			if p := recover(); p != nil {
+				n.c.loadErrors.Add(1)
+				err = fmt.Errorf("%w: load %q from namespace %q panicked: %v", ErrBackend, key, n.p.Name, p)
+			}
+		}()
 		i := n.stripe(skey)
 		stripe := &n.gen[i]
 		gen := stripe.Load()
@@ -172,7 +180,7 @@ func (n *Namespace) load(ctx context.Context, key, skey string) ([]byte, bool, e
 		v, found, err := n.loader.Load(lctx, key)
 		if err != nil {
 			n.c.loadErrors.Add(1)
-			return nil, fmt.Errorf("%w: load %q from namespace %q: %v", ErrBackend, key, n.p.Name, err)
+			return nil, fmt.Errorf("%w: load %q from namespace %q: %w", ErrBackend, key, n.p.Name, err)
 		}
 		n.genMu[i].Lock()
 		if stripe.Load() == gen {

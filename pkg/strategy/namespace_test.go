@@ -689,3 +689,39 @@ func BenchmarkNamespace_GetHit(b *testing.B) {
 		b.Fatalf("%d misses on cached keys", m)
 	}
 }
+
+func TestNamespace_PanickingLoaderIsAnErrorNotACrash(t *testing.T) {
+	st, err := store.New(store.Config{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	ns, err := strategy.New(strategy.Policy{Name: "p", Read: strategy.ReadThrough}, st, strategy.LoaderFunc(func(context.Context, string) ([]byte, bool, error) {
+		panic("driver bug")
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = ns.Get(context.Background(), "k")
+	if !errors.Is(err, strategy.ErrBackend) || !strings.Contains(err.Error(), "driver bug") {
+		t.Fatalf("err = %v, want strategy.ErrBackend naming the panic", err)
+	}
+	if ns.Stats().LoadErrors != 1 {
+		t.Fatalf("load errors = %d", ns.Stats().LoadErrors)
+	}
+}
+
+func TestNamespace_LoadErrorKeepsTheCause(t *testing.T) {
+	st, err := store.New(store.Config{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	ns, _ := strategy.New(strategy.Policy{Name: "p", Read: strategy.ReadThrough}, st, strategy.LoaderFunc(func(context.Context, string) ([]byte, bool, error) {
+		return nil, false, context.DeadlineExceeded
+	}))
+	_, _, err = ns.Get(context.Background(), "k")
+	if !errors.Is(err, strategy.ErrBackend) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want both strategy.ErrBackend and the cause", err)
+	}
+}

@@ -1,0 +1,118 @@
+package node
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/ringcache/ringcache/pkg/strategy"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+const (
+	testMaxKey   = 64
+	testMaxValue = 256
+)
+
+// singleNode starts one node with a pure-cache namespace "c".
+func singleNode(t testing.TB) *Node {
+	t.Helper()
+	n, err := New(Config{
+		Name: "solo", GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
+		Namespaces: []NamespaceSpec{{Policy: strategy.Policy{Name: "c", TTL: time.Minute, MaxKeyBytes: testMaxKey, MaxValueBytes: testMaxValue}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Kill)
+	return n
+}
+
+func TestCache_BadInputGetsClearStatus(t *testing.T) {
+	n := singleNode(t)
+	s := &cacheServer{n: n}
+	ctx := context.Background()
+	long := strings.Repeat("k", testMaxKey+1)
+	cases := []struct {
+		name string
+		call func() error
+		code codes.Code
+		msg  string
+	}{
+		{"empty key", func() error { _, err := s.Get(ctx, &pb.GetRequest{Namespace: "c"}); return err }, codes.InvalidArgument, "key is empty"},
+		{"key over limit", func() error { _, err := s.Get(ctx, &pb.GetRequest{Namespace: "c", Key: long}); return err }, codes.InvalidArgument, "at most 64"},
+		{"invalid utf-8", func() error { _, err := s.Get(ctx, &pb.GetRequest{Namespace: "c", Key: "a\xffb"}); return err }, codes.InvalidArgument, "UTF-8"},
+		{"value over limit", func() error {
+			_, err := s.Set(ctx, &pb.SetRequest{Namespace: "c", Key: "k", Value: make([]byte, testMaxValue+1)})
+			return err
+		}, codes.InvalidArgument, "at most 256"},
+		{"negative ttl", func() error {
+			_, err := s.Set(ctx, &pb.SetRequest{Namespace: "c", Key: "k", Value: []byte("v"), Ttl: durationpb.New(-time.Second)})
+			return err
+		}, codes.InvalidArgument, "ttl"},
+		{"unknown namespace", func() error { _, err := s.Get(ctx, &pb.GetRequest{Namespace: "nope", Key: "k"}); return err }, codes.NotFound, `namespace "nope" is not configured`},
+		{"empty namespace", func() error { _, err := s.Delete(ctx, &pb.DeleteRequest{Key: "k"}); return err }, codes.NotFound, "namespace is empty"},
+		{"too many keys", func() error {
+			_, err := s.GetMany(ctx, &pb.GetManyRequest{Namespace: "c", Keys: make([]string, DefaultMaxBatchKeys+1)})
+			return err
+		}, codes.InvalidArgument, "at most 1000"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if status.Code(err) != tc.code || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("err = %v, want %v containing %q", err, tc.code, tc.msg)
+			}
+		})
+	}
+	// Nothing was written by the rejected Sets.
+	if got, err := s.Get(ctx, &pb.GetRequest{Namespace: "c", Key: "k"}); err != nil || got.Found {
+		t.Fatalf("rejected Set left an entry: %v %v", got, err)
+	}
+	// A bad key inside a batch fails that key only.
+	resp, err := s.GetMany(ctx, &pb.GetManyRequest{Namespace: "c", Keys: []string{"", "ok"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codes.Code(resp.Results[0].ErrorCode) != codes.InvalidArgument || resp.Results[1].ErrorCode != 0 {
+		t.Fatalf("batch results %v", resp.Results)
+	}
+}
+
+// FuzzCache_RequestValidation sends arbitrary requests to the handlers: they
+// never panic, reject only with INVALID_ARGUMENT or NOT_FOUND, and an
+// accepted Set is read back unchanged.
+func FuzzCache_RequestValidation(f *testing.F) {
+	n := singleNode(f)
+	s := &cacheServer{n: n}
+	f.Add("c", "key", []byte("value"), int64(0))
+	f.Add("c", "", []byte{}, int64(-1))
+	f.Add("x", "\xff", []byte{0}, int64(1e9))
+	f.Add("c", strings.Repeat("é", 40), make([]byte, 300), int64(5))
+	f.Fuzz(func(t *testing.T, ns, key string, value []byte, ttlNanos int64) {
+		ctx := context.Background()
+		_, err := s.Set(ctx, &pb.SetRequest{Namespace: ns, Key: key, Value: value, Ttl: durationpb.New(time.Duration(ttlNanos))})
+		valid := ns == "c" && key != "" && len(key) <= testMaxKey && utf8.ValidString(key) && len(value) <= testMaxValue && ttlNanos >= 0
+		switch code := status.Code(err); {
+		case valid && err != nil:
+			t.Fatalf("valid Set(%q, %q, %d bytes, %d) rejected: %v", ns, key, len(value), ttlNanos, err)
+		case !valid && code != codes.InvalidArgument && code != codes.NotFound:
+			t.Fatalf("invalid Set(%q, %q, %d bytes, %d): got %v", ns, key, len(value), ttlNanos, err)
+		}
+		got, err := s.Get(ctx, &pb.GetRequest{Namespace: ns, Key: key})
+		// A tiny positive TTL may expire before the read: only check longer ones.
+		if valid && (ttlNanos == 0 || ttlNanos >= int64(time.Minute)) {
+			if err != nil || !got.Found || string(got.Value) != string(value) {
+				t.Fatalf("read back %q: %v %v", key, got, err)
+			}
+		} else if err != nil && status.Code(err) != codes.InvalidArgument && status.Code(err) != codes.NotFound {
+			t.Fatalf("Get(%q, %q): %v", ns, key, err)
+		}
+	})
+}
