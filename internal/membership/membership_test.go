@@ -1,0 +1,138 @@
+package membership
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+func fast(c *memberlist.Config) {
+	c.ProbeInterval = 100 * time.Millisecond
+	c.ProbeTimeout = 50 * time.Millisecond
+	c.GossipInterval = 20 * time.Millisecond
+	c.SuspicionMult = 2
+	c.TCPTimeout = 500 * time.Millisecond
+}
+
+// freePort returns a loopback port free for TCP at the time of the call.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func start(t *testing.T, name, bind string, join ...string) *Membership {
+	t.Helper()
+	m, err := New(Config{Name: name, BindAddr: bind, GRPCAddr: "grpc-" + name, Join: join, RetryInterval: 50 * time.Millisecond, Tune: fast})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	return m
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func names(ms []Member) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+func stateOf(m *Membership, name string) State {
+	for _, x := range m.Members() {
+		if x.Name == name {
+			return x.State
+		}
+	}
+	return 0
+}
+
+func TestMembership_JoinListMayNameSelfAndPeersNotUpYet(t *testing.T) {
+	pa, pb := freePort(t), freePort(t)
+	addrA, addrB := fmt.Sprintf("127.0.0.1:%d", pa), fmt.Sprintf("127.0.0.1:%d", pb)
+	// Like every pod of a StatefulSet: the same list, self included, and the
+	// peer starts later. A DNS name stands for the peer.
+	join := []string{addrA, fmt.Sprintf("localhost:%d", pb)}
+	a := start(t, "a", addrA, join...)
+	if got := names(a.Alive()); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("alone, a sees %v", got)
+	}
+	b := start(t, "b", addrB, join...)
+	for _, m := range []*Membership{a, b} {
+		waitFor(t, "both to see each other", func() bool { return slices.Equal(names(m.Alive()), []string{"a", "b"}) })
+	}
+	for _, mem := range a.Alive() {
+		if mem.GRPCAddr != "grpc-"+mem.Name {
+			t.Fatalf("metadata not carried: %+v", mem)
+		}
+	}
+}
+
+func TestMembership_LeaveIsLeftCrashIsDead(t *testing.T) {
+	a := start(t, "a", "127.0.0.1:0")
+	b := start(t, "b", "127.0.0.1:0", a.LocalAddr())
+	c := start(t, "c", "127.0.0.1:0", a.LocalAddr())
+	waitFor(t, "three members", func() bool { return len(a.Alive()) == 3 })
+
+	if err := b.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b.Shutdown()
+	waitFor(t, "b to be left", func() bool { return stateOf(a, "b") == StateLeft })
+
+	c.Shutdown() // no leave message: a crash
+	waitFor(t, "c to be dead", func() bool { return stateOf(a, "c") == StateDead })
+	if got := names(a.Alive()); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("alive = %v", got)
+	}
+	if got := names(a.Members()); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("members = %v, departed nodes should stay listed", got)
+	}
+}
+
+func TestMembership_ChangedIsSignalledWithoutBlocking(t *testing.T) {
+	a := start(t, "a", "127.0.0.1:0")
+	// Nobody drains Changed: joins must still complete.
+	for i := range 3 {
+		start(t, fmt.Sprintf("p%d", i), "127.0.0.1:0", a.LocalAddr())
+	}
+	waitFor(t, "four members", func() bool { return len(a.Alive()) == 4 })
+	select {
+	case <-a.Changed():
+	default:
+		t.Fatal("no change signalled")
+	}
+}
+
+func TestMembership_RejectsBadConfig(t *testing.T) {
+	for _, cfg := range []Config{
+		{BindAddr: "127.0.0.1:0"},
+		{Name: "x", BindAddr: "nonsense"},
+		{Name: "x", BindAddr: "127.0.0.1:0", Preset: "wan-ish"},
+	} {
+		if m, err := New(cfg); err == nil {
+			m.Shutdown()
+			t.Errorf("config %+v accepted", cfg)
+		}
+	}
+}
