@@ -6,7 +6,7 @@
 // member. Results print as tables (text/tabwriter) or, with -o json, as
 // indented JSON. Commands return their errors instead of printing them, so the
 // binary decides how to report them; gRPC failures are rewritten into
-// operator-readable messages such as `NOT_FOUND: namespace "x" is not configured`.
+// operator-readable messages such as `NOT_FOUND: unknown namespace "x"; configured namespaces: [users]`.
 package ctl
 
 import (

@@ -24,9 +24,9 @@ func (n *Node) namespace(name string) (*strategy.Namespace, error) {
 	ns, ok := n.namespaces[name]
 	if !ok {
 		if name == "" {
-			return nil, fmt.Errorf("%w: namespace is empty (configured: %v)", ErrUnknownNamespace, n.nsNames)
+			return nil, fmt.Errorf("%w: the request names none; configured namespaces: %v", ErrUnknownNamespace, n.nsNames)
 		}
-		return nil, fmt.Errorf("%w: namespace %q is not configured (configured: %v)", ErrUnknownNamespace, name, n.nsNames)
+		return nil, fmt.Errorf("%w %q; configured namespaces: %v", ErrUnknownNamespace, name, n.nsNames)
 	}
 	return ns, nil
 }

@@ -56,8 +56,8 @@ func TestCache_BadInputGetsClearStatus(t *testing.T) {
 			_, err := s.Set(ctx, &pb.SetRequest{Namespace: "c", Key: "k", Value: []byte("v"), Ttl: durationpb.New(-time.Second)})
 			return err
 		}, codes.InvalidArgument, "ttl"},
-		{"unknown namespace", func() error { _, err := s.Get(ctx, &pb.GetRequest{Namespace: "nope", Key: "k"}); return err }, codes.NotFound, `namespace "nope" is not configured`},
-		{"empty namespace", func() error { _, err := s.Delete(ctx, &pb.DeleteRequest{Key: "k"}); return err }, codes.NotFound, "namespace is empty"},
+		{"unknown namespace", func() error { _, err := s.Get(ctx, &pb.GetRequest{Namespace: "nope", Key: "k"}); return err }, codes.NotFound, `unknown namespace "nope"; configured namespaces: [c]`},
+		{"empty namespace", func() error { _, err := s.Delete(ctx, &pb.DeleteRequest{Key: "k"}); return err }, codes.NotFound, "the request names none"},
 		{"too many keys", func() error {
 			_, err := s.GetMany(ctx, &pb.GetManyRequest{Namespace: "c", Keys: make([]string, DefaultMaxBatchKeys+1)})
 			return err
