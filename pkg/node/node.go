@@ -19,10 +19,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-sockaddr"
 	"github.com/hashicorp/memberlist"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -180,9 +182,10 @@ func New(cfg Config) (_ *Node, err error) {
 		n.store.Close()
 		return nil, fmt.Errorf("node: listen for gRPC on %s: %w", cfg.GRPCAddr, err)
 	}
-	n.grpcAddr = cfg.AdvertiseGRPCAddr
-	if n.grpcAddr == "" {
-		n.grpcAddr = n.lis.Addr().String()
+	if n.grpcAddr, err = advertiseAddr(cfg.AdvertiseGRPCAddr, n.lis.Addr().(*net.TCPAddr)); err != nil {
+		n.lis.Close()
+		n.store.Close()
+		return nil, err
 	}
 	n.server = grpc.NewServer(
 		grpc.MaxRecvMsgSize(max(4<<20, maxValue+64<<10)),
@@ -224,6 +227,23 @@ func New(cfg Config) (_ *Node, err error) {
 	}()
 	n.log.Info("node started", "name", cfg.Name, "grpc", n.grpcAddr, "gossip", n.members.LocalAddr())
 	return n, nil
+}
+
+// advertiseAddr returns the gRPC address to publish to peers: the explicit
+// one, else the listener's, with an unspecified host (0.0.0.0, ::) replaced
+// by this machine's private IP, as memberlist does for gossip.
+func advertiseAddr(explicit string, lis *net.TCPAddr) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	if !lis.IP.IsUnspecified() {
+		return lis.String(), nil
+	}
+	ip, err := sockaddr.GetPrivateIP()
+	if err != nil || ip == "" {
+		return "", fmt.Errorf("node: gRPC listens on %s and no private IP was found to publish; set the advertise gRPC address", lis)
+	}
+	return net.JoinHostPort(ip, strconv.Itoa(lis.Port)), nil
 }
 
 // Name returns the node's name.

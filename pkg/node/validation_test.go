@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -115,4 +116,26 @@ func FuzzCache_RequestValidation(f *testing.F) {
 			t.Fatalf("Get(%q, %q): %v", ns, key, err)
 		}
 	})
+}
+
+func TestNode_AdvertisesARoutableGRPCAddress(t *testing.T) {
+	for _, tc := range []struct{ explicit, lis string }{
+		{"10.1.2.3:7101", "0.0.0.0:7101"},
+		{"", "127.0.0.1:7101"},
+	} {
+		a, _ := net.ResolveTCPAddr("tcp", tc.lis)
+		got, err := advertiseAddr(tc.explicit, a)
+		want := tc.explicit
+		if want == "" {
+			want = tc.lis
+		}
+		if err != nil || got != want {
+			t.Errorf("advertiseAddr(%q, %s) = %q, %v; want %q", tc.explicit, tc.lis, got, err, want)
+		}
+	}
+	// An unspecified listen host is never published as is.
+	a, _ := net.ResolveTCPAddr("tcp", "0.0.0.0:7101")
+	if got, err := advertiseAddr("", a); err == nil && strings.HasPrefix(got, "0.0.0.0") {
+		t.Fatalf("published %q", got)
+	}
 }
