@@ -1,0 +1,8 @@
+// Package e2e holds end-to-end tests of the shipped binaries: TestMain builds
+// ringcached, ringcachectl and demoseed with `go build`, and the tests start
+// real ringcached processes on free loopback ports and drive them through
+// ringcachectl (and, where the CLI cannot express a request, a raw gRPC
+// client), the way an operator would.
+//
+// The package has no non-test code; `go test -short` skips it.
+package e2e
