@@ -217,7 +217,7 @@ Try it (any node answers for any key; --addr picks the node, default 127.0.0.1:7
   $CTL members -o json                   # -o json works on every command
 
 gRPC with grpcurl (server reflection, no .proto needed;
-install: go install github.com/fullstorydev/grpcurl/cmd/grpcurl@latest):
+install: go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4):
   grpcurl -plaintext 127.0.0.1:7101 list
   grpcurl -plaintext 127.0.0.1:7101 grpc.health.v1.Health/Check
   grpcurl -plaintext -d '{"namespace":"users","key":"42"}' 127.0.0.1:7102 ringcache.v1.Cache/Get
