@@ -212,8 +212,8 @@ func (f *File) Validate() error {
 	if f.Ring.Partitions < 0 {
 		return bad("ring.partitions", "must be positive, got %d", f.Ring.Partitions)
 	}
-	if f.Ring.Load != 0 && f.Ring.Load < 1 {
-		return bad("ring.load", "must be at least 1, got %g", f.Ring.Load)
+	if f.Ring.Load != 0 && !(f.Ring.Load >= 1 && f.Ring.Load <= 8) {
+		return bad("ring.load", "must be between 1 and 8, got %g", f.Ring.Load)
 	}
 	for _, name := range sortedKeys(f.Backends) {
 		b := f.Backends[name]

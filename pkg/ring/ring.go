@@ -63,8 +63,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: partition count %d must be positive", ErrBadConfig, c.PartitionCount)
 	case c.ReplicationFactor < 1:
 		return fmt.Errorf("%w: replication factor %d must be positive", ErrBadConfig, c.ReplicationFactor)
-	case c.Load < 1:
-		return fmt.Errorf("%w: load %.2f must be at least 1", ErrBadConfig, c.Load)
+	case !(c.Load >= 1 && c.Load <= maxLoad): // also rejects NaN
+		return fmt.Errorf("%w: load %.2f must be between 1 and %g", ErrBadConfig, c.Load, maxLoad)
 	}
 	return nil
 }
@@ -148,6 +148,9 @@ func New(cfg Config, members []Member, version uint64) (*Ring, error) {
 		}
 	}
 	if c == nil {
+		if err == nil {
+			err = fmt.Errorf("%w: no load factor up to %g places every partition", ErrBadConfig, maxLoad)
+		}
 		return nil, err
 	}
 	r := &Ring{

@@ -115,8 +115,10 @@ func TestRing_RejectsBadInput(t *testing.T) {
 	if _, err := New(DefaultConfig(), []Member{{Name: "a"}, {Name: "a"}}, 1); !errors.Is(err, ErrDuplicateName) {
 		t.Errorf("duplicate: err = %v", err)
 	}
-	if _, err := New(Config{Load: 0.5}, members(2), 1); !errors.Is(err, ErrBadConfig) {
-		t.Errorf("load < 1: err = %v", err)
+	for _, load := range []float64{0.5, 9, math.NaN(), math.Inf(1)} {
+		if _, err := New(Config{Load: load}, members(2), 1); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("load %v: err = %v", load, err)
+		}
 	}
 }
 
@@ -128,7 +130,7 @@ func FuzzRing_New(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if r.Owner("k").Name == "" {
+		if r == nil || r.Owner("k").Name == "" {
 			t.Fatal("ring without owner")
 		}
 	})

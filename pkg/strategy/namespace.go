@@ -219,20 +219,25 @@ func (n *Namespace) stripe(skey string) uint64 {
 
 // bump records a write to skey's stripe before the write reaches the store,
 // so that a load in flight does not cache an older value over it.
+//
+// It also detaches the key's in-flight load, if any: callers that arrive
+// after the write start a fresh load instead of joining one that may have
+// read the database before the write.
 func (n *Namespace) bump(skey string) {
 	i := n.stripe(skey)
 	n.genMu[i].Lock()
 	n.gen[i].Add(1)
+	n.flight.Forget(skey)
 	n.genMu[i].Unlock()
 }
 
-// ttl returns the lifetime for a new entry: the override if positive, else
-// the namespace TTL, shortened by up to TTLJitter.
+// ttl returns the lifetime for a new entry: the caller's override if
+// positive, kept exact; else the namespace TTL shortened by up to TTLJitter.
 func (n *Namespace) ttl(override time.Duration) time.Duration {
-	t := n.p.TTL
 	if override > 0 {
-		t = override
+		return override
 	}
+	t := n.p.TTL
 	if t > 0 && n.p.TTLJitter > 0 {
 		t -= time.Duration(float64(t) * n.p.TTLJitter * rand.Float64())
 	}

@@ -725,3 +725,30 @@ func TestNamespace_LoadErrorKeepsTheCause(t *testing.T) {
 		t.Fatalf("err = %v, want both strategy.ErrBackend and the cause", err)
 	}
 }
+
+// A Get that starts after an acknowledged Delete must not join a load that
+// began before it: that load may have read the database before the write.
+func TestNamespace_GetAfterDeleteDoesNotJoinOlderLoad(t *testing.T) {
+	b := newBlockingLoad()
+	e := newEnv(t, readThrough(), b)
+
+	first := goGet(context.Background(), e.ns, "k")
+	recv(t, "the first load to start", b.started)
+	if err := e.ns.Delete(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	second := goGet(context.Background(), e.ns, "k")
+	recv(t, "a second, separate load", b.started)
+	// The second Get started a load of its own while the first is still
+	// blocked: it did not join the older one.
+	if n := e.ns.Stats().Loads; n != 2 {
+		t.Fatalf("loads = %d, want 2", n)
+	}
+	b.results <- loadReply{value: []byte("x"), found: true}
+	b.results <- loadReply{value: []byte("x"), found: true}
+	for _, ch := range []<-chan getResult{first, second} {
+		if r := recv(t, "a Get", ch); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+}
