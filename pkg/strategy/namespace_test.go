@@ -352,15 +352,9 @@ func TestNamespace_TTLJitterSpreadsExpiries(t *testing.T) {
 		{"namespace TTL", func(ns *strategy.Namespace, key string) error {
 			return ns.Set(context.Background(), key, []byte("v"), 0)
 		}},
-		{"TTL override", func(ns *strategy.Namespace, key string) error {
-			return ns.Set(context.Background(), key, []byte("v"), ttl)
-		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := strategy.Policy{Read: strategy.ReadAside, TTL: time.Hour, TTLJitter: 0.5}
-			if tc.name == "namespace TTL" {
-				p.TTL = ttl
-			}
+			p := strategy.Policy{Read: strategy.ReadAside, TTL: ttl, TTLJitter: 0.5}
 			e := newEnv(t, p, nil)
 			for _, k := range keys {
 				if err := tc.set(e.ns, k); err != nil {
@@ -383,6 +377,25 @@ func TestNamespace_TTLJitterSpreadsExpiries(t *testing.T) {
 				t.Fatalf("%d of %d keys expired past the TTL; want all", n, len(keys))
 			}
 		})
+	}
+}
+
+// A TTL the caller chose is kept exact: jitter only spreads the namespace's.
+func TestNamespace_TTLOverrideIsNotJittered(t *testing.T) {
+	e := newEnv(t, strategy.Policy{TTL: time.Hour, TTLJitter: 0.5}, nil)
+	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	for _, k := range keys {
+		if err := e.ns.Set(context.Background(), k, []byte("v"), 100*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.clock.Advance(99 * time.Second)
+	if n := expiredCount(t, e.ns, keys); n != 0 {
+		t.Fatalf("%d keys expired before their exact TTL", n)
+	}
+	e.clock.Advance(time.Second + time.Nanosecond)
+	if n := expiredCount(t, e.ns, keys); n != len(keys) {
+		t.Fatalf("%d of %d keys expired at their TTL", n, len(keys))
 	}
 }
 
