@@ -124,6 +124,7 @@ func (c *Cluster) AddNode() int {
 	}
 	n, err := node.New(cfg)
 	if err != nil {
+		tr.Shutdown()
 		c.t.Fatalf("start %s: %v", name, err)
 	}
 	c.Net.register(name, n.GRPCAddr(), n.GossipAddr(), tr.addr())
@@ -202,7 +203,10 @@ func (c *Cluster) markDown(i int) {
 
 // Isolate cuts node i off from every other node.
 func (c *Cluster) Isolate(i int) {
-	for j := range c.nodes {
+	c.mu.Lock()
+	n := len(c.nodes)
+	c.mu.Unlock()
+	for j := range n {
 		if j != i {
 			c.Net.Cut(NodeName(i), NodeName(j))
 		}

@@ -42,6 +42,7 @@ type Flags struct {
 	LogLevel            string
 	LogFormat           string
 	ShutdownTimeout     time.Duration
+	BootstrapTimeout    time.Duration
 }
 
 // NewCommand returns the ringcached root command.
@@ -58,7 +59,7 @@ func NewCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			return Run(ctx, *f, cmd.ErrOrStderr())
+			return Run(ctx, stop, *f, cmd.ErrOrStderr())
 		},
 	}
 	fl := cmd.Flags()
@@ -76,12 +77,14 @@ func NewCommand() *cobra.Command {
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.LogFormat, "log-format", "text", "text or json")
 	fl.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take before open calls are cut")
+	fl.DurationVar(&f.BootstrapTimeout, "bootstrap-timeout", node.DefaultBootstrap, "how long to wait for a peer from --join before serving as a cluster of one")
 	return cmd
 }
 
 // Run starts a node from f and blocks until ctx ends, then stops it
-// gracefully.
-func Run(ctx context.Context, f Flags, logOut io.Writer) error {
+// gracefully. stopSignals, called once the stop begins, restores the default
+// signal handling.
+func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) error {
 	log, err := newLogger(f, logOut)
 	if err != nil {
 		return err
@@ -119,12 +122,14 @@ func Run(ctx context.Context, f Flags, logOut io.Writer) error {
 		Ring:                ring.Config{PartitionCount: file.Ring.Partitions, Load: file.Ring.Load},
 		MaxMemory:           maxMem,
 		Namespaces:          specs,
+		BootstrapTimeout:    f.BootstrapTimeout,
 		Logger:              log,
 	})
 	if err != nil {
 		return err
 	}
 	<-ctx.Done()
+	stopSignals() // a second SIGTERM/SIGINT kills a stop that hangs
 	log.Info("shutting down: leaving the cluster")
 	sctx, cancel := context.WithTimeout(context.Background(), f.ShutdownTimeout)
 	defer cancel()

@@ -13,15 +13,16 @@
 package membership
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,8 +88,11 @@ type Config struct {
 	// not up yet: joining retries in the background every RetryInterval for
 	// as long as this node sees no other member.
 	Join []string
-	// RetryInterval between join attempts; default 2 s.
+	// RetryInterval between join attempts while alone; default 2 s.
 	RetryInterval time.Duration
+	// RejoinInterval between contacts with the seeds once joined, which
+	// heals network partitions; default 30 s.
+	RejoinInterval time.Duration
 	// Preset is PresetLAN (default) or PresetLocal.
 	Preset string
 	// SecretKey, when set (16, 24 or 32 bytes), encrypts gossip.
@@ -106,12 +110,14 @@ type Config struct {
 // Membership is a running gossip member. Its methods are safe for concurrent
 // use.
 type Membership struct {
-	cfg     Config
-	list    *memberlist.Memberlist
-	log     *slog.Logger
-	changed chan struct{}
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	cfg      Config
+	list     *memberlist.Memberlist
+	log      *slog.Logger
+	changed  chan struct{}
+	stop     chan struct{}
+	joined   chan struct{}
+	joinOnce sync.Once
+	wg       sync.WaitGroup
 
 	mu      sync.Mutex
 	nodes   map[string]Member // every node seen, with its latest state
@@ -136,6 +142,9 @@ func New(cfg Config) (*Membership, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = 2 * time.Second
 	}
+	if cfg.RejoinInterval <= 0 {
+		cfg.RejoinInterval = 30 * time.Second
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -144,6 +153,7 @@ func New(cfg Config) (*Membership, error) {
 		cfg:     cfg,
 		log:     logger,
 		changed: make(chan struct{}, 1),
+		joined:  make(chan struct{}),
 		stop:    make(chan struct{}),
 		nodes:   map[string]Member{},
 		leaving: map[string]bool{},
@@ -167,6 +177,9 @@ func New(cfg Config) (*Membership, error) {
 		m.mu.Unlock()
 	}
 	m.self = self
+	if len(m.seeds()) == 0 {
+		m.markJoined() // the first node of a cluster has nobody to wait for
+	}
 	m.signal()
 	m.wg.Add(1)
 	go m.joinLoop()
@@ -202,7 +215,7 @@ func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
 	mc.Transport = m.cfg.Transport
 	mc.Delegate = delegate{m}
 	mc.Events = events{m}
-	mc.Logger = log.New(io.Discard, "", 0)
+	mc.Logger = log.New(slogWriter{m.log}, "", 0)
 	mc.LogOutput = nil
 	if m.cfg.Tune != nil {
 		m.cfg.Tune(mc)
@@ -240,8 +253,11 @@ func (m *Membership) signal() {
 // LocalAddr returns the gossip address this node advertises.
 func (m *Membership) LocalAddr() string { return m.self.GossipAddr }
 
-// joinLoop joins the seeds, and keeps trying while this node is alone: seeds
-// may not be up yet, or this node may have been cut off.
+// joinLoop joins the seeds, and keeps trying every RetryInterval while this
+// node is alone (seeds may not be up yet, or this node was cut off). Once in
+// a cluster it still contacts the seeds every RejoinInterval: memberlist
+// stops probing nodes it declared dead, so without this two halves of a
+// healed network partition would stay two clusters.
 func (m *Membership) joinLoop() {
 	defer m.wg.Done()
 	seeds := m.seeds()
@@ -250,23 +266,41 @@ func (m *Membership) joinLoop() {
 	}
 	t := time.NewTimer(0)
 	defer t.Stop()
+	lastContact := time.Time{}
+	warned := false
 	for {
 		select {
 		case <-m.stop:
 			return
 		case <-t.C:
 		}
-		if m.list.NumMembers() <= 1 {
+		alone := m.list.NumMembers() <= 1
+		if alone || time.Since(lastContact) >= m.cfg.RejoinInterval {
 			n, err := m.list.Join(seeds)
-			if err != nil && n == 0 {
+			lastContact = time.Now()
+			switch {
+			case m.list.NumMembers() > 1:
+				if alone {
+					m.log.Info("joined cluster", "members", m.list.NumMembers())
+				}
+				m.markJoined()
+				warned = false
+			case !warned:
+				m.log.Warn("no peer reachable yet; retrying in the background", "seeds", seeds, "contacted", n, "err", err)
+				warned = true
+			default:
 				m.log.Debug("join attempt failed; retrying", "seeds", seeds, "err", err)
-			} else if m.list.NumMembers() > 1 {
-				m.log.Info("joined cluster", "members", m.list.NumMembers())
 			}
 		}
 		t.Reset(m.cfg.RetryInterval)
 	}
 }
+
+func (m *Membership) markJoined() { m.joinOnce.Do(func() { close(m.joined) }) }
+
+// Joined is closed once this node has joined at least one other node, or at
+// once when it has no seeds (the first node of a cluster).
+func (m *Membership) Joined() <-chan struct{} { return m.joined }
 
 // seeds returns the join list without this node's own address.
 func (m *Membership) seeds() []string {
@@ -375,7 +409,12 @@ func (e events) record(n *memberlist.Node, departed bool) {
 	e.m.mu.Lock()
 	switch {
 	case !departed:
+		// A node that announced its leave is out of the ring at once, so
+		// peers stop routing to it while it drains.
 		e.m.leaving[n.Name] = md.Leaving
+		if md.Leaving {
+			mem.State = StateLeft
+		}
 	case e.m.leaving[n.Name]:
 		mem.State = StateLeft
 	default:
@@ -389,3 +428,21 @@ func (e events) record(n *memberlist.Node, departed bool) {
 func (e events) NotifyJoin(n *memberlist.Node)   { e.record(n, false) }
 func (e events) NotifyUpdate(n *memberlist.Node) { e.record(n, false) }
 func (e events) NotifyLeave(n *memberlist.Node)  { e.record(n, true) }
+
+// slogWriter forwards memberlist's log lines ("[WARN] memberlist: ...") to
+// slog at the matching level.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelDebug
+	for prefix, l := range map[string]slog.Level{"[ERR]": slog.LevelError, "[ERROR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[INFO]": slog.LevelInfo} {
+		if strings.HasPrefix(line, prefix) {
+			level = l
+			line = strings.TrimSpace(strings.TrimPrefix(line, prefix))
+			break
+		}
+	}
+	w.log.Log(context.Background(), level, line, "component", "memberlist")
+	return len(p), nil
+}

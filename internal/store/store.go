@@ -129,3 +129,19 @@ func (s *Store) Stats() Stats {
 
 // Close stops the store's background goroutines.
 func (s *Store) Close() { s.c.StopAllGoroutines() }
+
+// DeleteFunc removes every entry whose key satisfies drop and returns how
+// many it removed. It walks the whole store: use it for rare events such as
+// an ownership change, not per request.
+func (s *Store) DeleteFunc(drop func(key string) bool) int {
+	var victims []string
+	for k := range s.c.Keys() {
+		if drop(k) {
+			victims = append(victims, k)
+		}
+	}
+	for _, k := range victims {
+		s.c.Invalidate(k)
+	}
+	return len(victims)
+}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"google.golang.org/grpc"
@@ -26,12 +27,14 @@ type Client struct {
 	cache pb.CacheClient
 }
 
-// New connects to the node at addr (host:port). Without options the
-// connection is plaintext; pass grpc.WithTransportCredentials to change that.
+// New connects to the node at addr (host:port). By default the connection
+// is plaintext and accepts responses of any size; options given here come
+// last and override those defaults (grpc.WithTransportCredentials for TLS).
 func New(addr string, opts ...grpc.DialOption) (*Client, error) {
-	if len(opts) == 0 {
-		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	}
+	opts = append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
+	}, opts...)
 	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("ringcache client: %w", err)

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"sync"
 
-	"google.golang.org/grpc/codes"
+	"golang.org/x/sync/errgroup"
+
 	"google.golang.org/grpc/status"
 
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -34,15 +35,15 @@ func (n *Node) namespace(name string) (*strategy.Namespace, error) {
 // owner returns the member that owns key in namespace ns.
 func (n *Node) owner(ns, key string) (ring.Member, error) {
 	r := n.ring.Load()
-	if r == nil || n.closing.Load() {
+	if r == nil || !n.ready.Load() {
 		return ring.Member{}, ErrNotReady
 	}
 	return r.Owner(routingKey(ns, key)), nil
 }
 
 // routingKey is what the ring hashes: the namespace and the key, so equal
-// keys of different namespaces spread independently.
-func routingKey(ns, key string) string { return ns + "\x00" + key }
+// keys of different namespaces spread independently. It is the store key.
+func routingKey(ns, key string) string { return strategy.StoreKey(ns, key) }
 
 // forward sends req to the owner, applying ForwardTimeout when the caller set
 // no deadline.
@@ -61,12 +62,48 @@ func (n *Node) forward(ctx context.Context, to ring.Member, req *pb.ForwardReque
 	return resp, err
 }
 
-func (s *cacheServer) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
-	ns, err := s.n.namespace(req.Namespace)
+// Request checks, shared by the Cache service and the Peer service: a
+// forwarded request is checked again, as nothing stops a client from calling
+// Peer directly.
+
+func (n *Node) checkKey(nsName, key string) (*strategy.Namespace, error) {
+	ns, err := n.namespace(nsName)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
-	if err := ns.ValidateKey(req.Key); err != nil {
+	return ns, ns.ValidateKey(key)
+}
+
+func (n *Node) checkSet(req *pb.SetRequest) (*strategy.Namespace, error) {
+	ns, err := n.checkKey(req.Namespace, req.Key)
+	if err != nil {
+		return nil, err
+	}
+	if err := ns.ValidateValue(req.Value); err != nil {
+		return nil, err
+	}
+	if req.Ttl != nil {
+		if err := req.Ttl.CheckValid(); err != nil || req.Ttl.AsDuration() < 0 {
+			return nil, fmt.Errorf("%w: ttl %v is not a valid non-negative duration", strategy.ErrInvalidArgument, req.Ttl.AsDuration())
+		}
+	}
+	return ns, nil
+}
+
+func (n *Node) checkGetMany(req *pb.GetManyRequest) (*strategy.Namespace, error) {
+	ns, err := n.namespace(req.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Keys) > n.cfg.MaxBatchKeys {
+		return nil, fmt.Errorf("%w: %d keys requested, at most %d per call", ErrTooManyKeys, len(req.Keys), n.cfg.MaxBatchKeys)
+	}
+	return ns, nil
+}
+
+func (s *cacheServer) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
+	ns, err := s.n.checkKey(req.Namespace, req.Key)
+	if err != nil {
 		return nil, toStatus(err)
 	}
 	owner, err := s.n.owner(req.Namespace, req.Key)
@@ -92,20 +129,9 @@ func (n *Node) localGet(ctx context.Context, ns *strategy.Namespace, key string)
 }
 
 func (s *cacheServer) Set(ctx context.Context, req *pb.SetRequest) (*pb.SetResponse, error) {
-	ns, err := s.n.namespace(req.Namespace)
+	ns, err := s.n.checkSet(req)
 	if err != nil {
 		return nil, toStatus(err)
-	}
-	if err := ns.ValidateKey(req.Key); err != nil {
-		return nil, toStatus(err)
-	}
-	if err := ns.ValidateValue(req.Value); err != nil {
-		return nil, toStatus(err)
-	}
-	if req.Ttl != nil {
-		if err := req.Ttl.CheckValid(); err != nil || req.Ttl.AsDuration() < 0 {
-			return nil, status.Errorf(codes.InvalidArgument, "ttl %v is not a valid non-negative duration", req.Ttl)
-		}
 	}
 	owner, err := s.n.owner(req.Namespace, req.Key)
 	if err != nil {
@@ -128,11 +154,8 @@ func (n *Node) localSet(ctx context.Context, ns *strategy.Namespace, req *pb.Set
 }
 
 func (s *cacheServer) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.DeleteResponse, error) {
-	ns, err := s.n.namespace(req.Namespace)
+	ns, err := s.n.checkKey(req.Namespace, req.Key)
 	if err != nil {
-		return nil, toStatus(err)
-	}
-	if err := ns.ValidateKey(req.Key); err != nil {
 		return nil, toStatus(err)
 	}
 	owner, err := s.n.owner(req.Namespace, req.Key)
@@ -159,15 +182,12 @@ func (n *Node) localDelete(ctx context.Context, ns *strategy.Namespace, key stri
 // groups in parallel) and returns results in request order. A failed group
 // marks its keys with an error code; the other keys are unaffected.
 func (s *cacheServer) GetMany(ctx context.Context, req *pb.GetManyRequest) (*pb.GetManyResponse, error) {
-	ns, err := s.n.namespace(req.Namespace)
+	ns, err := s.n.checkGetMany(req)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	if len(req.Keys) > s.n.cfg.MaxBatchKeys {
-		return nil, toStatus(fmt.Errorf("%w: %d keys requested, at most %d per call", ErrTooManyKeys, len(req.Keys), s.n.cfg.MaxBatchKeys))
-	}
 	r := s.n.ring.Load()
-	if r == nil || s.n.closing.Load() {
+	if r == nil || !s.n.ready.Load() {
 		return nil, toStatus(ErrNotReady)
 	}
 	results := make([]*pb.KeyResult, len(req.Keys))
@@ -185,7 +205,7 @@ func (s *cacheServer) GetMany(ctx context.Context, req *pb.GetManyRequest) (*pb.
 	var wg sync.WaitGroup
 	for name, idx := range groups {
 		if name == s.n.cfg.Name {
-			s.n.localGetMany(ctx, ns, req.Keys, idx, results)
+			wg.Go(func() { s.n.localGetMany(ctx, ns, req.Keys, idx, results) })
 			continue
 		}
 		wg.Add(1)
@@ -215,15 +235,25 @@ func (s *cacheServer) GetMany(ctx context.Context, req *pb.GetManyRequest) (*pb.
 	return &pb.GetManyResponse{Results: results}, nil
 }
 
+// batchLoadParallelism bounds the concurrent Gets of one batch on its owner,
+// so the misses of a batch load in parallel without flooding the backend.
+const batchLoadParallelism = 16
+
 func (n *Node) localGetMany(ctx context.Context, ns *strategy.Namespace, keys []string, idx []int, results []*pb.KeyResult) {
+	var g errgroup.Group
+	g.SetLimit(batchLoadParallelism)
 	for _, i := range idx {
-		v, found, err := ns.Get(ctx, keys[i])
-		if err != nil {
-			results[i] = errResult(keys[i], err)
-			continue
-		}
-		results[i] = &pb.KeyResult{Key: keys[i], Found: found, Value: v}
+		g.Go(func() error {
+			v, found, err := ns.Get(ctx, keys[i])
+			if err != nil {
+				results[i] = errResult(keys[i], err)
+			} else {
+				results[i] = &pb.KeyResult{Key: keys[i], Found: found, Value: v}
+			}
+			return nil
+		})
 	}
+	_ = g.Wait()
 }
 
 func errResult(key string, err error) *pb.KeyResult {

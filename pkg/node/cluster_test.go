@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,4 +263,99 @@ func TestCluster_IsolatedNodeIsDroppedAndRejoinsAfterHeal(t *testing.T) {
 	c.WaitRing([]int{0, 1}, []string{"n1", "n2"})
 	c.Net.Heal()
 	c.WaitRing([]int{0, 1, 2}, []string{"n1", "n2", "n3"})
+}
+
+// An entry left behind on a node that lost a key must not be served again
+// when the key moves back: the key may have been written elsewhere meanwhile.
+func TestCluster_OwnershipRoundTripServesNoStaleEntry(t *testing.T) {
+	c := clustertest.Start(t, 2, clustertest.Options{})
+	ctx := ctxT(t)
+	// Ownership depends on names only: find a key that n3 will take over.
+	future, err := ring.New(ring.Config{}, []ring.Member{{Name: "n1"}, {Name: "n2"}, {Name: "n3"}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key string
+	for k := 0; key == ""; k++ {
+		if cand := fmt.Sprintf("key-%d", k); future.Owner(node.RoutingKey(clustertest.NSCache, cand)).Name == "n3" {
+			key = cand
+		}
+	}
+	prev := ownerIndex(t, c, clustertest.NSCache, key)
+	if _, err := c.Cache(0).Set(ctx, &pb.SetRequest{Namespace: clustertest.NSCache, Key: key, Value: []byte("v1")}); err != nil {
+		t.Fatal(err)
+	}
+	// n3 joins and takes the key over; the key is rewritten there.
+	i := c.AddNode()
+	c.WaitConverged()
+	if o := ownerIndex(t, c, clustertest.NSCache, key); o != i {
+		t.Fatalf("owner is node %d, want the new node %d", o, i)
+	}
+	if _, err := c.Cache(0).Set(ctx, &pb.SetRequest{Namespace: clustertest.NSCache, Key: key, Value: []byte("v2")}); err != nil {
+		t.Fatal(err)
+	}
+	// n3 leaves: the key returns to its previous owner.
+	c.Stop(i)
+	c.WaitConverged()
+	if o := ownerIndex(t, c, clustertest.NSCache, key); o != prev {
+		t.Fatalf("owner is node %d, want the previous owner %d", o, prev)
+	}
+	got, err := c.Cache(0).Get(ctx, &pb.GetRequest{Namespace: clustertest.NSCache, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Found && string(got.Value) == "v1" {
+		t.Fatal("served v1, which was overwritten by v2 on another owner")
+	}
+}
+
+// A graceful stop under load costs callers of the other nodes no errors.
+func TestCluster_GracefulStopUnderLoadLosesNoCalls(t *testing.T) {
+	c := clustertest.Start(t, 3, clustertest.Options{})
+	for k := range 200 {
+		c.DB.Put(fmt.Sprint(k), []byte("row"))
+	}
+	ctx := ctxT(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var calls, failures atomic.Int64
+	var firstErr atomic.Value
+	for w := range 4 {
+		wg.Go(func() {
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := c.Cache(w%2).Get(ctx, &pb.GetRequest{Namespace: clustertest.NSUsers, Key: fmt.Sprint(k % 200)})
+				calls.Add(1)
+				if err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+			}
+		})
+	}
+	clustertest.Eventually(t, 5*time.Second, func() error {
+		if calls.Load() < 200 {
+			return fmt.Errorf("%d calls so far", calls.Load())
+		}
+		return nil
+	})
+	c.Stop(2)
+	c.WaitConverged()
+	before := calls.Load()
+	clustertest.Eventually(t, 5*time.Second, func() error {
+		if calls.Load() < before+200 {
+			return fmt.Errorf("%d calls after the stop", calls.Load()-before)
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+	t.Logf("%d calls, %d failed", calls.Load(), failures.Load())
+	if failures.Load() != 0 {
+		t.Fatalf("%d of %d calls failed during a graceful stop; first: %v", failures.Load(), calls.Load(), firstErr.Load())
+	}
 }

@@ -44,6 +44,7 @@ const (
 	DefaultForwardTimeout = 10 * time.Second
 	DefaultMaxBatchKeys   = 1000
 	DefaultLeaveTimeout   = 5 * time.Second
+	DefaultBootstrap      = 30 * time.Second
 )
 
 // NamespaceSpec is one namespace the node serves.
@@ -81,6 +82,11 @@ type Config struct {
 	MaxBatchKeys int
 	// LeaveTimeout bounds the wait for the leave message to spread on Close.
 	LeaveTimeout time.Duration
+	// BootstrapTimeout is how long a node with seeds waits to join one
+	// before it serves alone (a cluster of one); default 30 s. Until it has
+	// joined, calls get UNAVAILABLE and health reports NOT_SERVING, so a
+	// node never acknowledges writes that vanish when it meets its cluster.
+	BootstrapTimeout time.Duration
 	// Logger receives operator messages; nil discards them. Values are never logged.
 	Logger *slog.Logger
 	// Clock is the store's time source; nil means the wall clock.
@@ -116,6 +122,7 @@ type Node struct {
 	nsNames    []string
 	ring       atomic.Pointer[ring.Ring]
 	frozen     atomic.Bool // tests pin a ring to make nodes disagree
+	ready      atomic.Bool // joined (or bootstrapped alone) and ring built
 	members    *membership.Membership
 	peers      *peerPool
 	fwd        Forwarder
@@ -153,6 +160,9 @@ func New(cfg Config) (_ *Node, err error) {
 	if cfg.LeaveTimeout <= 0 {
 		cfg.LeaveTimeout = DefaultLeaveTimeout
 	}
+	if cfg.BootstrapTimeout <= 0 {
+		cfg.BootstrapTimeout = DefaultBootstrap
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger, namespaces: map[string]*strategy.Namespace{}, stop: make(chan struct{})}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -175,20 +185,22 @@ func New(cfg Config) (_ *Node, err error) {
 		n.nsNames = append(n.nsNames, spec.Policy.Name)
 		maxValue = max(maxValue, spec.Policy.MaxValueBytes)
 	}
-	n.peers = newPeerPool(cfg.PeerDialer)
+	n.peers = newPeerPool(cfg.PeerDialer, cfg.ForwardTimeout)
 	n.fwd = n.peers
 
 	if n.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		n.store.Close()
 		return nil, fmt.Errorf("node: listen for gRPC on %s: %w", cfg.GRPCAddr, err)
 	}
-	if n.grpcAddr, err = advertiseAddr(cfg.AdvertiseGRPCAddr, n.lis.Addr().(*net.TCPAddr)); err != nil {
+	if n.grpcAddr, err = advertiseAddr(cfg.AdvertiseGRPCAddr, cfg.AdvertiseGossipAddr, n.lis.Addr().(*net.TCPAddr)); err != nil {
 		n.lis.Close()
 		n.store.Close()
 		return nil, err
 	}
 	n.server = grpc.NewServer(
 		grpc.MaxRecvMsgSize(max(4<<20, maxValue+64<<10)),
+		grpc.WaitForHandlers(true), // Stop returns only once no handler can touch the store
+
 		grpc.ChainUnaryInterceptor(recoverUnary(n.log)),
 	)
 	n.health = health.NewServer()
@@ -216,9 +228,15 @@ func New(cfg Config) (_ *Node, err error) {
 		n.store.Close()
 		return nil, err
 	}
-	n.rebuildRing() // a ring of at least this node, so it serves at once
-	n.wg.Add(2)
+	select {
+	case <-n.members.Joined(): // no seeds: ready at once
+		n.ready.Store(true)
+	default:
+	}
+	n.rebuildRing() // a ring of at least this node
+	n.wg.Add(3)
 	go n.ringLoop()
+	go n.awaitJoin()
 	go func() {
 		defer n.wg.Done()
 		if err := n.server.Serve(n.lis); err != nil {
@@ -231,13 +249,20 @@ func New(cfg Config) (_ *Node, err error) {
 
 // advertiseAddr returns the gRPC address to publish to peers: the explicit
 // one, else the listener's, with an unspecified host (0.0.0.0, ::) replaced
-// by this machine's private IP, as memberlist does for gossip.
-func advertiseAddr(explicit string, lis *net.TCPAddr) (string, error) {
+// by the host of the advertised gossip address if there is one, else by this
+// machine's private IP, as memberlist does for gossip.
+func advertiseAddr(explicit, gossip string, lis *net.TCPAddr) (string, error) {
 	if explicit != "" {
+		if _, _, err := net.SplitHostPort(explicit); err != nil {
+			return "", fmt.Errorf("node: advertise gRPC address %q: %w", explicit, err)
+		}
 		return explicit, nil
 	}
 	if !lis.IP.IsUnspecified() {
 		return lis.String(), nil
+	}
+	if host, _, err := net.SplitHostPort(gossip); err == nil && host != "" {
+		return net.JoinHostPort(host, strconv.Itoa(lis.Port)), nil
 	}
 	ip, err := sockaddr.GetPrivateIP()
 	if err != nil || ip == "" {
@@ -260,6 +285,32 @@ func (n *Node) Ring() *ring.Ring { return n.ring.Load() }
 
 // Members returns the cluster as this node sees it.
 func (n *Node) Members() []membership.Member { return n.members.Members() }
+
+// awaitJoin marks the node ready once it has joined its cluster, or once
+// BootstrapTimeout passes without any peer (it then serves alone and keeps
+// trying to join in the background).
+func (n *Node) awaitJoin() {
+	defer n.wg.Done()
+	t := time.NewTimer(n.cfg.BootstrapTimeout)
+	defer t.Stop()
+	select {
+	case <-n.members.Joined():
+	case <-t.C:
+		n.log.Warn("no peer joined within the bootstrap timeout; serving as a cluster of one", "timeout", n.cfg.BootstrapTimeout)
+	case <-n.stop:
+		return
+	}
+	n.ready.Store(true)
+	n.setServing()
+}
+
+func (n *Node) setServing() {
+	if n.closing.Load() || !n.ready.Load() || n.ring.Load() == nil {
+		return
+	}
+	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	n.health.SetServingStatus(pb.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+}
 
 // ringLoop is the single consumer of membership changes.
 func (n *Node) ringLoop() {
@@ -291,17 +342,36 @@ func (n *Node) rebuildRing() {
 	}
 	r, err := ring.New(n.cfg.Ring, ms, version)
 	if err != nil {
+		if n.closing.Load() {
+			return // everyone, this node included, is leaving
+		}
 		n.log.Error("cannot rebuild ring; keeping the previous one", "members", len(ms), "err", err)
 		return
 	}
 	n.ring.Store(r)
 	if old != nil {
-		n.log.Info("ring rebuilt", "version", version, "members", len(ms), "moved_partitions", len(ring.Diff(old, r)))
+		moved := ring.Diff(old, r)
+		n.log.Info("ring rebuilt", "version", version, "members", len(ms), "moved_partitions", len(moved))
+		if len(moved) > 0 {
+			n.dropUnowned(old, r)
+		}
 	}
 	n.peers.retain(r.Members())
-	if !n.closing.Load() {
-		n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-		n.health.SetServingStatus(pb.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	n.setServing()
+}
+
+// dropUnowned removes cached entries of partitions this node does not own in
+// r, or did not own in old. An entry of a partition that moved away and
+// comes back later would otherwise be served although the key was written
+// on another owner meanwhile.
+func (n *Node) dropUnowned(old, r *ring.Ring) {
+	self := n.cfg.Name
+	dropped := n.store.DeleteFunc(func(skey string) bool {
+		p := r.PartitionOf(skey) // store keys are routing keys
+		return r.PartitionOwner(p).Name != self || old.PartitionOwner(p).Name != self
+	})
+	if dropped > 0 {
+		n.log.Info("dropped entries of partitions that changed owner", "entries", dropped)
 	}
 }
 

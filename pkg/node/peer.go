@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,26 +23,37 @@ type Forwarder interface {
 	Forward(ctx context.Context, to ring.Member, req *pb.ForwardRequest) (*pb.ForwardResponse, error)
 }
 
-// peerPool keeps one gRPC connection per peer address and closes those of
-// members that left the ring.
+// peerPool keeps one gRPC connection per peer address. A connection to a
+// member that left the ring is closed only after linger, so calls still in
+// flight to a draining node can finish.
 type peerPool struct {
-	dial func(ctx context.Context, addr string) (net.Conn, error)
+	dial   func(ctx context.Context, addr string) (net.Conn, error)
+	linger time.Duration
 
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	closed bool
 }
 
-func newPeerPool(dial func(ctx context.Context, addr string) (net.Conn, error)) *peerPool {
-	return &peerPool{dial: dial, conns: map[string]*grpc.ClientConn{}}
+func newPeerPool(dial func(ctx context.Context, addr string) (net.Conn, error), linger time.Duration) *peerPool {
+	return &peerPool{dial: dial, linger: linger, conns: map[string]*grpc.ClientConn{}}
 }
 
 func (p *peerPool) conn(addr string) (*grpc.ClientConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrNotReady
+	}
 	if cc, ok := p.conns[addr]; ok {
 		return cc, nil
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Peers are trusted and answer with values up to the namespace
+		// limit, or batches of them: no client-side cap.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
+	}
 	if p.dial != nil {
 		opts = append(opts, grpc.WithContextDialer(p.dial))
 	}
@@ -52,7 +65,8 @@ func (p *peerPool) conn(addr string) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
-// Forward implements Forwarder.
+// Forward implements Forwarder. Transport failures come back wrapped in
+// ErrOwnerUnreachable; the owner's own status errors pass through unchanged.
 func (p *peerPool) Forward(ctx context.Context, to ring.Member, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
 	cc, err := p.conn(to.Addr)
 	if err != nil {
@@ -60,7 +74,11 @@ func (p *peerPool) Forward(ctx context.Context, to ring.Member, req *pb.ForwardR
 	}
 	resp, err := pb.NewPeerClient(cc).Forward(ctx, req)
 	if err != nil {
-		if status.Code(err) == codes.Unavailable {
+		code := status.Code(err)
+		// Canceled while our caller is still waiting means the connection
+		// went away under the call (the owner left), not that the caller
+		// gave up.
+		if code == codes.Unavailable || (code == codes.Canceled && ctx.Err() == nil) {
 			return nil, fmt.Errorf("%w: %s at %s: %v", ErrOwnerUnreachable, to.Name, to.Addr, status.Convert(err).Message())
 		}
 		return nil, err
@@ -68,7 +86,7 @@ func (p *peerPool) Forward(ctx context.Context, to ring.Member, req *pb.ForwardR
 	return resp, nil
 }
 
-// retain closes connections to addresses not in keep.
+// retain schedules the close of connections to addresses not in keep.
 func (p *peerPool) retain(keep []ring.Member) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -78,10 +96,19 @@ func (p *peerPool) retain(keep []ring.Member) {
 	}
 	for addr, cc := range p.conns {
 		if !live[addr] {
-			cc.Close()
 			delete(p.conns, addr)
+			time.AfterFunc(p.linger, func() { cc.Close() })
 		}
 	}
 }
 
-func (p *peerPool) close() { p.retain(nil) }
+// close closes every connection at once; the pool hands out no more.
+func (p *peerPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for addr, cc := range p.conns {
+		cc.Close()
+		delete(p.conns, addr)
+	}
+}

@@ -18,13 +18,10 @@ type peerServer struct {
 
 func (s *peerServer) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
 	n := s.n
-	if n.closing.Load() {
-		return nil, toStatus(ErrNotReady)
-	}
 	n.stats.forwardedIn.Add(1)
 	switch op := req.Op.(type) {
 	case *pb.ForwardRequest_Get:
-		ns, err := n.namespace(op.Get.Namespace)
+		ns, err := n.checkKey(op.Get.Namespace, op.Get.Key)
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -34,7 +31,7 @@ func (s *peerServer) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.F
 		}
 		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Get{Get: resp}}, nil
 	case *pb.ForwardRequest_Set:
-		ns, err := n.namespace(op.Set.Namespace)
+		ns, err := n.checkSet(op.Set)
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -44,7 +41,7 @@ func (s *peerServer) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.F
 		}
 		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Set{Set: resp}}, nil
 	case *pb.ForwardRequest_Delete:
-		ns, err := n.namespace(op.Delete.Namespace)
+		ns, err := n.checkKey(op.Delete.Namespace, op.Delete.Key)
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -54,7 +51,7 @@ func (s *peerServer) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.F
 		}
 		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Delete{Delete: resp}}, nil
 	case *pb.ForwardRequest_GetMany:
-		ns, err := n.namespace(op.GetMany.Namespace)
+		ns, err := n.checkGetMany(op.GetMany)
 		if err != nil {
 			return nil, toStatus(err)
 		}

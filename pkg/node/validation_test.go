@@ -124,7 +124,7 @@ func TestNode_AdvertisesARoutableGRPCAddress(t *testing.T) {
 		{"", "127.0.0.1:7101"},
 	} {
 		a, _ := net.ResolveTCPAddr("tcp", tc.lis)
-		got, err := advertiseAddr(tc.explicit, a)
+		got, err := advertiseAddr(tc.explicit, "", a)
 		want := tc.explicit
 		if want == "" {
 			want = tc.lis
@@ -135,7 +135,13 @@ func TestNode_AdvertisesARoutableGRPCAddress(t *testing.T) {
 	}
 	// An unspecified listen host is never published as is.
 	a, _ := net.ResolveTCPAddr("tcp", "0.0.0.0:7101")
-	if got, err := advertiseAddr("", a); err == nil && strings.HasPrefix(got, "0.0.0.0") {
+	if got, err := advertiseAddr("", "", a); err == nil && strings.HasPrefix(got, "0.0.0.0") {
 		t.Fatalf("published %q", got)
+	}
+	if got, _ := advertiseAddr("", "10.0.0.7:7201", a); got != "10.0.0.7:7101" {
+		t.Fatalf("with a gossip advertise address, published %q", got)
+	}
+	if _, err := advertiseAddr("no-port", "", a); err == nil {
+		t.Fatal("accepted an advertise address without a port")
 	}
 }

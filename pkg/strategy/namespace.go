@@ -102,6 +102,11 @@ func New(p Policy, st *store.Store, loader Loader) (*Namespace, error) {
 	return &Namespace{p: p, prefix: p.Name + "\x00", store: st, loader: loader}, nil
 }
 
+// StoreKey is the key under which namespace ns caches key: the namespace, a
+// zero byte, and the key. Nodes hash the same string to route, so a store
+// key also tells which partition its entry belongs to.
+func StoreKey(ns, key string) string { return ns + "\x00" + key }
+
 // Policy returns the namespace's policy.
 func (n *Namespace) Policy() Policy { return n.p }
 
