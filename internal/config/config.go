@@ -12,7 +12,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -158,7 +161,7 @@ func Parse(doc []byte, dataDir string) (*File, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(doc))
 	dec.KnownFields(true)
 	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, describeDecodeError(doc, err))
 	}
 	f.applyDefaults(dataDir)
 	if err := f.Validate(); err != nil {
@@ -298,4 +301,58 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+var unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
+
+// describeDecodeError rewrites yaml's "line 5: field tll not found in type
+// config.Namespace" as "namespaces.users.tll (line 5): unknown key", naming
+// the key by its path as Validate does.
+func describeDecodeError(doc []byte, err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err.Error()
+	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(doc, &root)
+	msgs := make([]string, len(te.Errors))
+	for i, e := range te.Errors {
+		msgs[i] = e
+		m := unknownField.FindStringSubmatch(e)
+		if m == nil {
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		if path := pathAt(&root, line, m[2], ""); path != "" {
+			msgs[i] = fmt.Sprintf("%s (line %d): unknown key", path, line)
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// pathAt returns the dotted path of the mapping key named key on line line.
+func pathAt(n *yaml.Node, line int, key, prefix string) string {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			if p := pathAt(c, line, key, prefix); p != "" {
+				return p
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if prefix != "" {
+				p = prefix + "." + k.Value
+			}
+			if k.Line == line && k.Value == key {
+				return p
+			}
+			if found := pathAt(v, line, key, p); found != "" {
+				return found
+			}
+		}
+	}
+	return ""
 }

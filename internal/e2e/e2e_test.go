@@ -396,7 +396,7 @@ namespaces:
   users:
     ttl: 5m
     tll: 5m
-`, []string{"line 5", "field tll not found"}},
+`, []string{"namespaces.users.tll (line 5): unknown key"}},
 		{"ttl_jitter out of range", `
 namespaces:
   users: {ttl: 5m, ttl_jitter: 2}
