@@ -14,6 +14,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 const (
@@ -220,6 +224,25 @@ func (c *cluster) checkFormed(p *proc, n int) error {
 	}
 	if len(r.Members) != n {
 		return fmt.Errorf("ring of %s has %d members, want %d", p.name, len(r.Members), n)
+	}
+	return serving(p.grpcAddr)
+}
+
+// serving asks the node's grpc.health.v1 service whether it is ready.
+func serving(addr string) error {
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return fmt.Errorf("health of %s: %w", addr, err)
+	}
+	if resp.Status != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("%s reports %v", addr, resp.Status)
 	}
 	return nil
 }

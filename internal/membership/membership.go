@@ -422,6 +422,10 @@ func (e events) record(n *memberlist.Node, departed bool) {
 	}
 	e.m.nodes[n.Name] = mem
 	e.m.mu.Unlock()
+	if !departed && n.Name != e.m.cfg.Name {
+		// Another node reached us: joined, even if it was its join, not ours.
+		e.m.markJoined()
+	}
 	e.m.signal()
 }
 

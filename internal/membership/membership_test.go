@@ -136,3 +136,25 @@ func TestMembership_RejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestMembership_JoinedWhenAPeerJoinsUs(t *testing.T) {
+	pb := freePort(t)
+	// a lists b as its seed, but b is not up; b then joins a by itself.
+	// a's own retries are an hour apart: they must not be what marks it.
+	a, err := New(Config{Name: "a", BindAddr: "127.0.0.1:0", Join: []string{fmt.Sprintf("127.0.0.1:%d", pb)}, RetryInterval: time.Hour, Tune: fast})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Shutdown() })
+	select {
+	case <-a.Joined():
+		t.Fatal("joined before any peer")
+	default:
+	}
+	start(t, "b", fmt.Sprintf("127.0.0.1:%d", pb), a.LocalAddr())
+	select {
+	case <-a.Joined():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a did not count b's join as joined")
+	}
+}

@@ -16,7 +16,7 @@ var (
 	// ErrUnknownNamespace: the request names a namespace the config lacks.
 	ErrUnknownNamespace = errors.New("unknown namespace")
 	// ErrNotReady: the node has not built its ring yet, or is shutting down.
-	ErrNotReady = errors.New("node not ready")
+	ErrNotReady = errors.New("node not ready: it has not joined its cluster yet, or it is stopping; retry, or use another node")
 	// ErrOwnerUnreachable: the key's owner could not be reached. The node
 	// does not fall back to loading locally: that would turn one node's
 	// outage into a stampede on the database.
