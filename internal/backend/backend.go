@@ -21,7 +21,8 @@ type DB interface {
 }
 
 // Open validates cfg, connects, checks the connection and creates the
-// generic table ringcache_kv when it is missing. ctx bounds the opening only.
+// generic table ringcache_kv when it is missing, or migrates it from the
+// previous schema (see the package doc). ctx bounds the opening only.
 func Open(ctx context.Context, cfg Config) (DB, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -23,9 +23,9 @@ type Config struct {
 	DSN string
 	// Path is the SQLite database file. Its directory is created when
 	// missing. Extra modernc.org/sqlite DSN parameters may follow a '?'
-	// ("data/app.db?_pragma=cache_size(-20000)"); they are applied after the
-	// defaults (busy_timeout(5000), synchronous(FULL), foreign_keys(1)) and
-	// so override them. The file is always switched to WAL. SQLite only.
+	// ("data/app.db?_pragma=cache_size(-20000)"); a _pragma that sets one of
+	// the defaults (busy_timeout(5000), synchronous(FULL), foreign_keys(1))
+	// replaces it. The file is always switched to WAL. SQLite only.
 	Path string
 	// MaxConns bounds the connection pool. 0 means the default: the greater
 	// of 4 and the number of CPUs (pgxpool's default; a DSN pool_max_conns

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
 var (
@@ -12,8 +14,9 @@ var (
 	// ErrInvalidSpec is wrapped by every template validation error from
 	// DB.Table.
 	ErrInvalidSpec = errors.New("invalid table spec")
-	// ErrNoTemplate is returned by Load, Store or Remove on a templated
-	// namespace that has no template for that operation.
+	// ErrNoTemplate is returned by Load or Write on a templated namespace
+	// that has no template for an operation it needs. From Write it also
+	// wraps strategy.ErrRejected: retrying cannot succeed.
 	ErrNoTemplate = errors.New("no SQL template for this operation")
 	// ErrGenericTableUnavailable is returned by DB.Table for a namespace
 	// without templates when Open could not create ringcache_kv (for
@@ -39,17 +42,25 @@ func (e *fieldError) Error() string {
 
 func (e *fieldError) Unwrap() error { return e.kind }
 
-// missingTemplateError reads `namespace "x": no upsert_sql configured`.
+// missingTemplateError reads `namespace "x": no upsert_sql configured`. It
+// unwraps to ErrNoTemplate, and also to strategy.ErrRejected when write is
+// set.
 type missingTemplateError struct {
 	namespace string
 	field     string
+	write     bool
 }
 
 func (e *missingTemplateError) Error() string {
 	return fmt.Sprintf("namespace %q: no %s configured", e.namespace, e.field)
 }
 
-func (e *missingTemplateError) Unwrap() error { return ErrNoTemplate }
+func (e *missingTemplateError) Unwrap() []error {
+	if e.write {
+		return []error{ErrNoTemplate, strategy.ErrRejected}
+	}
+	return []error{ErrNoTemplate}
+}
 
 // withCtx makes err wrap ctx.Err() when the context is done, so callers can
 // tell a cancelled call from a database failure with errors.Is whatever

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/ringcache/ringcache/internal/backend"
+	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
 func ExampleOpen() {
@@ -27,10 +28,13 @@ func ExampleOpen() {
 		fmt.Println(err)
 		return
 	}
-	_ = sessions.Store(ctx, "s1", []byte("alice"))
+	// Versions order the writes of a key: a delete leaves a tombstone, so
+	// the older write that arrives after it changes nothing.
+	_ = sessions.Write(ctx, []strategy.Write{{Key: "s1", Value: []byte("alice"), Version: 1}})
 	v, found, err := sessions.Load(ctx, "s1")
 	fmt.Printf("%s %v %v\n", v, found, err)
-	_ = sessions.Remove(ctx, "s1")
+	_ = sessions.Write(ctx, []strategy.Write{{Key: "s1", Delete: true, Version: 3}})
+	_ = sessions.Write(ctx, []strategy.Write{{Key: "s1", Value: []byte("late"), Version: 2}})
 	_, found, _ = sessions.Load(ctx, "s1")
 	fmt.Println(found)
 

@@ -22,6 +22,8 @@ type fixture struct {
 	dsn string // postgres only
 	// exec runs SQL without parameters on a separate connection.
 	exec func(t *testing.T, sql string)
+	// count runs a query without parameters that returns one integer.
+	count func(t *testing.T, sql string) int64
 	// slowLoadSQL is a load template that runs until cancelled.
 	slowLoadSQL string
 }
@@ -42,6 +44,14 @@ func newSQLiteFixture(t *testing.T) *fixture {
 			if _, err := raw.Exec(q); err != nil {
 				t.Fatalf("exec %q: %v", q, err)
 			}
+		},
+		count: func(t *testing.T, q string) int64 {
+			t.Helper()
+			var n int64
+			if err := raw.QueryRow(q).Scan(&n); err != nil {
+				t.Fatalf("query %q: %v", q, err)
+			}
+			return n
 		},
 		slowLoadSQL: `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT $1 FROM c WHERE x < 0`,
 	}
@@ -66,11 +76,25 @@ func newPostgresFixture(t *testing.T) *fixture {
 				t.Fatalf("exec %q: %v", q, err)
 			}
 		},
+		count: func(t *testing.T, q string) int64 {
+			t.Helper()
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			var n int64
+			if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
+				t.Fatalf("query %q: %v", q, err)
+			}
+			return n
+		},
 		slowLoadSQL: `SELECT $1::text FROM (SELECT pg_sleep(60)) AS s`,
 	}
 }
 
-func openDB(t *testing.T, cfg backend.Config) backend.DB {
+func openDB(t testing.TB, cfg backend.Config) backend.DB {
 	t.Helper()
 	db, err := backend.Open(context.Background(), cfg)
 	if err != nil {
@@ -84,7 +108,7 @@ func openDB(t *testing.T, cfg backend.Config) backend.DB {
 	return db
 }
 
-func table(t *testing.T, db backend.DB, spec backend.TableSpec) strategy.Backend {
+func table(t testing.TB, db backend.DB, spec backend.TableSpec) strategy.Backend {
 	t.Helper()
 	b, err := db.Table(spec)
 	if err != nil {

@@ -16,3 +16,17 @@ func TestSQLitePlaceholders_RewritesOnlyOutsideLiteralsAndComments(t *testing.T)
 		}
 	}
 }
+
+func TestSQLiteDSN_PathPragmasReplaceDefaults(t *testing.T) {
+	for path, want := range map[string]string{
+		"a.db": "a.db?_txlock=immediate&_pragma=busy_timeout(5000)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)",
+		"a.db?_pragma=busy_timeout(50)&_pragma=cache_size(-2000)": "a.db?_txlock=immediate&_pragma=synchronous(FULL)" +
+			"&_pragma=foreign_keys(1)&_pragma=busy_timeout(50)&_pragma=cache_size(-2000)",
+		"a.db?_pragma=Synchronous%20%3D%20NORMAL": "a.db?_txlock=immediate&_pragma=busy_timeout(5000)" +
+			"&_pragma=foreign_keys(1)&_pragma=Synchronous%20%3D%20NORMAL",
+	} {
+		if file, dsn := sqliteDSN(path); file != "a.db" || dsn != want {
+			t.Errorf("sqliteDSN(%q) = %q, %q; want a.db, %q", path, file, dsn, want)
+		}
+	}
+}

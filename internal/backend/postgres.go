@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,7 +18,7 @@ import (
 const postgresGenericDDL = `CREATE TABLE IF NOT EXISTS ringcache_kv (
 	namespace  TEXT        NOT NULL,
 	key        TEXT        NOT NULL,
-	value      BYTEA       NOT NULL,
+	value      BYTEA,
 	version    BIGINT      NOT NULL DEFAULT 0,
 	updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
 	PRIMARY KEY (namespace, key)
@@ -68,23 +69,36 @@ func openPostgres(ctx context.Context, cfg Config) (*postgresDB, error) {
 	return db, nil
 }
 
-// ensureGenericTable creates ringcache_kv when it is missing. When the role
-// may not create it (no CREATE on the schema, a read-only standby), Open
-// still succeeds so templated namespaces work; the reason is kept and
-// reported by Table for namespaces that need the generic table.
+// ensureGenericTable creates ringcache_kv when it is missing and migrates a
+// table of the previous schema (value NOT NULL, which cannot hold
+// tombstones). Both steps run under an advisory lock, so several nodes may
+// open the database at once; a table that is already current costs one
+// query. When the role may not create or alter it (no CREATE on the schema,
+// not the table's owner, a read-only standby), Open still succeeds so
+// templated namespaces work; the reason is kept and reported by Table for
+// namespaces that need the generic table.
 func (db *postgresDB) ensureGenericTable(ctx context.Context) error {
-	var exists bool
-	if err := db.pool.QueryRow(ctx, `SELECT to_regclass('ringcache_kv') IS NOT NULL`).Scan(&exists); err != nil {
+	const current = `SELECT COALESCE((SELECT NOT attnotnull FROM pg_attribute
+	WHERE attrelid = to_regclass('ringcache_kv') AND attname = 'value' AND NOT attisdropped), false)`
+	var ok bool
+	if err := db.pool.QueryRow(ctx, current).Scan(&ok); err != nil {
 		return err
 	}
-	if exists {
+	if ok {
 		return nil
 	}
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, ddlLockKey); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, postgresGenericDDL)
+		if err := tx.QueryRow(ctx, current).Scan(&ok); err != nil || ok {
+			return err // another node got here first
+		}
+		if _, err := tx.Exec(ctx, postgresGenericDDL); err != nil {
+			return err
+		}
+		// A table of the previous schema: allow tombstones.
+		_, err := tx.Exec(ctx, `ALTER TABLE ringcache_kv ALTER COLUMN value DROP NOT NULL`)
 		return err
 	})
 	var pgErr *pgconn.PgError
@@ -114,9 +128,57 @@ func (db *postgresDB) rewrite(query string) string { return query }
 // json(b) parameters alike.
 func (db *postgresDB) valueArg(value []byte) any { return value }
 
-func (db *postgresDB) exec(ctx context.Context, query string, args []any) error {
-	_, err := db.pool.Exec(ctx, query, args...)
-	return err
+// execBatch sends stmts as one pgx.Batch: one round trip once the
+// statements are prepared on the connection. pgx ends a batch with a single
+// Sync, so PostgreSQL runs it as one implicit transaction: the first error
+// aborts it and nothing of the batch is applied.
+func (db *postgresDB) execBatch(ctx context.Context, stmts []stmt) (int, error) {
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(stmts))}
+	for _, s := range stmts {
+		b.Queue(s.query, s.args...)
+	}
+	br := db.pool.SendBatch(ctx, b)
+	for i := range stmts {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			// Only a statement's own error names it; a failure to prepare
+			// or encode the batch, or of the connection, is reported by
+			// the first Exec whatever the statement.
+			var pgErr *pgconn.PgError
+			var pre pgx.ErrPreprocessingBatch
+			if errors.As(err, &pgErr) && !errors.As(err, &pre) {
+				return i, err
+			}
+			return -1, err
+		}
+	}
+	return -1, br.Close()
+}
+
+// rejected reports a permanent refusal: SQLSTATE classes 22 (data
+// exception), 23 (integrity constraint violation), 42 (syntax error or
+// access rule violation) and 54 (program limit exceeded: an index row or
+// value too large), or an argument pgx cannot encode for the parameter's
+// type. Everything else is presumed transient.
+func (db *postgresDB) rejected(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:min(2, len(pgErr.Code))] {
+		case "22", "23", "42", "54":
+			return true
+		}
+		return false
+	}
+	return isEncodeError(err)
+}
+
+// isEncodeError reports a batch that failed while pgx encoded an argument
+// for its parameter's type (a key that is not a number for a bigint
+// parameter): deterministic, and nothing reached the server. pgx marks the
+// step only in the message of ErrPreprocessingBatch.
+func isEncodeError(err error) bool {
+	var pre pgx.ErrPreprocessingBatch
+	return errors.As(err, &pre) && strings.HasPrefix(pre.Error(), "error preprocessing batch (build)")
 }
 
 func (db *postgresDB) queryFirst(ctx context.Context, query string, args []any) (v []byte, null, found bool, err error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ringcache/ringcache/internal/backend"
 	"github.com/ringcache/ringcache/internal/pgtest"
+	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
 func TestPostgres_TemplateWithIntegerKeyAndJSONBValue(t *testing.T) {
@@ -29,9 +30,15 @@ func TestPostgres_TemplateWithIntegerKeyAndJSONBValue(t *testing.T) {
 	mustLoad(t, accounts, "2", []byte(`{"plan": "free"}`))
 	mustRemove(t, accounts, "2")
 	mustNotFind(t, accounts, "2")
-	if err := accounts.Store(context.Background(), "not-a-number", []byte(`{}`)); err == nil {
-		t.Fatal("Store with a key that is not a bigint succeeded")
+	err := accounts.Write(context.Background(), []strategy.Write{{Key: "not-a-number", Value: []byte(`{}`), Version: 1}})
+	if !errors.Is(err, strategy.ErrRejected) {
+		t.Fatalf("Write with a key that is not a bigint = %v, want ErrRejected", err)
 	}
+	err = accounts.Write(context.Background(), []strategy.Write{{Key: "3", Value: []byte(`{not json`), Version: 1}})
+	if !errors.Is(err, strategy.ErrRejected) {
+		t.Fatalf("Write of a value that is not JSON = %v, want ErrRejected", err)
+	}
+	t.Logf("rejected: %v", err)
 }
 
 func TestPostgres_CancelledLoadCancelsTheServerQuery(t *testing.T) {

@@ -9,18 +9,22 @@ import (
 // TableSpec describes how one namespace reads and writes its database.
 // With no templates the namespace lives in the generic ringcache_kv table,
 // keyed by Namespace. With any template, only the given operations are
-// available (see the package doc). Templates use $1 for the key and $2 for
-// the value, on both drivers:
+// available (see the package doc). Templates use $N placeholders on both
+// drivers: $1 is the key, $2 the value and $3 the write's version in
+// upsert_sql, $2 the delete's version in delete_sql. The versions are
+// optional; a template that does not reference its version is not protected
+// against an older write replacing a newer one.
 //
 //	LoadSQL:   SELECT profile FROM users WHERE id = $1
-//	UpsertSQL: INSERT INTO users (id, profile) VALUES ($1, $2)
-//	           ON CONFLICT (id) DO UPDATE SET profile = excluded.profile
-//	DeleteSQL: DELETE FROM users WHERE id = $1
+//	UpsertSQL: INSERT INTO users (id, profile, version) VALUES ($1, $2, $3)
+//	           ON CONFLICT (id) DO UPDATE SET profile = excluded.profile,
+//	           version = excluded.version WHERE users.version < excluded.version
+//	DeleteSQL: DELETE FROM users WHERE id = $1 AND version < $2
 type TableSpec struct {
 	Namespace string
 	LoadSQL   string // one statement; the first column of the first row is the value
-	UpsertSQL string // must insert or update; $1 key, $2 value
-	DeleteSQL string // must succeed when the key is absent; $1 key
+	UpsertSQL string // must insert or update; $1 key, $2 value, optional $3 version
+	DeleteSQL string // must succeed when the key is absent; $1 key, optional $2 version
 }
 
 // templated reports whether the spec names any SQL of its own.
@@ -29,61 +33,76 @@ func (s TableSpec) templated() bool {
 		strings.TrimSpace(s.DeleteSQL) != ""
 }
 
+// templateParams lists the placeholders of one operation's template.
+type templateParams struct {
+	field    string
+	required int      // $1..$required must all be referenced
+	roles    []string // roles[n-1] describes $n; len(roles) placeholders may be referenced
+}
+
+var (
+	loadParams   = templateParams{"load_sql", 1, []string{"the key"}}
+	upsertParams = templateParams{"upsert_sql", 2, []string{"the key", "the value", "the version"}}
+	deleteParams = templateParams{"delete_sql", 1, []string{"the key", "the version"}}
+)
+
 // validate checks the spec without touching the database: the namespace is
-// set and each given template uses exactly the placeholders its operation
-// binds. Errors name the field and wrap ErrInvalidSpec.
+// set and each given template references the placeholders its operation
+// requires and no others. Errors name the field and wrap ErrInvalidSpec.
 func (s TableSpec) validate() error {
 	var errs []error
 	if strings.TrimSpace(s.Namespace) == "" {
 		errs = append(errs, &fieldError{kind: ErrInvalidSpec, field: "namespace", msg: "is required"})
 	}
 	for _, t := range []struct {
-		field, sql string
-		want       int // placeholders $1..$want must all be used
-	}{
-		{"load_sql", s.LoadSQL, 1},
-		{"upsert_sql", s.UpsertSQL, 2},
-		{"delete_sql", s.DeleteSQL, 1},
-	} {
+		sql string
+		p   templateParams
+	}{{s.LoadSQL, loadParams}, {s.UpsertSQL, upsertParams}, {s.DeleteSQL, deleteParams}} {
 		if strings.TrimSpace(t.sql) == "" {
 			continue
 		}
-		if err := checkPlaceholders(t.sql, t.want); err != nil {
-			errs = append(errs, &fieldError{kind: ErrInvalidSpec, field: t.field, msg: err.Error()})
+		if _, err := checkPlaceholders(t.sql, t.p); err != nil {
+			errs = append(errs, &fieldError{kind: ErrInvalidSpec, field: t.p.field, msg: err.Error()})
 		}
 	}
 	return errors.Join(errs...)
 }
 
-var placeholderRole = [...]string{1: "$1 (the key)", 2: "$2 (the value)"}
-
-// checkPlaceholders reports a template that binds other than $1..$want, or
-// leaves one of them unused (PostgreSQL rejects unused parameters whose type
-// it cannot infer, and a key that is not used is almost surely a mistake).
-func checkPlaceholders(sql string, want int) error {
+// checkPlaceholders reports a template that leaves one of $1..$required
+// unused (PostgreSQL rejects unused parameters whose type it cannot infer,
+// and a key that is not used is almost surely a mistake) or references a
+// placeholder beyond the operation's. It returns how many placeholders the
+// template binds: the highest one it references.
+func checkPlaceholders(sql string, p templateParams) (int, error) {
 	used := make(map[int]bool)
 	var extra []string
+	highest := 0
 	rewritePlaceholders(sql, func(n int, text string) string {
-		if n >= 1 && n <= want {
+		if n >= 1 && n <= len(p.roles) {
 			used[n] = true
+			highest = max(highest, n)
 		} else {
 			extra = append(extra, text)
 		}
 		return text
 	})
-	for n := 1; n <= want; n++ {
+	for n := 1; n <= p.required; n++ {
 		if !used[n] {
-			return fmt.Errorf("must reference %s", placeholderRole[n])
+			return 0, fmt.Errorf("must reference $%d (%s)", n, p.roles[n-1])
 		}
 	}
 	if len(extra) > 0 {
-		allowed := "$1 (the key)"
-		if want == 2 {
-			allowed = "$1 (the key) and $2 (the value)"
+		allowed := make([]string, len(p.roles))
+		for i, role := range p.roles {
+			allowed[i] = fmt.Sprintf("$%d (%s)", i+1, role)
 		}
-		return fmt.Errorf("may only reference %s, found %s", allowed, strings.Join(extra, ", "))
+		list := allowed[0]
+		if len(allowed) > 1 {
+			list = strings.Join(allowed[:len(allowed)-1], ", ") + " and " + allowed[len(allowed)-1]
+		}
+		return 0, fmt.Errorf("may only reference %s, found %s", list, strings.Join(extra, ", "))
 	}
-	return nil
+	return highest, nil
 }
 
 // sqlitePlaceholders rewrites $N to ?N, SQLite's numbered parameter syntax,

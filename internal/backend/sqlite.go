@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,26 +18,34 @@ import (
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
-// sqliteParams are applied to every connection, before any parameters that
-// follow '?' in Config.Path. _txlock makes explicit transactions take the
-// write lock up front, the only safe way for several processes to write one
-// file in transactions. WAL is not set here: it is a property of the file,
-// set once by Open (see setupSQLite).
-const sqliteParams = "_pragma=busy_timeout(5000)&_pragma=synchronous(FULL)" +
-	"&_pragma=foreign_keys(1)&_txlock=immediate"
+// sqliteParams are applied to every connection. _txlock makes explicit
+// transactions take the write lock up front, the only safe way for several
+// processes to write one file in transactions. WAL is not set here: it is a
+// property of the file, set once by Open (see setupSQLite).
+const sqliteParams = "_txlock=immediate"
+
+// sqliteDefaultPragmas apply unless the parameters after '?' in Config.Path
+// set the same pragma. (modernc runs _pragma parameters sorted by text, not
+// in DSN order, so a second busy_timeout would not reliably override.)
+var sqliteDefaultPragmas = []string{"busy_timeout(5000)", "synchronous(FULL)", "foreign_keys(1)"}
 
 // sqliteSetupTimeout bounds Open's retries while other processes hold the
 // file's locks, when ctx has no earlier deadline.
 const sqliteSetupTimeout = 30 * time.Second
 
-const sqliteGenericDDL = `CREATE TABLE IF NOT EXISTS ringcache_kv (
+// sqliteGenericDDL creates the generic table under the name %s.
+const sqliteGenericDDL = `CREATE TABLE IF NOT EXISTS %s (
 	namespace  TEXT      NOT NULL,
 	key        TEXT      NOT NULL,
-	value      BLOB      NOT NULL,
+	value      BLOB,
 	version    BIGINT    NOT NULL DEFAULT 0,
 	updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
 	PRIMARY KEY (namespace, key)
 ) WITHOUT ROWID`
+
+// sqliteValueNotNull reports 1 when ringcache_kv is of the previous schema
+// (value NOT NULL), 0 when it is current; no row when it is missing.
+const sqliteValueNotNull = `SELECT "notnull" FROM pragma_table_info('ringcache_kv') WHERE name = 'value'`
 
 // sqliteDB is a DB over one SQLite file through database/sql.
 type sqliteDB struct {
@@ -46,11 +55,30 @@ type sqliteDB struct {
 // sqliteDSN builds the driver DSN for a Config.Path value.
 func sqliteDSN(path string) (file, dsn string) {
 	file, extra, _ := strings.Cut(path, "?")
+	set := make(map[string]bool)
+	if q, err := url.ParseQuery(extra); err == nil {
+		for _, p := range q["_pragma"] {
+			set[pragmaName(p)] = true
+		}
+	}
 	dsn = file + "?" + sqliteParams
+	for _, p := range sqliteDefaultPragmas {
+		if !set[pragmaName(p)] {
+			dsn += "&_pragma=" + p
+		}
+	}
 	if extra != "" {
 		dsn += "&" + extra
 	}
 	return file, dsn
+}
+
+// pragmaName returns the name of a _pragma value: "busy_timeout" for
+// "busy_timeout(50)" or "busy_timeout = 50".
+func pragmaName(p string) string {
+	name, _, _ := strings.Cut(p, "(")
+	name, _, _ = strings.Cut(name, "=")
+	return strings.ToLower(strings.TrimSpace(name))
 }
 
 func openSQLite(ctx context.Context, cfg Config) (*sqliteDB, error) {
@@ -75,11 +103,11 @@ func openSQLite(ctx context.Context, cfg Config) (*sqliteDB, error) {
 	return &sqliteDB{db: db}, nil
 }
 
-// setupSQLite switches the file to WAL and creates the generic table.
-// Converting a fresh file to WAL needs an exclusive lock, and when several
-// processes open the file at once SQLite may report SQLITE_BUSY at once
-// rather than wait (it would otherwise deadlock), so busy errors are retried
-// with backoff.
+// setupSQLite switches the file to WAL and creates or migrates the generic
+// table. Converting a fresh file to WAL needs an exclusive lock, and when
+// several processes open the file at once SQLite may report SQLITE_BUSY at
+// once rather than wait (it would otherwise deadlock), so busy errors are
+// retried with backoff.
 func setupSQLite(ctx context.Context, db *sql.DB) error {
 	ctx, cancel := context.WithTimeout(ctx, sqliteSetupTimeout)
 	defer cancel()
@@ -92,8 +120,7 @@ func setupSQLite(ctx context.Context, db *sql.DB) error {
 			if !strings.EqualFold(mode, "wal") {
 				return fmt.Errorf("journal_mode is %q, not wal (is the file on a network file system?)", mode)
 			}
-			_, err := db.ExecContext(ctx, sqliteGenericDDL)
-			return err
+			return ensureSQLiteGenericTable(ctx, db)
 		}()
 		if !isBusy(err) {
 			return err
@@ -104,6 +131,45 @@ func setupSQLite(ctx context.Context, db *sql.DB) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// ensureSQLiteGenericTable creates ringcache_kv, or migrates a table of the
+// previous schema, whose value column is NOT NULL and so cannot hold
+// tombstones. SQLite cannot drop a column constraint: the table is copied
+// into a new one, dropped and replaced, in one BEGIN IMMEDIATE transaction
+// that excludes every other writer of the file (so two processes opening it
+// at once migrate it once).
+func ensureSQLiteGenericTable(ctx context.Context, db *sql.DB) error {
+	var notNull int
+	err := db.QueryRowContext(ctx, sqliteValueNotNull).Scan(&notNull)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		_, err = db.ExecContext(ctx, fmt.Sprintf(sqliteGenericDDL, "ringcache_kv"))
+		return err
+	case err != nil || notNull == 0:
+		return err
+	}
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := tx.QueryRowContext(ctx, sqliteValueNotNull).Scan(&notNull); err != nil || notNull == 0 {
+		return err // another process migrated it first
+	}
+	for _, q := range []string{
+		`DROP TABLE IF EXISTS ringcache_kv_migrate`,
+		fmt.Sprintf(sqliteGenericDDL, "ringcache_kv_migrate"),
+		`INSERT INTO ringcache_kv_migrate (namespace, key, value, version, updated_at)
+		 SELECT namespace, key, value, version, updated_at FROM ringcache_kv`,
+		`DROP TABLE ringcache_kv`,
+		`ALTER TABLE ringcache_kv_migrate RENAME TO ringcache_kv`,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate ringcache_kv to nullable values: %w", err)
+		}
+	}
+	return tx.Commit()
 }
 
 // isBusy reports SQLITE_BUSY and SQLITE_LOCKED, extended codes included.
@@ -139,9 +205,66 @@ func (s *sqliteDB) valueArg(value []byte) any {
 	return value
 }
 
-func (s *sqliteDB) exec(ctx context.Context, query string, args []any) error {
-	_, err := s.db.ExecContext(ctx, query, args...)
-	return err
+// execBatch runs stmts in one BEGIN IMMEDIATE transaction (the _txlock
+// parameter), each distinct query prepared once. Any failure rolls the
+// transaction back.
+func (s *sqliteDB) execBatch(ctx context.Context, stmts []stmt) (failed int, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return -1, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // closes the prepared statements
+		}
+	}()
+	type prepared struct {
+		query string
+		stmt  *sql.Stmt
+	}
+	var cache []prepared // a batch has at most two distinct queries
+	for i, st := range stmts {
+		var ps *sql.Stmt
+		for _, p := range cache {
+			if p.query == st.query {
+				ps = p.stmt
+				break
+			}
+		}
+		if ps == nil {
+			if ps, err = tx.PrepareContext(ctx, st.query); err != nil {
+				return i, err
+			}
+			cache = append(cache, prepared{st.query, ps})
+		}
+		if _, err = ps.ExecContext(ctx, st.args...); err != nil {
+			return i, err
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return -1, err
+	}
+	return -1, nil
+}
+
+// rejected reports a permanent refusal: SQLITE_CONSTRAINT (NOT NULL, CHECK,
+// UNIQUE, foreign key, a trigger's RAISE(ABORT)), SQLITE_MISMATCH (a value
+// of the wrong type for an INTEGER PRIMARY KEY or a STRICT table),
+// SQLITE_TOOBIG, SQLITE_RANGE (a parameter the statement does not have)
+// and SQLITE_ERROR, which SQLite returns for SQL errors (syntax, no such
+// table or column). Busy, locked, I/O, full-disk, read-only and other errors
+// are presumed transient.
+func (s *sqliteDB) rejected(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_TOOBIG,
+		sqlite3.SQLITE_RANGE, sqlite3.SQLITE_ERROR:
+		return true
+	}
+	return false
 }
 
 func (s *sqliteDB) queryFirst(ctx context.Context, query string, args []any) (v []byte, null, found bool, err error) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ringcache/ringcache/internal/backend"
+	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
 // Several ringcached processes on one machine share one SQLite file.
@@ -43,12 +44,12 @@ func TestSQLite_TwoHandlesShareOneFileConcurrently(t *testing.T) {
 		wg.Go(func() {
 			for k := range keys {
 				key := fmt.Sprintf("w%d-%d", w, k)
-				if err := kv.Store(context.Background(), key, []byte(key)); err != nil {
-					t.Errorf("Store %s: %v", key, err)
-					return
-				}
-				if err := kv.Store(context.Background(), "hot", []byte(key)); err != nil {
-					t.Errorf("Store hot: %v", err)
+				err := kv.Write(context.Background(), []strategy.Write{
+					{Key: key, Value: []byte(key), Version: lastVersion.Add(1)},
+					{Key: "hot", Value: []byte(key), Version: lastVersion.Add(1)},
+				})
+				if err != nil {
+					t.Errorf("Write %s and hot: %v", key, err)
 					return
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,12 +113,15 @@ func runTableSuite(t *testing.T, newFixture func(*testing.T) *fixture) {
 		fx.exec(t, usersDDL)
 		ro := table(t, fx.db, backend.TableSpec{Namespace: "ro", LoadSQL: usersSpec.LoadSQL})
 		mustNotFind(t, ro, "1")
-		err := ro.Store(ctx, "1", []byte("x"))
-		if !errors.Is(err, backend.ErrNoTemplate) || err.Error() != `namespace "ro": no upsert_sql configured` {
-			t.Fatalf("Store on read-only namespace: %v", err)
+		err := ro.Write(ctx, []strategy.Write{{Key: "1", Value: []byte("x"), Version: 1}})
+		if !errors.Is(err, backend.ErrNoTemplate) || !errors.Is(err, strategy.ErrRejected) ||
+			err.Error() != `namespace "ro": no upsert_sql configured` {
+			t.Fatalf("upsert on read-only namespace: %v", err)
 		}
-		if err := ro.Remove(ctx, "1"); !errors.Is(err, backend.ErrNoTemplate) || err.Error() != `namespace "ro": no delete_sql configured` {
-			t.Fatalf("Remove on read-only namespace: %v", err)
+		err = ro.Write(ctx, []strategy.Write{{Key: "1", Delete: true, Version: 2}})
+		if !errors.Is(err, backend.ErrNoTemplate) || !errors.Is(err, strategy.ErrRejected) ||
+			err.Error() != `namespace "ro": no delete_sql configured` {
+			t.Fatalf("delete on read-only namespace: %v", err)
 		}
 		wo := table(t, fx.db, backend.TableSpec{Namespace: "wo", DeleteSQL: usersSpec.DeleteSQL})
 		if _, _, err := wo.Load(ctx, "1"); !errors.Is(err, backend.ErrNoTemplate) {
@@ -132,8 +136,9 @@ func runTableSuite(t *testing.T, newFixture func(*testing.T) *fixture) {
 		if _, _, err := kv.Load(cctx, "k"); !errors.Is(err, context.Canceled) {
 			t.Fatalf("Load with cancelled context: err = %v, want context.Canceled", err)
 		}
-		if err := kv.Store(cctx, "k", []byte("v")); !errors.Is(err, context.Canceled) {
-			t.Fatalf("Store with cancelled context: err = %v, want context.Canceled", err)
+		err := kv.Write(cctx, []strategy.Write{{Key: "k", Value: []byte("v"), Version: 1}})
+		if !errors.Is(err, context.Canceled) || errors.Is(err, strategy.ErrRejected) {
+			t.Fatalf("Write with cancelled context: err = %v, want context.Canceled", err)
 		}
 	})
 
@@ -166,17 +171,26 @@ func runTableSuite(t *testing.T, newFixture func(*testing.T) *fixture) {
 	})
 }
 
-func mustStore(t *testing.T, b strategy.Backend, key string, value []byte) {
+// lastVersion gives the helpers increasing versions, so each write is newer
+// than the ones before it.
+var lastVersion atomic.Uint64
+
+// mustStore writes value with a version newer than any before it.
+func mustStore(t *testing.T, b strategy.Writer, key string, value []byte) {
 	t.Helper()
-	if err := b.Store(context.Background(), key, value); err != nil {
-		t.Fatalf("Store(%q): %v", key, err)
-	}
+	mustWrite(t, b, strategy.Write{Key: key, Value: value, Version: lastVersion.Add(1)})
 }
 
-func mustRemove(t *testing.T, b strategy.Backend, key string) {
+// mustRemove deletes key with a version newer than any before it.
+func mustRemove(t *testing.T, b strategy.Writer, key string) {
 	t.Helper()
-	if err := b.Remove(context.Background(), key); err != nil {
-		t.Fatalf("Remove(%q): %v", key, err)
+	mustWrite(t, b, strategy.Write{Key: key, Delete: true, Version: lastVersion.Add(1)})
+}
+
+func mustWrite(t *testing.T, b strategy.Writer, writes ...strategy.Write) {
+	t.Helper()
+	if err := b.Write(context.Background(), writes); err != nil {
+		t.Fatalf("Write(%d writes, first key %q): %v", len(writes), writes[0].Key, err)
 	}
 }
 

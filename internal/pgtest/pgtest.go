@@ -52,6 +52,7 @@ type Server struct {
 	adminDSN string // URL of the maintenance database "postgres"
 	proc     *process
 	stopOnce sync.Once
+	stopped  atomic.Bool // Stop ran on a server this package started
 }
 
 var (
@@ -111,7 +112,9 @@ func NewDatabase(t testing.TB) string {
 func (s *Server) DSN() string { return s.adminDSN }
 
 // NewDatabase creates a fresh database and returns its DSN. The database is
-// dropped (WITH (FORCE), closing leftover connections) at the test's cleanup.
+// dropped (WITH (FORCE), closing leftover connections) at the test's cleanup,
+// unless the server was stopped first (a test may Stop its own server to
+// see how code copes with a database that went away).
 func (s *Server) NewDatabase(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("test_%d_%d", os.Getpid(), dbSeq.Add(1))
@@ -119,6 +122,9 @@ func (s *Server) NewDatabase(t testing.TB) string {
 		t.Fatalf("pgtest: create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
+		if s.stopped.Load() {
+			return // the test stopped the server; its directory is gone
+		}
 		if err := s.admin("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
 			t.Logf("pgtest: drop database %s: %v", name, err)
 		}
@@ -136,6 +142,7 @@ func (s *Server) NewDatabase(t testing.TB) string {
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
 		if s.proc != nil {
+			s.stopped.Store(true)
 			s.proc.stop()
 		}
 	})

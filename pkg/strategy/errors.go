@@ -13,4 +13,11 @@ var (
 	// ErrNoBackend marks a read-through or write-through operation on a
 	// namespace that has no backend.
 	ErrNoBackend = errors.New("namespace has no backend")
+	// ErrRejected marks a write the database refused for good (constraint,
+	// type or syntax error): retrying it unchanged fails again. Writers wrap
+	// it; write-behind moves such a write to the dead letters.
+	ErrRejected = errors.New("write rejected by the database")
+	// ErrBackpressure marks a write refused because a bounded queue is full
+	// (the write-behind journal); the caller should retry later.
+	ErrBackpressure = errors.New("backpressure")
 )
