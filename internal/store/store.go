@@ -26,6 +26,9 @@ type Entry struct {
 	// TTL is how long the entry lives from its last write; ≤ 0 means the
 	// store's longest lifetime.
 	TTL time.Duration
+	// Version is the write's hybrid-logical-clock version, 0 when unknown
+	// (a loaded value). SetIfNewer never replaces a higher version.
+	Version uint64
 }
 
 // Clock is the time source for expiry (otter.Clock). Tests inject a fake.
@@ -102,6 +105,30 @@ func (expiry) ExpireAfterRead(e otter.Entry[string, Entry]) time.Duration { retu
 
 // Get returns the live entry for key.
 func (s *Store) Get(key string) (Entry, bool) { return s.c.GetIfPresent(key) }
+
+// GetWithLife returns the live entry for key and how long it has left to live.
+func (s *Store) GetWithLife(key string) (Entry, time.Duration, bool) {
+	e, ok := s.c.GetEntry(key)
+	if !ok {
+		return Entry{}, 0, false
+	}
+	return e.Value, time.Duration(e.ExpiresAtNano - e.SnapshotAtNano), true
+}
+
+// SetIfNewer stores e under key unless the key holds an entry of a higher
+// Version, and reports whether it stored. Concurrent writers of one key thus
+// leave the newest write in the store whatever order they finish in.
+func (s *Store) SetIfNewer(key string, e Entry) bool {
+	stored := false
+	s.c.Compute(key, func(old Entry, found bool) (Entry, otter.ComputeOp) {
+		if found && old.Version > e.Version {
+			return old, otter.CancelOp
+		}
+		stored = true
+		return e, otter.WriteOp
+	})
+	return stored
+}
 
 // Set stores e under key, replacing any entry.
 func (s *Store) Set(key string, e Entry) { s.c.Set(key, e) }

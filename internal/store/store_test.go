@@ -236,3 +236,26 @@ func BenchmarkStore_Set(b *testing.B) {
 		i++
 	}
 }
+
+func TestStore_SetIfNewerKeepsTheHighestVersion(t *testing.T) {
+	s, err := New(Config{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if !s.SetIfNewer("k", Entry{Value: []byte("v2"), Found: true, Version: 2}) {
+		t.Fatal("first write not stored")
+	}
+	if s.SetIfNewer("k", Entry{Value: []byte("v1"), Found: true, Version: 1}) {
+		t.Fatal("older version replaced a newer one")
+	}
+	if e, _ := s.Get("k"); string(e.Value) != "v2" {
+		t.Fatalf("got %q", e.Value)
+	}
+	if !s.SetIfNewer("k", Entry{Value: []byte("v3"), Found: true, Version: 3}) {
+		t.Fatal("newer version not stored")
+	}
+	if e, life, ok := s.GetWithLife("k"); !ok || string(e.Value) != "v3" || life <= 0 {
+		t.Fatalf("GetWithLife = %q, %v, %v", e.Value, life, ok)
+	}
+}

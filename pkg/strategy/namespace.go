@@ -9,6 +9,7 @@ package strategy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -19,6 +20,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/ringcache/ringcache/internal/hlc"
+	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/internal/store"
 )
 
@@ -33,11 +36,27 @@ const (
 	ReadThrough
 )
 
+// WriteMode says where a Set or Delete goes.
+type WriteMode int
+
+// Write modes.
+const (
+	// WriteAside: the cache only; the application writes its database.
+	WriteAside WriteMode = iota
+	// WriteThrough: the database first, then the cache; a database error
+	// fails the call and leaves no entry for the key.
+	WriteThrough
+	// WriteBehind: the node's durable journal (fsync'd before the ack), then
+	// the cache; a flusher writes the database later.
+	WriteBehind
+)
+
 // Policy configures a Namespace. Durations are wall-clock lengths on the
 // owner's clock.
 type Policy struct {
-	Name string
-	Read ReadMode
+	Name  string
+	Read  ReadMode
+	Write WriteMode
 	// TTL is the lifetime of an entry; ≤ 0 means no expiry.
 	TTL time.Duration
 	// TTLJitter shortens each entry's TTL by a random fraction in
@@ -51,6 +70,33 @@ type Policy struct {
 	LoadTimeout   time.Duration
 	MaxKeyBytes   int
 	MaxValueBytes int
+	// RefreshAhead, in (0, 1), reloads an entry in the background when it is
+	// read after RefreshAhead × its TTL, so hot keys never expire into a
+	// miss; cold keys just expire. 0 turns it off. Read-through only.
+	RefreshAhead float64
+}
+
+// Deps are a Namespace's collaborators. Store is required; the others
+// depend on the policy.
+type Deps struct {
+	Store *store.Store
+	// Loader reads misses (read: through).
+	Loader Loader
+	// Writer writes the database (write: through).
+	Writer Writer
+	// Journal queues writes durably (write: behind).
+	Journal Journal
+	// Clock versions writes; nil means a private clock.
+	Clock *hlc.Clock
+}
+
+// Journal is the durable write-behind queue (internal/journal.Journal).
+type Journal interface {
+	// Append returns once r is on disk; an error wrapping journal.ErrFull
+	// means the journal is at its bound.
+	Append(ctx context.Context, r journal.Record) error
+	// Pending returns the key's write not yet in the database, if any.
+	Pending(ns, key string) (journal.Record, bool, error)
 }
 
 // Stats are a Namespace's counters since start.
@@ -60,11 +106,16 @@ type Stats struct {
 	LoadErrors          uint64
 	NegativeHits        uint64
 	Sets, Deletes       uint64
-	LoadsWaiting        int64 // callers waiting on a load right now
+	WriteErrors         uint64 // write-through or journal failures returned to callers
+	Backpressure        uint64 // writes refused because the journal was full
+	Refreshes           uint64 // background refresh-ahead loads started
+	PendingHits         uint64 // misses answered from the write-behind journal
+	LoadsWaiting        int64  // callers waiting on a load right now
 }
 
 type counters struct {
 	gets, hits, misses, loads, deduped, loadErrors, negHits, sets, deletes atomic.Uint64
+	writeErrors, backpressure, refreshes, pendingHits                      atomic.Uint64
 	waiting                                                                atomic.Int64
 }
 
@@ -73,12 +124,16 @@ const generations = 256
 
 // Namespace serves one keyspace on its owner. It is safe for concurrent use.
 type Namespace struct {
-	p      Policy
-	prefix string // store key prefix: name + 0x00
-	store  *store.Store
-	loader Loader
-	flight singleflight.Group
-	c      counters
+	p       Policy
+	prefix  string // store key prefix: name + 0x00
+	store   *store.Store
+	loader  Loader
+	writer  Writer
+	journal Journal
+	clock   *hlc.Clock
+	flight  singleflight.Group
+	refresh singleflight.Group // one background refresh per key
+	c       counters
 	// gen counts writes per key stripe. A load records its stripe's
 	// generation before reading the backend and caches its result only if
 	// no Set or Delete touched the stripe meanwhile, so a slow load never
@@ -90,16 +145,32 @@ type Namespace struct {
 	genMu [generations]sync.Mutex
 }
 
-// New returns a Namespace that caches in st and loads misses with loader,
-// which may be nil for a ReadAside namespace.
-func New(p Policy, st *store.Store, loader Loader) (*Namespace, error) {
-	if p.Read == ReadThrough && loader == nil {
+// New returns a Namespace with the collaborators its policy needs.
+func New(p Policy, d Deps) (*Namespace, error) {
+	switch {
+	case p.Read == ReadThrough && d.Loader == nil:
 		return nil, fmt.Errorf("namespace %q: %w: read-through needs a loader", p.Name, ErrNoBackend)
+	case p.Write == WriteThrough && d.Writer == nil:
+		return nil, fmt.Errorf("namespace %q: %w: write-through needs a writer", p.Name, ErrNoBackend)
+	case p.Write == WriteBehind && d.Journal == nil:
+		return nil, fmt.Errorf("namespace %q: write-behind needs a journal", p.Name)
+	case p.RefreshAhead < 0 || p.RefreshAhead >= 1:
+		return nil, fmt.Errorf("namespace %q: refresh-ahead %g must be in [0, 1)", p.Name, p.RefreshAhead)
 	}
 	if p.LoadTimeout <= 0 {
 		p.LoadTimeout = 10 * time.Second
 	}
-	return &Namespace{p: p, prefix: p.Name + "\x00", store: st, loader: loader}, nil
+	if d.Clock == nil {
+		d.Clock = &hlc.Clock{}
+	}
+	n := &Namespace{p: p, prefix: p.Name + "\x00", store: d.Store, loader: d.Loader, clock: d.Clock}
+	if p.Write == WriteThrough {
+		n.writer = d.Writer
+	}
+	if p.Write == WriteBehind {
+		n.journal = d.Journal
+	}
+	return n, nil
 }
 
 // StoreKey is the key under which namespace ns caches key: the namespace, a
@@ -141,23 +212,97 @@ func (n *Namespace) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	}
 	n.c.gets.Add(1)
 	skey := n.prefix + key
-	if e, ok := n.store.Get(skey); ok {
+	if e, life, ok := n.store.GetWithLife(skey); ok {
 		if !e.Found {
 			n.c.negHits.Add(1)
+		} else if n.p.RefreshAhead > 0 && e.TTL > 0 && life < time.Duration(float64(e.TTL)*(1-n.p.RefreshAhead)) {
+			n.refreshAsync(key, skey)
 		}
 		n.c.hits.Add(1)
 		return e.Value, e.Found, nil
 	}
 	n.c.misses.Add(1)
-	if n.p.Read != ReadThrough {
+	if n.p.Read != ReadThrough && n.journal == nil {
 		return nil, false, nil
 	}
 	return n.load(ctx, key, skey)
 }
 
 type loadResult struct {
-	value []byte
-	found bool
+	value   []byte
+	found   bool
+	version uint64
+}
+
+// fetch reads the key's current value: a write still pending in the
+// write-behind journal wins over the database, so a load never shadows an
+// acknowledged write, even after its entry was evicted from memory.
+func (n *Namespace) fetch(ctx context.Context, key string) (loadResult, error) {
+	if n.journal != nil {
+		rec, ok, err := n.journal.Pending(n.p.Name, key)
+		if err != nil {
+			return loadResult{}, fmt.Errorf("%w: read the write-behind journal for %q: %w", ErrBackend, key, err)
+		}
+		if ok {
+			n.c.pendingHits.Add(1)
+			return loadResult{value: rec.Value, found: !rec.Delete, version: rec.Version}, nil
+		}
+	}
+	if n.p.Read != ReadThrough {
+		return loadResult{}, nil
+	}
+	n.c.loads.Add(1)
+	v, found, err := n.loader.Load(ctx, key)
+	if err != nil {
+		n.c.loadErrors.Add(1)
+		return loadResult{}, fmt.Errorf("%w: load %q from namespace %q: %w", ErrBackend, key, n.p.Name, err)
+	}
+	return loadResult{value: v, found: found}, nil
+}
+
+// fetchGuarded runs fetch without letting a panicking loader escape (a
+// singleflight function panics on a goroutine of its own, which would take
+// the node down), and reports the stripe generation it started at.
+func (n *Namespace) fetchGuarded(ctx context.Context, key, skey string) (r loadResult, gen uint64, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			n.c.loadErrors.Add(1)
+			err = fmt.Errorf("%w: load %q from namespace %q panicked: %v", ErrBackend, key, n.p.Name, p)
+		}
+	}()
+	gen = n.gen[n.stripe(skey)].Load()
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.p.LoadTimeout)
+	defer cancel()
+	r, err = n.fetch(lctx, key)
+	return r, gen, err
+}
+
+// install caches a fetched result unless a write touched the key's stripe
+// since gen was read.
+func (n *Namespace) install(skey string, gen uint64, r loadResult, replace bool) {
+	i := n.stripe(skey)
+	n.genMu[i].Lock()
+	defer n.genMu[i].Unlock()
+	if n.gen[i].Load() != gen {
+		return
+	}
+	var e store.Entry
+	switch {
+	case r.found:
+		e = store.Entry{Value: r.value, Found: true, TTL: n.ttl(0), Version: r.version}
+	case n.p.NegativeTTL > 0:
+		e = store.Entry{TTL: n.p.NegativeTTL, Version: r.version}
+	case replace:
+		n.store.Delete(skey)
+		return
+	default:
+		return
+	}
+	if replace {
+		n.store.SetIfNewer(skey, e)
+	} else {
+		n.store.SetIfAbsent(skey, e)
+	}
 }
 
 func (n *Namespace) load(ctx context.Context, key, skey string) ([]byte, bool, error) {
@@ -166,37 +311,14 @@ func (n *Namespace) load(ctx context.Context, key, skey string) ([]byte, bool, e
 	// (Result.Shared is true for every caller of a shared load, the leader
 	// included, so it cannot count deduplicated callers.)
 	leader := false
-	ch := n.flight.DoChan(skey, func() (_ any, err error) {
+	ch := n.flight.DoChan(skey, func() (any, error) {
 		leader = true
-		n.c.loads.Add(1)
-		defer func() {
-			// singleflight re-panics on a goroutine of its own, which would
-			// take the node down: turn a panicking loader into an error.
-			if p := recover(); p != nil {
-				n.c.loadErrors.Add(1)
-				err = fmt.Errorf("%w: load %q from namespace %q panicked: %v", ErrBackend, key, n.p.Name, p)
-			}
-		}()
-		i := n.stripe(skey)
-		stripe := &n.gen[i]
-		gen := stripe.Load()
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.p.LoadTimeout)
-		defer cancel()
-		v, found, err := n.loader.Load(lctx, key)
+		r, gen, err := n.fetchGuarded(ctx, key, skey)
 		if err != nil {
-			n.c.loadErrors.Add(1)
-			return nil, fmt.Errorf("%w: load %q from namespace %q: %w", ErrBackend, key, n.p.Name, err)
+			return nil, err
 		}
-		n.genMu[i].Lock()
-		if stripe.Load() == gen {
-			if found {
-				n.store.SetIfAbsent(skey, store.Entry{Value: v, Found: true, TTL: n.ttl(0)})
-			} else if n.p.NegativeTTL > 0 {
-				n.store.SetIfAbsent(skey, store.Entry{TTL: n.p.NegativeTTL})
-			}
-		}
-		n.genMu[i].Unlock()
-		return loadResult{v, found}, nil
+		n.install(skey, gen, r, false)
+		return r, nil
 	})
 	// Counted once DoChan has registered the caller, so LoadsWaiting == n
 	// means n callers are attached to loads.
@@ -216,6 +338,19 @@ func (n *Namespace) load(ctx context.Context, key, skey string) ([]byte, bool, e
 		n.c.waiting.Add(-1)
 		return nil, false, ctx.Err()
 	}
+}
+
+// refreshAsync reloads a hot entry in the background, at most once at a time
+// per key; the entry keeps serving until the new value replaces it.
+func (n *Namespace) refreshAsync(key, skey string) {
+	n.refresh.DoChan(skey, func() (any, error) {
+		n.c.refreshes.Add(1)
+		r, gen, err := n.fetchGuarded(context.Background(), key, skey)
+		if err == nil {
+			n.install(skey, gen, r, true)
+		}
+		return nil, err
+	})
 }
 
 func (n *Namespace) stripe(skey string) uint64 {
@@ -249,9 +384,10 @@ func (n *Namespace) ttl(override time.Duration) time.Duration {
 	return t
 }
 
-// Set caches value under key for ttl (the namespace TTL when ttl ≤ 0).
-// The value slice is retained; the caller must not modify it afterwards.
-func (n *Namespace) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
+// Set writes value under key per the namespace's write mode, with ttl (the
+// namespace TTL when ttl ≤ 0). The value slice is retained; the caller must
+// not modify it afterwards.
+func (n *Namespace) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := n.ValidateKey(key); err != nil {
 		return err
 	}
@@ -259,21 +395,58 @@ func (n *Namespace) Set(_ context.Context, key string, value []byte, ttl time.Du
 		return err
 	}
 	n.c.sets.Add(1)
-	skey := n.prefix + key
-	n.bump(skey)
-	n.store.Set(skey, store.Entry{Value: value, Found: true, TTL: n.ttl(ttl)})
-	return nil
+	e := store.Entry{Value: value, Found: true, TTL: n.ttl(ttl)}
+	return n.write(ctx, key, e, Write{Key: key, Value: value})
 }
 
-// Delete removes key from the cache.
-func (n *Namespace) Delete(_ context.Context, key string) error {
+// Delete removes key per the namespace's write mode.
+func (n *Namespace) Delete(ctx context.Context, key string) error {
 	if err := n.ValidateKey(key); err != nil {
 		return err
 	}
 	n.c.deletes.Add(1)
+	// Write-behind caches the deletion so reads need not consult the journal.
+	e := store.Entry{TTL: max(n.p.NegativeTTL, n.ttl(0))}
+	return n.write(ctx, key, e, Write{Key: key, Delete: true})
+}
+
+// write applies one Set or Delete: through the database, the journal, or the
+// cache alone. The cache is updated last, and only with a version newer than
+// what it holds, so concurrent writes of a key leave the newest one cached.
+func (n *Namespace) write(ctx context.Context, key string, e store.Entry, w Write) error {
 	skey := n.prefix + key
+	w.Version = n.clock.Now()
+	e.Version = w.Version
 	n.bump(skey)
-	n.store.Delete(skey)
+	switch n.p.Write {
+	case WriteThrough:
+		if err := n.writer.Write(ctx, []Write{w}); err != nil {
+			// The database may or may not hold the write: keep no entry.
+			n.store.Delete(skey)
+			n.c.writeErrors.Add(1)
+			return fmt.Errorf("%w: write %q to namespace %q: %w", ErrBackend, key, n.p.Name, err)
+		}
+	case WriteBehind:
+		err := n.journal.Append(ctx, journal.Record{Namespace: n.p.Name, Key: key, Value: w.Value, Delete: w.Delete, Version: w.Version})
+		if errors.Is(err, journal.ErrFull) {
+			n.c.backpressure.Add(1)
+			return fmt.Errorf("%w: %w", ErrBackpressure, err)
+		}
+		if err != nil {
+			n.c.writeErrors.Add(1)
+			return fmt.Errorf("%w: journal write of %q in namespace %q: %w", ErrBackend, key, n.p.Name, err)
+		}
+	default: // WriteAside
+		if w.Delete {
+			n.store.Delete(skey)
+			return nil
+		}
+	}
+	if w.Delete && n.p.Write == WriteThrough {
+		n.store.Delete(skey)
+		return nil
+	}
+	n.store.SetIfNewer(skey, e)
 	return nil
 }
 
@@ -283,6 +456,8 @@ func (n *Namespace) Stats() Stats {
 		Gets: n.c.gets.Load(), Hits: n.c.hits.Load(), Misses: n.c.misses.Load(),
 		Loads: n.c.loads.Load(), LoadsDeduped: n.c.deduped.Load(), LoadErrors: n.c.loadErrors.Load(),
 		NegativeHits: n.c.negHits.Load(), Sets: n.c.sets.Load(), Deletes: n.c.deletes.Load(),
+		WriteErrors: n.c.writeErrors.Load(), Backpressure: n.c.backpressure.Load(),
+		Refreshes: n.c.refreshes.Load(), PendingHits: n.c.pendingHits.Load(),
 		LoadsWaiting: n.c.waiting.Load(),
 	}
 }

@@ -75,7 +75,7 @@ func newEnv(t testing.TB, p strategy.Policy, l strategy.Loader) env {
 	if p.Name == "" {
 		p.Name = "users"
 	}
-	ns, err := strategy.New(p, st, l)
+	ns, err := strategy.New(p, strategy.Deps{Store: st, Loader: l})
 	if err != nil {
 		t.Fatalf("strategy.New: %v", err)
 	}
@@ -84,7 +84,7 @@ func newEnv(t testing.TB, p strategy.Policy, l strategy.Loader) env {
 		if s.LoadsWaiting != 0 {
 			t.Errorf("invariant: %d callers still counted as waiting after the test", s.LoadsWaiting)
 		}
-		if s.Loads+s.LoadsDeduped > s.Misses {
+		if s.Loads+s.LoadsDeduped > s.Misses+s.Refreshes {
 			t.Errorf("invariant: %d loads + %d deduped > %d misses", s.Loads, s.LoadsDeduped, s.Misses)
 		}
 		st.Close()
@@ -555,8 +555,8 @@ func TestNamespace_NamespacesSharingAStoreDoNotCollide(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	a, errA := strategy.New(strategy.Policy{Name: "a"}, st, nil)
-	b, errB := strategy.New(strategy.Policy{Name: "b"}, st, nil)
+	a, errA := strategy.New(strategy.Policy{Name: "a"}, strategy.Deps{Store: st})
+	b, errB := strategy.New(strategy.Policy{Name: "b"}, strategy.Deps{Store: st})
 	if errA != nil || errB != nil {
 		t.Fatal(errA, errB)
 	}
@@ -580,14 +580,14 @@ func TestNew_ReadThroughWithoutLoaderFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	ns, err := strategy.New(strategy.Policy{Name: "users", Read: strategy.ReadThrough}, st, nil)
+	ns, err := strategy.New(strategy.Policy{Name: "users", Read: strategy.ReadThrough}, strategy.Deps{Store: st})
 	if !errors.Is(err, strategy.ErrNoBackend) || ns != nil {
 		t.Fatalf("New(read-through, nil loader) = %v, %v; want ErrNoBackend", ns, err)
 	}
 	if !strings.Contains(err.Error(), "users") {
 		t.Errorf("error %q does not name the namespace", err)
 	}
-	if _, err := strategy.New(strategy.Policy{Name: "users", Read: strategy.ReadAside}, st, nil); err != nil {
+	if _, err := strategy.New(strategy.Policy{Name: "users", Read: strategy.ReadAside}, strategy.Deps{Store: st}); err != nil {
 		t.Fatalf("New(read-aside, nil loader) = %v; want no error", err)
 	}
 }
@@ -649,7 +649,7 @@ func FuzzNamespace_ValidateKey(f *testing.F) {
 	const maxKey = 16
 	// ValidateKey reads only the policy. No store: its background clean-up
 	// would add coverage noise that sends the fuzzer minimizing.
-	ns, err := strategy.New(strategy.Policy{Name: "fuzz", MaxKeyBytes: maxKey}, nil, nil)
+	ns, err := strategy.New(strategy.Policy{Name: "fuzz", MaxKeyBytes: maxKey}, strategy.Deps{Store: nil})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -709,9 +709,9 @@ func TestNamespace_PanickingLoaderIsAnErrorNotACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	ns, err := strategy.New(strategy.Policy{Name: "p", Read: strategy.ReadThrough}, st, strategy.LoaderFunc(func(context.Context, string) ([]byte, bool, error) {
+	ns, err := strategy.New(strategy.Policy{Name: "p", Read: strategy.ReadThrough}, strategy.Deps{Store: st, Loader: strategy.LoaderFunc(func(context.Context, string) ([]byte, bool, error) {
 		panic("driver bug")
-	}))
+	})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -730,9 +730,9 @@ func TestNamespace_LoadErrorKeepsTheCause(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	ns, _ := strategy.New(strategy.Policy{Name: "p", Read: strategy.ReadThrough}, st, strategy.LoaderFunc(func(context.Context, string) ([]byte, bool, error) {
+	ns, _ := strategy.New(strategy.Policy{Name: "p", Read: strategy.ReadThrough}, strategy.Deps{Store: st, Loader: strategy.LoaderFunc(func(context.Context, string) ([]byte, bool, error) {
 		return nil, false, context.DeadlineExceeded
-	}))
+	})})
 	_, _, err = ns.Get(context.Background(), "k")
 	if !errors.Is(err, strategy.ErrBackend) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want both strategy.ErrBackend and the cause", err)

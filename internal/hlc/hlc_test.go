@@ -1,0 +1,58 @@
+package hlc
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestClock_MonotonicUnderConcurrencyAndFrozenWall(t *testing.T) {
+	frozen := time.Unix(1_700_000_000, 0)
+	c := &Clock{Wall: func() time.Time { return frozen }}
+	const n, workers = 1000, 8
+	seen := make(chan uint64, n*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range n {
+				seen <- c.Now()
+			}
+		})
+	}
+	wg.Wait()
+	close(seen)
+	uniq := map[uint64]bool{}
+	for v := range seen {
+		if uniq[v] {
+			t.Fatalf("version %d returned twice", v)
+		}
+		uniq[v] = true
+	}
+	if !Time(c.Now()).Equal(frozen) {
+		t.Fatalf("Time = %v, want %v", Time(c.Now()), frozen)
+	}
+}
+
+func TestClock_ObserveMovesPastAPeersVersion(t *testing.T) {
+	behind := &Clock{Wall: func() time.Time { return time.Unix(100, 0) }}
+	ahead := &Clock{Wall: func() time.Time { return time.Unix(200, 0) }}
+	v := ahead.Now()
+	if behind.Now() >= v {
+		t.Fatal("test clocks not skewed")
+	}
+	behind.Observe(v)
+	if got := behind.Now(); got <= v {
+		t.Fatalf("after observing %d, Now = %d", v, got)
+	}
+}
+
+func TestClock_FollowsWallTime(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := &Clock{Wall: func() time.Time { return now }}
+	a := c.Now()
+	now = now.Add(time.Second)
+	b := c.Now()
+	if Time(b).Sub(Time(a)) != time.Second {
+		t.Fatalf("versions %v apart, want 1s", Time(b).Sub(Time(a)))
+	}
+}

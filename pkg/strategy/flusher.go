@@ -1,0 +1,251 @@
+package strategy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ringcache/ringcache/internal/journal"
+)
+
+// FlushJournal is what the flusher needs of the write-behind journal
+// (internal/journal.Journal).
+type FlushJournal interface {
+	Oldest(n int) ([]journal.Record, error)
+	Ack(rs []journal.Record) error
+	Retry(r journal.Record, cause error) error
+	Bury(r journal.Record, cause error) error
+}
+
+// FlusherConfig configures a Flusher.
+type FlusherConfig struct {
+	Journal FlushJournal
+	// Writers are the databases of the write-behind namespaces, by name.
+	Writers map[string]Writer
+	// Interval between flushes while the journal holds less than a batch;
+	// a full batch is followed by the next at once. Default 1 s.
+	Interval time.Duration
+	// BatchSize is the most writes sent to a database at once. Default 500.
+	BatchSize int
+	// MaxAttempts is how often a write the database rejects (ErrRejected) is
+	// tried before it becomes a dead letter. Default 3.
+	MaxAttempts int
+	// MinBackoff and MaxBackoff bound the exponential, jittered wait after
+	// a transient failure (the database is down). Defaults 100 ms and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+	// Timeout bounds one database batch. Default 30 s.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// FlusherStats are a Flusher's counters since start.
+type FlusherStats struct {
+	Flushed  uint64 // records written to the database and acknowledged
+	Batches  uint64 // database batches that succeeded
+	Failures uint64 // database batches or writes that failed
+	Buried   uint64 // records moved to the dead letters
+}
+
+// Flusher writes the journal's pending records to the databases: oldest
+// first, in batches, one transaction per namespace and batch. A transient
+// failure backs off and retries the same records; a rejected write is
+// isolated by retrying the batch one record at a time, and after
+// MaxAttempts it moves to the dead letters, so one poison record never
+// blocks the others. Records reach the database with their version, so an
+// older write never overwrites a newer row.
+type Flusher struct {
+	cfg FlusherConfig
+	log *slog.Logger
+	mu  sync.Mutex // one flush round at a time (Run and Flush)
+
+	flushed, batches, failures, buried atomic.Uint64
+}
+
+// NewFlusher returns a Flusher; start it with Run.
+func NewFlusher(cfg FlusherConfig) *Flusher {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(30*time.Second, cfg.MinBackoff)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Flusher{cfg: cfg, log: log}
+}
+
+// Stats returns the counters.
+func (f *Flusher) Stats() FlusherStats {
+	return FlusherStats{Flushed: f.flushed.Load(), Batches: f.batches.Load(), Failures: f.failures.Load(), Buried: f.buried.Load()}
+}
+
+// Run flushes until ctx ends.
+func (f *Flusher) Run(ctx context.Context) {
+	backoff := time.Duration(0)
+	for {
+		wait := f.cfg.Interval
+		n, err := f.round(ctx)
+		switch {
+		case err != nil:
+			backoff = min(max(2*backoff, f.cfg.MinBackoff), f.cfg.MaxBackoff)
+			wait = backoff/2 + rand.N(backoff/2+1) // jitter: nodes do not retry in step
+			f.log.Warn("write-behind flush failed; retrying", "in", wait, "err", err)
+		case n >= f.cfg.BatchSize:
+			backoff, wait = 0, 0 // a backlog: keep going
+		default:
+			backoff = 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Flush writes every pending record now, retrying transient failures until
+// ctx ends. It returns nil once the journal holds no pending record that can
+// be written (dead letters excepted).
+func (f *Flusher) Flush(ctx context.Context) error {
+	backoff := f.cfg.MinBackoff
+	for {
+		n, err := f.round(ctx)
+		if err == nil && n == 0 {
+			return nil
+		}
+		if err != nil {
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("flush stopped with writes still pending: %w (last error: %w)", ctx.Err(), err)
+			case <-t.C:
+			}
+			backoff = min(2*backoff, f.cfg.MaxBackoff)
+		} else if ctx.Err() != nil {
+			return fmt.Errorf("flush stopped with writes still pending: %w", ctx.Err())
+		}
+	}
+}
+
+// round flushes one batch of the oldest pending records and returns how
+// many it took from the journal.
+func (f *Flusher) round(ctx context.Context) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	recs, err := f.cfg.Journal.Oldest(f.cfg.BatchSize)
+	if err != nil || len(recs) == 0 {
+		return 0, err
+	}
+	// One transaction per namespace, in journal order within each.
+	var order []string
+	groups := map[string][]journal.Record{}
+	for _, r := range recs {
+		if _, ok := groups[r.Namespace]; !ok {
+			order = append(order, r.Namespace)
+		}
+		groups[r.Namespace] = append(groups[r.Namespace], r)
+	}
+	for _, ns := range order {
+		if err := f.flushGroup(ctx, ns, groups[ns]); err != nil {
+			return len(recs), err
+		}
+	}
+	return len(recs), nil
+}
+
+func (f *Flusher) flushGroup(ctx context.Context, ns string, recs []journal.Record) error {
+	w, ok := f.cfg.Writers[ns]
+	if !ok {
+		// The namespace is no longer write-behind (its config changed): the
+		// records cannot be written; keep them visible as dead letters.
+		for _, r := range recs {
+			if err := f.bury(r, fmt.Errorf("namespace %q has no write-behind database in this node's config", ns)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := f.write(ctx, w, recs)
+	if err == nil {
+		return f.ack(recs)
+	}
+	f.failures.Add(1)
+	if !errors.Is(err, ErrRejected) {
+		return err // the database is down or slow: back off, retry the batch
+	}
+	// Some record is poison: find it by writing one record at a time.
+	for _, r := range recs {
+		err := f.write(ctx, w, []journal.Record{r})
+		switch {
+		case err == nil:
+			if err := f.ack([]journal.Record{r}); err != nil {
+				return err
+			}
+		case !errors.Is(err, ErrRejected):
+			f.failures.Add(1)
+			return err
+		case int(r.Attempts)+1 >= f.cfg.MaxAttempts:
+			f.failures.Add(1)
+			f.log.Error("write-behind record rejected by the database; moved to the dead letters",
+				"namespace", r.Namespace, "key", r.Key, "attempts", r.Attempts+1, "err", err)
+			if err := f.bury(r, err); err != nil {
+				return err
+			}
+		default:
+			f.failures.Add(1)
+			if err := f.cfg.Journal.Retry(r, err); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (f *Flusher) write(ctx context.Context, w Writer, recs []journal.Record) error {
+	writes := make([]Write, len(recs))
+	for i, r := range recs {
+		writes[i] = Write{Key: r.Key, Value: r.Value, Delete: r.Delete, Version: r.Version}
+	}
+	wctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	defer cancel()
+	return w.Write(wctx, writes)
+}
+
+func (f *Flusher) ack(recs []journal.Record) error {
+	if err := f.cfg.Journal.Ack(recs); err != nil {
+		return fmt.Errorf("ack %d flushed records in the journal: %w", len(recs), err)
+	}
+	f.flushed.Add(uint64(len(recs)))
+	f.batches.Add(1)
+	return nil
+}
+
+func (f *Flusher) bury(r journal.Record, cause error) error {
+	if err := f.cfg.Journal.Bury(r, cause); err != nil {
+		return fmt.Errorf("move %q to the dead letters: %w", r.Key, err)
+	}
+	f.buried.Add(1)
+	return nil
+}
