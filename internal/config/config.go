@@ -87,12 +87,24 @@ type Namespace struct {
 	WriteBehind   WriteBehind `yaml:"write_behind"`
 }
 
-// WriteBehind tunes the write-behind journal of a namespace.
+// WriteBehind tunes write-behind. The journal is one per node: with several
+// write-behind namespaces, the node flushes at the shortest flush_interval,
+// the largest batch_size, and bounds its journal by the largest max_pending
+// and max_bytes.
 type WriteBehind struct {
-	FlushInterval Duration `yaml:"flush_interval"`
-	BatchSize     int      `yaml:"batch_size"`
-	MaxPending    int      `yaml:"max_pending"`
+	FlushInterval Duration `yaml:"flush_interval"` // default 1s
+	BatchSize     int      `yaml:"batch_size"`     // default 500
+	MaxPending    int      `yaml:"max_pending"`    // default 1000000
+	MaxBytes      Size     `yaml:"max_bytes"`      // default 1GiB
 }
+
+// Defaults of WriteBehind.
+const (
+	DefaultFlushInterval = time.Second
+	DefaultBatchSize     = 500
+	DefaultMaxPending    = 1_000_000
+	DefaultMaxBytes      = 1 << 30
+)
 
 // NeedsBackend reports whether the namespace reads or writes a database.
 func (n Namespace) NeedsBackend() bool { return n.Read != ModeAside || n.Write != ModeAside }
@@ -198,6 +210,21 @@ func (f *File) applyDefaults(dataDir string) {
 		if ns.MaxValueBytes == 0 {
 			ns.MaxValueBytes = DefaultMaxValueBytes
 		}
+		if ns.Write == ModeBehind {
+			wb := &ns.WriteBehind
+			if wb.FlushInterval == 0 {
+				wb.FlushInterval = Duration(DefaultFlushInterval)
+			}
+			if wb.BatchSize == 0 {
+				wb.BatchSize = DefaultBatchSize
+			}
+			if wb.MaxPending == 0 {
+				wb.MaxPending = DefaultMaxPending
+			}
+			if wb.MaxBytes == 0 {
+				wb.MaxBytes = DefaultMaxBytes
+			}
+		}
 		if ns.Backend == "" && len(f.Backends) == 1 {
 			for b := range f.Backends {
 				ns.Backend = b
@@ -251,9 +278,7 @@ func (f *File) Validate() error {
 			return bad(field+".read", "%q is not a read mode (use aside or through)", ns.Read)
 		}
 		switch ns.Write {
-		case ModeAside:
-		case ModeThrough, ModeBehind:
-			return bad(field+".write", "%q is not supported by this version yet (use aside)", ns.Write)
+		case ModeAside, ModeThrough, ModeBehind:
 		default:
 			return bad(field+".write", "%q is not a write mode (use aside, through or behind)", ns.Write)
 		}
@@ -269,8 +294,24 @@ func (f *File) Validate() error {
 		if ns.TTLJitter < 0 || ns.TTLJitter >= 1 {
 			return bad(field+".ttl_jitter", "must be in [0, 1), got %g", ns.TTLJitter)
 		}
-		if ns.RefreshAhead != 0 {
-			return bad(field+".refresh_ahead", "is not supported by this version yet (use 0)")
+		if ns.RefreshAhead < 0 || ns.RefreshAhead >= 1 {
+			return bad(field+".refresh_ahead", "must be in [0, 1), got %g", ns.RefreshAhead)
+		}
+		if ns.RefreshAhead > 0 && ns.Read != ModeThrough {
+			return bad(field+".refresh_ahead", "needs read: through (only loaded entries can be reloaded)")
+		}
+		if ns.Write == ModeBehind {
+			wb := ns.WriteBehind
+			switch {
+			case wb.FlushInterval <= 0:
+				return bad(field+".write_behind.flush_interval", "must be positive")
+			case wb.BatchSize < 1 || wb.BatchSize > 10000:
+				return bad(field+".write_behind.batch_size", "must be between 1 and 10000, got %d", wb.BatchSize)
+			case wb.MaxPending < 1:
+				return bad(field+".write_behind.max_pending", "must be positive, got %d", wb.MaxPending)
+			}
+		} else if ns.WriteBehind != (WriteBehind{}) {
+			return bad(field+".write_behind", "needs write: behind")
 		}
 		if ns.MaxValueBytes > MaxValueBytesLimit {
 			return bad(field+".max_value_bytes", "must be at most %d", MaxValueBytesLimit)

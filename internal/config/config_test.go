@@ -13,9 +13,7 @@ import (
 	"github.com/ringcache/ringcache/internal/config"
 )
 
-// designExample is the example of DESIGN.md, adapted to what this version
-// accepts: write: aside (through and behind are rejected for now) and
-// refresh_ahead: 0.
+// designExample is the example of DESIGN.md.
 const designExample = `
 backends:
   main: {driver: postgres, dsn: "postgres://app@127.0.0.1:5432/app?sslmode=disable"}
@@ -24,11 +22,11 @@ namespaces:
   users:
     backend: main
     read: through            # aside | through
-    write: aside             # aside | through | behind
+    write: behind            # aside | through | behind
     ttl: 30m
     ttl_jitter: 0.1          # fraction of ttl, spreads expiries
     negative_ttl: 30s
-    refresh_ahead: 0         # reload hot entries after 80% of ttl; 0 = off
+    refresh_ahead: 0.8       # reload hot entries after 80% of ttl; 0 = off
     load_sql:   SELECT profile FROM users WHERE id = $1
     upsert_sql: INSERT INTO users (id, profile) VALUES ($1, $2)
                 ON CONFLICT (id) DO UPDATE SET profile = excluded.profile
@@ -57,7 +55,8 @@ func TestParse_DesignExample(t *testing.T) {
 	want := config.Namespace{
 		Backend:       "main",
 		Read:          config.ModeThrough,
-		Write:         config.ModeAside,
+		Write:         config.ModeBehind,
+		RefreshAhead:  0.8,
 		TTL:           config.Duration(30 * time.Minute),
 		TTLJitter:     0.1,
 		NegativeTTL:   config.Duration(30 * time.Second),
@@ -71,6 +70,7 @@ func TestParse_DesignExample(t *testing.T) {
 			FlushInterval: config.Duration(time.Second),
 			BatchSize:     500,
 			MaxPending:    1000000,
+			MaxBytes:      config.DefaultMaxBytes,
 		},
 	}
 	if ns != want {
@@ -251,14 +251,14 @@ func TestParse_InvalidInputNamesTheField(t *testing.T) {
 			want: []string{"namespaces.users.write", `"around"`, "not a write mode"},
 		},
 		{
-			name: "write behind not supported yet",
-			doc:  "namespaces:\n  users: {write: behind}\n",
-			want: []string{"namespaces.users.write", `"behind"`, "not supported"},
+			name: "write_behind settings without write: behind",
+			doc:  "namespaces:\n  users: {write: through, write_behind: {batch_size: 10}}\n",
+			want: []string{"namespaces.users.write_behind", "needs write: behind"},
 		},
 		{
-			name: "write through not supported yet",
-			doc:  "namespaces:\n  users: {write: through}\n",
-			want: []string{"namespaces.users.write", `"through"`, "not supported"},
+			name: "batch_size too large",
+			doc:  "namespaces:\n  users: {write: behind, write_behind: {batch_size: 100000}}\n",
+			want: []string{"namespaces.users.write_behind.batch_size", "100000"},
 		},
 		{
 			name: "ttl_jitter 1.5",
@@ -281,9 +281,14 @@ func TestParse_InvalidInputNamesTheField(t *testing.T) {
 			want: []string{"namespaces.users.negative_ttl"},
 		},
 		{
-			name: "refresh_ahead not supported yet",
+			name: "refresh_ahead on a read-aside namespace",
 			doc:  "namespaces:\n  users: {refresh_ahead: 0.8}\n",
-			want: []string{"namespaces.users.refresh_ahead"},
+			want: []string{"namespaces.users.refresh_ahead", "needs read: through"},
+		},
+		{
+			name: "refresh_ahead 1",
+			doc:  "namespaces:\n  users: {read: through, refresh_ahead: 1}\n",
+			want: []string{"namespaces.users.refresh_ahead", "[0, 1)"},
 		},
 		{
 			name: "max_value_bytes too large",

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/ringcache/ringcache/internal/backend"
 	"github.com/ringcache/ringcache/internal/config"
+	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/internal/membership"
 	"github.com/ringcache/ringcache/pkg/node"
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -43,6 +45,7 @@ type Flags struct {
 	LogFormat           string
 	ShutdownTimeout     time.Duration
 	BootstrapTimeout    time.Duration
+	FlushTimeout        time.Duration
 }
 
 // NewCommand returns the ringcached root command.
@@ -77,6 +80,7 @@ func NewCommand() *cobra.Command {
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.LogFormat, "log-format", "text", "text or json")
 	fl.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take before open calls are cut")
+	fl.DurationVar(&f.FlushTimeout, "flush-timeout", node.DefaultFlushTimeout, "how long a graceful stop may spend writing the write-behind journal to the database (the rest is flushed on the next start)")
 	fl.DurationVar(&f.BootstrapTimeout, "bootstrap-timeout", node.DefaultBootstrap, "how long to wait for a peer from --join before serving as a cluster of one")
 	return cmd
 }
@@ -111,6 +115,14 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 	if err != nil {
 		return err
 	}
+	jnl, flush, err := openJournal(f.DataDir, file)
+	if err != nil {
+		return err
+	}
+	if jnl != nil {
+		defer jnl.Close()
+		log.Info("write-behind journal open", "path", jnl.Path())
+	}
 	n, err := node.New(node.Config{
 		Name:                f.Name,
 		GRPCAddr:            f.GRPCAddr,
@@ -122,6 +134,9 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		Ring:                ring.Config{PartitionCount: file.Ring.Partitions, Load: file.Ring.Load},
 		MaxMemory:           maxMem,
 		Namespaces:          specs,
+		Journal:             jnl,
+		Flush:               flush,
+		FlushTimeout:        f.FlushTimeout,
 		BootstrapTimeout:    f.BootstrapTimeout,
 		Logger:              log,
 	})
@@ -159,6 +174,13 @@ func openNamespaces(ctx context.Context, file *config.File) ([]node.NamespaceSpe
 		if nc.Read == config.ModeThrough {
 			spec.Policy.Read = strategy.ReadThrough
 		}
+		spec.Policy.RefreshAhead = nc.RefreshAhead
+		switch nc.Write {
+		case config.ModeThrough:
+			spec.Policy.Write = strategy.WriteThrough
+		case config.ModeBehind:
+			spec.Policy.Write = strategy.WriteBehind
+		}
 		if nc.NeedsBackend() {
 			db, ok := dbs[nc.Backend]
 			if !ok {
@@ -174,11 +196,48 @@ func openNamespaces(ctx context.Context, file *config.File) ([]node.NamespaceSpe
 			if err != nil {
 				return nil, dbs, fmt.Errorf("namespaces.%s: %w", name, err)
 			}
-			spec.Loader = tbl
+			if nc.Read == config.ModeThrough {
+				spec.Loader = tbl
+			}
+			if nc.Write != config.ModeAside {
+				spec.Writer = tbl
+			}
 		}
 		specs = append(specs, spec)
 	}
 	return specs, dbs, nil
+}
+
+// openJournal opens <data-dir>/journal.db when a namespace is write-behind,
+// with the bounds and flush settings of those namespaces (the shortest
+// interval, the largest batch and bounds).
+func openJournal(dataDir string, file *config.File) (*journal.Journal, strategy.FlusherConfig, error) {
+	var (
+		fc        strategy.FlusherConfig
+		opts      journal.Options
+		anyBehind bool
+	)
+	for _, nc := range file.Namespaces {
+		if nc.Write != config.ModeBehind {
+			continue
+		}
+		wb := nc.WriteBehind
+		if !anyBehind || wb.FlushInterval.Std() < fc.Interval {
+			fc.Interval = wb.FlushInterval.Std()
+		}
+		anyBehind = true
+		fc.BatchSize = max(fc.BatchSize, wb.BatchSize)
+		opts.MaxPending = max(opts.MaxPending, wb.MaxPending)
+		opts.MaxBytes = max(opts.MaxBytes, int64(wb.MaxBytes))
+	}
+	if !anyBehind {
+		return nil, fc, nil
+	}
+	j, err := journal.Open(filepath.Join(dataDir, "journal.db"), opts)
+	if err != nil {
+		return nil, fc, fmt.Errorf("write-behind journal: %w", err)
+	}
+	return j, fc, nil
 }
 
 func sortedNames(m map[string]config.Namespace) []string {

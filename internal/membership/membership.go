@@ -363,11 +363,19 @@ func toMember(n *memberlist.Node) (Member, meta) {
 // first publishes a leaving mark in its metadata, because memberlist's own
 // leave event does not say whether a node left or died.
 func (m *Membership) Leave(timeout time.Duration) error {
-	m.leavingSelf.Store(true)
-	if err := m.list.UpdateNode(timeout / 2); err != nil {
-		m.log.Warn("could not announce leaving", "err", err)
+	if !m.leavingSelf.Load() {
+		m.AnnounceLeaving(timeout / 2)
 	}
 	return m.list.Leave(timeout)
+}
+
+// AnnounceLeaving publishes this node's leaving mark: peers take it out of
+// their rings at once while it stays in the cluster to drain. Leave follows.
+func (m *Membership) AnnounceLeaving(timeout time.Duration) {
+	m.leavingSelf.Store(true)
+	if err := m.list.UpdateNode(timeout); err != nil {
+		m.log.Warn("could not announce leaving", "err", err)
+	}
 }
 
 // Shutdown stops gossip without a leave message (peers will detect the

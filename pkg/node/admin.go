@@ -82,6 +82,7 @@ func (s *adminServer) Stats(context.Context, *pb.StatsRequest) (*pb.StatsRespons
 			Name: name, Gets: ns.Gets, Hits: ns.Hits, Misses: ns.Misses,
 			Loads: ns.Loads, LoadsDeduplicated: ns.LoadsDeduped, LoadErrors: ns.LoadErrors,
 			NegativeHits: ns.NegativeHits, Sets: ns.Sets, Deletes: ns.Deletes,
+			WriteErrors: ns.WriteErrors, Backpressure: ns.Backpressure, Refreshes: ns.Refreshes, PendingHits: ns.PendingHits,
 		})
 	}
 	return resp, nil

@@ -54,12 +54,15 @@ func (n *Node) forward(ctx context.Context, to ring.Member, req *pb.ForwardReque
 		defer cancel()
 	}
 	req.From = n.cfg.Name
+	req.Hlc = n.clock.Now()
 	n.stats.forwards.Add(1)
 	resp, err := n.fwd.Forward(ctx, to, req)
 	if err != nil {
 		n.stats.forwardErrors.Add(1)
+		return nil, err
 	}
-	return resp, err
+	n.clock.Observe(resp.Hlc)
+	return resp, nil
 }
 
 // Request checks, shared by the Cache service and the Peer service: a

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
@@ -41,6 +42,10 @@ func codeOf(err error) codes.Code {
 		return s.Code()
 	}
 	switch {
+	case errors.Is(err, strategy.ErrBackpressure):
+		return codes.ResourceExhausted
+	case errors.Is(err, strategy.ErrRejected):
+		return codes.FailedPrecondition // the database refused the write
 	case errors.Is(err, strategy.ErrInvalidArgument), errors.Is(err, ErrTooManyKeys):
 		return codes.InvalidArgument
 	case errors.Is(err, ErrUnknownNamespace):
@@ -55,4 +60,17 @@ func codeOf(err error) codes.Code {
 		return codes.Canceled
 	}
 	return codes.Internal
+}
+
+// journalStatus maps an error of an admin journal operation.
+func journalStatus(err error) error {
+	switch {
+	case errors.Is(err, journal.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, journal.ErrFull):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, journal.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
 }

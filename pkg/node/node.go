@@ -31,6 +31,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/ringcache/ringcache/internal/hlc"
+	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/internal/membership"
 	"github.com/ringcache/ringcache/internal/store"
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -45,6 +47,7 @@ const (
 	DefaultMaxBatchKeys   = 1000
 	DefaultLeaveTimeout   = 5 * time.Second
 	DefaultBootstrap      = 30 * time.Second
+	DefaultFlushTimeout   = 15 * time.Second
 )
 
 // NamespaceSpec is one namespace the node serves.
@@ -52,6 +55,9 @@ type NamespaceSpec struct {
 	Policy strategy.Policy
 	// Loader reads misses of a read-through namespace; nil otherwise.
 	Loader strategy.Loader
+	// Writer writes the database of a write-through or write-behind
+	// namespace; nil otherwise.
+	Writer strategy.Writer
 }
 
 // Config configures a Node. Required: Name, GRPCAddr, GossipAddr and at least
@@ -87,6 +93,15 @@ type Config struct {
 	// joined, calls get UNAVAILABLE and health reports NOT_SERVING, so a
 	// node never acknowledges writes that vanish when it meets its cluster.
 	BootstrapTimeout time.Duration
+	// Journal is the node's durable write-behind journal, required when a
+	// namespace is write-behind. The node flushes it; the caller opens and
+	// closes it (after Close).
+	Journal *journal.Journal
+	// Flush tunes the flusher (Interval, BatchSize, MaxAttempts, backoff);
+	// its Journal and Writers are filled in by the node.
+	Flush strategy.FlusherConfig
+	// FlushTimeout bounds the journal flush of a graceful Close; default 15 s.
+	FlushTimeout time.Duration
 	// Logger receives operator messages; nil discards them. Values are never logged.
 	Logger *slog.Logger
 	// Clock is the store's time source; nil means the wall clock.
@@ -131,6 +146,9 @@ type Node struct {
 	server     *grpc.Server
 	health     *health.Server
 	stats      nodeStats
+	clock      *hlc.Clock
+	flusher    *strategy.Flusher // nil without write-behind namespaces
+	stopFlush  context.CancelFunc
 	closing    atomic.Bool
 	stop       chan struct{}
 	wg         sync.WaitGroup
@@ -163,6 +181,9 @@ func New(cfg Config) (_ *Node, err error) {
 	if cfg.BootstrapTimeout <= 0 {
 		cfg.BootstrapTimeout = DefaultBootstrap
 	}
+	if cfg.FlushTimeout <= 0 {
+		cfg.FlushTimeout = DefaultFlushTimeout
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger, namespaces: map[string]*strategy.Namespace{}, stop: make(chan struct{})}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -170,13 +191,24 @@ func New(cfg Config) (_ *Node, err error) {
 	if n.store, err = store.New(store.Config{MaxBytes: cfg.MaxMemory, Clock: cfg.Clock}); err != nil {
 		return nil, err
 	}
+	n.clock = &hlc.Clock{}
+	writers := map[string]strategy.Writer{}
 	maxValue := 0
 	for _, spec := range cfg.Namespaces {
 		if _, dup := n.namespaces[spec.Policy.Name]; dup {
 			n.store.Close()
 			return nil, fmt.Errorf("node: namespace %q defined twice", spec.Policy.Name)
 		}
-		ns, err := strategy.New(spec.Policy, n.store, spec.Loader)
+		deps := strategy.Deps{Store: n.store, Loader: spec.Loader, Writer: spec.Writer, Clock: n.clock}
+		if spec.Policy.Write == strategy.WriteBehind {
+			if cfg.Journal == nil || spec.Writer == nil {
+				n.store.Close()
+				return nil, fmt.Errorf("node: namespace %q is write-behind and needs a journal and a writer", spec.Policy.Name)
+			}
+			deps.Journal = cfg.Journal
+			writers[spec.Policy.Name] = spec.Writer
+		}
+		ns, err := strategy.New(spec.Policy, deps)
 		if err != nil {
 			n.store.Close()
 			return nil, err
@@ -184,6 +216,14 @@ func New(cfg Config) (_ *Node, err error) {
 		n.namespaces[spec.Policy.Name] = ns
 		n.nsNames = append(n.nsNames, spec.Policy.Name)
 		maxValue = max(maxValue, spec.Policy.MaxValueBytes)
+	}
+	if cfg.Journal != nil {
+		fc := cfg.Flush
+		fc.Journal, fc.Writers = cfg.Journal, writers
+		if fc.Logger == nil {
+			fc.Logger = n.log
+		}
+		n.flusher = strategy.NewFlusher(fc)
 	}
 	n.peers = newPeerPool(cfg.PeerDialer, cfg.ForwardTimeout)
 	n.fwd = n.peers
@@ -234,6 +274,12 @@ func New(cfg Config) (_ *Node, err error) {
 	default:
 	}
 	n.rebuildRing() // a ring of at least this node
+	if n.flusher != nil {
+		// Replays whatever a previous run left in the journal.
+		var fctx context.Context
+		fctx, n.stopFlush = context.WithCancel(context.Background())
+		n.wg.Go(func() { n.flusher.Run(fctx) })
+	}
 	n.wg.Add(3)
 	go n.ringLoop()
 	go n.awaitJoin()
@@ -383,6 +429,15 @@ func (n *Node) Close(ctx context.Context) error {
 	n.closeOnce.Do(func() {
 		n.closing.Store(true)
 		n.health.Shutdown()
+		// Write-behind: flush, then step out of the peers' rings and flush
+		// what arrived meanwhile, so the database is current before the
+		// keys move. Whatever a deadline leaves pending stays in the
+		// journal and is flushed when the node starts again.
+		fctx, cancel := context.WithTimeout(ctx, n.cfg.FlushTimeout)
+		defer cancel()
+		n.flushJournal(fctx)
+		n.members.AnnounceLeaving(n.cfg.LeaveTimeout / 2)
+		n.flushJournal(fctx)
 		if lerr := n.members.Leave(n.cfg.LeaveTimeout); lerr != nil {
 			n.log.Warn("leave did not complete", "err", lerr)
 		}
@@ -394,6 +449,7 @@ func (n *Node) Close(ctx context.Context) error {
 			n.server.Stop()
 			<-done
 		}
+		n.flushJournal(fctx) // writes served during the drain
 		err = n.shutdown()
 	})
 	return err
@@ -409,7 +465,21 @@ func (n *Node) Kill() {
 	})
 }
 
+// flushJournal writes pending write-behind records until the journal is
+// empty or ctx ends.
+func (n *Node) flushJournal(ctx context.Context) {
+	if n.flusher == nil {
+		return
+	}
+	if err := n.flusher.Flush(ctx); err != nil {
+		n.log.Error("write-behind journal not fully flushed; the rest is flushed on the next start", "err", err)
+	}
+}
+
 func (n *Node) shutdown() error {
+	if n.stopFlush != nil {
+		n.stopFlush()
+	}
 	err := n.members.Shutdown()
 	close(n.stop)
 	n.wg.Wait()

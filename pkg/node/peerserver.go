@@ -19,6 +19,16 @@ type peerServer struct {
 func (s *peerServer) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
 	n := s.n
 	n.stats.forwardedIn.Add(1)
+	n.clock.Observe(req.Hlc)
+	resp, err := s.serve(ctx, req)
+	if resp != nil {
+		resp.Hlc = n.clock.Now()
+	}
+	return resp, err
+}
+
+func (s *peerServer) serve(ctx context.Context, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
+	n := s.n
 	switch op := req.Op.(type) {
 	case *pb.ForwardRequest_Get:
 		ns, err := n.checkKey(op.Get.Namespace, op.Get.Key)

@@ -76,6 +76,621 @@ func (MemberState) EnumDescriptor() ([]byte, []int) {
 	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{0}
 }
 
+type JournalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JournalRequest) Reset() {
+	*x = JournalRequest{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JournalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JournalRequest) ProtoMessage() {}
+
+func (x *JournalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JournalRequest.ProtoReflect.Descriptor instead.
+func (*JournalRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+type JournalResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// False when no namespace of this node is write-behind.
+	Enabled      bool   `protobuf:"varint,2,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Pending      uint64 `protobuf:"varint,3,opt,name=pending,proto3" json:"pending,omitempty"`
+	PendingBytes uint64 `protobuf:"varint,4,opt,name=pending_bytes,json=pendingBytes,proto3" json:"pending_bytes,omitempty"`
+	// Age of the oldest write not yet in the database, in milliseconds; 0 if none.
+	OldestPendingAgeMs int64  `protobuf:"varint,5,opt,name=oldest_pending_age_ms,json=oldestPendingAgeMs,proto3" json:"oldest_pending_age_ms,omitempty"`
+	DeadLetters        uint64 `protobuf:"varint,6,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	Appends            uint64 `protobuf:"varint,7,opt,name=appends,proto3" json:"appends,omitempty"`
+	Coalesced          uint64 `protobuf:"varint,8,opt,name=coalesced,proto3" json:"coalesced,omitempty"`
+	Flushed            uint64 `protobuf:"varint,9,opt,name=flushed,proto3" json:"flushed,omitempty"`
+	FlushFailures      uint64 `protobuf:"varint,10,opt,name=flush_failures,json=flushFailures,proto3" json:"flush_failures,omitempty"`
+	MaxPending         uint64 `protobuf:"varint,11,opt,name=max_pending,json=maxPending,proto3" json:"max_pending,omitempty"`
+	MaxBytes           uint64 `protobuf:"varint,12,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *JournalResponse) Reset() {
+	*x = JournalResponse{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JournalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JournalResponse) ProtoMessage() {}
+
+func (x *JournalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JournalResponse.ProtoReflect.Descriptor instead.
+func (*JournalResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *JournalResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *JournalResponse) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *JournalResponse) GetPending() uint64 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetPendingBytes() uint64 {
+	if x != nil {
+		return x.PendingBytes
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetOldestPendingAgeMs() int64 {
+	if x != nil {
+		return x.OldestPendingAgeMs
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetDeadLetters() uint64 {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetAppends() uint64 {
+	if x != nil {
+		return x.Appends
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetCoalesced() uint64 {
+	if x != nil {
+		return x.Coalesced
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetFlushed() uint64 {
+	if x != nil {
+		return x.Flushed
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetFlushFailures() uint64 {
+	if x != nil {
+		return x.FlushFailures
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetMaxPending() uint64 {
+	if x != nil {
+		return x.MaxPending
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetMaxBytes() uint64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+type FlushJournalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlushJournalRequest) Reset() {
+	*x = FlushJournalRequest{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlushJournalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlushJournalRequest) ProtoMessage() {}
+
+func (x *FlushJournalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlushJournalRequest.ProtoReflect.Descriptor instead.
+func (*FlushJournalRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+type FlushJournalResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Flushed       uint64                 `protobuf:"varint,1,opt,name=flushed,proto3" json:"flushed,omitempty"`
+	Pending       uint64                 `protobuf:"varint,2,opt,name=pending,proto3" json:"pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlushJournalResponse) Reset() {
+	*x = FlushJournalResponse{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlushJournalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlushJournalResponse) ProtoMessage() {}
+
+func (x *FlushJournalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlushJournalResponse.ProtoReflect.Descriptor instead.
+func (*FlushJournalResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *FlushJournalResponse) GetFlushed() uint64 {
+	if x != nil {
+		return x.Flushed
+	}
+	return 0
+}
+
+func (x *FlushJournalResponse) GetPending() uint64 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
+type DeadLettersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many; 0 means 100.
+	Limit         uint32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLettersRequest) Reset() {
+	*x = DeadLettersRequest{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLettersRequest) ProtoMessage() {}
+
+func (x *DeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*DeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DeadLettersRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type DeadLettersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeadLetters   []*DeadLetter          `protobuf:"bytes,1,rep,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLettersResponse) Reset() {
+	*x = DeadLettersResponse{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLettersResponse) ProtoMessage() {}
+
+func (x *DeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*DeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DeadLettersResponse) GetDeadLetters() []*DeadLetter {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return nil
+}
+
+type DeadLetter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Delete        bool                   `protobuf:"varint,3,opt,name=delete,proto3" json:"delete,omitempty"`
+	Version       uint64                 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	Attempts      uint32                 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	LastError     string                 `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	ValueBytes    uint64                 `protobuf:"varint,7,opt,name=value_bytes,json=valueBytes,proto3" json:"value_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLetter) Reset() {
+	*x = DeadLetter{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetter) ProtoMessage() {}
+
+func (x *DeadLetter) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
+func (*DeadLetter) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DeadLetter) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
+
+func (x *DeadLetter) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetValueBytes() uint64 {
+	if x != nil {
+		return x.ValueBytes
+	}
+	return 0
+}
+
+type RetryDeadLetterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryDeadLetterRequest) Reset() {
+	*x = RetryDeadLetterRequest{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryDeadLetterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryDeadLetterRequest) ProtoMessage() {}
+
+func (x *RetryDeadLetterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryDeadLetterRequest.ProtoReflect.Descriptor instead.
+func (*RetryDeadLetterRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RetryDeadLetterRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RetryDeadLetterRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type RetryDeadLetterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryDeadLetterResponse) Reset() {
+	*x = RetryDeadLetterResponse{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryDeadLetterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryDeadLetterResponse) ProtoMessage() {}
+
+func (x *RetryDeadLetterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryDeadLetterResponse.ProtoReflect.Descriptor instead.
+func (*RetryDeadLetterResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+type DropDeadLetterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropDeadLetterRequest) Reset() {
+	*x = DropDeadLetterRequest{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropDeadLetterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropDeadLetterRequest) ProtoMessage() {}
+
+func (x *DropDeadLetterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropDeadLetterRequest.ProtoReflect.Descriptor instead.
+func (*DropDeadLetterRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DropDeadLetterRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *DropDeadLetterRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type DropDeadLetterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropDeadLetterResponse) Reset() {
+	*x = DropDeadLetterResponse{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropDeadLetterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropDeadLetterResponse) ProtoMessage() {}
+
+func (x *DropDeadLetterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropDeadLetterResponse.ProtoReflect.Descriptor instead.
+func (*DropDeadLetterResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
 type MembersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -84,7 +699,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[0]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -96,7 +711,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[0]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -109,7 +724,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 type MembersResponse struct {
@@ -123,7 +738,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[1]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -135,7 +750,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[1]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -148,7 +763,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MembersResponse) GetSelf() string {
@@ -177,7 +792,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[2]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +804,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[2]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +817,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Member) GetName() string {
@@ -241,7 +856,7 @@ type RingRequest struct {
 
 func (x *RingRequest) Reset() {
 	*x = RingRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[3]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -253,7 +868,7 @@ func (x *RingRequest) String() string {
 func (*RingRequest) ProtoMessage() {}
 
 func (x *RingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[3]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -266,7 +881,7 @@ func (x *RingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingRequest.ProtoReflect.Descriptor instead.
 func (*RingRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 type RingResponse struct {
@@ -285,7 +900,7 @@ type RingResponse struct {
 
 func (x *RingResponse) Reset() {
 	*x = RingResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[4]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -297,7 +912,7 @@ func (x *RingResponse) String() string {
 func (*RingResponse) ProtoMessage() {}
 
 func (x *RingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[4]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -310,7 +925,7 @@ func (x *RingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingResponse.ProtoReflect.Descriptor instead.
 func (*RingResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RingResponse) GetVersion() uint64 {
@@ -359,7 +974,7 @@ type RingMember struct {
 
 func (x *RingMember) Reset() {
 	*x = RingMember{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[5]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +986,7 @@ func (x *RingMember) String() string {
 func (*RingMember) ProtoMessage() {}
 
 func (x *RingMember) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[5]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +999,7 @@ func (x *RingMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingMember.ProtoReflect.Descriptor instead.
 func (*RingMember) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RingMember) GetName() string {
@@ -418,7 +1033,7 @@ type LocateRequest struct {
 
 func (x *LocateRequest) Reset() {
 	*x = LocateRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[6]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +1045,7 @@ func (x *LocateRequest) String() string {
 func (*LocateRequest) ProtoMessage() {}
 
 func (x *LocateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[6]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +1058,7 @@ func (x *LocateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateRequest.ProtoReflect.Descriptor instead.
 func (*LocateRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LocateRequest) GetNamespace() string {
@@ -471,7 +1086,7 @@ type LocateResponse struct {
 
 func (x *LocateResponse) Reset() {
 	*x = LocateResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[7]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +1098,7 @@ func (x *LocateResponse) String() string {
 func (*LocateResponse) ProtoMessage() {}
 
 func (x *LocateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[7]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,7 +1111,7 @@ func (x *LocateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateResponse.ProtoReflect.Descriptor instead.
 func (*LocateResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LocateResponse) GetPartition() uint32 {
@@ -528,7 +1143,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[8]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +1155,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[8]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +1168,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 type StatsResponse struct {
@@ -572,7 +1187,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[9]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +1199,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[9]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +1212,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StatsResponse) GetNode() string {
@@ -654,7 +1269,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[10]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +1281,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[10]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +1294,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StoreStats) GetEntries() uint64 {
@@ -721,16 +1336,24 @@ type NamespaceStats struct {
 	LoadsDeduplicated uint64 `protobuf:"varint,6,opt,name=loads_deduplicated,json=loadsDeduplicated,proto3" json:"loads_deduplicated,omitempty"`
 	LoadErrors        uint64 `protobuf:"varint,7,opt,name=load_errors,json=loadErrors,proto3" json:"load_errors,omitempty"`
 	// Misses answered from a cached not-found.
-	NegativeHits  uint64 `protobuf:"varint,8,opt,name=negative_hits,json=negativeHits,proto3" json:"negative_hits,omitempty"`
-	Sets          uint64 `protobuf:"varint,9,opt,name=sets,proto3" json:"sets,omitempty"`
-	Deletes       uint64 `protobuf:"varint,10,opt,name=deletes,proto3" json:"deletes,omitempty"`
+	NegativeHits uint64 `protobuf:"varint,8,opt,name=negative_hits,json=negativeHits,proto3" json:"negative_hits,omitempty"`
+	Sets         uint64 `protobuf:"varint,9,opt,name=sets,proto3" json:"sets,omitempty"`
+	Deletes      uint64 `protobuf:"varint,10,opt,name=deletes,proto3" json:"deletes,omitempty"`
+	// Write-through or journal failures returned to callers.
+	WriteErrors uint64 `protobuf:"varint,11,opt,name=write_errors,json=writeErrors,proto3" json:"write_errors,omitempty"`
+	// Writes refused with RESOURCE_EXHAUSTED because the journal was full.
+	Backpressure uint64 `protobuf:"varint,12,opt,name=backpressure,proto3" json:"backpressure,omitempty"`
+	// Background refresh-ahead loads started.
+	Refreshes uint64 `protobuf:"varint,13,opt,name=refreshes,proto3" json:"refreshes,omitempty"`
+	// Misses answered from a write still pending in the journal.
+	PendingHits   uint64 `protobuf:"varint,14,opt,name=pending_hits,json=pendingHits,proto3" json:"pending_hits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NamespaceStats) Reset() {
 	*x = NamespaceStats{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[11]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +1365,7 @@ func (x *NamespaceStats) String() string {
 func (*NamespaceStats) ProtoMessage() {}
 
 func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[11]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +1378,7 @@ func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespaceStats.ProtoReflect.Descriptor instead.
 func (*NamespaceStats) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *NamespaceStats) GetName() string {
@@ -828,11 +1451,82 @@ func (x *NamespaceStats) GetDeletes() uint64 {
 	return 0
 }
 
+func (x *NamespaceStats) GetWriteErrors() uint64 {
+	if x != nil {
+		return x.WriteErrors
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetBackpressure() uint64 {
+	if x != nil {
+		return x.Backpressure
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetRefreshes() uint64 {
+	if x != nil {
+		return x.Refreshes
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetPendingHits() uint64 {
+	if x != nil {
+		return x.PendingHits
+	}
+	return 0
+}
+
 var File_ringcache_v1_admin_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x18ringcache/v1/admin.proto\x12\fringcache.v1\"\x10\n" +
+	"\x0eJournalRequest\"\x8b\x03\n" +
+	"\x0fJournalResponse\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x18\n" +
+	"\aenabled\x18\x02 \x01(\bR\aenabled\x12\x18\n" +
+	"\apending\x18\x03 \x01(\x04R\apending\x12#\n" +
+	"\rpending_bytes\x18\x04 \x01(\x04R\fpendingBytes\x121\n" +
+	"\x15oldest_pending_age_ms\x18\x05 \x01(\x03R\x12oldestPendingAgeMs\x12!\n" +
+	"\fdead_letters\x18\x06 \x01(\x04R\vdeadLetters\x12\x18\n" +
+	"\aappends\x18\a \x01(\x04R\aappends\x12\x1c\n" +
+	"\tcoalesced\x18\b \x01(\x04R\tcoalesced\x12\x18\n" +
+	"\aflushed\x18\t \x01(\x04R\aflushed\x12%\n" +
+	"\x0eflush_failures\x18\n" +
+	" \x01(\x04R\rflushFailures\x12\x1f\n" +
+	"\vmax_pending\x18\v \x01(\x04R\n" +
+	"maxPending\x12\x1b\n" +
+	"\tmax_bytes\x18\f \x01(\x04R\bmaxBytes\"\x15\n" +
+	"\x13FlushJournalRequest\"J\n" +
+	"\x14FlushJournalResponse\x12\x18\n" +
+	"\aflushed\x18\x01 \x01(\x04R\aflushed\x12\x18\n" +
+	"\apending\x18\x02 \x01(\x04R\apending\"*\n" +
+	"\x12DeadLettersRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\"R\n" +
+	"\x13DeadLettersResponse\x12;\n" +
+	"\fdead_letters\x18\x01 \x03(\v2\x18.ringcache.v1.DeadLetterR\vdeadLetters\"\xca\x01\n" +
+	"\n" +
+	"DeadLetter\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x16\n" +
+	"\x06delete\x18\x03 \x01(\bR\x06delete\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\rR\battempts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x12\x1f\n" +
+	"\vvalue_bytes\x18\a \x01(\x04R\n" +
+	"valueBytes\"H\n" +
+	"\x16RetryDeadLetterRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\x19\n" +
+	"\x17RetryDeadLetterResponse\"G\n" +
+	"\x15DropDeadLetterRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\x18\n" +
+	"\x16DropDeadLetterResponse\"\x10\n" +
 	"\x0eMembersRequest\"U\n" +
 	"\x0fMembersResponse\x12\x12\n" +
 	"\x04self\x18\x01 \x01(\tR\x04self\x12.\n" +
@@ -880,7 +1574,7 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\aentries\x18\x01 \x01(\x04R\aentries\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x1b\n" +
 	"\tmax_bytes\x18\x03 \x01(\x04R\bmaxBytes\x12\x1c\n" +
-	"\tevictions\x18\x04 \x01(\x04R\tevictions\"\x9d\x02\n" +
+	"\tevictions\x18\x04 \x01(\x04R\tevictions\"\xa5\x03\n" +
 	"\x0eNamespaceStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04gets\x18\x02 \x01(\x04R\x04gets\x12\x12\n" +
@@ -893,18 +1587,27 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\rnegative_hits\x18\b \x01(\x04R\fnegativeHits\x12\x12\n" +
 	"\x04sets\x18\t \x01(\x04R\x04sets\x12\x18\n" +
 	"\adeletes\x18\n" +
-	" \x01(\x04R\adeletes*\x8b\x01\n" +
+	" \x01(\x04R\adeletes\x12!\n" +
+	"\fwrite_errors\x18\v \x01(\x04R\vwriteErrors\x12\"\n" +
+	"\fbackpressure\x18\f \x01(\x04R\fbackpressure\x12\x1c\n" +
+	"\trefreshes\x18\r \x01(\x04R\trefreshes\x12!\n" +
+	"\fpending_hits\x18\x0e \x01(\x04R\vpendingHits*\x8b\x01\n" +
 	"\vMemberState\x12\x1c\n" +
 	"\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n" +
 	"\x14MEMBER_STATE_SUSPECT\x10\x02\x12\x15\n" +
 	"\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n" +
-	"\x11MEMBER_STATE_LEFT\x10\x042\x95\x02\n" +
+	"\x11MEMBER_STATE_LEFT\x10\x042\xc5\x05\n" +
 	"\x05Admin\x12F\n" +
 	"\aMembers\x12\x1c.ringcache.v1.MembersRequest\x1a\x1d.ringcache.v1.MembersResponse\x12=\n" +
 	"\x04Ring\x12\x19.ringcache.v1.RingRequest\x1a\x1a.ringcache.v1.RingResponse\x12C\n" +
 	"\x06Locate\x12\x1b.ringcache.v1.LocateRequest\x1a\x1c.ringcache.v1.LocateResponse\x12@\n" +
-	"\x05Stats\x12\x1a.ringcache.v1.StatsRequest\x1a\x1b.ringcache.v1.StatsResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
+	"\x05Stats\x12\x1a.ringcache.v1.StatsRequest\x1a\x1b.ringcache.v1.StatsResponse\x12F\n" +
+	"\aJournal\x12\x1c.ringcache.v1.JournalRequest\x1a\x1d.ringcache.v1.JournalResponse\x12U\n" +
+	"\fFlushJournal\x12!.ringcache.v1.FlushJournalRequest\x1a\".ringcache.v1.FlushJournalResponse\x12R\n" +
+	"\vDeadLetters\x12 .ringcache.v1.DeadLettersRequest\x1a!.ringcache.v1.DeadLettersResponse\x12^\n" +
+	"\x0fRetryDeadLetter\x12$.ringcache.v1.RetryDeadLetterRequest\x1a%.ringcache.v1.RetryDeadLetterResponse\x12[\n" +
+	"\x0eDropDeadLetter\x12#.ringcache.v1.DropDeadLetterRequest\x1a$.ringcache.v1.DropDeadLetterResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
 
 var (
 	file_ringcache_v1_admin_proto_rawDescOnce sync.Once
@@ -919,41 +1622,63 @@ func file_ringcache_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_ringcache_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ringcache_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_ringcache_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_ringcache_v1_admin_proto_goTypes = []any{
-	(MemberState)(0),        // 0: ringcache.v1.MemberState
-	(*MembersRequest)(nil),  // 1: ringcache.v1.MembersRequest
-	(*MembersResponse)(nil), // 2: ringcache.v1.MembersResponse
-	(*Member)(nil),          // 3: ringcache.v1.Member
-	(*RingRequest)(nil),     // 4: ringcache.v1.RingRequest
-	(*RingResponse)(nil),    // 5: ringcache.v1.RingResponse
-	(*RingMember)(nil),      // 6: ringcache.v1.RingMember
-	(*LocateRequest)(nil),   // 7: ringcache.v1.LocateRequest
-	(*LocateResponse)(nil),  // 8: ringcache.v1.LocateResponse
-	(*StatsRequest)(nil),    // 9: ringcache.v1.StatsRequest
-	(*StatsResponse)(nil),   // 10: ringcache.v1.StatsResponse
-	(*StoreStats)(nil),      // 11: ringcache.v1.StoreStats
-	(*NamespaceStats)(nil),  // 12: ringcache.v1.NamespaceStats
+	(MemberState)(0),                // 0: ringcache.v1.MemberState
+	(*JournalRequest)(nil),          // 1: ringcache.v1.JournalRequest
+	(*JournalResponse)(nil),         // 2: ringcache.v1.JournalResponse
+	(*FlushJournalRequest)(nil),     // 3: ringcache.v1.FlushJournalRequest
+	(*FlushJournalResponse)(nil),    // 4: ringcache.v1.FlushJournalResponse
+	(*DeadLettersRequest)(nil),      // 5: ringcache.v1.DeadLettersRequest
+	(*DeadLettersResponse)(nil),     // 6: ringcache.v1.DeadLettersResponse
+	(*DeadLetter)(nil),              // 7: ringcache.v1.DeadLetter
+	(*RetryDeadLetterRequest)(nil),  // 8: ringcache.v1.RetryDeadLetterRequest
+	(*RetryDeadLetterResponse)(nil), // 9: ringcache.v1.RetryDeadLetterResponse
+	(*DropDeadLetterRequest)(nil),   // 10: ringcache.v1.DropDeadLetterRequest
+	(*DropDeadLetterResponse)(nil),  // 11: ringcache.v1.DropDeadLetterResponse
+	(*MembersRequest)(nil),          // 12: ringcache.v1.MembersRequest
+	(*MembersResponse)(nil),         // 13: ringcache.v1.MembersResponse
+	(*Member)(nil),                  // 14: ringcache.v1.Member
+	(*RingRequest)(nil),             // 15: ringcache.v1.RingRequest
+	(*RingResponse)(nil),            // 16: ringcache.v1.RingResponse
+	(*RingMember)(nil),              // 17: ringcache.v1.RingMember
+	(*LocateRequest)(nil),           // 18: ringcache.v1.LocateRequest
+	(*LocateResponse)(nil),          // 19: ringcache.v1.LocateResponse
+	(*StatsRequest)(nil),            // 20: ringcache.v1.StatsRequest
+	(*StatsResponse)(nil),           // 21: ringcache.v1.StatsResponse
+	(*StoreStats)(nil),              // 22: ringcache.v1.StoreStats
+	(*NamespaceStats)(nil),          // 23: ringcache.v1.NamespaceStats
 }
 var file_ringcache_v1_admin_proto_depIdxs = []int32{
-	3,  // 0: ringcache.v1.MembersResponse.members:type_name -> ringcache.v1.Member
-	0,  // 1: ringcache.v1.Member.state:type_name -> ringcache.v1.MemberState
-	6,  // 2: ringcache.v1.RingResponse.members:type_name -> ringcache.v1.RingMember
-	11, // 3: ringcache.v1.StatsResponse.store:type_name -> ringcache.v1.StoreStats
-	12, // 4: ringcache.v1.StatsResponse.namespaces:type_name -> ringcache.v1.NamespaceStats
-	1,  // 5: ringcache.v1.Admin.Members:input_type -> ringcache.v1.MembersRequest
-	4,  // 6: ringcache.v1.Admin.Ring:input_type -> ringcache.v1.RingRequest
-	7,  // 7: ringcache.v1.Admin.Locate:input_type -> ringcache.v1.LocateRequest
-	9,  // 8: ringcache.v1.Admin.Stats:input_type -> ringcache.v1.StatsRequest
-	2,  // 9: ringcache.v1.Admin.Members:output_type -> ringcache.v1.MembersResponse
-	5,  // 10: ringcache.v1.Admin.Ring:output_type -> ringcache.v1.RingResponse
-	8,  // 11: ringcache.v1.Admin.Locate:output_type -> ringcache.v1.LocateResponse
-	10, // 12: ringcache.v1.Admin.Stats:output_type -> ringcache.v1.StatsResponse
-	9,  // [9:13] is the sub-list for method output_type
-	5,  // [5:9] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	7,  // 0: ringcache.v1.DeadLettersResponse.dead_letters:type_name -> ringcache.v1.DeadLetter
+	14, // 1: ringcache.v1.MembersResponse.members:type_name -> ringcache.v1.Member
+	0,  // 2: ringcache.v1.Member.state:type_name -> ringcache.v1.MemberState
+	17, // 3: ringcache.v1.RingResponse.members:type_name -> ringcache.v1.RingMember
+	22, // 4: ringcache.v1.StatsResponse.store:type_name -> ringcache.v1.StoreStats
+	23, // 5: ringcache.v1.StatsResponse.namespaces:type_name -> ringcache.v1.NamespaceStats
+	12, // 6: ringcache.v1.Admin.Members:input_type -> ringcache.v1.MembersRequest
+	15, // 7: ringcache.v1.Admin.Ring:input_type -> ringcache.v1.RingRequest
+	18, // 8: ringcache.v1.Admin.Locate:input_type -> ringcache.v1.LocateRequest
+	20, // 9: ringcache.v1.Admin.Stats:input_type -> ringcache.v1.StatsRequest
+	1,  // 10: ringcache.v1.Admin.Journal:input_type -> ringcache.v1.JournalRequest
+	3,  // 11: ringcache.v1.Admin.FlushJournal:input_type -> ringcache.v1.FlushJournalRequest
+	5,  // 12: ringcache.v1.Admin.DeadLetters:input_type -> ringcache.v1.DeadLettersRequest
+	8,  // 13: ringcache.v1.Admin.RetryDeadLetter:input_type -> ringcache.v1.RetryDeadLetterRequest
+	10, // 14: ringcache.v1.Admin.DropDeadLetter:input_type -> ringcache.v1.DropDeadLetterRequest
+	13, // 15: ringcache.v1.Admin.Members:output_type -> ringcache.v1.MembersResponse
+	16, // 16: ringcache.v1.Admin.Ring:output_type -> ringcache.v1.RingResponse
+	19, // 17: ringcache.v1.Admin.Locate:output_type -> ringcache.v1.LocateResponse
+	21, // 18: ringcache.v1.Admin.Stats:output_type -> ringcache.v1.StatsResponse
+	2,  // 19: ringcache.v1.Admin.Journal:output_type -> ringcache.v1.JournalResponse
+	4,  // 20: ringcache.v1.Admin.FlushJournal:output_type -> ringcache.v1.FlushJournalResponse
+	6,  // 21: ringcache.v1.Admin.DeadLetters:output_type -> ringcache.v1.DeadLettersResponse
+	9,  // 22: ringcache.v1.Admin.RetryDeadLetter:output_type -> ringcache.v1.RetryDeadLetterResponse
+	11, // 23: ringcache.v1.Admin.DropDeadLetter:output_type -> ringcache.v1.DropDeadLetterResponse
+	15, // [15:24] is the sub-list for method output_type
+	6,  // [6:15] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_admin_proto_init() }
@@ -967,7 +1692,7 @@ func file_ringcache_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_admin_proto_rawDesc), len(file_ringcache_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_Members_FullMethodName = "/ringcache.v1.Admin/Members"
-	Admin_Ring_FullMethodName    = "/ringcache.v1.Admin/Ring"
-	Admin_Locate_FullMethodName  = "/ringcache.v1.Admin/Locate"
-	Admin_Stats_FullMethodName   = "/ringcache.v1.Admin/Stats"
+	Admin_Members_FullMethodName         = "/ringcache.v1.Admin/Members"
+	Admin_Ring_FullMethodName            = "/ringcache.v1.Admin/Ring"
+	Admin_Locate_FullMethodName          = "/ringcache.v1.Admin/Locate"
+	Admin_Stats_FullMethodName           = "/ringcache.v1.Admin/Stats"
+	Admin_Journal_FullMethodName         = "/ringcache.v1.Admin/Journal"
+	Admin_FlushJournal_FullMethodName    = "/ringcache.v1.Admin/FlushJournal"
+	Admin_DeadLetters_FullMethodName     = "/ringcache.v1.Admin/DeadLetters"
+	Admin_RetryDeadLetter_FullMethodName = "/ringcache.v1.Admin/RetryDeadLetter"
+	Admin_DropDeadLetter_FullMethodName  = "/ringcache.v1.Admin/DropDeadLetter"
 )
 
 // AdminClient is the client API for Admin service.
@@ -39,6 +44,16 @@ type AdminClient interface {
 	Locate(ctx context.Context, in *LocateRequest, opts ...grpc.CallOption) (*LocateResponse, error)
 	// Stats returns this node's counters.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// Journal reports this node's write-behind journal: backlog and flusher.
+	Journal(ctx context.Context, in *JournalRequest, opts ...grpc.CallOption) (*JournalResponse, error)
+	// FlushJournal writes every pending write-behind record to the database now.
+	FlushJournal(ctx context.Context, in *FlushJournalRequest, opts ...grpc.CallOption) (*FlushJournalResponse, error)
+	// DeadLetters lists writes the database rejected for good.
+	DeadLetters(ctx context.Context, in *DeadLettersRequest, opts ...grpc.CallOption) (*DeadLettersResponse, error)
+	// RetryDeadLetter queues a dead letter for flushing again.
+	RetryDeadLetter(ctx context.Context, in *RetryDeadLetterRequest, opts ...grpc.CallOption) (*RetryDeadLetterResponse, error)
+	// DropDeadLetter discards a dead letter.
+	DropDeadLetter(ctx context.Context, in *DropDeadLetterRequest, opts ...grpc.CallOption) (*DropDeadLetterResponse, error)
 }
 
 type adminClient struct {
@@ -89,6 +104,56 @@ func (c *adminClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.
 	return out, nil
 }
 
+func (c *adminClient) Journal(ctx context.Context, in *JournalRequest, opts ...grpc.CallOption) (*JournalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JournalResponse)
+	err := c.cc.Invoke(ctx, Admin_Journal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) FlushJournal(ctx context.Context, in *FlushJournalRequest, opts ...grpc.CallOption) (*FlushJournalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FlushJournalResponse)
+	err := c.cc.Invoke(ctx, Admin_FlushJournal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) DeadLetters(ctx context.Context, in *DeadLettersRequest, opts ...grpc.CallOption) (*DeadLettersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeadLettersResponse)
+	err := c.cc.Invoke(ctx, Admin_DeadLetters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) RetryDeadLetter(ctx context.Context, in *RetryDeadLetterRequest, opts ...grpc.CallOption) (*RetryDeadLetterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryDeadLetterResponse)
+	err := c.cc.Invoke(ctx, Admin_RetryDeadLetter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) DropDeadLetter(ctx context.Context, in *DropDeadLetterRequest, opts ...grpc.CallOption) (*DropDeadLetterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DropDeadLetterResponse)
+	err := c.cc.Invoke(ctx, Admin_DropDeadLetter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -103,6 +168,16 @@ type AdminServer interface {
 	Locate(context.Context, *LocateRequest) (*LocateResponse, error)
 	// Stats returns this node's counters.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// Journal reports this node's write-behind journal: backlog and flusher.
+	Journal(context.Context, *JournalRequest) (*JournalResponse, error)
+	// FlushJournal writes every pending write-behind record to the database now.
+	FlushJournal(context.Context, *FlushJournalRequest) (*FlushJournalResponse, error)
+	// DeadLetters lists writes the database rejected for good.
+	DeadLetters(context.Context, *DeadLettersRequest) (*DeadLettersResponse, error)
+	// RetryDeadLetter queues a dead letter for flushing again.
+	RetryDeadLetter(context.Context, *RetryDeadLetterRequest) (*RetryDeadLetterResponse, error)
+	// DropDeadLetter discards a dead letter.
+	DropDeadLetter(context.Context, *DropDeadLetterRequest) (*DropDeadLetterResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -124,6 +199,21 @@ func (UnimplementedAdminServer) Locate(context.Context, *LocateRequest) (*Locate
 }
 func (UnimplementedAdminServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedAdminServer) Journal(context.Context, *JournalRequest) (*JournalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Journal not implemented")
+}
+func (UnimplementedAdminServer) FlushJournal(context.Context, *FlushJournalRequest) (*FlushJournalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FlushJournal not implemented")
+}
+func (UnimplementedAdminServer) DeadLetters(context.Context, *DeadLettersRequest) (*DeadLettersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeadLetters not implemented")
+}
+func (UnimplementedAdminServer) RetryDeadLetter(context.Context, *RetryDeadLetterRequest) (*RetryDeadLetterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryDeadLetter not implemented")
+}
+func (UnimplementedAdminServer) DropDeadLetter(context.Context, *DropDeadLetterRequest) (*DropDeadLetterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DropDeadLetter not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -218,6 +308,96 @@ func _Admin_Stats_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_Journal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JournalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Journal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Journal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Journal(ctx, req.(*JournalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_FlushJournal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FlushJournalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).FlushJournal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_FlushJournal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).FlushJournal(ctx, req.(*FlushJournalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_DeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeadLettersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).DeadLetters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_DeadLetters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).DeadLetters(ctx, req.(*DeadLettersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_RetryDeadLetter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryDeadLetterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RetryDeadLetter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_RetryDeadLetter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RetryDeadLetter(ctx, req.(*RetryDeadLetterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_DropDeadLetter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DropDeadLetterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).DropDeadLetter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_DropDeadLetter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).DropDeadLetter(ctx, req.(*DropDeadLetterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -240,6 +420,26 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _Admin_Stats_Handler,
+		},
+		{
+			MethodName: "Journal",
+			Handler:    _Admin_Journal_Handler,
+		},
+		{
+			MethodName: "FlushJournal",
+			Handler:    _Admin_FlushJournal_Handler,
+		},
+		{
+			MethodName: "DeadLetters",
+			Handler:    _Admin_DeadLetters_Handler,
+		},
+		{
+			MethodName: "RetryDeadLetter",
+			Handler:    _Admin_RetryDeadLetter_Handler,
+		},
+		{
+			MethodName: "DropDeadLetter",
+			Handler:    _Admin_DropDeadLetter_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

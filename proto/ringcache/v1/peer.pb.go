@@ -31,7 +31,10 @@ type ForwardRequest struct {
 	//	*ForwardRequest_Set
 	//	*ForwardRequest_Delete
 	//	*ForwardRequest_GetMany
-	Op            isForwardRequest_Op `protobuf_oneof:"op"`
+	Op isForwardRequest_Op `protobuf_oneof:"op"`
+	// The sender's hybrid logical clock: write versions on the receiver move
+	// past it, so a key's writes stay ordered when its owner changes.
+	Hlc           uint64 `protobuf:"varint,6,opt,name=hlc,proto3" json:"hlc,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -116,6 +119,13 @@ func (x *ForwardRequest) GetGetMany() *GetManyRequest {
 	return nil
 }
 
+func (x *ForwardRequest) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
 type isForwardRequest_Op interface {
 	isForwardRequest_Op()
 }
@@ -152,7 +162,9 @@ type ForwardResponse struct {
 	//	*ForwardResponse_Set
 	//	*ForwardResponse_Delete
 	//	*ForwardResponse_GetMany
-	Result        isForwardResponse_Result `protobuf_oneof:"result"`
+	Result isForwardResponse_Result `protobuf_oneof:"result"`
+	// The receiver's hybrid logical clock.
+	Hlc           uint64 `protobuf:"varint,5,opt,name=hlc,proto3" json:"hlc,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -230,6 +242,13 @@ func (x *ForwardResponse) GetGetMany() *GetManyResponse {
 	return nil
 }
 
+func (x *ForwardResponse) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
 type isForwardResponse_Result interface {
 	isForwardResponse_Result()
 }
@@ -262,19 +281,21 @@ var File_ringcache_v1_peer_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x17ringcache/v1/peer.proto\x12\fringcache.v1\x1a\x18ringcache/v1/cache.proto\"\xf8\x01\n" +
+	"\x17ringcache/v1/peer.proto\x12\fringcache.v1\x1a\x18ringcache/v1/cache.proto\"\x8a\x02\n" +
 	"\x0eForwardRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12,\n" +
 	"\x03get\x18\x02 \x01(\v2\x18.ringcache.v1.GetRequestH\x00R\x03get\x12,\n" +
 	"\x03set\x18\x03 \x01(\v2\x18.ringcache.v1.SetRequestH\x00R\x03set\x125\n" +
 	"\x06delete\x18\x04 \x01(\v2\x1b.ringcache.v1.DeleteRequestH\x00R\x06delete\x129\n" +
-	"\bget_many\x18\x05 \x01(\v2\x1c.ringcache.v1.GetManyRequestH\x00R\agetManyB\x04\n" +
-	"\x02op\"\xed\x01\n" +
+	"\bget_many\x18\x05 \x01(\v2\x1c.ringcache.v1.GetManyRequestH\x00R\agetMany\x12\x10\n" +
+	"\x03hlc\x18\x06 \x01(\x04R\x03hlcB\x04\n" +
+	"\x02op\"\xff\x01\n" +
 	"\x0fForwardResponse\x12-\n" +
 	"\x03get\x18\x01 \x01(\v2\x19.ringcache.v1.GetResponseH\x00R\x03get\x12-\n" +
 	"\x03set\x18\x02 \x01(\v2\x19.ringcache.v1.SetResponseH\x00R\x03set\x126\n" +
 	"\x06delete\x18\x03 \x01(\v2\x1c.ringcache.v1.DeleteResponseH\x00R\x06delete\x12:\n" +
-	"\bget_many\x18\x04 \x01(\v2\x1d.ringcache.v1.GetManyResponseH\x00R\agetManyB\b\n" +
+	"\bget_many\x18\x04 \x01(\v2\x1d.ringcache.v1.GetManyResponseH\x00R\agetMany\x12\x10\n" +
+	"\x03hlc\x18\x05 \x01(\x04R\x03hlcB\b\n" +
 	"\x06result2N\n" +
 	"\x04Peer\x12F\n" +
 	"\aForward\x12\x1c.ringcache.v1.ForwardRequest\x1a\x1d.ringcache.v1.ForwardResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"

@@ -1,0 +1,98 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// Admin RPCs of the write-behind journal (ringcachectl journal).
+
+func (s *adminServer) noJournal() error {
+	return status.Error(codes.FailedPrecondition, "this node has no write-behind namespace, so no journal")
+}
+
+func (s *adminServer) Journal(context.Context, *pb.JournalRequest) (*pb.JournalResponse, error) {
+	n := s.n
+	resp := &pb.JournalResponse{Node: n.cfg.Name}
+	if n.cfg.Journal == nil {
+		return resp, nil
+	}
+	st, err := n.cfg.Journal.Stats()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "read journal stats: %v", err)
+	}
+	fs := n.flusher.Stats()
+	resp.Enabled = true
+	resp.Pending, resp.PendingBytes = uint64(st.Pending), uint64(st.PendingBytes)
+	resp.DeadLetters, resp.Appends, resp.Coalesced = uint64(st.DeadLetters), st.Appends, st.Coalesced
+	resp.Flushed, resp.FlushFailures = fs.Flushed, fs.Failures
+	if !st.Oldest.IsZero() {
+		resp.OldestPendingAgeMs = time.Since(st.Oldest).Milliseconds()
+	}
+	resp.MaxPending, resp.MaxBytes = uint64(st.MaxPending), uint64(st.MaxBytes)
+	return resp, nil
+}
+
+func (s *adminServer) FlushJournal(ctx context.Context, _ *pb.FlushJournalRequest) (*pb.FlushJournalResponse, error) {
+	n := s.n
+	if n.flusher == nil {
+		return nil, s.noJournal()
+	}
+	before := n.flusher.Stats().Flushed
+	if err := n.flusher.Flush(ctx); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "flush incomplete: %v", err)
+	}
+	st, err := n.cfg.Journal.Stats()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "read journal stats: %v", err)
+	}
+	return &pb.FlushJournalResponse{Flushed: n.flusher.Stats().Flushed - before, Pending: uint64(st.Pending)}, nil
+}
+
+func (s *adminServer) DeadLetters(_ context.Context, req *pb.DeadLettersRequest) (*pb.DeadLettersResponse, error) {
+	n := s.n
+	if n.cfg.Journal == nil {
+		return nil, s.noJournal()
+	}
+	limit := int(req.Limit)
+	if limit == 0 {
+		limit = 100
+	}
+	recs, err := n.cfg.Journal.DeadLetters(limit)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "read dead letters: %v", err)
+	}
+	resp := &pb.DeadLettersResponse{}
+	for _, r := range recs {
+		resp.DeadLetters = append(resp.DeadLetters, &pb.DeadLetter{
+			Namespace: r.Namespace, Key: r.Key, Delete: r.Delete, Version: r.Version,
+			Attempts: r.Attempts, LastError: r.LastError, ValueBytes: uint64(len(r.Value)),
+		})
+	}
+	return resp, nil
+}
+
+func (s *adminServer) RetryDeadLetter(_ context.Context, req *pb.RetryDeadLetterRequest) (*pb.RetryDeadLetterResponse, error) {
+	if s.n.cfg.Journal == nil {
+		return nil, s.noJournal()
+	}
+	if err := s.n.cfg.Journal.Revive(req.Namespace, req.Key); err != nil {
+		return nil, journalStatus(err)
+	}
+	return &pb.RetryDeadLetterResponse{}, nil
+}
+
+func (s *adminServer) DropDeadLetter(_ context.Context, req *pb.DropDeadLetterRequest) (*pb.DropDeadLetterResponse, error) {
+	if s.n.cfg.Journal == nil {
+		return nil, s.noJournal()
+	}
+	if err := s.n.cfg.Journal.Drop(req.Namespace, req.Key); err != nil {
+		return nil, journalStatus(err)
+	}
+	return &pb.DropDeadLetterResponse{}, nil
+}
