@@ -7,6 +7,7 @@ package clustertest
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/pkg/node"
 	"github.com/ringcache/ringcache/pkg/strategy"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
@@ -27,6 +29,9 @@ const (
 	NSUsers = "users"
 	// NSCache is a pure cache (read and write aside).
 	NSCache = "cache"
+	// NSOrders is read-through and write-behind on Cluster.DB; served only
+	// with Options.WriteBehind.
+	NSOrders = "orders"
 )
 
 // Options tune a cluster.
@@ -35,18 +40,24 @@ type Options struct {
 	Namespaces []node.NamespaceSpec
 	// Configure, when set, edits each node's config before it starts.
 	Configure func(i int, cfg *node.Config)
+	// WriteBehind adds the NSOrders namespace and gives every node a
+	// journal in the test's temp dir.
+	WriteBehind bool
+	// FlushInterval of the nodes' flushers; default 10 ms.
+	FlushInterval time.Duration
 }
 
 // Cluster is a set of in-process nodes.
 type Cluster struct {
-	t     testing.TB
-	opts  Options
-	DB    *FakeDB
-	Net   *Network
-	mu    sync.Mutex
-	nodes []*node.Node
-	down  map[int]bool
-	conns map[int]*grpc.ClientConn
+	t        testing.TB
+	opts     Options
+	DB       *FakeDB
+	Net      *Network
+	mu       sync.Mutex
+	nodes    []*node.Node
+	down     map[int]bool
+	conns    map[int]*grpc.ClientConn
+	journals []*journal.Journal
 }
 
 // FastGossip sets memberlist timers for tests: a dead node is detected in
@@ -84,10 +95,17 @@ func (c *Cluster) namespaces() []node.NamespaceSpec {
 	if c.opts.Namespaces != nil {
 		return c.opts.Namespaces
 	}
-	return []node.NamespaceSpec{
+	specs := []node.NamespaceSpec{
 		{Policy: strategy.Policy{Name: NSUsers, Read: strategy.ReadThrough, TTL: time.Minute, NegativeTTL: time.Second, MaxKeyBytes: 256, MaxValueBytes: 1 << 16}, Loader: c.DB},
 		{Policy: strategy.Policy{Name: NSCache, TTL: time.Minute, MaxKeyBytes: 256, MaxValueBytes: 1 << 16}},
 	}
+	if c.opts.WriteBehind {
+		specs = append(specs, node.NamespaceSpec{
+			Policy: strategy.Policy{Name: NSOrders, Read: strategy.ReadThrough, Write: strategy.WriteBehind, TTL: time.Minute, MaxKeyBytes: 256, MaxValueBytes: 1 << 16},
+			Loader: c.DB, Writer: c.DB,
+		})
+	}
+	return specs
 }
 
 // AddNode starts one more node that joins the first and returns its index.
@@ -118,6 +136,20 @@ func (c *Cluster) AddNode() int {
 		TuneGossip:      FastGossip,
 		PeerDialer:      c.Net.dialer(name),
 		LeaveTimeout:    time.Second,
+	}
+	if c.opts.WriteBehind {
+		j, err := journal.Open(filepath.Join(c.t.TempDir(), name+"-journal.db"), journal.Options{MaxBatchDelay: time.Millisecond})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		c.mu.Lock()
+		c.journals = append(c.journals, j) // closed by Shutdown, after the nodes
+		c.mu.Unlock()
+		cfg.Journal = j
+		cfg.Flush = strategy.FlusherConfig{Interval: c.opts.FlushInterval, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+		if cfg.Flush.Interval == 0 {
+			cfg.Flush.Interval = 10 * time.Millisecond
+		}
 	}
 	if c.opts.Configure != nil {
 		c.opts.Configure(i, &cfg)
@@ -246,6 +278,9 @@ func (c *Cluster) WaitRing(nodes []int, members []string) {
 func (c *Cluster) Shutdown() {
 	for _, i := range c.Up() {
 		c.Kill(i)
+	}
+	for _, j := range c.journals {
+		j.Close()
 	}
 }
 

@@ -4,20 +4,55 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
 // FakeDB is an in-memory backend that counts loads. Block holds every load
 // until the returned release is called, so a test can pile callers onto one
 // load deterministically.
 type FakeDB struct {
-	mu    sync.Mutex
-	rows  map[string][]byte
-	gate  chan struct{}
-	loads atomic.Int64
+	mu       sync.Mutex
+	rows     map[string][]byte
+	versions map[string]uint64 // of written rows; deleted rows keep theirs
+	gate     chan struct{}
+	loads    atomic.Int64
+	writes   atomic.Int64
 }
 
 // NewFakeDB returns an empty FakeDB.
-func NewFakeDB() *FakeDB { return &FakeDB{rows: map[string][]byte{}} }
+func NewFakeDB() *FakeDB { return &FakeDB{rows: map[string][]byte{}, versions: map[string]uint64{}} }
+
+// Write implements strategy.Writer like the generic table: a write never
+// replaces a row of a higher version, and deletes keep their version.
+func (db *FakeDB) Write(_ context.Context, ws []strategy.Write) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	for _, w := range ws {
+		if v, ok := db.versions[w.Key]; ok && v >= w.Version {
+			continue
+		}
+		db.versions[w.Key] = w.Version
+		if w.Delete {
+			delete(db.rows, w.Key)
+		} else {
+			db.rows[w.Key] = w.Value
+		}
+		db.writes.Add(1)
+	}
+	return nil
+}
+
+// Row returns a row as stored.
+func (db *FakeDB) Row(key string) ([]byte, bool) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	v, ok := db.rows[key]
+	return v, ok
+}
+
+// Writes returns how many row writes were applied.
+func (db *FakeDB) Writes() int64 { return db.writes.Load() }
 
 // Put stores a row.
 func (db *FakeDB) Put(key string, value []byte) {

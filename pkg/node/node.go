@@ -102,6 +102,10 @@ type Config struct {
 	Flush strategy.FlusherConfig
 	// FlushTimeout bounds the journal flush of a graceful Close; default 15 s.
 	FlushTimeout time.Duration
+	// HandoffWindow is how long, after taking a partition over, the node
+	// asks its previous owner for pending write-behind writes before
+	// reading the database; default DefaultHandoffWindow.
+	HandoffWindow time.Duration
 	// Logger receives operator messages; nil discards them. Values are never logged.
 	Logger *slog.Logger
 	// Clock is the store's time source; nil means the wall clock.
@@ -148,6 +152,7 @@ type Node struct {
 	stats      nodeStats
 	clock      *hlc.Clock
 	flusher    *strategy.Flusher // nil without write-behind namespaces
+	handoff    atomic.Pointer[handoffs]
 	stopFlush  context.CancelFunc
 	closing    atomic.Bool
 	stop       chan struct{}
@@ -184,6 +189,9 @@ func New(cfg Config) (_ *Node, err error) {
 	if cfg.FlushTimeout <= 0 {
 		cfg.FlushTimeout = DefaultFlushTimeout
 	}
+	if cfg.HandoffWindow <= 0 {
+		cfg.HandoffWindow = DefaultHandoffWindow
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger, namespaces: map[string]*strategy.Namespace{}, stop: make(chan struct{})}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -205,7 +213,7 @@ func New(cfg Config) (_ *Node, err error) {
 				n.store.Close()
 				return nil, fmt.Errorf("node: namespace %q is write-behind and needs a journal and a writer", spec.Policy.Name)
 			}
-			deps.Journal = cfg.Journal
+			deps.Journal, deps.Handoff = cfg.Journal, n.lookupPrevious
 			writers[spec.Policy.Name] = spec.Writer
 		}
 		ns, err := strategy.New(spec.Policy, deps)
@@ -400,6 +408,7 @@ func (n *Node) rebuildRing() {
 		n.log.Info("ring rebuilt", "version", version, "members", len(ms), "moved_partitions", len(moved))
 		if len(moved) > 0 {
 			n.dropUnowned(old, r)
+			n.recordHandoffs(old, r, time.Now())
 		}
 	}
 	n.peers.retain(r.Members())

@@ -88,6 +88,11 @@ type Deps struct {
 	Journal Journal
 	// Clock versions writes; nil means a private clock.
 	Clock *hlc.Clock
+	// Handoff, for write-behind, returns a write of key still pending on the
+	// key's previous owner, if the key changed owner recently; nil means no
+	// handoff. It must not fail the read: an unreachable previous owner is
+	// reported as nothing pending.
+	Handoff func(ctx context.Context, ns, key string) (journal.Record, bool)
 }
 
 // Journal is the durable write-behind queue (internal/journal.Journal).
@@ -130,6 +135,7 @@ type Namespace struct {
 	loader  Loader
 	writer  Writer
 	journal Journal
+	handoff func(ctx context.Context, ns, key string) (journal.Record, bool)
 	clock   *hlc.Clock
 	flight  singleflight.Group
 	refresh singleflight.Group // one background refresh per key
@@ -168,7 +174,7 @@ func New(p Policy, d Deps) (*Namespace, error) {
 		n.writer = d.Writer
 	}
 	if p.Write == WriteBehind {
-		n.journal = d.Journal
+		n.journal, n.handoff = d.Journal, d.Handoff
 	}
 	return n, nil
 }
@@ -242,6 +248,9 @@ func (n *Namespace) fetch(ctx context.Context, key string) (loadResult, error) {
 		rec, ok, err := n.journal.Pending(n.p.Name, key)
 		if err != nil {
 			return loadResult{}, fmt.Errorf("%w: read the write-behind journal for %q: %w", ErrBackend, key, err)
+		}
+		if !ok && n.handoff != nil {
+			rec, ok = n.handoff(ctx, n.p.Name, key)
 		}
 		if ok {
 			n.c.pendingHits.Add(1)

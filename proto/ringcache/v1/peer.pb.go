@@ -21,6 +21,144 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type LookupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Hlc           uint64                 `protobuf:"varint,3,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupRequest) Reset() {
+	*x = LookupRequest{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupRequest) ProtoMessage() {}
+
+func (x *LookupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
+func (*LookupRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *LookupRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *LookupRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *LookupRequest) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+type LookupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when the receiver holds a pending write of the key.
+	Pending bool `protobuf:"varint,1,opt,name=pending,proto3" json:"pending,omitempty"`
+	// False when the pending write is a delete.
+	Found         bool   `protobuf:"varint,2,opt,name=found,proto3" json:"found,omitempty"`
+	Value         []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Version       uint64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	Hlc           uint64 `protobuf:"varint,5,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupResponse) Reset() {
+	*x = LookupResponse{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupResponse) ProtoMessage() {}
+
+func (x *LookupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupResponse.ProtoReflect.Descriptor instead.
+func (*LookupResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LookupResponse) GetPending() bool {
+	if x != nil {
+		return x.Pending
+	}
+	return false
+}
+
+func (x *LookupResponse) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *LookupResponse) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *LookupResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *LookupResponse) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
 type ForwardRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Name of the node that forwarded the request.
@@ -41,7 +179,7 @@ type ForwardRequest struct {
 
 func (x *ForwardRequest) Reset() {
 	*x = ForwardRequest{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[0]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -53,7 +191,7 @@ func (x *ForwardRequest) String() string {
 func (*ForwardRequest) ProtoMessage() {}
 
 func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[0]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -66,7 +204,7 @@ func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardRequest.ProtoReflect.Descriptor instead.
 func (*ForwardRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ForwardRequest) GetFrom() string {
@@ -171,7 +309,7 @@ type ForwardResponse struct {
 
 func (x *ForwardResponse) Reset() {
 	*x = ForwardResponse{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[1]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -183,7 +321,7 @@ func (x *ForwardResponse) String() string {
 func (*ForwardResponse) ProtoMessage() {}
 
 func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[1]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -196,7 +334,7 @@ func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardResponse.ProtoReflect.Descriptor instead.
 func (*ForwardResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ForwardResponse) GetResult() isForwardResponse_Result {
@@ -281,7 +419,17 @@ var File_ringcache_v1_peer_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x17ringcache/v1/peer.proto\x12\fringcache.v1\x1a\x18ringcache/v1/cache.proto\"\x8a\x02\n" +
+	"\x17ringcache/v1/peer.proto\x12\fringcache.v1\x1a\x18ringcache/v1/cache.proto\"Q\n" +
+	"\rLookupRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x10\n" +
+	"\x03hlc\x18\x03 \x01(\x04R\x03hlc\"\x82\x01\n" +
+	"\x0eLookupResponse\x12\x18\n" +
+	"\apending\x18\x01 \x01(\bR\apending\x12\x14\n" +
+	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x10\n" +
+	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\"\x8a\x02\n" +
 	"\x0eForwardRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12,\n" +
 	"\x03get\x18\x02 \x01(\v2\x18.ringcache.v1.GetRequestH\x00R\x03get\x12,\n" +
@@ -296,9 +444,10 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x06delete\x18\x03 \x01(\v2\x1c.ringcache.v1.DeleteResponseH\x00R\x06delete\x12:\n" +
 	"\bget_many\x18\x04 \x01(\v2\x1d.ringcache.v1.GetManyResponseH\x00R\agetMany\x12\x10\n" +
 	"\x03hlc\x18\x05 \x01(\x04R\x03hlcB\b\n" +
-	"\x06result2N\n" +
+	"\x06result2\x93\x01\n" +
 	"\x04Peer\x12F\n" +
-	"\aForward\x12\x1c.ringcache.v1.ForwardRequest\x1a\x1d.ringcache.v1.ForwardResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
+	"\aForward\x12\x1c.ringcache.v1.ForwardRequest\x1a\x1d.ringcache.v1.ForwardResponse\x12C\n" +
+	"\x06Lookup\x12\x1b.ringcache.v1.LookupRequest\x1a\x1c.ringcache.v1.LookupResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
 
 var (
 	file_ringcache_v1_peer_proto_rawDescOnce sync.Once
@@ -312,35 +461,39 @@ func file_ringcache_v1_peer_proto_rawDescGZIP() []byte {
 	return file_ringcache_v1_peer_proto_rawDescData
 }
 
-var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_ringcache_v1_peer_proto_goTypes = []any{
-	(*ForwardRequest)(nil),  // 0: ringcache.v1.ForwardRequest
-	(*ForwardResponse)(nil), // 1: ringcache.v1.ForwardResponse
-	(*GetRequest)(nil),      // 2: ringcache.v1.GetRequest
-	(*SetRequest)(nil),      // 3: ringcache.v1.SetRequest
-	(*DeleteRequest)(nil),   // 4: ringcache.v1.DeleteRequest
-	(*GetManyRequest)(nil),  // 5: ringcache.v1.GetManyRequest
-	(*GetResponse)(nil),     // 6: ringcache.v1.GetResponse
-	(*SetResponse)(nil),     // 7: ringcache.v1.SetResponse
-	(*DeleteResponse)(nil),  // 8: ringcache.v1.DeleteResponse
-	(*GetManyResponse)(nil), // 9: ringcache.v1.GetManyResponse
+	(*LookupRequest)(nil),   // 0: ringcache.v1.LookupRequest
+	(*LookupResponse)(nil),  // 1: ringcache.v1.LookupResponse
+	(*ForwardRequest)(nil),  // 2: ringcache.v1.ForwardRequest
+	(*ForwardResponse)(nil), // 3: ringcache.v1.ForwardResponse
+	(*GetRequest)(nil),      // 4: ringcache.v1.GetRequest
+	(*SetRequest)(nil),      // 5: ringcache.v1.SetRequest
+	(*DeleteRequest)(nil),   // 6: ringcache.v1.DeleteRequest
+	(*GetManyRequest)(nil),  // 7: ringcache.v1.GetManyRequest
+	(*GetResponse)(nil),     // 8: ringcache.v1.GetResponse
+	(*SetResponse)(nil),     // 9: ringcache.v1.SetResponse
+	(*DeleteResponse)(nil),  // 10: ringcache.v1.DeleteResponse
+	(*GetManyResponse)(nil), // 11: ringcache.v1.GetManyResponse
 }
 var file_ringcache_v1_peer_proto_depIdxs = []int32{
-	2, // 0: ringcache.v1.ForwardRequest.get:type_name -> ringcache.v1.GetRequest
-	3, // 1: ringcache.v1.ForwardRequest.set:type_name -> ringcache.v1.SetRequest
-	4, // 2: ringcache.v1.ForwardRequest.delete:type_name -> ringcache.v1.DeleteRequest
-	5, // 3: ringcache.v1.ForwardRequest.get_many:type_name -> ringcache.v1.GetManyRequest
-	6, // 4: ringcache.v1.ForwardResponse.get:type_name -> ringcache.v1.GetResponse
-	7, // 5: ringcache.v1.ForwardResponse.set:type_name -> ringcache.v1.SetResponse
-	8, // 6: ringcache.v1.ForwardResponse.delete:type_name -> ringcache.v1.DeleteResponse
-	9, // 7: ringcache.v1.ForwardResponse.get_many:type_name -> ringcache.v1.GetManyResponse
-	0, // 8: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
-	1, // 9: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
-	9, // [9:10] is the sub-list for method output_type
-	8, // [8:9] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	4,  // 0: ringcache.v1.ForwardRequest.get:type_name -> ringcache.v1.GetRequest
+	5,  // 1: ringcache.v1.ForwardRequest.set:type_name -> ringcache.v1.SetRequest
+	6,  // 2: ringcache.v1.ForwardRequest.delete:type_name -> ringcache.v1.DeleteRequest
+	7,  // 3: ringcache.v1.ForwardRequest.get_many:type_name -> ringcache.v1.GetManyRequest
+	8,  // 4: ringcache.v1.ForwardResponse.get:type_name -> ringcache.v1.GetResponse
+	9,  // 5: ringcache.v1.ForwardResponse.set:type_name -> ringcache.v1.SetResponse
+	10, // 6: ringcache.v1.ForwardResponse.delete:type_name -> ringcache.v1.DeleteResponse
+	11, // 7: ringcache.v1.ForwardResponse.get_many:type_name -> ringcache.v1.GetManyResponse
+	2,  // 8: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
+	0,  // 9: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
+	3,  // 10: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
+	1,  // 11: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
+	10, // [10:12] is the sub-list for method output_type
+	8,  // [8:10] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_peer_proto_init() }
@@ -349,13 +502,13 @@ func file_ringcache_v1_peer_proto_init() {
 		return
 	}
 	file_ringcache_v1_cache_proto_init()
-	file_ringcache_v1_peer_proto_msgTypes[0].OneofWrappers = []any{
+	file_ringcache_v1_peer_proto_msgTypes[2].OneofWrappers = []any{
 		(*ForwardRequest_Get)(nil),
 		(*ForwardRequest_Set)(nil),
 		(*ForwardRequest_Delete)(nil),
 		(*ForwardRequest_GetMany)(nil),
 	}
-	file_ringcache_v1_peer_proto_msgTypes[1].OneofWrappers = []any{
+	file_ringcache_v1_peer_proto_msgTypes[3].OneofWrappers = []any{
 		(*ForwardResponse_Get)(nil),
 		(*ForwardResponse_Set)(nil),
 		(*ForwardResponse_Delete)(nil),
@@ -367,7 +520,7 @@ func file_ringcache_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_peer_proto_rawDesc), len(file_ringcache_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
