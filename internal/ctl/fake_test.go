@@ -7,6 +7,7 @@ import (
 	"net"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,9 @@ import (
 
 // fakeNode is an in-memory Cache and Admin server. Namespace "x" is not
 // configured, Locate of namespace "slow" blocks until the caller gives up,
-// and GetMany fails the key "bad".
+// and GetMany fails the key "bad". Without a journal (or with one not
+// enabled) the journal RPCs other than Journal fail FAILED_PRECONDITION, as
+// a node without write-behind does.
 type fakeNode struct {
 	ringcachev1.UnimplementedCacheServer
 	ringcachev1.UnimplementedAdminServer
@@ -30,10 +33,19 @@ type fakeNode struct {
 	ring    *ringcachev1.RingResponse
 	stats   *ringcachev1.StatsResponse
 
+	journal  *ringcachev1.JournalResponse
+	flush    *ringcachev1.FlushJournalResponse
+	flushErr error
+
 	mu         sync.Mutex
 	data       map[string][]byte
 	lastSet    *ringcachev1.SetRequest
 	statsCalls int
+	dead       []*ringcachev1.DeadLetter
+	deadLimit  uint32
+	// actions records "retry ns/key" and "drop ns/key" calls that succeeded.
+	actions    []string
+	flushCalls int
 }
 
 func newFakeNode(name string) *fakeNode {
@@ -127,6 +139,79 @@ func (f *fakeNode) calls() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.statsCalls
+}
+
+func (f *fakeNode) noJournal() error {
+	if f.journal == nil || !f.journal.GetEnabled() {
+		return status.Error(codes.FailedPrecondition, "this node has no write-behind namespace, so no journal")
+	}
+	return nil
+}
+
+func (f *fakeNode) Journal(context.Context, *ringcachev1.JournalRequest) (*ringcachev1.JournalResponse, error) {
+	if f.journal == nil {
+		return &ringcachev1.JournalResponse{Node: f.name}, nil
+	}
+	return f.journal, nil
+}
+
+func (f *fakeNode) FlushJournal(context.Context, *ringcachev1.FlushJournalRequest) (*ringcachev1.FlushJournalResponse, error) {
+	f.mu.Lock()
+	f.flushCalls++
+	f.mu.Unlock()
+	if err := f.noJournal(); err != nil {
+		return nil, err
+	}
+	if f.flushErr != nil {
+		return nil, f.flushErr
+	}
+	return f.flush, nil
+}
+
+func (f *fakeNode) DeadLetters(_ context.Context, r *ringcachev1.DeadLettersRequest) (*ringcachev1.DeadLettersResponse, error) {
+	if err := f.noJournal(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deadLimit = r.GetLimit()
+	limit := int(r.GetLimit())
+	if limit == 0 {
+		limit = 100
+	}
+	return &ringcachev1.DeadLettersResponse{DeadLetters: f.dead[:min(limit, len(f.dead))]}, nil
+}
+
+// takeDead removes the dead letter of ns/key and records the action.
+func (f *fakeNode) takeDead(action, ns, key string) error {
+	if err := f.noJournal(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.dead, func(d *ringcachev1.DeadLetter) bool {
+		return d.GetNamespace() == ns && d.GetKey() == key
+	})
+	if i < 0 {
+		return status.Errorf(codes.NotFound, "journal: not found: %s/%s", ns, key)
+	}
+	f.dead = slices.Delete(f.dead, i, i+1)
+	f.actions = append(f.actions, action+" "+ns+"/"+key)
+	return nil
+}
+
+func (f *fakeNode) RetryDeadLetter(_ context.Context, r *ringcachev1.RetryDeadLetterRequest) (*ringcachev1.RetryDeadLetterResponse, error) {
+	if err := f.takeDead("retry", r.GetNamespace(), r.GetKey()); err != nil {
+		return nil, err
+	}
+	return &ringcachev1.RetryDeadLetterResponse{}, nil
+}
+
+func (f *fakeNode) DropDeadLetter(_ context.Context, r *ringcachev1.DropDeadLetterRequest) (*ringcachev1.DropDeadLetterResponse, error) {
+	if err := f.takeDead("drop", r.GetNamespace(), r.GetKey()); err != nil {
+		return nil, err
+	}
+	return &ringcachev1.DropDeadLetterResponse{}, nil
 }
 
 // listen reserves a loopback port; serve starts f on it once f is configured.

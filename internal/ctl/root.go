@@ -2,8 +2,8 @@
 // cluster. NewRootCommand builds the cobra command tree; cmd/ctl runs it.
 //
 // Every command dials the node at --addr and calls one Admin or Cache RPC,
-// each call with its own deadline of --timeout; stats also dials every alive
-// member. Results print as tables (text/tabwriter) or, with -o json, as
+// each call with its own deadline of --timeout; stats, journal and journal
+// flush also dial every alive member. Results print as tables (text/tabwriter) or, with -o json, as
 // indented JSON. Commands return their errors instead of printing them, so the
 // binary decides how to report them; gRPC failures are rewritten into
 // operator-readable messages such as `NOT_FOUND: unknown namespace "x"; configured namespaces: [users]`.
@@ -45,7 +45,7 @@ func NewRootCommand() *cobra.Command {
 		Use:   "ringcachectl",
 		Short: "Inspect and operate a ringcache cluster",
 		Long: "ringcachectl talks gRPC to one ringcache node (--addr) to inspect the\n" +
-			"cluster (members, ring, locate, stats) and to read and write keys.",
+			"cluster (members, ring, locate, stats, journal) and to read and write keys.",
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		PersistentPreRunE: func(*cobra.Command, []string) error { return o.validate() },
@@ -67,6 +67,7 @@ func NewRootCommand() *cobra.Command {
 		newSetCommand(o),
 		newDelCommand(o),
 		newStatsCommand(o),
+		newJournalCommand(o),
 	)
 	return root
 }

@@ -3,11 +3,9 @@ package ctl
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -43,6 +41,16 @@ type namespaceJSON struct {
 	NegativeHits      uint64 `json:"negative_hits"`
 	Sets              uint64 `json:"sets"`
 	Deletes           uint64 `json:"deletes"`
+	WriteErrors       uint64 `json:"write_errors"`
+	Backpressure      uint64 `json:"backpressure"`
+	Refreshes         uint64 `json:"refreshes"`
+	PendingHits       uint64 `json:"pending_hits"`
+}
+
+// writeCounters reports whether any write-behind or refresh counter of ns is
+// set; printStats shows their columns only then.
+func (ns namespaceJSON) writeCounters() bool {
+	return ns.WriteErrors|ns.Backpressure|ns.Refreshes|ns.PendingHits != 0
 }
 
 func newStatsJSON(r *ringcachev1.StatsResponse) statsJSON {
@@ -64,6 +72,8 @@ func newStatsJSON(r *ringcachev1.StatsResponse) statsJSON {
 			Loads: ns.GetLoads(), LoadsDeduplicated: ns.GetLoadsDeduplicated(),
 			LoadErrors: ns.GetLoadErrors(), NegativeHits: ns.GetNegativeHits(),
 			Sets: ns.GetSets(), Deletes: ns.GetDeletes(),
+			WriteErrors: ns.GetWriteErrors(), Backpressure: ns.GetBackpressure(),
+			Refreshes: ns.GetRefreshes(), PendingHits: ns.GetPendingHits(),
 		})
 	}
 	return v
@@ -76,7 +86,10 @@ func newStatsCommand(o *options) *cobra.Command {
 		Short: "Show the counters of every alive member (or only --addr with --node-only)",
 		Long: "stats lists the members known to --addr and asks every alive one for its\n" +
 			"counters. Nodes that answer are printed even when others fail; the\n" +
-			"command then fails naming the nodes it could not ask.",
+			"command then fails naming the nodes it could not ask.\n\n" +
+			"The namespace columns WRITE ERRS, BACKPRESSURE, REFRESHES and PENDING HITS\n" +
+			"(write modes and refresh-ahead) are shown only when one of them is non-zero\n" +
+			"on some node; -o json always has them.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			stats, err := o.collectStats(cmd.Context(), nodeOnly)
@@ -100,62 +113,25 @@ func newStatsCommand(o *options) *cobra.Command {
 // collectStats returns the stats of the asked nodes sorted by node name. It
 // may return some stats together with an error naming the nodes that failed.
 func (o *options) collectStats(ctx context.Context, nodeOnly bool) ([]*ringcachev1.StatsResponse, error) {
-	n, err := o.connect(o.addr)
+	results, err := askNodes(ctx, o, nodeOnly, func(ctx context.Context, n *node) (*ringcachev1.StatsResponse, error) {
+		return call(ctx, n, n.admin.Stats, &ringcachev1.StatsRequest{})
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer n.close()
 	if nodeOnly {
-		resp, err := call(ctx, n, n.admin.Stats, &ringcachev1.StatsRequest{})
-		if err != nil {
+		if err := results[0].err; err != nil {
 			return nil, err
 		}
-		return []*ringcachev1.StatsResponse{resp}, nil
 	}
-	members, err := call(ctx, n, n.admin.Members, &ringcachev1.MembersRequest{})
-	if err != nil {
-		return nil, err
-	}
-	var alive []*ringcachev1.Member
-	for _, m := range members.GetMembers() {
-		if m.GetState() == ringcachev1.MemberState_MEMBER_STATE_ALIVE {
-			alive = append(alive, m)
+	var stats []*ringcachev1.StatsResponse
+	for _, r := range results {
+		if r.err == nil {
+			stats = append(stats, r.resp)
 		}
 	}
-	if len(alive) == 0 {
-		return nil, fmt.Errorf("node at %s reports no alive members", o.addr)
-	}
-	stats := make([]*ringcachev1.StatsResponse, len(alive))
-	errs := make([]error, len(alive))
-	var wg sync.WaitGroup
-	for i, m := range alive {
-		wg.Go(func() {
-			stats[i], errs[i] = o.memberStats(ctx, n, m.GetGrpcAddr())
-			if errs[i] != nil {
-				errs[i] = fmt.Errorf("stats of %s (%s): %w", m.GetName(), m.GetGrpcAddr(), errs[i])
-			}
-		})
-	}
-	wg.Wait()
-	stats = slices.DeleteFunc(stats, func(s *ringcachev1.StatsResponse) bool { return s == nil })
 	slices.SortStableFunc(stats, func(a, b *ringcachev1.StatsResponse) int { return cmp.Compare(a.GetNode(), b.GetNode()) })
-	return stats, errors.Join(errs...)
-}
-
-// memberStats asks the node at addr, reusing seed when it is that node.
-func (o *options) memberStats(ctx context.Context, seed *node, addr string) (*ringcachev1.StatsResponse, error) {
-	if addr == "" {
-		return nil, errors.New("member has no gRPC address")
-	}
-	n := seed
-	if addr != seed.addr {
-		var err error
-		if n, err = o.connect(addr); err != nil {
-			return nil, err
-		}
-		defer n.close()
-	}
-	return call(ctx, n, n.admin.Stats, &ringcachev1.StatsRequest{})
+	return stats, nodeErrors("stats", results)
 }
 
 func printStats(w io.Writer, stats []statsJSON) error {
@@ -170,12 +146,23 @@ func printStats(w io.Writer, stats []statsJSON) error {
 	}
 
 	fmt.Fprintln(w, "\n# namespaces")
-	t = newTable(w, "NODE", "NAMESPACE", "GETS", "HITS", "MISSES", "HIT%", "LOADS", "DEDUPED",
-		"LOAD ERRS", "NEG HITS", "SETS", "DELS")
+	writes := slices.ContainsFunc(stats, func(s statsJSON) bool {
+		return slices.ContainsFunc(s.Namespaces, namespaceJSON.writeCounters)
+	})
+	header := []string{"NODE", "NAMESPACE", "GETS", "HITS", "MISSES", "HIT%", "LOADS", "DEDUPED",
+		"LOAD ERRS", "NEG HITS", "SETS", "DELS"}
+	if writes {
+		header = append(header, "WRITE ERRS", "BACKPRESSURE", "REFRESHES", "PENDING HITS")
+	}
+	t = newTable(w, header...)
 	for _, s := range stats {
 		for _, ns := range s.Namespaces {
-			t.row(s.Node, ns.Name, ns.Gets, ns.Hits, ns.Misses, percent(ns.Hits, ns.Gets), ns.Loads,
-				ns.LoadsDeduplicated, ns.LoadErrors, ns.NegativeHits, ns.Sets, ns.Deletes)
+			cells := []any{s.Node, ns.Name, ns.Gets, ns.Hits, ns.Misses, percent(ns.Hits, ns.Gets), ns.Loads,
+				ns.LoadsDeduplicated, ns.LoadErrors, ns.NegativeHits, ns.Sets, ns.Deletes}
+			if writes {
+				cells = append(cells, ns.WriteErrors, ns.Backpressure, ns.Refreshes, ns.PendingHits)
+			}
+			t.row(cells...)
 		}
 	}
 	if err := t.flush(); err != nil {

@@ -13,6 +13,13 @@ import (
 // an address nothing listens on; it returns the seed address.
 func twoNodes(t *testing.T, n3State ringcachev1.MemberState) (seed string, n1, n2 *fakeNode) {
 	t.Helper()
+	return twoNodesWith(t, n3State, nil)
+}
+
+// twoNodesWith is twoNodes with configure, when not nil, run on n1 and n2
+// before they serve.
+func twoNodesWith(t *testing.T, n3State ringcachev1.MemberState, configure func(n1, n2 *fakeNode)) (seed string, n1, n2 *fakeNode) {
+	t.Helper()
 	lis1, lis2 := listen(t), listen(t)
 	n1, n2 = newFakeNode("n1"), newFakeNode("n2")
 	members := []*ringcachev1.Member{
@@ -31,10 +38,22 @@ func twoNodes(t *testing.T, n3State ringcachev1.MemberState) (seed string, n1, n
 		Forwards: 5, ForwardErrors: 1, ForwardedIn: 2,
 	}
 	n2.stats = &ringcachev1.StatsResponse{Node: "n2", Store: &ringcachev1.StoreStats{Entries: 1, Bytes: 7}}
+	if configure != nil {
+		configure(n1, n2)
+	}
 	serve(t, lis1, n1)
 	serve(t, lis2, n2)
 	return lis1.Addr().String(), n1, n2
 }
+
+const twoNodesStatsJSON = `[
+	{"node":"n1","store":{"entries":10,"bytes":500,"max_bytes":1000,"evictions":3},
+	 "namespaces":[{"name":"users","gets":8,"hits":6,"misses":2,"loads":2,"loads_deduplicated":1,
+	   "load_errors":0,"negative_hits":1,"sets":4,"deletes":1,
+	   "write_errors":0,"backpressure":0,"refreshes":0,"pending_hits":0}],
+	 "forwards":5,"forward_errors":1,"forwarded_in":2},
+	{"node":"n2","store":{"entries":1,"bytes":7,"max_bytes":0,"evictions":0},"namespaces":[],
+	 "forwards":0,"forward_errors":0,"forwarded_in":0}]`
 
 func TestStats_AsksEveryAliveMember(t *testing.T) {
 	seed, n1, n2 := twoNodes(t, ringcachev1.MemberState_MEMBER_STATE_DEAD)
@@ -62,13 +81,7 @@ func TestStats_AsksEveryAliveMember(t *testing.T) {
 func TestStats_JSONListsEveryNode(t *testing.T) {
 	seed, _, _ := twoNodes(t, ringcachev1.MemberState_MEMBER_STATE_LEFT)
 	out := mustRun(t, "--addr", seed, "-o", "json", "stats")
-	assertJSON(t, out, `[
-		{"node":"n1","store":{"entries":10,"bytes":500,"max_bytes":1000,"evictions":3},
-		 "namespaces":[{"name":"users","gets":8,"hits":6,"misses":2,"loads":2,"loads_deduplicated":1,
-		   "load_errors":0,"negative_hits":1,"sets":4,"deletes":1}],
-		 "forwards":5,"forward_errors":1,"forwarded_in":2},
-		{"node":"n2","store":{"entries":1,"bytes":7,"max_bytes":0,"evictions":0},"namespaces":[],
-		 "forwards":0,"forward_errors":0,"forwarded_in":0}]`)
+	assertJSON(t, out, twoNodesStatsJSON)
 }
 
 func TestStats_NodeOnlyAsksOnlyAddr(t *testing.T) {
@@ -92,11 +105,37 @@ func TestStats_UnreachableAliveMemberFailsAfterPrintingOthers(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "stats of n3") || !errors.As(err, &rpcErr) || !rpcErr.Unreachable {
 		t.Fatalf("err = %v, want an unreachable error naming n3", err)
 	}
+	assertJSON(t, out, twoNodesStatsJSON)
+}
+
+func TestStats_WriteColumnsAppearWhenAnyIsSet(t *testing.T) {
+	seed, _, _ := twoNodesWith(t, ringcachev1.MemberState_MEMBER_STATE_DEAD, func(_, n2 *fakeNode) {
+		n2.stats.Namespaces = []*ringcachev1.NamespaceStats{{
+			Name: "orders", Gets: 4, Hits: 4, Sets: 9, WriteErrors: 2, Backpressure: 1, Refreshes: 5, PendingHits: 3,
+		}}
+	})
+	out := mustRun(t, "--addr", seed, "stats")
+	got := rows(out)
+	want := [][]string{
+		{"NODE", "NAMESPACE", "GETS", "HITS", "MISSES", "HIT%", "LOADS", "DEDUPED", "LOAD ERRS", "NEG HITS", "SETS", "DELS",
+			"WRITE ERRS", "BACKPRESSURE", "REFRESHES", "PENDING HITS"},
+		{"n1", "users", "8", "6", "2", "75.0", "2", "1", "0", "1", "4", "1", "0", "0", "0", "0"},
+		{"n2", "orders", "4", "4", "0", "100.0", "0", "0", "0", "0", "9", "0", "2", "1", "5", "3"},
+	}
+	if len(got) < 9 || !reflect.DeepEqual(got[6:9], want) {
+		t.Errorf("namespace section:\n got: %q\nwant: %q\n%s", got, want, out)
+	}
+
+	out = mustRun(t, "--addr", seed, "-o", "json", "stats")
 	assertJSON(t, out, `[
 		{"node":"n1","store":{"entries":10,"bytes":500,"max_bytes":1000,"evictions":3},
 		 "namespaces":[{"name":"users","gets":8,"hits":6,"misses":2,"loads":2,"loads_deduplicated":1,
-		   "load_errors":0,"negative_hits":1,"sets":4,"deletes":1}],
+		   "load_errors":0,"negative_hits":1,"sets":4,"deletes":1,
+		   "write_errors":0,"backpressure":0,"refreshes":0,"pending_hits":0}],
 		 "forwards":5,"forward_errors":1,"forwarded_in":2},
-		{"node":"n2","store":{"entries":1,"bytes":7,"max_bytes":0,"evictions":0},"namespaces":[],
+		{"node":"n2","store":{"entries":1,"bytes":7,"max_bytes":0,"evictions":0},
+		 "namespaces":[{"name":"orders","gets":4,"hits":4,"misses":0,"loads":0,"loads_deduplicated":0,
+		   "load_errors":0,"negative_hits":0,"sets":9,"deletes":0,
+		   "write_errors":2,"backpressure":1,"refreshes":5,"pending_hits":3}],
 		 "forwards":0,"forward_errors":0,"forwarded_in":0}]`)
 }
