@@ -212,6 +212,9 @@ Try it (any node answers for any key; --addr picks the node, default 127.0.0.1:7
   $CTL set sessions abc hello --ttl 10m  # pure cache namespace, no database
   $CTL get sessions abc
   $CTL --addr 127.0.0.1:7103 get sessions abc
+  $CTL set orders 7 '{"total":42}'       # write-behind: fsync'd to the owner's journal, flushed to app.db
+  $CTL get orders 7
+  $CTL journal                           # write-behind backlog of every node
   $CTL stats                             # counters of every node (gets, hits, loads, forwards)
   $CTL ring                              # partition shares of the nodes
   $CTL members -o json                   # -o json works on every command
