@@ -105,6 +105,12 @@ type Config struct {
 	Tune func(*memberlist.Config)
 	// Logger receives operator messages; nil discards them.
 	Logger *slog.Logger
+	// AckPayload, when set, is sent with every probe ack, and PeerPayload
+	// receives what peers sent with theirs (nodes use it to keep their
+	// hybrid logical clocks close). PeerPayload runs on memberlist's
+	// goroutine: it must be quick and must not block.
+	AckPayload  func() []byte
+	PeerPayload func([]byte)
 }
 
 // Membership is a running gossip member. Its methods are safe for concurrent
@@ -215,6 +221,9 @@ func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
 	mc.Transport = m.cfg.Transport
 	mc.Delegate = delegate{m}
 	mc.Events = events{m}
+	if m.cfg.AckPayload != nil && m.cfg.PeerPayload != nil {
+		mc.Ping = pings{m.cfg.AckPayload, m.cfg.PeerPayload}
+	}
 	mc.Logger = log.New(slogWriter{m.log}, "", 0)
 	mc.LogOutput = nil
 	if m.cfg.Tune != nil {
@@ -457,4 +466,18 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	}
 	w.log.Log(context.Background(), level, line, "component", "memberlist")
 	return len(p), nil
+}
+
+// pings carries the caller's payload on probe acks.
+type pings struct {
+	ack  func() []byte
+	peer func([]byte)
+}
+
+func (p pings) AckPayload() []byte { return p.ack() }
+
+func (p pings) NotifyPingComplete(_ *memberlist.Node, _ time.Duration, payload []byte) {
+	if len(payload) > 0 {
+		p.peer(payload)
+	}
 }

@@ -158,3 +158,39 @@ func TestMembership_JoinedWhenAPeerJoinsUs(t *testing.T) {
 		t.Fatal("a did not count b's join as joined")
 	}
 }
+
+func TestMembership_ProbeAcksCarryThePayload(t *testing.T) {
+	got := make(chan []byte, 100)
+	mk := func(name, join string, payload string) *Membership {
+		var seeds []string
+		if join != "" {
+			seeds = []string{join}
+		}
+		m, err := New(Config{Name: name, BindAddr: "127.0.0.1:0", Join: seeds, Tune: fast,
+			AckPayload: func() []byte { return []byte(payload) },
+			PeerPayload: func(b []byte) {
+				select {
+				case got <- b:
+				default:
+				}
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Shutdown() })
+		return m
+	}
+	a := mk("a", "", "from-a")
+	mk("b", a.LocalAddr(), "from-b")
+	seen := map[string]bool{}
+	deadline := time.After(10 * time.Second)
+	for !seen["from-a"] || !seen["from-b"] {
+		select {
+		case b := <-got:
+			seen[string(b)] = true
+		case <-deadline:
+			t.Fatalf("payloads seen: %v", seen)
+		}
+	}
+}
