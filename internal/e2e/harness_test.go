@@ -63,6 +63,7 @@ type proc struct {
 	grpcAddr   string
 	gossipAddr string
 	logPath    string
+	config     string // when set, overrides the cluster's config for this node
 	cmd        *exec.Cmd
 	done       chan struct{} // closed when the process has exited
 	waitErr    error         // set before done is closed
@@ -155,20 +156,25 @@ func (c *cluster) tryStart(n, attempt int) error {
 	return c.waitFormed(n)
 }
 
-// start launches p with the cluster's config; extra are more flags.
+// start launches p with the cluster's config (or p.config when set); extra
+// are more flags.
 func (c *cluster) start(p *proc, extra ...string) error {
 	logf, err := os.Create(p.logPath)
 	if err != nil {
 		return err
 	}
 	defer logf.Close() // the child keeps its own descriptor
+	config := c.config
+	if p.config != "" {
+		config = p.config
+	}
 	args := append([]string{
 		"--name", p.name,
 		"--grpc-addr", p.grpcAddr,
 		"--gossip-addr", p.gossipAddr,
 		"--gossip-preset", "local",
 		"--data-dir", filepath.Join(c.dir, p.name),
-		"--config", c.config,
+		"--config", config,
 	}, extra...)
 	p.cmd = exec.Command(ringcachedBin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ringcache/ringcache/internal/pgtest"
 )
 
 // Paths of the binaries built by TestMain.
@@ -28,12 +30,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
-	code := 1
 	if err := buildBinaries(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
-	} else {
-		code = m.Run()
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}
+	// pgtest.Run runs the tests and stops the PostgreSQL server shared by
+	// the durability tests (started on first use).
+	code := pgtest.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

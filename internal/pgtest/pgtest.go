@@ -66,13 +66,17 @@ var (
 
 // Main runs the package's tests and stops the shared server afterwards,
 // whatever their outcome. Call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain that has more to clean up: it runs the tests,
+// stops the shared server and returns the exit code.
+func Run(m *testing.M) int {
 	mainActive.Store(true)
 	code := m.Run()
 	if shared != nil {
 		shared.Stop()
 	}
-	os.Exit(code)
+	return code
 }
 
 // Shared returns the server shared by the whole test binary, starting it on
