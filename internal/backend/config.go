@@ -31,6 +31,12 @@ type Config struct {
 	// of 4 and the number of CPUs (pgxpool's default; a DSN pool_max_conns
 	// wins over the default but not over a non-zero MaxConns).
 	MaxConns int
+	// Lazy lets Open succeed while PostgreSQL is unreachable: the pool
+	// connects, and the generic table is created, on first use. ringcached
+	// sets it so a node restarting during a database outage still starts and
+	// keeps its write-behind journal until the database is back. Without
+	// Lazy, Open fails fast on an unreachable server. Postgres only.
+	Lazy bool
 }
 
 // Validate reports every problem in c, each naming its field. The errors

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,6 +39,11 @@ const cancelGrace = 500 * time.Millisecond
 type postgresDB struct {
 	pool       *pgxpool.Pool
 	genericErr error // why ringcache_kv is unavailable, if it is
+
+	// ready is set once ringcache_kv has been checked (at Open, or at first
+	// use when Open was lazy and the server was down).
+	ready  atomic.Bool
+	initMu sync.Mutex
 }
 
 func openPostgres(ctx context.Context, cfg Config) (*postgresDB, error) {
@@ -57,16 +64,36 @@ func openPostgres(ctx context.Context, cfg Config) (*postgresDB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", withCtx(ctx, err))
 	}
+	db := &postgresDB{pool: pool}
 	if err := pool.Ping(ctx); err != nil {
+		if cfg.Lazy {
+			return db, nil // connects and prepares on first use
+		}
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", withCtx(ctx, err))
 	}
-	db := &postgresDB{pool: pool}
-	if err := db.ensureGenericTable(ctx); err != nil {
+	if err := db.init(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres: create ringcache_kv: %w", withCtx(ctx, err))
+		return nil, withCtx(ctx, err)
 	}
 	return db, nil
+}
+
+// init checks (and creates or migrates) ringcache_kv once.
+func (db *postgresDB) init(ctx context.Context) error {
+	if db.ready.Load() {
+		return nil
+	}
+	db.initMu.Lock()
+	defer db.initMu.Unlock()
+	if db.ready.Load() {
+		return nil
+	}
+	if err := db.ensureGenericTable(ctx); err != nil {
+		return fmt.Errorf("postgres: create ringcache_kv: %w", err)
+	}
+	db.ready.Store(true)
+	return nil
 }
 
 // ensureGenericTable creates ringcache_kv when it is missing and migrates a
@@ -133,6 +160,9 @@ func (db *postgresDB) valueArg(value []byte) any { return value }
 // Sync, so PostgreSQL runs it as one implicit transaction: the first error
 // aborts it and nothing of the batch is applied.
 func (db *postgresDB) execBatch(ctx context.Context, stmts []stmt) (int, error) {
+	if err := db.init(ctx); err != nil {
+		return 0, withCtx(ctx, err)
+	}
 	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(stmts))}
 	for _, s := range stmts {
 		b.Queue(s.query, s.args...)
@@ -182,6 +212,9 @@ func isEncodeError(err error) bool {
 }
 
 func (db *postgresDB) queryFirst(ctx context.Context, query string, args []any) (v []byte, null, found bool, err error) {
+	if err := db.init(ctx); err != nil {
+		return nil, false, false, withCtx(ctx, err)
+	}
 	rows, err := db.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, false, false, err

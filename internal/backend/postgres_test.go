@@ -114,3 +114,27 @@ func TestPostgres_OpenWithoutCreatePrivilegeServesTemplates(t *testing.T) {
 		t.Fatalf("Table(generic) = %v, want ErrGenericTableUnavailable", err)
 	}
 }
+
+func TestPostgres_LazyOpenSurvivesAnUnreachableServer(t *testing.T) {
+	ctx := context.Background()
+	dsn := "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"
+	if _, err := backend.Open(ctx, backend.Config{Driver: backend.DriverPostgres, DSN: dsn}); err == nil {
+		t.Fatal("a strict Open succeeded against a closed port")
+	}
+	db, err := backend.Open(ctx, backend.Config{Driver: backend.DriverPostgres, DSN: dsn, Lazy: true})
+	if err != nil {
+		t.Fatalf("lazy Open: %v", err)
+	}
+	defer db.Close()
+	tbl, err := db.Table(backend.TableSpec{Namespace: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tbl.Write(ctx, []strategy.Write{{Key: "k", Value: []byte("v"), Version: 1}})
+	if err == nil || errors.Is(err, strategy.ErrRejected) {
+		t.Fatalf("write to a down server: %v; want a transient (not rejected) error", err)
+	}
+	if _, _, err := tbl.Load(ctx, "k"); err == nil {
+		t.Fatal("load from a down server succeeded")
+	}
+}

@@ -106,7 +106,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 	if err != nil || maxMem == 0 {
 		return fmt.Errorf("--max-memory %q is not a positive size (use e.g. 256MiB)", f.MaxMemory)
 	}
-	specs, dbs, err := openNamespaces(ctx, file)
+	specs, dbs, err := openNamespaces(ctx, log, file)
 	defer func() {
 		for _, db := range dbs {
 			db.Close()
@@ -157,7 +157,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 
 // openNamespaces opens the backends that namespaces use and builds the node's
 // namespace list. The returned DBs must be closed by the caller, also on error.
-func openNamespaces(ctx context.Context, file *config.File) ([]node.NamespaceSpec, map[string]backend.DB, error) {
+func openNamespaces(ctx context.Context, log *slog.Logger, file *config.File) ([]node.NamespaceSpec, map[string]backend.DB, error) {
 	dbs := map[string]backend.DB{}
 	var specs []node.NamespaceSpec
 	for _, name := range sortedNames(file.Namespaces) {
@@ -186,10 +186,17 @@ func openNamespaces(ctx context.Context, file *config.File) ([]node.NamespaceSpe
 			if !ok {
 				bc := file.Backends[nc.Backend]
 				var err error
-				db, err = backend.Open(ctx, backend.Config{Driver: bc.Driver, DSN: bc.DSN, Path: bc.Path, MaxConns: bc.MaxConns})
+				// Lazy: a node restarting during a database outage still
+				// starts, serves from memory and keeps its journal.
+				db, err = backend.Open(ctx, backend.Config{Driver: bc.Driver, DSN: bc.DSN, Path: bc.Path, MaxConns: bc.MaxConns, Lazy: true})
 				if err != nil {
 					return nil, dbs, fmt.Errorf("backends.%s: %w", nc.Backend, err)
 				}
+				pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				if err := db.Ping(pctx); err != nil {
+					log.Warn("database unreachable at start; loads and flushes retry until it is back", "backend", nc.Backend, "err", err)
+				}
+				cancel()
 				dbs[nc.Backend] = db
 			}
 			tbl, err := db.Table(backend.TableSpec{Namespace: name, LoadSQL: nc.LoadSQL, UpsertSQL: nc.UpsertSQL, DeleteSQL: nc.DeleteSQL})
