@@ -49,3 +49,10 @@ proto: tools ## lint the .proto files and regenerate the committed Go code
 
 clean: ## remove build output and the demo data
 	rm -rf $(BIN)/ringcached $(BIN)/ringcachectl data/
+
+.PHONY: bench-write
+bench-write: ## benchmark Set per write mode and write-behind coalescing (starts a throwaway PostgreSQL; see docs/benchmarks.md)
+	@set -o pipefail; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	$(GO) test -run '^$$' -bench '^BenchmarkSet_' -benchtime 5s -count 1 -timeout 30m ./internal/bench/ | tee "$$out" && \
+	$(GO) test -run '^$$' -bench '^BenchmarkCoalescing_' -benchtime 1x -count 1 -timeout 30m ./internal/bench/ | tee -a "$$out" && \
+	awk -f internal/bench/summary.awk "$$out"

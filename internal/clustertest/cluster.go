@@ -138,7 +138,7 @@ func (c *Cluster) AddNode() int {
 		LeaveTimeout:    time.Second,
 	}
 	if c.opts.WriteBehind {
-		j, err := journal.Open(filepath.Join(c.t.TempDir(), name+"-journal.db"), journal.Options{MaxBatchDelay: time.Millisecond})
+		j, err := journal.Open(filepath.Join(c.t.TempDir(), name+"-journal.db"), journal.Options{})
 		if err != nil {
 			c.t.Fatal(err)
 		}

@@ -8,23 +8,34 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// outcome is what one run of an Append's batch function did. Batch may run
-// the function more than once; each run assigns the outcome afresh, and the
-// run that committed is the last one.
+// outcome is what put did with one record.
 type outcome int
 
 const (
 	outAdded      outcome = iota // a new pending key
 	outReplaced                  // replaced the pending write of the key
 	outSuperseded                // a newer version was already pending: nothing stored
-	outCancelled                 // ctx was done before the function ran: nothing stored
+	outCancelled                 // ctx was done before the commit took it: nothing stored
 	outFull                      // a bound was reached: nothing stored
 )
 
+// appendReq is one Append waiting for the committer.
+type appendReq struct {
+	ctx  context.Context
+	k    []byte
+	r    Record
+	res  result
+	err  error
+	done chan struct{}
+}
+
 // Append stores r as the pending write of (r.Namespace, r.Key) and returns
 // nil only once it is on disk (fsync'd), so the caller may acknowledge it.
-// Concurrent Appends share one commit and one fsync (bbolt DB.Batch); a lone
-// Append commits at once.
+//
+// Group commit without a timer: one committer goroutine takes every Append
+// waiting, commits them in one transaction (one fsync), answers them, and
+// loops at once. A lone Append is committed immediately; under load, the
+// Appends that arrive during one fsync share the next.
 //
 // If the key is already pending, r replaces it (keeping its Appended time and
 // queue position, resetting Attempts) unless the stored Version is higher:
@@ -42,48 +53,76 @@ func (j *Journal) Append(ctx context.Context, r Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	j.mu.RLock()
-	defer j.mu.RUnlock()
-	if j.closed {
-		return ErrClosed
-	}
-	k := nsKey(r.Namespace, r.Key)
 	r.Appended = j.opts.Now().UTC()
 	r.Attempts, r.LastError = 0, ""
-	var res result
-	fn := func(tx *bolt.Tx) error {
-		// Idempotent: res is computed from tx and assigned, never accumulated.
-		if ctx.Err() != nil {
-			res = result{out: outCancelled}
-			return nil
-		}
-		var err error
-		res, err = j.put(tx, k, r)
-		return err
+	req := &appendReq{ctx: ctx, k: nsKey(r.Namespace, r.Key), r: r, done: make(chan struct{})}
+	j.mu.RLock()
+	if j.closed {
+		j.mu.RUnlock()
+		return ErrClosed
 	}
-	// Group commit. A lone Append commits at once: waiting MaxBatchDelay for
-	// company that is not coming would only add latency. As soon as Appends
-	// overlap, they go through Batch and share commits and fsyncs.
-	var err error
-	if j.inflight.Add(1) == 1 {
-		err = j.db.Update(fn)
-	} else {
-		err = j.db.Batch(fn)
+	j.reqs <- req // Close waits for the lock, so the channel is open here
+	j.mu.RUnlock()
+	<-req.done
+	if req.err != nil {
+		return j.wrap(fmt.Sprintf("append %s/%s", r.Namespace, r.Key), req.err)
 	}
-	j.inflight.Add(-1)
-	if err != nil {
-		return j.wrap(fmt.Sprintf("append %s/%s", r.Namespace, r.Key), err)
-	}
-	switch res.out {
+	switch req.res.out {
 	case outCancelled:
 		return ctx.Err()
 	case outFull:
-		return res.full
+		return req.res.full
 	case outReplaced, outSuperseded:
 		j.coalesced.Add(1)
 	}
 	j.appends.Add(1)
 	return nil
+}
+
+// committer commits waiting Appends in groups until j.reqs is closed.
+func (j *Journal) committer() {
+	defer close(j.committed)
+	batch := make([]*appendReq, 0, j.opts.MaxBatchSize)
+	for first := range j.reqs {
+		batch = append(batch[:0], first)
+	gather:
+		for len(batch) < j.opts.MaxBatchSize {
+			select {
+			case req, ok := <-j.reqs:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, req)
+			default:
+				break gather
+			}
+		}
+		j.commit(batch)
+	}
+}
+
+// commit writes batch in one transaction. A bound or a cancelled context
+// fails only its own record; a failing transaction (a full disk) fails the
+// whole batch, and nothing of it is stored.
+func (j *Journal) commit(batch []*appendReq) {
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		for _, req := range batch {
+			if req.ctx.Err() != nil {
+				req.res = result{out: outCancelled}
+				continue
+			}
+			res, err := j.put(tx, req.k, req.r)
+			if err != nil {
+				return err
+			}
+			req.res = res
+		}
+		return nil
+	})
+	for _, req := range batch {
+		req.err = err
+		close(req.done)
+	}
 }
 
 // result is what put did; full is the error for the caller when out is
@@ -94,8 +133,8 @@ type result struct {
 }
 
 // put stores r under k in tx, enforcing the bounds. A bound yields outFull
-// and an error for the caller, not for bbolt: returning it to Batch would
-// roll back and re-run everyone else's writes in the batch.
+// and an error for the caller, not for bbolt: returning it would roll back
+// everyone else's writes in the group.
 func (j *Journal) put(tx *bolt.Tx, k []byte, r Record) (result, error) {
 	p := tx.Bucket(bucketPending)
 	c, err := readCounters(tx)

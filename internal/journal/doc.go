@@ -9,7 +9,8 @@
 //     holding the record is committed and fsync'd. A record Append
 //     acknowledged survives kill -9 of the process and, with a disk that
 //     honours fsync, a crash of the machine. Concurrent Appends share one
-//     commit (bbolt DB.Batch: group commit within Options.MaxBatchDelay), so
+//     commit (group commit: one committer takes every Append waiting, with no
+//     timer), so
 //     many writers pay for one fsync; a lone Append commits without waiting.
 //   - Coalescing, latest wins. There is at most one pending record per
 //     (namespace, key). An Append for a pending key replaces it, keeping its

@@ -18,11 +18,10 @@ import (
 
 // Defaults for the zero fields of Options.
 const (
-	DefaultMaxPending    = 1_000_000
-	DefaultMaxBytes      = 1 << 30 // 1 GiB
-	DefaultMaxBatchDelay = 2 * time.Millisecond
-	DefaultMaxBatchSize  = 1000
-	DefaultLockTimeout   = time.Second
+	DefaultMaxPending   = 1_000_000
+	DefaultMaxBytes     = 1 << 30 // 1 GiB
+	DefaultMaxBatchSize = 1000
+	DefaultLockTimeout  = time.Second
 	// maxLastError bounds the LastError kept per record.
 	maxLastError = 1024
 )
@@ -35,12 +34,8 @@ type Options struct {
 	MaxPending int
 	// MaxBytes bounds the pending namespace+key+value bytes. Default 1 GiB.
 	MaxBytes int64
-	// MaxBatchDelay is the group-commit window: how long the first of a
-	// group of concurrent Appends waits for others to share its fsync
-	// (bbolt DB.MaxBatchDelay). Default 2ms.
-	MaxBatchDelay time.Duration
-	// MaxBatchSize is the most Appends committed by one fsync
-	// (bbolt DB.MaxBatchSize). Default 1000.
+	// MaxBatchSize is the most Appends committed by one transaction and
+	// fsync. Default 1000.
 	MaxBatchSize int
 	// LockTimeout is how long Open waits for the file lock held by another
 	// process before failing with ErrLocked. Default 1s.
@@ -57,7 +52,7 @@ type Options struct {
 }
 
 func (o Options) withDefaults() (Options, error) {
-	if o.MaxPending < 0 || o.MaxBytes < 0 || o.MaxBatchDelay < 0 || o.MaxBatchSize < 0 || o.LockTimeout < 0 {
+	if o.MaxPending < 0 || o.MaxBytes < 0 || o.MaxBatchSize < 0 || o.LockTimeout < 0 {
 		return o, fmt.Errorf("journal: options must not be negative: %+v", o)
 	}
 	if o.MaxPending == 0 {
@@ -65,9 +60,6 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxBytes == 0 {
 		o.MaxBytes = DefaultMaxBytes
-	}
-	if o.MaxBatchDelay == 0 {
-		o.MaxBatchDelay = DefaultMaxBatchDelay
 	}
 	if o.MaxBatchSize == 0 {
 		o.MaxBatchSize = DefaultMaxBatchSize
@@ -102,7 +94,8 @@ type Journal struct {
 	mu     sync.RWMutex // held for reading by every call; Close takes it for writing
 	closed bool
 
-	inflight  atomic.Int64 // Appends in progress: more than one → group commit
+	reqs      chan *appendReq // to the committer goroutine
+	committed chan struct{}   // closed when the committer has returned
 	appends   atomic.Uint64
 	coalesced atomic.Uint64
 }
@@ -126,8 +119,6 @@ func Open(path string, opts Options) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: open %s: %w", path, err)
 	}
-	db.MaxBatchDelay = opts.MaxBatchDelay
-	db.MaxBatchSize = opts.MaxBatchSize
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketPending, bucketQueue, bucketDead, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -140,7 +131,9 @@ func Open(path string, opts Options) (*Journal, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("journal: initialise %s: %w", path, err)
 	}
-	return &Journal{db: db, path: path, opts: opts}, nil
+	j := &Journal{db: db, path: path, opts: opts, reqs: make(chan *appendReq, opts.MaxBatchSize), committed: make(chan struct{})}
+	go j.committer()
+	return j, nil
 }
 
 // Close waits for calls in progress and closes the file. Later calls return
@@ -152,6 +145,8 @@ func (j *Journal) Close() error {
 		return nil
 	}
 	j.closed = true
+	close(j.reqs) // no Append is sending: they hold the read lock to send
+	<-j.committed
 	if err := j.db.Close(); err != nil {
 		return fmt.Errorf("journal: close %s: %w", j.path, err)
 	}

@@ -219,15 +219,17 @@ func TestJournal_AppendRespectsCancelledContext(t *testing.T) {
 	if _, ok, _ := j.Pending("ns", "k"); ok {
 		t.Fatal("a cancelled Append stored its record")
 	}
-	// Cancelled while waiting in the group-commit window: either it was
-	// committed (nil) or nothing was stored (ctx.Err()), never both.
-	j.db.MaxBatchDelay = 50 * time.Millisecond
-	j.inflight.Add(1) // pretend another Append is in flight: this one batches
-	defer j.inflight.Add(-1)
-	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Millisecond)
+	// Cancelled while queued behind other Appends: either it was committed
+	// (nil) or nothing was stored (ctx.Err()), never both.
+	var wg sync.WaitGroup
+	for g := range 20 {
+		wg.Go(func() { mustAppend(t, j, set("ns", fmt.Sprintf("load-%d", g), "v", 1)) })
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Microsecond)
 	defer cancel()
 	err := j.Append(ctx, set("ns", "k2", "v", 1))
-	t.Logf("cancelled in the batch window: %v", err)
+	wg.Wait()
+	t.Logf("cancelled while queued: %v", err)
 	_, ok, _ := j.Pending("ns", "k2")
 	if (err == nil) != ok || (err != nil && !errors.Is(err, context.DeadlineExceeded)) {
 		t.Fatalf("Append = %v, stored = %v", err, ok)

@@ -93,7 +93,6 @@ func newWriteEnv(t testing.TB, p strategy.Policy, jopts journal.Options) writeEn
 		deps.Loader = e.db
 	}
 	if p.Write == strategy.WriteBehind {
-		jopts.MaxBatchDelay = time.Millisecond
 		j, err := journal.Open(filepath.Join(t.TempDir(), "journal.db"), jopts)
 		if err != nil {
 			t.Fatal(err)
