@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,7 @@ type Flags struct {
 	ShutdownTimeout     time.Duration
 	BootstrapTimeout    time.Duration
 	FlushTimeout        time.Duration
+	GossipKeyFile       string
 }
 
 // NewCommand returns the ringcached root command.
@@ -80,6 +82,7 @@ func NewCommand() *cobra.Command {
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.LogFormat, "log-format", "text", "text or json")
 	fl.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take before open calls are cut")
+	fl.StringVar(&f.GossipKeyFile, "gossip-key-file", "", "file holding the gossip encryption key (16, 24 or 32 bytes, raw or base64); every node needs the same key")
 	fl.DurationVar(&f.FlushTimeout, "flush-timeout", node.DefaultFlushTimeout, "how long a graceful stop may spend writing the write-behind journal to the database (the rest is flushed on the next start)")
 	fl.DurationVar(&f.BootstrapTimeout, "bootstrap-timeout", node.DefaultBootstrap, "how long to wait for a peer from --join before serving as a cluster of one")
 	return cmd
@@ -101,6 +104,10 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		if file, err = config.LoadFile(f.ConfigPath, f.DataDir); err != nil {
 			return err
 		}
+	}
+	gossipKey, err := readGossipKey(f.GossipKeyFile)
+	if err != nil {
+		return err
 	}
 	maxMem, err := humanize.ParseBytes(f.MaxMemory)
 	if err != nil || maxMem == 0 {
@@ -131,6 +138,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		AdvertiseGossipAddr: f.AdvertiseGossipAddr,
 		Join:                f.Join,
 		GossipPreset:        f.GossipPreset,
+		GossipKey:           gossipKey,
 		Ring:                ring.Config{PartitionCount: file.Ring.Partitions, Load: file.Ring.Load},
 		MaxMemory:           maxMem,
 		Namespaces:          specs,
@@ -245,6 +253,27 @@ func openJournal(dataDir string, file *config.File) (*journal.Journal, strategy.
 		return nil, fc, fmt.Errorf("write-behind journal: %w", err)
 	}
 	return j, fc, nil
+}
+
+// readGossipKey reads an AES key for gossip encryption: the file holds 16,
+// 24 or 32 raw bytes, or their base64 encoding (as a Kubernetes Secret or
+// `head -c32 /dev/urandom | base64` gives).
+func readGossipKey(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-key-file: %w", err)
+	}
+	validLen := func(n int) bool { return n == 16 || n == 24 || n == 32 }
+	if dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b))); err == nil && validLen(len(dec)) {
+		return dec, nil
+	}
+	if validLen(len(b)) {
+		return b, nil
+	}
+	return nil, fmt.Errorf("--gossip-key-file %s: the key must be 16, 24 or 32 bytes, raw or base64-encoded", path)
 }
 
 func sortedNames(m map[string]config.Namespace) []string {

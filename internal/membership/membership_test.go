@@ -194,3 +194,28 @@ func TestMembership_ProbeAcksCarryThePayload(t *testing.T) {
 		}
 	}
 }
+
+func TestMembership_GossipKeyKeepsStrangersOut(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	other := []byte("fedcba9876543210fedcba9876543210")
+	mk := func(name string, k []byte, join ...string) *Membership {
+		m, err := New(Config{Name: name, BindAddr: "127.0.0.1:0", Join: join, SecretKey: k, RetryInterval: 20 * time.Millisecond, Tune: fast})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Shutdown() })
+		return m
+	}
+	a := mk("a", key)
+	mk("b", key, a.LocalAddr())
+	waitFor(t, "b to join with the shared key", func() bool { return len(a.Alive()) == 2 })
+	c := mk("c", other, a.LocalAddr())
+	// c keeps retrying; give it several attempts, then check it never got in.
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if len(c.Alive()) > 1 || len(a.Alive()) > 2 {
+			t.Fatalf("a node with another key joined: a sees %v, c sees %v", names(a.Alive()), names(c.Alive()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -79,7 +79,10 @@ type Config struct {
 	Join []string
 	// GossipPreset is membership.PresetLAN (default) or PresetLocal.
 	GossipPreset string
-	Ring         ring.Config
+	// GossipKey, when set (16, 24 or 32 bytes), encrypts and authenticates
+	// gossip; every node of the cluster needs the same key.
+	GossipKey []byte
+	Ring      ring.Config
 	// MaxMemory bounds the local store in bytes; default 256 MiB.
 	MaxMemory  uint64
 	Namespaces []NamespaceSpec
@@ -268,6 +271,7 @@ func New(cfg Config) (_ *Node, err error) {
 		GRPCAddr:      n.grpcAddr,
 		Join:          cfg.Join,
 		Preset:        cfg.GossipPreset,
+		SecretKey:     cfg.GossipKey,
 		Transport:     cfg.GossipTransport,
 		Tune:          cfg.TuneGossip,
 		Logger:        n.log,
