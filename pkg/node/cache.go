@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -105,80 +106,94 @@ func (n *Node) checkGetMany(req *pb.GetManyRequest) (*strategy.Namespace, error)
 }
 
 func (s *cacheServer) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
-	ns, err := s.n.checkKey(req.Namespace, req.Key)
-	if err != nil {
+	if _, err := s.n.checkKey(req.Namespace, req.Key); err != nil {
 		return nil, toStatus(err)
 	}
-	owner, err := s.n.owner(req.Namespace, req.Key)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	if owner.Name == s.n.cfg.Name {
-		return s.n.localGet(ctx, ns, req.Key)
-	}
-	resp, err := s.n.forward(ctx, owner, &pb.ForwardRequest{Op: &pb.ForwardRequest_Get{Get: req}})
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return resp.GetGet(), nil
-}
-
-func (n *Node) localGet(ctx context.Context, ns *strategy.Namespace, key string) (*pb.GetResponse, error) {
-	v, found, err := ns.Get(ctx, key)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.GetResponse{Found: found, Value: v}, nil
+	resp, err := s.n.route(ctx, req.Namespace, req.Key, &pb.ForwardRequest{Op: &pb.ForwardRequest_Get{Get: req}})
+	return resp.GetGet(), err
 }
 
 func (s *cacheServer) Set(ctx context.Context, req *pb.SetRequest) (*pb.SetResponse, error) {
-	ns, err := s.n.checkSet(req)
-	if err != nil {
+	if _, err := s.n.checkSet(req); err != nil {
 		return nil, toStatus(err)
 	}
-	owner, err := s.n.owner(req.Namespace, req.Key)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	if owner.Name == s.n.cfg.Name {
-		return s.n.localSet(ctx, ns, req)
-	}
-	if _, err := s.n.forward(ctx, owner, &pb.ForwardRequest{Op: &pb.ForwardRequest_Set{Set: req}}); err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.SetResponse{}, nil
-}
-
-func (n *Node) localSet(ctx context.Context, ns *strategy.Namespace, req *pb.SetRequest) (*pb.SetResponse, error) {
-	if err := ns.Set(ctx, req.Key, req.Value, req.Ttl.AsDuration()); err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.SetResponse{}, nil
+	resp, err := s.n.route(ctx, req.Namespace, req.Key, &pb.ForwardRequest{Op: &pb.ForwardRequest_Set{Set: req}})
+	return resp.GetSet(), err
 }
 
 func (s *cacheServer) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.DeleteResponse, error) {
-	ns, err := s.n.checkKey(req.Namespace, req.Key)
-	if err != nil {
+	if _, err := s.n.checkKey(req.Namespace, req.Key); err != nil {
 		return nil, toStatus(err)
 	}
-	owner, err := s.n.owner(req.Namespace, req.Key)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	if owner.Name == s.n.cfg.Name {
-		return s.n.localDelete(ctx, ns, req.Key)
-	}
-	if _, err := s.n.forward(ctx, owner, &pb.ForwardRequest{Op: &pb.ForwardRequest_Delete{Delete: req}}); err != nil {
-		return nil, toStatus(err)
-	}
-	return &pb.DeleteResponse{}, nil
+	resp, err := s.n.route(ctx, req.Namespace, req.Key, &pb.ForwardRequest{Op: &pb.ForwardRequest_Delete{Delete: req}})
+	return resp.GetDelete(), err
 }
 
-func (n *Node) localDelete(ctx context.Context, ns *strategy.Namespace, key string) (*pb.DeleteResponse, error) {
-	if err := ns.Delete(ctx, key); err != nil {
+// route serves op here when this node owns the key, and forwards it to the
+// owner otherwise. Errors are gRPC statuses.
+func (n *Node) route(ctx context.Context, ns, key string, op *pb.ForwardRequest) (*pb.ForwardResponse, error) {
+	owner, err := n.owner(ns, key)
+	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &pb.DeleteResponse{}, nil
+	if owner.Name == n.cfg.Name {
+		return n.serveLocal(ctx, op)
+	}
+	resp, err := n.forward(ctx, owner, op)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return resp, nil
+}
+
+// serveLocal runs one operation on this node as the key's owner, checking
+// it first (a forwarded request is checked again: nothing stops a client
+// from calling Peer directly). Errors are gRPC statuses.
+func (n *Node) serveLocal(ctx context.Context, op *pb.ForwardRequest) (*pb.ForwardResponse, error) {
+	switch op := op.Op.(type) {
+	case *pb.ForwardRequest_Get:
+		ns, err := n.checkKey(op.Get.Namespace, op.Get.Key)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		v, found, err := ns.Get(ctx, op.Get.Key)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Get{Get: &pb.GetResponse{Found: found, Value: v}}}, nil
+	case *pb.ForwardRequest_Set:
+		ns, err := n.checkSet(op.Set)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		if err := ns.Set(ctx, op.Set.Key, op.Set.Value, op.Set.Ttl.AsDuration()); err != nil {
+			return nil, toStatus(err)
+		}
+		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Set{Set: &pb.SetResponse{}}}, nil
+	case *pb.ForwardRequest_Delete:
+		ns, err := n.checkKey(op.Delete.Namespace, op.Delete.Key)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		if err := ns.Delete(ctx, op.Delete.Key); err != nil {
+			return nil, toStatus(err)
+		}
+		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Delete{Delete: &pb.DeleteResponse{}}}, nil
+	case *pb.ForwardRequest_GetMany:
+		ns, err := n.checkGetMany(op.GetMany)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		keys := op.GetMany.Keys
+		results := make([]*pb.KeyResult, len(keys))
+		idx := make([]int, len(keys))
+		for i := range idx {
+			idx[i] = i
+		}
+		n.localGetMany(ctx, ns, keys, idx, results)
+		return &pb.ForwardResponse{Result: &pb.ForwardResponse_GetMany{GetMany: &pb.GetManyResponse{Results: results}}}, nil
+	}
+	return nil, status.Error(codes.InvalidArgument, "forward request carries no operation")
 }
 
 // GetMany splits the keys by owner, serves each group (forwarding remote
