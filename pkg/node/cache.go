@@ -129,6 +129,14 @@ func (s *cacheServer) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.De
 	return resp.GetDelete(), err
 }
 
+func (s *cacheServer) Lease(ctx context.Context, req *pb.LeaseRequest) (*pb.LeaseResponse, error) {
+	if _, err := s.n.checkKey(req.Namespace, req.Key); err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := s.n.route(ctx, req.Namespace, req.Key, &pb.ForwardRequest{Op: &pb.ForwardRequest_Lease{Lease: req}})
+	return resp.GetLease(), err
+}
+
 // route serves op here when this node owns the key, and forwards it to the
 // owner otherwise. Errors are gRPC statuses.
 func (n *Node) route(ctx context.Context, ns, key string, op *pb.ForwardRequest) (*pb.ForwardResponse, error) {
@@ -166,7 +174,7 @@ func (n *Node) serveLocal(ctx context.Context, op *pb.ForwardRequest) (*pb.Forwa
 		if err != nil {
 			return nil, toStatus(err)
 		}
-		if err := ns.Set(ctx, op.Set.Key, op.Set.Value, op.Set.Ttl.AsDuration()); err != nil {
+		if err := ns.SetLeased(ctx, op.Set.Key, op.Set.Value, op.Set.Ttl.AsDuration(), op.Set.LeaseToken); err != nil {
 			return nil, toStatus(err)
 		}
 		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Set{Set: &pb.SetResponse{}}}, nil
@@ -179,6 +187,16 @@ func (n *Node) serveLocal(ctx context.Context, op *pb.ForwardRequest) (*pb.Forwa
 			return nil, toStatus(err)
 		}
 		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Delete{Delete: &pb.DeleteResponse{}}}, nil
+	case *pb.ForwardRequest_Lease:
+		ns, err := n.checkKey(op.Lease.Namespace, op.Lease.Key)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		r, err := ns.Lease(ctx, op.Lease.Key)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Lease{Lease: &pb.LeaseResponse{Found: r.Found, Value: r.Value, LeaseToken: r.Token, Wait: r.Wait}}}, nil
 	case *pb.ForwardRequest_GetMany:
 		ns, err := n.checkGetMany(op.GetMany)
 		if err != nil {

@@ -44,6 +44,8 @@ func codeOf(err error) codes.Code {
 	switch {
 	case errors.Is(err, strategy.ErrBackpressure):
 		return codes.ResourceExhausted
+	case errors.Is(err, strategy.ErrLeaseInvalid):
+		return codes.Aborted
 	case errors.Is(err, strategy.ErrRejected):
 		return codes.FailedPrecondition // the database refused the write
 	case errors.Is(err, strategy.ErrInvalidArgument), errors.Is(err, ErrTooManyKeys):

@@ -157,6 +157,7 @@ type Node struct {
 	clock      *hlc.Clock
 	flusher    *strategy.Flusher // nil without write-behind namespaces
 	handoff    atomic.Pointer[handoffs]
+	ringNotes  ringNotifier // wakes WatchRing streams
 	stopFlush  context.CancelFunc
 	closing    atomic.Bool
 	stop       chan struct{}
@@ -416,6 +417,7 @@ func (n *Node) rebuildRing() {
 		return
 	}
 	n.ring.Store(r)
+	n.ringNotes.notify()
 	if old != nil {
 		moved := ring.Diff(old, r)
 		n.log.Info("ring rebuilt", "version", version, "members", len(ms), "moved_partitions", len(moved))
@@ -450,6 +452,7 @@ func (n *Node) Close(ctx context.Context) error {
 	var err error
 	n.closeOnce.Do(func() {
 		n.closing.Store(true)
+		n.ringNotes.notify() // end WatchRing streams: clients move on
 		n.health.Shutdown()
 		// Write-behind: flush, then step out of the peers' rings and flush
 		// what arrived meanwhile, so the database is current before the
@@ -482,6 +485,7 @@ func (n *Node) Close(ctx context.Context) error {
 func (n *Node) Kill() {
 	n.closeOnce.Do(func() {
 		n.closing.Store(true)
+		n.ringNotes.notify()
 		n.server.Stop()
 		_ = n.shutdown()
 	})

@@ -210,8 +210,12 @@ func (r *Ring) Partition(key []byte) int {
 }
 
 // PartitionOf is Partition for a string key, without allocating.
-func (r *Ring) PartitionOf(key string) int {
-	return int(xxhash.Sum64String(key) % uint64(r.cfg.PartitionCount))
+func (r *Ring) PartitionOf(key string) int { return PartitionFor(key, r.cfg.PartitionCount) }
+
+// PartitionFor is the partition key hashes into among partitions: what every
+// node computes, exported for clients that route keys themselves.
+func PartitionFor(key string, partitions int) int {
+	return int(xxhash.Sum64String(key) % uint64(partitions))
 }
 
 // Owner returns the member that owns key.

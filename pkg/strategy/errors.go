@@ -20,4 +20,8 @@ var (
 	// ErrBackpressure marks a write refused because a bounded queue is full
 	// (the write-behind journal); the caller should retry later.
 	ErrBackpressure = errors.New("backpressure")
+	// ErrLeaseInvalid marks a leased Set whose lease a newer write or delete
+	// invalidated, or which expired: the value may be stale, so it was not
+	// stored.
+	ErrLeaseInvalid = errors.New("lease invalid")
 )

@@ -70,6 +70,8 @@ type Policy struct {
 	LoadTimeout   time.Duration
 	MaxKeyBytes   int
 	MaxValueBytes int
+	// LeaseTTL bounds a Lease; default DefaultLeaseTTL.
+	LeaseTTL time.Duration
 	// RefreshAhead, in (0, 1), reloads an entry in the background when it is
 	// read after RefreshAhead × its TTL, so hot keys never expire into a
 	// miss; cold keys just expire. 0 turns it off. Read-through only.
@@ -115,12 +117,16 @@ type Stats struct {
 	Backpressure        uint64 // writes refused because the journal was full
 	Refreshes           uint64 // background refresh-ahead loads started
 	PendingHits         uint64 // misses answered from the write-behind journal
+	LeasesGranted       uint64 // cache-aside misses answered with a lease
+	LeaseWaits          uint64 // misses told to wait for another caller's lease
+	LeaseRejected       uint64 // leased Sets refused because the lease was spent
 	LoadsWaiting        int64  // callers waiting on a load right now
 }
 
 type counters struct {
 	gets, hits, misses, loads, deduped, loadErrors, negHits, sets, deletes atomic.Uint64
 	writeErrors, backpressure, refreshes, pendingHits                      atomic.Uint64
+	leasesGranted, leaseWaits, leaseRejected                               atomic.Uint64
 	waiting                                                                atomic.Int64
 }
 
@@ -139,6 +145,7 @@ type Namespace struct {
 	clock   *hlc.Clock
 	flight  singleflight.Group
 	refresh singleflight.Group // one background refresh per key
+	leases  *leases            // cache-aside leases by store key
 	c       counters
 	// gen counts writes per key stripe. A load records its stripe's
 	// generation before reading the backend and caches its result only if
@@ -169,7 +176,10 @@ func New(p Policy, d Deps) (*Namespace, error) {
 	if d.Clock == nil {
 		d.Clock = &hlc.Clock{}
 	}
-	n := &Namespace{p: p, prefix: p.Name + "\x00", store: d.Store, loader: d.Loader, clock: d.Clock}
+	if p.LeaseTTL <= 0 {
+		p.LeaseTTL = DefaultLeaseTTL
+	}
+	n := &Namespace{p: p, prefix: p.Name + "\x00", store: d.Store, loader: d.Loader, clock: d.Clock, leases: newLeases(p.LeaseTTL)}
 	if p.Write == WriteThrough {
 		n.writer = d.Writer
 	}
@@ -377,6 +387,7 @@ func (n *Namespace) bump(skey string) {
 	n.genMu[i].Lock()
 	n.gen[i].Add(1)
 	n.flight.Forget(skey)
+	n.leases.Invalidate(skey)
 	n.genMu[i].Unlock()
 }
 
@@ -404,8 +415,7 @@ func (n *Namespace) Set(ctx context.Context, key string, value []byte, ttl time.
 		return err
 	}
 	n.c.sets.Add(1)
-	e := store.Entry{Value: value, Found: true, TTL: n.ttl(ttl)}
-	return n.write(ctx, key, e, Write{Key: key, Value: value})
+	return n.write(ctx, key, storeEntry(value, n.ttl(ttl), 0), Write{Key: key, Value: value})
 }
 
 // Delete removes key per the namespace's write mode.
@@ -467,6 +477,12 @@ func (n *Namespace) Stats() Stats {
 		NegativeHits: n.c.negHits.Load(), Sets: n.c.sets.Load(), Deletes: n.c.deletes.Load(),
 		WriteErrors: n.c.writeErrors.Load(), Backpressure: n.c.backpressure.Load(),
 		Refreshes: n.c.refreshes.Load(), PendingHits: n.c.pendingHits.Load(),
+		LeasesGranted: n.c.leasesGranted.Load(), LeaseWaits: n.c.leaseWaits.Load(), LeaseRejected: n.c.leaseRejected.Load(),
 		LoadsWaiting: n.c.waiting.Load(),
 	}
+}
+
+// storeEntry is the cache entry of a written value.
+func storeEntry(value []byte, ttl time.Duration, version uint64) store.Entry {
+	return store.Entry{Value: value, Found: true, TTL: ttl, Version: version}
 }

@@ -22,6 +22,286 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type LeaseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseRequest) Reset() {
+	*x = LeaseRequest{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseRequest) ProtoMessage() {}
+
+func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
+func (*LeaseRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *LeaseRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *LeaseRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type LeaseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Found bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	Value []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// Non-zero when this caller holds the lease: load, then Set with it.
+	LeaseToken uint64 `protobuf:"varint,3,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	// True when another caller holds the lease: retry shortly.
+	Wait          bool `protobuf:"varint,4,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseResponse) Reset() {
+	*x = LeaseResponse{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseResponse) ProtoMessage() {}
+
+func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseResponse.ProtoReflect.Descriptor instead.
+func (*LeaseResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LeaseResponse) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *LeaseResponse) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *LeaseResponse) GetLeaseToken() uint64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
+func (x *LeaseResponse) GetWait() bool {
+	if x != nil {
+		return x.Wait
+	}
+	return false
+}
+
+type WatchRingRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRingRequest) Reset() {
+	*x = WatchRingRequest{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRingRequest) ProtoMessage() {}
+
+func (x *WatchRingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRingRequest.ProtoReflect.Descriptor instead.
+func (*WatchRingRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{2}
+}
+
+type WatchRingResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Version        uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	PartitionCount uint32                 `protobuf:"varint,2,opt,name=partition_count,json=partitionCount,proto3" json:"partition_count,omitempty"`
+	Nodes          []*RingNode            `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// Owner of each partition, as an index into nodes.
+	Owners        []uint32 `protobuf:"varint,4,rep,packed,name=owners,proto3" json:"owners,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRingResponse) Reset() {
+	*x = WatchRingResponse{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRingResponse) ProtoMessage() {}
+
+func (x *WatchRingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRingResponse.ProtoReflect.Descriptor instead.
+func (*WatchRingResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WatchRingResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *WatchRingResponse) GetPartitionCount() uint32 {
+	if x != nil {
+		return x.PartitionCount
+	}
+	return 0
+}
+
+func (x *WatchRingResponse) GetNodes() []*RingNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *WatchRingResponse) GetOwners() []uint32 {
+	if x != nil {
+		return x.Owners
+	}
+	return nil
+}
+
+// RingNode is one member of a ring snapshot.
+type RingNode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	GrpcAddr      string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RingNode) Reset() {
+	*x = RingNode{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RingNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RingNode) ProtoMessage() {}
+
+func (x *RingNode) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RingNode.ProtoReflect.Descriptor instead.
+func (*RingNode) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RingNode) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RingNode) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
 type GetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -32,7 +312,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[0]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +324,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[0]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +337,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{0}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetRequest) GetNamespace() string {
@@ -84,7 +364,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[1]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -96,7 +376,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[1]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -109,7 +389,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{1}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -136,7 +416,7 @@ type GetManyRequest struct {
 
 func (x *GetManyRequest) Reset() {
 	*x = GetManyRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[2]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -148,7 +428,7 @@ func (x *GetManyRequest) String() string {
 func (*GetManyRequest) ProtoMessage() {}
 
 func (x *GetManyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[2]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -161,7 +441,7 @@ func (x *GetManyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetManyRequest.ProtoReflect.Descriptor instead.
 func (*GetManyRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{2}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetManyRequest) GetNamespace() string {
@@ -188,7 +468,7 @@ type GetManyResponse struct {
 
 func (x *GetManyResponse) Reset() {
 	*x = GetManyResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[3]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -200,7 +480,7 @@ func (x *GetManyResponse) String() string {
 func (*GetManyResponse) ProtoMessage() {}
 
 func (x *GetManyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[3]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -213,7 +493,7 @@ func (x *GetManyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetManyResponse.ProtoReflect.Descriptor instead.
 func (*GetManyResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{3}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetManyResponse) GetResults() []*KeyResult {
@@ -238,7 +518,7 @@ type KeyResult struct {
 
 func (x *KeyResult) Reset() {
 	*x = KeyResult{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +530,7 @@ func (x *KeyResult) String() string {
 func (*KeyResult) ProtoMessage() {}
 
 func (x *KeyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +543,7 @@ func (x *KeyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyResult.ProtoReflect.Descriptor instead.
 func (*KeyResult) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{4}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *KeyResult) GetKey() string {
@@ -307,14 +587,17 @@ type SetRequest struct {
 	Key       string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	Value     []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
 	// Overrides the namespace ttl for this entry when set and positive.
-	Ttl           *durationpb.Duration `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	Ttl *durationpb.Duration `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// A token from Lease: the Set is applied only while that lease is valid,
+	// else it fails with ABORTED and changes nothing.
+	LeaseToken    uint64 `protobuf:"varint,5,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetRequest) Reset() {
 	*x = SetRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +609,7 @@ func (x *SetRequest) String() string {
 func (*SetRequest) ProtoMessage() {}
 
 func (x *SetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +622,7 @@ func (x *SetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRequest.ProtoReflect.Descriptor instead.
 func (*SetRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{5}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SetRequest) GetNamespace() string {
@@ -370,6 +653,13 @@ func (x *SetRequest) GetTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *SetRequest) GetLeaseToken() uint64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
 type SetResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -378,7 +668,7 @@ type SetResponse struct {
 
 func (x *SetResponse) Reset() {
 	*x = SetResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +680,7 @@ func (x *SetResponse) String() string {
 func (*SetResponse) ProtoMessage() {}
 
 func (x *SetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +693,7 @@ func (x *SetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetResponse.ProtoReflect.Descriptor instead.
 func (*SetResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{6}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{11}
 }
 
 type DeleteRequest struct {
@@ -416,7 +706,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +718,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +731,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{7}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteRequest) GetNamespace() string {
@@ -466,7 +756,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +768,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,14 +781,32 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{8}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{13}
 }
 
 var File_ringcache_v1_cache_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\n" +
-	"\x18ringcache/v1/cache.proto\x12\fringcache.v1\x1a\x1egoogle/protobuf/duration.proto\"<\n" +
+	"\x18ringcache/v1/cache.proto\x12\fringcache.v1\x1a\x1egoogle/protobuf/duration.proto\">\n" +
+	"\fLeaseRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"p\n" +
+	"\rLeaseResponse\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x1f\n" +
+	"\vlease_token\x18\x03 \x01(\x04R\n" +
+	"leaseToken\x12\x12\n" +
+	"\x04wait\x18\x04 \x01(\bR\x04wait\"\x12\n" +
+	"\x10WatchRingRequest\"\x9c\x01\n" +
+	"\x11WatchRingResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12'\n" +
+	"\x0fpartition_count\x18\x02 \x01(\rR\x0epartitionCount\x12,\n" +
+	"\x05nodes\x18\x03 \x03(\v2\x16.ringcache.v1.RingNodeR\x05nodes\x12\x16\n" +
+	"\x06owners\x18\x04 \x03(\rR\x06owners\";\n" +
+	"\bRingNode\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\"<\n" +
 	"\n" +
 	"GetRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
@@ -517,23 +825,27 @@ const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x04 \x01(\x05R\terrorCode\x12#\n" +
-	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\"\x7f\n" +
+	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\"\xa0\x01\n" +
 	"\n" +
 	"SetRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12+\n" +
-	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\r\n" +
+	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x1f\n" +
+	"\vlease_token\x18\x05 \x01(\x04R\n" +
+	"leaseToken\"\r\n" +
 	"\vSetResponse\"?\n" +
 	"\rDeleteRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\"\x10\n" +
-	"\x0eDeleteResponse2\x8c\x02\n" +
+	"\x0eDeleteResponse2\x9e\x03\n" +
 	"\x05Cache\x12:\n" +
 	"\x03Get\x12\x18.ringcache.v1.GetRequest\x1a\x19.ringcache.v1.GetResponse\x12F\n" +
 	"\aGetMany\x12\x1c.ringcache.v1.GetManyRequest\x1a\x1d.ringcache.v1.GetManyResponse\x12:\n" +
 	"\x03Set\x12\x18.ringcache.v1.SetRequest\x1a\x19.ringcache.v1.SetResponse\x12C\n" +
-	"\x06Delete\x12\x1b.ringcache.v1.DeleteRequest\x1a\x1c.ringcache.v1.DeleteResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
+	"\x06Delete\x12\x1b.ringcache.v1.DeleteRequest\x1a\x1c.ringcache.v1.DeleteResponse\x12@\n" +
+	"\x05Lease\x12\x1a.ringcache.v1.LeaseRequest\x1a\x1b.ringcache.v1.LeaseResponse\x12N\n" +
+	"\tWatchRing\x12\x1e.ringcache.v1.WatchRingRequest\x1a\x1f.ringcache.v1.WatchRingResponse0\x01B?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
 
 var (
 	file_ringcache_v1_cache_proto_rawDescOnce sync.Once
@@ -547,35 +859,45 @@ func file_ringcache_v1_cache_proto_rawDescGZIP() []byte {
 	return file_ringcache_v1_cache_proto_rawDescData
 }
 
-var file_ringcache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_ringcache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_ringcache_v1_cache_proto_goTypes = []any{
-	(*GetRequest)(nil),          // 0: ringcache.v1.GetRequest
-	(*GetResponse)(nil),         // 1: ringcache.v1.GetResponse
-	(*GetManyRequest)(nil),      // 2: ringcache.v1.GetManyRequest
-	(*GetManyResponse)(nil),     // 3: ringcache.v1.GetManyResponse
-	(*KeyResult)(nil),           // 4: ringcache.v1.KeyResult
-	(*SetRequest)(nil),          // 5: ringcache.v1.SetRequest
-	(*SetResponse)(nil),         // 6: ringcache.v1.SetResponse
-	(*DeleteRequest)(nil),       // 7: ringcache.v1.DeleteRequest
-	(*DeleteResponse)(nil),      // 8: ringcache.v1.DeleteResponse
-	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
+	(*LeaseRequest)(nil),        // 0: ringcache.v1.LeaseRequest
+	(*LeaseResponse)(nil),       // 1: ringcache.v1.LeaseResponse
+	(*WatchRingRequest)(nil),    // 2: ringcache.v1.WatchRingRequest
+	(*WatchRingResponse)(nil),   // 3: ringcache.v1.WatchRingResponse
+	(*RingNode)(nil),            // 4: ringcache.v1.RingNode
+	(*GetRequest)(nil),          // 5: ringcache.v1.GetRequest
+	(*GetResponse)(nil),         // 6: ringcache.v1.GetResponse
+	(*GetManyRequest)(nil),      // 7: ringcache.v1.GetManyRequest
+	(*GetManyResponse)(nil),     // 8: ringcache.v1.GetManyResponse
+	(*KeyResult)(nil),           // 9: ringcache.v1.KeyResult
+	(*SetRequest)(nil),          // 10: ringcache.v1.SetRequest
+	(*SetResponse)(nil),         // 11: ringcache.v1.SetResponse
+	(*DeleteRequest)(nil),       // 12: ringcache.v1.DeleteRequest
+	(*DeleteResponse)(nil),      // 13: ringcache.v1.DeleteResponse
+	(*durationpb.Duration)(nil), // 14: google.protobuf.Duration
 }
 var file_ringcache_v1_cache_proto_depIdxs = []int32{
-	4, // 0: ringcache.v1.GetManyResponse.results:type_name -> ringcache.v1.KeyResult
-	9, // 1: ringcache.v1.SetRequest.ttl:type_name -> google.protobuf.Duration
-	0, // 2: ringcache.v1.Cache.Get:input_type -> ringcache.v1.GetRequest
-	2, // 3: ringcache.v1.Cache.GetMany:input_type -> ringcache.v1.GetManyRequest
-	5, // 4: ringcache.v1.Cache.Set:input_type -> ringcache.v1.SetRequest
-	7, // 5: ringcache.v1.Cache.Delete:input_type -> ringcache.v1.DeleteRequest
-	1, // 6: ringcache.v1.Cache.Get:output_type -> ringcache.v1.GetResponse
-	3, // 7: ringcache.v1.Cache.GetMany:output_type -> ringcache.v1.GetManyResponse
-	6, // 8: ringcache.v1.Cache.Set:output_type -> ringcache.v1.SetResponse
-	8, // 9: ringcache.v1.Cache.Delete:output_type -> ringcache.v1.DeleteResponse
-	6, // [6:10] is the sub-list for method output_type
-	2, // [2:6] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4,  // 0: ringcache.v1.WatchRingResponse.nodes:type_name -> ringcache.v1.RingNode
+	9,  // 1: ringcache.v1.GetManyResponse.results:type_name -> ringcache.v1.KeyResult
+	14, // 2: ringcache.v1.SetRequest.ttl:type_name -> google.protobuf.Duration
+	5,  // 3: ringcache.v1.Cache.Get:input_type -> ringcache.v1.GetRequest
+	7,  // 4: ringcache.v1.Cache.GetMany:input_type -> ringcache.v1.GetManyRequest
+	10, // 5: ringcache.v1.Cache.Set:input_type -> ringcache.v1.SetRequest
+	12, // 6: ringcache.v1.Cache.Delete:input_type -> ringcache.v1.DeleteRequest
+	0,  // 7: ringcache.v1.Cache.Lease:input_type -> ringcache.v1.LeaseRequest
+	2,  // 8: ringcache.v1.Cache.WatchRing:input_type -> ringcache.v1.WatchRingRequest
+	6,  // 9: ringcache.v1.Cache.Get:output_type -> ringcache.v1.GetResponse
+	8,  // 10: ringcache.v1.Cache.GetMany:output_type -> ringcache.v1.GetManyResponse
+	11, // 11: ringcache.v1.Cache.Set:output_type -> ringcache.v1.SetResponse
+	13, // 12: ringcache.v1.Cache.Delete:output_type -> ringcache.v1.DeleteResponse
+	1,  // 13: ringcache.v1.Cache.Lease:output_type -> ringcache.v1.LeaseResponse
+	3,  // 14: ringcache.v1.Cache.WatchRing:output_type -> ringcache.v1.WatchRingResponse
+	9,  // [9:15] is the sub-list for method output_type
+	3,  // [3:9] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_cache_proto_init() }
@@ -589,7 +911,7 @@ func file_ringcache_v1_cache_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_cache_proto_rawDesc), len(file_ringcache_v1_cache_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Cache_Get_FullMethodName     = "/ringcache.v1.Cache/Get"
-	Cache_GetMany_FullMethodName = "/ringcache.v1.Cache/GetMany"
-	Cache_Set_FullMethodName     = "/ringcache.v1.Cache/Set"
-	Cache_Delete_FullMethodName  = "/ringcache.v1.Cache/Delete"
+	Cache_Get_FullMethodName       = "/ringcache.v1.Cache/Get"
+	Cache_GetMany_FullMethodName   = "/ringcache.v1.Cache/GetMany"
+	Cache_Set_FullMethodName       = "/ringcache.v1.Cache/Set"
+	Cache_Delete_FullMethodName    = "/ringcache.v1.Cache/Delete"
+	Cache_Lease_FullMethodName     = "/ringcache.v1.Cache/Lease"
+	Cache_WatchRing_FullMethodName = "/ringcache.v1.Cache/WatchRing"
 )
 
 // CacheClient is the client API for Cache service.
@@ -48,6 +50,16 @@ type CacheClient interface {
 	Set(ctx context.Context, in *SetRequest, opts ...grpc.CallOption) (*SetResponse, error)
 	// Delete removes a key under the namespace's write mode.
 	Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
+	// Lease is a Get for cache-aside loading (leases as in Facebook's
+	// memcache): on a miss exactly one caller cluster-wide receives a lease
+	// token and should load the value and Set it with the token; the others
+	// are told to wait and retry. A Delete or a plain Set of the key
+	// invalidates the lease, so a Set carrying it is rejected (ABORTED) and a
+	// slow loader cannot write back a stale value.
+	Lease(ctx context.Context, in *LeaseRequest, opts ...grpc.CallOption) (*LeaseResponse, error)
+	// WatchRing streams this node's ring: the current one at once, then every
+	// change. Clients use it to send each key straight to its owner.
+	WatchRing(ctx context.Context, in *WatchRingRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRingResponse], error)
 }
 
 type cacheClient struct {
@@ -98,6 +110,35 @@ func (c *cacheClient) Delete(ctx context.Context, in *DeleteRequest, opts ...grp
 	return out, nil
 }
 
+func (c *cacheClient) Lease(ctx context.Context, in *LeaseRequest, opts ...grpc.CallOption) (*LeaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LeaseResponse)
+	err := c.cc.Invoke(ctx, Cache_Lease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *cacheClient) WatchRing(ctx context.Context, in *WatchRingRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRingResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Cache_ServiceDesc.Streams[0], Cache_WatchRing_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRingRequest, WatchRingResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cache_WatchRingClient = grpc.ServerStreamingClient[WatchRingResponse]
+
 // CacheServer is the server API for Cache service.
 // All implementations must embed UnimplementedCacheServer
 // for forward compatibility.
@@ -121,6 +162,16 @@ type CacheServer interface {
 	Set(context.Context, *SetRequest) (*SetResponse, error)
 	// Delete removes a key under the namespace's write mode.
 	Delete(context.Context, *DeleteRequest) (*DeleteResponse, error)
+	// Lease is a Get for cache-aside loading (leases as in Facebook's
+	// memcache): on a miss exactly one caller cluster-wide receives a lease
+	// token and should load the value and Set it with the token; the others
+	// are told to wait and retry. A Delete or a plain Set of the key
+	// invalidates the lease, so a Set carrying it is rejected (ABORTED) and a
+	// slow loader cannot write back a stale value.
+	Lease(context.Context, *LeaseRequest) (*LeaseResponse, error)
+	// WatchRing streams this node's ring: the current one at once, then every
+	// change. Clients use it to send each key straight to its owner.
+	WatchRing(*WatchRingRequest, grpc.ServerStreamingServer[WatchRingResponse]) error
 	mustEmbedUnimplementedCacheServer()
 }
 
@@ -142,6 +193,12 @@ func (UnimplementedCacheServer) Set(context.Context, *SetRequest) (*SetResponse,
 }
 func (UnimplementedCacheServer) Delete(context.Context, *DeleteRequest) (*DeleteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Delete not implemented")
+}
+func (UnimplementedCacheServer) Lease(context.Context, *LeaseRequest) (*LeaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Lease not implemented")
+}
+func (UnimplementedCacheServer) WatchRing(*WatchRingRequest, grpc.ServerStreamingServer[WatchRingResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchRing not implemented")
 }
 func (UnimplementedCacheServer) mustEmbedUnimplementedCacheServer() {}
 func (UnimplementedCacheServer) testEmbeddedByValue()               {}
@@ -236,6 +293,35 @@ func _Cache_Delete_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cache_Lease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LeaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CacheServer).Lease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cache_Lease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CacheServer).Lease(ctx, req.(*LeaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Cache_WatchRing_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRingRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CacheServer).WatchRing(m, &grpc.GenericServerStream[WatchRingRequest, WatchRingResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cache_WatchRingServer = grpc.ServerStreamingServer[WatchRingResponse]
+
 // Cache_ServiceDesc is the grpc.ServiceDesc for Cache service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -259,7 +345,17 @@ var Cache_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Delete",
 			Handler:    _Cache_Delete_Handler,
 		},
+		{
+			MethodName: "Lease",
+			Handler:    _Cache_Lease_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchRing",
+			Handler:       _Cache_WatchRing_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "ringcache/v1/cache.proto",
 }

@@ -169,6 +169,7 @@ type ForwardRequest struct {
 	//	*ForwardRequest_Set
 	//	*ForwardRequest_Delete
 	//	*ForwardRequest_GetMany
+	//	*ForwardRequest_Lease
 	Op isForwardRequest_Op `protobuf_oneof:"op"`
 	// The sender's hybrid logical clock: write versions on the receiver move
 	// past it, so a key's writes stay ordered when its owner changes.
@@ -257,6 +258,15 @@ func (x *ForwardRequest) GetGetMany() *GetManyRequest {
 	return nil
 }
 
+func (x *ForwardRequest) GetLease() *LeaseRequest {
+	if x != nil {
+		if x, ok := x.Op.(*ForwardRequest_Lease); ok {
+			return x.Lease
+		}
+	}
+	return nil
+}
+
 func (x *ForwardRequest) GetHlc() uint64 {
 	if x != nil {
 		return x.Hlc
@@ -284,6 +294,10 @@ type ForwardRequest_GetMany struct {
 	GetMany *GetManyRequest `protobuf:"bytes,5,opt,name=get_many,json=getMany,proto3,oneof"`
 }
 
+type ForwardRequest_Lease struct {
+	Lease *LeaseRequest `protobuf:"bytes,7,opt,name=lease,proto3,oneof"`
+}
+
 func (*ForwardRequest_Get) isForwardRequest_Op() {}
 
 func (*ForwardRequest_Set) isForwardRequest_Op() {}
@@ -291,6 +305,8 @@ func (*ForwardRequest_Set) isForwardRequest_Op() {}
 func (*ForwardRequest_Delete) isForwardRequest_Op() {}
 
 func (*ForwardRequest_GetMany) isForwardRequest_Op() {}
+
+func (*ForwardRequest_Lease) isForwardRequest_Op() {}
 
 type ForwardResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -300,6 +316,7 @@ type ForwardResponse struct {
 	//	*ForwardResponse_Set
 	//	*ForwardResponse_Delete
 	//	*ForwardResponse_GetMany
+	//	*ForwardResponse_Lease
 	Result isForwardResponse_Result `protobuf_oneof:"result"`
 	// The receiver's hybrid logical clock.
 	Hlc           uint64 `protobuf:"varint,5,opt,name=hlc,proto3" json:"hlc,omitempty"`
@@ -380,6 +397,15 @@ func (x *ForwardResponse) GetGetMany() *GetManyResponse {
 	return nil
 }
 
+func (x *ForwardResponse) GetLease() *LeaseResponse {
+	if x != nil {
+		if x, ok := x.Result.(*ForwardResponse_Lease); ok {
+			return x.Lease
+		}
+	}
+	return nil
+}
+
 func (x *ForwardResponse) GetHlc() uint64 {
 	if x != nil {
 		return x.Hlc
@@ -407,6 +433,10 @@ type ForwardResponse_GetMany struct {
 	GetMany *GetManyResponse `protobuf:"bytes,4,opt,name=get_many,json=getMany,proto3,oneof"`
 }
 
+type ForwardResponse_Lease struct {
+	Lease *LeaseResponse `protobuf:"bytes,6,opt,name=lease,proto3,oneof"`
+}
+
 func (*ForwardResponse_Get) isForwardResponse_Result() {}
 
 func (*ForwardResponse_Set) isForwardResponse_Result() {}
@@ -414,6 +444,8 @@ func (*ForwardResponse_Set) isForwardResponse_Result() {}
 func (*ForwardResponse_Delete) isForwardResponse_Result() {}
 
 func (*ForwardResponse_GetMany) isForwardResponse_Result() {}
+
+func (*ForwardResponse_Lease) isForwardResponse_Result() {}
 
 var File_ringcache_v1_peer_proto protoreflect.FileDescriptor
 
@@ -429,20 +461,22 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x10\n" +
-	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\"\x8a\x02\n" +
+	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\"\xbe\x02\n" +
 	"\x0eForwardRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12,\n" +
 	"\x03get\x18\x02 \x01(\v2\x18.ringcache.v1.GetRequestH\x00R\x03get\x12,\n" +
 	"\x03set\x18\x03 \x01(\v2\x18.ringcache.v1.SetRequestH\x00R\x03set\x125\n" +
 	"\x06delete\x18\x04 \x01(\v2\x1b.ringcache.v1.DeleteRequestH\x00R\x06delete\x129\n" +
-	"\bget_many\x18\x05 \x01(\v2\x1c.ringcache.v1.GetManyRequestH\x00R\agetMany\x12\x10\n" +
+	"\bget_many\x18\x05 \x01(\v2\x1c.ringcache.v1.GetManyRequestH\x00R\agetMany\x122\n" +
+	"\x05lease\x18\a \x01(\v2\x1a.ringcache.v1.LeaseRequestH\x00R\x05lease\x12\x10\n" +
 	"\x03hlc\x18\x06 \x01(\x04R\x03hlcB\x04\n" +
-	"\x02op\"\xff\x01\n" +
+	"\x02op\"\xb4\x02\n" +
 	"\x0fForwardResponse\x12-\n" +
 	"\x03get\x18\x01 \x01(\v2\x19.ringcache.v1.GetResponseH\x00R\x03get\x12-\n" +
 	"\x03set\x18\x02 \x01(\v2\x19.ringcache.v1.SetResponseH\x00R\x03set\x126\n" +
 	"\x06delete\x18\x03 \x01(\v2\x1c.ringcache.v1.DeleteResponseH\x00R\x06delete\x12:\n" +
-	"\bget_many\x18\x04 \x01(\v2\x1d.ringcache.v1.GetManyResponseH\x00R\agetMany\x12\x10\n" +
+	"\bget_many\x18\x04 \x01(\v2\x1d.ringcache.v1.GetManyResponseH\x00R\agetMany\x123\n" +
+	"\x05lease\x18\x06 \x01(\v2\x1b.ringcache.v1.LeaseResponseH\x00R\x05lease\x12\x10\n" +
 	"\x03hlc\x18\x05 \x01(\x04R\x03hlcB\b\n" +
 	"\x06result2\x93\x01\n" +
 	"\x04Peer\x12F\n" +
@@ -471,29 +505,33 @@ var file_ringcache_v1_peer_proto_goTypes = []any{
 	(*SetRequest)(nil),      // 5: ringcache.v1.SetRequest
 	(*DeleteRequest)(nil),   // 6: ringcache.v1.DeleteRequest
 	(*GetManyRequest)(nil),  // 7: ringcache.v1.GetManyRequest
-	(*GetResponse)(nil),     // 8: ringcache.v1.GetResponse
-	(*SetResponse)(nil),     // 9: ringcache.v1.SetResponse
-	(*DeleteResponse)(nil),  // 10: ringcache.v1.DeleteResponse
-	(*GetManyResponse)(nil), // 11: ringcache.v1.GetManyResponse
+	(*LeaseRequest)(nil),    // 8: ringcache.v1.LeaseRequest
+	(*GetResponse)(nil),     // 9: ringcache.v1.GetResponse
+	(*SetResponse)(nil),     // 10: ringcache.v1.SetResponse
+	(*DeleteResponse)(nil),  // 11: ringcache.v1.DeleteResponse
+	(*GetManyResponse)(nil), // 12: ringcache.v1.GetManyResponse
+	(*LeaseResponse)(nil),   // 13: ringcache.v1.LeaseResponse
 }
 var file_ringcache_v1_peer_proto_depIdxs = []int32{
 	4,  // 0: ringcache.v1.ForwardRequest.get:type_name -> ringcache.v1.GetRequest
 	5,  // 1: ringcache.v1.ForwardRequest.set:type_name -> ringcache.v1.SetRequest
 	6,  // 2: ringcache.v1.ForwardRequest.delete:type_name -> ringcache.v1.DeleteRequest
 	7,  // 3: ringcache.v1.ForwardRequest.get_many:type_name -> ringcache.v1.GetManyRequest
-	8,  // 4: ringcache.v1.ForwardResponse.get:type_name -> ringcache.v1.GetResponse
-	9,  // 5: ringcache.v1.ForwardResponse.set:type_name -> ringcache.v1.SetResponse
-	10, // 6: ringcache.v1.ForwardResponse.delete:type_name -> ringcache.v1.DeleteResponse
-	11, // 7: ringcache.v1.ForwardResponse.get_many:type_name -> ringcache.v1.GetManyResponse
-	2,  // 8: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
-	0,  // 9: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
-	3,  // 10: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
-	1,  // 11: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
-	10, // [10:12] is the sub-list for method output_type
-	8,  // [8:10] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	8,  // 4: ringcache.v1.ForwardRequest.lease:type_name -> ringcache.v1.LeaseRequest
+	9,  // 5: ringcache.v1.ForwardResponse.get:type_name -> ringcache.v1.GetResponse
+	10, // 6: ringcache.v1.ForwardResponse.set:type_name -> ringcache.v1.SetResponse
+	11, // 7: ringcache.v1.ForwardResponse.delete:type_name -> ringcache.v1.DeleteResponse
+	12, // 8: ringcache.v1.ForwardResponse.get_many:type_name -> ringcache.v1.GetManyResponse
+	13, // 9: ringcache.v1.ForwardResponse.lease:type_name -> ringcache.v1.LeaseResponse
+	2,  // 10: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
+	0,  // 11: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
+	3,  // 12: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
+	1,  // 13: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
+	12, // [12:14] is the sub-list for method output_type
+	10, // [10:12] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_peer_proto_init() }
@@ -507,12 +545,14 @@ func file_ringcache_v1_peer_proto_init() {
 		(*ForwardRequest_Set)(nil),
 		(*ForwardRequest_Delete)(nil),
 		(*ForwardRequest_GetMany)(nil),
+		(*ForwardRequest_Lease)(nil),
 	}
 	file_ringcache_v1_peer_proto_msgTypes[3].OneofWrappers = []any{
 		(*ForwardResponse_Get)(nil),
 		(*ForwardResponse_Set)(nil),
 		(*ForwardResponse_Delete)(nil),
 		(*ForwardResponse_GetMany)(nil),
+		(*ForwardResponse_Lease)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
