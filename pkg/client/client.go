@@ -1,91 +1,359 @@
 // Package client is the Go client of ringcache.
 //
-// This first version talks to one node, which forwards each call to the key's
-// owner. Ring-aware routing, retries, a near cache and GetOrLoad with leases
-// come with issue 4; the methods here keep their signatures.
+// A Client learns the ring from the cluster over a stream (WatchRing) and
+// sends each call straight to the key's owner, so a call costs one hop. When
+// the owner cannot be reached it tries other nodes (any node serves any key
+// by forwarding), with a circuit breaker per node so a dead node is skipped
+// at once instead of timing out every call. Calls that may be repeated
+// safely are retried with backoff on UNAVAILABLE only.
+//
+// GetOrLoad makes cache-aside safe: on a miss one caller cluster-wide holds
+// a lease and runs the loader, others wait briefly for its value, and a
+// Delete during the load makes the loader's Set fail rather than store a
+// stale value (leases as in Facebook's memcache, NSDI 2013).
 package client
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/ringcache/ringcache/pkg/ring"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
+// Options configures a Client. Only Seeds is required.
+type Options struct {
+	// Seeds are node addresses (host:port) to learn the ring from; any one
+	// reachable node is enough.
+	Seeds []string
+	// DialOptions come after the defaults (plaintext, no response size
+	// cap) and override them, e.g. grpc.WithTransportCredentials for TLS.
+	DialOptions []grpc.DialOption
+	// CallTimeout bounds a call whose context has no deadline; default 5 s.
+	CallTimeout time.Duration
+	// Retries is how many other nodes a call tries after UNAVAILABLE;
+	// default 2. RetryBackoff is the first wait between tries (doubled,
+	// jittered); default 10 ms.
+	Retries      int
+	RetryBackoff time.Duration
+	// LeaseWait bounds how long GetOrLoad waits for another caller's lease
+	// before it runs the loader itself; default 2 s.
+	LeaseWait time.Duration
+	// FailOpen makes GetOrLoad call the loader directly when the cluster
+	// cannot be reached (counted in Stats.FailOpen); otherwise it returns
+	// the error.
+	FailOpen bool
+	// Logger receives connection events; nil discards them.
+	Logger *slog.Logger
+}
+
+// Stats are a Client's counters since New.
+type Stats struct {
+	Calls         uint64 // calls made
+	Retries       uint64 // tries on another node after UNAVAILABLE
+	RingUpdates   uint64 // ring snapshots received
+	FailOpen      uint64 // GetOrLoad loads run without the cluster
+	LeaseRejected uint64 // GetOrLoad Sets refused because the key changed meanwhile
+}
+
 // Client is safe for concurrent use. Close it when done.
 type Client struct {
-	cc    *grpc.ClientConn
-	cache pb.CacheClient
+	opts Options
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	nodes map[string]*nodeConn // by address
+
+	ring   atomic.Pointer[routes]
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	calls, retries, ringUpdates, failOpen, leaseRejected atomic.Uint64
 }
 
-// New connects to the node at addr (host:port). By default the connection
-// is plaintext and accepts responses of any size; options given here come
-// last and override those defaults (grpc.WithTransportCredentials for TLS).
-func New(addr string, opts ...grpc.DialOption) (*Client, error) {
-	opts = append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
-	}, opts...)
-	cc, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("ringcache client: %w", err)
-	}
-	return &Client{cc: cc, cache: pb.NewCacheClient(cc)}, nil
+// routes is a ring snapshot as the client uses it.
+type routes struct {
+	version uint64
+	parts   int
+	owners  []string // partition → node address
+	addrs   []string // every node, in ring order
 }
 
-// Get returns the value of key in namespace ns, and whether it exists.
-func (c *Client) Get(ctx context.Context, ns, key string) ([]byte, bool, error) {
-	resp, err := c.cache.Get(ctx, &pb.GetRequest{Namespace: ns, Key: key})
-	if err != nil {
-		return nil, false, err
-	}
-	return resp.Value, resp.Found, nil
+// nodeConn is one node: a connection and its circuit breaker.
+type nodeConn struct {
+	addr    string
+	cc      *grpc.ClientConn
+	cache   pb.CacheClient
+	breaker *gobreaker.CircuitBreaker[any]
 }
 
-// GetMany returns the keys that exist, by key. A key that failed on its
-// owner makes the call return an error naming it, along with the others.
-func (c *Client) GetMany(ctx context.Context, ns string, keys []string) (map[string][]byte, error) {
-	resp, err := c.cache.GetMany(ctx, &pb.GetManyRequest{Namespace: ns, Keys: keys})
-	if err != nil {
-		return nil, err
+// New returns a Client and starts learning the ring in the background;
+// until the first ring arrives, calls go to the seeds.
+func New(opts Options) (*Client, error) {
+	if len(opts.Seeds) == 0 {
+		return nil, errors.New("ringcache client: at least one seed address is required")
 	}
-	out := make(map[string][]byte, len(resp.Results))
-	var errs []error
-	for _, r := range resp.Results {
-		switch {
-		case r.ErrorCode != 0:
-			errs = append(errs, fmt.Errorf("key %q: %w", r.Key, status.Error(codes.Code(r.ErrorCode), r.ErrorMessage)))
-		case r.Found:
-			out[r.Key] = r.Value
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 5 * time.Second
+	}
+	if opts.Retries < 0 {
+		opts.Retries = 0
+	} else if opts.Retries == 0 {
+		opts.Retries = 2
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = 10 * time.Millisecond
+	}
+	if opts.LeaseWait <= 0 {
+		opts.LeaseWait = 2 * time.Second
+	}
+	c := &Client{opts: opts, log: opts.Logger, nodes: map[string]*nodeConn{}}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	for _, s := range opts.Seeds {
+		if _, err := c.node(s); err != nil {
+			c.closeConns()
+			return nil, err
 		}
 	}
-	return out, errors.Join(errs...)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wg.Go(c.watchRing)
+	return c, nil
 }
 
-// Set stores value under key for ttl; ttl 0 uses the namespace's TTL.
-func (c *Client) Set(ctx context.Context, ns, key string, value []byte, ttl time.Duration) error {
-	req := &pb.SetRequest{Namespace: ns, Key: key, Value: value}
-	if ttl > 0 {
-		req.Ttl = durationpb.New(ttl)
+// Close stops the ring stream and closes every connection.
+func (c *Client) Close() error {
+	c.cancel()
+	c.wg.Wait()
+	c.closeConns()
+	return nil
+}
+
+func (c *Client) closeConns() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for addr, n := range c.nodes {
+		n.cc.Close()
+		delete(c.nodes, addr)
 	}
-	_, err := c.cache.Set(ctx, req)
+}
+
+// Stats returns the counters.
+func (c *Client) Stats() Stats {
+	return Stats{Calls: c.calls.Load(), Retries: c.retries.Load(), RingUpdates: c.ringUpdates.Load(),
+		FailOpen: c.failOpen.Load(), LeaseRejected: c.leaseRejected.Load()}
+}
+
+// RingVersion returns the version of the ring the client routes by; 0
+// until it has one.
+func (c *Client) RingVersion() uint64 {
+	if r := c.ring.Load(); r != nil {
+		return r.version
+	}
+	return 0
+}
+
+// Nodes returns the addresses of the nodes in the client's ring; nil until
+// it has one.
+func (c *Client) Nodes() []string {
+	if r := c.ring.Load(); r != nil {
+		return append([]string(nil), r.addrs...)
+	}
+	return nil
+}
+
+// node returns the connection to addr, dialling it (lazily) if new.
+func (c *Client) node(addr string) (*nodeConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.nodes[addr]; ok {
+		return n, nil
+	}
+	opts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
+	}, c.opts.DialOptions...)
+	cc, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("ringcache client: %s: %w", addr, err)
+	}
+	n := &nodeConn{addr: addr, cc: cc, cache: pb.NewCacheClient(cc)}
+	n.breaker = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
+		Name:    addr,
+		Timeout: 2 * time.Second, // open → half-open: probe the node again
+		// Only a node that cannot be reached trips its breaker; a NOT_FOUND,
+		// or a node reporting that the key's owner is unreachable, says the
+		// node itself works.
+		IsSuccessful: func(err error) bool { return !unreachable(err) || ownerUnreachable(err) },
+		ReadyToTrip:  func(cnt gobreaker.Counts) bool { return cnt.ConsecutiveFailures >= 3 },
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			c.log.Info("ringcache node circuit", "node", name, "from", from.String(), "to", to.String())
+		},
+	})
+	c.nodes[addr] = n
+	return n, nil
+}
+
+// unreachable reports whether err says the node could not serve the call at
+// all, so another node may.
+func unreachable(err error) bool {
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return true
+	}
+	return status.Code(err) == codes.Unavailable
+}
+
+// ownerUnreachable reports whether err came from a node that works but
+// could not reach the key's owner (its ring still names a dead node). The
+// prefix is the message of the node's ErrOwnerUnreachable.
+func ownerUnreachable(err error) bool {
+	s, ok := status.FromError(err)
+	return ok && s.Code() == codes.Unavailable && strings.HasPrefix(s.Message(), "owner unreachable")
+}
+
+// candidates returns the nodes to try for key: its owner first, then the
+// others in ring order, then the seeds.
+func (c *Client) candidates(ns, key string) []string {
+	r := c.ring.Load()
+	if r == nil {
+		return c.opts.Seeds
+	}
+	owner := r.owners[ring.PartitionFor(ring.Key(ns, key), r.parts)]
+	out := make([]string, 0, len(r.addrs)+len(c.opts.Seeds))
+	out = append(out, owner)
+	for _, a := range r.addrs {
+		if a != owner {
+			out = append(out, a)
+		}
+	}
+	for _, s := range c.opts.Seeds {
+		if s != owner && !contains(r.addrs, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// call runs fn on the key's owner, and on other nodes while the ones tried
+// are unreachable (at most Retries more), backing off between tries.
+func (c *Client) call(ctx context.Context, ns, key string, fn func(ctx context.Context, cache pb.CacheClient) error) error {
+	c.calls.Add(1)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.CallTimeout)
+		defer cancel()
+	}
+	backoff := c.opts.RetryBackoff
+	var err error
+	for i, addr := range c.candidates(ns, key) {
+		if i > c.opts.Retries {
+			break
+		}
+		if i > 0 {
+			c.retries.Add(1)
+			if werr := sleep(ctx, backoff/2+rand.N(backoff/2+1)); werr != nil {
+				return err
+			}
+			backoff *= 2
+		}
+		var n *nodeConn
+		if n, err = c.node(addr); err != nil {
+			continue
+		}
+		_, err = n.breaker.Execute(func() (any, error) { return nil, fn(ctx, n.cache) })
+		if !unreachable(err) {
+			return err
+		}
+	}
 	return err
 }
 
-// Delete removes key.
-func (c *Client) Delete(ctx context.Context, ns, key string) error {
-	_, err := c.cache.Delete(ctx, &pb.DeleteRequest{Namespace: ns, Key: key})
-	return err
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
-// Close releases the connection.
-func (c *Client) Close() error { return c.cc.Close() }
+// watchRing keeps a WatchRing stream open to some node and installs every
+// snapshot it sends, moving to another node when the stream breaks.
+func (c *Client) watchRing() {
+	backoff := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		addrs := c.opts.Seeds
+		if r := c.ring.Load(); r != nil {
+			addrs = append(append([]string{}, r.addrs...), c.opts.Seeds...)
+		}
+		addr := addrs[attempt%len(addrs)]
+		if err := c.followRing(addr); c.ctx.Err() != nil {
+			return
+		} else if err != nil {
+			c.log.Debug("ring stream ended; trying another node", "node", addr, "err", err)
+		}
+		if sleep(c.ctx, backoff) != nil {
+			return
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (c *Client) followRing(addr string) error {
+	n, err := c.node(addr)
+	if err != nil {
+		return err
+	}
+	stream, err := n.cache.WatchRing(c.ctx, &pb.WatchRingRequest{})
+	if err != nil {
+		return err
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		r := &routes{version: msg.Version, parts: int(msg.PartitionCount), owners: make([]string, len(msg.Owners))}
+		for _, nd := range msg.Nodes {
+			r.addrs = append(r.addrs, nd.GrpcAddr)
+		}
+		if r.parts == 0 || len(msg.Owners) != r.parts {
+			return fmt.Errorf("malformed ring from %s: %d partitions, %d owners", addr, r.parts, len(msg.Owners))
+		}
+		for p, o := range msg.Owners {
+			if int(o) >= len(r.addrs) {
+				return fmt.Errorf("malformed ring from %s: owner %d of %d nodes", addr, o, len(r.addrs))
+			}
+			r.owners[p] = r.addrs[o]
+		}
+		c.ring.Store(r)
+		c.ringUpdates.Add(1)
+	}
+}

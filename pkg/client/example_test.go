@@ -21,7 +21,7 @@ func Example() {
 	}
 	defer n.Kill()
 
-	c, err := client.New(n.GRPCAddr())
+	c, err := client.New(client.Options{Seeds: []string{n.GRPCAddr()}})
 	if err != nil {
 		panic(err)
 	}

@@ -212,6 +212,11 @@ func (r *Ring) Partition(key []byte) int {
 // PartitionOf is Partition for a string key, without allocating.
 func (r *Ring) PartitionOf(key string) int { return PartitionFor(key, r.cfg.PartitionCount) }
 
+// Key is the string the ring hashes for key in namespace ns: the namespace,
+// a zero byte and the key, so equal keys of different namespaces spread
+// independently. Nodes and ring-aware clients must agree on it.
+func Key(ns, key string) string { return ns + "\x00" + key }
+
 // PartitionFor is the partition key hashes into among partitions: what every
 // node computes, exported for clients that route keys themselves.
 func PartitionFor(key string, partitions int) int {

@@ -1,0 +1,157 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/ringcache/ringcache/pkg/ring"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// Get returns the value of key in namespace ns, and whether it exists.
+func (c *Client) Get(ctx context.Context, ns, key string) ([]byte, bool, error) {
+	var resp *pb.GetResponse
+	err := c.call(ctx, ns, key, func(ctx context.Context, cache pb.CacheClient) (err error) {
+		resp, err = cache.Get(ctx, &pb.GetRequest{Namespace: ns, Key: key})
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return resp.Value, resp.Found, nil
+}
+
+// Set stores value under key for ttl; ttl 0 uses the namespace's TTL.
+func (c *Client) Set(ctx context.Context, ns, key string, value []byte, ttl time.Duration) error {
+	return c.set(ctx, ns, key, value, ttl, 0)
+}
+
+func (c *Client) set(ctx context.Context, ns, key string, value []byte, ttl time.Duration, lease uint64) error {
+	req := &pb.SetRequest{Namespace: ns, Key: key, Value: value, LeaseToken: lease}
+	if ttl > 0 {
+		req.Ttl = durationpb.New(ttl)
+	}
+	return c.call(ctx, ns, key, func(ctx context.Context, cache pb.CacheClient) error {
+		_, err := cache.Set(ctx, req)
+		return err
+	})
+}
+
+// Delete removes key.
+func (c *Client) Delete(ctx context.Context, ns, key string) error {
+	return c.call(ctx, ns, key, func(ctx context.Context, cache pb.CacheClient) error {
+		_, err := cache.Delete(ctx, &pb.DeleteRequest{Namespace: ns, Key: key})
+		return err
+	})
+}
+
+// GetMany returns the keys that exist, by key. The keys are split by owner
+// and fetched from the owners in parallel. A key that failed makes the call
+// return an error naming it, along with the values of the others.
+func (c *Client) GetMany(ctx context.Context, ns string, keys []string) (map[string][]byte, error) {
+	groups := map[string][]string{} // first candidate (owner) → keys
+	for _, k := range keys {
+		owner := c.candidates(ns, k)[0]
+		groups[owner] = append(groups[owner], k)
+	}
+	var (
+		mu   sync.Mutex
+		out  = make(map[string][]byte, len(keys))
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for _, group := range groups {
+		wg.Go(func() {
+			var resp *pb.GetManyResponse
+			// Routed by the group's first key: they share its owner.
+			err := c.call(ctx, ns, group[0], func(ctx context.Context, cache pb.CacheClient) (err error) {
+				resp, err = cache.GetMany(ctx, &pb.GetManyRequest{Namespace: ns, Keys: group})
+				return err
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("keys %q: %w", group, err))
+				return
+			}
+			for _, r := range resp.Results {
+				switch {
+				case r.ErrorCode != 0:
+					errs = append(errs, fmt.Errorf("key %q: %w", r.Key, status.Error(codes.Code(r.ErrorCode), r.ErrorMessage)))
+				case r.Found:
+					out[r.Key] = r.Value
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// Loader loads a missing value for GetOrLoad from the system of record.
+type Loader func(ctx context.Context) ([]byte, error)
+
+// GetOrLoad returns the cached value of key or loads it with load, so that
+// concurrent callers anywhere in the cluster run load once: the first caller
+// gets a lease and loads, the others wait (up to Options.LeaseWait) for its
+// value. The loaded value is stored only if nothing wrote or deleted the key
+// since the lease was granted; otherwise the caller still gets its loaded
+// value, but it is not cached. In a read-through namespace the cluster loads
+// the key itself and load is not called.
+//
+// When the cluster cannot be reached, GetOrLoad returns the error, or with
+// Options.FailOpen calls load directly.
+func (c *Client) GetOrLoad(ctx context.Context, ns, key string, load Loader) ([]byte, error) {
+	waitUntil := time.Now().Add(c.opts.LeaseWait)
+	backoff := 2 * time.Millisecond
+	for {
+		var resp *pb.LeaseResponse
+		err := c.call(ctx, ns, key, func(ctx context.Context, cache pb.CacheClient) (err error) {
+			resp, err = cache.Lease(ctx, &pb.LeaseRequest{Namespace: ns, Key: key})
+			return err
+		})
+		switch {
+		case err != nil && c.opts.FailOpen && unreachable(err):
+			c.failOpen.Add(1)
+			return load(ctx)
+		case err != nil:
+			return nil, err
+		case resp.Found:
+			return resp.Value, nil
+		case resp.LeaseToken != 0:
+			v, err := load(ctx)
+			if err != nil {
+				return nil, err // the lease expires; another caller will load
+			}
+			// A failed Set costs only the caching: the value is loaded.
+			if err := c.set(ctx, ns, key, v, 0, resp.LeaseToken); status.Code(err) == codes.Aborted {
+				c.leaseRejected.Add(1) // the key changed while we loaded: keep it uncached
+			}
+			return v, nil
+		case !resp.Wait:
+			return nil, nil // a cached not-found
+		case time.Now().After(waitUntil):
+			return load(ctx) // the lease holder is slow: do not wait forever
+		}
+		if err := sleep(ctx, backoff); err != nil {
+			return nil, err
+		}
+		backoff = min(2*backoff, 50*time.Millisecond)
+	}
+}
+
+// Owner returns the address of the node the client sends key to: its
+// owner, once the client has a ring.
+func (c *Client) Owner(ns, key string) string {
+	if r := c.ring.Load(); r != nil {
+		return r.owners[ring.PartitionFor(ring.Key(ns, key), r.parts)]
+	}
+	return c.opts.Seeds[0]
+}
