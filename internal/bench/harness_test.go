@@ -111,7 +111,7 @@ func start(tb testing.TB, s setup) *env {
 	}
 	e.node = n
 	tb.Cleanup(n.Kill)
-	if e.client, err = client.New(n.GRPCAddr()); err != nil {
+	if e.client, err = client.New(client.Options{Seeds: []string{n.GRPCAddr()}}); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { e.client.Close() })
