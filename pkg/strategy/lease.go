@@ -64,6 +64,11 @@ func (n *Namespace) Lease(ctx context.Context, key string) (LeaseResult, error) 
 	i := n.stripe(skey)
 	n.genMu[i].Lock()
 	defer n.genMu[i].Unlock()
+	// Look again under the lock: the previous holder may have stored the
+	// value (and spent its lease) since the miss above.
+	if e, ok := n.store.Get(skey); ok {
+		return LeaseResult{Value: e.Value, Found: e.Found}, nil
+	}
 	if _, held := n.leases.GetIfPresent(skey); held {
 		n.c.leaseWaits.Add(1)
 		return LeaseResult{Wait: true}, nil
