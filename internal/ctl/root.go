@@ -2,9 +2,9 @@
 // cluster. NewRootCommand builds the cobra command tree; cmd/ctl runs it.
 //
 // Every command dials the node at --addr and calls one Admin or Cache RPC,
-// each call with its own deadline of --timeout; stats, journal and journal
-// flush also dial every alive member. Results print as tables (text/tabwriter) or, with -o json, as
-// indented JSON. Commands return their errors instead of printing them, so the
+// each call with its own deadline of --timeout; stats, journal, journal
+// flush and top also dial every alive member. Results print as tables (text/tabwriter) or, with -o json, as
+// indented JSON (top: one line per snapshot). Commands return their errors instead of printing them, so the
 // binary decides how to report them; gRPC failures are rewritten into
 // operator-readable messages such as `NOT_FOUND: unknown namespace "x"; configured namespaces: [users]`.
 package ctl
@@ -68,6 +68,7 @@ func NewRootCommand() *cobra.Command {
 		newDelCommand(o),
 		newStatsCommand(o),
 		newJournalCommand(o),
+		newTopCommand(o),
 	)
 	return root
 }
