@@ -45,3 +45,35 @@ func Example() {
 	// false
 	// rpc error: code = NotFound desc = unknown namespace "nope"; configured namespaces: [sessions]
 }
+
+func ExampleClient_GetOrLoad() {
+	n, err := node.New(node.Config{
+		Name: "n1", GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
+		Namespaces: []node.NamespaceSpec{{Policy: strategy.Policy{Name: "profiles", TTL: time.Hour}}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer n.Kill()
+	c, err := client.New(client.Options{Seeds: []string{n.GRPCAddr()}})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	loads := 0
+	loadFromDB := func(context.Context) ([]byte, error) {
+		loads++ // the application's own database query
+		return []byte(`{"name":"Ada"}`), nil
+	}
+	for range 3 {
+		v, err := c.GetOrLoad(context.Background(), "profiles", "42", loadFromDB)
+		fmt.Println(string(v), err)
+	}
+	fmt.Println("database queries:", loads)
+	// Output:
+	// {"name":"Ada"} <nil>
+	// {"name":"Ada"} <nil>
+	// {"name":"Ada"} <nil>
+	// database queries: 1
+}
