@@ -260,3 +260,25 @@ func TestClient_CloseLeaksNoGoroutine(t *testing.T) {
 	cl.Close()
 	goleak.VerifyNone(t, before)
 }
+
+func TestClient_FollowsARingChangeMidStream(t *testing.T) {
+	c := clustertest.Start(t, 2, clustertest.Options{})
+	cl := newClient(t, c, client.Options{})
+	updates := cl.Stats().RingUpdates
+	c.AddNode()
+	c.WaitConverged()
+	waitRingNodes(t, cl, 3)
+	if cl.Stats().RingUpdates <= updates {
+		t.Fatal("no ring update streamed")
+	}
+	ctx := context.Background()
+	before := forwards(t, c)
+	for k := range 100 {
+		if err := cl.Set(ctx, clustertest.NSCache, fmt.Sprint(k), []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := forwards(t, c) - before; n != 0 {
+		t.Fatalf("%d forwarding hops after the client followed the new ring", n)
+	}
+}
