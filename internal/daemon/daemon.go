@@ -15,16 +15,19 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
 
 	"github.com/ringcache/ringcache/internal/backend"
 	"github.com/ringcache/ringcache/internal/config"
 	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/internal/membership"
+	"github.com/ringcache/ringcache/internal/telemetry"
 	"github.com/ringcache/ringcache/pkg/node"
 	"github.com/ringcache/ringcache/pkg/ring"
 	"github.com/ringcache/ringcache/pkg/strategy"
@@ -48,6 +51,11 @@ type Flags struct {
 	BootstrapTimeout    time.Duration
 	FlushTimeout        time.Duration
 	GossipKeyFile       string
+	// AdminAddr is the listen address of /metrics, /healthz and /readyz;
+	// empty disables them. AdminAddrSet tells whether it was given on the
+	// command line (a taken default address is not fatal; see startAdmin).
+	AdminAddr    string
+	AdminAddrSet bool
 }
 
 // NewCommand returns the ringcached root command.
@@ -64,6 +72,7 @@ func NewCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			f.AdminAddrSet = cmd.Flags().Changed("admin-addr")
 			return Run(ctx, stop, *f, cmd.ErrOrStderr())
 		},
 	}
@@ -84,6 +93,7 @@ func NewCommand() *cobra.Command {
 	fl.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take before open calls are cut")
 	fl.StringVar(&f.GossipKeyFile, "gossip-key-file", "", "file holding the gossip encryption key (16, 24 or 32 bytes, raw or base64); every node needs the same key")
 	fl.DurationVar(&f.FlushTimeout, "flush-timeout", node.DefaultFlushTimeout, "how long a graceful stop may spend writing the write-behind journal to the database (the rest is flushed on the next start)")
+	fl.StringVar(&f.AdminAddr, "admin-addr", DefaultAdminAddr, "HTTP listen address of /metrics (Prometheus), /healthz and /readyz; empty disables them")
 	fl.DurationVar(&f.BootstrapTimeout, "bootstrap-timeout", node.DefaultBootstrap, "how long to wait for a peer from --join before serving as a cluster of one")
 	return cmd
 }
@@ -130,6 +140,32 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		defer jnl.Close()
 		log.Info("write-behind journal open", "path", jnl.Path())
 	}
+	// Telemetry outlives the node: the last spans are flushed after it stops.
+	tel, err := telemetry.Setup(ctx, telemetry.Config{Node: f.Name, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(tctx); err != nil {
+			log.Warn("telemetry shutdown", "err", err)
+		}
+	}()
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry", "err", err) }))
+	var running atomic.Pointer[node.Node] // set once node.New returns
+	admin, err := startAdmin(f, tel.Handler(func() bool {
+		n := running.Load()
+		return n != nil && n.Ready()
+	}), log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		actx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		admin.shutdown(actx)
+	}()
 	n, err := node.New(node.Config{
 		Name:                f.Name,
 		GRPCAddr:            f.GRPCAddr,
@@ -147,10 +183,14 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		FlushTimeout:        f.FlushTimeout,
 		BootstrapTimeout:    f.BootstrapTimeout,
 		Logger:              log,
+		MeterProvider:       tel.MeterProvider(),
+		TracerProvider:      tel.TracerProvider(),
+		Propagator:          tel.Propagator(),
 	})
 	if err != nil {
 		return err
 	}
+	running.Store(n)
 	<-ctx.Done()
 	stopSignals() // a second SIGTERM/SIGINT kills a stop that hangs
 	log.Info("shutting down: leaving the cluster")

@@ -27,6 +27,9 @@ import (
 
 	"github.com/hashicorp/go-sockaddr"
 	"github.com/hashicorp/memberlist"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -114,6 +117,15 @@ type Config struct {
 	Logger *slog.Logger
 	// Clock is the store's time source; nil means the wall clock.
 	Clock store.Clock
+	// MeterProvider receives the node's instruments (metrics.go) and the
+	// gRPC latency histograms; nil means no metrics.
+	MeterProvider metric.MeterProvider
+	// TracerProvider traces gRPC calls, forwards and backend work; nil
+	// means no tracing. Spans never carry keys or values.
+	TracerProvider trace.TracerProvider
+	// Propagator carries trace context over gRPC; nil means W3C
+	// trace-context.
+	Propagator propagation.TextMapPropagator
 
 	// Test seams: a gossip transport, gossip timer tuning, and a dialer for
 	// peer connections.
@@ -158,6 +170,7 @@ type Node struct {
 	flusher    *strategy.Flusher // nil without write-behind namespaces
 	handoff    atomic.Pointer[handoffs]
 	ringNotes  ringNotifier // wakes WatchRing streams
+	obs        observability
 	stopFlush  context.CancelFunc
 	closing    atomic.Bool
 	stop       chan struct{}
@@ -205,6 +218,7 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.clock = &hlc.Clock{}
+	n.obs.tracer = cfg.tracerProvider().Tracer(tracerName)
 	writers := map[string]strategy.Writer{}
 	maxValue := 0
 	for _, spec := range cfg.Namespaces {
@@ -212,7 +226,7 @@ func New(cfg Config) (_ *Node, err error) {
 			n.store.Close()
 			return nil, fmt.Errorf("node: namespace %q defined twice", spec.Policy.Name)
 		}
-		deps := strategy.Deps{Store: n.store, Loader: spec.Loader, Writer: spec.Writer, Clock: n.clock}
+		deps := strategy.Deps{Store: n.store, Loader: spec.Loader, Writer: spec.Writer, Clock: n.clock, Tracer: n.obs.tracer}
 		if spec.Policy.Write == strategy.WriteBehind {
 			if cfg.Journal == nil || spec.Writer == nil {
 				n.store.Close()
@@ -238,7 +252,7 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 		n.flusher = strategy.NewFlusher(fc)
 	}
-	n.peers = newPeerPool(cfg.PeerDialer, cfg.ForwardTimeout)
+	n.peers = newPeerPool(cfg.PeerDialer, cfg.ForwardTimeout, cfg.peerDialOptions()...)
 	n.fwd = n.peers
 
 	if n.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
@@ -250,12 +264,12 @@ func New(cfg Config) (_ *Node, err error) {
 		n.store.Close()
 		return nil, err
 	}
-	n.server = grpc.NewServer(
+	n.server = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(max(4<<20, maxValue+64<<10)),
 		grpc.WaitForHandlers(true), // Stop returns only once no handler can touch the store
 
 		grpc.ChainUnaryInterceptor(recoverUnary(n.log)),
-	)
+	}, n.serverOptions()...)...)
 	n.health = health.NewServer()
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	n.health.SetServingStatus(pb.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -289,6 +303,14 @@ func New(cfg Config) (_ *Node, err error) {
 		n.lis.Close()
 		n.store.Close()
 		return nil, err
+	}
+	if cfg.MeterProvider != nil {
+		if n.obs.reg, err = n.registerMetrics(cfg.MeterProvider); err != nil {
+			_ = n.members.Shutdown()
+			n.lis.Close()
+			n.store.Close()
+			return nil, fmt.Errorf("node: metrics: %w", err)
+		}
 	}
 	select {
 	case <-n.members.Joined(): // no seeds: ready at once
@@ -372,8 +394,15 @@ func (n *Node) awaitJoin() {
 	n.setServing()
 }
 
+// Ready reports what the gRPC health service reports: true once the node
+// has joined its cluster (or bootstrapped alone) and built its ring, false
+// again from the start of Close.
+func (n *Node) Ready() bool {
+	return !n.closing.Load() && n.ready.Load() && n.ring.Load() != nil
+}
+
 func (n *Node) setServing() {
-	if n.closing.Load() || !n.ready.Load() || n.ring.Load() == nil {
+	if !n.Ready() {
 		return
 	}
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -503,6 +532,9 @@ func (n *Node) flushJournal(ctx context.Context) {
 }
 
 func (n *Node) shutdown() error {
+	if n.obs.reg != nil {
+		_ = n.obs.reg.Unregister() // no scrape reads the store or journal from here on
+	}
 	if n.stopFlush != nil {
 		n.stopFlush()
 	}

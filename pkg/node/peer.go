@@ -29,14 +29,15 @@ type Forwarder interface {
 type peerPool struct {
 	dial   func(ctx context.Context, addr string) (net.Conn, error)
 	linger time.Duration
+	opts   []grpc.DialOption // more dial options (telemetry)
 
 	mu     sync.Mutex
 	conns  map[string]*grpc.ClientConn
 	closed bool
 }
 
-func newPeerPool(dial func(ctx context.Context, addr string) (net.Conn, error), linger time.Duration) *peerPool {
-	return &peerPool{dial: dial, linger: linger, conns: map[string]*grpc.ClientConn{}}
+func newPeerPool(dial func(ctx context.Context, addr string) (net.Conn, error), linger time.Duration, opts ...grpc.DialOption) *peerPool {
+	return &peerPool{dial: dial, linger: linger, opts: opts, conns: map[string]*grpc.ClientConn{}}
 }
 
 func (p *peerPool) conn(addr string) (*grpc.ClientConn, error) {
@@ -57,6 +58,7 @@ func (p *peerPool) conn(addr string) (*grpc.ClientConn, error) {
 	if p.dial != nil {
 		opts = append(opts, grpc.WithContextDialer(p.dial))
 	}
+	opts = append(opts, p.opts...)
 	cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
 	if err != nil {
 		return nil, err

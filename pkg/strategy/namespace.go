@@ -9,7 +9,6 @@ package strategy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -18,11 +17,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/ringcache/ringcache/internal/hlc"
 	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/internal/store"
+	"github.com/ringcache/ringcache/pkg/ring"
 )
 
 // ReadMode says what a miss does.
@@ -95,6 +97,10 @@ type Deps struct {
 	// handoff. It must not fail the read: an unreachable previous owner is
 	// reported as nothing pending.
 	Handoff func(ctx context.Context, ns, key string) (journal.Record, bool)
+	// Tracer starts the spans of backend loads, write-through writes and
+	// journal appends; nil means no tracing. Spans carry the namespace,
+	// never a key or a value.
+	Tracer trace.Tracer
 }
 
 // Journal is the durable write-behind queue (internal/journal.Journal).
@@ -143,6 +149,7 @@ type Namespace struct {
 	journal Journal
 	handoff func(ctx context.Context, ns, key string) (journal.Record, bool)
 	clock   *hlc.Clock
+	tracer  trace.Tracer
 	flight  singleflight.Group
 	refresh singleflight.Group // one background refresh per key
 	leases  *leases            // cache-aside leases by store key
@@ -179,7 +186,10 @@ func New(p Policy, d Deps) (*Namespace, error) {
 	if p.LeaseTTL <= 0 {
 		p.LeaseTTL = DefaultLeaseTTL
 	}
-	n := &Namespace{p: p, prefix: p.Name + "\x00", store: d.Store, loader: d.Loader, clock: d.Clock, leases: newLeases(p.LeaseTTL)}
+	if d.Tracer == nil {
+		d.Tracer = noop.NewTracerProvider().Tracer("")
+	}
+	n := &Namespace{p: p, prefix: p.Name + "\x00", store: d.Store, loader: d.Loader, clock: d.Clock, tracer: d.Tracer, leases: newLeases(p.LeaseTTL)}
 	if p.Write == WriteThrough {
 		n.writer = d.Writer
 	}
@@ -192,7 +202,7 @@ func New(p Policy, d Deps) (*Namespace, error) {
 // StoreKey is the key under which namespace ns caches key: the namespace, a
 // zero byte, and the key. Nodes hash the same string to route, so a store
 // key also tells which partition its entry belongs to.
-func StoreKey(ns, key string) string { return ns + "\x00" + key }
+func StoreKey(ns, key string) string { return ring.Key(ns, key) }
 
 // Policy returns the namespace's policy.
 func (n *Namespace) Policy() Policy { return n.p }
@@ -271,7 +281,9 @@ func (n *Namespace) fetch(ctx context.Context, key string) (loadResult, error) {
 		return loadResult{}, nil
 	}
 	n.c.loads.Add(1)
+	ctx, span := n.startSpan(ctx, spanLoad)
 	v, found, err := n.loader.Load(ctx, key)
+	endSpan(span, err, attrFound.Bool(found))
 	if err != nil {
 		n.c.loadErrors.Add(1)
 		return loadResult{}, fmt.Errorf("%w: load %q from namespace %q: %w", ErrBackend, key, n.p.Name, err)
@@ -404,71 +416,6 @@ func (n *Namespace) ttl(override time.Duration) time.Duration {
 	return t
 }
 
-// Set writes value under key per the namespace's write mode, with ttl (the
-// namespace TTL when ttl ≤ 0). The value slice is retained; the caller must
-// not modify it afterwards.
-func (n *Namespace) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := n.ValidateKey(key); err != nil {
-		return err
-	}
-	if err := n.ValidateValue(value); err != nil {
-		return err
-	}
-	n.c.sets.Add(1)
-	return n.write(ctx, key, storeEntry(value, n.ttl(ttl), 0), Write{Key: key, Value: value})
-}
-
-// Delete removes key per the namespace's write mode.
-func (n *Namespace) Delete(ctx context.Context, key string) error {
-	if err := n.ValidateKey(key); err != nil {
-		return err
-	}
-	n.c.deletes.Add(1)
-	// Write-behind caches the deletion so reads need not consult the journal.
-	e := store.Entry{TTL: max(n.p.NegativeTTL, n.ttl(0))}
-	return n.write(ctx, key, e, Write{Key: key, Delete: true})
-}
-
-// write applies one Set or Delete: through the database, the journal, or the
-// cache alone. The cache is updated last, and only with a version newer than
-// what it holds, so concurrent writes of a key leave the newest one cached.
-func (n *Namespace) write(ctx context.Context, key string, e store.Entry, w Write) error {
-	skey := n.prefix + key
-	w.Version = n.clock.Now()
-	e.Version = w.Version
-	n.bump(skey)
-	switch n.p.Write {
-	case WriteThrough:
-		if err := n.writer.Write(ctx, []Write{w}); err != nil {
-			// The database may or may not hold the write: keep no entry.
-			n.store.Delete(skey)
-			n.c.writeErrors.Add(1)
-			return fmt.Errorf("%w: write %q to namespace %q: %w", ErrBackend, key, n.p.Name, err)
-		}
-	case WriteBehind:
-		err := n.journal.Append(ctx, journal.Record{Namespace: n.p.Name, Key: key, Value: w.Value, Delete: w.Delete, Version: w.Version})
-		if errors.Is(err, journal.ErrFull) {
-			n.c.backpressure.Add(1)
-			return fmt.Errorf("%w: %w", ErrBackpressure, err)
-		}
-		if err != nil {
-			n.c.writeErrors.Add(1)
-			return fmt.Errorf("%w: journal write of %q in namespace %q: %w", ErrBackend, key, n.p.Name, err)
-		}
-	default: // WriteAside
-		if w.Delete {
-			n.store.Delete(skey)
-			return nil
-		}
-	}
-	if w.Delete && n.p.Write == WriteThrough {
-		n.store.Delete(skey)
-		return nil
-	}
-	n.store.SetIfNewer(skey, e)
-	return nil
-}
-
 // Stats returns a snapshot of the counters.
 func (n *Namespace) Stats() Stats {
 	return Stats{
@@ -480,9 +427,4 @@ func (n *Namespace) Stats() Stats {
 		LeasesGranted: n.c.leasesGranted.Load(), LeaseWaits: n.c.leaseWaits.Load(), LeaseRejected: n.c.leaseRejected.Load(),
 		LoadsWaiting: n.c.waiting.Load(),
 	}
-}
-
-// storeEntry is the cache entry of a written value.
-func storeEntry(value []byte, ttl time.Duration, version uint64) store.Entry {
-	return store.Entry{Value: value, Found: true, TTL: ttl, Version: version}
 }

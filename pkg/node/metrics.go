@@ -1,0 +1,196 @@
+package node
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc/stats"
+
+	"github.com/ringcache/ringcache/internal/membership"
+	"github.com/ringcache/ringcache/pkg/strategy"
+)
+
+// Metrics. Every instrument is observable: a scrape reads the counters the
+// node keeps anyway (the ones the Admin Stats and Journal RPCs return), so
+// the request path does no extra work for them. The names below are OTel
+// instrument names; a Prometheus exporter with namespace "ringcache" adds
+// the prefix and its suffixes (_total for counters, _bytes for unit By,
+// _seconds for unit s): gets → ringcache_gets_total.
+//
+// Per namespace, labelled namespace:
+//
+//	gets, hits, misses, negative_hits, backend_loads,
+//	backend_loads_deduplicated, backend_load_errors, sets, deletes,
+//	write_errors, backpressure, refreshes, pending_hits   (counters)
+//
+// Per node:
+//
+//	forwards, forward_errors, forwarded_in, store_evictions,
+//	ring_changes, journal_flushed, journal_flush_errors   (counters)
+//	store_bytes, store_max_bytes, store_entries, connected_clients,
+//	members{state}, ring_partitions, journal_pending,
+//	journal_pending_bytes, journal_max_pending,
+//	journal_oldest_pending_age, journal_dead_letters      (gauges)
+//
+// The journal instruments are reported only by a node with a write-behind
+// journal.
+
+// meterName is the instrumentation scope of the node's instruments.
+const meterName = "github.com/ringcache/ringcache/pkg/node"
+
+// registerMetrics creates the node's instruments on mp and the one callback
+// that observes them all. The returned registration is unregistered when the
+// node shuts down, before the store and the journal go away.
+func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, error) {
+	m := mp.Meter(meterName)
+	var errs []error
+	counter := func(name, desc string, opts ...metric.Int64ObservableCounterOption) metric.Int64ObservableCounter {
+		c, err := m.Int64ObservableCounter(name, append(opts, metric.WithDescription(desc))...)
+		errs = append(errs, err)
+		return c
+	}
+	gauge := func(name, desc, unit string) metric.Int64ObservableGauge {
+		g, err := m.Int64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		errs = append(errs, err)
+		return g
+	}
+
+	type nsInstrument struct {
+		c    metric.Int64ObservableCounter
+		read func(strategy.Stats) uint64
+	}
+	perNS := []nsInstrument{
+		{counter("gets", "Get calls served by this node as the key's owner."), func(s strategy.Stats) uint64 { return s.Gets }},
+		{counter("hits", "Gets answered from the local store, negative entries included."), func(s strategy.Stats) uint64 { return s.Hits }},
+		{counter("misses", "Gets that found no entry in the local store."), func(s strategy.Stats) uint64 { return s.Misses }},
+		{counter("negative_hits", "Gets answered by a cached not-found."), func(s strategy.Stats) uint64 { return s.NegativeHits }},
+		{counter("backend_loads", "Loads from the backend (one per key at a time)."), func(s strategy.Stats) uint64 { return s.Loads }},
+		{counter("backend_loads_deduplicated", "Gets that waited on another caller's load instead of loading."), func(s strategy.Stats) uint64 { return s.LoadsDeduped }},
+		{counter("backend_load_errors", "Backend loads that failed."), func(s strategy.Stats) uint64 { return s.LoadErrors }},
+		{counter("sets", "Set calls served as the key's owner."), func(s strategy.Stats) uint64 { return s.Sets }},
+		{counter("deletes", "Delete calls served as the key's owner."), func(s strategy.Stats) uint64 { return s.Deletes }},
+		{counter("write_errors", "Write-through or journal writes that failed."), func(s strategy.Stats) uint64 { return s.WriteErrors }},
+		{counter("backpressure", "Writes refused because the write-behind journal was full."), func(s strategy.Stats) uint64 { return s.Backpressure }},
+		{counter("refreshes", "Background refresh-ahead loads started."), func(s strategy.Stats) uint64 { return s.Refreshes }},
+		{counter("pending_hits", "Misses answered from a pending write-behind write."), func(s strategy.Stats) uint64 { return s.PendingHits }},
+	}
+	forwards := counter("forwards", "Calls this node forwarded to the key's owner.")
+	forwardErrors := counter("forward_errors", "Forwarded calls that failed.")
+	forwardedIn := counter("forwarded_in", "Calls forwarded to this node by a peer.")
+	evictions := counter("store_evictions", "Entries evicted from the local store for room.")
+	storeBytes := gauge("store_bytes", "Bytes held by the local store.", "By")
+	storeMax := gauge("store_max_bytes", "Memory bound of the local store.", "By")
+	storeEntries := gauge("store_entries", "Entries in the local store (an estimate).", "{entry}")
+	clients := gauge("connected_clients", "Open gRPC connections to this node, peers' included.", "{connection}")
+	members := gauge("members", "Cluster members as this node sees them, by state.", "{member}")
+	ringChanges := counter("ring_changes", "Rebuilds of the hash ring after membership changes.")
+	partitions := gauge("ring_partitions", "Ring partitions this node owns.", "{partition}")
+	insts := []metric.Observable{forwards, forwardErrors, forwardedIn, evictions, storeBytes, storeMax, storeEntries, clients, members, ringChanges, partitions}
+	for _, i := range perNS {
+		insts = append(insts, i.c)
+	}
+
+	var jPending, jBytes, jMax, jDead metric.Int64ObservableGauge
+	var jFlushed, jFlushErrors metric.Int64ObservableCounter
+	var jAge metric.Float64ObservableGauge
+	if n.cfg.Journal != nil {
+		jPending = gauge("journal_pending", "Write-behind records not yet in the database.", "{record}")
+		jBytes = gauge("journal_pending_bytes", "Bytes of the pending write-behind records.", "By")
+		jMax = gauge("journal_max_pending", "Bound on pending write-behind records; past it Sets get RESOURCE_EXHAUSTED.", "{record}")
+		jDead = gauge("journal_dead_letters", "Write-behind records the database rejected for good.", "{record}")
+		jFlushed = counter("journal_flushed", "Write-behind records written to the database.")
+		jFlushErrors = counter("journal_flush_errors", "Database batches or writes of the flusher that failed.")
+		age, err := m.Float64ObservableGauge("journal_oldest_pending_age", metric.WithUnit("s"),
+			metric.WithDescription("Age of the oldest pending write-behind record; 0 when none."))
+		errs = append(errs, err)
+		jAge = age
+		insts = append(insts, jPending, jBytes, jMax, jDead, jFlushed, jFlushErrors, jAge)
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	// Attribute sets are built once, not per scrape.
+	nsAttrs := make([]metric.ObserveOption, len(n.nsNames))
+	for i, name := range n.nsNames {
+		nsAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("namespace", name)))
+	}
+	states := []membership.State{membership.StateAlive, membership.StateDead, membership.StateLeft}
+	stateAttrs := map[membership.State]metric.ObserveOption{}
+	for _, s := range states {
+		stateAttrs[s] = metric.WithAttributeSet(attribute.NewSet(attribute.String("state", s.String())))
+	}
+
+	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for i, name := range n.nsNames {
+			s := n.namespaces[name].Stats()
+			for _, inst := range perNS {
+				o.ObserveInt64(inst.c, int64(inst.read(s)), nsAttrs[i])
+			}
+		}
+		o.ObserveInt64(forwards, int64(n.stats.forwards.Load()))
+		o.ObserveInt64(forwardErrors, int64(n.stats.forwardErrors.Load()))
+		o.ObserveInt64(forwardedIn, int64(n.stats.forwardedIn.Load()))
+		st := n.store.Stats()
+		o.ObserveInt64(evictions, int64(st.Evictions))
+		o.ObserveInt64(storeBytes, int64(st.Bytes))
+		o.ObserveInt64(storeMax, int64(st.MaxBytes))
+		o.ObserveInt64(storeEntries, int64(st.Entries))
+		o.ObserveInt64(clients, n.obs.conns.open.Load())
+
+		count := map[membership.State]int64{}
+		for _, mb := range n.members.Members() {
+			count[mb.State]++
+		}
+		for _, s := range states {
+			o.ObserveInt64(members, count[s], stateAttrs[s])
+		}
+		if r := n.ring.Load(); r != nil {
+			// Versions count rebuilds: the first ring is version 1.
+			o.ObserveInt64(ringChanges, int64(r.Version()-1))
+			o.ObserveInt64(partitions, int64(r.Partitions(n.cfg.Name)))
+		}
+
+		if n.cfg.Journal == nil {
+			return nil
+		}
+		fs := n.flusher.Stats()
+		o.ObserveInt64(jFlushed, int64(fs.Flushed))
+		o.ObserveInt64(jFlushErrors, int64(fs.Failures))
+		js, err := n.cfg.Journal.Stats()
+		if err != nil {
+			return nil // the journal is closing; skip its gauges this time
+		}
+		o.ObserveInt64(jPending, int64(js.Pending))
+		o.ObserveInt64(jBytes, js.PendingBytes)
+		o.ObserveInt64(jMax, int64(js.MaxPending))
+		o.ObserveInt64(jDead, int64(js.DeadLetters))
+		age := 0.0
+		if !js.Oldest.IsZero() {
+			age = max(0, time.Since(js.Oldest).Seconds())
+		}
+		o.ObserveFloat64(jAge, age)
+		return nil
+	}, insts...)
+}
+
+// connCounter is a gRPC stats.Handler that counts the server's open
+// connections: one atomic add per connection, nothing per call.
+type connCounter struct{ open atomic.Int64 }
+
+func (c *connCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (c *connCounter) HandleRPC(context.Context, stats.RPCStats)                         {}
+func (c *connCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (c *connCounter) HandleConn(_ context.Context, s stats.ConnStats) {
+	switch s.(type) {
+	case *stats.ConnBegin:
+		c.open.Add(1)
+	case *stats.ConnEnd:
+		c.open.Add(-1)
+	}
+}
