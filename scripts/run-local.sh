@@ -29,6 +29,7 @@ CTL=bin/ringcachectl
 NAMES=(n1 n2 n3)
 GRPC_PORTS=(7101 7102 7103)
 GOSSIP_PORTS=(7201 7202 7203)
+ADMIN_PORTS=(7301 7302 7303)
 JOIN=127.0.0.1:7201,127.0.0.1:7202,127.0.0.1:7203
 
 PIDS=()     # pids of the nodes this script started, index-aligned with NAMES ("" once reaped)
@@ -74,6 +75,8 @@ check_ports() {
 		[ -z "$u" ] || busy="$busy  gossip port ${GOSSIP_PORTS[$i]}/tcp: $u"$'\n'
 		u=$(port_user udp "${GOSSIP_PORTS[$i]}")
 		[ -z "$u" ] || busy="$busy  gossip port ${GOSSIP_PORTS[$i]}/udp: $u"$'\n'
+		u=$(port_user tcp "${ADMIN_PORTS[$i]}")
+		[ -z "$u" ] || busy="$busy  admin port ${ADMIN_PORTS[$i]}/tcp: $u"$'\n'
 	done
 	if [ -n "$busy" ]; then
 		printf '%s\n%s%s\n' "run-local: error: ports needed by the local cluster are in use:" "$busy" \
@@ -155,16 +158,19 @@ say "seeding $DATA/app.db with 1000 demo users"
 # --- nodes --------------------------------------------------------------------
 for i in 0 1 2; do
 	n=${NAMES[$i]}
-	"$DAEMON" --name "$n" \
+	# setsid: a Ctrl-C in the terminal reaches only this script, which then
+	# sends each node one SIGTERM (a second signal would cut its drain short).
+	setsid "$DAEMON" --name "$n" \
 		--grpc-addr "127.0.0.1:${GRPC_PORTS[$i]}" \
 		--gossip-addr "127.0.0.1:${GOSSIP_PORTS[$i]}" \
+		--admin-addr "127.0.0.1:${ADMIN_PORTS[$i]}" \
 		--join "$JOIN" \
 		--gossip-preset local \
 		--data-dir "$DATA/$n" \
 		--config "$CONFIG" \
 		</dev/null >"$DATA/$n.log" 2>&1 &
 	PIDS+=("$!")
-	say "started $n (pid $!): gRPC 127.0.0.1:${GRPC_PORTS[$i]}, gossip 127.0.0.1:${GOSSIP_PORTS[$i]}, log $DATA/$n.log"
+	say "started $n (pid $!): gRPC 127.0.0.1:${GRPC_PORTS[$i]}, gossip 127.0.0.1:${GOSSIP_PORTS[$i]}, metrics http://127.0.0.1:${ADMIN_PORTS[$i]}/metrics, log $DATA/$n.log"
 done
 
 # alive_members PORT prints how many members the node at PORT lists as alive
@@ -216,6 +222,8 @@ Try it (any node answers for any key; --addr picks the node, default 127.0.0.1:7
   $CTL get orders 7
   $CTL journal                           # write-behind backlog of every node
   $CTL stats                             # counters of every node (gets, hits, loads, forwards)
+  $CTL top                               # live per-node rates (Ctrl-C to leave)
+  curl -s 127.0.0.1:7301/metrics | grep ^ringcache_gets   # Prometheus metrics (admin ports 7301-7303)
   $CTL ring                              # partition shares of the nodes
   $CTL members -o json                   # -o json works on every command
 
