@@ -137,7 +137,11 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		return err
 	}
 	if jnl != nil {
-		defer jnl.Close()
+		defer func() {
+			if err := jnl.Close(); err != nil {
+				log.Error("closing the write-behind journal", "err", err)
+			}
+		}()
 		log.Info("write-behind journal open", "path", jnl.Path())
 	}
 	// Telemetry outlives the node: the last spans are flushed after it stops.

@@ -39,8 +39,8 @@ type appendReq struct {
 //
 // If the key is already pending, r replaces it (keeping its Appended time and
 // queue position, resetting Attempts) unless the stored Version is higher:
-// then r is superseded, nothing is stored and Append returns nil. Equal
-// versions replace.
+// then r is superseded, nothing is stored and Append returns ErrSuperseded.
+// Equal versions replace.
 //
 // Append ignores r.Appended, r.Attempts and r.LastError. It returns an error
 // wrapping ErrFull (nothing stored) when the write would pass a bound or the
@@ -72,7 +72,11 @@ func (j *Journal) Append(ctx context.Context, r Record) error {
 		return ctx.Err()
 	case outFull:
 		return req.res.full
-	case outReplaced, outSuperseded:
+	case outSuperseded:
+		j.coalesced.Add(1)
+		j.appends.Add(1)
+		return ErrSuperseded
+	case outReplaced:
 		j.coalesced.Add(1)
 	}
 	j.appends.Add(1)

@@ -23,6 +23,11 @@ var (
 	// ErrNotFound is wrapped by Revive and Drop when the key has no dead
 	// letter.
 	ErrNotFound = errors.New("no such dead letter")
+	// ErrSuperseded is returned by Append when a newer version of the key is
+	// already pending: the write is durable in the sense that a newer one
+	// will reach the database instead, but the caller must not treat its
+	// value as the key's current one.
+	ErrSuperseded = errors.New("superseded by a newer pending write")
 	// ErrLocked is wrapped by Open when another process (or another Journal
 	// in this process) holds the file.
 	ErrLocked = errors.New("journal locked")

@@ -190,6 +190,30 @@ func (j *Journal) Stats() (Stats, error) {
 	return s, err
 }
 
+// MaxVersion returns the highest Version among pending records and dead
+// letters, 0 if none. A node moves its clock past it on start, so a write
+// after a restart with a clock that went backwards is still the newest.
+func (j *Journal) MaxVersion() (uint64, error) {
+	var maxV uint64
+	err := j.view(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketPending, bucketDead} {
+			err := tx.Bucket(b).ForEach(func(_, v []byte) error {
+				r, _, err := decode(v)
+				if err != nil {
+					return err
+				}
+				maxV = max(maxV, r.Version)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return maxV, err
+}
+
 // counters is the meta bucket: exact, updated in the same transaction as the
 // records they count.
 type counters struct{ pending, bytes, dead uint64 }

@@ -92,7 +92,9 @@ func TestJournal_CoalescesPerKeyLatestWins(t *testing.T) {
 func TestJournal_OlderVersionIsSuperseded(t *testing.T) {
 	j := openTest(t, Options{})
 	mustAppend(t, j, set("ns", "k", "new", 5))
-	mustAppend(t, j, set("ns", "k", "old", 4)) // acknowledged, but stores nothing
+	if err := j.Append(context.Background(), set("ns", "k", "old", 4)); !errors.Is(err, ErrSuperseded) {
+		t.Fatalf("older version: %v, want ErrSuperseded", err)
+	}
 	if r := mustPending(t, j, "ns", "k"); string(r.Value) != "new" || r.Version != 5 {
 		t.Fatalf("pending = %q v%d; want new v5", r.Value, r.Version)
 	}
@@ -300,5 +302,22 @@ func TestJournal_RejectsInvalidRecords(t *testing.T) {
 		if err := j.Append(context.Background(), r); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: Append = %v; want ErrInvalid", name, err)
 		}
+	}
+}
+
+func TestJournal_MaxVersionCoversPendingAndDeadLetters(t *testing.T) {
+	j := openTest(t, Options{})
+	if v, err := j.MaxVersion(); err != nil || v != 0 {
+		t.Fatalf("empty journal: %d, %v", v, err)
+	}
+	mustAppend(t, j, set("ns", "a", "v", 7))
+	mustAppend(t, j, set("ns", "b", "v", 42))
+	mustAppend(t, j, set("ns", "c", "v", 3))
+	r := mustPending(t, j, "ns", "b")
+	if err := j.Bury(r, errors.New("rejected")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := j.MaxVersion(); err != nil || v != 42 {
+		t.Fatalf("MaxVersion = %d, %v; want 42 (a dead letter)", v, err)
 	}
 }

@@ -42,6 +42,13 @@ func codeOf(err error) codes.Code {
 		return s.Code()
 	}
 	switch {
+	// A deadline or cancellation says more than the layer it hit (a
+	// write-through commit that timed out is not an unreachable database),
+	// and clients must not retry it as UNAVAILABLE.
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
 	case errors.Is(err, strategy.ErrBackpressure):
 		return codes.ResourceExhausted
 	case errors.Is(err, strategy.ErrLeaseInvalid):
@@ -56,10 +63,6 @@ func codeOf(err error) codes.Code {
 		return codes.Unavailable
 	case errors.Is(err, strategy.ErrNoBackend):
 		return codes.FailedPrecondition
-	case errors.Is(err, context.DeadlineExceeded):
-		return codes.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		return codes.Canceled
 	}
 	return codes.Internal
 }

@@ -167,12 +167,15 @@ func (f *Flusher) round(ctx context.Context) (int, error) {
 		}
 		groups[r.Namespace] = append(groups[r.Namespace], r)
 	}
+	// A namespace whose database is down must not hold back the others:
+	// every group is tried, and the errors are reported together.
+	var errs []error
 	for _, ns := range order {
 		if err := f.flushGroup(ctx, ns, groups[ns]); err != nil {
-			return len(recs), err
+			errs = append(errs, fmt.Errorf("namespace %s: %w", ns, err))
 		}
 	}
-	return len(recs), nil
+	return len(recs), errors.Join(errs...)
 }
 
 func (f *Flusher) flushGroup(ctx context.Context, ns string, recs []journal.Record) error {

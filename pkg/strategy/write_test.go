@@ -423,3 +423,37 @@ func TestRefreshAhead_ColdEntryJustExpires(t *testing.T) {
 		t.Fatalf("%d refreshes of an entry nobody read", n)
 	}
 }
+
+func TestFlusher_OneDownDatabaseDoesNotHoldBackOtherNamespaces(t *testing.T) {
+	e := newWriteEnv(t, strategy.Policy{Name: "a", Write: strategy.WriteBehind, TTL: time.Hour}, journal.Options{})
+	other := newFakeDB()
+	b, err := strategy.New(strategy.Policy{Name: "b", Write: strategy.WriteBehind, TTL: time.Hour},
+		strategy.Deps{Store: e.store, Writer: other, Journal: e.journal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 { // a's records come first in the journal
+		if err := e.ns.Set(bg, fmt.Sprint(i), []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		if err := b.Set(bg, fmt.Sprint(i), []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.db.fail = func(strategy.Write) error { return errors.New("connection refused") }
+	f := strategy.NewFlusher(strategy.FlusherConfig{Journal: e.journal, BatchSize: 100,
+		Writers: map[string]strategy.Writer{"a": e.db, "b": other}, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
+	defer cancel()
+	if err := f.Flush(ctx); err == nil {
+		t.Fatal("Flush succeeded with a's database down")
+	}
+	if other.writes != 10 {
+		t.Fatalf("b's database got %d rows while a's was down, want 10", other.writes)
+	}
+	if n := pending(t, e.journal); n != 10 {
+		t.Fatalf("%d pending, want a's 10", n)
+	}
+}
