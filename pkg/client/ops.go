@@ -16,14 +16,29 @@ import (
 )
 
 // Get returns the value of key in namespace ns, and whether it exists.
+// With a near cache, a Get of a namespace it covers is answered from the
+// client's memory when it can be, and its result is kept there.
 func (c *Client) Get(ctx context.Context, ns, key string) ([]byte, bool, error) {
+	var tok nearToken
+	nc := c.near
+	if nc != nil && nc.enabled(ns) {
+		if e, ok := nc.get(ns, key); ok {
+			return e.value, e.found, nil
+		}
+		tok = nc.token(ns, key)
+	} else {
+		nc = nil
+	}
 	var resp *pb.GetResponse
-	err := c.call(ctx, ns, key, func(ctx context.Context, cache pb.CacheClient) (err error) {
+	err := c.call(ctx, ns, key, false, func(ctx context.Context, cache pb.CacheClient) (err error) {
 		resp, err = cache.Get(ctx, &pb.GetRequest{Namespace: ns, Key: key})
 		return err
 	})
 	if err != nil {
 		return nil, false, err
+	}
+	if nc != nil {
+		nc.fill(ns, key, tok, resp.Value, resp.Found)
 	}
 	return resp.Value, resp.Found, nil
 }
@@ -38,15 +53,28 @@ func (c *Client) set(ctx context.Context, ns, key string, value []byte, ttl time
 	if ttl > 0 {
 		req.Ttl = durationpb.New(ttl)
 	}
-	return c.call(ctx, ns, key, func(ctx context.Context, cache pb.CacheClient) error {
+	defer c.invalidateNear(ns, key)()
+	return c.call(ctx, ns, key, true, func(ctx context.Context, cache pb.CacheClient) error {
 		_, err := cache.Set(ctx, req)
 		return err
 	})
 }
 
+// invalidateNear drops key from the near cache before a write and again
+// after it (the returned func), so no Get racing the write keeps the old
+// value.
+func (c *Client) invalidateNear(ns, key string) func() {
+	if c.near == nil || !c.near.enabled(ns) {
+		return func() {}
+	}
+	c.near.invalidate(ns, key)
+	return func() { c.near.invalidate(ns, key) }
+}
+
 // Delete removes key.
 func (c *Client) Delete(ctx context.Context, ns, key string) error {
-	return c.call(ctx, ns, key, func(ctx context.Context, cache pb.CacheClient) error {
+	defer c.invalidateNear(ns, key)()
+	return c.call(ctx, ns, key, true, func(ctx context.Context, cache pb.CacheClient) error {
 		_, err := cache.Delete(ctx, &pb.DeleteRequest{Namespace: ns, Key: key})
 		return err
 	})
@@ -71,7 +99,7 @@ func (c *Client) GetMany(ctx context.Context, ns string, keys []string) (map[str
 		wg.Go(func() {
 			var resp *pb.GetManyResponse
 			// Routed by the group's first key: they share its owner.
-			err := c.call(ctx, ns, group[0], func(ctx context.Context, cache pb.CacheClient) (err error) {
+			err := c.call(ctx, ns, group[0], false, func(ctx context.Context, cache pb.CacheClient) (err error) {
 				resp, err = cache.GetMany(ctx, &pb.GetManyRequest{Namespace: ns, Keys: group})
 				return err
 			})
@@ -113,7 +141,7 @@ func (c *Client) GetOrLoad(ctx context.Context, ns, key string, load Loader) ([]
 	backoff := 2 * time.Millisecond
 	for {
 		var resp *pb.LeaseResponse
-		err := c.call(ctx, ns, key, func(ctx context.Context, cache pb.CacheClient) (err error) {
+		err := c.call(ctx, ns, key, false, func(ctx context.Context, cache pb.CacheClient) (err error) {
 			resp, err = cache.Lease(ctx, &pb.LeaseRequest{Namespace: ns, Key: key})
 			return err
 		})

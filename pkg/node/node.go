@@ -170,6 +170,7 @@ type Node struct {
 	flusher    *strategy.Flusher // nil without write-behind namespaces
 	handoff    atomic.Pointer[handoffs]
 	ringNotes  ringNotifier // wakes WatchRing streams
+	invals     invalidationHub
 	obs        observability
 	stopFlush  context.CancelFunc
 	closing    atomic.Bool
@@ -218,6 +219,16 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.clock = &hlc.Clock{}
+	if cfg.Journal != nil {
+		// Versions after a restart must exceed those already in the journal,
+		// even if the wall clock went backwards meanwhile.
+		v, err := cfg.Journal.MaxVersion()
+		if err != nil {
+			n.store.Close()
+			return nil, fmt.Errorf("node: read the journal's versions: %w", err)
+		}
+		n.clock.Observe(v)
+	}
 	n.obs.tracer = cfg.tracerProvider().Tracer(tracerName)
 	writers := map[string]strategy.Writer{}
 	maxValue := 0
@@ -226,7 +237,7 @@ func New(cfg Config) (_ *Node, err error) {
 			n.store.Close()
 			return nil, fmt.Errorf("node: namespace %q defined twice", spec.Policy.Name)
 		}
-		deps := strategy.Deps{Store: n.store, Loader: spec.Loader, Writer: spec.Writer, Clock: n.clock, Tracer: n.obs.tracer}
+		deps := strategy.Deps{Store: n.store, Loader: spec.Loader, Writer: spec.Writer, Clock: n.clock, Tracer: n.obs.tracer, OnChange: n.invals.publish}
 		if spec.Policy.Write == strategy.WriteBehind {
 			if cfg.Journal == nil || spec.Writer == nil {
 				n.store.Close()
@@ -445,15 +456,28 @@ func (n *Node) rebuildRing() {
 		n.log.Error("cannot rebuild ring; keeping the previous one", "members", len(ms), "err", err)
 		return
 	}
+	moved := 0
+	if old != nil {
+		moved = len(ring.Diff(old, r))
+	}
+	if moved > 0 {
+		// Before the new ring is visible: the previous owners to ask, and no
+		// entry of a partition changing hands.
+		n.recordHandoffs(old, r, time.Now())
+		n.dropUnowned(old, r)
+	}
 	n.ring.Store(r)
 	n.ringNotes.notify()
-	if old != nil {
-		moved := ring.Diff(old, r)
-		n.log.Info("ring rebuilt", "version", version, "members", len(ms), "moved_partitions", len(moved))
-		if len(moved) > 0 {
-			n.dropUnowned(old, r)
-			n.recordHandoffs(old, r, time.Now())
+	if moved > 0 {
+		// Loads that started under the old ring must not cache, and entries
+		// cached in the meantime (a forwarded call) go too.
+		for _, ns := range n.namespaces {
+			ns.ForgetLoads()
 		}
+		n.dropUnowned(old, r)
+	}
+	if old != nil {
+		n.log.Info("ring rebuilt", "version", version, "members", len(ms), "moved_partitions", moved)
 	}
 	n.peers.retain(r.Members())
 	n.setServing()

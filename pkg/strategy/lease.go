@@ -103,17 +103,21 @@ func (n *Namespace) SetLeased(ctx context.Context, key string, value []byte, ttl
 	}
 	n.leases.Invalidate(skey)
 	if n.p.Write != WriteAside {
-		// The database write cannot run under the stripe lock; a write that
-		// lands between here and the Set below is ordered by version.
+		// The database write cannot run under the stripe lock, so the
+		// version is taken here: a write that lands before the one below
+		// gets a higher version and wins in the database and the cache.
+		version := n.clock.Now()
 		n.genMu[i].Unlock()
-		return n.Set(ctx, key, value, ttl)
+		n.c.sets.Add(1)
+		return n.write(ctx, key, storeEntry(value, n.ttl(ttl), 0), Write{Key: key, Value: value, Version: version})
 	}
 	// Cache-aside: check and store as one step, so a Delete cannot slip
 	// between them and be overwritten by the stale value.
 	defer n.genMu[i].Unlock()
 	n.c.sets.Add(1)
 	n.gen[i].Add(1)
-	n.flight.Forget(skey)
+	n.flight.Forget(n.flightKey(skey))
 	n.store.SetIfNewer(skey, storeEntry(value, n.ttl(ttl), n.clock.Now()))
+	n.changed(key)
 	return nil
 }

@@ -101,6 +101,8 @@ type Deps struct {
 	// journal appends; nil means no tracing. Spans carry the namespace,
 	// never a key or a value.
 	Tracer trace.Tracer
+	// OnChange is told of every change to a cached value; nil means none.
+	OnChange ChangeHook
 }
 
 // Journal is the durable write-behind queue (internal/journal.Journal).
@@ -151,6 +153,7 @@ type Namespace struct {
 	clock   *hlc.Clock
 	tracer  trace.Tracer
 	flight  singleflight.Group
+	epoch   atomic.Uint64      // bumped by ForgetLoads; part of the flight key
 	refresh singleflight.Group // one background refresh per key
 	leases  *leases            // cache-aside leases by store key
 	c       counters
@@ -163,6 +166,8 @@ type Namespace struct {
 	// with respect to a write's bump of gen[i]; without it a Delete could
 	// land between the check and the SetIfAbsent and be undone.
 	genMu [generations]sync.Mutex
+
+	onChange ChangeHook // see Deps.OnChange
 }
 
 // New returns a Namespace with the collaborators its policy needs.
@@ -189,7 +194,7 @@ func New(p Policy, d Deps) (*Namespace, error) {
 	if d.Tracer == nil {
 		d.Tracer = noop.NewTracerProvider().Tracer("")
 	}
-	n := &Namespace{p: p, prefix: p.Name + "\x00", store: d.Store, loader: d.Loader, clock: d.Clock, tracer: d.Tracer, leases: newLeases(p.LeaseTTL)}
+	n := &Namespace{p: p, prefix: p.Name + "\x00", store: d.Store, loader: d.Loader, clock: d.Clock, tracer: d.Tracer, leases: newLeases(p.LeaseTTL), onChange: d.OnChange}
 	if p.Write == WriteThrough {
 		n.writer = d.Writer
 	}
@@ -317,6 +322,7 @@ func (n *Namespace) install(skey string, gen uint64, r loadResult, replace bool)
 	if n.gen[i].Load() != gen {
 		return
 	}
+	defer n.changed(skey[len(n.prefix):])
 	var e store.Entry
 	switch {
 	case r.found:
@@ -342,7 +348,7 @@ func (n *Namespace) load(ctx context.Context, key, skey string) ([]byte, bool, e
 	// (Result.Shared is true for every caller of a shared load, the leader
 	// included, so it cannot count deduplicated callers.)
 	leader := false
-	ch := n.flight.DoChan(skey, func() (any, error) {
+	ch := n.flight.DoChan(n.flightKey(skey), func() (any, error) {
 		leader = true
 		r, gen, err := n.fetchGuarded(ctx, key, skey)
 		if err != nil {
@@ -398,7 +404,7 @@ func (n *Namespace) bump(skey string) {
 	i := n.stripe(skey)
 	n.genMu[i].Lock()
 	n.gen[i].Add(1)
-	n.flight.Forget(skey)
+	n.flight.Forget(n.flightKey(skey))
 	n.leases.Invalidate(skey)
 	n.genMu[i].Unlock()
 }

@@ -40,9 +40,12 @@ func (n *Namespace) Delete(ctx context.Context, key string) error {
 // what it holds, so concurrent writes of a key leave the newest one cached.
 func (n *Namespace) write(ctx context.Context, key string, e store.Entry, w Write) error {
 	skey := n.prefix + key
-	w.Version = n.clock.Now()
+	if w.Version == 0 { // a leased Set takes its version under the lease check
+		w.Version = n.clock.Now()
+	}
 	e.Version = w.Version
 	n.bump(skey)
+	defer n.changed(key) // after the store holds the change, whatever the outcome
 	switch n.p.Write {
 	case WriteThrough:
 		wctx, span := n.startSpan(ctx, spanWrite, attrDelete.Bool(w.Delete))
@@ -54,6 +57,9 @@ func (n *Namespace) write(ctx context.Context, key string, e store.Entry, w Writ
 			n.c.writeErrors.Add(1)
 			return fmt.Errorf("%w: write %q to namespace %q: %w", ErrBackend, key, n.p.Name, err)
 		}
+		// Again after the commit: a load that read the row before the commit
+		// (and after the first bump) must not cache it.
+		n.bump(skey)
 	case WriteBehind:
 		actx, span := n.startSpan(ctx, spanAppend, attrDelete.Bool(w.Delete))
 		err := n.journal.Append(actx, journal.Record{Namespace: n.p.Name, Key: key, Value: w.Value, Delete: w.Delete, Version: w.Version})
@@ -61,6 +67,9 @@ func (n *Namespace) write(ctx context.Context, key string, e store.Entry, w Writ
 		if errors.Is(err, journal.ErrFull) {
 			n.c.backpressure.Add(1)
 			return fmt.Errorf("%w: %w", ErrBackpressure, err)
+		}
+		if errors.Is(err, journal.ErrSuperseded) {
+			return nil // a newer write of the key is pending and cached: keep it
 		}
 		if err != nil {
 			n.c.writeErrors.Add(1)

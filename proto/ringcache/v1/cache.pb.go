@@ -22,6 +22,149 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type WatchInvalidationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Namespaces to watch; empty means all of them.
+	Namespaces    []string `protobuf:"bytes,1,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchInvalidationsRequest) Reset() {
+	*x = WatchInvalidationsRequest{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchInvalidationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchInvalidationsRequest) ProtoMessage() {}
+
+func (x *WatchInvalidationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchInvalidationsRequest.ProtoReflect.Descriptor instead.
+func (*WatchInvalidationsRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WatchInvalidationsRequest) GetNamespaces() []string {
+	if x != nil {
+		return x.Namespaces
+	}
+	return nil
+}
+
+type WatchInvalidationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Keys whose value changed; possibly none (the first message).
+	Keys          []*KeyRef `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchInvalidationsResponse) Reset() {
+	*x = WatchInvalidationsResponse{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchInvalidationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchInvalidationsResponse) ProtoMessage() {}
+
+func (x *WatchInvalidationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchInvalidationsResponse.ProtoReflect.Descriptor instead.
+func (*WatchInvalidationsResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WatchInvalidationsResponse) GetKeys() []*KeyRef {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// KeyRef names one key of one namespace.
+type KeyRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyRef) Reset() {
+	*x = KeyRef{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyRef) ProtoMessage() {}
+
+func (x *KeyRef) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyRef.ProtoReflect.Descriptor instead.
+func (*KeyRef) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *KeyRef) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *KeyRef) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
 type LeaseRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -32,7 +175,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[0]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +187,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[0]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +200,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{0}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LeaseRequest) GetNamespace() string {
@@ -88,7 +231,7 @@ type LeaseResponse struct {
 
 func (x *LeaseResponse) Reset() {
 	*x = LeaseResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[1]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -100,7 +243,7 @@ func (x *LeaseResponse) String() string {
 func (*LeaseResponse) ProtoMessage() {}
 
 func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[1]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -113,7 +256,7 @@ func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseResponse.ProtoReflect.Descriptor instead.
 func (*LeaseResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{1}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LeaseResponse) GetFound() bool {
@@ -152,7 +295,7 @@ type WatchRingRequest struct {
 
 func (x *WatchRingRequest) Reset() {
 	*x = WatchRingRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[2]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -164,7 +307,7 @@ func (x *WatchRingRequest) String() string {
 func (*WatchRingRequest) ProtoMessage() {}
 
 func (x *WatchRingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[2]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -177,7 +320,7 @@ func (x *WatchRingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRingRequest.ProtoReflect.Descriptor instead.
 func (*WatchRingRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{2}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{5}
 }
 
 type WatchRingResponse struct {
@@ -193,7 +336,7 @@ type WatchRingResponse struct {
 
 func (x *WatchRingResponse) Reset() {
 	*x = WatchRingResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[3]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -205,7 +348,7 @@ func (x *WatchRingResponse) String() string {
 func (*WatchRingResponse) ProtoMessage() {}
 
 func (x *WatchRingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[3]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -218,7 +361,7 @@ func (x *WatchRingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRingResponse.ProtoReflect.Descriptor instead.
 func (*WatchRingResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{3}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WatchRingResponse) GetVersion() uint64 {
@@ -260,7 +403,7 @@ type RingNode struct {
 
 func (x *RingNode) Reset() {
 	*x = RingNode{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -272,7 +415,7 @@ func (x *RingNode) String() string {
 func (*RingNode) ProtoMessage() {}
 
 func (x *RingNode) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -285,7 +428,7 @@ func (x *RingNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingNode.ProtoReflect.Descriptor instead.
 func (*RingNode) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{4}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RingNode) GetName() string {
@@ -312,7 +455,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +467,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +480,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{5}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetRequest) GetNamespace() string {
@@ -364,7 +507,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -376,7 +519,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -389,7 +532,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{6}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -416,7 +559,7 @@ type GetManyRequest struct {
 
 func (x *GetManyRequest) Reset() {
 	*x = GetManyRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +571,7 @@ func (x *GetManyRequest) String() string {
 func (*GetManyRequest) ProtoMessage() {}
 
 func (x *GetManyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +584,7 @@ func (x *GetManyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetManyRequest.ProtoReflect.Descriptor instead.
 func (*GetManyRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{7}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetManyRequest) GetNamespace() string {
@@ -468,7 +611,7 @@ type GetManyResponse struct {
 
 func (x *GetManyResponse) Reset() {
 	*x = GetManyResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +623,7 @@ func (x *GetManyResponse) String() string {
 func (*GetManyResponse) ProtoMessage() {}
 
 func (x *GetManyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +636,7 @@ func (x *GetManyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetManyResponse.ProtoReflect.Descriptor instead.
 func (*GetManyResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{8}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetManyResponse) GetResults() []*KeyResult {
@@ -518,7 +661,7 @@ type KeyResult struct {
 
 func (x *KeyResult) Reset() {
 	*x = KeyResult{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +673,7 @@ func (x *KeyResult) String() string {
 func (*KeyResult) ProtoMessage() {}
 
 func (x *KeyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +686,7 @@ func (x *KeyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyResult.ProtoReflect.Descriptor instead.
 func (*KeyResult) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{9}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KeyResult) GetKey() string {
@@ -597,7 +740,7 @@ type SetRequest struct {
 
 func (x *SetRequest) Reset() {
 	*x = SetRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +752,7 @@ func (x *SetRequest) String() string {
 func (*SetRequest) ProtoMessage() {}
 
 func (x *SetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +765,7 @@ func (x *SetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRequest.ProtoReflect.Descriptor instead.
 func (*SetRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{10}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetRequest) GetNamespace() string {
@@ -668,7 +811,7 @@ type SetResponse struct {
 
 func (x *SetResponse) Reset() {
 	*x = SetResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +823,7 @@ func (x *SetResponse) String() string {
 func (*SetResponse) ProtoMessage() {}
 
 func (x *SetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +836,7 @@ func (x *SetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetResponse.ProtoReflect.Descriptor instead.
 func (*SetResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{11}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{14}
 }
 
 type DeleteRequest struct {
@@ -706,7 +849,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +861,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +874,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{12}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteRequest) GetNamespace() string {
@@ -756,7 +899,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +911,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,14 +924,23 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{13}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{16}
 }
 
 var File_ringcache_v1_cache_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\n" +
-	"\x18ringcache/v1/cache.proto\x12\fringcache.v1\x1a\x1egoogle/protobuf/duration.proto\">\n" +
+	"\x18ringcache/v1/cache.proto\x12\fringcache.v1\x1a\x1egoogle/protobuf/duration.proto\";\n" +
+	"\x19WatchInvalidationsRequest\x12\x1e\n" +
+	"\n" +
+	"namespaces\x18\x01 \x03(\tR\n" +
+	"namespaces\"F\n" +
+	"\x1aWatchInvalidationsResponse\x12(\n" +
+	"\x04keys\x18\x01 \x03(\v2\x14.ringcache.v1.KeyRefR\x04keys\"8\n" +
+	"\x06KeyRef\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\">\n" +
 	"\fLeaseRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\"p\n" +
@@ -838,14 +990,15 @@ const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\rDeleteRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\"\x10\n" +
-	"\x0eDeleteResponse2\x9e\x03\n" +
+	"\x0eDeleteResponse2\x89\x04\n" +
 	"\x05Cache\x12:\n" +
 	"\x03Get\x12\x18.ringcache.v1.GetRequest\x1a\x19.ringcache.v1.GetResponse\x12F\n" +
 	"\aGetMany\x12\x1c.ringcache.v1.GetManyRequest\x1a\x1d.ringcache.v1.GetManyResponse\x12:\n" +
 	"\x03Set\x12\x18.ringcache.v1.SetRequest\x1a\x19.ringcache.v1.SetResponse\x12C\n" +
 	"\x06Delete\x12\x1b.ringcache.v1.DeleteRequest\x1a\x1c.ringcache.v1.DeleteResponse\x12@\n" +
 	"\x05Lease\x12\x1a.ringcache.v1.LeaseRequest\x1a\x1b.ringcache.v1.LeaseResponse\x12N\n" +
-	"\tWatchRing\x12\x1e.ringcache.v1.WatchRingRequest\x1a\x1f.ringcache.v1.WatchRingResponse0\x01B?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
+	"\tWatchRing\x12\x1e.ringcache.v1.WatchRingRequest\x1a\x1f.ringcache.v1.WatchRingResponse0\x01\x12i\n" +
+	"\x12WatchInvalidations\x12'.ringcache.v1.WatchInvalidationsRequest\x1a(.ringcache.v1.WatchInvalidationsResponse0\x01B?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
 
 var (
 	file_ringcache_v1_cache_proto_rawDescOnce sync.Once
@@ -859,45 +1012,51 @@ func file_ringcache_v1_cache_proto_rawDescGZIP() []byte {
 	return file_ringcache_v1_cache_proto_rawDescData
 }
 
-var file_ringcache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_ringcache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_ringcache_v1_cache_proto_goTypes = []any{
-	(*LeaseRequest)(nil),        // 0: ringcache.v1.LeaseRequest
-	(*LeaseResponse)(nil),       // 1: ringcache.v1.LeaseResponse
-	(*WatchRingRequest)(nil),    // 2: ringcache.v1.WatchRingRequest
-	(*WatchRingResponse)(nil),   // 3: ringcache.v1.WatchRingResponse
-	(*RingNode)(nil),            // 4: ringcache.v1.RingNode
-	(*GetRequest)(nil),          // 5: ringcache.v1.GetRequest
-	(*GetResponse)(nil),         // 6: ringcache.v1.GetResponse
-	(*GetManyRequest)(nil),      // 7: ringcache.v1.GetManyRequest
-	(*GetManyResponse)(nil),     // 8: ringcache.v1.GetManyResponse
-	(*KeyResult)(nil),           // 9: ringcache.v1.KeyResult
-	(*SetRequest)(nil),          // 10: ringcache.v1.SetRequest
-	(*SetResponse)(nil),         // 11: ringcache.v1.SetResponse
-	(*DeleteRequest)(nil),       // 12: ringcache.v1.DeleteRequest
-	(*DeleteResponse)(nil),      // 13: ringcache.v1.DeleteResponse
-	(*durationpb.Duration)(nil), // 14: google.protobuf.Duration
+	(*WatchInvalidationsRequest)(nil),  // 0: ringcache.v1.WatchInvalidationsRequest
+	(*WatchInvalidationsResponse)(nil), // 1: ringcache.v1.WatchInvalidationsResponse
+	(*KeyRef)(nil),                     // 2: ringcache.v1.KeyRef
+	(*LeaseRequest)(nil),               // 3: ringcache.v1.LeaseRequest
+	(*LeaseResponse)(nil),              // 4: ringcache.v1.LeaseResponse
+	(*WatchRingRequest)(nil),           // 5: ringcache.v1.WatchRingRequest
+	(*WatchRingResponse)(nil),          // 6: ringcache.v1.WatchRingResponse
+	(*RingNode)(nil),                   // 7: ringcache.v1.RingNode
+	(*GetRequest)(nil),                 // 8: ringcache.v1.GetRequest
+	(*GetResponse)(nil),                // 9: ringcache.v1.GetResponse
+	(*GetManyRequest)(nil),             // 10: ringcache.v1.GetManyRequest
+	(*GetManyResponse)(nil),            // 11: ringcache.v1.GetManyResponse
+	(*KeyResult)(nil),                  // 12: ringcache.v1.KeyResult
+	(*SetRequest)(nil),                 // 13: ringcache.v1.SetRequest
+	(*SetResponse)(nil),                // 14: ringcache.v1.SetResponse
+	(*DeleteRequest)(nil),              // 15: ringcache.v1.DeleteRequest
+	(*DeleteResponse)(nil),             // 16: ringcache.v1.DeleteResponse
+	(*durationpb.Duration)(nil),        // 17: google.protobuf.Duration
 }
 var file_ringcache_v1_cache_proto_depIdxs = []int32{
-	4,  // 0: ringcache.v1.WatchRingResponse.nodes:type_name -> ringcache.v1.RingNode
-	9,  // 1: ringcache.v1.GetManyResponse.results:type_name -> ringcache.v1.KeyResult
-	14, // 2: ringcache.v1.SetRequest.ttl:type_name -> google.protobuf.Duration
-	5,  // 3: ringcache.v1.Cache.Get:input_type -> ringcache.v1.GetRequest
-	7,  // 4: ringcache.v1.Cache.GetMany:input_type -> ringcache.v1.GetManyRequest
-	10, // 5: ringcache.v1.Cache.Set:input_type -> ringcache.v1.SetRequest
-	12, // 6: ringcache.v1.Cache.Delete:input_type -> ringcache.v1.DeleteRequest
-	0,  // 7: ringcache.v1.Cache.Lease:input_type -> ringcache.v1.LeaseRequest
-	2,  // 8: ringcache.v1.Cache.WatchRing:input_type -> ringcache.v1.WatchRingRequest
-	6,  // 9: ringcache.v1.Cache.Get:output_type -> ringcache.v1.GetResponse
-	8,  // 10: ringcache.v1.Cache.GetMany:output_type -> ringcache.v1.GetManyResponse
-	11, // 11: ringcache.v1.Cache.Set:output_type -> ringcache.v1.SetResponse
-	13, // 12: ringcache.v1.Cache.Delete:output_type -> ringcache.v1.DeleteResponse
-	1,  // 13: ringcache.v1.Cache.Lease:output_type -> ringcache.v1.LeaseResponse
-	3,  // 14: ringcache.v1.Cache.WatchRing:output_type -> ringcache.v1.WatchRingResponse
-	9,  // [9:15] is the sub-list for method output_type
-	3,  // [3:9] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	2,  // 0: ringcache.v1.WatchInvalidationsResponse.keys:type_name -> ringcache.v1.KeyRef
+	7,  // 1: ringcache.v1.WatchRingResponse.nodes:type_name -> ringcache.v1.RingNode
+	12, // 2: ringcache.v1.GetManyResponse.results:type_name -> ringcache.v1.KeyResult
+	17, // 3: ringcache.v1.SetRequest.ttl:type_name -> google.protobuf.Duration
+	8,  // 4: ringcache.v1.Cache.Get:input_type -> ringcache.v1.GetRequest
+	10, // 5: ringcache.v1.Cache.GetMany:input_type -> ringcache.v1.GetManyRequest
+	13, // 6: ringcache.v1.Cache.Set:input_type -> ringcache.v1.SetRequest
+	15, // 7: ringcache.v1.Cache.Delete:input_type -> ringcache.v1.DeleteRequest
+	3,  // 8: ringcache.v1.Cache.Lease:input_type -> ringcache.v1.LeaseRequest
+	5,  // 9: ringcache.v1.Cache.WatchRing:input_type -> ringcache.v1.WatchRingRequest
+	0,  // 10: ringcache.v1.Cache.WatchInvalidations:input_type -> ringcache.v1.WatchInvalidationsRequest
+	9,  // 11: ringcache.v1.Cache.Get:output_type -> ringcache.v1.GetResponse
+	11, // 12: ringcache.v1.Cache.GetMany:output_type -> ringcache.v1.GetManyResponse
+	14, // 13: ringcache.v1.Cache.Set:output_type -> ringcache.v1.SetResponse
+	16, // 14: ringcache.v1.Cache.Delete:output_type -> ringcache.v1.DeleteResponse
+	4,  // 15: ringcache.v1.Cache.Lease:output_type -> ringcache.v1.LeaseResponse
+	6,  // 16: ringcache.v1.Cache.WatchRing:output_type -> ringcache.v1.WatchRingResponse
+	1,  // 17: ringcache.v1.Cache.WatchInvalidations:output_type -> ringcache.v1.WatchInvalidationsResponse
+	11, // [11:18] is the sub-list for method output_type
+	4,  // [4:11] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_cache_proto_init() }
@@ -911,7 +1070,7 @@ func file_ringcache_v1_cache_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_cache_proto_rawDesc), len(file_ringcache_v1_cache_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Cache_Get_FullMethodName       = "/ringcache.v1.Cache/Get"
-	Cache_GetMany_FullMethodName   = "/ringcache.v1.Cache/GetMany"
-	Cache_Set_FullMethodName       = "/ringcache.v1.Cache/Set"
-	Cache_Delete_FullMethodName    = "/ringcache.v1.Cache/Delete"
-	Cache_Lease_FullMethodName     = "/ringcache.v1.Cache/Lease"
-	Cache_WatchRing_FullMethodName = "/ringcache.v1.Cache/WatchRing"
+	Cache_Get_FullMethodName                = "/ringcache.v1.Cache/Get"
+	Cache_GetMany_FullMethodName            = "/ringcache.v1.Cache/GetMany"
+	Cache_Set_FullMethodName                = "/ringcache.v1.Cache/Set"
+	Cache_Delete_FullMethodName             = "/ringcache.v1.Cache/Delete"
+	Cache_Lease_FullMethodName              = "/ringcache.v1.Cache/Lease"
+	Cache_WatchRing_FullMethodName          = "/ringcache.v1.Cache/WatchRing"
+	Cache_WatchInvalidations_FullMethodName = "/ringcache.v1.Cache/WatchInvalidations"
 )
 
 // CacheClient is the client API for Cache service.
@@ -60,6 +61,15 @@ type CacheClient interface {
 	// WatchRing streams this node's ring: the current one at once, then every
 	// change. Clients use it to send each key straight to its owner.
 	WatchRing(ctx context.Context, in *WatchRingRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRingResponse], error)
+	// WatchInvalidations streams the keys whose value changes on this node
+	// (it owns them): Set, Delete, leased Set, write-through and write-behind
+	// writes, loads and background refreshes. The first message is empty and
+	// says the subscription is live: changes before it may have been missed.
+	// Keys come in batches. A subscriber that falls behind loses its stream
+	// with RESOURCE_EXHAUSTED rather than miss a key; the stream ends with
+	// UNAVAILABLE when the node drains. Clients that keep a near cache watch
+	// every node and drop their cached entries whenever a stream breaks.
+	WatchInvalidations(ctx context.Context, in *WatchInvalidationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchInvalidationsResponse], error)
 }
 
 type cacheClient struct {
@@ -139,6 +149,25 @@ func (c *cacheClient) WatchRing(ctx context.Context, in *WatchRingRequest, opts 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cache_WatchRingClient = grpc.ServerStreamingClient[WatchRingResponse]
 
+func (c *cacheClient) WatchInvalidations(ctx context.Context, in *WatchInvalidationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchInvalidationsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Cache_ServiceDesc.Streams[1], Cache_WatchInvalidations_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchInvalidationsRequest, WatchInvalidationsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cache_WatchInvalidationsClient = grpc.ServerStreamingClient[WatchInvalidationsResponse]
+
 // CacheServer is the server API for Cache service.
 // All implementations must embed UnimplementedCacheServer
 // for forward compatibility.
@@ -172,6 +201,15 @@ type CacheServer interface {
 	// WatchRing streams this node's ring: the current one at once, then every
 	// change. Clients use it to send each key straight to its owner.
 	WatchRing(*WatchRingRequest, grpc.ServerStreamingServer[WatchRingResponse]) error
+	// WatchInvalidations streams the keys whose value changes on this node
+	// (it owns them): Set, Delete, leased Set, write-through and write-behind
+	// writes, loads and background refreshes. The first message is empty and
+	// says the subscription is live: changes before it may have been missed.
+	// Keys come in batches. A subscriber that falls behind loses its stream
+	// with RESOURCE_EXHAUSTED rather than miss a key; the stream ends with
+	// UNAVAILABLE when the node drains. Clients that keep a near cache watch
+	// every node and drop their cached entries whenever a stream breaks.
+	WatchInvalidations(*WatchInvalidationsRequest, grpc.ServerStreamingServer[WatchInvalidationsResponse]) error
 	mustEmbedUnimplementedCacheServer()
 }
 
@@ -199,6 +237,9 @@ func (UnimplementedCacheServer) Lease(context.Context, *LeaseRequest) (*LeaseRes
 }
 func (UnimplementedCacheServer) WatchRing(*WatchRingRequest, grpc.ServerStreamingServer[WatchRingResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchRing not implemented")
+}
+func (UnimplementedCacheServer) WatchInvalidations(*WatchInvalidationsRequest, grpc.ServerStreamingServer[WatchInvalidationsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchInvalidations not implemented")
 }
 func (UnimplementedCacheServer) mustEmbedUnimplementedCacheServer() {}
 func (UnimplementedCacheServer) testEmbeddedByValue()               {}
@@ -322,6 +363,17 @@ func _Cache_WatchRing_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cache_WatchRingServer = grpc.ServerStreamingServer[WatchRingResponse]
 
+func _Cache_WatchInvalidations_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchInvalidationsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CacheServer).WatchInvalidations(m, &grpc.GenericServerStream[WatchInvalidationsRequest, WatchInvalidationsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cache_WatchInvalidationsServer = grpc.ServerStreamingServer[WatchInvalidationsResponse]
+
 // Cache_ServiceDesc is the grpc.ServiceDesc for Cache service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -354,6 +406,11 @@ var Cache_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchRing",
 			Handler:       _Cache_WatchRing_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchInvalidations",
+			Handler:       _Cache_WatchInvalidations_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ringcache/v1/cache.proto\x12\x0cringcache.v1\x1a\x1egoogle/protobuf/duration.proto\".\n\x0cLeaseRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"P\n\rLeaseResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x13\n\x0blease_token\x18\x03 \x01(\x04\x12\x0c\n\x04wait\x18\x04 \x01(\x08\"\x12\n\x10WatchRingRequest\"t\n\x11WatchRingResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x17\n\x0fpartition_count\x18\x02 \x01(\r\x12%\n\x05nodes\x18\x03 \x03(\x0b\x32\x16.ringcache.v1.RingNode\x12\x0e\n\x06owners\x18\x04 \x03(\r\"+\n\x08RingNode\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tgrpc_addr\x18\x02 \x01(\t\",\n\nGetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"+\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\"1\n\x0eGetManyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\";\n\x0fGetManyResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.ringcache.v1.KeyResult\"a\n\tKeyResult\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x12\n\nerror_code\x18\x04 \x01(\x05\x12\x15\n\rerror_message\x18\x05 \x01(\t\"x\n\nSetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0blease_token\x18\x05 \x01(\x04\"\r\n\x0bSetResponse\"/\n\rDeleteRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"\x10\n\x0e\x44\x65leteResponse2\x9e\x03\n\x05\x43\x61\x63he\x12:\n\x03Get\x12\x18.ringcache.v1.GetRequest\x1a\x19.ringcache.v1.GetResponse\x12\x46\n\x07GetMany\x12\x1c.ringcache.v1.GetManyRequest\x1a\x1d.ringcache.v1.GetManyResponse\x12:\n\x03Set\x12\x18.ringcache.v1.SetRequest\x1a\x19.ringcache.v1.SetResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.ringcache.v1.DeleteRequest\x1a\x1c.ringcache.v1.DeleteResponse\x12@\n\x05Lease\x12\x1a.ringcache.v1.LeaseRequest\x1a\x1b.ringcache.v1.LeaseResponse\x12N\n\tWatchRing\x12\x1e.ringcache.v1.WatchRingRequest\x1a\x1f.ringcache.v1.WatchRingResponse0\x01\x42?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ringcache/v1/cache.proto\x12\x0cringcache.v1\x1a\x1egoogle/protobuf/duration.proto\"/\n\x19WatchInvalidationsRequest\x12\x12\n\nnamespaces\x18\x01 \x03(\t\"@\n\x1aWatchInvalidationsResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.ringcache.v1.KeyRef\"(\n\x06KeyRef\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\".\n\x0cLeaseRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"P\n\rLeaseResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x13\n\x0blease_token\x18\x03 \x01(\x04\x12\x0c\n\x04wait\x18\x04 \x01(\x08\"\x12\n\x10WatchRingRequest\"t\n\x11WatchRingResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x17\n\x0fpartition_count\x18\x02 \x01(\r\x12%\n\x05nodes\x18\x03 \x03(\x0b\x32\x16.ringcache.v1.RingNode\x12\x0e\n\x06owners\x18\x04 \x03(\r\"+\n\x08RingNode\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tgrpc_addr\x18\x02 \x01(\t\",\n\nGetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"+\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\"1\n\x0eGetManyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\";\n\x0fGetManyResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.ringcache.v1.KeyResult\"a\n\tKeyResult\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x12\n\nerror_code\x18\x04 \x01(\x05\x12\x15\n\rerror_message\x18\x05 \x01(\t\"x\n\nSetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0blease_token\x18\x05 \x01(\x04\"\r\n\x0bSetResponse\"/\n\rDeleteRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"\x10\n\x0e\x44\x65leteResponse2\x89\x04\n\x05\x43\x61\x63he\x12:\n\x03Get\x12\x18.ringcache.v1.GetRequest\x1a\x19.ringcache.v1.GetResponse\x12\x46\n\x07GetMany\x12\x1c.ringcache.v1.GetManyRequest\x1a\x1d.ringcache.v1.GetManyResponse\x12:\n\x03Set\x12\x18.ringcache.v1.SetRequest\x1a\x19.ringcache.v1.SetResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.ringcache.v1.DeleteRequest\x1a\x1c.ringcache.v1.DeleteResponse\x12@\n\x05Lease\x12\x1a.ringcache.v1.LeaseRequest\x1a\x1b.ringcache.v1.LeaseResponse\x12N\n\tWatchRing\x12\x1e.ringcache.v1.WatchRingRequest\x1a\x1f.ringcache.v1.WatchRingResponse0\x01\x12i\n\x12WatchInvalidations\x12\'.ringcache.v1.WatchInvalidationsRequest\x1a(.ringcache.v1.WatchInvalidationsResponse0\x01\x42?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ringcache.v1.cache_pb2', globals())
@@ -22,34 +22,40 @@ if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1'
-  _LEASEREQUEST._serialized_start=74
-  _LEASEREQUEST._serialized_end=120
-  _LEASERESPONSE._serialized_start=122
-  _LEASERESPONSE._serialized_end=202
-  _WATCHRINGREQUEST._serialized_start=204
-  _WATCHRINGREQUEST._serialized_end=222
-  _WATCHRINGRESPONSE._serialized_start=224
-  _WATCHRINGRESPONSE._serialized_end=340
-  _RINGNODE._serialized_start=342
-  _RINGNODE._serialized_end=385
-  _GETREQUEST._serialized_start=387
-  _GETREQUEST._serialized_end=431
-  _GETRESPONSE._serialized_start=433
-  _GETRESPONSE._serialized_end=476
-  _GETMANYREQUEST._serialized_start=478
-  _GETMANYREQUEST._serialized_end=527
-  _GETMANYRESPONSE._serialized_start=529
-  _GETMANYRESPONSE._serialized_end=588
-  _KEYRESULT._serialized_start=590
-  _KEYRESULT._serialized_end=687
-  _SETREQUEST._serialized_start=689
-  _SETREQUEST._serialized_end=809
-  _SETRESPONSE._serialized_start=811
-  _SETRESPONSE._serialized_end=824
-  _DELETEREQUEST._serialized_start=826
-  _DELETEREQUEST._serialized_end=873
-  _DELETERESPONSE._serialized_start=875
-  _DELETERESPONSE._serialized_end=891
-  _CACHE._serialized_start=894
-  _CACHE._serialized_end=1308
+  _WATCHINVALIDATIONSREQUEST._serialized_start=74
+  _WATCHINVALIDATIONSREQUEST._serialized_end=121
+  _WATCHINVALIDATIONSRESPONSE._serialized_start=123
+  _WATCHINVALIDATIONSRESPONSE._serialized_end=187
+  _KEYREF._serialized_start=189
+  _KEYREF._serialized_end=229
+  _LEASEREQUEST._serialized_start=231
+  _LEASEREQUEST._serialized_end=277
+  _LEASERESPONSE._serialized_start=279
+  _LEASERESPONSE._serialized_end=359
+  _WATCHRINGREQUEST._serialized_start=361
+  _WATCHRINGREQUEST._serialized_end=379
+  _WATCHRINGRESPONSE._serialized_start=381
+  _WATCHRINGRESPONSE._serialized_end=497
+  _RINGNODE._serialized_start=499
+  _RINGNODE._serialized_end=542
+  _GETREQUEST._serialized_start=544
+  _GETREQUEST._serialized_end=588
+  _GETRESPONSE._serialized_start=590
+  _GETRESPONSE._serialized_end=633
+  _GETMANYREQUEST._serialized_start=635
+  _GETMANYREQUEST._serialized_end=684
+  _GETMANYRESPONSE._serialized_start=686
+  _GETMANYRESPONSE._serialized_end=745
+  _KEYRESULT._serialized_start=747
+  _KEYRESULT._serialized_end=844
+  _SETREQUEST._serialized_start=846
+  _SETREQUEST._serialized_end=966
+  _SETRESPONSE._serialized_start=968
+  _SETRESPONSE._serialized_end=981
+  _DELETEREQUEST._serialized_start=983
+  _DELETEREQUEST._serialized_end=1030
+  _DELETERESPONSE._serialized_start=1032
+  _DELETERESPONSE._serialized_end=1048
+  _CACHE._serialized_start=1051
+  _CACHE._serialized_end=1572
 # @@protoc_insertion_point(module_scope)

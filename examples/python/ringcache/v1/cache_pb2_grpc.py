@@ -52,6 +52,11 @@ class CacheStub(object):
                 request_serializer=ringcache_dot_v1_dot_cache__pb2.WatchRingRequest.SerializeToString,
                 response_deserializer=ringcache_dot_v1_dot_cache__pb2.WatchRingResponse.FromString,
                 )
+        self.WatchInvalidations = channel.unary_stream(
+                '/ringcache.v1.Cache/WatchInvalidations',
+                request_serializer=ringcache_dot_v1_dot_cache__pb2.WatchInvalidationsRequest.SerializeToString,
+                response_deserializer=ringcache_dot_v1_dot_cache__pb2.WatchInvalidationsResponse.FromString,
+                )
 
 
 class CacheServicer(object):
@@ -114,6 +119,20 @@ class CacheServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchInvalidations(self, request, context):
+        """WatchInvalidations streams the keys whose value changes on this node
+        (it owns them): Set, Delete, leased Set, write-through and write-behind
+        writes, loads and background refreshes. The first message is empty and
+        says the subscription is live: changes before it may have been missed.
+        Keys come in batches. A subscriber that falls behind loses its stream
+        with RESOURCE_EXHAUSTED rather than miss a key; the stream ends with
+        UNAVAILABLE when the node drains. Clients that keep a near cache watch
+        every node and drop their cached entries whenever a stream breaks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CacheServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -146,6 +165,11 @@ def add_CacheServicer_to_server(servicer, server):
                     servicer.WatchRing,
                     request_deserializer=ringcache_dot_v1_dot_cache__pb2.WatchRingRequest.FromString,
                     response_serializer=ringcache_dot_v1_dot_cache__pb2.WatchRingResponse.SerializeToString,
+            ),
+            'WatchInvalidations': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchInvalidations,
+                    request_deserializer=ringcache_dot_v1_dot_cache__pb2.WatchInvalidationsRequest.FromString,
+                    response_serializer=ringcache_dot_v1_dot_cache__pb2.WatchInvalidationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,5 +288,22 @@ class Cache(object):
         return grpc.experimental.unary_stream(request, target, '/ringcache.v1.Cache/WatchRing',
             ringcache_dot_v1_dot_cache__pb2.WatchRingRequest.SerializeToString,
             ringcache_dot_v1_dot_cache__pb2.WatchRingResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def WatchInvalidations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/ringcache.v1.Cache/WatchInvalidations',
+            ringcache_dot_v1_dot_cache__pb2.WatchInvalidationsRequest.SerializeToString,
+            ringcache_dot_v1_dot_cache__pb2.WatchInvalidationsResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
