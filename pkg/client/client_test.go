@@ -264,6 +264,9 @@ func TestClient_CloseLeaksNoGoroutine(t *testing.T) {
 	}
 	warmNear(t, cl, clustertest.NSCache, "k") // invalidation streams up, near cache filled
 	cl.Close()
+	// The nodes may dial each other meanwhile; stop them too, so what is
+	// left can only be the client's.
+	c.Shutdown()
 	goleak.VerifyNone(t, before)
 }
 
