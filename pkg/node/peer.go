@@ -31,13 +31,14 @@ type peerPool struct {
 	linger time.Duration
 	opts   []grpc.DialOption // more dial options (telemetry)
 
-	mu     sync.Mutex
-	conns  map[string]*grpc.ClientConn
-	closed bool
+	mu        sync.Mutex
+	conns     map[string]*grpc.ClientConn
+	lingering map[*grpc.ClientConn]*time.Timer // closing after linger
+	closed    bool
 }
 
 func newPeerPool(dial func(ctx context.Context, addr string) (net.Conn, error), linger time.Duration, opts ...grpc.DialOption) *peerPool {
-	return &peerPool{dial: dial, linger: linger, opts: opts, conns: map[string]*grpc.ClientConn{}}
+	return &peerPool{dial: dial, linger: linger, opts: opts, conns: map[string]*grpc.ClientConn{}, lingering: map[*grpc.ClientConn]*time.Timer{}}
 }
 
 func (p *peerPool) conn(addr string) (*grpc.ClientConn, error) {
@@ -99,7 +100,12 @@ func (p *peerPool) retain(keep []ring.Member) {
 	for addr, cc := range p.conns {
 		if !live[addr] {
 			delete(p.conns, addr)
-			time.AfterFunc(p.linger, func() { cc.Close() })
+			p.lingering[cc] = time.AfterFunc(p.linger, func() {
+				p.mu.Lock()
+				delete(p.lingering, cc)
+				p.mu.Unlock()
+				cc.Close()
+			})
 		}
 	}
 }
@@ -112,5 +118,10 @@ func (p *peerPool) close() {
 	for addr, cc := range p.conns {
 		cc.Close()
 		delete(p.conns, addr)
+	}
+	for cc, t := range p.lingering {
+		t.Stop()
+		cc.Close()
+		delete(p.lingering, cc)
 	}
 }
