@@ -344,18 +344,8 @@ func (m *Membership) snapshot(keep func(Member) bool) []Member {
 		}
 	}
 	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b Member) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // toMember copies n; it must run under memberlist's lock (in an event hook).

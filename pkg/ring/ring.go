@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/buraksezer/consistent"
 	"github.com/cespare/xxhash/v2"
@@ -127,7 +128,7 @@ func New(cfg Config, members []Member, version uint64) (*Ring, error) {
 		return nil, fmt.Errorf("%w: %d members, %d partitions", ErrTooManyMembers, len(members), cfg.PartitionCount)
 	}
 	sorted := slices.Clone(members)
-	slices.SortFunc(sorted, func(a, b Member) int { return compareString(a.Name, b.Name) })
+	slices.SortFunc(sorted, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	for i := 1; i < len(sorted); i++ {
 		if sorted[i].Name == sorted[i-1].Name {
 			return nil, fmt.Errorf("%w: %q", ErrDuplicateName, sorted[i].Name)
@@ -182,16 +183,6 @@ func build(members []consistent.Member, cfg Config, load float64) (c *consistent
 		Load:              load,
 		Hasher:            hasher{},
 	}), nil
-}
-
-func compareString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Version returns the version the ring was built with.
