@@ -86,12 +86,18 @@ func (n *Node) checkSet(req *pb.SetRequest) (*strategy.Namespace, error) {
 	if err := ns.ValidateValue(req.Value); err != nil {
 		return nil, err
 	}
+	return ns, checkTTL(req)
+}
+
+// checkTTL rejects a TTL that is not a valid non-negative duration; the
+// namespace checks keys and values itself, but not this.
+func checkTTL(req *pb.SetRequest) error {
 	if req.Ttl != nil {
 		if err := req.Ttl.CheckValid(); err != nil || req.Ttl.AsDuration() < 0 {
-			return nil, fmt.Errorf("%w: ttl %v is not a valid non-negative duration", strategy.ErrInvalidArgument, req.Ttl.AsDuration())
+			return fmt.Errorf("%w: ttl %v is not a valid non-negative duration", strategy.ErrInvalidArgument, req.Ttl.AsDuration())
 		}
 	}
-	return ns, nil
+	return nil
 }
 
 func (n *Node) checkGetMany(req *pb.GetManyRequest) (*strategy.Namespace, error) {
@@ -154,13 +160,15 @@ func (n *Node) route(ctx context.Context, ns, key string, op *pb.ForwardRequest)
 	return resp, nil
 }
 
-// serveLocal runs one operation on this node as the key's owner, checking
-// it first (a forwarded request is checked again: nothing stops a client
-// from calling Peer directly). Errors are gRPC statuses.
+// serveLocal runs one operation on this node as the key's owner. A
+// forwarded request is checked again, since nothing stops a client from
+// calling Peer directly, but only for what the namespace does not check
+// itself (its own existence, the TTL, the batch size): the namespace
+// validates keys and values on every call. Errors are gRPC statuses.
 func (n *Node) serveLocal(ctx context.Context, op *pb.ForwardRequest) (*pb.ForwardResponse, error) {
 	switch op := op.Op.(type) {
 	case *pb.ForwardRequest_Get:
-		ns, err := n.checkKey(op.Get.Namespace, op.Get.Key)
+		ns, err := n.namespace(op.Get.Namespace)
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -170,7 +178,10 @@ func (n *Node) serveLocal(ctx context.Context, op *pb.ForwardRequest) (*pb.Forwa
 		}
 		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Get{Get: &pb.GetResponse{Found: found, Value: v}}}, nil
 	case *pb.ForwardRequest_Set:
-		ns, err := n.checkSet(op.Set)
+		ns, err := n.namespace(op.Set.Namespace)
+		if err == nil {
+			err = checkTTL(op.Set)
+		}
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -179,7 +190,7 @@ func (n *Node) serveLocal(ctx context.Context, op *pb.ForwardRequest) (*pb.Forwa
 		}
 		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Set{Set: &pb.SetResponse{}}}, nil
 	case *pb.ForwardRequest_Delete:
-		ns, err := n.checkKey(op.Delete.Namespace, op.Delete.Key)
+		ns, err := n.namespace(op.Delete.Namespace)
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -188,7 +199,7 @@ func (n *Node) serveLocal(ctx context.Context, op *pb.ForwardRequest) (*pb.Forwa
 		}
 		return &pb.ForwardResponse{Result: &pb.ForwardResponse_Delete{Delete: &pb.DeleteResponse{}}}, nil
 	case *pb.ForwardRequest_Lease:
-		ns, err := n.checkKey(op.Lease.Namespace, op.Lease.Key)
+		ns, err := n.namespace(op.Lease.Namespace)
 		if err != nil {
 			return nil, toStatus(err)
 		}
