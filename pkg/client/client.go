@@ -12,6 +12,21 @@
 // Delete during the load makes the loader's Set fail rather than store a
 // stale value (leases as in Facebook's memcache, NSDI 2013).
 //
+// # Pipelining
+//
+// Get, Set and Delete travel over one Pipeline stream per node rather than
+// as an RPC each: a call made while the client is sending an earlier frame
+// to that node waits for that send and goes out with every other call queued
+// meanwhile, in one frame, and results come back by id in whatever order
+// the node has them. There is no timer, so a lone call goes at once; under
+// load, frames carry many calls, and the per-call cost of HTTP/2 streams,
+// headers and syscalls is paid once per frame (BENCHMARKS.md has the
+// figures). Retry and breaker rules are those of unary calls; a call whose
+// stream breaks after it was sent counts as possibly applied, and a node
+// that drains tells the client which calls it never read, so those are
+// retried elsewhere. Nodes that predate Pipeline are called unary, as with
+// Options.Unary. GetMany, Lease and GetOrLoad remain unary calls.
+//
 // # Near cache
 //
 // Options.NearCache (off by default) keeps Get results in the client's
@@ -79,6 +94,10 @@ type Options struct {
 	// NearCache, when set, keeps Get results in the client, invalidated by
 	// the keys' owners (see the package doc); nil (the default) means none.
 	NearCache *NearCacheOptions
+	// Unary sends every call as an RPC of its own instead of over each
+	// node's Pipeline stream (see the package doc); for comparison and for
+	// nodes behind proxies that do not pass streams.
+	Unary bool
 }
 
 // Stats are a Client's counters since New.
@@ -92,6 +111,9 @@ type Stats struct {
 	// call, keys invalidated by the nodes, and resets (every entry
 	// dropped: a stream broke or started, or the ring changed).
 	NearHits, NearMisses, NearInvalidations, NearResets uint64
+	// Pipeline frames sent: Calls/PipelineFrames is the number of calls
+	// that share a frame on average (Gets, Sets and Deletes only).
+	PipelineFrames uint64
 }
 
 // Client is safe for concurrent use. Close it when done.
@@ -107,8 +129,10 @@ type Client struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	pipes  sync.WaitGroup // Pipeline stream goroutines; added under mu while !closed
 
 	calls, retries, ringUpdates, failOpen, leaseRejected atomic.Uint64
+	frames                                               atomic.Uint64
 
 	near *nearCache // nil without Options.NearCache
 }
@@ -126,8 +150,12 @@ type nodeConn struct {
 	addr    string
 	cc      *grpc.ClientConn
 	cache   pb.CacheClient
+	pipe    *pipeline // nil with Options.Unary
 	breaker *gobreaker.CircuitBreaker[any]
 }
+
+// pipelined reports whether calls to n go over its Pipeline stream.
+func (n *nodeConn) pipelined() bool { return n.pipe != nil && !n.pipe.unsupported.Load() }
 
 // New returns a Client and starts learning the ring in the background;
 // until the first ring arrives, calls go to the seeds.
@@ -174,6 +202,7 @@ func (c *Client) Close() error {
 	c.cancel()
 	c.wg.Wait()
 	c.closeConns()
+	c.pipes.Wait()
 	return nil
 }
 
@@ -190,7 +219,7 @@ func (c *Client) closeConns() {
 // Stats returns the counters.
 func (c *Client) Stats() Stats {
 	s := Stats{Calls: c.calls.Load(), Retries: c.retries.Load(), RingUpdates: c.ringUpdates.Load(),
-		FailOpen: c.failOpen.Load(), LeaseRejected: c.leaseRejected.Load()}
+		FailOpen: c.failOpen.Load(), LeaseRejected: c.leaseRejected.Load(), PipelineFrames: c.frames.Load()}
 	if nc := c.near; nc != nil {
 		s.NearHits, s.NearMisses = nc.hits.Load(), nc.misses.Load()
 		s.NearInvalidations, s.NearResets = nc.invals.Load(), nc.resets.Load()
@@ -221,7 +250,7 @@ func (c *Client) node(addr string) (*nodeConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, errors.New("ringcache client: closed")
+		return nil, errClosed
 	}
 	if n, ok := c.nodes[addr]; ok {
 		return n, nil
@@ -247,12 +276,17 @@ func (c *Client) node(addr string) (*nodeConn, error) {
 			c.log.Info("ringcache node circuit", "node", name, "from", from.String(), "to", to.String())
 		},
 	})
+	if !c.opts.Unary {
+		n.pipe = &pipeline{c: c, node: n}
+	}
 	c.nodes[addr] = n
 	return n, nil
 }
 
 // unreachable reports whether err says the node could not serve the call at
 // all, so another node may.
+var errClosed = errors.New("ringcache client: closed")
+
 func unreachable(err error) bool {
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		return true
@@ -270,7 +304,7 @@ func transportFailure(err error) bool {
 		return false
 	}
 	m := s.Message()
-	return strings.HasPrefix(m, "connection error") || strings.Contains(m, "error reading from server") ||
+	return strings.Contains(m, "connection error") || strings.Contains(m, "error reading from server") ||
 		strings.Contains(m, "transport is closing") || strings.HasPrefix(m, "name resolver error")
 }
 
@@ -280,6 +314,9 @@ func transportFailure(err error) bool {
 // write be retried: a retried Set gets a newer version and could overwrite
 // another client's later write.
 func notSent(err error) bool {
+	if errors.Is(err, errNotSent) {
+		return true
+	}
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		return true
 	}
@@ -337,7 +374,7 @@ func contains(list []string, s string) bool {
 //
 // A write (write=true) is tried on another node only when the failed try
 // surely did not reach the cluster (notSent); a read on any UNAVAILABLE.
-func (c *Client) call(ctx context.Context, ns, key string, write bool, fn func(ctx context.Context, cache pb.CacheClient) error) error {
+func (c *Client) call(ctx context.Context, ns, key string, write bool, fn func(ctx context.Context, n *nodeConn) error) error {
 	c.calls.Add(1)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -361,7 +398,7 @@ func (c *Client) call(ctx context.Context, ns, key string, write bool, fn func(c
 		if n, err = c.node(addr); err != nil {
 			continue
 		}
-		_, err = n.breaker.Execute(func() (any, error) { return nil, fn(ctx, n.cache) })
+		_, err = n.breaker.Execute(func() (any, error) { return nil, fn(ctx, n) })
 		if !unreachable(err) || (write && !notSent(err)) {
 			return err
 		}

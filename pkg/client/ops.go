@@ -29,18 +29,34 @@ func (c *Client) Get(ctx context.Context, ns, key string) ([]byte, bool, error) 
 	} else {
 		nc = nil
 	}
-	var resp *pb.GetResponse
-	err := c.call(ctx, ns, key, false, func(ctx context.Context, cache pb.CacheClient) (err error) {
-		resp, err = cache.Get(ctx, &pb.GetRequest{Namespace: ns, Key: key})
+	var (
+		value []byte
+		found bool
+	)
+	err := c.call(ctx, ns, key, false, func(ctx context.Context, n *nodeConn) error {
+		req := &pb.GetRequest{Namespace: ns, Key: key}
+		if n.pipelined() {
+			r, err := n.pipe.do(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Get{Get: req}})
+			if !errors.Is(err, errPipelineUnsupported) {
+				if err == nil {
+					value, found = r.Value, r.Found
+				}
+				return err
+			}
+		}
+		resp, err := n.cache.Get(ctx, req)
+		if err == nil {
+			value, found = resp.Value, resp.Found
+		}
 		return err
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	if nc != nil {
-		nc.fill(ns, key, tok, resp.Value, resp.Found)
+		nc.fill(ns, key, tok, value, found)
 	}
-	return resp.Value, resp.Found, nil
+	return value, found, nil
 }
 
 // Set stores value under key for ttl; ttl 0 uses the namespace's TTL.
@@ -54,8 +70,14 @@ func (c *Client) set(ctx context.Context, ns, key string, value []byte, ttl time
 		req.Ttl = durationpb.New(ttl)
 	}
 	defer c.invalidateNear(ns, key)()
-	return c.call(ctx, ns, key, true, func(ctx context.Context, cache pb.CacheClient) error {
-		_, err := cache.Set(ctx, req)
+	return c.call(ctx, ns, key, true, func(ctx context.Context, n *nodeConn) error {
+		if n.pipelined() {
+			_, err := n.pipe.do(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Set{Set: req}})
+			if !errors.Is(err, errPipelineUnsupported) {
+				return err
+			}
+		}
+		_, err := n.cache.Set(ctx, req)
 		return err
 	})
 }
@@ -74,8 +96,15 @@ func (c *Client) invalidateNear(ns, key string) func() {
 // Delete removes key.
 func (c *Client) Delete(ctx context.Context, ns, key string) error {
 	defer c.invalidateNear(ns, key)()
-	return c.call(ctx, ns, key, true, func(ctx context.Context, cache pb.CacheClient) error {
-		_, err := cache.Delete(ctx, &pb.DeleteRequest{Namespace: ns, Key: key})
+	return c.call(ctx, ns, key, true, func(ctx context.Context, n *nodeConn) error {
+		req := &pb.DeleteRequest{Namespace: ns, Key: key}
+		if n.pipelined() {
+			_, err := n.pipe.do(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Delete{Delete: req}})
+			if !errors.Is(err, errPipelineUnsupported) {
+				return err
+			}
+		}
+		_, err := n.cache.Delete(ctx, req)
 		return err
 	})
 }
@@ -99,8 +128,8 @@ func (c *Client) GetMany(ctx context.Context, ns string, keys []string) (map[str
 		wg.Go(func() {
 			var resp *pb.GetManyResponse
 			// Routed by the group's first key: they share its owner.
-			err := c.call(ctx, ns, group[0], false, func(ctx context.Context, cache pb.CacheClient) (err error) {
-				resp, err = cache.GetMany(ctx, &pb.GetManyRequest{Namespace: ns, Keys: group})
+			err := c.call(ctx, ns, group[0], false, func(ctx context.Context, n *nodeConn) (err error) {
+				resp, err = n.cache.GetMany(ctx, &pb.GetManyRequest{Namespace: ns, Keys: group})
 				return err
 			})
 			mu.Lock()
@@ -141,8 +170,8 @@ func (c *Client) GetOrLoad(ctx context.Context, ns, key string, load Loader) ([]
 	backoff := 2 * time.Millisecond
 	for {
 		var resp *pb.LeaseResponse
-		err := c.call(ctx, ns, key, false, func(ctx context.Context, cache pb.CacheClient) (err error) {
-			resp, err = cache.Lease(ctx, &pb.LeaseRequest{Namespace: ns, Key: key})
+		err := c.call(ctx, ns, key, false, func(ctx context.Context, n *nodeConn) (err error) {
+			resp, err = n.cache.Lease(ctx, &pb.LeaseRequest{Namespace: ns, Key: key})
 			return err
 		})
 		switch {

@@ -238,8 +238,19 @@ func (n *Namespace) ValidateValue(value []byte) error {
 // a caller whose ctx ends stops waiting without cancelling the shared load.
 // The returned slice must not be modified.
 func (n *Namespace) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	v, found, answered, err := n.Peek(key)
+	if answered || err != nil {
+		return v, found, err
+	}
+	return n.load(ctx, key, n.prefix+key)
+}
+
+// Peek is Get without waiting: it answers from memory when it can (a hit, or
+// a miss in a namespace that never loads), and reports answered=false when
+// only a load could answer, which Get then runs. Counted as a Get either way.
+func (n *Namespace) Peek(key string) (value []byte, found, answered bool, err error) {
 	if err := n.ValidateKey(key); err != nil {
-		return nil, false, err
+		return nil, false, true, err
 	}
 	n.c.gets.Add(1)
 	skey := n.prefix + key
@@ -250,14 +261,18 @@ func (n *Namespace) Get(ctx context.Context, key string) ([]byte, bool, error) {
 			n.refreshAsync(key, skey)
 		}
 		n.c.hits.Add(1)
-		return e.Value, e.Found, nil
+		return e.Value, e.Found, true, nil
 	}
 	n.c.misses.Add(1)
 	if n.p.Read != ReadThrough && n.journal == nil {
-		return nil, false, nil
+		return nil, false, true, nil
 	}
-	return n.load(ctx, key, skey)
+	return nil, false, false, nil
 }
+
+// WritesWait reports whether a Set or Delete waits on I/O (the database or
+// the journal); in a cache-aside namespace it only updates memory.
+func (n *Namespace) WritesWait() bool { return n.p.Write != WriteAside }
 
 type loadResult struct {
 	value   []byte

@@ -22,6 +22,282 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type PipelineRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ops           []*PipelineOp          `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PipelineRequest) Reset() {
+	*x = PipelineRequest{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipelineRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipelineRequest) ProtoMessage() {}
+
+func (x *PipelineRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipelineRequest.ProtoReflect.Descriptor instead.
+func (*PipelineRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PipelineRequest) GetOps() []*PipelineOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+// PipelineOp is one call of a Pipeline frame.
+type PipelineOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the caller, echoed in the result; unique among the stream's
+	// ops in flight.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*PipelineOp_Get
+	//	*PipelineOp_Set
+	//	*PipelineOp_Delete
+	Op            isPipelineOp_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PipelineOp) Reset() {
+	*x = PipelineOp{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipelineOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipelineOp) ProtoMessage() {}
+
+func (x *PipelineOp) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipelineOp.ProtoReflect.Descriptor instead.
+func (*PipelineOp) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PipelineOp) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PipelineOp) GetOp() isPipelineOp_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *PipelineOp) GetGet() *GetRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipelineOp_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *PipelineOp) GetSet() *SetRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipelineOp_Set); ok {
+			return x.Set
+		}
+	}
+	return nil
+}
+
+func (x *PipelineOp) GetDelete() *DeleteRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipelineOp_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+type isPipelineOp_Op interface {
+	isPipelineOp_Op()
+}
+
+type PipelineOp_Get struct {
+	Get *GetRequest `protobuf:"bytes,2,opt,name=get,proto3,oneof"`
+}
+
+type PipelineOp_Set struct {
+	Set *SetRequest `protobuf:"bytes,3,opt,name=set,proto3,oneof"`
+}
+
+type PipelineOp_Delete struct {
+	Delete *DeleteRequest `protobuf:"bytes,4,opt,name=delete,proto3,oneof"`
+}
+
+func (*PipelineOp_Get) isPipelineOp_Op() {}
+
+func (*PipelineOp_Set) isPipelineOp_Op() {}
+
+func (*PipelineOp_Delete) isPipelineOp_Op() {}
+
+type PipelineResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*PipelineResult      `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PipelineResponse) Reset() {
+	*x = PipelineResponse{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipelineResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipelineResponse) ProtoMessage() {}
+
+func (x *PipelineResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipelineResponse.ProtoReflect.Descriptor instead.
+func (*PipelineResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PipelineResponse) GetResults() []*PipelineResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// PipelineResult is the outcome of one op.
+type PipelineResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// For a Get: whether the key exists, and its value.
+	Found bool   `protobuf:"varint,2,opt,name=found,proto3" json:"found,omitempty"`
+	Value []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// Non-zero when the op failed (a google.rpc.Code value).
+	ErrorCode     int32  `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage  string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PipelineResult) Reset() {
+	*x = PipelineResult{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipelineResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipelineResult) ProtoMessage() {}
+
+func (x *PipelineResult) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipelineResult.ProtoReflect.Descriptor instead.
+func (*PipelineResult) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PipelineResult) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PipelineResult) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *PipelineResult) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *PipelineResult) GetErrorCode() int32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *PipelineResult) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
 type WatchInvalidationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Namespaces to watch; empty means all of them.
@@ -32,7 +308,7 @@ type WatchInvalidationsRequest struct {
 
 func (x *WatchInvalidationsRequest) Reset() {
 	*x = WatchInvalidationsRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[0]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +320,7 @@ func (x *WatchInvalidationsRequest) String() string {
 func (*WatchInvalidationsRequest) ProtoMessage() {}
 
 func (x *WatchInvalidationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[0]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +333,7 @@ func (x *WatchInvalidationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInvalidationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchInvalidationsRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{0}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WatchInvalidationsRequest) GetNamespaces() []string {
@@ -77,7 +353,7 @@ type WatchInvalidationsResponse struct {
 
 func (x *WatchInvalidationsResponse) Reset() {
 	*x = WatchInvalidationsResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[1]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -89,7 +365,7 @@ func (x *WatchInvalidationsResponse) String() string {
 func (*WatchInvalidationsResponse) ProtoMessage() {}
 
 func (x *WatchInvalidationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[1]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -102,7 +378,7 @@ func (x *WatchInvalidationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInvalidationsResponse.ProtoReflect.Descriptor instead.
 func (*WatchInvalidationsResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{1}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WatchInvalidationsResponse) GetKeys() []*KeyRef {
@@ -123,7 +399,7 @@ type KeyRef struct {
 
 func (x *KeyRef) Reset() {
 	*x = KeyRef{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[2]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -135,7 +411,7 @@ func (x *KeyRef) String() string {
 func (*KeyRef) ProtoMessage() {}
 
 func (x *KeyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[2]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -148,7 +424,7 @@ func (x *KeyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRef.ProtoReflect.Descriptor instead.
 func (*KeyRef) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{2}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *KeyRef) GetNamespace() string {
@@ -175,7 +451,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[3]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -187,7 +463,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[3]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -200,7 +476,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{3}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LeaseRequest) GetNamespace() string {
@@ -231,7 +507,7 @@ type LeaseResponse struct {
 
 func (x *LeaseResponse) Reset() {
 	*x = LeaseResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -243,7 +519,7 @@ func (x *LeaseResponse) String() string {
 func (*LeaseResponse) ProtoMessage() {}
 
 func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -256,7 +532,7 @@ func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseResponse.ProtoReflect.Descriptor instead.
 func (*LeaseResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{4}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LeaseResponse) GetFound() bool {
@@ -295,7 +571,7 @@ type WatchRingRequest struct {
 
 func (x *WatchRingRequest) Reset() {
 	*x = WatchRingRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +583,7 @@ func (x *WatchRingRequest) String() string {
 func (*WatchRingRequest) ProtoMessage() {}
 
 func (x *WatchRingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +596,7 @@ func (x *WatchRingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRingRequest.ProtoReflect.Descriptor instead.
 func (*WatchRingRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{5}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{9}
 }
 
 type WatchRingResponse struct {
@@ -336,7 +612,7 @@ type WatchRingResponse struct {
 
 func (x *WatchRingResponse) Reset() {
 	*x = WatchRingResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -348,7 +624,7 @@ func (x *WatchRingResponse) String() string {
 func (*WatchRingResponse) ProtoMessage() {}
 
 func (x *WatchRingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -361,7 +637,7 @@ func (x *WatchRingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRingResponse.ProtoReflect.Descriptor instead.
 func (*WatchRingResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{6}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WatchRingResponse) GetVersion() uint64 {
@@ -403,7 +679,7 @@ type RingNode struct {
 
 func (x *RingNode) Reset() {
 	*x = RingNode{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +691,7 @@ func (x *RingNode) String() string {
 func (*RingNode) ProtoMessage() {}
 
 func (x *RingNode) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,7 +704,7 @@ func (x *RingNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingNode.ProtoReflect.Descriptor instead.
 func (*RingNode) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{7}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RingNode) GetName() string {
@@ -455,7 +731,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +743,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +756,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{8}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetRequest) GetNamespace() string {
@@ -507,7 +783,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +795,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +808,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{9}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -559,7 +835,7 @@ type GetManyRequest struct {
 
 func (x *GetManyRequest) Reset() {
 	*x = GetManyRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +847,7 @@ func (x *GetManyRequest) String() string {
 func (*GetManyRequest) ProtoMessage() {}
 
 func (x *GetManyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +860,7 @@ func (x *GetManyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetManyRequest.ProtoReflect.Descriptor instead.
 func (*GetManyRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{10}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetManyRequest) GetNamespace() string {
@@ -611,7 +887,7 @@ type GetManyResponse struct {
 
 func (x *GetManyResponse) Reset() {
 	*x = GetManyResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +899,7 @@ func (x *GetManyResponse) String() string {
 func (*GetManyResponse) ProtoMessage() {}
 
 func (x *GetManyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +912,7 @@ func (x *GetManyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetManyResponse.ProtoReflect.Descriptor instead.
 func (*GetManyResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{11}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetManyResponse) GetResults() []*KeyResult {
@@ -661,7 +937,7 @@ type KeyResult struct {
 
 func (x *KeyResult) Reset() {
 	*x = KeyResult{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +949,7 @@ func (x *KeyResult) String() string {
 func (*KeyResult) ProtoMessage() {}
 
 func (x *KeyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +962,7 @@ func (x *KeyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyResult.ProtoReflect.Descriptor instead.
 func (*KeyResult) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{12}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KeyResult) GetKey() string {
@@ -740,7 +1016,7 @@ type SetRequest struct {
 
 func (x *SetRequest) Reset() {
 	*x = SetRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +1028,7 @@ func (x *SetRequest) String() string {
 func (*SetRequest) ProtoMessage() {}
 
 func (x *SetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +1041,7 @@ func (x *SetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRequest.ProtoReflect.Descriptor instead.
 func (*SetRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{13}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetRequest) GetNamespace() string {
@@ -811,7 +1087,7 @@ type SetResponse struct {
 
 func (x *SetResponse) Reset() {
 	*x = SetResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[14]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +1099,7 @@ func (x *SetResponse) String() string {
 func (*SetResponse) ProtoMessage() {}
 
 func (x *SetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[14]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +1112,7 @@ func (x *SetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetResponse.ProtoReflect.Descriptor instead.
 func (*SetResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{14}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{18}
 }
 
 type DeleteRequest struct {
@@ -849,7 +1125,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[15]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +1137,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[15]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +1150,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{15}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteRequest) GetNamespace() string {
@@ -899,7 +1175,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[16]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1187,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[16]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,14 +1200,32 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{16}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{20}
 }
 
 var File_ringcache_v1_cache_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\n" +
-	"\x18ringcache/v1/cache.proto\x12\fringcache.v1\x1a\x1egoogle/protobuf/duration.proto\";\n" +
+	"\x18ringcache/v1/cache.proto\x12\fringcache.v1\x1a\x1egoogle/protobuf/duration.proto\"=\n" +
+	"\x0fPipelineRequest\x12*\n" +
+	"\x03ops\x18\x01 \x03(\v2\x18.ringcache.v1.PipelineOpR\x03ops\"\xb5\x01\n" +
+	"\n" +
+	"PipelineOp\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12,\n" +
+	"\x03get\x18\x02 \x01(\v2\x18.ringcache.v1.GetRequestH\x00R\x03get\x12,\n" +
+	"\x03set\x18\x03 \x01(\v2\x18.ringcache.v1.SetRequestH\x00R\x03set\x125\n" +
+	"\x06delete\x18\x04 \x01(\v2\x1b.ringcache.v1.DeleteRequestH\x00R\x06deleteB\x04\n" +
+	"\x02op\"J\n" +
+	"\x10PipelineResponse\x126\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresults\"\x90\x01\n" +
+	"\x0ePipelineResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\x05R\terrorCode\x12#\n" +
+	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\";\n" +
 	"\x19WatchInvalidationsRequest\x12\x1e\n" +
 	"\n" +
 	"namespaces\x18\x01 \x03(\tR\n" +
@@ -990,7 +1284,7 @@ const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\rDeleteRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\"\x10\n" +
-	"\x0eDeleteResponse2\x89\x04\n" +
+	"\x0eDeleteResponse2\xd8\x04\n" +
 	"\x05Cache\x12:\n" +
 	"\x03Get\x12\x18.ringcache.v1.GetRequest\x1a\x19.ringcache.v1.GetResponse\x12F\n" +
 	"\aGetMany\x12\x1c.ringcache.v1.GetManyRequest\x1a\x1d.ringcache.v1.GetManyResponse\x12:\n" +
@@ -998,7 +1292,8 @@ const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\x06Delete\x12\x1b.ringcache.v1.DeleteRequest\x1a\x1c.ringcache.v1.DeleteResponse\x12@\n" +
 	"\x05Lease\x12\x1a.ringcache.v1.LeaseRequest\x1a\x1b.ringcache.v1.LeaseResponse\x12N\n" +
 	"\tWatchRing\x12\x1e.ringcache.v1.WatchRingRequest\x1a\x1f.ringcache.v1.WatchRingResponse0\x01\x12i\n" +
-	"\x12WatchInvalidations\x12'.ringcache.v1.WatchInvalidationsRequest\x1a(.ringcache.v1.WatchInvalidationsResponse0\x01B?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
+	"\x12WatchInvalidations\x12'.ringcache.v1.WatchInvalidationsRequest\x1a(.ringcache.v1.WatchInvalidationsResponse0\x01\x12M\n" +
+	"\bPipeline\x12\x1d.ringcache.v1.PipelineRequest\x1a\x1e.ringcache.v1.PipelineResponse(\x010\x01B?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
 
 var (
 	file_ringcache_v1_cache_proto_rawDescOnce sync.Once
@@ -1012,51 +1307,62 @@ func file_ringcache_v1_cache_proto_rawDescGZIP() []byte {
 	return file_ringcache_v1_cache_proto_rawDescData
 }
 
-var file_ringcache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_ringcache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_ringcache_v1_cache_proto_goTypes = []any{
-	(*WatchInvalidationsRequest)(nil),  // 0: ringcache.v1.WatchInvalidationsRequest
-	(*WatchInvalidationsResponse)(nil), // 1: ringcache.v1.WatchInvalidationsResponse
-	(*KeyRef)(nil),                     // 2: ringcache.v1.KeyRef
-	(*LeaseRequest)(nil),               // 3: ringcache.v1.LeaseRequest
-	(*LeaseResponse)(nil),              // 4: ringcache.v1.LeaseResponse
-	(*WatchRingRequest)(nil),           // 5: ringcache.v1.WatchRingRequest
-	(*WatchRingResponse)(nil),          // 6: ringcache.v1.WatchRingResponse
-	(*RingNode)(nil),                   // 7: ringcache.v1.RingNode
-	(*GetRequest)(nil),                 // 8: ringcache.v1.GetRequest
-	(*GetResponse)(nil),                // 9: ringcache.v1.GetResponse
-	(*GetManyRequest)(nil),             // 10: ringcache.v1.GetManyRequest
-	(*GetManyResponse)(nil),            // 11: ringcache.v1.GetManyResponse
-	(*KeyResult)(nil),                  // 12: ringcache.v1.KeyResult
-	(*SetRequest)(nil),                 // 13: ringcache.v1.SetRequest
-	(*SetResponse)(nil),                // 14: ringcache.v1.SetResponse
-	(*DeleteRequest)(nil),              // 15: ringcache.v1.DeleteRequest
-	(*DeleteResponse)(nil),             // 16: ringcache.v1.DeleteResponse
-	(*durationpb.Duration)(nil),        // 17: google.protobuf.Duration
+	(*PipelineRequest)(nil),            // 0: ringcache.v1.PipelineRequest
+	(*PipelineOp)(nil),                 // 1: ringcache.v1.PipelineOp
+	(*PipelineResponse)(nil),           // 2: ringcache.v1.PipelineResponse
+	(*PipelineResult)(nil),             // 3: ringcache.v1.PipelineResult
+	(*WatchInvalidationsRequest)(nil),  // 4: ringcache.v1.WatchInvalidationsRequest
+	(*WatchInvalidationsResponse)(nil), // 5: ringcache.v1.WatchInvalidationsResponse
+	(*KeyRef)(nil),                     // 6: ringcache.v1.KeyRef
+	(*LeaseRequest)(nil),               // 7: ringcache.v1.LeaseRequest
+	(*LeaseResponse)(nil),              // 8: ringcache.v1.LeaseResponse
+	(*WatchRingRequest)(nil),           // 9: ringcache.v1.WatchRingRequest
+	(*WatchRingResponse)(nil),          // 10: ringcache.v1.WatchRingResponse
+	(*RingNode)(nil),                   // 11: ringcache.v1.RingNode
+	(*GetRequest)(nil),                 // 12: ringcache.v1.GetRequest
+	(*GetResponse)(nil),                // 13: ringcache.v1.GetResponse
+	(*GetManyRequest)(nil),             // 14: ringcache.v1.GetManyRequest
+	(*GetManyResponse)(nil),            // 15: ringcache.v1.GetManyResponse
+	(*KeyResult)(nil),                  // 16: ringcache.v1.KeyResult
+	(*SetRequest)(nil),                 // 17: ringcache.v1.SetRequest
+	(*SetResponse)(nil),                // 18: ringcache.v1.SetResponse
+	(*DeleteRequest)(nil),              // 19: ringcache.v1.DeleteRequest
+	(*DeleteResponse)(nil),             // 20: ringcache.v1.DeleteResponse
+	(*durationpb.Duration)(nil),        // 21: google.protobuf.Duration
 }
 var file_ringcache_v1_cache_proto_depIdxs = []int32{
-	2,  // 0: ringcache.v1.WatchInvalidationsResponse.keys:type_name -> ringcache.v1.KeyRef
-	7,  // 1: ringcache.v1.WatchRingResponse.nodes:type_name -> ringcache.v1.RingNode
-	12, // 2: ringcache.v1.GetManyResponse.results:type_name -> ringcache.v1.KeyResult
-	17, // 3: ringcache.v1.SetRequest.ttl:type_name -> google.protobuf.Duration
-	8,  // 4: ringcache.v1.Cache.Get:input_type -> ringcache.v1.GetRequest
-	10, // 5: ringcache.v1.Cache.GetMany:input_type -> ringcache.v1.GetManyRequest
-	13, // 6: ringcache.v1.Cache.Set:input_type -> ringcache.v1.SetRequest
-	15, // 7: ringcache.v1.Cache.Delete:input_type -> ringcache.v1.DeleteRequest
-	3,  // 8: ringcache.v1.Cache.Lease:input_type -> ringcache.v1.LeaseRequest
-	5,  // 9: ringcache.v1.Cache.WatchRing:input_type -> ringcache.v1.WatchRingRequest
-	0,  // 10: ringcache.v1.Cache.WatchInvalidations:input_type -> ringcache.v1.WatchInvalidationsRequest
-	9,  // 11: ringcache.v1.Cache.Get:output_type -> ringcache.v1.GetResponse
-	11, // 12: ringcache.v1.Cache.GetMany:output_type -> ringcache.v1.GetManyResponse
-	14, // 13: ringcache.v1.Cache.Set:output_type -> ringcache.v1.SetResponse
-	16, // 14: ringcache.v1.Cache.Delete:output_type -> ringcache.v1.DeleteResponse
-	4,  // 15: ringcache.v1.Cache.Lease:output_type -> ringcache.v1.LeaseResponse
-	6,  // 16: ringcache.v1.Cache.WatchRing:output_type -> ringcache.v1.WatchRingResponse
-	1,  // 17: ringcache.v1.Cache.WatchInvalidations:output_type -> ringcache.v1.WatchInvalidationsResponse
-	11, // [11:18] is the sub-list for method output_type
-	4,  // [4:11] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	1,  // 0: ringcache.v1.PipelineRequest.ops:type_name -> ringcache.v1.PipelineOp
+	12, // 1: ringcache.v1.PipelineOp.get:type_name -> ringcache.v1.GetRequest
+	17, // 2: ringcache.v1.PipelineOp.set:type_name -> ringcache.v1.SetRequest
+	19, // 3: ringcache.v1.PipelineOp.delete:type_name -> ringcache.v1.DeleteRequest
+	3,  // 4: ringcache.v1.PipelineResponse.results:type_name -> ringcache.v1.PipelineResult
+	6,  // 5: ringcache.v1.WatchInvalidationsResponse.keys:type_name -> ringcache.v1.KeyRef
+	11, // 6: ringcache.v1.WatchRingResponse.nodes:type_name -> ringcache.v1.RingNode
+	16, // 7: ringcache.v1.GetManyResponse.results:type_name -> ringcache.v1.KeyResult
+	21, // 8: ringcache.v1.SetRequest.ttl:type_name -> google.protobuf.Duration
+	12, // 9: ringcache.v1.Cache.Get:input_type -> ringcache.v1.GetRequest
+	14, // 10: ringcache.v1.Cache.GetMany:input_type -> ringcache.v1.GetManyRequest
+	17, // 11: ringcache.v1.Cache.Set:input_type -> ringcache.v1.SetRequest
+	19, // 12: ringcache.v1.Cache.Delete:input_type -> ringcache.v1.DeleteRequest
+	7,  // 13: ringcache.v1.Cache.Lease:input_type -> ringcache.v1.LeaseRequest
+	9,  // 14: ringcache.v1.Cache.WatchRing:input_type -> ringcache.v1.WatchRingRequest
+	4,  // 15: ringcache.v1.Cache.WatchInvalidations:input_type -> ringcache.v1.WatchInvalidationsRequest
+	0,  // 16: ringcache.v1.Cache.Pipeline:input_type -> ringcache.v1.PipelineRequest
+	13, // 17: ringcache.v1.Cache.Get:output_type -> ringcache.v1.GetResponse
+	15, // 18: ringcache.v1.Cache.GetMany:output_type -> ringcache.v1.GetManyResponse
+	18, // 19: ringcache.v1.Cache.Set:output_type -> ringcache.v1.SetResponse
+	20, // 20: ringcache.v1.Cache.Delete:output_type -> ringcache.v1.DeleteResponse
+	8,  // 21: ringcache.v1.Cache.Lease:output_type -> ringcache.v1.LeaseResponse
+	10, // 22: ringcache.v1.Cache.WatchRing:output_type -> ringcache.v1.WatchRingResponse
+	5,  // 23: ringcache.v1.Cache.WatchInvalidations:output_type -> ringcache.v1.WatchInvalidationsResponse
+	2,  // 24: ringcache.v1.Cache.Pipeline:output_type -> ringcache.v1.PipelineResponse
+	17, // [17:25] is the sub-list for method output_type
+	9,  // [9:17] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_cache_proto_init() }
@@ -1064,13 +1370,18 @@ func file_ringcache_v1_cache_proto_init() {
 	if File_ringcache_v1_cache_proto != nil {
 		return
 	}
+	file_ringcache_v1_cache_proto_msgTypes[1].OneofWrappers = []any{
+		(*PipelineOp_Get)(nil),
+		(*PipelineOp_Set)(nil),
+		(*PipelineOp_Delete)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_cache_proto_rawDesc), len(file_ringcache_v1_cache_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	Cache_Lease_FullMethodName              = "/ringcache.v1.Cache/Lease"
 	Cache_WatchRing_FullMethodName          = "/ringcache.v1.Cache/WatchRing"
 	Cache_WatchInvalidations_FullMethodName = "/ringcache.v1.Cache/WatchInvalidations"
+	Cache_Pipeline_FullMethodName           = "/ringcache.v1.Cache/Pipeline"
 )
 
 // CacheClient is the client API for Cache service.
@@ -70,6 +71,19 @@ type CacheClient interface {
 	// UNAVAILABLE when the node drains. Clients that keep a near cache watch
 	// every node and drop their cached entries whenever a stream breaks.
 	WatchInvalidations(ctx context.Context, in *WatchInvalidationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchInvalidationsResponse], error)
+	// Pipeline carries many Gets, Sets and Deletes over one stream, so a
+	// client with many concurrent callers sends one frame for all the calls
+	// queued for a node instead of one RPC each. Every op has a caller-chosen
+	// id; its result comes back with that id in some later response frame,
+	// not necessarily in request order (a hit is answered at once, a miss
+	// that loads or a key owned elsewhere later). Ops in flight together have
+	// no order among them: send an op after the result of one it must follow.
+	// An op fails on its own
+	// (error_code), as the unary call would; the stream fails only when a
+	// frame is malformed (INVALID_ARGUMENT: too many ops, an op with none
+	// set) or the node drains (UNAVAILABLE: the ops without a result may or
+	// may not have been applied).
+	Pipeline(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PipelineRequest, PipelineResponse], error)
 }
 
 type cacheClient struct {
@@ -168,6 +182,19 @@ func (c *cacheClient) WatchInvalidations(ctx context.Context, in *WatchInvalidat
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cache_WatchInvalidationsClient = grpc.ServerStreamingClient[WatchInvalidationsResponse]
 
+func (c *cacheClient) Pipeline(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PipelineRequest, PipelineResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Cache_ServiceDesc.Streams[2], Cache_Pipeline_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PipelineRequest, PipelineResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cache_PipelineClient = grpc.BidiStreamingClient[PipelineRequest, PipelineResponse]
+
 // CacheServer is the server API for Cache service.
 // All implementations must embed UnimplementedCacheServer
 // for forward compatibility.
@@ -210,6 +237,19 @@ type CacheServer interface {
 	// UNAVAILABLE when the node drains. Clients that keep a near cache watch
 	// every node and drop their cached entries whenever a stream breaks.
 	WatchInvalidations(*WatchInvalidationsRequest, grpc.ServerStreamingServer[WatchInvalidationsResponse]) error
+	// Pipeline carries many Gets, Sets and Deletes over one stream, so a
+	// client with many concurrent callers sends one frame for all the calls
+	// queued for a node instead of one RPC each. Every op has a caller-chosen
+	// id; its result comes back with that id in some later response frame,
+	// not necessarily in request order (a hit is answered at once, a miss
+	// that loads or a key owned elsewhere later). Ops in flight together have
+	// no order among them: send an op after the result of one it must follow.
+	// An op fails on its own
+	// (error_code), as the unary call would; the stream fails only when a
+	// frame is malformed (INVALID_ARGUMENT: too many ops, an op with none
+	// set) or the node drains (UNAVAILABLE: the ops without a result may or
+	// may not have been applied).
+	Pipeline(grpc.BidiStreamingServer[PipelineRequest, PipelineResponse]) error
 	mustEmbedUnimplementedCacheServer()
 }
 
@@ -240,6 +280,9 @@ func (UnimplementedCacheServer) WatchRing(*WatchRingRequest, grpc.ServerStreamin
 }
 func (UnimplementedCacheServer) WatchInvalidations(*WatchInvalidationsRequest, grpc.ServerStreamingServer[WatchInvalidationsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchInvalidations not implemented")
+}
+func (UnimplementedCacheServer) Pipeline(grpc.BidiStreamingServer[PipelineRequest, PipelineResponse]) error {
+	return status.Error(codes.Unimplemented, "method Pipeline not implemented")
 }
 func (UnimplementedCacheServer) mustEmbedUnimplementedCacheServer() {}
 func (UnimplementedCacheServer) testEmbeddedByValue()               {}
@@ -374,6 +417,13 @@ func _Cache_WatchInvalidations_Handler(srv interface{}, stream grpc.ServerStream
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Cache_WatchInvalidationsServer = grpc.ServerStreamingServer[WatchInvalidationsResponse]
 
+func _Cache_Pipeline_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(CacheServer).Pipeline(&grpc.GenericServerStream[PipelineRequest, PipelineResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cache_PipelineServer = grpc.BidiStreamingServer[PipelineRequest, PipelineResponse]
+
 // Cache_ServiceDesc is the grpc.ServiceDesc for Cache service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -412,6 +462,12 @@ var Cache_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "WatchInvalidations",
 			Handler:       _Cache_WatchInvalidations_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Pipeline",
+			Handler:       _Cache_Pipeline_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "ringcache/v1/cache.proto",
