@@ -57,6 +57,11 @@ class CacheStub(object):
                 request_serializer=ringcache_dot_v1_dot_cache__pb2.WatchInvalidationsRequest.SerializeToString,
                 response_deserializer=ringcache_dot_v1_dot_cache__pb2.WatchInvalidationsResponse.FromString,
                 )
+        self.Pipeline = channel.stream_stream(
+                '/ringcache.v1.Cache/Pipeline',
+                request_serializer=ringcache_dot_v1_dot_cache__pb2.PipelineRequest.SerializeToString,
+                response_deserializer=ringcache_dot_v1_dot_cache__pb2.PipelineResponse.FromString,
+                )
 
 
 class CacheServicer(object):
@@ -133,6 +138,24 @@ class CacheServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Pipeline(self, request_iterator, context):
+        """Pipeline carries many Gets, Sets and Deletes over one stream, so a
+        client with many concurrent callers sends one frame for all the calls
+        queued for a node instead of one RPC each. Every op has a caller-chosen
+        id; its result comes back with that id in some later response frame,
+        not necessarily in request order (a hit is answered at once, a miss
+        that loads or a key owned elsewhere later). Ops in flight together have
+        no order among them: send an op after the result of one it must follow.
+        An op fails on its own
+        (error_code), as the unary call would; the stream fails only when a
+        frame is malformed (INVALID_ARGUMENT: too many ops, an op with none
+        set) or the node drains (UNAVAILABLE: the ops without a result may or
+        may not have been applied).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CacheServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +193,11 @@ def add_CacheServicer_to_server(servicer, server):
                     servicer.WatchInvalidations,
                     request_deserializer=ringcache_dot_v1_dot_cache__pb2.WatchInvalidationsRequest.FromString,
                     response_serializer=ringcache_dot_v1_dot_cache__pb2.WatchInvalidationsResponse.SerializeToString,
+            ),
+            'Pipeline': grpc.stream_stream_rpc_method_handler(
+                    servicer.Pipeline,
+                    request_deserializer=ringcache_dot_v1_dot_cache__pb2.PipelineRequest.FromString,
+                    response_serializer=ringcache_dot_v1_dot_cache__pb2.PipelineResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -305,5 +333,22 @@ class Cache(object):
         return grpc.experimental.unary_stream(request, target, '/ringcache.v1.Cache/WatchInvalidations',
             ringcache_dot_v1_dot_cache__pb2.WatchInvalidationsRequest.SerializeToString,
             ringcache_dot_v1_dot_cache__pb2.WatchInvalidationsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Pipeline(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(request_iterator, target, '/ringcache.v1.Cache/Pipeline',
+            ringcache_dot_v1_dot_cache__pb2.PipelineRequest.SerializeToString,
+            ringcache_dot_v1_dot_cache__pb2.PipelineResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
