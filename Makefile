@@ -50,6 +50,10 @@ proto: tools ## lint the .proto files and regenerate the committed Go code
 clean: ## remove build output and the demo data
 	rm -rf $(BIN)/ringcached $(BIN)/ringcachectl data/
 
+.PHONY: bench-compare
+bench-compare: build ## ringcache beside Redis: throughput, latency, stampede, memory per entry (needs redis-server; see BENCHMARKS.md)
+	scripts/bench-compare.sh
+
 .PHONY: bench-write
 bench-write: ## benchmark Set per write mode and write-behind coalescing (starts a throwaway PostgreSQL; see docs/benchmarks.md)
 	@set -o pipefail; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \

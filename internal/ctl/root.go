@@ -69,6 +69,7 @@ func NewRootCommand() *cobra.Command {
 		newStatsCommand(o),
 		newJournalCommand(o),
 		newTopCommand(o),
+		newBenchCommand(o),
 	)
 	return root
 }

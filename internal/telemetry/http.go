@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -14,7 +15,10 @@ import (
 //   - /readyz: 200 "ready" when ready() is true, else 503 with the reason
 //     (readiness). Pass the node's Ready, which mirrors its gRPC health
 //     status: false until it has joined its cluster and built its ring, and
-//     again from the moment it starts draining.
+//     again from the moment it starts draining;
+//   - /debug/pprof/: the Go profiler (CPU, heap, goroutines, mutex and
+//     block profiles), as net/http/pprof serves it. The admin address
+//     binds to loopback by default: keep it off public networks.
 //
 // ready may be called concurrently and must be cheap.
 func (t *Telemetry) Handler(ready func() bool) http.Handler {
@@ -36,5 +40,10 @@ func (t *Telemetry) Handler(ready func() bool) http.Handler {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("not ready: the node is joining its cluster, building its ring, or draining\n"))
 	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }

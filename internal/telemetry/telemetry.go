@@ -2,7 +2,8 @@
 // HTTP endpoints.
 //
 // Metrics are always on and are read in the Prometheus text format from
-// Handler's /metrics, every name carrying the ringcache_ prefix. They live in
+// Handler's /metrics, every name carrying the ringcache_ prefix, beside the
+// Go runtime's go_* and process_* series. They live in
 // a Prometheus registry of their own: nothing is registered with a global.
 // Traces are exported over OTLP only when the standard OTEL_* environment
 // asks for it; otherwise the tracer provider is a no-op and tracing costs
@@ -22,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
@@ -94,6 +96,9 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
 	}
+	// The Go runtime's and the process's own series (go_*, process_*):
+	// heap, GC, goroutines, RSS, open files.
+	t.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rpcBuckets := sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: RPCDurationBuckets}}
 	t.meterProvider = sdkmetric.NewMeterProvider(
 		sdkmetric.WithReader(exp),

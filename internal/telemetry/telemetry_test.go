@@ -137,9 +137,12 @@ func TestMetrics_NamesCarryPrefixAndUnitSuffixes(t *testing.T) {
 		t.Errorf("ringcache_age_seconds = %v, want 1.5; families %v", got, fams.Names())
 	}
 	for _, name := range fams.Names() {
-		if !strings.HasPrefix(name, "ringcache_") {
-			t.Errorf("family %s lacks the ringcache_ prefix", name)
+		if !strings.HasPrefix(name, "ringcache_") && !strings.HasPrefix(name, "go_") && !strings.HasPrefix(name, "process_") {
+			t.Errorf("family %s lacks the ringcache_ prefix (only the Go runtime's go_* and process_* series may)", name)
 		}
+	}
+	if got, _ := fams.Sum("go_goroutines"); got < 1 {
+		t.Errorf("go_goroutines = %v: the Go collector is missing", got)
 	}
 	if labels := fams.LabelNames("ringcache_dummy_total"); !slices.Equal(labels, []string{"namespace"}) {
 		t.Errorf("labels %v, want just namespace (no otel_scope_*)", labels)

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# bench-compare.sh — ringcache beside Redis on this machine, in one run.
+# `make bench-compare` builds the binaries and runs it; BENCHMARKS.md shows
+# its output and explains each figure.
+#
+# It starts redis-server (the Debian package: apt-get install redis-server)
+# and a 3-node ringcache cluster on loopback (config scripts/bench-compare.yaml,
+# data in a temporary directory), then measures with `ringcachectl bench`:
+#   1. throughput and latency, 50 callers, 90/10 and 100/0 read mixes, 100 B
+#      values, 100k keys: ringcache (Pipeline streams), ringcache with one RPC
+#      per call (--unary), and Redis (go-redis, one connection per caller);
+#   2. latency with 1 caller, 90/10;
+#   3. the stampede: database loads for 1,000 concurrent Gets of a cold key
+#      over the 3 nodes, read-through vs. naive cache-aside;
+#   4. memory per entry: 1M entries of 100 B, ringcache vs. Redis.
+# and prints a summary with the ringcache/Redis ratios. Every result is also
+# kept as JSON in $OUT (default bench-results/).
+#
+# Environment: DURATION (each throughput run, default 10s), CONCURRENCY (50),
+# ENTRIES (memory run, 1000000), OUT, REDIS_SERVER (redis-server binary).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONCURRENCY=${CONCURRENCY:-50}
+ENTRIES=${ENTRIES:-1000000}
+OUT=${OUT:-bench-results}
+REDIS_SERVER=${REDIS_SERVER:-redis-server}
+CTL=bin/ringcachectl
+DAEMON=bin/ringcached
+REDIS_PORT=6391
+GRPC_PORTS=(7121 7122 7123)
+GOSSIP_PORTS=(7221 7222 7223)
+ADMIN_PORTS=(7321 7322 7323)
+
+say() { printf 'bench-compare: %s\n' "$*" >&2; }
+die() {
+	say "error: $*"
+	exit 1
+}
+
+command -v "$REDIS_SERVER" >/dev/null || die "$REDIS_SERVER not found: install the Debian package (apt-get install redis-server)"
+command -v python3 >/dev/null || die "python3 is needed for the summary"
+[ -x "$CTL" ] && [ -x "$DAEMON" ] || die "run 'make build' first"
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+mkdir -p "$OUT"
+sed "s#@DB@#$TMP/app.db#" scripts/bench-compare.yaml >"$TMP/ringcache.yaml"
+go run ./internal/tools/demoseed -db "$TMP/app.db" -rows 1000 >/dev/null
+
+"$REDIS_SERVER" --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
+PIDS+=($!)
+join=$(printf '127.0.0.1:%s,' "${GOSSIP_PORTS[@]}")
+for i in 0 1 2; do
+	"$DAEMON" --name "n$((i + 1))" --grpc-addr "127.0.0.1:${GRPC_PORTS[$i]}" \
+		--gossip-addr "127.0.0.1:${GOSSIP_PORTS[$i]}" --admin-addr "127.0.0.1:${ADMIN_PORTS[$i]}" \
+		--join "${join%,}" --gossip-preset local --data-dir "$TMP/n$((i + 1))" \
+		--config "$TMP/ringcache.yaml" --max-memory 2GiB >"$TMP/n$((i + 1)).log" 2>&1 &
+	PIDS+=($!)
+done
+
+ADDR=127.0.0.1:${GRPC_PORTS[0]}
+REDIS=redis://127.0.0.1:$REDIS_PORT
+say "waiting for the cluster and Redis"
+for _ in $(seq 1 200); do
+	alive=$("$CTL" --addr "$ADDR" --timeout 1s members -o json 2>/dev/null | grep -c '"state": "alive"' || true)
+	if [ "$alive" = 3 ] && (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then break; fi
+	sleep 0.1
+done
+[ "$alive" = 3 ] || {
+	tail -n 20 "$TMP"/n*.log >&2
+	die "the cluster did not form"
+}
+
+bench() { # name args...
+	local name=$1
+	shift
+	say "$name"
+	"$CTL" --addr "$ADDR" bench --progress=false --duration "$DURATION" --namespace bench -o json "$@" >"$OUT/$name.json"
+}
+for mix in 0.9 1.0; do
+	bench "ringcache-$mix" --concurrency "$CONCURRENCY" --read-ratio "$mix"
+	bench "ringcache-unary-$mix" --concurrency "$CONCURRENCY" --read-ratio "$mix" --unary
+	bench "redis-$mix" --concurrency "$CONCURRENCY" --read-ratio "$mix" --target "$REDIS"
+done
+bench ringcache-1caller --concurrency 1 --read-ratio 0.9
+bench ringcache-unary-1caller --concurrency 1 --read-ratio 0.9 --unary
+bench redis-1caller --concurrency 1 --read-ratio 0.9 --target "$REDIS"
+
+say "stampede"
+"$CTL" --addr "$ADDR" bench stampede --namespace users --key 42 --concurrency 1000 \
+	--config "$TMP/ringcache.yaml" --naive-namespace sessions -o json >"$OUT/stampede.json"
+
+say "memory ($ENTRIES entries)"
+admins=$(printf '127.0.0.1:%s,' "${ADMIN_PORTS[@]}")
+"$CTL" --addr "$ADDR" bench memory --namespace mem --entries "$ENTRIES" --admin-addrs "${admins%,}" -o json >"$OUT/memory-ringcache.json"
+"$CTL" bench memory --namespace mem --entries "$ENTRIES" --target "$REDIS" -o json >"$OUT/memory-redis.json"
+
+python3 scripts/bench-summary.py "$OUT"
