@@ -139,10 +139,14 @@ func (o *options) openTarget(target, namespace string, concurrency int, unary bo
 }
 
 func printBench(w io.Writer, results []*loadgen.Result) error {
-	t := newTable(w, "TARGET", "CALLERS", "READS", "OPS/S", "MEAN µs", "P50 µs", "P90 µs", "P99 µs", "P99.9 µs", "MAX µs", "HIT%", "ERRORS")
+	t := newTable(w, "TARGET", "CALLERS", "READS", "OPS/S", "MEAN µs", "P50 µs", "P90 µs", "P99 µs", "P99.9 µs", "MAX µs", "HIT%", "ERRORS", "CALLS/FRAME")
 	for _, r := range results {
+		perFrame := "-"
+		if r.CallsPerFrame > 0 {
+			perFrame = fmt.Sprintf("%.1f", r.CallsPerFrame)
+		}
 		t.row(r.Target, r.Concurrency, fmt.Sprintf("%.0f%%", 100*r.ReadRatio), fmt.Sprintf("%.0f", r.OpsPerSec),
-			fmt.Sprintf("%.1f", r.MeanUs), r.P50Us, r.P90Us, r.P99Us, r.P999Us, r.MaxUs, percent(r.Hits, r.Gets), r.Errors)
+			fmt.Sprintf("%.1f", r.MeanUs), r.P50Us, r.P90Us, r.P99Us, r.P999Us, r.MaxUs, percent(r.Hits, r.Gets), r.Errors, perFrame)
 	}
 	if err := t.flush(); err != nil {
 		return err

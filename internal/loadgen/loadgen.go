@@ -86,6 +86,9 @@ type Result struct {
 	Hits   uint64 `json:"hits"`
 	Sets   uint64 `json:"sets"`
 	Errors uint64 `json:"errors"`
+	// CallsPerFrame is the average number of calls that shared a Pipeline
+	// frame (ringcache only; 0 when unary or for Redis).
+	CallsPerFrame float64 `json:"calls_per_frame,omitempty"`
 	// FirstError is the first error seen, if any.
 	FirstError string  `json:"first_error,omitempty"`
 	OpsPerSec  float64 `json:"ops_per_sec"`
@@ -148,6 +151,7 @@ func Run(ctx context.Context, t Target, c Config) (*Result, error) {
 		workers  = make([]*worker, c.Concurrency)
 		wg       sync.WaitGroup
 	)
+	framesBefore := frames(t)
 	start := time.Now()
 	for i := range workers {
 		w := &worker{
@@ -229,6 +233,9 @@ func Run(ctx context.Context, t Target, c Config) (*Result, error) {
 		r.Sets += w.sets
 	}
 	r.Ops = uint64(r.hist.TotalCount())
+	if f := frames(t) - framesBefore; f > 0 {
+		r.CallsPerFrame = float64(r.Ops) / float64(f)
+	}
 	r.OpsPerSec = float64(r.Ops) / elapsed.Seconds()
 	r.MeanUs = r.hist.Mean()
 	r.P50Us = float64(r.hist.ValueAtQuantile(50))
@@ -237,6 +244,16 @@ func Run(ctx context.Context, t Target, c Config) (*Result, error) {
 	r.P999Us = float64(r.hist.ValueAtQuantile(99.9))
 	r.MaxUs = float64(r.hist.Max())
 	return r, nil
+}
+
+// framer is a Target that counts the frames it sent.
+type framer interface{ Frames() uint64 }
+
+func frames(t Target) uint64 {
+	if f, ok := t.(framer); ok {
+		return f.Frames()
+	}
+	return 0
 }
 
 // worker is one caller's state: its own random source and histogram, so

@@ -48,6 +48,9 @@ func (r *Ringcache) Set(ctx context.Context, key string, value []byte) error {
 // Close implements Target.
 func (r *Ringcache) Close() error { return r.c.Close() }
 
+// Frames returns the Pipeline frames the client has sent.
+func (r *Ringcache) Frames() uint64 { return r.c.Stats().PipelineFrames }
+
 // Redis is a Target on a Redis server through go-redis, one pooled
 // connection per caller (no pipelining: each call is a round trip, as an
 // application's GET/SET would be).

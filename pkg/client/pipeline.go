@@ -18,6 +18,13 @@ import (
 // default).
 const pipelineMaxOps = 512
 
+// pipelineWindow bounds the frames sent to a node and not yet read by it
+// (PipelineResponse.frames_read). While the window is full, calls queue, and
+// the next frame carries them all: the busier the node, the larger the
+// frames, with no timer. A lone call finds the window empty and goes at
+// once.
+const pipelineWindow = 1
+
 // errPipelineUnsupported says the node predates the Pipeline RPC; the
 // client then uses unary calls with it.
 var errPipelineUnsupported = errors.New("node does not serve Pipeline")
@@ -27,10 +34,11 @@ var errNotSent = errors.New("not sent")
 
 // pipeline carries one node's Gets, Sets and Deletes over a Pipeline
 // stream. There is no timer and no sender goroutine: a caller that finds no
-// send in progress sends its call itself, together with the calls that
-// queued up while the previous frame was being sent, so a lone call goes at
-// once and many concurrent calls share frames. Results come back by id to
-// a receiver goroutine, which hands each to its caller.
+// send in progress and room in the window (pipelineWindow) sends its call
+// itself, together with every call queued so far; when the window is full,
+// the receiver goroutine sends the queue as soon as the node reports a
+// frame read. Results come back by id to the receiver, which hands each to
+// its caller.
 type pipeline struct {
 	c           *Client
 	node        *nodeConn
@@ -43,14 +51,15 @@ type pipeline struct {
 
 // pstream is one Pipeline stream; the pipeline's mu guards its fields.
 type pstream struct {
-	stream  pb.Cache_PipelineClient
-	cancel  context.CancelFunc
-	queue   []*pcall // calls not yet sent
-	calls   map[uint64]*pcall
-	nextID  uint64
-	sending bool                // a caller is sending queue
-	frame   *pb.PipelineRequest // reused by the sending caller
-	failed  bool
+	stream   pb.Cache_PipelineClient
+	cancel   context.CancelFunc
+	queue    []*pcall // calls not yet sent
+	calls    map[uint64]*pcall
+	nextID   uint64
+	sending  bool                // a goroutine is sending queue
+	inFlight int                 // frames sent and not yet read by the node
+	frame    *pb.PipelineRequest // reused by the sending caller
+	failed   bool
 }
 
 // pcall is one call in flight.
@@ -80,8 +89,8 @@ func (p *pipeline) do(ctx context.Context, op *pb.PipelineOp) (*pb.PipelineResul
 	op.Id = s.nextID
 	s.calls[op.Id] = call
 	s.queue = append(s.queue, call)
-	if s.sending {
-		p.mu.Unlock()
+	if s.sending || s.inFlight >= pipelineWindow {
+		p.mu.Unlock() // the sender, or the receiver when the window opens, takes it
 	} else {
 		s.sending = true
 		p.flush(s)
@@ -162,10 +171,10 @@ func (p *pipeline) open() (*pstream, error) {
 }
 
 // flush sends s's queued calls, as many per frame as have gathered, until
-// the queue is empty. The caller holds p.mu and has set s.sending; flush
-// releases both.
+// the queue is empty or the window full. The caller holds p.mu and has set
+// s.sending; flush releases both.
 func (p *pipeline) flush(s *pstream) {
-	for len(s.queue) > 0 && !s.failed {
+	for len(s.queue) > 0 && !s.failed && s.inFlight < pipelineWindow {
 		n := min(len(s.queue), pipelineMaxOps)
 		ops := s.frame.Ops[:0]
 		for _, call := range s.queue[:n] {
@@ -178,6 +187,9 @@ func (p *pipeline) flush(s *pstream) {
 		clear(s.queue[rest:])
 		s.queue = s.queue[:rest]
 		s.frame.Ops = ops
+		if len(ops) > 0 {
+			s.inFlight++
+		}
 		p.mu.Unlock()
 		var err error
 		if len(ops) > 0 {
@@ -212,7 +224,13 @@ func (p *pipeline) recvLoop(s *pstream) {
 				call.done <- struct{}{}
 			}
 		}
-		p.mu.Unlock()
+		s.inFlight -= int(resp.FramesRead)
+		if len(s.queue) > 0 && !s.sending && s.inFlight < pipelineWindow {
+			s.sending = true
+			p.flush(s)
+		} else {
+			p.mu.Unlock()
+		}
 	}
 }
 

@@ -81,6 +81,7 @@ type pipe struct {
 	stream     pb.Cache_PipelineServer
 	outMu      sync.Mutex
 	out        []*pb.PipelineResult // results not yet sent
+	outFrames  uint32               // request frames read and not yet acknowledged
 	spare      []*pb.PipelineResult // the other buffer, reused
 	sending    bool                 // a goroutine is sending out
 	sendErr    error                // the first failed send; set once, before sendFailed closes
@@ -116,7 +117,7 @@ func (p *pipe) recvLoop() error {
 			}
 		}
 		p.mu.Unlock()
-		p.send(answered...)
+		p.send(1, answered...)
 		p.ops.Done()
 	}
 }
@@ -203,39 +204,38 @@ func (p *pipe) wait(id uint64, ns, key string, op *pb.ForwardRequest) {
 		defer cancel()
 		resp, err := p.n.route(ctx, ns, key, op)
 		if err != nil {
-			p.send(errPipeResult(id, err))
+			p.send(0, errPipeResult(id, err))
 			return
 		}
 		g := resp.GetGet()
-		p.send(&pb.PipelineResult{Id: id, Found: g.GetFound(), Value: g.GetValue()})
+		p.send(0, &pb.PipelineResult{Id: id, Found: g.GetFound(), Value: g.GetValue()})
 	}()
 }
 
-// send queues results and, unless another goroutine is sending already
-// (it will take them along), sends everything queued, frame after frame,
-// until nothing is left. One goroutine sends at a time, as gRPC requires.
-func (p *pipe) send(rs ...*pb.PipelineResult) {
-	if len(rs) == 0 {
-		return
-	}
+// send queues results, and the acknowledgement of framesRead request
+// frames, and unless another goroutine is sending already (it will take
+// them along) sends everything queued, frame after frame, until nothing is
+// left. One goroutine sends at a time, as gRPC requires.
+func (p *pipe) send(framesRead uint32, rs ...*pb.PipelineResult) {
 	p.outMu.Lock()
 	p.out = append(p.out, rs...)
+	p.outFrames += framesRead
 	if p.sending || p.sendErr != nil {
 		p.outMu.Unlock()
 		return
 	}
 	p.sending = true
-	for len(p.out) > 0 {
-		batch := p.out
-		p.out = p.spare[:0]
+	for len(p.out) > 0 || p.outFrames > 0 {
+		batch, read := p.out, p.outFrames
+		p.out, p.outFrames = p.spare[:0], 0
 		p.outMu.Unlock()
-		err := p.stream.Send(&pb.PipelineResponse{Results: batch})
+		err := p.stream.Send(&pb.PipelineResponse{Results: batch, FramesRead: read})
 		clear(batch) // drop the values for the collector; keep the array
 		p.outMu.Lock()
 		p.spare = batch
 		if err != nil {
 			p.sendErr = err
-			p.out = nil
+			p.out, p.outFrames = nil, 0
 			close(p.sendFailed)
 		}
 	}

@@ -176,8 +176,14 @@ func (*PipelineOp_Set) isPipelineOp_Op() {}
 func (*PipelineOp_Delete) isPipelineOp_Op() {}
 
 type PipelineResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Results       []*PipelineResult      `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Results []*PipelineResult      `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// How many request frames the node finished reading since its previous
+	// response: 1 on the response to a frame, which carries that frame's
+	// answers from memory (possibly none); 0 on a response that carries only
+	// results of ops that waited. Clients bound the frames they have in
+	// flight with it, so calls made meanwhile gather into the next frame.
+	FramesRead    uint32 `protobuf:"varint,2,opt,name=frames_read,json=framesRead,proto3" json:"frames_read,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,6 +223,13 @@ func (x *PipelineResponse) GetResults() []*PipelineResult {
 		return x.Results
 	}
 	return nil
+}
+
+func (x *PipelineResponse) GetFramesRead() uint32 {
+	if x != nil {
+		return x.FramesRead
+	}
+	return 0
 }
 
 // PipelineResult is the outcome of one op.
@@ -1216,9 +1229,11 @@ const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\x03get\x18\x02 \x01(\v2\x18.ringcache.v1.GetRequestH\x00R\x03get\x12,\n" +
 	"\x03set\x18\x03 \x01(\v2\x18.ringcache.v1.SetRequestH\x00R\x03set\x125\n" +
 	"\x06delete\x18\x04 \x01(\v2\x1b.ringcache.v1.DeleteRequestH\x00R\x06deleteB\x04\n" +
-	"\x02op\"J\n" +
+	"\x02op\"k\n" +
 	"\x10PipelineResponse\x126\n" +
-	"\aresults\x18\x01 \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresults\"\x90\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresults\x12\x1f\n" +
+	"\vframes_read\x18\x02 \x01(\rR\n" +
+	"framesRead\"\x90\x01\n" +
 	"\x0ePipelineResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
