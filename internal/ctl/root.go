@@ -1,7 +1,9 @@
 // Package ctl implements ringcachectl, the operator CLI of a ringcache
 // cluster. NewRootCommand builds the cobra command tree; cmd/ctl runs it.
 //
-// Every command dials the node at --addr and calls one Admin or Cache RPC,
+// simulate runs locally (capacity planning: hit rate against cache size)
+// and bench drives load (see bench.go). Every other command dials the node
+// at --addr and calls one Admin or Cache RPC,
 // each call with its own deadline of --timeout; stats, journal, journal
 // flush and top also dial every alive member. Results print as tables (text/tabwriter) or, with -o json, as
 // indented JSON (top: one line per snapshot). Commands return their errors instead of printing them, so the
@@ -70,6 +72,7 @@ func NewRootCommand() *cobra.Command {
 		newJournalCommand(o),
 		newTopCommand(o),
 		newBenchCommand(o),
+		newSimulateCommand(o),
 	)
 	return root
 }
