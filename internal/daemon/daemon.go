@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -44,13 +45,19 @@ type Flags struct {
 	DataDir             string
 	ConfigPath          string
 	MaxMemory           string
-	GossipPreset        string
-	LogLevel            string
-	LogFormat           string
-	ShutdownTimeout     time.Duration
-	BootstrapTimeout    time.Duration
-	FlushTimeout        time.Duration
-	GossipKeyFile       string
+	// HotCacheBytes bounds the hot cache of keys other nodes own ("0"
+	// disables it); HotCacheMinRate and HotCacheTTL tune it. See
+	// node.Config.
+	HotCacheBytes    string
+	HotCacheMinRate  float64
+	HotCacheTTL      time.Duration
+	GossipPreset     string
+	LogLevel         string
+	LogFormat        string
+	ShutdownTimeout  time.Duration
+	BootstrapTimeout time.Duration
+	FlushTimeout     time.Duration
+	GossipKeyFile    string
 	// AdminAddr is the listen address of /metrics, /healthz and /readyz;
 	// empty disables them. AdminAddrSet tells whether it was given on the
 	// command line (a taken default address is not fatal; see startAdmin).
@@ -87,6 +94,9 @@ func NewCommand() *cobra.Command {
 	fl.StringVar(&f.DataDir, "data-dir", "./data", "directory for this node's files (the default SQLite database lives here)")
 	fl.StringVar(&f.ConfigPath, "config", "", "path to ringcache.yaml (default: one pure-cache namespace \"default\")")
 	fl.StringVar(&f.MaxMemory, "max-memory", "256MiB", "memory bound of the local cache (bytes, or with a unit: 512MiB, 2GiB)")
+	fl.StringVar(&f.HotCacheBytes, "hot-cache-bytes", "0", "memory bound of the hot cache: values of keys other nodes own that this node is asked for often, served here and invalidated by the owners (bytes or with a unit, e.g. 16MiB; 0 disables it)")
+	fl.Float64Var(&f.HotCacheMinRate, "hot-cache-min-rate", node.DefaultHotCacheMinRate, "Gets per second of one key through this node at which the hot cache keeps it")
+	fl.DurationVar(&f.HotCacheTTL, "hot-cache-ttl", node.DefaultHotCacheTTL, "how long a hot-cache entry is served at most; bounds staleness should an invalidation stream stall")
 	fl.StringVar(&f.GossipPreset, "gossip-preset", membership.PresetLAN, "failure-detection timers: lan or local")
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.LogFormat, "log-format", "text", "text or json")
@@ -122,6 +132,10 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 	maxMem, err := humanize.ParseBytes(f.MaxMemory)
 	if err != nil || maxMem == 0 {
 		return fmt.Errorf("--max-memory %q is not a positive size (use e.g. 256MiB)", f.MaxMemory)
+	}
+	hotBytes, err := parseHotCache(f)
+	if err != nil {
+		return err
 	}
 	specs, dbs, err := openNamespaces(ctx, log, file)
 	defer func() {
@@ -181,6 +195,9 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		GossipKey:           gossipKey,
 		Ring:                ring.Config{PartitionCount: file.Ring.Partitions, Load: file.Ring.Load},
 		MaxMemory:           maxMem,
+		HotCacheBytes:       hotBytes,
+		HotCacheMinRate:     f.HotCacheMinRate,
+		HotCacheTTL:         f.HotCacheTTL,
 		Namespaces:          specs,
 		Journal:             jnl,
 		Flush:               flush,
@@ -205,6 +222,26 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// parseHotCache checks the hot-cache flags and returns its byte bound.
+// Zero values (Flags built in code) mean the defaults: off, and node's
+// defaults for the rate and TTL.
+func parseHotCache(f Flags) (uint64, error) {
+	var b uint64
+	if f.HotCacheBytes != "" {
+		var err error
+		if b, err = humanize.ParseBytes(f.HotCacheBytes); err != nil {
+			return 0, fmt.Errorf("--hot-cache-bytes %q is not a size (use e.g. 16MiB, or 0 to disable)", f.HotCacheBytes)
+		}
+	}
+	if f.HotCacheMinRate < 0 || math.IsNaN(f.HotCacheMinRate) || math.IsInf(f.HotCacheMinRate, 0) {
+		return 0, fmt.Errorf("--hot-cache-min-rate %v must be a positive number of Gets per second", f.HotCacheMinRate)
+	}
+	if f.HotCacheTTL < 0 {
+		return 0, fmt.Errorf("--hot-cache-ttl %v must be positive", f.HotCacheTTL)
+	}
+	return b, nil
 }
 
 // openNamespaces opens the backends that namespaces use and builds the node's

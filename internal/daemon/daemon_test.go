@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReadGossipKey_RawOrBase64(t *testing.T) {
@@ -32,5 +33,29 @@ func TestReadGossipKey_RawOrBase64(t *testing.T) {
 	}
 	if k, err := readGossipKey(""); k != nil || err != nil {
 		t.Errorf("no file: %q, %v", k, err)
+	}
+}
+
+func TestParseHotCache(t *testing.T) {
+	ok := Flags{HotCacheBytes: "16MiB", HotCacheMinRate: 100, HotCacheTTL: time.Second}
+	if b, err := parseHotCache(ok); err != nil || b != 16<<20 {
+		t.Fatalf("16MiB: %d, %v", b, err)
+	}
+	off := ok
+	off.HotCacheBytes = "0"
+	if b, err := parseHotCache(off); err != nil || b != 0 {
+		t.Fatalf("0: %d, %v", b, err)
+	}
+	if b, err := parseHotCache(Flags{}); err != nil || b != 0 {
+		t.Fatalf("zero Flags: %d, %v", b, err)
+	}
+	for name, f := range map[string]Flags{
+		"--hot-cache-bytes":    {HotCacheBytes: "lots", HotCacheMinRate: 100, HotCacheTTL: time.Second},
+		"--hot-cache-min-rate": {HotCacheBytes: "1MiB", HotCacheMinRate: -1, HotCacheTTL: time.Second},
+		"--hot-cache-ttl":      {HotCacheBytes: "1MiB", HotCacheMinRate: 100, HotCacheTTL: -time.Second},
+	} {
+		if _, err := parseHotCache(f); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%+v: error %v, want one naming %s", f, err, name)
+		}
 	}
 }

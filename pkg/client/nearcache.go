@@ -6,9 +6,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/maypok86/otter/v2"
 
+	"github.com/ringcache/ringcache/internal/fillguard"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -25,8 +25,6 @@ type NearCacheOptions struct {
 	TTL time.Duration
 }
 
-const nearStripes = 4096
-
 // nearCache is the near cache: an otter cache of Get results, kept
 // consistent by one invalidation stream per ring node. It serves entries
 // only while every node of the client's ring has a live stream, and drops
@@ -39,10 +37,9 @@ type nearCache struct {
 	cache      *otter.Cache[string, nearEntry]
 
 	epoch atomic.Uint64 // entries of older epochs are dead
-	// A fill is stored only if no invalidation of its stripe came after
-	// the Get started: gen[i] is bumped under mu[i] by every invalidation.
-	mu  [nearStripes]sync.Mutex
-	gen [nearStripes]atomic.Uint64
+	// A fill is stored only if no invalidation of its key came after the
+	// Get started.
+	guard fillguard.Guard
 
 	live    atomic.Bool   // every ring node has a live stream
 	ringCh  chan struct{} // pokes the stream manager on a ring change
@@ -61,8 +58,7 @@ type nearEntry struct {
 
 // nearToken is what a Get records before its call, to fill afterwards.
 type nearToken struct {
-	stripe   uint64
-	gen      uint64
+	guard    fillguard.Token
 	epoch    uint64
 	wasAlive bool
 }
@@ -93,8 +89,6 @@ func nearKey(ns, key string) string { return ns + "\x00" + key }
 
 func (nc *nearCache) enabled(ns string) bool { return nc.all || nc.namespaces[ns] }
 
-func (nc *nearCache) stripe(k string) uint64 { return xxhash.Sum64String(k) % nearStripes }
-
 // get returns the cached result of key, if one may be served.
 func (nc *nearCache) get(ns, key string) (nearEntry, bool) {
 	if nc.live.Load() {
@@ -109,9 +103,8 @@ func (nc *nearCache) get(ns, key string) (nearEntry, bool) {
 
 // token is taken before a Get's call.
 func (nc *nearCache) token(ns, key string) nearToken {
-	i := nc.stripe(nearKey(ns, key))
 	// epoch before live: a reset in between makes the fill fail.
-	t := nearToken{stripe: i, gen: nc.gen[i].Load(), epoch: nc.epoch.Load()}
+	t := nearToken{guard: nc.guard.Token(nearKey(ns, key)), epoch: nc.epoch.Load()}
 	t.wasAlive = nc.live.Load()
 	return t
 }
@@ -121,23 +114,17 @@ func (nc *nearCache) fill(ns, key string, t nearToken, value []byte, found bool)
 	if !t.wasAlive {
 		return
 	}
-	k := nearKey(ns, key)
-	nc.mu[t.stripe].Lock()
-	defer nc.mu[t.stripe].Unlock()
-	if nc.gen[t.stripe].Load() != t.gen || nc.epoch.Load() != t.epoch {
-		return
-	}
-	nc.cache.Set(k, nearEntry{value: value, found: found, epoch: t.epoch})
+	nc.guard.Fill(t.guard, func() {
+		if nc.epoch.Load() == t.epoch {
+			nc.cache.Set(nearKey(ns, key), nearEntry{value: value, found: found, epoch: t.epoch})
+		}
+	})
 }
 
 // invalidate drops key and makes fills of Gets already in flight fail.
 func (nc *nearCache) invalidate(ns, key string) {
 	k := nearKey(ns, key)
-	i := nc.stripe(k)
-	nc.mu[i].Lock()
-	nc.gen[i].Add(1)
-	nc.cache.Invalidate(k)
-	nc.mu[i].Unlock()
+	nc.guard.Invalidate(k, func() { nc.cache.Invalidate(k) })
 }
 
 // reset drops every entry: invalidations may have been missed.

@@ -76,6 +76,13 @@ func (s *adminServer) Stats(context.Context, *pb.StatsRequest) (*pb.StatsRespons
 		ForwardErrors: n.stats.forwardErrors.Load(),
 		ForwardedIn:   n.stats.forwardedIn.Load(),
 	}
+	if n.hot != nil {
+		h := n.hot.stats()
+		resp.HotCache = &pb.HotCacheStats{
+			Hits: h.Hits, Fills: h.Fills, Invalidations: h.Invalidations, Resets: h.Resets,
+			Entries: h.Entries, Bytes: h.Bytes, MaxBytes: h.MaxBytes, Streams: h.Streams,
+		}
+	}
 	for _, name := range n.nsNames {
 		ns := n.namespaces[name].Stats()
 		resp.Namespaces = append(resp.Namespaces, &pb.NamespaceStats{

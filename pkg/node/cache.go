@@ -153,6 +153,9 @@ func (n *Node) route(ctx context.Context, ns, key string, op *pb.ForwardRequest)
 	if owner.Name == n.cfg.Name {
 		return n.serveLocal(ctx, op)
 	}
+	if n.hot != nil {
+		return n.forwardHot(ctx, owner, ns, key, op)
+	}
 	resp, err := n.forward(ctx, owner, op)
 	if err != nil {
 		return nil, toStatus(err)

@@ -19,3 +19,17 @@ func (n *Node) UnpinRing() {
 
 // RoutingKey exposes the key the ring hashes.
 func RoutingKey(ns, key string) string { return routingKey(ns, key) }
+
+// HotCached reports whether the node would answer a Get of key in ns from
+// its hot cache now; it does not count as a request.
+func (n *Node) HotCached(ns, key string) bool {
+	if n.hot == nil {
+		return false
+	}
+	owner, err := n.owner(ns, key)
+	if err != nil {
+		return false
+	}
+	_, ok := n.hot.lookup(routingKey(ns, key), owner)
+	return ok
+}

@@ -35,8 +35,15 @@ import (
 //	journal_pending_bytes, journal_max_pending,
 //	journal_oldest_pending_age, journal_dead_letters      (gauges)
 //
+// With the hot cache enabled, per node:
+//
+//	hot_cache_hits, hot_cache_fills, hot_cache_invalidations,
+//	hot_cache_resets                                       (counters)
+//	hot_cache_bytes, hot_cache_max_bytes, hot_cache_entries,
+//	hot_cache_streams                                      (gauges)
+//
 // The journal instruments are reported only by a node with a write-behind
-// journal.
+// journal, the hot cache's only by a node with a hot cache.
 
 // meterName is the instrumentation scope of the node's instruments.
 const meterName = "github.com/ringcache/ringcache/pkg/node"
@@ -91,6 +98,20 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 	insts := []metric.Observable{forwards, forwardErrors, forwardedIn, evictions, storeBytes, storeMax, storeEntries, clients, members, ringChanges, partitions}
 	for _, i := range perNS {
 		insts = append(insts, i.c)
+	}
+
+	var hHits, hFills, hInvals, hResets metric.Int64ObservableCounter
+	var hBytes, hMax, hEntries, hStreams metric.Int64ObservableGauge
+	if n.hot != nil {
+		hHits = counter("hot_cache_hits", "Gets of keys other nodes own answered from the hot cache, without a forward.")
+		hFills = counter("hot_cache_fills", "Owners' answers stored in the hot cache because their key was hot.")
+		hInvals = counter("hot_cache_invalidations", "Keys the owners reported changed over their invalidation streams.")
+		hResets = counter("hot_cache_resets", "Wholesale drops of hot entries: an owner's stream broke or partitions moved.")
+		hBytes = gauge("hot_cache_bytes", "Bytes held by the hot cache.", "By")
+		hMax = gauge("hot_cache_max_bytes", "Memory bound of the hot cache.", "By")
+		hEntries = gauge("hot_cache_entries", "Entries in the hot cache (an estimate).", "{entry}")
+		hStreams = gauge("hot_cache_streams", "Live invalidation streams to owners of hot entries.", "{stream}")
+		insts = append(insts, hHits, hFills, hInvals, hResets, hBytes, hMax, hEntries, hStreams)
 	}
 
 	var jPending, jBytes, jMax, jDead metric.Int64ObservableGauge
@@ -154,6 +175,17 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 			// Versions count rebuilds: the first ring is version 1.
 			o.ObserveInt64(ringChanges, int64(r.Version()-1))
 			o.ObserveInt64(partitions, int64(r.Partitions(n.cfg.Name)))
+		}
+		if n.hot != nil {
+			h := n.hot.stats()
+			o.ObserveInt64(hHits, int64(h.Hits))
+			o.ObserveInt64(hFills, int64(h.Fills))
+			o.ObserveInt64(hInvals, int64(h.Invalidations))
+			o.ObserveInt64(hResets, int64(h.Resets))
+			o.ObserveInt64(hBytes, int64(h.Bytes))
+			o.ObserveInt64(hMax, int64(h.MaxBytes))
+			o.ObserveInt64(hEntries, int64(h.Entries))
+			o.ObserveInt64(hStreams, int64(h.Streams))
 		}
 
 		if n.cfg.Journal == nil {

@@ -11,6 +11,11 @@
 //     many callers on however many nodes wait for it.
 //   - When the owner cannot be reached the call fails with UNAVAILABLE; the
 //     node never loads locally in its place.
+//   - With the hot cache on (Config.HotCacheBytes), a node answers the keys
+//     it does not own but is asked for often from the owner's earlier
+//     answer. The owner invalidates it over a stream; a Get through another
+//     node than the one that took a write may return the previous value
+//     until then, at most Config.HotCacheTTL (hotcache.go).
 package node
 
 import (
@@ -19,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -109,6 +115,20 @@ type Config struct {
 	Flush strategy.FlusherConfig
 	// FlushTimeout bounds the journal flush of a graceful Close; default 15 s.
 	FlushTimeout time.Duration
+	// HotCacheBytes bounds the hot cache: the owners' answers for keys this
+	// node does not own but is asked for at HotCacheMinRate or more, served
+	// here without a forward and invalidated by the owners (hotcache.go).
+	// Bytes count keys, values and store.EntryOverhead per entry; 0 (the
+	// default) disables the hot cache.
+	HotCacheBytes uint64
+	// HotCacheMinRate is the Gets per second of one key through this node
+	// at which it is cached here; default DefaultHotCacheMinRate. Rates
+	// below 2 act as 2.
+	HotCacheMinRate float64
+	// HotCacheTTL bounds how long a hot entry is served, the safety net
+	// should an invalidation stream stall without breaking; default
+	// DefaultHotCacheTTL.
+	HotCacheTTL time.Duration
 	// HandoffWindow is how long, after taking a partition over, the node
 	// asks its previous owner for pending write-behind writes before
 	// reading the database; default DefaultHandoffWindow.
@@ -144,6 +164,10 @@ func (c Config) validate() error {
 		return errors.New("node: gossip address is required")
 	case len(c.Namespaces) == 0:
 		return errors.New("node: at least one namespace is required")
+	case math.IsNaN(c.HotCacheMinRate) || c.HotCacheMinRate < 0:
+		return fmt.Errorf("node: hot cache min rate %v is not a non-negative number", c.HotCacheMinRate)
+	case c.HotCacheTTL < 0:
+		return fmt.Errorf("node: hot cache TTL %v is negative", c.HotCacheTTL)
 	}
 	return c.Ring.Validate()
 }
@@ -171,6 +195,7 @@ type Node struct {
 	handoff    atomic.Pointer[handoffs]
 	ringNotes  ringNotifier // wakes WatchRing streams
 	invals     invalidationHub
+	hot        *hotCache // nil when disabled
 	obs        observability
 	stopFlush  context.CancelFunc
 	closing    atomic.Bool
@@ -210,6 +235,12 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	if cfg.HandoffWindow <= 0 {
 		cfg.HandoffWindow = DefaultHandoffWindow
+	}
+	if cfg.HotCacheMinRate == 0 {
+		cfg.HotCacheMinRate = DefaultHotCacheMinRate
+	}
+	if cfg.HotCacheTTL == 0 {
+		cfg.HotCacheTTL = DefaultHotCacheTTL
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, namespaces: map[string]*strategy.Namespace{}, stop: make(chan struct{})}
 	if n.log == nil {
@@ -265,6 +296,9 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.peers = newPeerPool(cfg.PeerDialer, cfg.ForwardTimeout, cfg.peerDialOptions()...)
 	n.fwd = n.peers
+	if cfg.HotCacheBytes > 0 {
+		n.hot = newHotCache(cfg.HotCacheBytes, cfg.HotCacheMinRate, cfg.HotCacheTTL, cfg.Clock, n.watchPeer, n.log)
+	}
 
 	if n.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		n.store.Close()
@@ -334,6 +368,9 @@ func New(cfg Config) (_ *Node, err error) {
 		var fctx context.Context
 		fctx, n.stopFlush = context.WithCancel(context.Background())
 		n.wg.Go(func() { n.flusher.Run(fctx) })
+	}
+	if n.hot != nil {
+		n.wg.Go(func() { n.hot.run(n.stop) })
 	}
 	n.wg.Add(3)
 	go n.ringLoop()
@@ -468,6 +505,9 @@ func (n *Node) rebuildRing() {
 	}
 	n.ring.Store(r)
 	n.ringNotes.notify()
+	if n.hot != nil {
+		n.hot.ringChanged(r, moved > 0)
+	}
 	if moved > 0 {
 		// Loads that started under the old ring must not cache, and entries
 		// cached in the meantime (a forwarded call) go too.
@@ -565,6 +605,9 @@ func (n *Node) shutdown() error {
 	err := n.members.Shutdown()
 	close(n.stop)
 	n.wg.Wait()
+	if n.hot != nil {
+		n.hot.close() // its streams use the peer connections
+	}
 	n.peers.close()
 	n.store.Close()
 	return err

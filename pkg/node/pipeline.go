@@ -144,6 +144,8 @@ func (p *pipe) serve(op *pb.PipelineOp) *pb.PipelineResult {
 			if answered {
 				return &pb.PipelineResult{Id: op.Id, Found: found, Value: v}
 			}
+		} else if v, found, ok := n.hotGet(o.Get.Namespace, o.Get.Key, owner); ok {
+			return &pb.PipelineResult{Id: op.Id, Found: found, Value: v}
 		}
 		p.wait(op.Id, o.Get.Namespace, o.Get.Key, &pb.ForwardRequest{Op: &pb.ForwardRequest_Get{Get: o.Get}})
 	case *pb.PipelineOp_Set:

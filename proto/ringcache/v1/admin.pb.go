@@ -1180,7 +1180,10 @@ type StatsResponse struct {
 	Forwards      uint64 `protobuf:"varint,4,opt,name=forwards,proto3" json:"forwards,omitempty"`
 	ForwardErrors uint64 `protobuf:"varint,5,opt,name=forward_errors,json=forwardErrors,proto3" json:"forward_errors,omitempty"`
 	// Forwarded requests this node served as owner.
-	ForwardedIn   uint64 `protobuf:"varint,6,opt,name=forwarded_in,json=forwardedIn,proto3" json:"forwarded_in,omitempty"`
+	ForwardedIn uint64 `protobuf:"varint,6,opt,name=forwarded_in,json=forwardedIn,proto3" json:"forwarded_in,omitempty"`
+	// The hot cache (keys other nodes own that this node is asked for
+	// often); unset when it is disabled.
+	HotCache      *HotCacheStats `protobuf:"bytes,7,opt,name=hot_cache,json=hotCache,proto3" json:"hot_cache,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1257,6 +1260,120 @@ func (x *StatsResponse) GetForwardedIn() uint64 {
 	return 0
 }
 
+func (x *StatsResponse) GetHotCache() *HotCacheStats {
+	if x != nil {
+		return x.HotCache
+	}
+	return nil
+}
+
+// HotCacheStats counts a node's hot cache.
+type HotCacheStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Gets of keys other nodes own answered here, without a forward.
+	Hits uint64 `protobuf:"varint,1,opt,name=hits,proto3" json:"hits,omitempty"`
+	// Owners' answers stored because their key was hot.
+	Fills uint64 `protobuf:"varint,2,opt,name=fills,proto3" json:"fills,omitempty"`
+	// Keys the owners reported changed over their invalidation streams.
+	Invalidations uint64 `protobuf:"varint,3,opt,name=invalidations,proto3" json:"invalidations,omitempty"`
+	// Times entries were dropped wholesale: an owner's stream broke, or
+	// partitions changed owner.
+	Resets   uint64 `protobuf:"varint,4,opt,name=resets,proto3" json:"resets,omitempty"`
+	Entries  uint64 `protobuf:"varint,5,opt,name=entries,proto3" json:"entries,omitempty"`
+	Bytes    uint64 `protobuf:"varint,6,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	MaxBytes uint64 `protobuf:"varint,7,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	// Invalidation streams to owners that are live.
+	Streams       uint64 `protobuf:"varint,8,opt,name=streams,proto3" json:"streams,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HotCacheStats) Reset() {
+	*x = HotCacheStats{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HotCacheStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HotCacheStats) ProtoMessage() {}
+
+func (x *HotCacheStats) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HotCacheStats.ProtoReflect.Descriptor instead.
+func (*HotCacheStats) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *HotCacheStats) GetHits() uint64 {
+	if x != nil {
+		return x.Hits
+	}
+	return 0
+}
+
+func (x *HotCacheStats) GetFills() uint64 {
+	if x != nil {
+		return x.Fills
+	}
+	return 0
+}
+
+func (x *HotCacheStats) GetInvalidations() uint64 {
+	if x != nil {
+		return x.Invalidations
+	}
+	return 0
+}
+
+func (x *HotCacheStats) GetResets() uint64 {
+	if x != nil {
+		return x.Resets
+	}
+	return 0
+}
+
+func (x *HotCacheStats) GetEntries() uint64 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
+func (x *HotCacheStats) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *HotCacheStats) GetMaxBytes() uint64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *HotCacheStats) GetStreams() uint64 {
+	if x != nil {
+		return x.Streams
+	}
+	return 0
+}
+
 type StoreStats struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       uint64                 `protobuf:"varint,1,opt,name=entries,proto3" json:"entries,omitempty"`
@@ -1269,7 +1386,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1398,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1411,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StoreStats) GetEntries() uint64 {
@@ -1353,7 +1470,7 @@ type NamespaceStats struct {
 
 func (x *NamespaceStats) Reset() {
 	*x = NamespaceStats{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1482,7 @@ func (x *NamespaceStats) String() string {
 func (*NamespaceStats) ProtoMessage() {}
 
 func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1495,7 @@ func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespaceStats.ProtoReflect.Descriptor instead.
 func (*NamespaceStats) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *NamespaceStats) GetName() string {
@@ -1559,7 +1676,7 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12&\n" +
 	"\x0fowner_grpc_addr\x18\x03 \x01(\tR\rownerGrpcAddr\"\x0e\n" +
-	"\fStatsRequest\"\xf7\x01\n" +
+	"\fStatsRequest\"\xb1\x02\n" +
 	"\rStatsResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12.\n" +
 	"\x05store\x18\x02 \x01(\v2\x18.ringcache.v1.StoreStatsR\x05store\x12<\n" +
@@ -1568,7 +1685,17 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"namespaces\x12\x1a\n" +
 	"\bforwards\x18\x04 \x01(\x04R\bforwards\x12%\n" +
 	"\x0eforward_errors\x18\x05 \x01(\x04R\rforwardErrors\x12!\n" +
-	"\fforwarded_in\x18\x06 \x01(\x04R\vforwardedIn\"w\n" +
+	"\fforwarded_in\x18\x06 \x01(\x04R\vforwardedIn\x128\n" +
+	"\thot_cache\x18\a \x01(\v2\x1b.ringcache.v1.HotCacheStatsR\bhotCache\"\xde\x01\n" +
+	"\rHotCacheStats\x12\x12\n" +
+	"\x04hits\x18\x01 \x01(\x04R\x04hits\x12\x14\n" +
+	"\x05fills\x18\x02 \x01(\x04R\x05fills\x12$\n" +
+	"\rinvalidations\x18\x03 \x01(\x04R\rinvalidations\x12\x16\n" +
+	"\x06resets\x18\x04 \x01(\x04R\x06resets\x12\x18\n" +
+	"\aentries\x18\x05 \x01(\x04R\aentries\x12\x14\n" +
+	"\x05bytes\x18\x06 \x01(\x04R\x05bytes\x12\x1b\n" +
+	"\tmax_bytes\x18\a \x01(\x04R\bmaxBytes\x12\x18\n" +
+	"\astreams\x18\b \x01(\x04R\astreams\"w\n" +
 	"\n" +
 	"StoreStats\x12\x18\n" +
 	"\aentries\x18\x01 \x01(\x04R\aentries\x12\x14\n" +
@@ -1622,7 +1749,7 @@ func file_ringcache_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_ringcache_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ringcache_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_ringcache_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_ringcache_v1_admin_proto_goTypes = []any{
 	(MemberState)(0),                // 0: ringcache.v1.MemberState
 	(*JournalRequest)(nil),          // 1: ringcache.v1.JournalRequest
@@ -1646,39 +1773,41 @@ var file_ringcache_v1_admin_proto_goTypes = []any{
 	(*LocateResponse)(nil),          // 19: ringcache.v1.LocateResponse
 	(*StatsRequest)(nil),            // 20: ringcache.v1.StatsRequest
 	(*StatsResponse)(nil),           // 21: ringcache.v1.StatsResponse
-	(*StoreStats)(nil),              // 22: ringcache.v1.StoreStats
-	(*NamespaceStats)(nil),          // 23: ringcache.v1.NamespaceStats
+	(*HotCacheStats)(nil),           // 22: ringcache.v1.HotCacheStats
+	(*StoreStats)(nil),              // 23: ringcache.v1.StoreStats
+	(*NamespaceStats)(nil),          // 24: ringcache.v1.NamespaceStats
 }
 var file_ringcache_v1_admin_proto_depIdxs = []int32{
 	7,  // 0: ringcache.v1.DeadLettersResponse.dead_letters:type_name -> ringcache.v1.DeadLetter
 	14, // 1: ringcache.v1.MembersResponse.members:type_name -> ringcache.v1.Member
 	0,  // 2: ringcache.v1.Member.state:type_name -> ringcache.v1.MemberState
 	17, // 3: ringcache.v1.RingResponse.members:type_name -> ringcache.v1.RingMember
-	22, // 4: ringcache.v1.StatsResponse.store:type_name -> ringcache.v1.StoreStats
-	23, // 5: ringcache.v1.StatsResponse.namespaces:type_name -> ringcache.v1.NamespaceStats
-	12, // 6: ringcache.v1.Admin.Members:input_type -> ringcache.v1.MembersRequest
-	15, // 7: ringcache.v1.Admin.Ring:input_type -> ringcache.v1.RingRequest
-	18, // 8: ringcache.v1.Admin.Locate:input_type -> ringcache.v1.LocateRequest
-	20, // 9: ringcache.v1.Admin.Stats:input_type -> ringcache.v1.StatsRequest
-	1,  // 10: ringcache.v1.Admin.Journal:input_type -> ringcache.v1.JournalRequest
-	3,  // 11: ringcache.v1.Admin.FlushJournal:input_type -> ringcache.v1.FlushJournalRequest
-	5,  // 12: ringcache.v1.Admin.DeadLetters:input_type -> ringcache.v1.DeadLettersRequest
-	8,  // 13: ringcache.v1.Admin.RetryDeadLetter:input_type -> ringcache.v1.RetryDeadLetterRequest
-	10, // 14: ringcache.v1.Admin.DropDeadLetter:input_type -> ringcache.v1.DropDeadLetterRequest
-	13, // 15: ringcache.v1.Admin.Members:output_type -> ringcache.v1.MembersResponse
-	16, // 16: ringcache.v1.Admin.Ring:output_type -> ringcache.v1.RingResponse
-	19, // 17: ringcache.v1.Admin.Locate:output_type -> ringcache.v1.LocateResponse
-	21, // 18: ringcache.v1.Admin.Stats:output_type -> ringcache.v1.StatsResponse
-	2,  // 19: ringcache.v1.Admin.Journal:output_type -> ringcache.v1.JournalResponse
-	4,  // 20: ringcache.v1.Admin.FlushJournal:output_type -> ringcache.v1.FlushJournalResponse
-	6,  // 21: ringcache.v1.Admin.DeadLetters:output_type -> ringcache.v1.DeadLettersResponse
-	9,  // 22: ringcache.v1.Admin.RetryDeadLetter:output_type -> ringcache.v1.RetryDeadLetterResponse
-	11, // 23: ringcache.v1.Admin.DropDeadLetter:output_type -> ringcache.v1.DropDeadLetterResponse
-	15, // [15:24] is the sub-list for method output_type
-	6,  // [6:15] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	23, // 4: ringcache.v1.StatsResponse.store:type_name -> ringcache.v1.StoreStats
+	24, // 5: ringcache.v1.StatsResponse.namespaces:type_name -> ringcache.v1.NamespaceStats
+	22, // 6: ringcache.v1.StatsResponse.hot_cache:type_name -> ringcache.v1.HotCacheStats
+	12, // 7: ringcache.v1.Admin.Members:input_type -> ringcache.v1.MembersRequest
+	15, // 8: ringcache.v1.Admin.Ring:input_type -> ringcache.v1.RingRequest
+	18, // 9: ringcache.v1.Admin.Locate:input_type -> ringcache.v1.LocateRequest
+	20, // 10: ringcache.v1.Admin.Stats:input_type -> ringcache.v1.StatsRequest
+	1,  // 11: ringcache.v1.Admin.Journal:input_type -> ringcache.v1.JournalRequest
+	3,  // 12: ringcache.v1.Admin.FlushJournal:input_type -> ringcache.v1.FlushJournalRequest
+	5,  // 13: ringcache.v1.Admin.DeadLetters:input_type -> ringcache.v1.DeadLettersRequest
+	8,  // 14: ringcache.v1.Admin.RetryDeadLetter:input_type -> ringcache.v1.RetryDeadLetterRequest
+	10, // 15: ringcache.v1.Admin.DropDeadLetter:input_type -> ringcache.v1.DropDeadLetterRequest
+	13, // 16: ringcache.v1.Admin.Members:output_type -> ringcache.v1.MembersResponse
+	16, // 17: ringcache.v1.Admin.Ring:output_type -> ringcache.v1.RingResponse
+	19, // 18: ringcache.v1.Admin.Locate:output_type -> ringcache.v1.LocateResponse
+	21, // 19: ringcache.v1.Admin.Stats:output_type -> ringcache.v1.StatsResponse
+	2,  // 20: ringcache.v1.Admin.Journal:output_type -> ringcache.v1.JournalResponse
+	4,  // 21: ringcache.v1.Admin.FlushJournal:output_type -> ringcache.v1.FlushJournalResponse
+	6,  // 22: ringcache.v1.Admin.DeadLetters:output_type -> ringcache.v1.DeadLettersResponse
+	9,  // 23: ringcache.v1.Admin.RetryDeadLetter:output_type -> ringcache.v1.RetryDeadLetterResponse
+	11, // 24: ringcache.v1.Admin.DropDeadLetter:output_type -> ringcache.v1.DropDeadLetterResponse
+	16, // [16:25] is the sub-list for method output_type
+	7,  // [7:16] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_admin_proto_init() }
@@ -1692,7 +1821,7 @@ func file_ringcache_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_admin_proto_rawDesc), len(file_ringcache_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
