@@ -50,6 +50,10 @@ import (
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
+// transportWindow is the HTTP/2 flow-control window of every stream and
+// connection, both ways.
+const transportWindow = 1 << 20
+
 // Defaults for Config.
 const (
 	DefaultMaxMemory      = 256 << 20
@@ -312,6 +316,11 @@ func New(cfg Config) (_ *Node, err error) {
 	n.server = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(max(4<<20, maxValue+64<<10)),
 		grpc.WaitForHandlers(true), // Stop returns only once no handler can touch the store
+		// Fixed HTTP/2 windows: with a window set, grpc-go stops its BDP
+		// probing, whose pings and window updates cost every busy
+		// connection CPU; 1 MiB per stream covers a loopback or LAN hop.
+		grpc.InitialWindowSize(transportWindow),
+		grpc.InitialConnWindowSize(transportWindow),
 
 		grpc.ChainUnaryInterceptor(recoverUnary(n.log)),
 	}, n.serverOptions()...)...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime/debug"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -112,7 +113,7 @@ func (p *pipe) recvLoop() error {
 		p.ops.Add(1) // until the answers are sent: the handler waits for them
 		answered := make([]*pb.PipelineResult, 0, len(req.Ops))
 		for _, op := range req.Ops {
-			if r := p.serve(op); r != nil {
+			if r := p.serveGuarded(op); r != nil {
 				answered = append(answered, r)
 			}
 		}
@@ -176,6 +177,22 @@ func (p *pipe) serve(op *pb.PipelineOp) *pb.PipelineResult {
 	return nil
 }
 
+// serveGuarded is serve with a panic turned into the op's INTERNAL error,
+// as the unary interceptor does for a unary call.
+func (p *pipe) serveGuarded(op *pb.PipelineOp) (r *pb.PipelineResult) {
+	defer func() {
+		if v := recover(); v != nil {
+			r = p.panicked(op.Id, v)
+		}
+	}()
+	return p.serve(op)
+}
+
+func (p *pipe) panicked(id uint64, v any) *pb.PipelineResult {
+	p.n.log.Error("pipeline op panicked", "panic", v, "stack", string(debug.Stack()))
+	return &pb.PipelineResult{Id: id, ErrorCode: int32(codes.Internal), ErrorMessage: "internal error in ringcache.v1.Cache/Pipeline"}
+}
+
 // writeHere applies a write at once when it needs no I/O and this node owns
 // the key; ok reports whether it did.
 func (p *pipe) writeHere(id uint64, ns, key string, inMemory bool, apply func() error) (*pb.PipelineResult, bool) {
@@ -202,6 +219,11 @@ func (p *pipe) wait(id uint64, ns, key string, op *pb.ForwardRequest) {
 	p.ops.Add(1)
 	go func() {
 		defer func() { <-p.waiting; p.ops.Done() }()
+		defer func() {
+			if v := recover(); v != nil {
+				p.send(0, p.panicked(id, v))
+			}
+		}()
 		ctx, cancel := context.WithTimeout(p.ctx, p.n.cfg.ForwardTimeout)
 		defer cancel()
 		resp, err := p.n.route(ctx, ns, key, op)
