@@ -6,7 +6,7 @@
 # It starts redis-server (the Debian package: apt-get install redis-server)
 # and a 3-node ringcache cluster on loopback (config scripts/bench-compare.yaml,
 # data in a temporary directory), then measures with `ringcachectl bench`:
-#   1. throughput and latency, 50 callers, 90/10 and 100/0 read mixes, 100 B
+#   1. throughput and latency (REPEAT rounds, median reported), 50 callers, 90/10 and 100/0 read mixes, 100 B
 #      values, 100k keys: ringcache (Pipeline streams), ringcache with one RPC
 #      per call (--unary), and Redis (go-redis, one connection per caller);
 #   2. latency with 1 caller, 90/10;
@@ -16,14 +16,24 @@
 # and prints a summary with the ringcache/Redis ratios. Every result is also
 # kept as JSON in $OUT (default bench-results/).
 #
-# Environment: DURATION (each throughput run, default 10s), CONCURRENCY (50),
-# ENTRIES (memory run, 1000000), OUT, REDIS_SERVER (redis-server binary).
+# The three nodes share this machine's cores with Redis and the load
+# generator; each node runs with GOMAXPROCS=$NODE_GOMAXPROCS (default 1), as
+# a container limited to one CPU would (Go sizes GOMAXPROCS from the cgroup
+# limit): three Go runtimes each spinning two Ps on two cores steal CPU from
+# one another. NODE_GOMAXPROCS= (empty) runs them with Go's default.
+#
+# Environment: DURATION (each throughput run, default 10s), REPEAT (rounds of
+# the throughput and latency runs, default 3), CONCURRENCY (50),
+# ENTRIES (memory run, 1000000), OUT, REDIS_SERVER (redis-server binary),
+# NODE_GOMAXPROCS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
+REPEAT=${REPEAT:-3}
 CONCURRENCY=${CONCURRENCY:-50}
 ENTRIES=${ENTRIES:-1000000}
+NODE_GOMAXPROCS=${NODE_GOMAXPROCS-1}
 OUT=${OUT:-bench-results}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 CTL=bin/ringcachectl
@@ -61,7 +71,7 @@ go run ./internal/tools/demoseed -db "$TMP/app.db" -rows 1000 >/dev/null
 PIDS+=($!)
 join=$(printf '127.0.0.1:%s,' "${GOSSIP_PORTS[@]}")
 for i in 0 1 2; do
-	"$DAEMON" --name "n$((i + 1))" --grpc-addr "127.0.0.1:${GRPC_PORTS[$i]}" \
+	GOMAXPROCS=$NODE_GOMAXPROCS "$DAEMON" --name "n$((i + 1))" --grpc-addr "127.0.0.1:${GRPC_PORTS[$i]}" \
 		--gossip-addr "127.0.0.1:${GOSSIP_PORTS[$i]}" --admin-addr "127.0.0.1:${ADMIN_PORTS[$i]}" \
 		--join "${join%,}" --gossip-preset local --data-dir "$TMP/n$((i + 1))" \
 		--config "$TMP/ringcache.yaml" --max-memory 2GiB >"$TMP/n$((i + 1)).log" 2>&1 &
@@ -84,17 +94,22 @@ done
 bench() { # name args...
 	local name=$1
 	shift
-	say "$name"
-	"$CTL" --addr "$ADDR" bench --progress=false --duration "$DURATION" --namespace bench -o json "$@" >"$OUT/$name.json"
+	say "$name (round $round of $REPEAT)"
+	"$CTL" --addr "$ADDR" bench --progress=false --duration "$DURATION" --namespace bench -o json "$@" >"$OUT/$name.$round.json"
 }
-for mix in 0.9 1.0; do
-	bench "ringcache-$mix" --concurrency "$CONCURRENCY" --read-ratio "$mix"
-	bench "ringcache-unary-$mix" --concurrency "$CONCURRENCY" --read-ratio "$mix" --unary
-	bench "redis-$mix" --concurrency "$CONCURRENCY" --read-ratio "$mix" --target "$REDIS"
+rm -f "$OUT"/*.json
+# Rounds interleave the targets, so a slow moment of the machine does not
+# fall on one target only; the summary reports each run's median round.
+for round in $(seq 1 "$REPEAT"); do
+	for mix in 0.9 1.0; do
+		bench "ringcache-$mix" --concurrency "$CONCURRENCY" --read-ratio "$mix"
+		bench "ringcache-unary-$mix" --concurrency "$CONCURRENCY" --read-ratio "$mix" --unary
+		bench "redis-$mix" --concurrency "$CONCURRENCY" --read-ratio "$mix" --target "$REDIS"
+	done
+	bench ringcache-1caller --concurrency 1 --read-ratio 0.9
+	bench ringcache-unary-1caller --concurrency 1 --read-ratio 0.9 --unary
+	bench redis-1caller --concurrency 1 --read-ratio 0.9 --target "$REDIS"
 done
-bench ringcache-1caller --concurrency 1 --read-ratio 0.9
-bench ringcache-unary-1caller --concurrency 1 --read-ratio 0.9 --unary
-bench redis-1caller --concurrency 1 --read-ratio 0.9 --target "$REDIS"
 
 say "stampede"
 "$CTL" --addr "$ADDR" bench stampede --namespace users --key 42 --concurrency 1000 \
@@ -105,4 +120,5 @@ admins=$(printf '127.0.0.1:%s,' "${ADMIN_PORTS[@]}")
 "$CTL" --addr "$ADDR" bench memory --namespace mem --entries "$ENTRIES" --admin-addrs "${admins%,}" -o json >"$OUT/memory-ringcache.json"
 "$CTL" bench memory --namespace mem --entries "$ENTRIES" --target "$REDIS" -o json >"$OUT/memory-redis.json"
 
+echo "nodes ran with GOMAXPROCS=${NODE_GOMAXPROCS:-default} on $(nproc) cores; $(redis-server --version | cut -d' ' -f1-3)" >"$OUT/environment.txt"
 python3 scripts/bench-summary.py "$OUT"

@@ -384,29 +384,44 @@ func (c *Client) call(ctx context.Context, ns, key string, write bool, fn func(c
 		ctx, cancel = context.WithTimeout(ctx, c.opts.CallTimeout)
 		defer cancel()
 	}
+	// The owner first; the list of other nodes is built only when needed.
+	err := c.try(ctx, c.Owner(ns, key), fn)
+	if !c.retryable(err, write) {
+		return err
+	}
 	backoff := c.opts.RetryBackoff
-	var err error
 	for i, addr := range c.candidates(ns, key) {
+		if i == 0 {
+			continue // the owner, tried above
+		}
 		if i > c.opts.Retries {
 			break
 		}
-		if i > 0 {
-			c.retries.Add(1)
-			if werr := sleep(ctx, backoff/2+rand.N(backoff/2+1)); werr != nil {
-				return fmt.Errorf("%w (last try: %w)", werr, err)
-			}
-			backoff *= 2
+		c.retries.Add(1)
+		if werr := sleep(ctx, backoff/2+rand.N(backoff/2+1)); werr != nil {
+			return fmt.Errorf("%w (last try: %w)", werr, err)
 		}
-		var n *nodeConn
-		if n, err = c.node(addr); err != nil {
-			continue
-		}
-		_, err = n.breaker.Execute(func() (any, error) { return nil, fn(ctx, n) })
-		if !unreachable(err) || (write && !notSent(err)) {
+		backoff *= 2
+		if err = c.try(ctx, addr, fn); !c.retryable(err, write) {
 			return err
 		}
 	}
 	return err
+}
+
+// try runs fn on the node at addr through its circuit breaker.
+func (c *Client) try(ctx context.Context, addr string, fn func(ctx context.Context, n *nodeConn) error) error {
+	n, err := c.node(addr)
+	if err != nil {
+		return err
+	}
+	_, err = n.breaker.Execute(func() (any, error) { return nil, fn(ctx, n) })
+	return err
+}
+
+// retryable reports whether a failed try may be repeated on another node.
+func (c *Client) retryable(err error, write bool) bool {
+	return err != nil && unreachable(err) && (!write || notSent(err))
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
