@@ -21,6 +21,19 @@ type statsJSON struct {
 	Forwards      uint64          `json:"forwards"`
 	ForwardErrors uint64          `json:"forward_errors"`
 	ForwardedIn   uint64          `json:"forwarded_in"`
+	// HotCache is set only on nodes that run one (--hot-cache-bytes).
+	HotCache *hotCacheJSON `json:"hot_cache,omitempty"`
+}
+
+type hotCacheJSON struct {
+	Hits          uint64 `json:"hits"`
+	Fills         uint64 `json:"fills"`
+	Invalidations uint64 `json:"invalidations"`
+	Resets        uint64 `json:"resets"`
+	Entries       uint64 `json:"entries"`
+	Bytes         uint64 `json:"bytes"`
+	MaxBytes      uint64 `json:"max_bytes"`
+	Streams       uint64 `json:"streams"`
 }
 
 type storeJSON struct {
@@ -65,6 +78,12 @@ func newStatsJSON(r *ringcachev1.StatsResponse) statsJSON {
 		Forwards:      r.GetForwards(),
 		ForwardErrors: r.GetForwardErrors(),
 		ForwardedIn:   r.GetForwardedIn(),
+	}
+	if h := r.GetHotCache(); h != nil {
+		v.HotCache = &hotCacheJSON{
+			Hits: h.GetHits(), Fills: h.GetFills(), Invalidations: h.GetInvalidations(), Resets: h.GetResets(),
+			Entries: h.GetEntries(), Bytes: h.GetBytes(), MaxBytes: h.GetMaxBytes(), Streams: h.GetStreams(),
+		}
 	}
 	for _, ns := range r.GetNamespaces() {
 		v.Namespaces = append(v.Namespaces, namespaceJSON{
@@ -173,6 +192,21 @@ func printStats(w io.Writer, stats []statsJSON) error {
 	t = newTable(w, "NODE", "FORWARDS", "FORWARD ERRS", "FORWARDED IN")
 	for _, s := range stats {
 		t.row(s.Node, s.Forwards, s.ForwardErrors, s.ForwardedIn)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(stats, func(s statsJSON) bool { return s.HotCache != nil }) {
+		return nil
+	}
+	fmt.Fprintln(w, "\n# hot cache (keys other nodes own)")
+	t = newTable(w, "NODE", "HITS", "FILLS", "INVALIDATIONS", "RESETS", "ENTRIES", "BYTES", "MAX BYTES", "OWNERS WATCHED")
+	for _, s := range stats {
+		if h := s.HotCache; h != nil {
+			t.row(s.Node, h.Hits, h.Fills, h.Invalidations, h.Resets, h.Entries, h.Bytes, h.MaxBytes, h.Streams)
+		} else {
+			t.row(s.Node, "off", "", "", "", "", "", "", "")
+		}
 	}
 	return t.flush()
 }

@@ -139,3 +139,28 @@ func TestStats_WriteColumnsAppearWhenAnyIsSet(t *testing.T) {
 		   "write_errors":2,"backpressure":1,"refreshes":5,"pending_hits":3}],
 		 "forwards":0,"forward_errors":0,"forwarded_in":0}]`)
 }
+
+func TestStats_HotCacheSectionOnlyWhenSomeNodeHasOne(t *testing.T) {
+	seed, _, _ := twoNodes(t, ringcachev1.MemberState_MEMBER_STATE_DEAD)
+	if out := mustRun(t, "--addr", seed, "stats"); strings.Contains(out, "hot cache") {
+		t.Fatalf("hot cache section without a hot cache:\n%s", out)
+	}
+
+	seed, _, _ = twoNodesWith(t, ringcachev1.MemberState_MEMBER_STATE_DEAD, func(_, n2 *fakeNode) {
+		n2.stats.HotCache = &ringcachev1.HotCacheStats{Hits: 40, Fills: 2, Invalidations: 1, Resets: 0, Entries: 2, Bytes: 300, MaxBytes: 1 << 20, Streams: 1}
+	})
+	out := mustRun(t, "--addr", seed, "stats")
+	got := rows(out)
+	want := [][]string{
+		{"NODE", "HITS", "FILLS", "INVALIDATIONS", "RESETS", "ENTRIES", "BYTES", "MAX BYTES", "OWNERS WATCHED"},
+		{"n1", "off"},
+		{"n2", "40", "2", "1", "0", "2", "300", "1048576", "1"},
+	}
+	if len(got) < 3 || !reflect.DeepEqual(got[len(got)-3:], want) {
+		t.Errorf("hot cache section:\n got: %q\nwant: %q\n%s", got, want, out)
+	}
+	out = mustRun(t, "--addr", seed, "-o", "json", "stats")
+	if !strings.Contains(out, `"hot_cache": {`) || strings.Count(out, `"hot_cache"`) != 1 {
+		t.Errorf("JSON should carry hot_cache for n2 only:\n%s", out)
+	}
+}
