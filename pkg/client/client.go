@@ -259,8 +259,8 @@ func (c *Client) node(addr string) (*nodeConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
 		// Fixed windows, as the nodes use: no BDP pings on busy connections.
-		grpc.WithInitialWindowSize(1<<20),
-		grpc.WithInitialConnWindowSize(1<<20),
+		grpc.WithInitialWindowSize(1 << 20),
+		grpc.WithInitialConnWindowSize(1 << 20),
 	}, c.opts.DialOptions...)
 	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {

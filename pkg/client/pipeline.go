@@ -7,9 +7,12 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
@@ -17,6 +20,12 @@ import (
 // pipelineMaxOps bounds the ops of one frame (a node accepts 1000 by
 // default).
 const pipelineMaxOps = 512
+
+// pipelineMaxFrameBytes bounds the encoded size of one frame: a node accepts
+// messages of 4 MiB, or more when a namespace allows larger values (node.New
+// sets grpc.MaxRecvMsgSize to max(4 MiB, largest value + 64 KiB)), and fails
+// the whole stream on a larger one. An op larger than this goes alone.
+const pipelineMaxFrameBytes = 4 << 20
 
 // pipelineWindow bounds the frames sent to a node and not yet read by it
 // (PipelineResponse.frames_read). While the window is full, calls queue, and
@@ -45,8 +54,16 @@ type pipeline struct {
 	unsupported atomic.Bool
 
 	mu      sync.Mutex
-	cur     *pstream      // nil when no stream is open
-	opening chan struct{} // closed when an open attempt ends; nil when none
+	cur     *pstream // nil when no stream is open
+	opening *opening // the open attempt in progress; nil when none
+}
+
+// opening is one attempt to open a stream, shared by the callers that need
+// the stream meanwhile.
+type opening struct {
+	done chan struct{} // closed when the attempt ends; s and err are set
+	s    *pstream
+	err  error
 }
 
 // pstream is one Pipeline stream; the pipeline's mu guards its fields.
@@ -65,6 +82,7 @@ type pstream struct {
 // pcall is one call in flight.
 type pcall struct {
 	op        *pb.PipelineOp
+	size      int  // encoded size in a frame, at most
 	sent      bool // handed to the stream: the node may have applied it
 	cancelled bool // the caller stopped waiting before it was sent
 	res       *pb.PipelineResult
@@ -75,11 +93,17 @@ type pcall struct {
 // do sends op and waits for its result (an error for a failed op, as a
 // unary call would return).
 func (p *pipeline) do(ctx context.Context, op *pb.PipelineOp) (*pb.PipelineResult, error) {
+	if err := checkUTF8(op); err != nil {
+		return nil, err
+	}
 	s, err := p.stream(ctx)
 	if err != nil {
 		return nil, err
 	}
-	call := &pcall{op: op, done: make(chan struct{}, 1)}
+	// Its size in a frame, at most: the id set below (a tag and up to 10
+	// bytes) counted in, and the field's tag and length around it.
+	size := proto.Size(op) + 11
+	call := &pcall{op: op, size: 1 + protowire.SizeBytes(size), done: make(chan struct{}, 1)}
 	p.mu.Lock()
 	if s.failed { // failed since stream returned: nothing was sent
 		p.mu.Unlock()
@@ -113,43 +137,79 @@ func (p *pipeline) do(ctx context.Context, op *pb.PipelineOp) (*pb.PipelineResul
 	return call.res, nil
 }
 
-// stream returns the open stream, opening one if there is none.
-func (p *pipeline) stream(ctx context.Context) (*pstream, error) {
-	for {
-		p.mu.Lock()
-		if s := p.cur; s != nil {
-			p.mu.Unlock()
-			return s, nil
-		}
-		if ch := p.opening; ch != nil {
-			p.mu.Unlock()
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
-				return nil, status.FromContextError(ctx.Err()).Err()
-			}
-		}
-		ch := make(chan struct{})
-		p.opening = ch
-		p.mu.Unlock()
+// checkUTF8 rejects an op that cannot be encoded: proto3 strings must be
+// valid UTF-8, and a frame that fails to encode fails its stream, with every
+// call on it. The node would reject such a key (INVALID_ARGUMENT) anyway.
+func checkUTF8(op *pb.PipelineOp) error {
+	var ns, key string
+	switch o := op.Op.(type) {
+	case *pb.PipelineOp_Get:
+		ns, key = o.Get.GetNamespace(), o.Get.GetKey()
+	case *pb.PipelineOp_Set:
+		ns, key = o.Set.GetNamespace(), o.Set.GetKey()
+	case *pb.PipelineOp_Delete:
+		ns, key = o.Delete.GetNamespace(), o.Delete.GetKey()
+	}
+	switch {
+	case !utf8.ValidString(key):
+		return status.Error(codes.InvalidArgument, "key is not valid UTF-8")
+	case !utf8.ValidString(ns):
+		return status.Error(codes.InvalidArgument, "namespace is not valid UTF-8")
+	}
+	return nil
+}
 
-		s, err := p.open()
-		p.mu.Lock()
-		p.opening = nil
-		p.cur = s
+// stream returns the open stream, opening one if there is none. The stream
+// outlives the call that opens it, so it is opened on a goroutine of its
+// own, and every caller waits for it only as long as its ctx allows: opening
+// waits for the connection, which a node that does not answer (or the
+// WaitForReady call option) can make take much longer.
+func (p *pipeline) stream(ctx context.Context) (*pstream, error) {
+	p.mu.Lock()
+	if s := p.cur; s != nil {
 		p.mu.Unlock()
-		close(ch)
-		if err != nil {
-			return nil, err
-		}
 		return s, nil
+	}
+	o := p.opening
+	if o == nil {
+		o = &opening{done: make(chan struct{})}
+		c := p.c
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			p.mu.Unlock()
+			return nil, fmt.Errorf("%w: %w", errNotSent, errClosed)
+		}
+		p.opening = o
+		c.pipes.Go(func() { p.open(o) })
+		c.mu.Unlock()
+	}
+	p.mu.Unlock()
+	select {
+	case <-o.done:
+		return o.s, o.err
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 }
 
-func (p *pipeline) open() (*pstream, error) {
-	c := p.c
-	ctx, cancel := context.WithCancel(c.ctx)
+// open opens a stream for the callers waiting on o, and then receives on
+// it. The stream is published (p.cur) before its receiver runs, so that a
+// stream that fails at once is unpublished by fail, not kept as current.
+func (p *pipeline) open(o *opening) {
+	o.s, o.err = p.openStream()
+	p.mu.Lock()
+	p.opening = nil
+	p.cur = o.s
+	p.mu.Unlock()
+	close(o.done)
+	if o.s != nil {
+		p.recvLoop(o.s)
+	}
+}
+
+func (p *pipeline) openStream() (*pstream, error) {
+	ctx, cancel := context.WithCancel(p.c.ctx) // Close cancels it
 	stream, err := p.node.cache.Pipeline(ctx)
 	if err != nil {
 		cancel()
@@ -159,15 +219,7 @@ func (p *pipeline) open() (*pstream, error) {
 		}
 		return nil, fmt.Errorf("%w: %w", errNotSent, err)
 	}
-	s := &pstream{stream: stream, cancel: cancel, calls: map[uint64]*pcall{}, frame: &pb.PipelineRequest{}}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		cancel()
-		return nil, fmt.Errorf("%w: %w", errNotSent, errClosed)
-	}
-	c.pipes.Go(func() { p.recvLoop(s) })
-	return s, nil
+	return &pstream{stream: stream, cancel: cancel, calls: map[uint64]*pcall{}, frame: &pb.PipelineRequest{}}, nil
 }
 
 // flush sends s's queued calls, as many per frame as have gathered, until
@@ -175,13 +227,20 @@ func (p *pipeline) open() (*pstream, error) {
 // s.sending; flush releases both.
 func (p *pipeline) flush(s *pstream) {
 	for len(s.queue) > 0 && !s.failed && s.inFlight < pipelineWindow {
-		n := min(len(s.queue), pipelineMaxOps)
 		ops := s.frame.Ops[:0]
-		for _, call := range s.queue[:n] {
-			if !call.cancelled {
-				call.sent = true
-				ops = append(ops, call.op)
+		n, size := 0, 0
+		for _, call := range s.queue {
+			if call.cancelled {
+				n++
+				continue
 			}
+			if len(ops) == pipelineMaxOps || len(ops) > 0 && size+call.size > pipelineMaxFrameBytes {
+				break
+			}
+			size += call.size
+			call.sent = true
+			ops = append(ops, call.op)
+			n++
 		}
 		rest := copy(s.queue, s.queue[n:])
 		clear(s.queue[rest:])

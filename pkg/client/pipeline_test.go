@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ringcache/ringcache/internal/clustertest"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
@@ -168,5 +170,162 @@ func TestPipeline_CallerDeadlineLeavesStreamUsable(t *testing.T) {
 	}
 	if f := cl.Stats().PipelineFrames; f < 2 {
 		t.Fatalf("%d frames: the calls did not use the pipeline", f)
+	}
+}
+
+// Calls that gather while the window is full go out in frames a node
+// accepts: a frame is bounded in bytes too, not only in ops, so concurrent
+// large Sets that each fit the namespace do not together exceed the node's
+// message size limit (4 MiB) and fail the stream.
+func TestPipeline_QueuedLargeSetsFitTheNodesMessageLimit(t *testing.T) {
+	c := clustertest.Start(t, 1, clustertest.Options{})
+	addr := c.Node(0).GRPCAddr()
+	cl, err := New(Options{Seeds: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	n, err := cl.node(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := n.pipe
+	s, err := p.stream(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	s.sending = true // callers only queue
+	p.mu.Unlock()
+
+	const calls = 80 // × 64 KiB: 5 MiB in all
+	value := make([]byte, 1<<16)
+	var wg sync.WaitGroup
+	errs := make([]error, calls)
+	for i := range calls {
+		wg.Go(func() { errs[i] = cl.Set(testCtx(t), clustertest.NSCache, fmt.Sprint("big", i), value, 0) })
+	}
+	clustertest.Eventually(t, 5*time.Second, func() error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if len(s.queue) < calls {
+			return fmt.Errorf("%d calls queued", len(s.queue))
+		}
+		return nil
+	})
+	p.mu.Lock()
+	p.flush(s)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The caller that opens a node's stream is bound by its own deadline, like
+// the callers that wait for it: a node that accepts connections but never
+// answers (or a dial option that waits for the node to be ready) must not
+// hold it past its deadline.
+func TestPipeline_StreamOpenHonoursTheCallersDeadline(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	go func() { // accepts, and never speaks HTTP/2
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	cl, err := New(Options{Seeds: []string{lis.Addr().String()}, Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := cl.Get(ctx, "ns", "k")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a Get from a node that never answers succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a Get with a 200 ms deadline still waits after 5 s: it is opening the node's stream")
+	}
+}
+
+// A key that is not valid UTF-8 cannot be encoded (proto3 strings); its call
+// fails alone, as a unary call would, instead of failing the frame's send
+// and with it the stream and every call on it.
+func TestPipeline_InvalidUTF8KeyFailsAlone(t *testing.T) {
+	c := clustertest.Start(t, 1, clustertest.Options{})
+	addr := c.Node(0).GRPCAddr()
+	cl, err := New(Options{Seeds: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	n, err := cl.node(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := n.pipe
+	s, err := p.stream(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	s.sending = true // callers only queue: the calls share a frame
+	p.mu.Unlock()
+
+	var wg sync.WaitGroup
+	var goodErr, badErr error
+	badDone := make(chan struct{})
+	wg.Go(func() { goodErr = cl.Set(testCtx(t), clustertest.NSCache, "good", []byte("v"), 0) })
+	wg.Go(func() {
+		defer close(badDone)
+		_, _, badErr = cl.Get(testCtx(t), clustertest.NSCache, "bad\xff")
+	})
+	clustertest.Eventually(t, 5*time.Second, func() error {
+		want := 2 // both calls queued, or the good one and the bad one failed
+		select {
+		case <-badDone:
+			want = 1
+		default:
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if len(s.queue) < want {
+			return fmt.Errorf("%d calls queued", len(s.queue))
+		}
+		return nil
+	})
+	p.mu.Lock()
+	p.flush(s)
+	wg.Wait()
+	if goodErr != nil {
+		t.Fatalf("a valid Set failed along with a call whose key is not UTF-8: %v", goodErr)
+	}
+	if status.Code(badErr) != codes.InvalidArgument {
+		t.Fatalf("the Get of a key that is not UTF-8: %v, want INVALID_ARGUMENT", badErr)
 	}
 }

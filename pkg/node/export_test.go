@@ -2,6 +2,7 @@ package node
 
 import (
 	"github.com/ringcache/ringcache/pkg/ring"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
 // PinRing makes the node use r and ignore membership changes until
@@ -32,4 +33,9 @@ func (n *Node) HotCached(ns, key string) bool {
 	}
 	_, ok := n.hot.lookup(routingKey(ns, key), owner)
 	return ok
+}
+
+// ServePipeline runs the Pipeline handler on stream, as gRPC would.
+func (n *Node) ServePipeline(stream pb.Cache_PipelineServer) error {
+	return (&cacheServer{n: n}).Pipeline(stream)
 }

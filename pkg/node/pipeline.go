@@ -19,6 +19,13 @@ import (
 // back instead of the node piling up goroutines.
 const pipelineMaxWaiting = 512
 
+// pipelineMaxUnsent bounds the request frames read whose answers wait
+// behind a send in progress, which happens when the client does not read.
+// The stream reads no further frame until they are sent, so such a client
+// is held back by flow control instead of the node queueing answers without
+// bound. A client that keeps to its window (see frames_read) has one.
+const pipelineMaxUnsent = 16
+
 // Pipeline serves many calls over one stream. An op that can be answered
 // from memory (a hit on its owner, a cache-aside write) is answered in the
 // response to its own frame; one that must wait runs on a goroutine of its
@@ -36,6 +43,7 @@ func (s *cacheServer) Pipeline(stream pb.Cache_PipelineServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	p := &pipe{n: n, ctx: ctx, stream: stream, sendFailed: make(chan struct{}), waiting: make(chan struct{}, pipelineMaxWaiting)}
+	p.outTaken = sync.NewCond(&p.outMu)
 	recvDone := make(chan error, 1)
 	go func() { recvDone <- p.recvLoop() }()
 
@@ -83,6 +91,7 @@ type pipe struct {
 	outMu      sync.Mutex
 	out        []*pb.PipelineResult // results not yet sent
 	outFrames  uint32               // request frames read and not yet acknowledged
+	outTaken   *sync.Cond           // outFrames fell to 0, or sendErr was set
 	spare      []*pb.PipelineResult // the other buffer, reused
 	sending    bool                 // a goroutine is sending out
 	sendErr    error                // the first failed send; set once, before sendFailed closes
@@ -98,6 +107,11 @@ func (p *pipe) stop() {
 // recvLoop reads frames until the stream ends or the pipe stops.
 func (p *pipe) recvLoop() error {
 	for {
+		p.outMu.Lock()
+		for p.outFrames >= pipelineMaxUnsent && p.sendErr == nil {
+			p.outTaken.Wait() // a sender holds them and waits on the client
+		}
+		p.outMu.Unlock()
 		req, err := p.stream.Recv()
 		if err != nil {
 			return err
@@ -252,6 +266,7 @@ func (p *pipe) send(framesRead uint32, rs ...*pb.PipelineResult) {
 	for len(p.out) > 0 || p.outFrames > 0 {
 		batch, read := p.out, p.outFrames
 		p.out, p.outFrames = p.spare[:0], 0
+		p.outTaken.Broadcast()
 		p.outMu.Unlock()
 		err := p.stream.Send(&pb.PipelineResponse{Results: batch, FramesRead: read})
 		clear(batch) // drop the values for the collector; keep the array
@@ -260,6 +275,7 @@ func (p *pipe) send(framesRead uint32, rs ...*pb.PipelineResult) {
 		if err != nil {
 			p.sendErr = err
 			p.out, p.outFrames = nil, 0
+			p.outTaken.Broadcast()
 			close(p.sendFailed)
 		}
 	}

@@ -1,9 +1,12 @@
 package node_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,4 +204,104 @@ func TestPipeline_DrainEndsStreamAfterAnswering(t *testing.T) {
 		t.Fatalf("stream end %v, want UNAVAILABLE node not ready", err)
 	}
 	<-stopped
+}
+
+// stalledClient is the node's side of a Pipeline stream whose client sends
+// frames (through frames) and, once stall is set, reads no answer: a Send
+// then waits until the stream ends.
+type stalledClient struct {
+	grpc.ServerStream
+	ctx     context.Context
+	frames  chan *pb.PipelineRequest
+	stall   atomic.Bool
+	sends   atomic.Int64 // Sends begun
+	stalled atomic.Int64 // Sends waiting on the client
+}
+
+func (s *stalledClient) Context() context.Context { return s.ctx }
+
+func (s *stalledClient) Recv() (*pb.PipelineRequest, error) {
+	select {
+	case f := <-s.frames:
+		return f, nil
+	case <-s.ctx.Done():
+		return nil, status.FromContextError(s.ctx.Err()).Err()
+	}
+}
+
+func (s *stalledClient) Send(*pb.PipelineResponse) error {
+	s.sends.Add(1)
+	if !s.stall.Load() {
+		return nil
+	}
+	s.stalled.Add(1)
+	<-s.ctx.Done()
+	return status.FromContextError(s.ctx.Err()).Err()
+}
+
+// A client that sends frames and reads no answers cannot make the node queue
+// answers without bound: while a send waits on the client, the stream reads
+// only a few more frames, and HTTP/2 flow control then holds the client
+// back. Here the send that waits is that of a load's result, so the frame
+// reader itself never waits on the client.
+func TestPipeline_ClientThatDoesNotReadIsHeldBack(t *testing.T) {
+	c := clustertest.Start(t, 1, clustertest.Options{})
+	release := c.DB.Block()
+	defer release()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := &stalledClient{ctx: ctx, frames: make(chan *pb.PipelineRequest)}
+	handlerDone := make(chan error, 1)
+	go func() { handlerDone <- c.Node(0).ServePipeline(client) }()
+
+	client.frames <- &pb.PipelineRequest{Ops: []*pb.PipelineOp{pipeGet(1, clustertest.NSUsers, "slow")}}
+	clustertest.Eventually(t, 5*time.Second, func() error { // the frame is acknowledged
+		if client.sends.Load() == 0 {
+			return errors.New("no send yet")
+		}
+		return nil
+	})
+	client.stall.Store(true)
+	release() // the load's result: its send waits on the client
+	clustertest.Eventually(t, 5*time.Second, func() error {
+		if client.stalled.Load() == 0 {
+			return errors.New("no send waits yet")
+		}
+		return nil
+	})
+
+	const frames = 200
+	var read atomic.Int64
+	go func() {
+		for i := range frames {
+			select {
+			case client.frames <- &pb.PipelineRequest{Ops: []*pb.PipelineOp{pipeGet(uint64(i+2), clustertest.NSCache, "miss")}}:
+				read.Add(1)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	last, still := int64(-1), 0
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		n := read.Load()
+		if n == frames {
+			t.Fatalf("the node read all %d frames while it could send no answer: it queues answers without bound", frames)
+		}
+		if n != last {
+			last, still = n, 0
+		} else {
+			still++
+		}
+		if still < 20 {
+			return fmt.Errorf("%d frames read, still reading", n)
+		}
+		return nil
+	})
+	cancel() // the client goes away: the stream ends
+	select {
+	case <-handlerDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler did not return after its client went away")
+	}
 }
