@@ -7,12 +7,14 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
@@ -31,7 +33,9 @@ const pipelineMaxFrameBytes = 4 << 20
 // (PipelineResponse.frames_read). While the window is full, calls queue, and
 // the next frame carries them all: the busier the node, the larger the
 // frames, with no timer. A lone call finds the window empty and goes at
-// once.
+// once. The receiver goroutine sends when the window opens; that cannot
+// block on flow control while only one frame is ever unread, so raising the
+// window needs the receiver to hand sending to another goroutine.
 const pipelineWindow = 1
 
 // errPipelineUnsupported says the node predates the Pipeline RPC; the
@@ -73,9 +77,8 @@ type pstream struct {
 	queue    []*pcall // calls not yet sent
 	calls    map[uint64]*pcall
 	nextID   uint64
-	sending  bool                // a goroutine is sending queue
-	inFlight int                 // frames sent and not yet read by the node
-	frame    *pb.PipelineRequest // reused by the sending caller
+	sending  bool // a goroutine is sending queue
+	inFlight int  // frames sent and not yet read by the node
 	failed   bool
 }
 
@@ -99,6 +102,9 @@ func (p *pipeline) do(ctx context.Context, op *pb.PipelineOp) (*pb.PipelineResul
 	s, err := p.stream(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if d, ok := ctx.Deadline(); ok { // the node gives up waiting ops then
+		op.Timeout = durationpb.New(time.Until(d))
 	}
 	// Its size in a frame, at most: the id set below (a tag and up to 10
 	// bytes) counted in, and the field's tag and length around it.
@@ -219,7 +225,7 @@ func (p *pipeline) openStream() (*pstream, error) {
 		}
 		return nil, fmt.Errorf("%w: %w", errNotSent, err)
 	}
-	return &pstream{stream: stream, cancel: cancel, calls: map[uint64]*pcall{}, frame: &pb.PipelineRequest{}}, nil
+	return &pstream{stream: stream, cancel: cancel, calls: map[uint64]*pcall{}}, nil
 }
 
 // flush sends s's queued calls, as many per frame as have gathered, until
@@ -227,7 +233,8 @@ func (p *pipeline) openStream() (*pstream, error) {
 // s.sending; flush releases both.
 func (p *pipeline) flush(s *pstream) {
 	for len(s.queue) > 0 && !s.failed && s.inFlight < pipelineWindow {
-		ops := s.frame.Ops[:0]
+		// A new frame each time: gRPC may keep a message after Send.
+		ops := make([]*pb.PipelineOp, 0, min(len(s.queue), pipelineMaxOps))
 		n, size := 0, 0
 		for _, call := range s.queue {
 			if call.cancelled {
@@ -245,17 +252,15 @@ func (p *pipeline) flush(s *pstream) {
 		rest := copy(s.queue, s.queue[n:])
 		clear(s.queue[rest:])
 		s.queue = s.queue[:rest]
-		s.frame.Ops = ops
 		if len(ops) > 0 {
 			s.inFlight++
 		}
 		p.mu.Unlock()
 		var err error
 		if len(ops) > 0 {
-			err = s.stream.Send(s.frame)
+			err = s.stream.Send(&pb.PipelineRequest{Ops: ops})
 			p.c.frames.Add(1)
 		}
-		clear(ops)
 		// io.EOF: the stream has ended; recvLoop learns why (the node's
 		// status) and fails the calls with it.
 		if err != nil && !errors.Is(err, io.EOF) {

@@ -101,7 +101,9 @@ type Config struct {
 	Namespaces []NamespaceSpec
 	// ForwardTimeout bounds a forwarded call whose caller set no deadline.
 	ForwardTimeout time.Duration
-	// MaxBatchKeys bounds the keys of one GetMany; default 1000.
+	// MaxBatchKeys bounds the keys of one GetMany and the ops of one Pipeline
+	// frame; default 1000. The Go client sends at most 512 ops per frame, so
+	// keep it at 512 or more.
 	MaxBatchKeys int
 	// LeaveTimeout bounds the wait for the leave message to spread on Close.
 	LeaveTimeout time.Duration

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"runtime/debug"
+	"slices"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -25,6 +26,10 @@ const pipelineMaxWaiting = 512
 // is held back by flow control instead of the node queueing answers without
 // bound. A client that keeps to its window (see frames_read) has one.
 const pipelineMaxUnsent = 16
+
+// pipelineMaxResponseBytes is the value bytes above which the node splits
+// its answers over several responses (a single larger value goes alone).
+const pipelineMaxResponseBytes = 4 << 20
 
 // Pipeline serves many calls over one stream. An op that can be answered
 // from memory (a hit on its owner, a cache-aside write) is answered in the
@@ -92,7 +97,6 @@ type pipe struct {
 	out        []*pb.PipelineResult // results not yet sent
 	outFrames  uint32               // request frames read and not yet acknowledged
 	outTaken   *sync.Cond           // outFrames fell to 0, or sendErr was set
-	spare      []*pb.PipelineResult // the other buffer, reused
 	sending    bool                 // a goroutine is sending out
 	sendErr    error                // the first failed send; set once, before sendFailed closes
 	sendFailed chan struct{}
@@ -162,7 +166,11 @@ func (p *pipe) serve(op *pb.PipelineOp) *pb.PipelineResult {
 		} else if v, found, ok := n.hotGet(o.Get.Namespace, o.Get.Key, owner); ok {
 			return &pb.PipelineResult{Id: op.Id, Found: found, Value: v}
 		}
-		p.wait(op.Id, o.Get.Namespace, o.Get.Key, &pb.ForwardRequest{Op: &pb.ForwardRequest_Get{Get: o.Get}})
+		if owner.Name == n.cfg.Name { // a miss that loads: Peek has counted the Get
+			p.wait(op, func(ctx context.Context) ([]byte, bool, error) { return ns.Load(ctx, o.Get.Key) })
+			break
+		}
+		p.forward(op, o.Get.Namespace, o.Get.Key, &pb.ForwardRequest{Op: &pb.ForwardRequest_Get{Get: o.Get}})
 	case *pb.PipelineOp_Set:
 		ns, err := n.checkSet(o.Set)
 		if err != nil {
@@ -173,7 +181,7 @@ func (p *pipe) serve(op *pb.PipelineOp) *pb.PipelineResult {
 		}); ok {
 			return r
 		}
-		p.wait(op.Id, o.Set.Namespace, o.Set.Key, &pb.ForwardRequest{Op: &pb.ForwardRequest_Set{Set: o.Set}})
+		p.forward(op, o.Set.Namespace, o.Set.Key, &pb.ForwardRequest{Op: &pb.ForwardRequest_Set{Set: o.Set}})
 	case *pb.PipelineOp_Delete:
 		ns, err := n.checkKey(o.Delete.Namespace, o.Delete.Key)
 		if err != nil {
@@ -184,7 +192,7 @@ func (p *pipe) serve(op *pb.PipelineOp) *pb.PipelineResult {
 		}); ok {
 			return r
 		}
-		p.wait(op.Id, o.Delete.Namespace, o.Delete.Key, &pb.ForwardRequest{Op: &pb.ForwardRequest_Delete{Delete: o.Delete}})
+		p.forward(op, o.Delete.Namespace, o.Delete.Key, &pb.ForwardRequest{Op: &pb.ForwardRequest_Delete{Delete: o.Delete}})
 	default:
 		return errPipeResult(op.Id, status.Error(codes.InvalidArgument, "pipeline op carries no get, set or delete"))
 	}
@@ -226,9 +234,25 @@ func (p *pipe) writeHere(id uint64, ns, key string, inMemory bool, apply func() 
 	return &pb.PipelineResult{Id: id}, true
 }
 
-// wait runs op as the unary call would (serve here or forward to the owner)
-// on a goroutine, within the node's forward timeout.
-func (p *pipe) wait(id uint64, ns, key string, op *pb.ForwardRequest) {
+// forward runs fwd as the unary call would (serve here or forward to the
+// owner) on a goroutine.
+func (p *pipe) forward(op *pb.PipelineOp, ns, key string, fwd *pb.ForwardRequest) {
+	p.wait(op, func(ctx context.Context) ([]byte, bool, error) {
+		resp, err := p.n.route(ctx, ns, key, fwd)
+		g := resp.GetGet() // nil-safe: a Set or Delete answers found=false
+		return g.GetValue(), g.GetFound(), err
+	})
+}
+
+// wait runs an op that must wait on a goroutine, within the op's timeout
+// (capped by the node's forward timeout), and sends its result. While
+// pipelineMaxWaiting ops wait, it blocks the frame reader.
+func (p *pipe) wait(op *pb.PipelineOp, run func(ctx context.Context) ([]byte, bool, error)) {
+	timeout := p.n.cfg.ForwardTimeout
+	if t := op.Timeout.AsDuration(); op.Timeout != nil && t > 0 && t < timeout {
+		timeout = t
+	}
+	id := op.Id
 	p.waiting <- struct{}{}
 	p.ops.Add(1)
 	go func() {
@@ -238,15 +262,14 @@ func (p *pipe) wait(id uint64, ns, key string, op *pb.ForwardRequest) {
 				p.send(0, p.panicked(id, v))
 			}
 		}()
-		ctx, cancel := context.WithTimeout(p.ctx, p.n.cfg.ForwardTimeout)
+		ctx, cancel := context.WithTimeout(p.ctx, timeout)
 		defer cancel()
-		resp, err := p.n.route(ctx, ns, key, op)
+		v, found, err := run(ctx)
 		if err != nil {
 			p.send(0, errPipeResult(id, err))
 			return
 		}
-		g := resp.GetGet()
-		p.send(0, &pb.PipelineResult{Id: id, Found: g.GetFound(), Value: g.GetValue()})
+		p.send(0, &pb.PipelineResult{Id: id, Found: found, Value: v})
 	}()
 }
 
@@ -264,14 +287,20 @@ func (p *pipe) send(framesRead uint32, rs ...*pb.PipelineResult) {
 	}
 	p.sending = true
 	for len(p.out) > 0 || p.outFrames > 0 {
-		batch, read := p.out, p.outFrames
-		p.out, p.outFrames = p.spare[:0], 0
+		// A response of at most about pipelineMaxResponseBytes, however
+		// many results wait; a larger value goes alone. The message is
+		// new each time: gRPC may hold it after Send returns.
+		n, size := 0, 0
+		for n < len(p.out) && (n == 0 || size+len(p.out[n].Value) <= pipelineMaxResponseBytes) {
+			size += len(p.out[n].Value) + 16
+			n++
+		}
+		batch, read := p.out[:n:n], p.outFrames
+		p.out, p.outFrames = slices.Clone(p.out[n:]), 0
 		p.outTaken.Broadcast()
 		p.outMu.Unlock()
 		err := p.stream.Send(&pb.PipelineResponse{Results: batch, FramesRead: read})
-		clear(batch) // drop the values for the collector; keep the array
 		p.outMu.Lock()
-		p.spare = batch
 		if err != nil {
 			p.sendErr = err
 			p.out, p.outFrames = nil, 0

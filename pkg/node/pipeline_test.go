@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/ringcache/ringcache/internal/clustertest"
 	"github.com/ringcache/ringcache/pkg/node"
@@ -303,5 +304,100 @@ func TestPipeline_ClientThatDoesNotReadIsHeldBack(t *testing.T) {
 	case <-handlerDone:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the handler did not return after its client went away")
+	}
+}
+
+// An op that waits gives up after its own timeout, as a unary call's
+// deadline would make it; the stream goes on answering.
+func TestPipeline_OpTimeoutEndsAWaitingOp(t *testing.T) {
+	c := clustertest.Start(t, 1, clustertest.Options{})
+	if _, err := c.Cache(0).Set(ctxT(t), &pb.SetRequest{Namespace: clustertest.NSCache, Key: "hot", Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	release := c.DB.Block()
+	defer release()
+	stream, err := c.Cache(0).Pipeline(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := pipeGet(1, clustertest.NSUsers, "blocked")
+	slow.Timeout = durationpb.New(50 * time.Millisecond)
+	if err := stream.Send(&pb.PipelineRequest{Ops: []*pb.PipelineOp{slow}}); err != nil {
+		t.Fatal(err)
+	}
+	r := recvResults(t, stream, 1)[1]
+	if codes.Code(r.ErrorCode) != codes.DeadlineExceeded {
+		t.Fatalf("the blocked load answered %d %q, want DEADLINE_EXCEEDED after its 50 ms", r.ErrorCode, r.ErrorMessage)
+	}
+	if err := stream.Send(&pb.PipelineRequest{Ops: []*pb.PipelineOp{pipeGet(2, clustertest.NSCache, "hot")}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := recvResults(t, stream, 1)[2]; string(r.Value) != "v" {
+		t.Fatalf("hit after the timeout: %v", r)
+	}
+}
+
+// Answers of more value bytes than one response should carry are split.
+func TestPipeline_LargeAnswersSpreadOverResponses(t *testing.T) {
+	c := clustertest.Start(t, 1, clustertest.Options{})
+	value := strings.Repeat("x", 60<<10)
+	const keys = 100 // 6 MB of values
+	for i := range keys {
+		if _, err := c.Cache(0).Set(ctxT(t), &pb.SetRequest{Namespace: clustertest.NSCache, Key: fmt.Sprint("big", i), Value: []byte(value)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream, err := c.Cache(0).Pipeline(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := make([]*pb.PipelineOp, keys)
+	for i := range ops {
+		ops[i] = pipeGet(uint64(i), clustertest.NSCache, fmt.Sprint("big", i))
+	}
+	if err := stream.Send(&pb.PipelineRequest{Ops: ops}); err != nil {
+		t.Fatal(err)
+	}
+	got, responses := 0, 0
+	for got < keys {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		responses++
+		size := 0
+		for _, r := range resp.Results {
+			if len(r.Value) != len(value) {
+				t.Fatalf("result %d: %d bytes", r.Id, len(r.Value))
+			}
+			size += len(r.Value)
+		}
+		if size > 4<<20+len(value) {
+			t.Fatalf("one response carried %d value bytes", size)
+		}
+		got += len(resp.Results)
+	}
+	if responses < 2 {
+		t.Fatalf("%d values of 60 KiB came in %d response", keys, responses)
+	}
+}
+
+// A pipelined miss that loads counts one Get and one miss, as a unary Get.
+func TestPipeline_MissThatLoadsCountsOnce(t *testing.T) {
+	c := clustertest.Start(t, 1, clustertest.Options{})
+	c.DB.Put("u9", []byte("bob"))
+	stream, err := c.Cache(0).Pipeline(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&pb.PipelineRequest{Ops: []*pb.PipelineOp{pipeGet(1, clustertest.NSUsers, "u9")}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := recvResults(t, stream, 1)[1]; string(r.Value) != "bob" {
+		t.Fatalf("load: %v", r)
+	}
+	ns := nsStats(stats(t, c, 0), clustertest.NSUsers)
+	if ns.Gets != 1 || ns.Misses != 1 || ns.Loads != 1 {
+		t.Fatalf("gets %d misses %d loads %d, want 1 each", ns.Gets, ns.Misses, ns.Loads)
 	}
 }

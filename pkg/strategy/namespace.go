@@ -270,6 +270,13 @@ func (n *Namespace) Peek(key string) (value []byte, found, answered bool, err er
 	return nil, false, false, nil
 }
 
+// Load is the rest of a Get after a Peek that could not answer: it reads
+// the key's pending write or loads it from the backend, once for all
+// concurrent callers, and caches the result. Peek has counted the Get.
+func (n *Namespace) Load(ctx context.Context, key string) ([]byte, bool, error) {
+	return n.load(ctx, key, n.prefix+key)
+}
+
 // WritesWait reports whether a Set or Delete waits on I/O (the database or
 // the journal); in a cache-aside namespace it only updates memory.
 func (n *Namespace) WritesWait() bool { return n.p.Write != WriteAside }

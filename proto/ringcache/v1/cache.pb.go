@@ -77,7 +77,12 @@ type PipelineOp struct {
 	//	*PipelineOp_Get
 	//	*PipelineOp_Set
 	//	*PipelineOp_Delete
-	Op            isPipelineOp_Op `protobuf_oneof:"op"`
+	Op isPipelineOp_Op `protobuf_oneof:"op"`
+	// How long the caller waits for the result: the node gives up an op that
+	// must wait (a load, a forward, a database write) after that, as a unary
+	// call's deadline would make it. Unset or zero: the node's forward
+	// timeout (10 s by default), which also caps it.
+	Timeout       *durationpb.Duration `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -149,6 +154,13 @@ func (x *PipelineOp) GetDelete() *DeleteRequest {
 		if x, ok := x.Op.(*PipelineOp_Delete); ok {
 			return x.Delete
 		}
+	}
+	return nil
+}
+
+func (x *PipelineOp) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
 	}
 	return nil
 }
@@ -1222,13 +1234,14 @@ const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\n" +
 	"\x18ringcache/v1/cache.proto\x12\fringcache.v1\x1a\x1egoogle/protobuf/duration.proto\"=\n" +
 	"\x0fPipelineRequest\x12*\n" +
-	"\x03ops\x18\x01 \x03(\v2\x18.ringcache.v1.PipelineOpR\x03ops\"\xb5\x01\n" +
+	"\x03ops\x18\x01 \x03(\v2\x18.ringcache.v1.PipelineOpR\x03ops\"\xea\x01\n" +
 	"\n" +
 	"PipelineOp\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12,\n" +
 	"\x03get\x18\x02 \x01(\v2\x18.ringcache.v1.GetRequestH\x00R\x03get\x12,\n" +
 	"\x03set\x18\x03 \x01(\v2\x18.ringcache.v1.SetRequestH\x00R\x03set\x125\n" +
-	"\x06delete\x18\x04 \x01(\v2\x1b.ringcache.v1.DeleteRequestH\x00R\x06deleteB\x04\n" +
+	"\x06delete\x18\x04 \x01(\v2\x1b.ringcache.v1.DeleteRequestH\x00R\x06delete\x123\n" +
+	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeoutB\x04\n" +
 	"\x02op\"k\n" +
 	"\x10PipelineResponse\x126\n" +
 	"\aresults\x18\x01 \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresults\x12\x1f\n" +
@@ -1352,32 +1365,33 @@ var file_ringcache_v1_cache_proto_depIdxs = []int32{
 	12, // 1: ringcache.v1.PipelineOp.get:type_name -> ringcache.v1.GetRequest
 	17, // 2: ringcache.v1.PipelineOp.set:type_name -> ringcache.v1.SetRequest
 	19, // 3: ringcache.v1.PipelineOp.delete:type_name -> ringcache.v1.DeleteRequest
-	3,  // 4: ringcache.v1.PipelineResponse.results:type_name -> ringcache.v1.PipelineResult
-	6,  // 5: ringcache.v1.WatchInvalidationsResponse.keys:type_name -> ringcache.v1.KeyRef
-	11, // 6: ringcache.v1.WatchRingResponse.nodes:type_name -> ringcache.v1.RingNode
-	16, // 7: ringcache.v1.GetManyResponse.results:type_name -> ringcache.v1.KeyResult
-	21, // 8: ringcache.v1.SetRequest.ttl:type_name -> google.protobuf.Duration
-	12, // 9: ringcache.v1.Cache.Get:input_type -> ringcache.v1.GetRequest
-	14, // 10: ringcache.v1.Cache.GetMany:input_type -> ringcache.v1.GetManyRequest
-	17, // 11: ringcache.v1.Cache.Set:input_type -> ringcache.v1.SetRequest
-	19, // 12: ringcache.v1.Cache.Delete:input_type -> ringcache.v1.DeleteRequest
-	7,  // 13: ringcache.v1.Cache.Lease:input_type -> ringcache.v1.LeaseRequest
-	9,  // 14: ringcache.v1.Cache.WatchRing:input_type -> ringcache.v1.WatchRingRequest
-	4,  // 15: ringcache.v1.Cache.WatchInvalidations:input_type -> ringcache.v1.WatchInvalidationsRequest
-	0,  // 16: ringcache.v1.Cache.Pipeline:input_type -> ringcache.v1.PipelineRequest
-	13, // 17: ringcache.v1.Cache.Get:output_type -> ringcache.v1.GetResponse
-	15, // 18: ringcache.v1.Cache.GetMany:output_type -> ringcache.v1.GetManyResponse
-	18, // 19: ringcache.v1.Cache.Set:output_type -> ringcache.v1.SetResponse
-	20, // 20: ringcache.v1.Cache.Delete:output_type -> ringcache.v1.DeleteResponse
-	8,  // 21: ringcache.v1.Cache.Lease:output_type -> ringcache.v1.LeaseResponse
-	10, // 22: ringcache.v1.Cache.WatchRing:output_type -> ringcache.v1.WatchRingResponse
-	5,  // 23: ringcache.v1.Cache.WatchInvalidations:output_type -> ringcache.v1.WatchInvalidationsResponse
-	2,  // 24: ringcache.v1.Cache.Pipeline:output_type -> ringcache.v1.PipelineResponse
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	21, // 4: ringcache.v1.PipelineOp.timeout:type_name -> google.protobuf.Duration
+	3,  // 5: ringcache.v1.PipelineResponse.results:type_name -> ringcache.v1.PipelineResult
+	6,  // 6: ringcache.v1.WatchInvalidationsResponse.keys:type_name -> ringcache.v1.KeyRef
+	11, // 7: ringcache.v1.WatchRingResponse.nodes:type_name -> ringcache.v1.RingNode
+	16, // 8: ringcache.v1.GetManyResponse.results:type_name -> ringcache.v1.KeyResult
+	21, // 9: ringcache.v1.SetRequest.ttl:type_name -> google.protobuf.Duration
+	12, // 10: ringcache.v1.Cache.Get:input_type -> ringcache.v1.GetRequest
+	14, // 11: ringcache.v1.Cache.GetMany:input_type -> ringcache.v1.GetManyRequest
+	17, // 12: ringcache.v1.Cache.Set:input_type -> ringcache.v1.SetRequest
+	19, // 13: ringcache.v1.Cache.Delete:input_type -> ringcache.v1.DeleteRequest
+	7,  // 14: ringcache.v1.Cache.Lease:input_type -> ringcache.v1.LeaseRequest
+	9,  // 15: ringcache.v1.Cache.WatchRing:input_type -> ringcache.v1.WatchRingRequest
+	4,  // 16: ringcache.v1.Cache.WatchInvalidations:input_type -> ringcache.v1.WatchInvalidationsRequest
+	0,  // 17: ringcache.v1.Cache.Pipeline:input_type -> ringcache.v1.PipelineRequest
+	13, // 18: ringcache.v1.Cache.Get:output_type -> ringcache.v1.GetResponse
+	15, // 19: ringcache.v1.Cache.GetMany:output_type -> ringcache.v1.GetManyResponse
+	18, // 20: ringcache.v1.Cache.Set:output_type -> ringcache.v1.SetResponse
+	20, // 21: ringcache.v1.Cache.Delete:output_type -> ringcache.v1.DeleteResponse
+	8,  // 22: ringcache.v1.Cache.Lease:output_type -> ringcache.v1.LeaseResponse
+	10, // 23: ringcache.v1.Cache.WatchRing:output_type -> ringcache.v1.WatchRingResponse
+	5,  // 24: ringcache.v1.Cache.WatchInvalidations:output_type -> ringcache.v1.WatchInvalidationsResponse
+	2,  // 25: ringcache.v1.Cache.Pipeline:output_type -> ringcache.v1.PipelineResponse
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_cache_proto_init() }

@@ -79,10 +79,13 @@ type CacheClient interface {
 	// that loads or a key owned elsewhere later). Ops in flight together have
 	// no order among them: send an op after the result of one it must follow.
 	// An op fails on its own
-	// (error_code), as the unary call would; the stream fails only when a
-	// frame is malformed (INVALID_ARGUMENT: too many ops, an op with none
-	// set) or the node drains (UNAVAILABLE: the ops without a result may or
-	// may not have been applied).
+	// (error_code), as the unary call would. The stream fails when a frame is
+	// malformed (INVALID_ARGUMENT: more ops than the node's batch limit, 1000
+	// by default) or too large (RESOURCE_EXHAUSTED), and when the node drains:
+	// it then answers every op it has read and ends with UNAVAILABLE "node not
+	// ready", so the ops without a result were not applied and may be sent to
+	// another node. Any other break leaves the sent ops without a result in
+	// doubt, as for a unary call that fails in flight.
 	Pipeline(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PipelineRequest, PipelineResponse], error)
 }
 
@@ -245,10 +248,13 @@ type CacheServer interface {
 	// that loads or a key owned elsewhere later). Ops in flight together have
 	// no order among them: send an op after the result of one it must follow.
 	// An op fails on its own
-	// (error_code), as the unary call would; the stream fails only when a
-	// frame is malformed (INVALID_ARGUMENT: too many ops, an op with none
-	// set) or the node drains (UNAVAILABLE: the ops without a result may or
-	// may not have been applied).
+	// (error_code), as the unary call would. The stream fails when a frame is
+	// malformed (INVALID_ARGUMENT: more ops than the node's batch limit, 1000
+	// by default) or too large (RESOURCE_EXHAUSTED), and when the node drains:
+	// it then answers every op it has read and ends with UNAVAILABLE "node not
+	// ready", so the ops without a result were not applied and may be sent to
+	// another node. Any other break leaves the sent ops without a result in
+	// doubt, as for a unary call that fails in flight.
 	Pipeline(grpc.BidiStreamingServer[PipelineRequest, PipelineResponse]) error
 	mustEmbedUnimplementedCacheServer()
 }
