@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -42,8 +41,18 @@ const pipelineWindow = 1
 // client then uses unary calls with it.
 var errPipelineUnsupported = errors.New("node does not serve Pipeline")
 
-// errNotSent marks a call that failed before any of it reached the node.
+// errNotSent marks a call that failed before any of it reached the node;
+// wrap an error with markNotSent.
 var errNotSent = errors.New("not sent")
+
+// notSentError is an error of a call the node surely did not apply. Its
+// message is the cause's, so users see the gRPC status as it came.
+type notSentError struct{ err error }
+
+func (e notSentError) Error() string   { return e.err.Error() }
+func (e notSentError) Unwrap() []error { return []error{errNotSent, e.err} }
+
+func markNotSent(err error) error { return notSentError{err} }
 
 // pipeline carries one node's Gets, Sets and Deletes over a Pipeline
 // stream. There is no timer and no sender goroutine: a caller that finds no
@@ -113,7 +122,7 @@ func (p *pipeline) do(ctx context.Context, op *pb.PipelineOp) (*pb.PipelineResul
 	p.mu.Lock()
 	if s.failed { // failed since stream returned: nothing was sent
 		p.mu.Unlock()
-		return nil, fmt.Errorf("%w: %w", errNotSent, status.Error(codes.Unavailable, "pipeline stream ended before the call was sent"))
+		return nil, markNotSent(status.Error(codes.Unavailable, "pipeline stream ended before the call was sent"))
 	}
 	s.nextID++
 	op.Id = s.nextID
@@ -184,7 +193,7 @@ func (p *pipeline) stream(ctx context.Context) (*pstream, error) {
 		if c.closed {
 			c.mu.Unlock()
 			p.mu.Unlock()
-			return nil, fmt.Errorf("%w: %w", errNotSent, errClosed)
+			return nil, markNotSent(errClosed)
 		}
 		p.opening = o
 		c.pipes.Go(func() { p.open(o) })
@@ -223,7 +232,7 @@ func (p *pipeline) openStream() (*pstream, error) {
 			p.unsupported.Store(true)
 			return nil, errPipelineUnsupported
 		}
-		return nil, fmt.Errorf("%w: %w", errNotSent, err)
+		return nil, markNotSent(err)
 	}
 	return &pstream{stream: stream, cancel: cancel, calls: map[uint64]*pcall{}}, nil
 }
@@ -321,7 +330,7 @@ func (p *pipeline) fail(s *pstream, err error) {
 	for id, call := range s.calls {
 		call.err = err
 		if !call.sent || errors.Is(err, errPipelineUnsupported) {
-			call.err = fmt.Errorf("%w: %w", errNotSent, err)
+			call.err = markNotSent(err)
 		}
 		call.done <- struct{}{}
 		delete(s.calls, id)
