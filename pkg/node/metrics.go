@@ -28,7 +28,8 @@ import (
 //
 // Per node:
 //
-//	forwards, forward_errors, forwarded_in, store_evictions,
+//	forwards, forward_errors, forwarded_in, pipeline_frames,
+//	pipeline_ops, pipeline_waits, store_evictions,
 //	ring_changes, journal_flushed, journal_flush_errors   (counters)
 //	store_bytes, store_max_bytes, store_entries, connected_clients,
 //	members{state}, ring_partitions, journal_pending,
@@ -87,6 +88,9 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 	forwards := counter("forwards", "Calls this node forwarded to the key's owner.")
 	forwardErrors := counter("forward_errors", "Forwarded calls that failed.")
 	forwardedIn := counter("forwarded_in", "Calls forwarded to this node by a peer.")
+	pipeFrames := counter("pipeline_frames", "Cache.Pipeline request frames read.")
+	pipeOps := counter("pipeline_ops", "Gets, Sets and Deletes read from Cache.Pipeline frames.")
+	pipeWaits := counter("pipeline_waits", "Pipeline ops that waited (a load, a forward, a database or journal write) instead of being answered from memory.")
 	evictions := counter("store_evictions", "Entries evicted from the local store for room.")
 	storeBytes := gauge("store_bytes", "Bytes held by the local store.", "By")
 	storeMax := gauge("store_max_bytes", "Memory bound of the local store.", "By")
@@ -95,7 +99,7 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 	members := gauge("members", "Cluster members as this node sees them, by state.", "{member}")
 	ringChanges := counter("ring_changes", "Rebuilds of the hash ring after membership changes.")
 	partitions := gauge("ring_partitions", "Ring partitions this node owns.", "{partition}")
-	insts := []metric.Observable{forwards, forwardErrors, forwardedIn, evictions, storeBytes, storeMax, storeEntries, clients, members, ringChanges, partitions}
+	insts := []metric.Observable{forwards, forwardErrors, forwardedIn, pipeFrames, pipeOps, pipeWaits, evictions, storeBytes, storeMax, storeEntries, clients, members, ringChanges, partitions}
 	for _, i := range perNS {
 		insts = append(insts, i.c)
 	}
@@ -157,6 +161,9 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 		o.ObserveInt64(forwards, int64(n.stats.forwards.Load()))
 		o.ObserveInt64(forwardErrors, int64(n.stats.forwardErrors.Load()))
 		o.ObserveInt64(forwardedIn, int64(n.stats.forwardedIn.Load()))
+		o.ObserveInt64(pipeFrames, int64(n.stats.pipelineFrames.Load()))
+		o.ObserveInt64(pipeOps, int64(n.stats.pipelineOps.Load()))
+		o.ObserveInt64(pipeWaits, int64(n.stats.pipelineWaits.Load()))
 		st := n.store.Stats()
 		o.ObserveInt64(evictions, int64(st.Evictions))
 		o.ObserveInt64(storeBytes, int64(st.Bytes))

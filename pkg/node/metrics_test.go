@@ -183,3 +183,36 @@ func TestNode_ReadyMirrorsHealth(t *testing.T) {
 		t.Fatalf("a stopped node: Ready %v, /readyz %d", n.Ready(), readyz())
 	}
 }
+
+func TestMetrics_PipelineFramesOpsAndWaits(t *testing.T) {
+	tel := newTelemetry(t, "n1")
+	c := clustertest.Start(t, 1, clustertest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.MeterProvider = tel.MeterProvider()
+	}})
+	c.DB.Put("u1", []byte("alice"))
+	stream, err := c.Cache(0).Pipeline(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One frame: a cache-aside Set and a miss (answered from memory), and
+	// a read-through miss that loads (waits).
+	ops := []*pb.PipelineOp{
+		{Id: 1, Op: &pb.PipelineOp_Set{Set: &pb.SetRequest{Namespace: clustertest.NSCache, Key: "k", Value: []byte("v")}}},
+		{Id: 2, Op: &pb.PipelineOp_Get{Get: &pb.GetRequest{Namespace: clustertest.NSCache, Key: "nope"}}},
+		{Id: 3, Op: &pb.PipelineOp_Get{Get: &pb.GetRequest{Namespace: clustertest.NSUsers, Key: "u1"}}},
+	}
+	if err := stream.Send(&pb.PipelineRequest{Ops: ops}); err != nil {
+		t.Fatal(err)
+	}
+	for got := 0; got < 3; {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += len(resp.Results)
+	}
+	f := scrape(t, tel)
+	wantMetric(t, f, 1, "ringcache_pipeline_frames_total")
+	wantMetric(t, f, 3, "ringcache_pipeline_ops_total")
+	wantMetric(t, f, 1, "ringcache_pipeline_waits_total")
+}

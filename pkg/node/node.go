@@ -212,6 +212,10 @@ type Node struct {
 
 type nodeStats struct {
 	forwards, forwardErrors, forwardedIn atomic.Uint64
+	// Pipeline: frames read, ops read, and ops that had to wait (a load, a
+	// forward, a database or journal write) rather than being answered
+	// from memory in the response to their frame.
+	pipelineFrames, pipelineOps, pipelineWaits atomic.Uint64
 }
 
 // New starts a node: it listens for gRPC, starts gossip, joins the seeds in

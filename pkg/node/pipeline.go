@@ -129,6 +129,8 @@ func (p *pipe) recvLoop() error {
 			return nil
 		}
 		p.ops.Add(1) // until the answers are sent: the handler waits for them
+		p.n.stats.pipelineFrames.Add(1)
+		p.n.stats.pipelineOps.Add(uint64(len(req.Ops)))
 		answered := make([]*pb.PipelineResult, 0, len(req.Ops))
 		for _, op := range req.Ops {
 			if r := p.serveGuarded(op); r != nil {
@@ -253,6 +255,7 @@ func (p *pipe) wait(op *pb.PipelineOp, run func(ctx context.Context) ([]byte, bo
 		timeout = t
 	}
 	id := op.Id
+	p.n.stats.pipelineWaits.Add(1)
 	p.waiting <- struct{}{}
 	p.ops.Add(1)
 	go func() {
