@@ -23,20 +23,21 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// Calls that queue while a frame is being sent all go in the next frame,
-// and each caller gets its own result.
-func TestPipeline_QueuedCallsShareOneFrame(t *testing.T) {
+// heldPipeline starts a one-node cluster and a client with its stream to
+// the node open, and pretends a send is in progress there, so calls only
+// queue until the test calls release (what the sending caller does when its
+// Send returns). setup, when not nil, runs with the client before that.
+func heldPipeline(t *testing.T, setup func(*Client)) (cl *Client, queued func() int, release func()) {
+	t.Helper()
 	c := clustertest.Start(t, 1, clustertest.Options{})
 	addr := c.Node(0).GRPCAddr()
 	cl, err := New(Options{Seeds: []string{addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	for i := range 10 {
-		if err := cl.Set(testCtx(t), clustertest.NSCache, fmt.Sprint("k", i), []byte(fmt.Sprint("v", i)), 0); err != nil {
-			t.Fatal(err)
-		}
+	t.Cleanup(func() { cl.Close() })
+	if setup != nil {
+		setup(cl)
 	}
 	n, err := cl.node(addr)
 	if err != nil {
@@ -47,10 +48,42 @@ func TestPipeline_QueuedCallsShareOneFrame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Pretend a send is in progress: callers only queue.
 	p.mu.Lock()
 	s.sending = true
 	p.mu.Unlock()
+	queued = func() int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(s.queue)
+	}
+	release = func() {
+		p.mu.Lock()
+		p.flush(s)
+	}
+	return cl, queued, release
+}
+
+// waitQueued polls until at least want calls are queued.
+func waitQueued(t *testing.T, queued func() int, want func() int) {
+	t.Helper()
+	clustertest.Eventually(t, 5*time.Second, func() error {
+		if n, w := queued(), want(); n < w {
+			return fmt.Errorf("%d calls queued, want %d", n, w)
+		}
+		return nil
+	})
+}
+
+// Calls that queue while a frame is being sent all go in the next frame,
+// and each caller gets its own result.
+func TestPipeline_QueuedCallsShareOneFrame(t *testing.T) {
+	cl, queued, release := heldPipeline(t, func(cl *Client) {
+		for i := range 10 {
+			if err := cl.Set(testCtx(t), clustertest.NSCache, fmt.Sprint("k", i), []byte(fmt.Sprint("v", i)), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 	framesBefore := cl.Stats().PipelineFrames
 
 	const calls = 10
@@ -65,16 +98,8 @@ func TestPipeline_QueuedCallsShareOneFrame(t *testing.T) {
 			errs[i] = err
 		})
 	}
-	clustertest.Eventually(t, 5*time.Second, func() error {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if len(s.queue) < calls {
-			return fmt.Errorf("%d calls queued", len(s.queue))
-		}
-		return nil
-	})
-	p.mu.Lock()
-	p.flush(s) // what the sending caller does when its Send returns
+	waitQueued(t, queued, func() int { return calls })
+	release()
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
@@ -178,26 +203,7 @@ func TestPipeline_CallerDeadlineLeavesStreamUsable(t *testing.T) {
 // large Sets that each fit the namespace do not together exceed the node's
 // message size limit (4 MiB) and fail the stream.
 func TestPipeline_QueuedLargeSetsFitTheNodesMessageLimit(t *testing.T) {
-	c := clustertest.Start(t, 1, clustertest.Options{})
-	addr := c.Node(0).GRPCAddr()
-	cl, err := New(Options{Seeds: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	n, err := cl.node(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := n.pipe
-	s, err := p.stream(testCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.mu.Lock()
-	s.sending = true // callers only queue
-	p.mu.Unlock()
-
+	cl, queued, release := heldPipeline(t, nil)
 	const calls = 80 // × 64 KiB: 5 MiB in all
 	value := make([]byte, 1<<16)
 	var wg sync.WaitGroup
@@ -205,16 +211,8 @@ func TestPipeline_QueuedLargeSetsFitTheNodesMessageLimit(t *testing.T) {
 	for i := range calls {
 		wg.Go(func() { errs[i] = cl.Set(testCtx(t), clustertest.NSCache, fmt.Sprint("big", i), value, 0) })
 	}
-	clustertest.Eventually(t, 5*time.Second, func() error {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if len(s.queue) < calls {
-			return fmt.Errorf("%d calls queued", len(s.queue))
-		}
-		return nil
-	})
-	p.mu.Lock()
-	p.flush(s)
+	waitQueued(t, queued, func() int { return calls })
+	release()
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
@@ -277,25 +275,7 @@ func TestPipeline_StreamOpenHonoursTheCallersDeadline(t *testing.T) {
 // fails alone, as a unary call would, instead of failing the frame's send
 // and with it the stream and every call on it.
 func TestPipeline_InvalidUTF8KeyFailsAlone(t *testing.T) {
-	c := clustertest.Start(t, 1, clustertest.Options{})
-	addr := c.Node(0).GRPCAddr()
-	cl, err := New(Options{Seeds: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	n, err := cl.node(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := n.pipe
-	s, err := p.stream(testCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.mu.Lock()
-	s.sending = true // callers only queue: the calls share a frame
-	p.mu.Unlock()
+	cl, queued, release := heldPipeline(t, nil)
 
 	var wg sync.WaitGroup
 	var goodErr, badErr error
@@ -305,22 +285,15 @@ func TestPipeline_InvalidUTF8KeyFailsAlone(t *testing.T) {
 		defer close(badDone)
 		_, _, badErr = cl.Get(testCtx(t), clustertest.NSCache, "bad\xff")
 	})
-	clustertest.Eventually(t, 5*time.Second, func() error {
-		want := 2 // both calls queued, or the good one and the bad one failed
+	waitQueued(t, queued, func() int {
 		select {
 		case <-badDone:
-			want = 1
+			return 1 // the good call queued, the bad one failed before
 		default:
+			return 2 // both queued
 		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if len(s.queue) < want {
-			return fmt.Errorf("%d calls queued", len(s.queue))
-		}
-		return nil
 	})
-	p.mu.Lock()
-	p.flush(s)
+	release()
 	wg.Wait()
 	if goodErr != nil {
 		t.Fatalf("a valid Set failed along with a call whose key is not UTF-8: %v", goodErr)
