@@ -155,7 +155,7 @@ type nodeConn struct {
 }
 
 // pipelined reports whether calls to n go over its Pipeline stream.
-func (n *nodeConn) pipelined() bool { return n.pipe != nil && !n.pipe.unsupported.Load() }
+func (n *nodeConn) pipelined() bool { return n.pipe != nil && n.pipe.supported() }
 
 // New returns a Client and starts learning the ring in the background;
 // until the first ring arrives, calls go to the seeds.

@@ -41,6 +41,16 @@ const pipelineWindow = 1
 // client then uses unary calls with it.
 var errPipelineUnsupported = errors.New("node does not serve Pipeline")
 
+// pipelineRetryUnsupported is how long a node that lacks Pipeline is called
+// unary before the client tries Pipeline with it again.
+const pipelineRetryUnsupported = time.Minute
+
+// supported reports whether calls to the node should use Pipeline.
+func (p *pipeline) supported() bool {
+	at := p.unsupportedAt.Load()
+	return at == 0 || time.Since(time.Unix(0, at)) > pipelineRetryUnsupported
+}
+
 // errNotSent marks a call that failed before any of it reached the node;
 // wrap an error with markNotSent.
 var errNotSent = errors.New("not sent")
@@ -64,7 +74,11 @@ func markNotSent(err error) error { return notSentError{err} }
 type pipeline struct {
 	c           *Client
 	node        *nodeConn
-	unsupported atomic.Bool
+	// unsupportedAt is when the node last answered Pipeline with
+	// UNIMPLEMENTED (unix nanoseconds; 0: never). Calls then go unary until
+	// pipelineRetryUnsupported has passed, so an upgraded node is pipelined
+	// again without restarting the client.
+	unsupportedAt atomic.Int64
 
 	mu      sync.Mutex
 	cur     *pstream // nil when no stream is open
@@ -229,7 +243,7 @@ func (p *pipeline) openStream() (*pstream, error) {
 	if err != nil {
 		cancel()
 		if status.Code(err) == codes.Unimplemented {
-			p.unsupported.Store(true)
+			p.unsupportedAt.Store(time.Now().UnixNano())
 			return nil, errPipelineUnsupported
 		}
 		return nil, markNotSent(err)
@@ -314,7 +328,7 @@ func (p *pipeline) fail(s *pstream, err error) {
 		err = status.Error(codes.Unavailable, "pipeline stream ended by the node")
 	}
 	if status.Code(err) == codes.Unimplemented {
-		p.unsupported.Store(true)
+		p.unsupportedAt.Store(time.Now().UnixNano())
 		err = errPipelineUnsupported
 	}
 	p.mu.Lock()

@@ -146,13 +146,26 @@ func TestPipeline_FallsBackToUnaryWhenTheNodeLacksIt(t *testing.T) {
 		}
 	}
 	fake.mu.Lock()
-	defer fake.mu.Unlock()
-	if fake.gets != 3 {
-		t.Fatalf("the node served %d unary Gets, want 3", fake.gets)
+	gets := fake.gets
+	fake.mu.Unlock()
+	if gets != 3 {
+		t.Fatalf("the node served %d unary Gets, want 3", gets)
 	}
 	n, _ := cl.node(lis.Addr().String())
 	if n.pipelined() {
 		t.Fatal("the client still means to use Pipeline with a node that lacks it")
+	}
+	// A minute later the client asks again (the node may have been
+	// upgraded); this one still lacks it, so the call falls back once more.
+	n.pipe.unsupportedAt.Store(time.Now().Add(-2 * pipelineRetryUnsupported).UnixNano())
+	if !n.pipelined() {
+		t.Fatal("the client never tries Pipeline again")
+	}
+	if v, _, err := cl.Get(testCtx(t), "ns", "again"); err != nil || string(v) != "unary:again" {
+		t.Fatalf("Get after the retry period: %q %v", v, err)
+	}
+	if n.pipelined() {
+		t.Fatal("a second UNIMPLEMENTED did not send the client back to unary calls")
 	}
 }
 
