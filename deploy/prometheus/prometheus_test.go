@@ -54,6 +54,13 @@ var exportedMetrics = map[string][]string{
 	"ringcache_journal_dead_letters":               nil,
 	"ringcache_journal_flushed_total":              nil,
 	"ringcache_journal_flush_errors_total":         nil,
+	"ringcache_pipeline_frames_total":              nil,
+	"ringcache_pipeline_ops_total":                 nil,
+	"ringcache_pipeline_waits_total":               nil,
+	"ringcache_hot_cache_hits_total":               nil,
+	"ringcache_hot_cache_fills_total":              nil,
+	"ringcache_hot_cache_invalidations_total":      nil,
+	"ringcache_hot_cache_resets_total":             nil,
 	// otelgrpc's current semantic conventions label rpc_method
 	// "ringcache.v1.Cache/Get" and no rpc_service; the old ones
 	// rpc_service "ringcache.v1.Cache" and rpc_method "Get".
