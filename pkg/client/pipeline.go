@@ -72,8 +72,8 @@ func markNotSent(err error) error { return notSentError{err} }
 // frame read. Results come back by id to the receiver, which hands each to
 // its caller.
 type pipeline struct {
-	c           *Client
-	node        *nodeConn
+	c    *Client
+	node *nodeConn
 	// unsupportedAt is when the node last answered Pipeline with
 	// UNIMPLEMENTED (unix nanoseconds; 0: never). Calls then go unary until
 	// pipelineRetryUnsupported has passed, so an upgraded node is pipelined
