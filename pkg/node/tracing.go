@@ -11,6 +11,8 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/stats"
+
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
 // Telemetry of the gRPC edge. otelgrpc stats handlers on the server and on
@@ -52,10 +54,15 @@ func (c Config) otelgrpcOptions() []otelgrpc.Option {
 	opts := []otelgrpc.Option{
 		otelgrpc.WithTracerProvider(c.tracerProvider()),
 		otelgrpc.WithPropagators(prop),
-		// Probes and reflection would drown the calls that matter.
+		// Probes and reflection would drown the calls that matter. A
+		// Pipeline stream lives as long as its client and carries many
+		// calls: as one RPC its span and duration say nothing, and the
+		// handler's per-message work lands on every pipelined call; the
+		// node counts its frames and ops itself (ringcache_pipeline_*).
 		otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool {
 			return !strings.HasPrefix(info.FullMethodName, "/grpc.health.v1.") &&
-				!strings.HasPrefix(info.FullMethodName, "/grpc.reflection.")
+				!strings.HasPrefix(info.FullMethodName, "/grpc.reflection.") &&
+				info.FullMethodName != pb.Cache_Pipeline_FullMethodName
 		}),
 	}
 	if c.MeterProvider != nil {

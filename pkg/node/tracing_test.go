@@ -110,3 +110,42 @@ func names(spans tracetest.SpanStubs) []string {
 	}
 	return out
 }
+
+// A Pipeline stream is not one RPC worth a span (it lives as long as its
+// client); the forwards and loads of its ops are still traced.
+func TestTracing_PipelineStreamHasNoSpanOfItsOwn(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	c := clustertest.Start(t, 1, clustertest.Options{Configure: func(_ int, cfg *node.Config) { cfg.TracerProvider = tp }})
+	c.DB.Put("u1", []byte("alice"))
+	exp.Reset()
+	ctx, cancel := context.WithCancel(ctxT(t))
+	stream, err := c.Cache(0).Pipeline(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&pb.PipelineRequest{Ops: []*pb.PipelineOp{pipeGet(1, clustertest.NSUsers, "u1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := recvResults(t, stream, 1)[1]; string(r.Value) != "alice" {
+		t.Fatalf("pipelined load: %v", r)
+	}
+	cancel() // end the stream: a span, if any, would end now
+	if _, err := c.Cache(0).Get(ctxT(t), &pb.GetRequest{Namespace: clustertest.NSUsers, Key: "u1"}); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 5*time.Second, func() error { // the unary Get's span marks the end
+		if _, ok := span(exp.GetSpans(), "ringcache.v1.Cache/Get"); !ok {
+			return fmt.Errorf("spans so far: %v", names(exp.GetSpans()))
+		}
+		return nil
+	})
+	spans := exp.GetSpans()
+	if _, ok := span(spans, "ringcache.v1.Cache/Pipeline"); ok {
+		t.Errorf("the Pipeline stream has a span: %v", names(spans))
+	}
+	if _, ok := span(spans, "ringcache.load"); !ok {
+		t.Errorf("the pipelined miss's load was not traced: %v", names(spans))
+	}
+}
