@@ -149,7 +149,7 @@ func (p *pipe) serve(op *pb.PipelineOp) *pb.PipelineResult {
 	n := p.n
 	switch o := op.Op.(type) {
 	case *pb.PipelineOp_Get:
-		ns, err := n.checkKey(o.Get.Namespace, o.Get.Key)
+		ns, err := n.namespace(o.Get.Namespace)
 		if err != nil {
 			return errPipeResult(op.Id, err)
 		}
@@ -158,13 +158,15 @@ func (p *pipe) serve(op *pb.PipelineOp) *pb.PipelineResult {
 			return errPipeResult(op.Id, err)
 		}
 		if owner.Name == n.cfg.Name {
-			v, found, answered, err := ns.Peek(o.Get.Key)
+			v, found, answered, err := ns.Peek(o.Get.Key) // checks the key
 			if err != nil {
 				return errPipeResult(op.Id, err)
 			}
 			if answered {
 				return &pb.PipelineResult{Id: op.Id, Found: found, Value: v}
 			}
+		} else if err := ns.ValidateKey(o.Get.Key); err != nil {
+			return errPipeResult(op.Id, err) // before it costs a forward
 		} else if v, found, ok := n.hotGet(o.Get.Namespace, o.Get.Key, owner); ok {
 			return &pb.PipelineResult{Id: op.Id, Found: found, Value: v}
 		}
