@@ -197,15 +197,12 @@ func (o *options) connectMembers(ctx context.Context) ([]*node, error) {
 		return nil, err
 	}
 	defer seed.close()
-	members, err := call(ctx, seed, seed.admin.Members, &ringcachev1.MembersRequest{})
+	alive, err := aliveMembers(ctx, seed)
 	if err != nil {
 		return nil, err
 	}
-	var nodes []*node
-	for _, m := range members.GetMembers() {
-		if m.GetState() != ringcachev1.MemberState_MEMBER_STATE_ALIVE || m.GetGrpcAddr() == "" {
-			continue
-		}
+	nodes := make([]*node, 0, len(alive))
+	for _, m := range alive {
 		n, err := o.connect(m.GetGrpcAddr())
 		if err != nil {
 			for _, n := range nodes {
@@ -214,9 +211,6 @@ func (o *options) connectMembers(ctx context.Context) ([]*node, error) {
 			return nil, err
 		}
 		nodes = append(nodes, n)
-	}
-	if len(nodes) == 0 {
-		return nil, fmt.Errorf("node at %s reports no alive members", o.addr)
 	}
 	return nodes, nil
 }

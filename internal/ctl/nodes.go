@@ -41,18 +41,13 @@ func askNodes[T any](ctx context.Context, o *options, nodeOnly bool, rpc func(co
 		resp, err := rpc(ctx, seed)
 		return []nodeResult[T]{{addr: o.addr, resp: resp, err: err}}, nil
 	}
-	members, err := call(ctx, seed, seed.admin.Members, &ringcachev1.MembersRequest{})
+	alive, err := aliveMembers(ctx, seed)
 	if err != nil {
 		return nil, err
 	}
-	var results []nodeResult[T]
-	for _, m := range members.GetMembers() {
-		if m.GetState() == ringcachev1.MemberState_MEMBER_STATE_ALIVE {
-			results = append(results, nodeResult[T]{name: m.GetName(), addr: m.GetGrpcAddr()})
-		}
-	}
-	if len(results) == 0 {
-		return nil, fmt.Errorf("node at %s reports no alive members", o.addr)
+	results := make([]nodeResult[T], len(alive))
+	for i, m := range alive {
+		results[i] = nodeResult[T]{name: m.GetName(), addr: m.GetGrpcAddr()}
 	}
 	var wg sync.WaitGroup
 	for i := range results {
@@ -61,6 +56,24 @@ func askNodes[T any](ctx context.Context, o *options, nodeOnly bool, rpc func(co
 	}
 	wg.Wait()
 	return results, nil
+}
+
+// aliveMembers returns the members seed reports alive; none is an error.
+func aliveMembers(ctx context.Context, seed *node) ([]*ringcachev1.Member, error) {
+	members, err := call(ctx, seed, seed.admin.Members, &ringcachev1.MembersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	var alive []*ringcachev1.Member
+	for _, m := range members.GetMembers() {
+		if m.GetState() == ringcachev1.MemberState_MEMBER_STATE_ALIVE {
+			alive = append(alive, m)
+		}
+	}
+	if len(alive) == 0 {
+		return nil, fmt.Errorf("node at %s reports no alive members", seed.addr)
+	}
+	return alive, nil
 }
 
 // askMember runs rpc on the node at addr, reusing seed when it is that node.

@@ -157,6 +157,19 @@ type nodeConn struct {
 // pipelined reports whether calls to n go over its Pipeline stream.
 func (n *nodeConn) pipelined() bool { return n.pipe != nil && n.pipe.supported() }
 
+// one makes one Get, Set or Delete on n: op over its Pipeline stream, or
+// unary, the same call as an RPC of its own, when n does not serve Pipeline
+// (or Options.Unary). It returns a Get's value and found flag.
+func (n *nodeConn) one(ctx context.Context, op *pb.PipelineOp, unary func() ([]byte, bool, error)) ([]byte, bool, error) {
+	if n.pipelined() {
+		r, err := n.pipe.do(ctx, op)
+		if !errors.Is(err, errPipelineUnsupported) {
+			return r.GetValue(), r.GetFound(), err
+		}
+	}
+	return unary()
+}
+
 // New returns a Client and starts learning the ring in the background;
 // until the first ring arrives, calls go to the seeds.
 func New(opts Options) (*Client, error) {

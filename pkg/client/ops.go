@@ -33,21 +33,12 @@ func (c *Client) Get(ctx context.Context, ns, key string) ([]byte, bool, error) 
 		value []byte
 		found bool
 	)
-	err := c.call(ctx, ns, key, false, func(ctx context.Context, n *nodeConn) error {
+	err := c.call(ctx, ns, key, false, func(ctx context.Context, n *nodeConn) (err error) {
 		req := &pb.GetRequest{Namespace: ns, Key: key}
-		if n.pipelined() {
-			r, err := n.pipe.do(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Get{Get: req}})
-			if !errors.Is(err, errPipelineUnsupported) {
-				if err == nil {
-					value, found = r.Value, r.Found
-				}
-				return err
-			}
-		}
-		resp, err := n.cache.Get(ctx, req)
-		if err == nil {
-			value, found = resp.Value, resp.Found
-		}
+		value, found, err = n.one(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Get{Get: req}}, func() ([]byte, bool, error) {
+			resp, err := n.cache.Get(ctx, req)
+			return resp.GetValue(), resp.GetFound(), err
+		})
 		return err
 	})
 	if err != nil {
@@ -71,13 +62,10 @@ func (c *Client) set(ctx context.Context, ns, key string, value []byte, ttl time
 	}
 	defer c.invalidateNear(ns, key)()
 	return c.call(ctx, ns, key, true, func(ctx context.Context, n *nodeConn) error {
-		if n.pipelined() {
-			_, err := n.pipe.do(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Set{Set: req}})
-			if !errors.Is(err, errPipelineUnsupported) {
-				return err
-			}
-		}
-		_, err := n.cache.Set(ctx, req)
+		_, _, err := n.one(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Set{Set: req}}, func() ([]byte, bool, error) {
+			_, err := n.cache.Set(ctx, req)
+			return nil, false, err
+		})
 		return err
 	})
 }
@@ -98,13 +86,10 @@ func (c *Client) Delete(ctx context.Context, ns, key string) error {
 	defer c.invalidateNear(ns, key)()
 	return c.call(ctx, ns, key, true, func(ctx context.Context, n *nodeConn) error {
 		req := &pb.DeleteRequest{Namespace: ns, Key: key}
-		if n.pipelined() {
-			_, err := n.pipe.do(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Delete{Delete: req}})
-			if !errors.Is(err, errPipelineUnsupported) {
-				return err
-			}
-		}
-		_, err := n.cache.Delete(ctx, req)
+		_, _, err := n.one(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Delete{Delete: req}}, func() ([]byte, bool, error) {
+			_, err := n.cache.Delete(ctx, req)
+			return nil, false, err
+		})
 		return err
 	})
 }
