@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringcache/ringcache/pkg/node"
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
@@ -53,7 +54,7 @@ func BenchmarkCoalescing_100kSetsOver1kKeys(b *testing.B) {
 
 func coalesce(b *testing.B, interval time.Duration, batch int) {
 	b.StopTimer()
-	e := start(b, setup{mode: strategy.WriteBehind, flush: strategy.FlusherConfig{Interval: interval, BatchSize: batch}})
+	e := start(b, setup{mode: strategy.WriteBehind, journal: node.JournalConfig{FlushInterval: interval, BatchSize: batch}})
 	b.StartTimer()
 	r := drive(b, e.client, coalesceSets, func(i int64) string { return key(i % coalesceKeys) })
 	b.StopTimer()

@@ -50,11 +50,9 @@ type setup struct {
 	pg bool
 	// maxConns is the backend pool size; 0 is the default (max(4, CPUs)).
 	maxConns int
-	// flush tunes the flusher (write-behind).
-	flush strategy.FlusherConfig
-	// journal tunes the journal (write-behind); the zero value is the
-	// production default.
-	journal journal.Options
+	// journal tunes the journal and its flusher (write-behind); the zero
+	// value is the production default. Path is set by start.
+	journal node.JournalConfig
 }
 
 // env is one node serving namespace ns, with what the benchmarks measure it by.
@@ -66,7 +64,6 @@ type env struct {
 	db     backend.DB      // nil without PostgreSQL
 	writer *countingWriter // nil in cache-only mode
 	jpath  string          // "" without a journal
-	j      *journal.Journal
 	// txid0 is the journal's last transaction id before the node started.
 	txid0 int
 }
@@ -100,10 +97,9 @@ func start(tb testing.TB, s setup) *env {
 	}
 	if s.mode == strategy.WriteBehind {
 		e.jpath = filepath.Join(tb.TempDir(), "journal.db")
-		e.txid0 = lastTxID(tb, openJournal(tb, e.jpath, s.journal)) // creates the buckets
-		e.j = openJournal(tb, e.jpath, s.journal)
-		tb.Cleanup(func() { e.j.Close() })
-		cfg.Journal, cfg.Flush = e.j, s.flush
+		e.txid0 = lastTxID(tb, createJournal(tb, e.jpath)) // creates the buckets
+		cfg.Journal = s.journal
+		cfg.Journal.Path = e.jpath
 	}
 	n, err := node.New(cfg)
 	if err != nil {
@@ -124,27 +120,26 @@ func start(tb testing.TB, s setup) *env {
 	return e
 }
 
-// openJournal opens the journal. The zero Options are the production
-// defaults: fsync on every commit, 2 ms group-commit window, at most 1000
-// appends per commit.
-func openJournal(tb testing.TB, path string, opts journal.Options) *journal.Journal {
+// createJournal creates the journal file and its buckets, closes it and
+// returns its path.
+func createJournal(tb testing.TB, path string) string {
 	tb.Helper()
-	j, err := journal.Open(path, opts)
+	j, err := journal.Open(path, journal.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return j
-}
-
-// lastTxID closes j and returns the id of the last transaction committed to
-// its file. Each read-write bbolt transaction is one commit: two fdatasyncs
-// (pages, then meta page).
-func lastTxID(tb testing.TB, j *journal.Journal) int {
-	tb.Helper()
 	if err := j.Close(); err != nil {
 		tb.Fatal(err)
 	}
-	db, err := bolt.Open(j.Path(), 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	return path
+}
+
+// lastTxID returns the id of the last transaction committed to the
+// (closed) journal file at path. Each read-write bbolt transaction is one
+// commit: two fdatasyncs (pages, then meta page).
+func lastTxID(tb testing.TB, path string) int {
+	tb.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -160,8 +155,8 @@ func lastTxID(tb testing.TB, j *journal.Journal) int {
 // made since start: the group commits of Appends plus the flusher's Acks.
 func (e *env) journalCommits(tb testing.TB) int {
 	tb.Helper()
-	e.node.Kill()
-	return lastTxID(tb, e.j) - e.txid0
+	e.node.Kill() // closes the journal
+	return lastTxID(tb, e.jpath) - e.txid0
 }
 
 func key(i int64) string { return fmt.Sprintf("key-%07d", i) }

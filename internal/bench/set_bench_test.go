@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringcache/ringcache/pkg/node"
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
@@ -48,7 +49,7 @@ func BenchmarkSet_WriteBehind(b *testing.B) { benchWriteBehind(b, setup{mode: st
 // cost from the flusher's.
 func BenchmarkSet_WriteBehind_Diag(b *testing.B) {
 	b.Run("flusher-idle", func(b *testing.B) {
-		benchWriteBehind(b, setup{mode: strategy.WriteBehind, flush: strategy.FlusherConfig{Interval: time.Hour}})
+		benchWriteBehind(b, setup{mode: strategy.WriteBehind, journal: node.JournalConfig{FlushInterval: time.Hour}})
 	})
 }
 

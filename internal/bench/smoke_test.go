@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringcache/ringcache/pkg/node"
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
@@ -59,7 +60,7 @@ func TestSmoke_EachWriteModeWritesWhereItShould(t *testing.T) {
 	t.Run("write-behind", func(t *testing.T) {
 		// The flusher's first round runs at start, on an empty journal;
 		// the next is an hour away, so rows appear only with the flush.
-		e := start(t, setup{mode: strategy.WriteBehind, flush: strategy.FlusherConfig{Interval: time.Hour}})
+		e := start(t, setup{mode: strategy.WriteBehind, journal: node.JournalConfig{FlushInterval: time.Hour}})
 		run(t, e)
 		checkRows(t, e, 0)
 		if st := e.journalStats(t); st.Pending != sets || st.Appends != sets {

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/pkg/node"
 	"github.com/ringcache/ringcache/pkg/strategy"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
@@ -49,15 +48,14 @@ type Options struct {
 
 // Cluster is a set of in-process nodes.
 type Cluster struct {
-	t        testing.TB
-	opts     Options
-	DB       *FakeDB
-	Net      *Network
-	mu       sync.Mutex
-	nodes    []*node.Node
-	down     map[int]bool
-	conns    map[int]*grpc.ClientConn
-	journals []*journal.Journal
+	t     testing.TB
+	opts  Options
+	DB    *FakeDB
+	Net   *Network
+	mu    sync.Mutex
+	nodes []*node.Node
+	down  map[int]bool
+	conns map[int]*grpc.ClientConn
 }
 
 // FastGossip sets memberlist timers for tests: a dead node is detected in
@@ -138,17 +136,12 @@ func (c *Cluster) AddNode() int {
 		LeaveTimeout:    time.Second,
 	}
 	if c.opts.WriteBehind {
-		j, err := journal.Open(filepath.Join(c.t.TempDir(), name+"-journal.db"), journal.Options{})
-		if err != nil {
-			c.t.Fatal(err)
+		cfg.Journal = node.JournalConfig{
+			Path:          filepath.Join(c.t.TempDir(), name+"-journal.db"),
+			FlushInterval: c.opts.FlushInterval, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
 		}
-		c.mu.Lock()
-		c.journals = append(c.journals, j) // closed by Shutdown, after the nodes
-		c.mu.Unlock()
-		cfg.Journal = j
-		cfg.Flush = strategy.FlusherConfig{Interval: c.opts.FlushInterval, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
-		if cfg.Flush.Interval == 0 {
-			cfg.Flush.Interval = 10 * time.Millisecond
+		if cfg.Journal.FlushInterval == 0 {
+			cfg.Journal.FlushInterval = 10 * time.Millisecond
 		}
 	}
 	if c.opts.Configure != nil {
@@ -278,9 +271,6 @@ func (c *Cluster) WaitRing(nodes []int, members []string) {
 func (c *Cluster) Shutdown() {
 	for _, i := range c.Up() {
 		c.Kill(i)
-	}
-	for _, j := range c.journals {
-		j.Close()
 	}
 }
 

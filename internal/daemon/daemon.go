@@ -26,7 +26,6 @@ import (
 
 	"github.com/ringcache/ringcache/internal/backend"
 	"github.com/ringcache/ringcache/internal/config"
-	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/internal/membership"
 	"github.com/ringcache/ringcache/internal/telemetry"
 	"github.com/ringcache/ringcache/pkg/node"
@@ -146,17 +145,9 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 	if err != nil {
 		return err
 	}
-	jnl, flush, err := openJournal(f.DataDir, file)
-	if err != nil {
-		return err
-	}
-	if jnl != nil {
-		defer func() {
-			if err := jnl.Close(); err != nil {
-				log.Error("closing the write-behind journal", "err", err)
-			}
-		}()
-		log.Info("write-behind journal open", "path", jnl.Path())
+	jc := journalConfig(f.DataDir, file)
+	if jc.Path != "" {
+		log.Info("write-behind journal", "path", jc.Path)
 	}
 	// Telemetry outlives the node: the last spans are flushed after it stops.
 	tel, err := telemetry.Setup(ctx, telemetry.Config{Node: f.Name, Logger: log})
@@ -199,8 +190,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		HotCacheMinRate:     f.HotCacheMinRate,
 		HotCacheTTL:         f.HotCacheTTL,
 		Namespaces:          specs,
-		Journal:             jnl,
-		Flush:               flush,
+		Journal:             jc,
 		FlushTimeout:        f.FlushTimeout,
 		BootstrapTimeout:    f.BootstrapTimeout,
 		Logger:              log,
@@ -304,36 +294,26 @@ func openNamespaces(ctx context.Context, log *slog.Logger, file *config.File) ([
 	return specs, dbs, nil
 }
 
-// openJournal opens <data-dir>/journal.db when a namespace is write-behind,
-// with the bounds and flush settings of those namespaces (the shortest
-// interval, the largest batch and bounds).
-func openJournal(dataDir string, file *config.File) (*journal.Journal, strategy.FlusherConfig, error) {
-	var (
-		fc        strategy.FlusherConfig
-		opts      journal.Options
-		anyBehind bool
-	)
+// journalConfig returns the journal settings: <data-dir>/journal.db when a
+// namespace is write-behind, with the bounds and flush settings of those
+// namespaces (the shortest interval, the largest batch and bounds); no
+// path when none is.
+func journalConfig(dataDir string, file *config.File) node.JournalConfig {
+	var jc node.JournalConfig
 	for _, nc := range file.Namespaces {
 		if nc.Write != config.ModeBehind {
 			continue
 		}
 		wb := nc.WriteBehind
-		if !anyBehind || wb.FlushInterval.Std() < fc.Interval {
-			fc.Interval = wb.FlushInterval.Std()
+		if jc.Path == "" || wb.FlushInterval.Std() < jc.FlushInterval {
+			jc.FlushInterval = wb.FlushInterval.Std()
 		}
-		anyBehind = true
-		fc.BatchSize = max(fc.BatchSize, wb.BatchSize)
-		opts.MaxPending = max(opts.MaxPending, wb.MaxPending)
-		opts.MaxBytes = max(opts.MaxBytes, int64(wb.MaxBytes))
+		jc.Path = filepath.Join(dataDir, "journal.db")
+		jc.BatchSize = max(jc.BatchSize, wb.BatchSize)
+		jc.MaxPending = max(jc.MaxPending, wb.MaxPending)
+		jc.MaxBytes = max(jc.MaxBytes, int64(wb.MaxBytes))
 	}
-	if !anyBehind {
-		return nil, fc, nil
-	}
-	j, err := journal.Open(filepath.Join(dataDir, "journal.db"), opts)
-	if err != nil {
-		return nil, fc, fmt.Errorf("write-behind journal: %w", err)
-	}
-	return j, fc, nil
+	return jc
 }
 
 // readGossipKey reads an AES key for gossip encryption: the file holds 16,

@@ -1,6 +1,8 @@
 package hlc
 
 import (
+	"errors"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -35,14 +37,44 @@ func TestClock_MonotonicUnderConcurrencyAndFrozenWall(t *testing.T) {
 
 func TestClock_ObserveMovesPastAPeersVersion(t *testing.T) {
 	behind := &Clock{Wall: func() time.Time { return time.Unix(100, 0) }}
-	ahead := &Clock{Wall: func() time.Time { return time.Unix(200, 0) }}
+	ahead := &Clock{Wall: func() time.Time { return time.Unix(100, 300_000_000) }} // 300 ms ahead: within the bound
 	v := ahead.Now()
 	if behind.Now() >= v {
 		t.Fatal("test clocks not skewed")
 	}
-	behind.Observe(v)
+	if err := behind.Observe(v); err != nil {
+		t.Fatal(err)
+	}
 	if got := behind.Now(); got <= v {
 		t.Fatalf("after observing %d, Now = %d", v, got)
+	}
+}
+
+func TestClock_ObserveRejectsAVersionTooFarAhead(t *testing.T) {
+	wall := time.Unix(100, 0)
+	c := &Clock{Wall: func() time.Time { return wall }}
+	before := c.Now()
+	for _, v := range []uint64{FromTime(wall.Add(time.Second)), math.MaxUint64 - 1, math.MaxUint64} {
+		err := c.Observe(v)
+		if !errors.Is(err, ErrTooFarAhead) {
+			t.Fatalf("Observe(%d) = %v, want ErrTooFarAhead", v, err)
+		}
+	}
+	if got := c.Now(); got != before+1 {
+		t.Fatalf("a rejected version moved the clock: Now = %d after %d", got, before)
+	}
+	if c.Rejected() != 3 {
+		t.Fatalf("Rejected = %d, want 3", c.Rejected())
+	}
+}
+
+func TestClock_SaturatesInsteadOfWrapping(t *testing.T) {
+	c := &Clock{}
+	c.Seed(math.MaxUint64)
+	for range 3 {
+		if v := c.Now(); v != math.MaxUint64 {
+			t.Fatalf("Now = %d after saturation, want MaxUint64", v)
+		}
 	}
 }
 

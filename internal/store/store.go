@@ -11,25 +11,17 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+
+	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
 // EntryOverhead approximates the bytes an entry costs beyond its key and
 // value (otter node, slice headers, expiry bookkeeping).
 const EntryOverhead = 96
 
-// Entry is one cached result. A negative entry (Found=false) remembers that
-// the backend has no such key.
-type Entry struct {
-	// Value is shared with readers and must never be modified.
-	Value []byte
-	Found bool
-	// TTL is how long the entry lives from its last write; ≤ 0 means the
-	// store's longest lifetime.
-	TTL time.Duration
-	// Version is the write's hybrid-logical-clock version, 0 when unknown
-	// (a loaded value). SetIfNewer never replaces a higher version.
-	Version uint64
-}
+// Entry is one cached result; see strategy.Entry. The Store implements
+// strategy.Store.
+type Entry = strategy.Entry
 
 // Clock is the time source for expiry (otter.Clock). Tests inject a fake.
 type Clock = otter.Clock

@@ -51,18 +51,20 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/sony/gobreaker/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringcache/ringcache/internal/invalwatch"
+	"github.com/ringcache/ringcache/internal/reason"
+	"github.com/ringcache/ringcache/internal/sent"
 	"github.com/ringcache/ringcache/pkg/ring"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
@@ -145,8 +147,13 @@ type routes struct {
 	addrs   []string // every node, in ring order
 }
 
+// nodeLinger is how long the client keeps the connection to a node that
+// left its ring (and is no seed), in case it comes back.
+const nodeLinger = time.Minute
+
 // nodeConn is one node: a connection and its circuit breaker.
 type nodeConn struct {
+	retire  *time.Timer // closes the connection after nodeLinger; guarded by Client.mu
 	addr    string
 	cc      *grpc.ClientConn
 	cache   pb.CacheClient
@@ -158,16 +165,22 @@ type nodeConn struct {
 func (n *nodeConn) pipelined() bool { return n.pipe != nil && n.pipe.supported() }
 
 // one makes one Get, Set or Delete on n: op over its Pipeline stream, or
-// unary, the same call as an RPC of its own, when n does not serve Pipeline
+// rpc, the same call as an RPC of its own, when n does not serve Pipeline
 // (or Options.Unary). It returns a Get's value and found flag.
-func (n *nodeConn) one(ctx context.Context, op *pb.PipelineOp, unary func() ([]byte, bool, error)) ([]byte, bool, error) {
+func (n *nodeConn) one(ctx context.Context, op *pb.PipelineOp, rpc func(ctx context.Context) ([]byte, bool, error)) ([]byte, bool, error) {
 	if n.pipelined() {
 		r, err := n.pipe.do(ctx, op)
 		if !errors.Is(err, errPipelineUnsupported) {
 			return r.GetValue(), r.GetFound(), err
 		}
 	}
-	return unary()
+	var v []byte
+	var found bool
+	err := unary(ctx, func(ctx context.Context) (err error) {
+		v, found, err = rpc(ctx)
+		return err
+	})
+	return v, found, err
 }
 
 // New returns a Client and starts learning the ring in the background;
@@ -224,9 +237,53 @@ func (c *Client) closeConns() {
 	defer c.mu.Unlock()
 	c.closed = true
 	for addr, n := range c.nodes {
+		if n.retire != nil {
+			n.retire.Stop()
+		}
 		n.cc.Close()
 		delete(c.nodes, addr)
 	}
+}
+
+// retain keeps the connections to the nodes of the ring (addrs) and to the
+// seeds; those to other nodes close after nodeLinger unless they come back
+// into the ring meanwhile. So a client of a cluster that replaces its
+// nodes over time holds connections, breakers and streams for the nodes it
+// uses, not for every node it ever saw.
+func (c *Client) retain(addrs []string) {
+	keep := make(map[string]bool, len(addrs)+len(c.opts.Seeds))
+	for _, a := range addrs {
+		keep[a] = true
+	}
+	for _, a := range c.opts.Seeds {
+		keep[a] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for addr, n := range c.nodes {
+		switch {
+		case keep[addr] && n.retire != nil:
+			n.retire.Stop()
+			n.retire = nil
+		case !keep[addr] && n.retire == nil:
+			var t *time.Timer
+			t = time.AfterFunc(nodeLinger, func() { c.drop(addr, n, &t) }) // t is read under c.mu
+			n.retire = t
+		}
+	}
+}
+
+// drop closes n, the connection to addr, unless it was kept (or retired
+// anew, by a timer other than t) meanwhile.
+func (c *Client) drop(addr string, n *nodeConn, t **time.Timer) {
+	c.mu.Lock()
+	if c.closed || c.nodes[addr] != n || n.retire != *t {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.nodes, addr)
+	c.mu.Unlock()
+	n.cc.Close()
 }
 
 // Stats returns the counters.
@@ -274,6 +331,7 @@ func (c *Client) node(addr string) (*nodeConn, error) {
 		// Fixed windows, as the nodes use: no BDP pings on busy connections.
 		grpc.WithInitialWindowSize(1 << 20),
 		grpc.WithInitialConnWindowSize(1 << 20),
+		grpc.WithStatsHandler(sent.Handler{}), // tells calls that never left from calls in doubt
 	}, c.opts.DialOptions...)
 	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
@@ -299,58 +357,66 @@ func (c *Client) node(addr string) (*nodeConn, error) {
 	return n, nil
 }
 
-// unreachable reports whether err says the node could not serve the call at
-// all, so another node may.
 var errClosed = errors.New("ringcache client: closed")
 
+// Reason returns the reason a node gave for err (google.rpc.ErrorInfo,
+// domain "ringcache.io"; cache.proto lists them), or "" when err carries
+// none: it is no node's answer (the connection failed) or no error.
+func Reason(err error) string { return reason.Of(err) }
+
+// RetryDelay returns the delay after which a node said a retry may
+// succeed (google.rpc.RetryInfo), or 0 when it said none.
+func RetryDelay(err error) time.Duration { return reason.RetryDelay(err) }
+
+// unreachable reports whether err says the node could not serve the call
+// at all, so another node may: the node could not be reached, is not
+// ready, or could not reach the key's owner. A node reporting that the
+// database is down is not unreachable: another node would ask the same
+// database.
 func unreachable(err error) bool {
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		return true
 	}
-	return status.Code(err) == codes.Unavailable
+	switch reason.Of(err) {
+	case reason.NodeNotReady, reason.OwnerUnreachable, reason.OwnerConnectionLost:
+		return true
+	}
+	return transportFailure(err)
 }
 
 // transportFailure reports whether err is gRPC's own report that the node
 // could not be reached or the connection broke, as opposed to an answer of
-// the node (which may be UNAVAILABLE too: its database is down, or the key's
-// owner is unreachable). Only transport failures trip a node's breaker.
+// the node (which carries a reason, whatever its code). Only transport
+// failures trip a node's breaker.
 func transportFailure(err error) bool {
-	s, ok := status.FromError(err)
-	if !ok || s.Code() != codes.Unavailable || ownerUnreachable(err) {
-		return false
-	}
-	m := s.Message()
-	return strings.Contains(m, "connection error") || strings.Contains(m, "error reading from server") ||
-		strings.Contains(m, "transport is closing") || strings.HasPrefix(m, "name resolver error")
+	return status.Code(err) == codes.Unavailable && !reason.FromNode(err)
 }
 
 // notSent reports whether a failed call surely did not reach any node that
-// could have applied it: the breaker refused it, or no connection could be
-// made (to the node, or from the node to the key's owner). Only then may a
-// write be retried: a retried Set gets a newer version and could overwrite
-// another client's later write.
+// could have applied it: the breaker refused it, it never reached a
+// connection, the node was not ready, or the node could not send it to the
+// key's owner. Only then may a write be retried: a retried Set gets a newer
+// version and could overwrite another client's later write.
 func notSent(err error) bool {
-	if errors.Is(err, errNotSent) {
+	if errors.Is(err, errNotSent) || errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		return true
 	}
-	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+	switch reason.Of(err) {
+	case reason.NodeNotReady, reason.OwnerUnreachable:
 		return true
 	}
-	s, ok := status.FromError(err)
-	if !ok || s.Code() != codes.Unavailable {
-		return false
-	}
-	m := s.Message()
-	return strings.Contains(m, "Error while dialing") || strings.Contains(m, "connection refused") ||
-		strings.HasPrefix(m, "node not ready")
+	return false
 }
 
-// ownerUnreachable reports whether err came from a node that works but
-// could not reach the key's owner (its ring still names a dead node). The
-// prefix is the message of the node's ErrOwnerUnreachable.
-func ownerUnreachable(err error) bool {
-	s, ok := status.FromError(err)
-	return ok && s.Code() == codes.Unavailable && strings.HasPrefix(s.Message(), "owner unreachable")
+// unary makes one unary RPC with ctx, marking its error as not sent when
+// the call never reached a connection.
+func unary(ctx context.Context, call func(ctx context.Context) error) error {
+	ctx, tr := sent.Track(ctx)
+	err := call(ctx)
+	if err != nil && !tr.Sent() && status.Code(err) == codes.Unavailable {
+		return markNotSent(err)
+	}
+	return err
 }
 
 // candidates returns the nodes to try for key: its owner first, then the
@@ -389,7 +455,7 @@ func contains(list []string, s string) bool {
 // are unreachable (at most Retries more), backing off between tries.
 //
 // A write (write=true) is tried on another node only when the failed try
-// surely did not reach the cluster (notSent); a read on any UNAVAILABLE.
+// surely did not reach the cluster (notSent); a read on any unreachable.
 func (c *Client) call(ctx context.Context, ns, key string, write bool, fn func(ctx context.Context, n *nodeConn) error) error {
 	c.calls.Add(1)
 	if _, ok := ctx.Deadline(); !ok {
@@ -402,7 +468,7 @@ func (c *Client) call(ctx context.Context, ns, key string, write bool, fn func(c
 	if !c.retryable(err, write) {
 		return err
 	}
-	backoff := c.opts.RetryBackoff
+	b := &backoff.ExponentialBackOff{InitialInterval: c.opts.RetryBackoff, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Second}
 	for i, addr := range c.candidates(ns, key) {
 		if i == 0 {
 			continue // the owner, tried above
@@ -411,10 +477,9 @@ func (c *Client) call(ctx context.Context, ns, key string, write bool, fn func(c
 			break
 		}
 		c.retries.Add(1)
-		if werr := sleep(ctx, backoff/2+rand.N(backoff/2+1)); werr != nil {
+		if werr := invalwatch.Sleep(ctx, b.NextBackOff()); werr != nil {
 			return fmt.Errorf("%w (last try: %w)", werr, err)
 		}
-		backoff *= 2
 		if err = c.try(ctx, addr, fn); !c.retryable(err, write) {
 			return err
 		}
@@ -437,21 +502,10 @@ func (c *Client) retryable(err error, write bool) bool {
 	return err != nil && unreachable(err) && (!write || notSent(err))
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // watchRing keeps a WatchRing stream open to some node and installs every
 // snapshot it sends, moving to another node when the stream breaks.
 func (c *Client) watchRing() {
-	backoff := 50 * time.Millisecond
+	b := &backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 2 * time.Second}
 	for attempt := 0; ; attempt++ {
 		addrs := c.opts.Seeds
 		if r := c.ring.Load(); r != nil {
@@ -463,10 +517,9 @@ func (c *Client) watchRing() {
 		} else if err != nil {
 			c.log.Debug("ring stream ended; trying another node", "node", addr, "err", err)
 		}
-		if sleep(c.ctx, backoff) != nil {
+		if invalwatch.Sleep(c.ctx, b.NextBackOff()) != nil {
 			return
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
@@ -499,6 +552,7 @@ func (c *Client) followRing(addr string) error {
 		}
 		c.ring.Store(r)
 		c.ringUpdates.Add(1)
+		c.retain(r.addrs)
 		if c.near != nil {
 			c.near.ringChanged()
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/maypok86/otter/v2"
 
 	"github.com/ringcache/ringcache/internal/fillguard"
+	"github.com/ringcache/ringcache/internal/invalwatch"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -223,48 +224,42 @@ func (nc *nearCache) run() {
 	}
 }
 
-// follow keeps an invalidation stream open to the node at addr, resubscribing
-// after a break; setLive reports whether the stream is live.
+// follow keeps the stream to addr open until ctx ends, reporting whether
+// it is live; whenever it is not, the near cache is reset, since
+// invalidations may have been missed.
 func (nc *nearCache) follow(ctx context.Context, addr string, namespaces []string, setLive func(bool)) {
-	backoff := 20 * time.Millisecond
-	for ctx.Err() == nil {
-		err := nc.stream(ctx, addr, namespaces, setLive)
-		setLive(false)
-		nc.reset() // invalidations may have been missed
-		if ctx.Err() != nil {
-			return
+	invalwatch.Follow(ctx, func(ctx context.Context) (pb.Cache_WatchInvalidationsClient, error) {
+		n, err := nc.c.node(addr)
+		if err != nil {
+			return nil, err
 		}
-		nc.c.log.Debug("invalidation stream ended; resubscribing", "node", addr, "err", err)
-		if sleep(ctx, backoff) != nil {
-			return
-		}
-		backoff = min(2*backoff, time.Second)
+		return n.cache.WatchInvalidations(ctx, &pb.WatchInvalidationsRequest{Namespaces: namespaces})
+	}, nearWatch{nc: nc, addr: addr, setLive: setLive})
+}
+
+// nearWatch applies what one node's stream says to the near cache.
+type nearWatch struct {
+	nc      *nearCache
+	addr    string
+	setLive func(bool)
+}
+
+func (w nearWatch) Subscribed() {
+	w.nc.reset() // changes before the subscription may have been missed
+	w.setLive(true)
+}
+
+func (w nearWatch) Invalidate(keys []*pb.KeyRef) {
+	for _, k := range keys {
+		w.nc.invals.Add(1)
+		w.nc.invalidate(k.Namespace, k.Key)
 	}
 }
 
-func (nc *nearCache) stream(ctx context.Context, addr string, namespaces []string, setLive func(bool)) error {
-	n, err := nc.c.node(addr)
+func (w nearWatch) Lost(err error) {
+	w.setLive(false)
+	w.nc.reset()
 	if err != nil {
-		return err
-	}
-	stream, err := n.cache.WatchInvalidations(ctx, &pb.WatchInvalidationsRequest{Namespaces: namespaces})
-	if err != nil {
-		return err
-	}
-	if _, err := stream.Recv(); err != nil { // the empty "subscribed" message
-		return err
-	}
-	// Changes before the subscription may have been missed.
-	nc.reset()
-	setLive(true)
-	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		for _, k := range msg.Keys {
-			nc.invals.Add(1)
-			nc.invalidate(k.Namespace, k.Key)
-		}
+		w.nc.c.log.Debug("invalidation stream ended; resubscribing", "node", w.addr, "err", err)
 	}
 }

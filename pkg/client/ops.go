@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/ringcache/ringcache/internal/invalwatch"
+	"github.com/ringcache/ringcache/internal/reason"
 	"github.com/ringcache/ringcache/pkg/ring"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
@@ -35,7 +37,7 @@ func (c *Client) Get(ctx context.Context, ns, key string) ([]byte, bool, error) 
 	)
 	err := c.call(ctx, ns, key, false, func(ctx context.Context, n *nodeConn) (err error) {
 		req := &pb.GetRequest{Namespace: ns, Key: key}
-		value, found, err = n.one(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Get{Get: req}}, func() ([]byte, bool, error) {
+		value, found, err = n.one(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Get{Get: req}}, func(ctx context.Context) ([]byte, bool, error) {
 			resp, err := n.cache.Get(ctx, req)
 			return resp.GetValue(), resp.GetFound(), err
 		})
@@ -62,7 +64,7 @@ func (c *Client) set(ctx context.Context, ns, key string, value []byte, ttl time
 	}
 	defer c.invalidateNear(ns, key)()
 	return c.call(ctx, ns, key, true, func(ctx context.Context, n *nodeConn) error {
-		_, _, err := n.one(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Set{Set: req}}, func() ([]byte, bool, error) {
+		_, _, err := n.one(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Set{Set: req}}, func(ctx context.Context) ([]byte, bool, error) {
 			_, err := n.cache.Set(ctx, req)
 			return nil, false, err
 		})
@@ -86,7 +88,7 @@ func (c *Client) Delete(ctx context.Context, ns, key string) error {
 	defer c.invalidateNear(ns, key)()
 	return c.call(ctx, ns, key, true, func(ctx context.Context, n *nodeConn) error {
 		req := &pb.DeleteRequest{Namespace: ns, Key: key}
-		_, _, err := n.one(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Delete{Delete: req}}, func() ([]byte, bool, error) {
+		_, _, err := n.one(ctx, &pb.PipelineOp{Op: &pb.PipelineOp_Delete{Delete: req}}, func(ctx context.Context) ([]byte, bool, error) {
 			_, err := n.cache.Delete(ctx, req)
 			return nil, false, err
 		})
@@ -113,9 +115,11 @@ func (c *Client) GetMany(ctx context.Context, ns string, keys []string) (map[str
 		wg.Go(func() {
 			var resp *pb.GetManyResponse
 			// Routed by the group's first key: they share its owner.
-			err := c.call(ctx, ns, group[0], false, func(ctx context.Context, n *nodeConn) (err error) {
-				resp, err = n.cache.GetMany(ctx, &pb.GetManyRequest{Namespace: ns, Keys: group})
-				return err
+			err := c.call(ctx, ns, group[0], false, func(ctx context.Context, n *nodeConn) error {
+				return unary(ctx, func(ctx context.Context) (err error) {
+					resp, err = n.cache.GetMany(ctx, &pb.GetManyRequest{Namespace: ns, Keys: group})
+					return err
+				})
 			})
 			mu.Lock()
 			defer mu.Unlock()
@@ -126,7 +130,7 @@ func (c *Client) GetMany(ctx context.Context, ns string, keys []string) (map[str
 			for _, r := range resp.Results {
 				switch {
 				case r.ErrorCode != 0:
-					errs = append(errs, fmt.Errorf("key %q: %w", r.Key, status.Error(codes.Code(r.ErrorCode), r.ErrorMessage)))
+					errs = append(errs, fmt.Errorf("key %q: %w", r.Key, keyError(r)))
 				case r.Found:
 					out[r.Key] = r.Value
 				}
@@ -155,9 +159,11 @@ func (c *Client) GetOrLoad(ctx context.Context, ns, key string, load Loader) ([]
 	backoff := 2 * time.Millisecond
 	for {
 		var resp *pb.LeaseResponse
-		err := c.call(ctx, ns, key, false, func(ctx context.Context, n *nodeConn) (err error) {
-			resp, err = n.cache.Lease(ctx, &pb.LeaseRequest{Namespace: ns, Key: key})
-			return err
+		err := c.call(ctx, ns, key, false, func(ctx context.Context, n *nodeConn) error {
+			return unary(ctx, func(ctx context.Context) (err error) {
+				resp, err = n.cache.Lease(ctx, &pb.LeaseRequest{Namespace: ns, Key: key})
+				return err
+			})
 		})
 		switch {
 		case err != nil && c.opts.FailOpen && unreachable(err):
@@ -182,7 +188,7 @@ func (c *Client) GetOrLoad(ctx context.Context, ns, key string, load Loader) ([]
 		case time.Now().After(waitUntil):
 			return load(ctx) // the lease holder is slow: do not wait forever
 		}
-		if err := sleep(ctx, backoff); err != nil {
+		if err := invalwatch.Sleep(ctx, backoff); err != nil {
 			return nil, err
 		}
 		backoff = min(2*backoff, 50*time.Millisecond)
@@ -196,4 +202,18 @@ func (c *Client) Owner(ns, key string) string {
 		return r.owners[ring.PartitionFor(ring.Key(ns, key), r.parts)]
 	}
 	return c.opts.Seeds[0]
+}
+
+// keyError is the error of one failed key of a GetMany, with the node's
+// reason.
+func keyError(r *pb.KeyResult) error {
+	return resultError(codes.Code(r.ErrorCode), r.ErrorMessage, r.ErrorReason, 0)
+}
+
+// resultError rebuilds the status a node reported for one op of a batch.
+func resultError(code codes.Code, msg, why string, retry time.Duration) error {
+	if why == "" {
+		return status.Error(code, msg)
+	}
+	return reason.Status(code, why, msg, retry).Err()
 }

@@ -160,8 +160,8 @@ func (p *pipeline) do(ctx context.Context, op *pb.PipelineOp) (*pb.PipelineResul
 	if call.err != nil {
 		return nil, call.err
 	}
-	if call.res.ErrorCode != 0 {
-		return nil, status.Error(codes.Code(call.res.ErrorCode), call.res.ErrorMessage)
+	if r := call.res; r.ErrorCode != 0 {
+		return nil, resultError(codes.Code(r.ErrorCode), r.ErrorMessage, r.ErrorReason, r.GetRetryDelay().AsDuration())
 	}
 	return call.res, nil
 }

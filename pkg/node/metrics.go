@@ -2,15 +2,15 @@ package node
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc/stats"
 
 	"github.com/ringcache/ringcache/internal/membership"
-	"github.com/ringcache/ringcache/pkg/strategy"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
 // Metrics. Every instrument is observable: a scrape reads the counters the
@@ -24,12 +24,14 @@ import (
 //
 //	gets, hits, misses, negative_hits, backend_loads,
 //	backend_loads_deduplicated, backend_load_errors, sets, deletes,
-//	write_errors, backpressure, refreshes, pending_hits   (counters)
+//	write_errors, backpressure, refreshes, refreshes_skipped,
+//	pending_hits, leases_granted, lease_waits, lease_rejected (counters)
+//	loads_waiting                                          (gauge)
 //
 // Per node:
 //
 //	forwards, forward_errors, forwarded_in, pipeline_frames,
-//	pipeline_ops, pipeline_waits, store_evictions,
+//	pipeline_ops, pipeline_waits, clock_rejections, store_evictions,
 //	ring_changes, journal_flushed, journal_flush_errors   (counters)
 //	store_bytes, store_max_bytes, store_entries, connected_clients,
 //	members{state}, ring_partitions, journal_pending,
@@ -49,14 +51,54 @@ import (
 // meterName is the instrumentation scope of the node's instruments.
 const meterName = "github.com/ringcache/ringcache/pkg/node"
 
+// nsCounters are the per-namespace counters, read from the Admin Stats
+// snapshot (the one place a namespace's counters are mapped).
+var nsCounters = []struct {
+	name, desc string
+	get        func(*pb.NamespaceStats) uint64
+}{
+	{"gets", "Get calls served by this node as the key's owner.", (*pb.NamespaceStats).GetGets},
+	{"hits", "Gets answered from the local store, negative entries included.", (*pb.NamespaceStats).GetHits},
+	{"misses", "Gets that found no entry in the local store.", (*pb.NamespaceStats).GetMisses},
+	{"negative_hits", "Gets answered by a cached not-found.", (*pb.NamespaceStats).GetNegativeHits},
+	{"backend_loads", "Loads from the backend (one per key at a time).", (*pb.NamespaceStats).GetLoads},
+	{"backend_loads_deduplicated", "Gets that waited on another caller's load instead of loading.", (*pb.NamespaceStats).GetLoadsDeduplicated},
+	{"backend_load_errors", "Backend loads that failed.", (*pb.NamespaceStats).GetLoadErrors},
+	{"sets", "Set calls served as the key's owner.", (*pb.NamespaceStats).GetSets},
+	{"deletes", "Delete calls served as the key's owner.", (*pb.NamespaceStats).GetDeletes},
+	{"write_errors", "Write-through or journal writes that failed.", (*pb.NamespaceStats).GetWriteErrors},
+	{"backpressure", "Writes refused because the write-behind journal was full.", (*pb.NamespaceStats).GetBackpressure},
+	{"refreshes", "Background refresh-ahead loads started.", (*pb.NamespaceStats).GetRefreshes},
+	{"refreshes_skipped", "Refresh-ahead reloads not started because the namespace's bound on concurrent refreshes was reached.", (*pb.NamespaceStats).GetRefreshesSkipped},
+	{"pending_hits", "Misses answered from a pending write-behind write.", (*pb.NamespaceStats).GetPendingHits},
+	{"leases_granted", "Cache-aside misses answered with a lease to load.", (*pb.NamespaceStats).GetLeasesGranted},
+	{"lease_waits", "Cache-aside misses told to wait for another caller's lease.", (*pb.NamespaceStats).GetLeaseWaits},
+	{"lease_rejected", "Leased Sets refused because the lease was spent.", (*pb.NamespaceStats).GetLeaseRejected},
+}
+
+// nodeCounters are the node's counters in the same snapshot.
+var nodeCounters = []struct {
+	name, desc string
+	get        func(*pb.StatsResponse) uint64
+}{
+	{"forwards", "Ops this node forwarded to the key's owner.", (*pb.StatsResponse).GetForwards},
+	{"forward_errors", "Forwarded ops that failed to reach their owner.", (*pb.StatsResponse).GetForwardErrors},
+	{"forwarded_in", "Ops forwarded to this node by a peer.", (*pb.StatsResponse).GetForwardedIn},
+	{"pipeline_frames", "Cache.Pipeline request frames read.", (*pb.StatsResponse).GetPipelineFrames},
+	{"pipeline_ops", "Ops read from Cache.Pipeline frames.", (*pb.StatsResponse).GetPipelineOps},
+	{"pipeline_waits", "Pipeline ops that waited (a load, a forward, a database or journal write) instead of being answered from memory.", (*pb.StatsResponse).GetPipelineWaits},
+	{"clock_rejections", "Peer clock values refused because they were too far ahead of this node's wall clock.", (*pb.StatsResponse).GetClockRejections},
+	{"store_evictions", "Entries evicted from the local store for room.", func(s *pb.StatsResponse) uint64 { return s.GetStore().GetEvictions() }},
+}
+
 // registerMetrics creates the node's instruments on mp and the one callback
 // that observes them all. The returned registration is unregistered when the
 // node shuts down, before the store and the journal go away.
 func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, error) {
 	m := mp.Meter(meterName)
 	var errs []error
-	counter := func(name, desc string, opts ...metric.Int64ObservableCounterOption) metric.Int64ObservableCounter {
-		c, err := m.Int64ObservableCounter(name, append(opts, metric.WithDescription(desc))...)
+	counter := func(name, desc string) metric.Int64ObservableCounter {
+		c, err := m.Int64ObservableCounter(name, metric.WithDescription(desc))
 		errs = append(errs, err)
 		return c
 	}
@@ -65,33 +107,18 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 		errs = append(errs, err)
 		return g
 	}
-
-	type nsInstrument struct {
-		c    metric.Int64ObservableCounter
-		read func(strategy.Stats) uint64
+	var insts []metric.Observable
+	perNS := make([]metric.Int64ObservableCounter, len(nsCounters))
+	for i, c := range nsCounters {
+		perNS[i] = counter(c.name, c.desc)
+		insts = append(insts, perNS[i])
 	}
-	perNS := []nsInstrument{
-		{counter("gets", "Get calls served by this node as the key's owner."), func(s strategy.Stats) uint64 { return s.Gets }},
-		{counter("hits", "Gets answered from the local store, negative entries included."), func(s strategy.Stats) uint64 { return s.Hits }},
-		{counter("misses", "Gets that found no entry in the local store."), func(s strategy.Stats) uint64 { return s.Misses }},
-		{counter("negative_hits", "Gets answered by a cached not-found."), func(s strategy.Stats) uint64 { return s.NegativeHits }},
-		{counter("backend_loads", "Loads from the backend (one per key at a time)."), func(s strategy.Stats) uint64 { return s.Loads }},
-		{counter("backend_loads_deduplicated", "Gets that waited on another caller's load instead of loading."), func(s strategy.Stats) uint64 { return s.LoadsDeduped }},
-		{counter("backend_load_errors", "Backend loads that failed."), func(s strategy.Stats) uint64 { return s.LoadErrors }},
-		{counter("sets", "Set calls served as the key's owner."), func(s strategy.Stats) uint64 { return s.Sets }},
-		{counter("deletes", "Delete calls served as the key's owner."), func(s strategy.Stats) uint64 { return s.Deletes }},
-		{counter("write_errors", "Write-through or journal writes that failed."), func(s strategy.Stats) uint64 { return s.WriteErrors }},
-		{counter("backpressure", "Writes refused because the write-behind journal was full."), func(s strategy.Stats) uint64 { return s.Backpressure }},
-		{counter("refreshes", "Background refresh-ahead loads started."), func(s strategy.Stats) uint64 { return s.Refreshes }},
-		{counter("pending_hits", "Misses answered from a pending write-behind write."), func(s strategy.Stats) uint64 { return s.PendingHits }},
+	perNode := make([]metric.Int64ObservableCounter, len(nodeCounters))
+	for i, c := range nodeCounters {
+		perNode[i] = counter(c.name, c.desc)
+		insts = append(insts, perNode[i])
 	}
-	forwards := counter("forwards", "Calls this node forwarded to the key's owner.")
-	forwardErrors := counter("forward_errors", "Forwarded calls that failed.")
-	forwardedIn := counter("forwarded_in", "Calls forwarded to this node by a peer.")
-	pipeFrames := counter("pipeline_frames", "Cache.Pipeline request frames read.")
-	pipeOps := counter("pipeline_ops", "Gets, Sets and Deletes read from Cache.Pipeline frames.")
-	pipeWaits := counter("pipeline_waits", "Pipeline ops that waited (a load, a forward, a database or journal write) instead of being answered from memory.")
-	evictions := counter("store_evictions", "Entries evicted from the local store for room.")
+	loadsWaiting := gauge("loads_waiting", "Callers waiting on a backend load right now.", "{caller}")
 	storeBytes := gauge("store_bytes", "Bytes held by the local store.", "By")
 	storeMax := gauge("store_max_bytes", "Memory bound of the local store.", "By")
 	storeEntries := gauge("store_entries", "Entries in the local store (an estimate).", "{entry}")
@@ -99,10 +126,7 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 	members := gauge("members", "Cluster members as this node sees them, by state.", "{member}")
 	ringChanges := counter("ring_changes", "Rebuilds of the hash ring after membership changes.")
 	partitions := gauge("ring_partitions", "Ring partitions this node owns.", "{partition}")
-	insts := []metric.Observable{forwards, forwardErrors, forwardedIn, pipeFrames, pipeOps, pipeWaits, evictions, storeBytes, storeMax, storeEntries, clients, members, ringChanges, partitions}
-	for _, i := range perNS {
-		insts = append(insts, i.c)
-	}
+	insts = append(insts, loadsWaiting, storeBytes, storeMax, storeEntries, clients, members, ringChanges, partitions)
 
 	var hHits, hFills, hInvals, hResets metric.Int64ObservableCounter
 	var hBytes, hMax, hEntries, hStreams metric.Int64ObservableGauge
@@ -121,7 +145,7 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 	var jPending, jBytes, jMax, jDead metric.Int64ObservableGauge
 	var jFlushed, jFlushErrors metric.Int64ObservableCounter
 	var jAge metric.Float64ObservableGauge
-	if n.cfg.Journal != nil {
+	if n.journal != nil {
 		jPending = gauge("journal_pending", "Write-behind records not yet in the database.", "{record}")
 		jBytes = gauge("journal_pending_bytes", "Bytes of the pending write-behind records.", "By")
 		jMax = gauge("journal_max_pending", "Bound on pending write-behind records; past it Sets get RESOURCE_EXHAUSTED.", "{record}")
@@ -134,15 +158,14 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 		jAge = age
 		insts = append(insts, jPending, jBytes, jMax, jDead, jFlushed, jFlushErrors, jAge)
 	}
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 
 	// Attribute sets are built once, not per scrape.
-	nsAttrs := make([]metric.ObserveOption, len(n.nsNames))
-	for i, name := range n.nsNames {
+	names := n.engine.Names()
+	nsAttrs := make([]metric.ObserveOption, len(names))
+	for i, name := range names {
 		nsAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("namespace", name)))
 	}
 	states := []membership.State{membership.StateAlive, membership.StateDead, membership.StateLeft}
@@ -152,25 +175,20 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 	}
 
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		for i, name := range n.nsNames {
-			s := n.namespaces[name].Stats()
-			for _, inst := range perNS {
-				o.ObserveInt64(inst.c, int64(inst.read(s)), nsAttrs[i])
+		snap := n.admin.Snapshot()
+		for i, ns := range snap.Namespaces {
+			for j, c := range nsCounters {
+				o.ObserveInt64(perNS[j], int64(c.get(ns)), nsAttrs[i])
 			}
+			o.ObserveInt64(loadsWaiting, ns.LoadsWaiting, nsAttrs[i])
 		}
-		o.ObserveInt64(forwards, int64(n.stats.forwards.Load()))
-		o.ObserveInt64(forwardErrors, int64(n.stats.forwardErrors.Load()))
-		o.ObserveInt64(forwardedIn, int64(n.stats.forwardedIn.Load()))
-		o.ObserveInt64(pipeFrames, int64(n.stats.pipelineFrames.Load()))
-		o.ObserveInt64(pipeOps, int64(n.stats.pipelineOps.Load()))
-		o.ObserveInt64(pipeWaits, int64(n.stats.pipelineWaits.Load()))
-		st := n.store.Stats()
-		o.ObserveInt64(evictions, int64(st.Evictions))
-		o.ObserveInt64(storeBytes, int64(st.Bytes))
-		o.ObserveInt64(storeMax, int64(st.MaxBytes))
-		o.ObserveInt64(storeEntries, int64(st.Entries))
+		for j, c := range nodeCounters {
+			o.ObserveInt64(perNode[j], int64(c.get(snap)))
+		}
+		o.ObserveInt64(storeBytes, int64(snap.Store.Bytes))
+		o.ObserveInt64(storeMax, int64(snap.Store.MaxBytes))
+		o.ObserveInt64(storeEntries, int64(snap.Store.Entries))
 		o.ObserveInt64(clients, n.obs.conns.open.Load())
-
 		count := map[membership.State]int64{}
 		for _, mb := range n.members.Members() {
 			count[mb.State]++
@@ -178,13 +196,12 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 		for _, s := range states {
 			o.ObserveInt64(members, count[s], stateAttrs[s])
 		}
-		if r := n.ring.Load(); r != nil {
+		if r := n.engine.Ring(); r != nil {
 			// Versions count rebuilds: the first ring is version 1.
 			o.ObserveInt64(ringChanges, int64(r.Version()-1))
 			o.ObserveInt64(partitions, int64(r.Partitions(n.cfg.Name)))
 		}
-		if n.hot != nil {
-			h := n.hot.stats()
+		if h := snap.HotCache; h != nil {
 			o.ObserveInt64(hHits, int64(h.Hits))
 			o.ObserveInt64(hFills, int64(h.Fills))
 			o.ObserveInt64(hInvals, int64(h.Invalidations))
@@ -194,14 +211,13 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 			o.ObserveInt64(hEntries, int64(h.Entries))
 			o.ObserveInt64(hStreams, int64(h.Streams))
 		}
-
-		if n.cfg.Journal == nil {
+		if n.journal == nil {
 			return nil
 		}
 		fs := n.flusher.Stats()
 		o.ObserveInt64(jFlushed, int64(fs.Flushed))
 		o.ObserveInt64(jFlushErrors, int64(fs.Failures))
-		js, err := n.cfg.Journal.Stats()
+		js, err := n.journal.Stats()
 		if err != nil {
 			return nil // the journal is closing; skip its gauges this time
 		}
@@ -211,7 +227,7 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 		o.ObserveInt64(jDead, int64(js.DeadLetters))
 		age := 0.0
 		if !js.Oldest.IsZero() {
-			age = max(0, time.Since(js.Oldest).Seconds())
+			age = max(0, n.now().Sub(js.Oldest).Seconds())
 		}
 		o.ObserveFloat64(jAge, age)
 		return nil

@@ -37,7 +37,7 @@ func singleNode(t testing.TB) *Node {
 
 func TestCache_BadInputGetsClearStatus(t *testing.T) {
 	n := singleNode(t)
-	s := &cacheServer{n: n}
+	s := n.CacheServer()
 	ctx := context.Background()
 	long := strings.Repeat("k", testMaxKey+1)
 	cases := []struct {
@@ -91,7 +91,7 @@ func TestCache_BadInputGetsClearStatus(t *testing.T) {
 // accepted Set is read back unchanged.
 func FuzzCache_RequestValidation(f *testing.F) {
 	n := singleNode(f)
-	s := &cacheServer{n: n}
+	s := n.CacheServer()
 	f.Add("c", "key", []byte("value"), int64(0))
 	f.Add("c", "", []byte{}, int64(-1))
 	f.Add("x", "\xff", []byte{0}, int64(1e9))

@@ -24,4 +24,10 @@ var (
 	// invalidated, or which expired: the value may be stale, so it was not
 	// stored.
 	ErrLeaseInvalid = errors.New("lease invalid")
+	// ErrSuperseded is what a Journal returns for a write older than one
+	// already queued for the key: the write is moot, and the newer one
+	// stands.
+	ErrSuperseded = errors.New("superseded by a newer queued write")
+	// ErrClosed marks a call on a Namespace after Close.
+	ErrClosed = errors.New("namespace closed")
 )

@@ -99,14 +99,14 @@ func (n *Namespace) SetLeased(ctx context.Context, key string, value []byte, ttl
 	if !ok || cur != token {
 		n.genMu[i].Unlock()
 		n.c.leaseRejected.Add(1)
-		return fmt.Errorf("%w: the lease on %q in namespace %q was invalidated by a newer write or delete, or it expired", ErrLeaseInvalid, key, n.p.Name)
+		return fmt.Errorf("%w: the lease on the key in namespace %q was invalidated by a newer write or delete, or it expired", ErrLeaseInvalid, n.p.Name)
 	}
 	n.leases.Invalidate(skey)
 	if n.p.Write != WriteAside {
 		// The database write cannot run under the stripe lock, so the
 		// version is taken here: a write that lands before the one below
 		// gets a higher version and wins in the database and the cache.
-		version := n.clock.Now()
+		version := n.versions.Now()
 		n.genMu[i].Unlock()
 		n.c.sets.Add(1)
 		return n.write(ctx, key, storeEntry(value, n.ttl(ttl), 0), Write{Key: key, Value: value, Version: version})
@@ -117,7 +117,7 @@ func (n *Namespace) SetLeased(ctx context.Context, key string, value []byte, ttl
 	n.c.sets.Add(1)
 	n.gen[i].Add(1)
 	n.flight.Forget(n.flightKey(skey))
-	n.store.SetIfNewer(skey, storeEntry(value, n.ttl(ttl), n.clock.Now()))
+	n.store.SetIfNewer(skey, storeEntry(value, n.ttl(ttl), n.versions.Now()))
 	n.changed(key)
 	return nil
 }

@@ -22,8 +22,6 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/ringcache/ringcache/internal/hlc"
-	"github.com/ringcache/ringcache/internal/journal"
-	"github.com/ringcache/ringcache/internal/store"
 	"github.com/ringcache/ringcache/pkg/ring"
 )
 
@@ -78,25 +76,25 @@ type Policy struct {
 	// read after RefreshAhead × its TTL, so hot keys never expire into a
 	// miss; cold keys just expire. 0 turns it off. Read-through only.
 	RefreshAhead float64
+	// MaxRefreshes bounds the refreshes in flight at once; a hot entry
+	// read while that many run is not refreshed then (counted in
+	// Stats.RefreshesSkipped). Default DefaultMaxRefreshes.
+	MaxRefreshes int
 }
 
 // Deps are a Namespace's collaborators. Store is required; the others
 // depend on the policy.
 type Deps struct {
-	Store *store.Store
+	Store Store
 	// Loader reads misses (read: through).
 	Loader Loader
 	// Writer writes the database (write: through).
 	Writer Writer
-	// Journal queues writes durably (write: behind).
+	// Journal queues writes durably (write: behind). Its Pending is asked on
+	// every miss before the Loader, so a load never shadows a queued write.
 	Journal Journal
-	// Clock versions writes; nil means a private clock.
-	Clock *hlc.Clock
-	// Handoff, for write-behind, returns a write of key still pending on the
-	// key's previous owner, if the key changed owner recently; nil means no
-	// handoff. It must not fail the read: an unreachable previous owner is
-	// reported as nothing pending.
-	Handoff func(ctx context.Context, ns, key string) (journal.Record, bool)
+	// Versions stamps writes; nil means a private hybrid logical clock.
+	Versions Versions
 	// Tracer starts the spans of backend loads, write-through writes and
 	// journal appends; nil means no tracing. Spans carry the namespace,
 	// never a key or a value.
@@ -105,14 +103,9 @@ type Deps struct {
 	OnChange ChangeHook
 }
 
-// Journal is the durable write-behind queue (internal/journal.Journal).
-type Journal interface {
-	// Append returns once r is on disk; an error wrapping journal.ErrFull
-	// means the journal is at its bound.
-	Append(ctx context.Context, r journal.Record) error
-	// Pending returns the key's write not yet in the database, if any.
-	Pending(ns, key string) (journal.Record, bool, error)
-}
+// DefaultMaxRefreshes bounds the background refresh-ahead reloads of one
+// namespace in flight at once.
+const DefaultMaxRefreshes = 64
 
 // Stats are a Namespace's counters since start.
 type Stats struct {
@@ -124,6 +117,7 @@ type Stats struct {
 	WriteErrors         uint64 // write-through or journal failures returned to callers
 	Backpressure        uint64 // writes refused because the journal was full
 	Refreshes           uint64 // background refresh-ahead loads started
+	RefreshesSkipped    uint64 // refreshes not started: MaxRefreshes were in flight
 	PendingHits         uint64 // misses answered from the write-behind journal
 	LeasesGranted       uint64 // cache-aside misses answered with a lease
 	LeaseWaits          uint64 // misses told to wait for another caller's lease
@@ -133,7 +127,7 @@ type Stats struct {
 
 type counters struct {
 	gets, hits, misses, loads, deduped, loadErrors, negHits, sets, deletes atomic.Uint64
-	writeErrors, backpressure, refreshes, pendingHits                      atomic.Uint64
+	writeErrors, backpressure, refreshes, refreshSkips, pendingHits        atomic.Uint64
 	leasesGranted, leaseWaits, leaseRejected                               atomic.Uint64
 	waiting                                                                atomic.Int64
 }
@@ -142,21 +136,23 @@ type counters struct {
 const generations = 256
 
 // Namespace serves one keyspace on its owner. It is safe for concurrent use.
+// Close ends its background work.
 type Namespace struct {
-	p       Policy
-	prefix  string // store key prefix: name + 0x00
-	store   *store.Store
-	loader  Loader
-	writer  Writer
-	journal Journal
-	handoff func(ctx context.Context, ns, key string) (journal.Record, bool)
-	clock   *hlc.Clock
-	tracer  trace.Tracer
-	flight  singleflight.Group
-	epoch   atomic.Uint64      // bumped by ForgetLoads; part of the flight key
-	refresh singleflight.Group // one background refresh per key
-	leases  *leases            // cache-aside leases by store key
-	c       counters
+	p        Policy
+	prefix   string // store key prefix: name + 0x00
+	store    Store
+	loader   Loader
+	writer   Writer
+	journal  Journal
+	versions Versions
+	tracer   trace.Tracer
+	flight   singleflight.Group
+	epoch    atomic.Uint64      // bumped by ForgetLoads; part of the flight key
+	refresh  singleflight.Group // one background refresh per key
+	refreshN chan struct{}      // semaphore of Policy.MaxRefreshes
+	leases   *leases            // cache-aside leases by store key
+	c        counters
+	life     lifetime // loads and refreshes end at Close
 	// gen counts writes per key stripe. A load records its stripe's
 	// generation before reading the backend and caches its result only if
 	// no Set or Delete touched the stripe meanwhile, so a slow load never
@@ -185,23 +181,38 @@ func New(p Policy, d Deps) (*Namespace, error) {
 	if p.LoadTimeout <= 0 {
 		p.LoadTimeout = 10 * time.Second
 	}
-	if d.Clock == nil {
-		d.Clock = &hlc.Clock{}
+	if d.Versions == nil {
+		d.Versions = &hlc.Clock{}
 	}
 	if p.LeaseTTL <= 0 {
 		p.LeaseTTL = DefaultLeaseTTL
 	}
+	if p.MaxRefreshes <= 0 {
+		p.MaxRefreshes = DefaultMaxRefreshes
+	}
 	if d.Tracer == nil {
 		d.Tracer = noop.NewTracerProvider().Tracer("")
 	}
-	n := &Namespace{p: p, prefix: p.Name + "\x00", store: d.Store, loader: d.Loader, clock: d.Clock, tracer: d.Tracer, leases: newLeases(p.LeaseTTL), onChange: d.OnChange}
+	n := &Namespace{
+		p: p, prefix: p.Name + "\x00", store: d.Store, loader: d.Loader, versions: d.Versions, tracer: d.Tracer,
+		leases: newLeases(p.LeaseTTL), onChange: d.OnChange, refreshN: make(chan struct{}, p.MaxRefreshes),
+	}
+	n.life.init()
 	if p.Write == WriteThrough {
 		n.writer = d.Writer
 	}
 	if p.Write == WriteBehind {
-		n.journal, n.handoff = d.Journal, d.Handoff
+		n.journal = d.Journal
 	}
 	return n, nil
+}
+
+// Close ends the namespace's background work: loads in flight are
+// cancelled and no refresh starts; it returns once none runs. Calls after
+// Close that would load fail with ErrClosed.
+func (n *Namespace) Close() {
+	n.life.close()
+	n.leases.StopAllGoroutines()
 }
 
 // StoreKey is the key under which namespace ns caches key: the namespace, a
@@ -281,137 +292,6 @@ func (n *Namespace) Load(ctx context.Context, key string) ([]byte, bool, error) 
 // the journal); in a cache-aside namespace it only updates memory.
 func (n *Namespace) WritesWait() bool { return n.p.Write != WriteAside }
 
-type loadResult struct {
-	value   []byte
-	found   bool
-	version uint64
-}
-
-// fetch reads the key's current value: a write still pending in the
-// write-behind journal wins over the database, so a load never shadows an
-// acknowledged write, even after its entry was evicted from memory.
-func (n *Namespace) fetch(ctx context.Context, key string) (loadResult, error) {
-	if n.journal != nil {
-		rec, ok, err := n.journal.Pending(n.p.Name, key)
-		if err != nil {
-			return loadResult{}, fmt.Errorf("%w: read the write-behind journal for %q: %w", ErrBackend, key, err)
-		}
-		if !ok && n.handoff != nil {
-			rec, ok = n.handoff(ctx, n.p.Name, key)
-		}
-		if ok {
-			n.c.pendingHits.Add(1)
-			return loadResult{value: rec.Value, found: !rec.Delete, version: rec.Version}, nil
-		}
-	}
-	if n.p.Read != ReadThrough {
-		return loadResult{}, nil
-	}
-	n.c.loads.Add(1)
-	ctx, span := n.startSpan(ctx, spanLoad)
-	v, found, err := n.loader.Load(ctx, key)
-	endSpan(span, err, attrFound.Bool(found))
-	if err != nil {
-		n.c.loadErrors.Add(1)
-		return loadResult{}, fmt.Errorf("%w: load %q from namespace %q: %w", ErrBackend, key, n.p.Name, err)
-	}
-	return loadResult{value: v, found: found}, nil
-}
-
-// fetchGuarded runs fetch without letting a panicking loader escape (a
-// singleflight function panics on a goroutine of its own, which would take
-// the node down), and reports the stripe generation it started at.
-func (n *Namespace) fetchGuarded(ctx context.Context, key, skey string) (r loadResult, gen uint64, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			n.c.loadErrors.Add(1)
-			err = fmt.Errorf("%w: load %q from namespace %q panicked: %v", ErrBackend, key, n.p.Name, p)
-		}
-	}()
-	gen = n.gen[n.stripe(skey)].Load()
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.p.LoadTimeout)
-	defer cancel()
-	r, err = n.fetch(lctx, key)
-	return r, gen, err
-}
-
-// install caches a fetched result unless a write touched the key's stripe
-// since gen was read.
-func (n *Namespace) install(skey string, gen uint64, r loadResult, replace bool) {
-	i := n.stripe(skey)
-	n.genMu[i].Lock()
-	defer n.genMu[i].Unlock()
-	if n.gen[i].Load() != gen {
-		return
-	}
-	defer n.changed(skey[len(n.prefix):])
-	var e store.Entry
-	switch {
-	case r.found:
-		e = store.Entry{Value: r.value, Found: true, TTL: n.ttl(0), Version: r.version}
-	case n.p.NegativeTTL > 0:
-		e = store.Entry{TTL: n.p.NegativeTTL, Version: r.version}
-	case replace:
-		n.store.Delete(skey)
-		return
-	default:
-		return
-	}
-	if replace {
-		n.store.SetIfNewer(skey, e)
-	} else {
-		n.store.SetIfAbsent(skey, e)
-	}
-}
-
-func (n *Namespace) load(ctx context.Context, key, skey string) ([]byte, bool, error) {
-	// leader is set by the function only in the caller that runs the load;
-	// the channel send that follows it orders the write before our read.
-	// (Result.Shared is true for every caller of a shared load, the leader
-	// included, so it cannot count deduplicated callers.)
-	leader := false
-	ch := n.flight.DoChan(n.flightKey(skey), func() (any, error) {
-		leader = true
-		r, gen, err := n.fetchGuarded(ctx, key, skey)
-		if err != nil {
-			return nil, err
-		}
-		n.install(skey, gen, r, false)
-		return r, nil
-	})
-	// Counted once DoChan has registered the caller, so LoadsWaiting == n
-	// means n callers are attached to loads.
-	n.c.waiting.Add(1)
-	select {
-	case r := <-ch:
-		n.c.waiting.Add(-1)
-		if !leader {
-			n.c.deduped.Add(1)
-		}
-		if r.Err != nil {
-			return nil, false, r.Err
-		}
-		lr := r.Val.(loadResult)
-		return lr.value, lr.found, nil
-	case <-ctx.Done():
-		n.c.waiting.Add(-1)
-		return nil, false, ctx.Err()
-	}
-}
-
-// refreshAsync reloads a hot entry in the background, at most once at a time
-// per key; the entry keeps serving until the new value replaces it.
-func (n *Namespace) refreshAsync(key, skey string) {
-	n.refresh.DoChan(skey, func() (any, error) {
-		n.c.refreshes.Add(1)
-		r, gen, err := n.fetchGuarded(context.Background(), key, skey)
-		if err == nil {
-			n.install(skey, gen, r, true)
-		}
-		return nil, err
-	})
-}
-
 func (n *Namespace) stripe(skey string) uint64 {
 	return xxhash.Sum64String(skey) % generations
 }
@@ -451,7 +331,7 @@ func (n *Namespace) Stats() Stats {
 		Loads: n.c.loads.Load(), LoadsDeduped: n.c.deduped.Load(), LoadErrors: n.c.loadErrors.Load(),
 		NegativeHits: n.c.negHits.Load(), Sets: n.c.sets.Load(), Deletes: n.c.deletes.Load(),
 		WriteErrors: n.c.writeErrors.Load(), Backpressure: n.c.backpressure.Load(),
-		Refreshes: n.c.refreshes.Load(), PendingHits: n.c.pendingHits.Load(),
+		Refreshes: n.c.refreshes.Load(), RefreshesSkipped: n.c.refreshSkips.Load(), PendingHits: n.c.pendingHits.Load(),
 		LeasesGranted: n.c.leasesGranted.Load(), LeaseWaits: n.c.leaseWaits.Load(), LeaseRejected: n.c.leaseRejected.Load(),
 		LoadsWaiting: n.c.waiting.Load(),
 	}

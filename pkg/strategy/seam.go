@@ -1,6 +1,9 @@
 package strategy
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Loader reads a key's value from the system of record (the database behind
 // a namespace). It is called on the key's owner only, by one goroutine per key
@@ -51,4 +54,53 @@ func (f WriterFunc) Write(ctx context.Context, writes []Write) error { return f(
 type Backend interface {
 	Loader
 	Writer
+}
+
+// Entry is one cached result in a Store. A negative entry (Found=false)
+// remembers that the backend has no such key.
+type Entry struct {
+	// Value is shared with readers and must never be modified.
+	Value []byte
+	Found bool
+	// TTL is how long the entry lives from its last write; ≤ 0 means the
+	// store's longest lifetime.
+	TTL time.Duration
+	// Version is the write's version (a hybrid logical clock), 0 when
+	// unknown (a loaded value). SetIfNewer never replaces a higher version.
+	Version uint64
+}
+
+// Store is the owner's memory: a bounded map of entries with a TTL each
+// (ringcache's is internal/store, on otter). Keys are store keys (StoreKey).
+// It must be safe for concurrent use.
+type Store interface {
+	// Get returns the key's live entry.
+	Get(key string) (Entry, bool)
+	// GetWithLife returns the key's live entry and how long it has left.
+	GetWithLife(key string) (Entry, time.Duration, bool)
+	// SetIfAbsent stores e unless the key has a live entry.
+	SetIfAbsent(key string, e Entry) bool
+	// SetIfNewer stores e unless the key holds an entry of a higher Version.
+	SetIfNewer(key string, e Entry) bool
+	Delete(key string)
+}
+
+// Journal is the durable queue of a node's write-behind writes (ringcache's
+// is internal/journal, on bbolt). It must be safe for concurrent use.
+type Journal interface {
+	// Append returns once w is durable. It returns an error wrapping
+	// ErrBackpressure when the queue is at its bound, and ErrSuperseded when
+	// a newer write of the key is already queued (w is moot).
+	Append(ctx context.Context, ns string, w Write) error
+	// Pending returns the key's queued write that has not reached the
+	// database yet, if any. An implementation may also consult other nodes
+	// (the key's previous owner, its replicas); it must not fail a read for
+	// an unreachable peer, only for its own storage.
+	Pending(ctx context.Context, ns, key string) (Write, bool, error)
+}
+
+// Versions stamps writes with versions that never repeat or go backwards
+// on one node (ringcache's is a hybrid logical clock, internal/hlc).
+type Versions interface {
+	Now() uint64
 }

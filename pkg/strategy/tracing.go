@@ -7,8 +7,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/ringcache/ringcache/internal/journal"
 )
 
 // Spans of the backend work: a load of a missing key ("ringcache.load"), a
@@ -42,7 +40,7 @@ func endSpan(span trace.Span, err error, attrs ...attribute.KeyValue) {
 			kind = "canceled"
 		case errors.Is(err, ErrRejected):
 			kind = "rejected"
-		case errors.Is(err, journal.ErrFull):
+		case errors.Is(err, ErrBackpressure):
 			kind = "journal_full"
 		}
 		attrs = append(attrs, attribute.String("error.type", kind))

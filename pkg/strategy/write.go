@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/ringcache/ringcache/internal/journal"
-	"github.com/ringcache/ringcache/internal/store"
 )
 
 // Set writes value under key per the namespace's write mode, with ttl (the
@@ -31,17 +28,17 @@ func (n *Namespace) Delete(ctx context.Context, key string) error {
 	}
 	n.c.deletes.Add(1)
 	// Write-behind caches the deletion so reads need not consult the journal.
-	e := store.Entry{TTL: max(n.p.NegativeTTL, n.ttl(0))}
+	e := Entry{TTL: max(n.p.NegativeTTL, n.ttl(0))}
 	return n.write(ctx, key, e, Write{Key: key, Delete: true})
 }
 
 // write applies one Set or Delete: through the database, the journal, or the
 // cache alone. The cache is updated last, and only with a version newer than
 // what it holds, so concurrent writes of a key leave the newest one cached.
-func (n *Namespace) write(ctx context.Context, key string, e store.Entry, w Write) error {
+func (n *Namespace) write(ctx context.Context, key string, e Entry, w Write) error {
 	skey := n.prefix + key
 	if w.Version == 0 { // a leased Set takes its version under the lease check
-		w.Version = n.clock.Now()
+		w.Version = n.versions.Now()
 	}
 	e.Version = w.Version
 	n.bump(skey)
@@ -55,25 +52,25 @@ func (n *Namespace) write(ctx context.Context, key string, e store.Entry, w Writ
 			// The database may or may not hold the write: keep no entry.
 			n.store.Delete(skey)
 			n.c.writeErrors.Add(1)
-			return fmt.Errorf("%w: write %q to namespace %q: %w", ErrBackend, key, n.p.Name, err)
+			return fmt.Errorf("%w: write to namespace %q: %w", ErrBackend, n.p.Name, err)
 		}
 		// Again after the commit: a load that read the row before the commit
 		// (and after the first bump) must not cache it.
 		n.bump(skey)
 	case WriteBehind:
 		actx, span := n.startSpan(ctx, spanAppend, attrDelete.Bool(w.Delete))
-		err := n.journal.Append(actx, journal.Record{Namespace: n.p.Name, Key: key, Value: w.Value, Delete: w.Delete, Version: w.Version})
+		err := n.journal.Append(actx, n.p.Name, w)
 		endSpan(span, err)
-		if errors.Is(err, journal.ErrFull) {
+		if errors.Is(err, ErrBackpressure) {
 			n.c.backpressure.Add(1)
-			return fmt.Errorf("%w: %w", ErrBackpressure, err)
+			return err
 		}
-		if errors.Is(err, journal.ErrSuperseded) {
+		if errors.Is(err, ErrSuperseded) {
 			return nil // a newer write of the key is pending and cached: keep it
 		}
 		if err != nil {
 			n.c.writeErrors.Add(1)
-			return fmt.Errorf("%w: journal write of %q in namespace %q: %w", ErrBackend, key, n.p.Name, err)
+			return fmt.Errorf("%w: journal write in namespace %q: %w", ErrBackend, n.p.Name, err)
 		}
 	default: // WriteAside
 		if w.Delete {
@@ -90,6 +87,6 @@ func (n *Namespace) write(ctx context.Context, key string, e store.Entry, w Writ
 }
 
 // storeEntry is the cache entry of a written value.
-func storeEntry(value []byte, ttl time.Duration, version uint64) store.Entry {
-	return store.Entry{Value: value, Found: true, TTL: ttl, Version: version}
+func storeEntry(value []byte, ttl time.Duration, version uint64) Entry {
+	return Entry{Value: value, Found: true, TTL: ttl, Version: version}
 }

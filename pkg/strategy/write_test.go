@@ -98,7 +98,7 @@ func newWriteEnv(t testing.TB, p strategy.Policy, jopts journal.Options) writeEn
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { j.Close() })
-		e.journal, deps.Journal = j, j
+		e.journal, deps.Journal = j, j.AsQueue()
 	}
 	if p.Name == "" {
 		p.Name = "users"
@@ -236,15 +236,15 @@ func TestWriteBehind_FullJournalIsBackpressureAndLosesNothing(t *testing.T) {
 	}
 }
 
-func newFlusher(e writeEnv, mutate func(*strategy.FlusherConfig)) *strategy.Flusher {
-	cfg := strategy.FlusherConfig{
-		Journal: e.journal, Writers: map[string]strategy.Writer{"users": e.db},
+func newFlusher(e writeEnv, mutate func(*journal.FlusherConfig)) *journal.Flusher {
+	cfg := journal.FlusherConfig{
+		Writers:   map[string]strategy.Writer{"users": e.db},
 		BatchSize: 50, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 	}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	return strategy.NewFlusher(cfg)
+	return journal.NewFlusher(e.journal, cfg)
 }
 
 func pending(t *testing.T, j *journal.Journal) int {
@@ -296,7 +296,7 @@ func TestFlusher_PoisonRecordIsBuriedOthersFlow(t *testing.T) {
 		}
 		return nil
 	}
-	f := newFlusher(e, func(c *strategy.FlusherConfig) { c.MaxAttempts = 3 })
+	f := newFlusher(e, func(c *journal.FlusherConfig) { c.MaxAttempts = 3 })
 	if err := f.Flush(bg); err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestFlusher_DatabaseDownRetriesWithBackoffAndLosesNothing(t *testing.T) {
 
 func TestFlusher_RunFlushesInTheBackground(t *testing.T) {
 	e := newWriteEnv(t, strategy.Policy{Write: strategy.WriteBehind, TTL: time.Hour}, journal.Options{})
-	f := newFlusher(e, func(c *strategy.FlusherConfig) { c.Interval = 5 * time.Millisecond })
+	f := newFlusher(e, func(c *journal.FlusherConfig) { c.Interval = 5 * time.Millisecond })
 	ctx, cancel := context.WithCancel(bg)
 	done := make(chan struct{})
 	go func() { f.Run(ctx); close(done) }()
@@ -428,7 +428,7 @@ func TestFlusher_OneDownDatabaseDoesNotHoldBackOtherNamespaces(t *testing.T) {
 	e := newWriteEnv(t, strategy.Policy{Name: "a", Write: strategy.WriteBehind, TTL: time.Hour}, journal.Options{})
 	other := newFakeDB()
 	b, err := strategy.New(strategy.Policy{Name: "b", Write: strategy.WriteBehind, TTL: time.Hour},
-		strategy.Deps{Store: e.store, Writer: other, Journal: e.journal})
+		strategy.Deps{Store: e.store, Writer: other, Journal: e.journal.AsQueue()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +443,7 @@ func TestFlusher_OneDownDatabaseDoesNotHoldBackOtherNamespaces(t *testing.T) {
 		}
 	}
 	e.db.fail = func(strategy.Write) error { return errors.New("connection refused") }
-	f := strategy.NewFlusher(strategy.FlusherConfig{Journal: e.journal, BatchSize: 100,
+	f := journal.NewFlusher(e.journal, journal.FlusherConfig{BatchSize: 100,
 		Writers: map[string]strategy.Writer{"a": e.db, "b": other}, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
 	defer cancel()

@@ -1183,9 +1183,18 @@ type StatsResponse struct {
 	ForwardedIn uint64 `protobuf:"varint,6,opt,name=forwarded_in,json=forwardedIn,proto3" json:"forwarded_in,omitempty"`
 	// The hot cache (keys other nodes own that this node is asked for
 	// often); unset when it is disabled.
-	HotCache      *HotCacheStats `protobuf:"bytes,7,opt,name=hot_cache,json=hotCache,proto3" json:"hot_cache,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	HotCache *HotCacheStats `protobuf:"bytes,7,opt,name=hot_cache,json=hotCache,proto3" json:"hot_cache,omitempty"`
+	// Cache.Pipeline: request frames read, ops read, and ops that waited (a
+	// load, a forward, a database or journal write) instead of being
+	// answered from memory.
+	PipelineFrames uint64 `protobuf:"varint,8,opt,name=pipeline_frames,json=pipelineFrames,proto3" json:"pipeline_frames,omitempty"`
+	PipelineOps    uint64 `protobuf:"varint,9,opt,name=pipeline_ops,json=pipelineOps,proto3" json:"pipeline_ops,omitempty"`
+	PipelineWaits  uint64 `protobuf:"varint,10,opt,name=pipeline_waits,json=pipelineWaits,proto3" json:"pipeline_waits,omitempty"`
+	// Peer clock values (forwards, lookups, gossip acks) refused because
+	// they were too far ahead of this node's wall clock.
+	ClockRejections uint64 `protobuf:"varint,11,opt,name=clock_rejections,json=clockRejections,proto3" json:"clock_rejections,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
@@ -1265,6 +1274,34 @@ func (x *StatsResponse) GetHotCache() *HotCacheStats {
 		return x.HotCache
 	}
 	return nil
+}
+
+func (x *StatsResponse) GetPipelineFrames() uint64 {
+	if x != nil {
+		return x.PipelineFrames
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetPipelineOps() uint64 {
+	if x != nil {
+		return x.PipelineOps
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetPipelineWaits() uint64 {
+	if x != nil {
+		return x.PipelineWaits
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetClockRejections() uint64 {
+	if x != nil {
+		return x.ClockRejections
+	}
+	return 0
 }
 
 // HotCacheStats counts a node's hot cache.
@@ -1463,9 +1500,20 @@ type NamespaceStats struct {
 	// Background refresh-ahead loads started.
 	Refreshes uint64 `protobuf:"varint,13,opt,name=refreshes,proto3" json:"refreshes,omitempty"`
 	// Misses answered from a write still pending in the journal.
-	PendingHits   uint64 `protobuf:"varint,14,opt,name=pending_hits,json=pendingHits,proto3" json:"pending_hits,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PendingHits uint64 `protobuf:"varint,14,opt,name=pending_hits,json=pendingHits,proto3" json:"pending_hits,omitempty"`
+	// Cache-aside leases: granted to a caller that should load, answers
+	// telling a caller to wait for another's lease, and leased Sets refused
+	// because the lease was spent.
+	LeasesGranted uint64 `protobuf:"varint,15,opt,name=leases_granted,json=leasesGranted,proto3" json:"leases_granted,omitempty"`
+	LeaseWaits    uint64 `protobuf:"varint,16,opt,name=lease_waits,json=leaseWaits,proto3" json:"lease_waits,omitempty"`
+	LeaseRejected uint64 `protobuf:"varint,17,opt,name=lease_rejected,json=leaseRejected,proto3" json:"lease_rejected,omitempty"`
+	// Callers waiting on a backend load right now.
+	LoadsWaiting int64 `protobuf:"varint,18,opt,name=loads_waiting,json=loadsWaiting,proto3" json:"loads_waiting,omitempty"`
+	// Refresh-ahead reloads skipped because the namespace's bound on
+	// concurrent refreshes was reached (the entry serves until it expires).
+	RefreshesSkipped uint64 `protobuf:"varint,19,opt,name=refreshes_skipped,json=refreshesSkipped,proto3" json:"refreshes_skipped,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *NamespaceStats) Reset() {
@@ -1596,6 +1644,41 @@ func (x *NamespaceStats) GetPendingHits() uint64 {
 	return 0
 }
 
+func (x *NamespaceStats) GetLeasesGranted() uint64 {
+	if x != nil {
+		return x.LeasesGranted
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetLeaseWaits() uint64 {
+	if x != nil {
+		return x.LeaseWaits
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetLeaseRejected() uint64 {
+	if x != nil {
+		return x.LeaseRejected
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetLoadsWaiting() int64 {
+	if x != nil {
+		return x.LoadsWaiting
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetRefreshesSkipped() uint64 {
+	if x != nil {
+		return x.RefreshesSkipped
+	}
+	return 0
+}
+
 var File_ringcache_v1_admin_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_admin_proto_rawDesc = "" +
@@ -1676,7 +1759,7 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12&\n" +
 	"\x0fowner_grpc_addr\x18\x03 \x01(\tR\rownerGrpcAddr\"\x0e\n" +
-	"\fStatsRequest\"\xb1\x02\n" +
+	"\fStatsRequest\"\xcf\x03\n" +
 	"\rStatsResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12.\n" +
 	"\x05store\x18\x02 \x01(\v2\x18.ringcache.v1.StoreStatsR\x05store\x12<\n" +
@@ -1686,7 +1769,12 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\bforwards\x18\x04 \x01(\x04R\bforwards\x12%\n" +
 	"\x0eforward_errors\x18\x05 \x01(\x04R\rforwardErrors\x12!\n" +
 	"\fforwarded_in\x18\x06 \x01(\x04R\vforwardedIn\x128\n" +
-	"\thot_cache\x18\a \x01(\v2\x1b.ringcache.v1.HotCacheStatsR\bhotCache\"\xde\x01\n" +
+	"\thot_cache\x18\a \x01(\v2\x1b.ringcache.v1.HotCacheStatsR\bhotCache\x12'\n" +
+	"\x0fpipeline_frames\x18\b \x01(\x04R\x0epipelineFrames\x12!\n" +
+	"\fpipeline_ops\x18\t \x01(\x04R\vpipelineOps\x12%\n" +
+	"\x0epipeline_waits\x18\n" +
+	" \x01(\x04R\rpipelineWaits\x12)\n" +
+	"\x10clock_rejections\x18\v \x01(\x04R\x0fclockRejections\"\xde\x01\n" +
 	"\rHotCacheStats\x12\x12\n" +
 	"\x04hits\x18\x01 \x01(\x04R\x04hits\x12\x14\n" +
 	"\x05fills\x18\x02 \x01(\x04R\x05fills\x12$\n" +
@@ -1701,7 +1789,7 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\aentries\x18\x01 \x01(\x04R\aentries\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x1b\n" +
 	"\tmax_bytes\x18\x03 \x01(\x04R\bmaxBytes\x12\x1c\n" +
-	"\tevictions\x18\x04 \x01(\x04R\tevictions\"\xa5\x03\n" +
+	"\tevictions\x18\x04 \x01(\x04R\tevictions\"\xe6\x04\n" +
 	"\x0eNamespaceStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04gets\x18\x02 \x01(\x04R\x04gets\x12\x12\n" +
@@ -1718,7 +1806,13 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\fwrite_errors\x18\v \x01(\x04R\vwriteErrors\x12\"\n" +
 	"\fbackpressure\x18\f \x01(\x04R\fbackpressure\x12\x1c\n" +
 	"\trefreshes\x18\r \x01(\x04R\trefreshes\x12!\n" +
-	"\fpending_hits\x18\x0e \x01(\x04R\vpendingHits*\x8b\x01\n" +
+	"\fpending_hits\x18\x0e \x01(\x04R\vpendingHits\x12%\n" +
+	"\x0eleases_granted\x18\x0f \x01(\x04R\rleasesGranted\x12\x1f\n" +
+	"\vlease_waits\x18\x10 \x01(\x04R\n" +
+	"leaseWaits\x12%\n" +
+	"\x0elease_rejected\x18\x11 \x01(\x04R\rleaseRejected\x12#\n" +
+	"\rloads_waiting\x18\x12 \x01(\x03R\floadsWaiting\x12+\n" +
+	"\x11refreshes_skipped\x18\x13 \x01(\x04R\x10refreshesSkipped*\x8b\x01\n" +
 	"\vMemberState\x12\x1c\n" +
 	"\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n" +

@@ -77,6 +77,7 @@ type PipelineOp struct {
 	//	*PipelineOp_Get
 	//	*PipelineOp_Set
 	//	*PipelineOp_Delete
+	//	*PipelineOp_Lease
 	Op isPipelineOp_Op `protobuf_oneof:"op"`
 	// How long the caller waits for the result: the node gives up an op that
 	// must wait (a load, a forward, a database write) after that, as a unary
@@ -158,6 +159,15 @@ func (x *PipelineOp) GetDelete() *DeleteRequest {
 	return nil
 }
 
+func (x *PipelineOp) GetLease() *LeaseRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipelineOp_Lease); ok {
+			return x.Lease
+		}
+	}
+	return nil
+}
+
 func (x *PipelineOp) GetTimeout() *durationpb.Duration {
 	if x != nil {
 		return x.Timeout
@@ -181,11 +191,17 @@ type PipelineOp_Delete struct {
 	Delete *DeleteRequest `protobuf:"bytes,4,opt,name=delete,proto3,oneof"`
 }
 
+type PipelineOp_Lease struct {
+	Lease *LeaseRequest `protobuf:"bytes,6,opt,name=lease,proto3,oneof"`
+}
+
 func (*PipelineOp_Get) isPipelineOp_Op() {}
 
 func (*PipelineOp_Set) isPipelineOp_Op() {}
 
 func (*PipelineOp_Delete) isPipelineOp_Op() {}
+
+func (*PipelineOp_Lease) isPipelineOp_Op() {}
 
 type PipelineResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -252,8 +268,15 @@ type PipelineResult struct {
 	Found bool   `protobuf:"varint,2,opt,name=found,proto3" json:"found,omitempty"`
 	Value []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
 	// Non-zero when the op failed (a google.rpc.Code value).
-	ErrorCode     int32  `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	ErrorMessage  string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	ErrorCode    int32  `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// For a Lease: the token when the caller holds the lease, or wait.
+	LeaseToken uint64 `protobuf:"varint,6,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	Wait       bool   `protobuf:"varint,7,opt,name=wait,proto3" json:"wait,omitempty"`
+	// When the op failed: the ErrorInfo reason (see Cache), and the delay
+	// after which a retry may succeed, when known.
+	ErrorReason   string               `protobuf:"bytes,8,opt,name=error_reason,json=errorReason,proto3" json:"error_reason,omitempty"`
+	RetryDelay    *durationpb.Duration `protobuf:"bytes,9,opt,name=retry_delay,json=retryDelay,proto3" json:"retry_delay,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -321,6 +344,34 @@ func (x *PipelineResult) GetErrorMessage() string {
 		return x.ErrorMessage
 	}
 	return ""
+}
+
+func (x *PipelineResult) GetLeaseToken() uint64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
+func (x *PipelineResult) GetWait() bool {
+	if x != nil {
+		return x.Wait
+	}
+	return false
+}
+
+func (x *PipelineResult) GetErrorReason() string {
+	if x != nil {
+		return x.ErrorReason
+	}
+	return ""
+}
+
+func (x *PipelineResult) GetRetryDelay() *durationpb.Duration {
+	if x != nil {
+		return x.RetryDelay
+	}
+	return nil
 }
 
 type WatchInvalidationsRequest struct {
@@ -954,8 +1005,10 @@ type KeyResult struct {
 	Found bool                   `protobuf:"varint,2,opt,name=found,proto3" json:"found,omitempty"`
 	Value []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
 	// Non-zero when this key failed (a google.rpc.Code value); other keys are unaffected.
-	ErrorCode     int32  `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	ErrorMessage  string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	ErrorCode    int32  `protobuf:"varint,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// When this key failed: the ErrorInfo reason (see Cache).
+	ErrorReason   string `protobuf:"bytes,6,opt,name=error_reason,json=errorReason,proto3" json:"error_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1021,6 +1074,13 @@ func (x *KeyResult) GetErrorCode() int32 {
 func (x *KeyResult) GetErrorMessage() string {
 	if x != nil {
 		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *KeyResult) GetErrorReason() string {
+	if x != nil {
+		return x.ErrorReason
 	}
 	return ""
 }
@@ -1234,26 +1294,33 @@ const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\n" +
 	"\x18ringcache/v1/cache.proto\x12\fringcache.v1\x1a\x1egoogle/protobuf/duration.proto\"=\n" +
 	"\x0fPipelineRequest\x12*\n" +
-	"\x03ops\x18\x01 \x03(\v2\x18.ringcache.v1.PipelineOpR\x03ops\"\xea\x01\n" +
+	"\x03ops\x18\x01 \x03(\v2\x18.ringcache.v1.PipelineOpR\x03ops\"\x9e\x02\n" +
 	"\n" +
 	"PipelineOp\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12,\n" +
 	"\x03get\x18\x02 \x01(\v2\x18.ringcache.v1.GetRequestH\x00R\x03get\x12,\n" +
 	"\x03set\x18\x03 \x01(\v2\x18.ringcache.v1.SetRequestH\x00R\x03set\x125\n" +
-	"\x06delete\x18\x04 \x01(\v2\x1b.ringcache.v1.DeleteRequestH\x00R\x06delete\x123\n" +
+	"\x06delete\x18\x04 \x01(\v2\x1b.ringcache.v1.DeleteRequestH\x00R\x06delete\x122\n" +
+	"\x05lease\x18\x06 \x01(\v2\x1a.ringcache.v1.LeaseRequestH\x00R\x05lease\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeoutB\x04\n" +
 	"\x02op\"k\n" +
 	"\x10PipelineResponse\x126\n" +
 	"\aresults\x18\x01 \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresults\x12\x1f\n" +
 	"\vframes_read\x18\x02 \x01(\rR\n" +
-	"framesRead\"\x90\x01\n" +
+	"framesRead\"\xa4\x02\n" +
 	"\x0ePipelineResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x04 \x01(\x05R\terrorCode\x12#\n" +
-	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\";\n" +
+	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\x12\x1f\n" +
+	"\vlease_token\x18\x06 \x01(\x04R\n" +
+	"leaseToken\x12\x12\n" +
+	"\x04wait\x18\a \x01(\bR\x04wait\x12!\n" +
+	"\ferror_reason\x18\b \x01(\tR\verrorReason\x12:\n" +
+	"\vretry_delay\x18\t \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryDelay\";\n" +
 	"\x19WatchInvalidationsRequest\x12\x1e\n" +
 	"\n" +
 	"namespaces\x18\x01 \x03(\tR\n" +
@@ -1292,14 +1359,15 @@ const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\tR\x04keys\"D\n" +
 	"\x0fGetManyResponse\x121\n" +
-	"\aresults\x18\x01 \x03(\v2\x17.ringcache.v1.KeyResultR\aresults\"\x8d\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x17.ringcache.v1.KeyResultR\aresults\"\xb0\x01\n" +
 	"\tKeyResult\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x04 \x01(\x05R\terrorCode\x12#\n" +
-	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\"\xa0\x01\n" +
+	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\x12!\n" +
+	"\ferror_reason\x18\x06 \x01(\tR\verrorReason\"\xa0\x01\n" +
 	"\n" +
 	"SetRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
@@ -1365,33 +1433,35 @@ var file_ringcache_v1_cache_proto_depIdxs = []int32{
 	12, // 1: ringcache.v1.PipelineOp.get:type_name -> ringcache.v1.GetRequest
 	17, // 2: ringcache.v1.PipelineOp.set:type_name -> ringcache.v1.SetRequest
 	19, // 3: ringcache.v1.PipelineOp.delete:type_name -> ringcache.v1.DeleteRequest
-	21, // 4: ringcache.v1.PipelineOp.timeout:type_name -> google.protobuf.Duration
-	3,  // 5: ringcache.v1.PipelineResponse.results:type_name -> ringcache.v1.PipelineResult
-	6,  // 6: ringcache.v1.WatchInvalidationsResponse.keys:type_name -> ringcache.v1.KeyRef
-	11, // 7: ringcache.v1.WatchRingResponse.nodes:type_name -> ringcache.v1.RingNode
-	16, // 8: ringcache.v1.GetManyResponse.results:type_name -> ringcache.v1.KeyResult
-	21, // 9: ringcache.v1.SetRequest.ttl:type_name -> google.protobuf.Duration
-	12, // 10: ringcache.v1.Cache.Get:input_type -> ringcache.v1.GetRequest
-	14, // 11: ringcache.v1.Cache.GetMany:input_type -> ringcache.v1.GetManyRequest
-	17, // 12: ringcache.v1.Cache.Set:input_type -> ringcache.v1.SetRequest
-	19, // 13: ringcache.v1.Cache.Delete:input_type -> ringcache.v1.DeleteRequest
-	7,  // 14: ringcache.v1.Cache.Lease:input_type -> ringcache.v1.LeaseRequest
-	9,  // 15: ringcache.v1.Cache.WatchRing:input_type -> ringcache.v1.WatchRingRequest
-	4,  // 16: ringcache.v1.Cache.WatchInvalidations:input_type -> ringcache.v1.WatchInvalidationsRequest
-	0,  // 17: ringcache.v1.Cache.Pipeline:input_type -> ringcache.v1.PipelineRequest
-	13, // 18: ringcache.v1.Cache.Get:output_type -> ringcache.v1.GetResponse
-	15, // 19: ringcache.v1.Cache.GetMany:output_type -> ringcache.v1.GetManyResponse
-	18, // 20: ringcache.v1.Cache.Set:output_type -> ringcache.v1.SetResponse
-	20, // 21: ringcache.v1.Cache.Delete:output_type -> ringcache.v1.DeleteResponse
-	8,  // 22: ringcache.v1.Cache.Lease:output_type -> ringcache.v1.LeaseResponse
-	10, // 23: ringcache.v1.Cache.WatchRing:output_type -> ringcache.v1.WatchRingResponse
-	5,  // 24: ringcache.v1.Cache.WatchInvalidations:output_type -> ringcache.v1.WatchInvalidationsResponse
-	2,  // 25: ringcache.v1.Cache.Pipeline:output_type -> ringcache.v1.PipelineResponse
-	18, // [18:26] is the sub-list for method output_type
-	10, // [10:18] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	7,  // 4: ringcache.v1.PipelineOp.lease:type_name -> ringcache.v1.LeaseRequest
+	21, // 5: ringcache.v1.PipelineOp.timeout:type_name -> google.protobuf.Duration
+	3,  // 6: ringcache.v1.PipelineResponse.results:type_name -> ringcache.v1.PipelineResult
+	21, // 7: ringcache.v1.PipelineResult.retry_delay:type_name -> google.protobuf.Duration
+	6,  // 8: ringcache.v1.WatchInvalidationsResponse.keys:type_name -> ringcache.v1.KeyRef
+	11, // 9: ringcache.v1.WatchRingResponse.nodes:type_name -> ringcache.v1.RingNode
+	16, // 10: ringcache.v1.GetManyResponse.results:type_name -> ringcache.v1.KeyResult
+	21, // 11: ringcache.v1.SetRequest.ttl:type_name -> google.protobuf.Duration
+	12, // 12: ringcache.v1.Cache.Get:input_type -> ringcache.v1.GetRequest
+	14, // 13: ringcache.v1.Cache.GetMany:input_type -> ringcache.v1.GetManyRequest
+	17, // 14: ringcache.v1.Cache.Set:input_type -> ringcache.v1.SetRequest
+	19, // 15: ringcache.v1.Cache.Delete:input_type -> ringcache.v1.DeleteRequest
+	7,  // 16: ringcache.v1.Cache.Lease:input_type -> ringcache.v1.LeaseRequest
+	9,  // 17: ringcache.v1.Cache.WatchRing:input_type -> ringcache.v1.WatchRingRequest
+	4,  // 18: ringcache.v1.Cache.WatchInvalidations:input_type -> ringcache.v1.WatchInvalidationsRequest
+	0,  // 19: ringcache.v1.Cache.Pipeline:input_type -> ringcache.v1.PipelineRequest
+	13, // 20: ringcache.v1.Cache.Get:output_type -> ringcache.v1.GetResponse
+	15, // 21: ringcache.v1.Cache.GetMany:output_type -> ringcache.v1.GetManyResponse
+	18, // 22: ringcache.v1.Cache.Set:output_type -> ringcache.v1.SetResponse
+	20, // 23: ringcache.v1.Cache.Delete:output_type -> ringcache.v1.DeleteResponse
+	8,  // 24: ringcache.v1.Cache.Lease:output_type -> ringcache.v1.LeaseResponse
+	10, // 25: ringcache.v1.Cache.WatchRing:output_type -> ringcache.v1.WatchRingResponse
+	5,  // 26: ringcache.v1.Cache.WatchInvalidations:output_type -> ringcache.v1.WatchInvalidationsResponse
+	2,  // 27: ringcache.v1.Cache.Pipeline:output_type -> ringcache.v1.PipelineResponse
+	20, // [20:28] is the sub-list for method output_type
+	12, // [12:20] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_cache_proto_init() }
@@ -1403,6 +1473,7 @@ func file_ringcache_v1_cache_proto_init() {
 		(*PipelineOp_Get)(nil),
 		(*PipelineOp_Set)(nil),
 		(*PipelineOp_Delete)(nil),
+		(*PipelineOp_Lease)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

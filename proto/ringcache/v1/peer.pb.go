@@ -159,21 +159,18 @@ func (x *LookupResponse) GetHlc() uint64 {
 	return 0
 }
 
+// ForwardRequest carries ops of keys the receiver owns (as the sender's
+// ring says). The receiver runs them as the owner and answers each in the
+// result of the same index.
 type ForwardRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Name of the node that forwarded the request.
 	From string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
-	// Types that are valid to be assigned to Op:
-	//
-	//	*ForwardRequest_Get
-	//	*ForwardRequest_Set
-	//	*ForwardRequest_Delete
-	//	*ForwardRequest_GetMany
-	//	*ForwardRequest_Lease
-	Op isForwardRequest_Op `protobuf_oneof:"op"`
 	// The sender's hybrid logical clock: write versions on the receiver move
-	// past it, so a key's writes stay ordered when its owner changes.
-	Hlc           uint64 `protobuf:"varint,6,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	// past it, so a key's writes stay ordered when its owner changes. A value
+	// too far ahead of the receiver's wall clock is rejected, never adopted.
+	Hlc           uint64        `protobuf:"varint,6,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	Ops           []*PipelineOp `protobuf:"bytes,8,rep,name=ops,proto3" json:"ops,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -215,58 +212,6 @@ func (x *ForwardRequest) GetFrom() string {
 	return ""
 }
 
-func (x *ForwardRequest) GetOp() isForwardRequest_Op {
-	if x != nil {
-		return x.Op
-	}
-	return nil
-}
-
-func (x *ForwardRequest) GetGet() *GetRequest {
-	if x != nil {
-		if x, ok := x.Op.(*ForwardRequest_Get); ok {
-			return x.Get
-		}
-	}
-	return nil
-}
-
-func (x *ForwardRequest) GetSet() *SetRequest {
-	if x != nil {
-		if x, ok := x.Op.(*ForwardRequest_Set); ok {
-			return x.Set
-		}
-	}
-	return nil
-}
-
-func (x *ForwardRequest) GetDelete() *DeleteRequest {
-	if x != nil {
-		if x, ok := x.Op.(*ForwardRequest_Delete); ok {
-			return x.Delete
-		}
-	}
-	return nil
-}
-
-func (x *ForwardRequest) GetGetMany() *GetManyRequest {
-	if x != nil {
-		if x, ok := x.Op.(*ForwardRequest_GetMany); ok {
-			return x.GetMany
-		}
-	}
-	return nil
-}
-
-func (x *ForwardRequest) GetLease() *LeaseRequest {
-	if x != nil {
-		if x, ok := x.Op.(*ForwardRequest_Lease); ok {
-			return x.Lease
-		}
-	}
-	return nil
-}
-
 func (x *ForwardRequest) GetHlc() uint64 {
 	if x != nil {
 		return x.Hlc
@@ -274,52 +219,19 @@ func (x *ForwardRequest) GetHlc() uint64 {
 	return 0
 }
 
-type isForwardRequest_Op interface {
-	isForwardRequest_Op()
+func (x *ForwardRequest) GetOps() []*PipelineOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
 }
-
-type ForwardRequest_Get struct {
-	Get *GetRequest `protobuf:"bytes,2,opt,name=get,proto3,oneof"`
-}
-
-type ForwardRequest_Set struct {
-	Set *SetRequest `protobuf:"bytes,3,opt,name=set,proto3,oneof"`
-}
-
-type ForwardRequest_Delete struct {
-	Delete *DeleteRequest `protobuf:"bytes,4,opt,name=delete,proto3,oneof"`
-}
-
-type ForwardRequest_GetMany struct {
-	GetMany *GetManyRequest `protobuf:"bytes,5,opt,name=get_many,json=getMany,proto3,oneof"`
-}
-
-type ForwardRequest_Lease struct {
-	Lease *LeaseRequest `protobuf:"bytes,7,opt,name=lease,proto3,oneof"`
-}
-
-func (*ForwardRequest_Get) isForwardRequest_Op() {}
-
-func (*ForwardRequest_Set) isForwardRequest_Op() {}
-
-func (*ForwardRequest_Delete) isForwardRequest_Op() {}
-
-func (*ForwardRequest_GetMany) isForwardRequest_Op() {}
-
-func (*ForwardRequest_Lease) isForwardRequest_Op() {}
 
 type ForwardResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Types that are valid to be assigned to Result:
-	//
-	//	*ForwardResponse_Get
-	//	*ForwardResponse_Set
-	//	*ForwardResponse_Delete
-	//	*ForwardResponse_GetMany
-	//	*ForwardResponse_Lease
-	Result isForwardResponse_Result `protobuf_oneof:"result"`
 	// The receiver's hybrid logical clock.
-	Hlc           uint64 `protobuf:"varint,5,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	Hlc uint64 `protobuf:"varint,5,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	// One result per op, in request order (ids are the request's).
+	Results       []*PipelineResult `protobuf:"bytes,7,rep,name=results,proto3" json:"results,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -354,58 +266,6 @@ func (*ForwardResponse) Descriptor() ([]byte, []int) {
 	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
-func (x *ForwardResponse) GetResult() isForwardResponse_Result {
-	if x != nil {
-		return x.Result
-	}
-	return nil
-}
-
-func (x *ForwardResponse) GetGet() *GetResponse {
-	if x != nil {
-		if x, ok := x.Result.(*ForwardResponse_Get); ok {
-			return x.Get
-		}
-	}
-	return nil
-}
-
-func (x *ForwardResponse) GetSet() *SetResponse {
-	if x != nil {
-		if x, ok := x.Result.(*ForwardResponse_Set); ok {
-			return x.Set
-		}
-	}
-	return nil
-}
-
-func (x *ForwardResponse) GetDelete() *DeleteResponse {
-	if x != nil {
-		if x, ok := x.Result.(*ForwardResponse_Delete); ok {
-			return x.Delete
-		}
-	}
-	return nil
-}
-
-func (x *ForwardResponse) GetGetMany() *GetManyResponse {
-	if x != nil {
-		if x, ok := x.Result.(*ForwardResponse_GetMany); ok {
-			return x.GetMany
-		}
-	}
-	return nil
-}
-
-func (x *ForwardResponse) GetLease() *LeaseResponse {
-	if x != nil {
-		if x, ok := x.Result.(*ForwardResponse_Lease); ok {
-			return x.Lease
-		}
-	}
-	return nil
-}
-
 func (x *ForwardResponse) GetHlc() uint64 {
 	if x != nil {
 		return x.Hlc
@@ -413,39 +273,12 @@ func (x *ForwardResponse) GetHlc() uint64 {
 	return 0
 }
 
-type isForwardResponse_Result interface {
-	isForwardResponse_Result()
+func (x *ForwardResponse) GetResults() []*PipelineResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
 }
-
-type ForwardResponse_Get struct {
-	Get *GetResponse `protobuf:"bytes,1,opt,name=get,proto3,oneof"`
-}
-
-type ForwardResponse_Set struct {
-	Set *SetResponse `protobuf:"bytes,2,opt,name=set,proto3,oneof"`
-}
-
-type ForwardResponse_Delete struct {
-	Delete *DeleteResponse `protobuf:"bytes,3,opt,name=delete,proto3,oneof"`
-}
-
-type ForwardResponse_GetMany struct {
-	GetMany *GetManyResponse `protobuf:"bytes,4,opt,name=get_many,json=getMany,proto3,oneof"`
-}
-
-type ForwardResponse_Lease struct {
-	Lease *LeaseResponse `protobuf:"bytes,6,opt,name=lease,proto3,oneof"`
-}
-
-func (*ForwardResponse_Get) isForwardResponse_Result() {}
-
-func (*ForwardResponse_Set) isForwardResponse_Result() {}
-
-func (*ForwardResponse_Delete) isForwardResponse_Result() {}
-
-func (*ForwardResponse_GetMany) isForwardResponse_Result() {}
-
-func (*ForwardResponse_Lease) isForwardResponse_Result() {}
 
 var File_ringcache_v1_peer_proto protoreflect.FileDescriptor
 
@@ -461,24 +294,14 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x10\n" +
-	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\"\xbe\x02\n" +
+	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\"\x80\x01\n" +
 	"\x0eForwardRequest\x12\x12\n" +
-	"\x04from\x18\x01 \x01(\tR\x04from\x12,\n" +
-	"\x03get\x18\x02 \x01(\v2\x18.ringcache.v1.GetRequestH\x00R\x03get\x12,\n" +
-	"\x03set\x18\x03 \x01(\v2\x18.ringcache.v1.SetRequestH\x00R\x03set\x125\n" +
-	"\x06delete\x18\x04 \x01(\v2\x1b.ringcache.v1.DeleteRequestH\x00R\x06delete\x129\n" +
-	"\bget_many\x18\x05 \x01(\v2\x1c.ringcache.v1.GetManyRequestH\x00R\agetMany\x122\n" +
-	"\x05lease\x18\a \x01(\v2\x1a.ringcache.v1.LeaseRequestH\x00R\x05lease\x12\x10\n" +
-	"\x03hlc\x18\x06 \x01(\x04R\x03hlcB\x04\n" +
-	"\x02op\"\xb4\x02\n" +
-	"\x0fForwardResponse\x12-\n" +
-	"\x03get\x18\x01 \x01(\v2\x19.ringcache.v1.GetResponseH\x00R\x03get\x12-\n" +
-	"\x03set\x18\x02 \x01(\v2\x19.ringcache.v1.SetResponseH\x00R\x03set\x126\n" +
-	"\x06delete\x18\x03 \x01(\v2\x1c.ringcache.v1.DeleteResponseH\x00R\x06delete\x12:\n" +
-	"\bget_many\x18\x04 \x01(\v2\x1d.ringcache.v1.GetManyResponseH\x00R\agetMany\x123\n" +
-	"\x05lease\x18\x06 \x01(\v2\x1b.ringcache.v1.LeaseResponseH\x00R\x05lease\x12\x10\n" +
-	"\x03hlc\x18\x05 \x01(\x04R\x03hlcB\b\n" +
-	"\x06result2\x93\x01\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x10\n" +
+	"\x03hlc\x18\x06 \x01(\x04R\x03hlc\x12*\n" +
+	"\x03ops\x18\b \x03(\v2\x18.ringcache.v1.PipelineOpR\x03opsJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06J\x04\b\a\x10\b\"y\n" +
+	"\x0fForwardResponse\x12\x10\n" +
+	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\x126\n" +
+	"\aresults\x18\a \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresultsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x06\x10\a2\x93\x01\n" +
 	"\x04Peer\x12F\n" +
 	"\aForward\x12\x1c.ringcache.v1.ForwardRequest\x1a\x1d.ringcache.v1.ForwardResponse\x12C\n" +
 	"\x06Lookup\x12\x1b.ringcache.v1.LookupRequest\x1a\x1c.ringcache.v1.LookupResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
@@ -501,37 +324,21 @@ var file_ringcache_v1_peer_proto_goTypes = []any{
 	(*LookupResponse)(nil),  // 1: ringcache.v1.LookupResponse
 	(*ForwardRequest)(nil),  // 2: ringcache.v1.ForwardRequest
 	(*ForwardResponse)(nil), // 3: ringcache.v1.ForwardResponse
-	(*GetRequest)(nil),      // 4: ringcache.v1.GetRequest
-	(*SetRequest)(nil),      // 5: ringcache.v1.SetRequest
-	(*DeleteRequest)(nil),   // 6: ringcache.v1.DeleteRequest
-	(*GetManyRequest)(nil),  // 7: ringcache.v1.GetManyRequest
-	(*LeaseRequest)(nil),    // 8: ringcache.v1.LeaseRequest
-	(*GetResponse)(nil),     // 9: ringcache.v1.GetResponse
-	(*SetResponse)(nil),     // 10: ringcache.v1.SetResponse
-	(*DeleteResponse)(nil),  // 11: ringcache.v1.DeleteResponse
-	(*GetManyResponse)(nil), // 12: ringcache.v1.GetManyResponse
-	(*LeaseResponse)(nil),   // 13: ringcache.v1.LeaseResponse
+	(*PipelineOp)(nil),      // 4: ringcache.v1.PipelineOp
+	(*PipelineResult)(nil),  // 5: ringcache.v1.PipelineResult
 }
 var file_ringcache_v1_peer_proto_depIdxs = []int32{
-	4,  // 0: ringcache.v1.ForwardRequest.get:type_name -> ringcache.v1.GetRequest
-	5,  // 1: ringcache.v1.ForwardRequest.set:type_name -> ringcache.v1.SetRequest
-	6,  // 2: ringcache.v1.ForwardRequest.delete:type_name -> ringcache.v1.DeleteRequest
-	7,  // 3: ringcache.v1.ForwardRequest.get_many:type_name -> ringcache.v1.GetManyRequest
-	8,  // 4: ringcache.v1.ForwardRequest.lease:type_name -> ringcache.v1.LeaseRequest
-	9,  // 5: ringcache.v1.ForwardResponse.get:type_name -> ringcache.v1.GetResponse
-	10, // 6: ringcache.v1.ForwardResponse.set:type_name -> ringcache.v1.SetResponse
-	11, // 7: ringcache.v1.ForwardResponse.delete:type_name -> ringcache.v1.DeleteResponse
-	12, // 8: ringcache.v1.ForwardResponse.get_many:type_name -> ringcache.v1.GetManyResponse
-	13, // 9: ringcache.v1.ForwardResponse.lease:type_name -> ringcache.v1.LeaseResponse
-	2,  // 10: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
-	0,  // 11: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
-	3,  // 12: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
-	1,  // 13: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	4, // 0: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
+	5, // 1: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
+	2, // 2: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
+	0, // 3: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
+	3, // 4: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
+	1, // 5: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
+	4, // [4:6] is the sub-list for method output_type
+	2, // [2:4] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_peer_proto_init() }
@@ -540,20 +347,6 @@ func file_ringcache_v1_peer_proto_init() {
 		return
 	}
 	file_ringcache_v1_cache_proto_init()
-	file_ringcache_v1_peer_proto_msgTypes[2].OneofWrappers = []any{
-		(*ForwardRequest_Get)(nil),
-		(*ForwardRequest_Set)(nil),
-		(*ForwardRequest_Delete)(nil),
-		(*ForwardRequest_GetMany)(nil),
-		(*ForwardRequest_Lease)(nil),
-	}
-	file_ringcache_v1_peer_proto_msgTypes[3].OneofWrappers = []any{
-		(*ForwardResponse_Get)(nil),
-		(*ForwardResponse_Set)(nil),
-		(*ForwardResponse_Delete)(nil),
-		(*ForwardResponse_GetMany)(nil),
-		(*ForwardResponse_Lease)(nil),
-	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -31,7 +31,8 @@ const (
 // served by its receiver, even when the receiver's ring names another owner:
 // requests never bounce, so rings that briefly disagree cannot deadlock.
 type PeerClient interface {
-	// Forward runs one Cache operation on the receiving node as the key's owner.
+	// Forward runs a batch of Cache operations on the receiving node as the
+	// keys' owner.
 	Forward(ctx context.Context, in *ForwardRequest, opts ...grpc.CallOption) (*ForwardResponse, error)
 	// Lookup returns the receiver's write-behind write of a key that is still
 	// waiting for the database. A node that just took a partition over asks
@@ -76,7 +77,8 @@ func (c *peerClient) Lookup(ctx context.Context, in *LookupRequest, opts ...grpc
 // served by its receiver, even when the receiver's ring names another owner:
 // requests never bounce, so rings that briefly disagree cannot deadlock.
 type PeerServer interface {
-	// Forward runs one Cache operation on the receiving node as the key's owner.
+	// Forward runs a batch of Cache operations on the receiving node as the
+	// keys' owner.
 	Forward(context.Context, *ForwardRequest) (*ForwardResponse, error)
 	// Lookup returns the receiver's write-behind write of a key that is still
 	// waiting for the database. A node that just took a partition over asks

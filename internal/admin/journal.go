@@ -1,4 +1,4 @@
-package node
+package admin
 
 import (
 	"context"
@@ -7,26 +7,26 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringcache/ringcache/internal/engine"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
 // Admin RPCs of the write-behind journal (ringcachectl journal).
 
-func (s *adminServer) noJournal() error {
+func (s *Server) noJournal() error {
 	return status.Error(codes.FailedPrecondition, "this node has no write-behind namespace, so no journal")
 }
 
-func (s *adminServer) Journal(context.Context, *pb.JournalRequest) (*pb.JournalResponse, error) {
-	n := s.n
-	resp := &pb.JournalResponse{Node: n.cfg.Name}
-	if n.cfg.Journal == nil {
+func (s *Server) Journal(context.Context, *pb.JournalRequest) (*pb.JournalResponse, error) {
+	resp := &pb.JournalResponse{Node: s.cfg.Name}
+	if s.cfg.Journal == nil {
 		return resp, nil
 	}
-	st, err := n.cfg.Journal.Stats()
+	st, err := s.cfg.Journal.Stats()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "read journal stats: %v", err)
 	}
-	fs := n.flusher.Stats()
+	fs := s.cfg.Flusher.Stats()
 	resp.Enabled = true
 	resp.Pending, resp.PendingBytes = uint64(st.Pending), uint64(st.PendingBytes)
 	resp.DeadLetters, resp.Appends, resp.Coalesced = uint64(st.DeadLetters), st.Appends, st.Coalesced
@@ -38,32 +38,30 @@ func (s *adminServer) Journal(context.Context, *pb.JournalRequest) (*pb.JournalR
 	return resp, nil
 }
 
-func (s *adminServer) FlushJournal(ctx context.Context, _ *pb.FlushJournalRequest) (*pb.FlushJournalResponse, error) {
-	n := s.n
-	if n.flusher == nil {
+func (s *Server) FlushJournal(ctx context.Context, _ *pb.FlushJournalRequest) (*pb.FlushJournalResponse, error) {
+	if s.cfg.Flusher == nil {
 		return nil, s.noJournal()
 	}
-	before := n.flusher.Stats().Flushed
-	if err := n.flusher.Flush(ctx); err != nil {
+	before := s.cfg.Flusher.Stats().Flushed
+	if err := s.cfg.Flusher.Flush(ctx); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "flush incomplete: %v", err)
 	}
-	st, err := n.cfg.Journal.Stats()
+	st, err := s.cfg.Journal.Stats()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "read journal stats: %v", err)
 	}
-	return &pb.FlushJournalResponse{Flushed: n.flusher.Stats().Flushed - before, Pending: uint64(st.Pending)}, nil
+	return &pb.FlushJournalResponse{Flushed: s.cfg.Flusher.Stats().Flushed - before, Pending: uint64(st.Pending)}, nil
 }
 
-func (s *adminServer) DeadLetters(_ context.Context, req *pb.DeadLettersRequest) (*pb.DeadLettersResponse, error) {
-	n := s.n
-	if n.cfg.Journal == nil {
+func (s *Server) DeadLetters(_ context.Context, req *pb.DeadLettersRequest) (*pb.DeadLettersResponse, error) {
+	if s.cfg.Journal == nil {
 		return nil, s.noJournal()
 	}
 	limit := int(req.Limit)
 	if limit == 0 {
 		limit = 100
 	}
-	recs, err := n.cfg.Journal.DeadLetters(limit)
+	recs, err := s.cfg.Journal.DeadLetters(limit)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "read dead letters: %v", err)
 	}
@@ -77,22 +75,22 @@ func (s *adminServer) DeadLetters(_ context.Context, req *pb.DeadLettersRequest)
 	return resp, nil
 }
 
-func (s *adminServer) RetryDeadLetter(_ context.Context, req *pb.RetryDeadLetterRequest) (*pb.RetryDeadLetterResponse, error) {
-	if s.n.cfg.Journal == nil {
+func (s *Server) RetryDeadLetter(_ context.Context, req *pb.RetryDeadLetterRequest) (*pb.RetryDeadLetterResponse, error) {
+	if s.cfg.Journal == nil {
 		return nil, s.noJournal()
 	}
-	if err := s.n.cfg.Journal.Revive(req.Namespace, req.Key); err != nil {
-		return nil, journalStatus(err)
+	if err := s.cfg.Journal.Revive(req.Namespace, req.Key); err != nil {
+		return nil, engine.StatusErr(err)
 	}
 	return &pb.RetryDeadLetterResponse{}, nil
 }
 
-func (s *adminServer) DropDeadLetter(_ context.Context, req *pb.DropDeadLetterRequest) (*pb.DropDeadLetterResponse, error) {
-	if s.n.cfg.Journal == nil {
+func (s *Server) DropDeadLetter(_ context.Context, req *pb.DropDeadLetterRequest) (*pb.DropDeadLetterResponse, error) {
+	if s.cfg.Journal == nil {
 		return nil, s.noJournal()
 	}
-	if err := s.n.cfg.Journal.Drop(req.Namespace, req.Key); err != nil {
-		return nil, journalStatus(err)
+	if err := s.cfg.Journal.Drop(req.Namespace, req.Key); err != nil {
+		return nil, engine.StatusErr(err)
 	}
 	return &pb.DropDeadLetterResponse{}, nil
 }

@@ -1,4 +1,4 @@
-package node
+package hotcache
 
 import (
 	"context"
@@ -35,14 +35,14 @@ func (s *fakeInvals) Recv() (*pb.WatchInvalidationsResponse, error) {
 // newTestHotCache returns a hot cache (rate 2/s: the second Get of a key is
 // hot) whose streams the test drives: each subscription shows up on the
 // returned channel.
-func newTestHotCache(t *testing.T) (*hotCache, chan *fakeInvals) {
+func newTestHotCache(t *testing.T) (*Cache, chan *fakeInvals) {
 	opened := make(chan *fakeInvals, 8)
-	h := newHotCache(1<<20, 2, time.Minute, nil, func(ctx context.Context, _ ring.Member) (pb.Cache_WatchInvalidationsClient, error) {
+	h := New(Config{MaxBytes: 1 << 20, MinRate: 2, TTL: time.Minute, Open: func(ctx context.Context, _ ring.Member) (pb.Cache_WatchInvalidationsClient, error) {
 		s := &fakeInvals{ctx: ctx, msgs: make(chan *pb.WatchInvalidationsResponse, 8), fail: make(chan error, 1)}
 		opened <- s
 		return s, nil
-	}, slog.New(slog.DiscardHandler))
-	t.Cleanup(h.close)
+	}, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(h.Close)
 	return h, opened
 }
 
@@ -50,7 +50,7 @@ var testOwner = ring.Member{Name: "owner", Addr: "127.0.0.1:1"}
 
 // subscribe has the owner's stream confirm the subscription and waits until
 // the cache takes it as live.
-func subscribe(t *testing.T, h *hotCache, opened chan *fakeInvals) *fakeInvals {
+func subscribe(t *testing.T, h *Cache, opened chan *fakeInvals) *fakeInvals {
 	t.Helper()
 	h.watch(testOwner) // as a hot key's forward does
 	var s *fakeInvals
@@ -60,7 +60,7 @@ func subscribe(t *testing.T, h *hotCache, opened chan *fakeInvals) *fakeInvals {
 		t.Fatal("no subscription")
 	}
 	s.msgs <- &pb.WatchInvalidationsResponse{}
-	waitFor(t, func() bool { return h.stats().Streams == 1 })
+	waitFor(t, func() bool { return h.Stats().Streams == 1 })
 	return s
 }
 
@@ -75,33 +75,33 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// hotToken makes rk hot and returns a fill token for it.
-func hotTokenFor(t *testing.T, h *hotCache, rk string) hotToken {
+// Token makes rk hot and returns a fill token for it.
+func hotTokenFor(t *testing.T, h *Cache, rk string) Token {
 	t.Helper()
 	for range 10 {
-		if tok, ok := h.admit(rk, testOwner); ok {
+		if tok, ok := h.Admit(rk, testOwner); ok {
 			return tok
 		}
 	}
 	t.Fatal("no token for a hot key with a live stream")
-	return hotToken{}
+	return Token{}
 }
 
 func TestHotCache_NoFillBeforeSubscribed(t *testing.T) {
 	h, opened := newTestHotCache(t)
 	for range 5 {
-		if _, ok := h.admit("ns\x00k", testOwner); ok {
+		if _, ok := h.Admit("ns\x00k", testOwner); ok {
 			t.Fatal("a token before the owner's stream is live: its changes could be missed")
 		}
 	}
 	subscribe(t, h, opened)
 	tok := hotTokenFor(t, h, "ns\x00k")
-	h.fill("ns\x00k", tok, []byte("v"), true)
-	if v, found, ok := h.get("ns\x00k", testOwner); !ok || !found || string(v) != "v" {
+	h.Fill("ns\x00k", tok, []byte("v"), true)
+	if v, found, ok := h.Get("ns\x00k", testOwner); !ok || !found || string(v) != "v" {
 		t.Fatalf("get = %q %v %v after a fill", v, found, ok)
 	}
 	// Another owner for the key (the ring changed): not served.
-	if _, _, ok := h.get("ns\x00k", ring.Member{Name: "other"}); ok {
+	if _, _, ok := h.Get("ns\x00k", ring.Member{Name: "other"}); ok {
 		t.Fatal("served an entry filled from another owner")
 	}
 }
@@ -113,19 +113,19 @@ func TestHotCache_InvalidationDuringForwardFailsTheFill(t *testing.T) {
 	s := subscribe(t, h, opened)
 	tok := hotTokenFor(t, h, "ns\x00k")
 	s.msgs <- &pb.WatchInvalidationsResponse{Keys: []*pb.KeyRef{{Namespace: "ns", Key: "k"}}}
-	waitFor(t, func() bool { return h.stats().Invalidations == 1 })
-	h.fill("ns\x00k", tok, []byte("old"), true)
-	if v, _, ok := h.get("ns\x00k", testOwner); ok {
+	waitFor(t, func() bool { return h.Stats().Invalidations == 1 })
+	h.Fill("ns\x00k", tok, []byte("old"), true)
+	if v, _, ok := h.Get("ns\x00k", testOwner); ok {
 		t.Fatalf("a value invalidated during its forward was installed: %q", v)
 	}
 	// An invalidation after the fill drops the entry.
 	tok = hotTokenFor(t, h, "ns\x00k")
-	h.fill("ns\x00k", tok, []byte("new"), true)
-	if _, _, ok := h.get("ns\x00k", testOwner); !ok {
+	h.Fill("ns\x00k", tok, []byte("new"), true)
+	if _, _, ok := h.Get("ns\x00k", testOwner); !ok {
 		t.Fatal("fill with a fresh token not stored")
 	}
 	s.msgs <- &pb.WatchInvalidationsResponse{Keys: []*pb.KeyRef{{Namespace: "ns", Key: "k"}}}
-	waitFor(t, func() bool { _, _, ok := h.get("ns\x00k", testOwner); return !ok })
+	waitFor(t, func() bool { _, _, ok := h.Get("ns\x00k", testOwner); return !ok })
 }
 
 // A broken stream kills the owner's entries and the fills in flight; the
@@ -133,20 +133,20 @@ func TestHotCache_InvalidationDuringForwardFailsTheFill(t *testing.T) {
 func TestHotCache_StreamBreakKillsEntriesAndFills(t *testing.T) {
 	h, opened := newTestHotCache(t)
 	s := subscribe(t, h, opened)
-	h.fill("ns\x00a", hotTokenFor(t, h, "ns\x00a"), []byte("a"), true)
+	h.Fill("ns\x00a", hotTokenFor(t, h, "ns\x00a"), []byte("a"), true)
 	inFlight := hotTokenFor(t, h, "ns\x00b")
 	s.fail <- errors.New("connection reset")
-	waitFor(t, func() bool { return h.stats().Resets == 1 })
-	if _, _, ok := h.get("ns\x00a", testOwner); ok {
+	waitFor(t, func() bool { return h.Stats().Resets == 1 })
+	if _, _, ok := h.Get("ns\x00a", testOwner); ok {
 		t.Fatal("an entry survived its owner's stream")
 	}
-	h.fill("ns\x00b", inFlight, []byte("b"), true)
-	if _, _, ok := h.get("ns\x00b", testOwner); ok {
+	h.Fill("ns\x00b", inFlight, []byte("b"), true)
+	if _, _, ok := h.Get("ns\x00b", testOwner); ok {
 		t.Fatal("a fill begun before the stream broke was stored")
 	}
 	subscribe(t, h, opened) // the resubscription
-	h.fill("ns\x00b", hotTokenFor(t, h, "ns\x00b"), []byte("b"), true)
-	if _, _, ok := h.get("ns\x00b", testOwner); !ok {
+	h.Fill("ns\x00b", hotTokenFor(t, h, "ns\x00b"), []byte("b"), true)
+	if _, _, ok := h.Get("ns\x00b", testOwner); !ok {
 		t.Fatal("no fill after resubscribing")
 	}
 }
@@ -156,8 +156,8 @@ func TestHotCache_ResetKillsFillsInFlight(t *testing.T) {
 	subscribe(t, h, opened)
 	tok := hotTokenFor(t, h, "ns\x00k")
 	h.reset()
-	h.fill("ns\x00k", tok, []byte("v"), true)
-	if _, _, ok := h.get("ns\x00k", testOwner); ok {
+	h.Fill("ns\x00k", tok, []byte("v"), true)
+	if _, _, ok := h.Get("ns\x00k", testOwner); ok {
 		t.Fatal("a fill begun before a reset was stored")
 	}
 }
@@ -167,16 +167,16 @@ func TestHotCache_ResetKillsFillsInFlight(t *testing.T) {
 func TestHotCache_IdleStreamCloses(t *testing.T) {
 	h, opened := newTestHotCache(t)
 	subscribe(t, h, opened)
-	h.fill("ns\x00k", hotTokenFor(t, h, "ns\x00k"), []byte("v"), true)
+	h.Fill("ns\x00k", hotTokenFor(t, h, "ns\x00k"), []byte("v"), true)
 	h.tick(h.now()) // wanted just now: stays
-	if h.stats().Streams != 1 {
+	if h.Stats().Streams != 1 {
 		t.Fatal("a stream wanted just now was closed")
 	}
 	h.tick(h.now() + int64(h.idle) + 1)
-	if s := h.stats(); s.Streams != 0 {
+	if s := h.Stats(); s.Streams != 0 {
 		t.Fatalf("an idle stream stayed open: %+v", s)
 	}
-	if _, _, ok := h.get("ns\x00k", testOwner); ok {
+	if _, _, ok := h.Get("ns\x00k", testOwner); ok {
 		t.Fatal("an entry outlived its stream")
 	}
 }

@@ -1,4 +1,28 @@
-package node
+// Package hotcache is a node's cache of the keys other nodes own: a node
+// that is asked often for a key another node owns keeps the owner's answer for a short while and answers the key itself,
+// as groupcache's hot cache does, but promoted by request rate rather than
+// at random, and invalidated by the owner.
+//
+//   - Every Get of a key this node does not own is counted in a rateSketch.
+//     A key at Config.MinRate or more is hot: the answer of its forward is
+//     kept (bytes-bounded, Config.TTL at most), and later Gets are answered
+//     from it without a forward.
+//   - The node keeps a WatchInvalidations stream open to each owner it holds
+//     (or has lately tried to hold) hot entries of, and drops the keys the
+//     owner reports. An entry is served only while its owner's stream is
+//     live and unbroken since the entry was filled, and while the ring still
+//     names that owner; a ring change that moves partitions drops them all.
+//   - A fill is stored only if no invalidation of its key arrived since its
+//     forward started (fillguard), so a value changed during the forward is
+//     never installed. Sets and Deletes forwarded through this node drop the
+//     key's entry when the owner answers, so a client reads its own writes
+//     through the node it wrote through.
+//
+// Staleness: a write through another node is seen here once its
+// invalidation has crossed the owner's stream (docs/architecture.md has the
+// measured figures); Config.TTL bounds it should the stream stall without
+// breaking, or the rings disagree about the owner.
+package hotcache
 
 import (
 	"context"
@@ -16,37 +40,12 @@ import (
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
-// The hot cache: a node that is asked often for a key another node owns
-// keeps the owner's answer for a short while and answers the key itself,
-// as groupcache's hot cache does, but promoted by request rate rather than
-// at random, and invalidated by the owner.
-//
-//   - Every Get of a key this node does not own is counted in a rateSketch.
-//     A key at HotCacheMinRate or more is hot: the answer of its forward is
-//     kept (bytes-bounded, HotCacheTTL at most), and later Gets are answered
-//     from it without a forward.
-//   - The node keeps a WatchInvalidations stream open to each owner it holds
-//     (or has lately tried to hold) hot entries of, and drops the keys the
-//     owner reports. An entry is served only while its owner's stream is
-//     live and unbroken since the entry was filled, and while the ring still
-//     names that owner; a ring change that moves partitions drops them all.
-//   - A fill is stored only if no invalidation of its key arrived since its
-//     forward started (fillguard), so a value changed during the forward is
-//     never installed. Sets and Deletes forwarded through this node drop the
-//     key's entry when the owner answers, so a client reads its own writes
-//     through the node it wrote through.
-//
-// Staleness: a write through another node is seen here once its
-// invalidation has crossed the owner's stream (docs/architecture.md has the
-// measured figures); HotCacheTTL bounds it should the stream stall without
-// breaking, or the rings disagree about the owner.
-
 const (
-	// DefaultHotCacheMinRate is the Gets per second of one key through a
+	// DefaultMinRate is the Gets per second of one key through a
 	// non-owner at which the key is hot.
-	DefaultHotCacheMinRate = 100
-	// DefaultHotCacheTTL bounds how long a hot entry is served.
-	DefaultHotCacheTTL = time.Second
+	DefaultMinRate = 100
+	// DefaultTTL bounds how long a hot entry is served.
+	DefaultTTL = time.Second
 
 	// hotWindow is the length of the rate sketch's windows.
 	hotWindow = time.Second
@@ -56,14 +55,13 @@ const (
 	hotWatchIdle = 30 * time.Second
 )
 
-// hotCache is safe for concurrent use. Its zero value is not usable; see
-// newHotCache.
-type hotCache struct {
+// Cache is safe for concurrent use. Its zero value is not usable; see New.
+type Cache struct {
 	log   *slog.Logger
 	ttl   time.Duration
 	idle  time.Duration
-	open  invalSource
-	cache *otter.Cache[string, hotEntry]
+	open  Source
+	cache *otter.Cache[string, entry]
 	rate  *rateSketch
 	guard fillguard.Guard
 	epoch atomic.Uint64 // bumped by resets: entries and fills of older epochs are dead
@@ -78,9 +76,9 @@ type hotCache struct {
 	hits, fills, invals, resets atomic.Uint64
 }
 
-// hotEntry is one cached answer of an owner. value is shared with callers
+// entry is one cached answer of an owner. value is shared with callers
 // and never modified.
-type hotEntry struct {
+type entry struct {
 	value []byte
 	found bool
 	w     *hotWatch // the owner's stream, as of the fill
@@ -88,30 +86,57 @@ type hotEntry struct {
 	epoch uint64
 }
 
-// hotToken is what a Get records before its forward, to fill afterwards.
-type hotToken struct {
+// Token is what a Get records before its forward, to fill afterwards.
+type Token struct {
 	guard fillguard.Token
 	w     *hotWatch
 	gen   uint64
 	epoch uint64
 }
 
-// invalSource opens a WatchInvalidations stream to a peer: the node's peer
+// Source opens a WatchInvalidations stream to a peer: the node's peer
 // connections in production, a fake in tests.
-type invalSource func(ctx context.Context, to ring.Member) (pb.Cache_WatchInvalidationsClient, error)
+type Source func(ctx context.Context, to ring.Member) (pb.Cache_WatchInvalidationsClient, error)
 
-func newHotCache(maxBytes uint64, minRate float64, ttl time.Duration, clock store.Clock, open invalSource, log *slog.Logger) *hotCache {
-	h := &hotCache{
-		log: log, ttl: ttl, idle: max(hotWatchIdle, 2*ttl), open: open,
-		rate: newRateSketch(minRate, hotWindow), base: time.Now(), watches: map[string]*hotWatch{},
+// Config configures a Cache. MaxBytes and Open are required.
+type Config struct {
+	// MaxBytes bounds keys, values and store.EntryOverhead per entry.
+	MaxBytes uint64
+	// MinRate is the Gets per second of one key at which it is cached;
+	// default DefaultMinRate. Rates below 2 act as 2.
+	MinRate float64
+	// TTL bounds how long an entry is served; default DefaultTTL.
+	TTL time.Duration
+	// Clock is the entries' time source; nil means the wall clock.
+	Clock otter.Clock
+	// Open opens an owner's invalidation stream.
+	Open   Source
+	Logger *slog.Logger
+}
+
+// New returns a Cache; Run drives its windows, Close ends it.
+func New(cfg Config) *Cache {
+	if cfg.MinRate == 0 {
+		cfg.MinRate = DefaultMinRate
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	maxBytes, ttl, clock := cfg.MaxBytes, cfg.TTL, cfg.Clock
+	h := &Cache{
+		log: cfg.Logger, ttl: ttl, idle: max(hotWatchIdle, 2*ttl), open: cfg.Open,
+		rate: newRateSketch(cfg.MinRate, hotWindow), base: time.Now(), watches: map[string]*hotWatch{},
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
-	h.cache = otter.Must(&otter.Options[string, hotEntry]{
+	h.cache = otter.Must(&otter.Options[string, entry]{
 		MaximumWeight: maxBytes,
-		Weigher: func(k string, e hotEntry) uint32 {
+		Weigher: func(k string, e entry) uint32 {
 			return uint32(min(len(k)+len(e.value)+store.EntryOverhead, 1<<31))
 		},
-		ExpiryCalculator: otter.ExpiryWriting[string, hotEntry](ttl),
+		ExpiryCalculator: otter.ExpiryWriting[string, entry](ttl),
 		Clock:            clock,
 		Logger:           &otter.NoopLogger{},
 	})
@@ -119,21 +144,28 @@ func newHotCache(maxBytes uint64, minRate float64, ttl time.Duration, clock stor
 }
 
 // now is the hot cache's monotonic clock, in nanoseconds.
-func (h *hotCache) now() int64 { return int64(time.Since(h.base)) }
+func (h *Cache) now() int64 { return int64(time.Since(h.base)) }
+
+// Cached reports whether a Get of rk (a routing key owned by owner) would
+// be answered from the cache now; it does not count as a request.
+func (h *Cache) Cached(rk string, owner ring.Member) bool {
+	_, ok := h.lookup(rk, owner)
+	return ok
+}
 
 // lookup returns the entry of rk (a routing key owned by owner) if it may
 // be served.
-func (h *hotCache) lookup(rk string, owner ring.Member) (hotEntry, bool) {
+func (h *Cache) lookup(rk string, owner ring.Member) (entry, bool) {
 	e, ok := h.cache.GetIfPresent(rk)
 	if !ok || e.w.member.Name != owner.Name || !e.w.live.Load() || e.w.gen.Load() != e.gen || h.epoch.Load() != e.epoch {
-		return hotEntry{}, false
+		return entry{}, false
 	}
 	return e, true
 }
 
 // get returns the hot entry of rk (a routing key owned by owner) if one may
 // be served, and then counts the request.
-func (h *hotCache) get(rk string, owner ring.Member) ([]byte, bool, bool) {
+func (h *Cache) Get(rk string, owner ring.Member) ([]byte, bool, bool) {
 	e, ok := h.lookup(rk, owner)
 	if !ok {
 		return nil, false, false
@@ -146,42 +178,42 @@ func (h *hotCache) get(rk string, owner ring.Member) ([]byte, bool, bool) {
 // admit counts a Get of rk that goes to its owner and, when rk is hot,
 // returns a token to fill its entry with the owner's answer. Take it before
 // the forward.
-func (h *hotCache) admit(rk string, owner ring.Member) (hotToken, bool) {
+func (h *Cache) Admit(rk string, owner ring.Member) (Token, bool) {
 	if !h.rate.add(xxhash.Sum64String(rk), h.now()) {
-		return hotToken{}, false
+		return Token{}, false
 	}
 	w := h.watch(owner)
 	if w == nil {
-		return hotToken{}, false
+		return Token{}, false
 	}
 	// gen before live: a stream that breaks in between fails the fill.
-	t := hotToken{guard: h.guard.Token(rk), w: w, gen: w.gen.Load(), epoch: h.epoch.Load()}
+	t := Token{guard: h.guard.Token(rk), w: w, gen: w.gen.Load(), epoch: h.epoch.Load()}
 	if !w.live.Load() {
-		return hotToken{}, false // not subscribed yet: changes could be missed
+		return Token{}, false // not subscribed yet: changes could be missed
 	}
 	return t, true
 }
 
 // fill stores the owner's answer for rk unless rk, its owner's stream or
 // the ring changed since t was taken.
-func (h *hotCache) fill(rk string, t hotToken, value []byte, found bool) {
+func (h *Cache) Fill(rk string, t Token, value []byte, found bool) {
 	h.guard.Fill(t.guard, func() {
 		if !t.w.live.Load() || t.w.gen.Load() != t.gen || h.epoch.Load() != t.epoch {
 			return
 		}
-		h.cache.Set(rk, hotEntry{value: value, found: found, w: t.w, gen: t.gen, epoch: t.epoch})
+		h.cache.Set(rk, entry{value: value, found: found, w: t.w, gen: t.gen, epoch: t.epoch})
 		h.fills.Add(1)
 	})
 }
 
 // invalidate drops rk's entry and fails the fills of forwards in flight.
-func (h *hotCache) invalidate(rk string) {
+func (h *Cache) Invalidate(rk string) {
 	h.guard.Invalidate(rk, func() { h.cache.Invalidate(rk) })
 }
 
 // reset drops every entry, and fills in flight. It counts only when there
 // may have been entries: some owner had a stream.
-func (h *hotCache) reset() {
+func (h *Cache) reset() {
 	h.epoch.Add(1)
 	h.mu.RLock()
 	watched := len(h.watches) > 0
@@ -194,7 +226,7 @@ func (h *hotCache) reset() {
 
 // drop removes the entries filled from w; they are dead already (w's
 // generation moved on), this frees their memory.
-func (h *hotCache) drop(w *hotWatch) {
+func (h *Cache) drop(w *hotWatch) {
 	for k, e := range h.cache.All() {
 		if e.w == w {
 			h.cache.Invalidate(k)
@@ -205,7 +237,7 @@ func (h *hotCache) drop(w *hotWatch) {
 // ringChanged is told of every new ring: streams to nodes that left it
 // close, and when partitions moved every entry goes (an owner that lost a
 // key no longer reports its changes).
-func (h *hotCache) ringChanged(r *ring.Ring, moved bool) {
+func (h *Cache) RingChanged(r *ring.Ring, moved bool) {
 	if moved {
 		h.reset()
 	}
@@ -223,7 +255,7 @@ func (h *hotCache) ringChanged(r *ring.Ring, moved bool) {
 }
 
 // run rotates the rate sketch and closes idle streams until stop closes.
-func (h *hotCache) run(stop <-chan struct{}) {
+func (h *Cache) Run(stop <-chan struct{}) {
 	t := time.NewTicker(hotWindow)
 	defer t.Stop()
 	for {
@@ -237,7 +269,7 @@ func (h *hotCache) run(stop <-chan struct{}) {
 }
 
 // tick starts the sketch's next window and closes idle streams.
-func (h *hotCache) tick(now int64) {
+func (h *Cache) tick(now int64) {
 	h.rate.rotate(now)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -249,7 +281,7 @@ func (h *hotCache) tick(now int64) {
 }
 
 // close ends every stream and frees the cache.
-func (h *hotCache) close() {
+func (h *Cache) Close() {
 	h.mu.Lock() // watch starts streams under it, after checking h.ctx
 	h.cancel()
 	h.mu.Unlock()
@@ -258,15 +290,15 @@ func (h *hotCache) close() {
 	h.cache.StopAllGoroutines()
 }
 
-// hotCacheStats is a snapshot of the hot cache's counters.
-type hotCacheStats struct {
+// Stats is a snapshot of the hot cache's counters.
+type Stats struct {
 	Hits, Fills, Invalidations, Resets uint64
 	Entries, Bytes, MaxBytes           uint64
 	Streams                            uint64 // live invalidation streams
 }
 
-func (h *hotCache) stats() hotCacheStats {
-	s := hotCacheStats{
+func (h *Cache) Stats() Stats {
+	s := Stats{
 		Hits: h.hits.Load(), Fills: h.fills.Load(), Invalidations: h.invals.Load(), Resets: h.resets.Load(),
 		Entries: uint64(h.cache.EstimatedSize()), Bytes: h.cache.WeightedSize(), MaxBytes: h.cache.GetMaximum(),
 	}
@@ -278,43 +310,4 @@ func (h *hotCache) stats() hotCacheStats {
 		}
 	}
 	return s
-}
-
-// Node hooks.
-
-// forwardHot forwards op to owner through the hot cache: a Get of a hot key
-// is answered from it, or fills it with the owner's answer; a write drops
-// the key's entry once the owner has answered. Errors are gRPC statuses.
-func (n *Node) forwardHot(ctx context.Context, owner ring.Member, ns, key string, op *pb.ForwardRequest) (*pb.ForwardResponse, error) {
-	rk := routingKey(ns, key)
-	var tok hotToken
-	hot := false
-	switch op.Op.(type) {
-	case *pb.ForwardRequest_Get:
-		if v, found, ok := n.hot.get(rk, owner); ok {
-			return &pb.ForwardResponse{Result: &pb.ForwardResponse_Get{Get: &pb.GetResponse{Found: found, Value: v}}}, nil
-		}
-		tok, hot = n.hot.admit(rk, owner)
-	case *pb.ForwardRequest_Set, *pb.ForwardRequest_Delete:
-		// Also on failure: the write may have been applied.
-		defer n.hot.invalidate(rk)
-	}
-	resp, err := n.forward(ctx, owner, op)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	if hot {
-		g := resp.GetGet()
-		n.hot.fill(rk, tok, g.GetValue(), g.GetFound())
-	}
-	return resp, nil
-}
-
-// hotGet answers a Get of a key owner owns from the hot cache, if it can;
-// the Pipeline uses it to answer inline.
-func (n *Node) hotGet(ns, key string, owner ring.Member) (value []byte, found, ok bool) {
-	if n.hot == nil {
-		return nil, false, false
-	}
-	return n.hot.get(routingKey(ns, key), owner)
 }

@@ -1,4 +1,4 @@
-package strategy
+package journal
 
 import (
 	"context"
@@ -10,29 +10,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ringcache/ringcache/internal/journal"
+	"github.com/ringcache/ringcache/pkg/strategy"
 )
-
-// FlushJournal is what the flusher needs of the write-behind journal
-// (internal/journal.Journal).
-type FlushJournal interface {
-	Oldest(n int) ([]journal.Record, error)
-	Ack(rs []journal.Record) error
-	Retry(r journal.Record, cause error) error
-	Bury(r journal.Record, cause error) error
-}
 
 // FlusherConfig configures a Flusher.
 type FlusherConfig struct {
-	Journal FlushJournal
 	// Writers are the databases of the write-behind namespaces, by name.
-	Writers map[string]Writer
+	Writers map[string]strategy.Writer
 	// Interval between flushes while the journal holds less than a batch;
 	// a full batch is followed by the next at once. Default 1 s.
 	Interval time.Duration
 	// BatchSize is the most writes sent to a database at once. Default 500.
 	BatchSize int
-	// MaxAttempts is how often a write the database rejects (ErrRejected) is
+	// MaxAttempts is how often a write the database rejects (strategy.ErrRejected) is
 	// tried before it becomes a dead letter. Default 3.
 	MaxAttempts int
 	// MinBackoff and MaxBackoff bound the exponential, jittered wait after
@@ -59,6 +49,7 @@ type FlusherStats struct {
 // blocks the others. Records reach the database with their version, so an
 // older write never overwrites a newer row.
 type Flusher struct {
+	j   *Journal
 	cfg FlusherConfig
 	log *slog.Logger
 	mu  sync.Mutex // one flush round at a time (Run and Flush)
@@ -66,8 +57,8 @@ type Flusher struct {
 	flushed, batches, failures, buried atomic.Uint64
 }
 
-// NewFlusher returns a Flusher; start it with Run.
-func NewFlusher(cfg FlusherConfig) *Flusher {
+// NewFlusher returns a Flusher of j; start it with Run.
+func NewFlusher(j *Journal, cfg FlusherConfig) *Flusher {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
@@ -90,7 +81,7 @@ func NewFlusher(cfg FlusherConfig) *Flusher {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Flusher{cfg: cfg, log: log}
+	return &Flusher{j: j, cfg: cfg, log: log}
 }
 
 // Stats returns the counters.
@@ -154,13 +145,13 @@ func (f *Flusher) Flush(ctx context.Context) error {
 func (f *Flusher) round(ctx context.Context) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	recs, err := f.cfg.Journal.Oldest(f.cfg.BatchSize)
+	recs, err := f.j.Oldest(f.cfg.BatchSize)
 	if err != nil || len(recs) == 0 {
 		return 0, err
 	}
 	// One transaction per namespace, in journal order within each.
 	var order []string
-	groups := map[string][]journal.Record{}
+	groups := map[string][]Record{}
 	for _, r := range recs {
 		if _, ok := groups[r.Namespace]; !ok {
 			order = append(order, r.Namespace)
@@ -178,7 +169,7 @@ func (f *Flusher) round(ctx context.Context) (int, error) {
 	return len(recs), errors.Join(errs...)
 }
 
-func (f *Flusher) flushGroup(ctx context.Context, ns string, recs []journal.Record) error {
+func (f *Flusher) flushGroup(ctx context.Context, ns string, recs []Record) error {
 	w, ok := f.cfg.Writers[ns]
 	if !ok {
 		// The namespace is no longer write-behind (its config changed): the
@@ -195,30 +186,32 @@ func (f *Flusher) flushGroup(ctx context.Context, ns string, recs []journal.Reco
 		return f.ack(recs)
 	}
 	f.failures.Add(1)
-	if !errors.Is(err, ErrRejected) {
+	if !errors.Is(err, strategy.ErrRejected) {
 		return err // the database is down or slow: back off, retry the batch
 	}
 	// Some record is poison: find it by writing one record at a time.
 	for _, r := range recs {
-		err := f.write(ctx, w, []journal.Record{r})
+		err := f.write(ctx, w, []Record{r})
 		switch {
 		case err == nil:
-			if err := f.ack([]journal.Record{r}); err != nil {
+			if err := f.ack([]Record{r}); err != nil {
 				return err
 			}
-		case !errors.Is(err, ErrRejected):
+		case !errors.Is(err, strategy.ErrRejected):
 			f.failures.Add(1)
 			return err
 		case int(r.Attempts)+1 >= f.cfg.MaxAttempts:
 			f.failures.Add(1)
+			// No key in the log: keys may be personal data.
+			// `ringcachectl journal dead` shows the key to operators.
 			f.log.Error("write-behind record rejected by the database; moved to the dead letters",
-				"namespace", r.Namespace, "key", r.Key, "attempts", r.Attempts+1, "err", err)
+				"namespace", r.Namespace, "attempts", r.Attempts+1, "err", err)
 			if err := f.bury(r, err); err != nil {
 				return err
 			}
 		default:
 			f.failures.Add(1)
-			if err := f.cfg.Journal.Retry(r, err); err != nil {
+			if err := f.j.Retry(r, err); err != nil {
 				return err
 			}
 		}
@@ -226,18 +219,18 @@ func (f *Flusher) flushGroup(ctx context.Context, ns string, recs []journal.Reco
 	return nil
 }
 
-func (f *Flusher) write(ctx context.Context, w Writer, recs []journal.Record) error {
-	writes := make([]Write, len(recs))
+func (f *Flusher) write(ctx context.Context, w strategy.Writer, recs []Record) error {
+	writes := make([]strategy.Write, len(recs))
 	for i, r := range recs {
-		writes[i] = Write{Key: r.Key, Value: r.Value, Delete: r.Delete, Version: r.Version}
+		writes[i] = r.Write()
 	}
 	wctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
 	return w.Write(wctx, writes)
 }
 
-func (f *Flusher) ack(recs []journal.Record) error {
-	if err := f.cfg.Journal.Ack(recs); err != nil {
+func (f *Flusher) ack(recs []Record) error {
+	if err := f.j.Ack(recs); err != nil {
 		return fmt.Errorf("ack %d flushed records in the journal: %w", len(recs), err)
 	}
 	f.flushed.Add(uint64(len(recs)))
@@ -245,9 +238,9 @@ func (f *Flusher) ack(recs []journal.Record) error {
 	return nil
 }
 
-func (f *Flusher) bury(r journal.Record, cause error) error {
-	if err := f.cfg.Journal.Bury(r, cause); err != nil {
-		return fmt.Errorf("move %q to the dead letters: %w", r.Key, err)
+func (f *Flusher) bury(r Record, cause error) error {
+	if err := f.j.Bury(r, cause); err != nil {
+		return fmt.Errorf("move a record of namespace %q to the dead letters: %w", r.Namespace, err)
 	}
 	f.buried.Add(1)
 	return nil

@@ -1,11 +1,11 @@
-package node
+package engine
 
 import (
 	"context"
 	"time"
 
-	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/pkg/ring"
+	"github.com/ringcache/ringcache/pkg/strategy"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -20,6 +20,9 @@ const DefaultHandoffWindow = time.Minute
 // previous owner that is gone.
 const lookupTimeout = time.Second
 
+// maxHandoffPeers bounds the previous owners remembered per partition.
+const maxHandoffPeers = 3
+
 // handoffs holds, per partition this node gained, the nodes that may still
 // hold pending writes of it and until when to ask them. Immutable once
 // published.
@@ -28,28 +31,42 @@ type handoffs struct {
 	until []time.Time
 }
 
-// maxHandoffPeers bounds the previous owners remembered per partition.
-const maxHandoffPeers = 3
+// handoffJournal is the write-behind journal as a namespace sees it: the
+// node's own pending writes first, then those of a partition's previous
+// owners while a handoff window is open.
+type handoffJournal struct {
+	strategy.Journal
+	e *Engine
+}
+
+func (h handoffJournal) Pending(ctx context.Context, ns, key string) (strategy.Write, bool, error) {
+	w, ok, err := h.Journal.Pending(ctx, ns, key)
+	if err != nil || ok {
+		return w, ok, err
+	}
+	w, ok = h.e.lookupPrevious(ctx, ns, key)
+	return w, ok, nil
+}
 
 // recordHandoffs notes, for each partition this node owns in r and gained
 // recently, which nodes may have owned it before: the owner in old, and the
 // owner in the ring of the other members (the cluster's ring before this
 // node joined, which this node never saw while it was starting alone).
-func (n *Node) recordHandoffs(old, r *ring.Ring, now time.Time) {
-	if n.flusher == nil || old.PartitionCount() != r.PartitionCount() {
+func (e *Engine) recordHandoffs(old, r *ring.Ring, now time.Time) {
+	if e.cfg.Journal == nil || old.PartitionCount() != r.PartitionCount() {
 		return
 	}
-	self := n.cfg.Name
+	self := e.cfg.Self
 	var others []ring.Member
 	for _, m := range r.Members() {
 		if m.Name != self {
 			others = append(others, m)
 		}
 	}
-	without, _ := ring.New(n.cfg.Ring, others, 0) // nil when this node is alone
+	without, _ := ring.New(e.cfg.Ring, others, 0) // nil when this node is alone
 	parts := r.PartitionCount()
 	next := &handoffs{prev: make([][]ring.Member, parts), until: make([]time.Time, parts)}
-	cur := n.handoff.Load()
+	cur := e.handoff.Load()
 	for p := range parts {
 		if r.PartitionOwner(p).Name != self {
 			continue
@@ -64,7 +81,7 @@ func (n *Node) recordHandoffs(old, r *ring.Ring, now time.Time) {
 			continue
 		}
 		if gained {
-			next.until[p] = now.Add(n.cfg.HandoffWindow)
+			next.until[p] = now.Add(e.cfg.HandoffWindow)
 			if o := old.PartitionOwner(p); o.Name != self {
 				cands = addCandidate(cands, o)
 			}
@@ -74,7 +91,7 @@ func (n *Node) recordHandoffs(old, r *ring.Ring, now time.Time) {
 		}
 		next.prev[p] = cands
 	}
-	n.handoff.Store(next)
+	e.handoff.Store(next)
 }
 
 func addCandidate(cands []ring.Member, m ring.Member) []ring.Member {
@@ -92,62 +109,52 @@ func addCandidate(cands []ring.Member, m ring.Member) []ring.Member {
 // lookupPrevious asks the previous owners of key's partition for a pending
 // write of key and returns the newest one. Any failure counts as nothing
 // pending.
-func (n *Node) lookupPrevious(ctx context.Context, ns, key string) (journal.Record, bool) {
-	h, r := n.handoff.Load(), n.ring.Load()
+func (e *Engine) lookupPrevious(ctx context.Context, ns, key string) (strategy.Write, bool) {
+	h, r := e.handoff.Load(), e.ring.Load()
 	if h == nil || r == nil {
-		return journal.Record{}, false
+		return strategy.Write{}, false
 	}
-	p := r.PartitionOf(routingKey(ns, key))
-	if p >= len(h.prev) || time.Now().After(h.until[p]) {
-		return journal.Record{}, false
+	p := r.PartitionOf(ring.Key(ns, key))
+	if p >= len(h.prev) || e.cfg.Now().After(h.until[p]) {
+		return strategy.Write{}, false
 	}
-	var best journal.Record
+	var best strategy.Write
 	found := false
 	for _, prev := range h.prev[p] {
-		if prev.Name == n.cfg.Name || !r.Has(prev.Name) {
+		if prev.Name == e.cfg.Self || !r.Has(prev.Name) {
 			continue // gone: it flushed on a graceful leave, or replays on restart
 		}
-		rec, ok := n.lookupAt(ctx, prev, ns, key)
-		if ok && (!found || rec.Version > best.Version) {
-			best, found = rec, true
+		w, ok := e.lookupAt(ctx, prev, ns, key)
+		if ok && (!found || w.Version > best.Version) {
+			best, found = w, true
 		}
 	}
 	return best, found
 }
 
-func (n *Node) lookupAt(ctx context.Context, prev ring.Member, ns, key string) (journal.Record, bool) {
-	cc, err := n.peers.conn(prev.Addr)
-	if err != nil {
-		return journal.Record{}, false
-	}
+func (e *Engine) lookupAt(ctx context.Context, prev ring.Member, ns, key string) (strategy.Write, bool) {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
-	resp, err := pb.NewPeerClient(cc).Lookup(ctx, &pb.LookupRequest{Namespace: ns, Key: key, Hlc: n.clock.Now()})
+	resp, err := e.cfg.Peers.Lookup(ctx, prev, &pb.LookupRequest{Namespace: ns, Key: key, Hlc: e.cfg.Versions.Now()})
 	if err != nil {
-		n.log.Debug("handoff lookup failed; reading the database", "previous_owner", prev.Name, "err", err)
-		return journal.Record{}, false
+		e.log.Debug("handoff lookup failed; reading the database", "previous_owner", prev.Name, "err", err)
+		return strategy.Write{}, false
 	}
-	n.clock.Observe(resp.Hlc)
+	if err := e.ObserveClock(resp.Hlc); err != nil {
+		e.log.Debug("handoff lookup answer ignored", "previous_owner", prev.Name, "err", err)
+		return strategy.Write{}, false
+	}
 	if !resp.Pending {
-		return journal.Record{}, false
+		return strategy.Write{}, false
 	}
-	return journal.Record{Namespace: ns, Key: key, Value: resp.Value, Delete: !resp.Found, Version: resp.Version}, true
+	return strategy.Write{Key: key, Value: resp.Value, Delete: !resp.Found, Version: resp.Version}, true
 }
 
-// Lookup serves a new owner's handoff lookup from this node's journal.
-func (s *peerServer) Lookup(_ context.Context, req *pb.LookupRequest) (*pb.LookupResponse, error) {
-	n := s.n
-	n.clock.Observe(req.Hlc)
-	resp := &pb.LookupResponse{}
-	if n.cfg.Journal != nil {
-		rec, ok, err := n.cfg.Journal.Pending(req.Namespace, req.Key)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		if ok {
-			resp.Pending, resp.Found, resp.Value, resp.Version = true, !rec.Delete, rec.Value, rec.Version
-		}
+// LocalPending returns this node's own pending write-behind write of a key
+// (Peer.Lookup serves it to a new owner); never a previous owner's.
+func (e *Engine) LocalPending(ctx context.Context, ns, key string) (strategy.Write, bool, error) {
+	if e.cfg.Journal == nil {
+		return strategy.Write{}, false, nil
 	}
-	resp.Hlc = n.clock.Now()
-	return resp, nil
+	return e.cfg.Journal.AsQueue().Pending(ctx, ns, key)
 }

@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/ringcache/ringcache/internal/reason"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// Kind is what an Op does.
+type Kind uint8
+
+// Kinds of Op.
+const (
+	Get Kind = iota + 1
+	Set
+	Delete
+	// Lease is a Get for cache-aside loading (strategy.Namespace.Lease).
+	Lease
+)
+
+// write reports whether ops of kind k change data.
+func (k Kind) write() bool { return k == Set || k == Delete }
+
+// Op is one Get, Set, Delete or Lease, whichever door it came in by.
+type Op struct {
+	Kind      Kind
+	Namespace string
+	Key       string
+	// Value and TTL (≤ 0: the namespace's) of a Set.
+	Value []byte
+	TTL   time.Duration
+	// LeaseToken makes a Set apply only while that lease is valid.
+	LeaseToken uint64
+	// Timeout bounds the op if it must wait (a load, a forward, a database
+	// write); 0 means Config.ForwardTimeout, which also caps it.
+	Timeout time.Duration
+}
+
+// Result is an Op's outcome. Err, when set, maps to a gRPC status with
+// Status; the other fields are then unset.
+type Result struct {
+	Value      []byte
+	Found      bool
+	LeaseToken uint64
+	Wait       bool
+	Err        error
+}
+
+// Caller is who sends a batch of ops, and through which door.
+type Caller struct {
+	// Forwarded marks ops a peer forwarded: they are served here as the
+	// owner, whatever this node's ring says, and were authorized by the
+	// node that received them first.
+	Forwarded bool
+}
+
+// OpFromProto returns the Op a Pipeline or Forward op carries, and false
+// when it carries none.
+func OpFromProto(o *pb.PipelineOp) (Op, bool) {
+	op := Op{Timeout: o.GetTimeout().AsDuration()}
+	switch x := o.Op.(type) {
+	case *pb.PipelineOp_Get:
+		op.Kind, op.Namespace, op.Key = Get, x.Get.GetNamespace(), x.Get.GetKey()
+	case *pb.PipelineOp_Set:
+		s := x.Set
+		op.Kind, op.Namespace, op.Key, op.Value, op.LeaseToken = Set, s.GetNamespace(), s.GetKey(), s.GetValue(), s.GetLeaseToken()
+		if s.Ttl != nil {
+			op.TTL = s.Ttl.AsDuration()
+			if s.Ttl.CheckValid() != nil || op.TTL < 0 {
+				op.TTL = -1 // checked in admit: not a valid non-negative duration
+			}
+		}
+	case *pb.PipelineOp_Delete:
+		op.Kind, op.Namespace, op.Key = Delete, x.Delete.GetNamespace(), x.Delete.GetKey()
+	case *pb.PipelineOp_Lease:
+		op.Kind, op.Namespace, op.Key = Lease, x.Lease.GetNamespace(), x.Lease.GetKey()
+	default:
+		return Op{}, false
+	}
+	if op.Timeout < 0 {
+		op.Timeout = 0
+	}
+	return op, true
+}
+
+// Proto returns op as a Pipeline/Forward op with the given id.
+func (op Op) Proto(id uint64) *pb.PipelineOp {
+	p := &pb.PipelineOp{Id: id}
+	if op.Timeout > 0 {
+		p.Timeout = durationpb.New(op.Timeout)
+	}
+	switch op.Kind {
+	case Get:
+		p.Op = &pb.PipelineOp_Get{Get: &pb.GetRequest{Namespace: op.Namespace, Key: op.Key}}
+	case Set:
+		s := &pb.SetRequest{Namespace: op.Namespace, Key: op.Key, Value: op.Value, LeaseToken: op.LeaseToken}
+		if op.TTL > 0 {
+			s.Ttl = durationpb.New(op.TTL)
+		}
+		p.Op = &pb.PipelineOp_Set{Set: s}
+	case Delete:
+		p.Op = &pb.PipelineOp_Delete{Delete: &pb.DeleteRequest{Namespace: op.Namespace, Key: op.Key}}
+	case Lease:
+		p.Op = &pb.PipelineOp_Lease{Lease: &pb.LeaseRequest{Namespace: op.Namespace, Key: op.Key}}
+	}
+	return p
+}
+
+// Proto returns r as the result of the op with the given id.
+func (r Result) Proto(id uint64) *pb.PipelineResult {
+	if r.Err != nil {
+		st := Status(r.Err)
+		p := &pb.PipelineResult{Id: id, ErrorCode: int32(st.Code()), ErrorMessage: st.Message(), ErrorReason: reason.Of(st.Err())}
+		if d := reason.RetryDelay(st.Err()); d > 0 {
+			p.RetryDelay = durationpb.New(d)
+		}
+		return p
+	}
+	return &pb.PipelineResult{Id: id, Found: r.Found, Value: r.Value, LeaseToken: r.LeaseToken, Wait: r.Wait}
+}
+
+// ResultFromProto returns the Result a Pipeline/Forward result carries; a
+// failed op's error is its status as the owner sent it.
+func ResultFromProto(p *pb.PipelineResult) Result {
+	if p.GetErrorCode() != 0 {
+		return Result{Err: ErrorFromFields(codes.Code(p.ErrorCode), p.ErrorMessage, p.ErrorReason, p.GetRetryDelay().AsDuration())}
+	}
+	return Result{Value: p.GetValue(), Found: p.GetFound(), LeaseToken: p.GetLeaseToken(), Wait: p.GetWait()}
+}
+
+// ErrorFromFields rebuilds the status error of a per-op result.
+func ErrorFromFields(code codes.Code, msg, why string, retry time.Duration) error {
+	if why == "" {
+		return status.Error(code, msg)
+	}
+	return reason.Status(code, why, msg, retry).Err()
+}

@@ -1,0 +1,55 @@
+package engine
+
+import "github.com/ringcache/ringcache/pkg/ring"
+
+// SetRing routes by r from now on (unless a test pinned a ring). When
+// partitions moved, the engine notes their previous owners (for pending
+// write-behind writes), drops cached entries of partitions it gained or
+// lost, and detaches loads started under the old ring.
+func (e *Engine) SetRing(r *ring.Ring) {
+	if e.frozen.Load() {
+		return
+	}
+	old := e.ring.Load()
+	moved := 0
+	if old != nil {
+		moved = len(ring.Diff(old, r))
+	}
+	if moved > 0 {
+		// Before the new ring is visible: the previous owners to ask, and no
+		// entry of a partition changing hands.
+		e.recordHandoffs(old, r, e.cfg.Now())
+		e.dropUnowned(old, r)
+	}
+	e.ring.Store(r)
+	e.notes.notify()
+	if e.cfg.Hot != nil {
+		e.cfg.Hot.RingChanged(r, moved > 0)
+	}
+	if moved > 0 {
+		// Loads that started under the old ring must not cache, and entries
+		// cached in the meantime (a forwarded call) go too.
+		for _, ns := range e.namespaces {
+			ns.ForgetLoads()
+		}
+		e.dropUnowned(old, r)
+	}
+	if old != nil {
+		e.log.Info("ring rebuilt", "version", r.Version(), "members", len(r.Members()), "moved_partitions", moved)
+	}
+}
+
+// dropUnowned removes cached entries of partitions this node does not own
+// in r, or did not own in old. An entry of a partition that moved away and
+// comes back later would otherwise be served although the key was written
+// on another owner meanwhile.
+func (e *Engine) dropUnowned(old, r *ring.Ring) {
+	self := e.cfg.Self
+	dropped := e.cfg.Store.DeleteFunc(func(skey string) bool {
+		p := r.PartitionOf(skey) // store keys are routing keys
+		return r.PartitionOwner(p).Name != self || old.PartitionOwner(p).Name != self
+	})
+	if dropped > 0 {
+		e.log.Info("dropped entries of partitions that changed owner", "entries", dropped)
+	}
+}

@@ -1,0 +1,196 @@
+// Package peer is a node's transport to its peers: one pooled gRPC
+// connection per peer, and the client side of the Peer service (Forward,
+// Lookup) and of the invalidation streams the hot cache follows.
+//
+// A call that fails in the transport comes back wrapped in ErrUnreachable
+// when the peer surely received nothing (no connection could be made), or
+// in ErrConnectionLost when it may have (the connection broke in flight);
+// the peer's own status errors pass through unchanged.
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/ringcache/ringcache/internal/reason"
+	"github.com/ringcache/ringcache/internal/sent"
+	"github.com/ringcache/ringcache/pkg/ring"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// Errors of a call to a peer.
+var (
+	// ErrUnreachable: the peer could not be reached and received nothing.
+	ErrUnreachable = errors.New("owner unreachable")
+	// ErrConnectionLost: the connection broke while the call was in
+	// flight; the peer may have applied it.
+	ErrConnectionLost = errors.New("connection to the owner lost")
+	// ErrClosed: the pool is closed.
+	ErrClosed = errors.New("peer pool closed")
+)
+
+// Config configures a Pool.
+type Config struct {
+	// Linger is how long a connection to a member that left the ring
+	// stays open, so calls in flight to a draining node can finish.
+	Linger time.Duration
+	// Credentials secure the connections; nil means plaintext.
+	Credentials credentials.TransportCredentials
+	// Dialer replaces the TCP dialer (tests cut links with it).
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
+	// DialOptions come last (telemetry).
+	DialOptions []grpc.DialOption
+}
+
+// Pool keeps one gRPC connection per peer address. Safe for concurrent use.
+type Pool struct {
+	cfg Config
+
+	mu        sync.Mutex
+	conns     map[string]*grpc.ClientConn
+	lingering map[*grpc.ClientConn]*time.Timer // closing after Linger
+	closed    bool
+}
+
+// New returns a Pool.
+func New(cfg Config) *Pool {
+	return &Pool{cfg: cfg, conns: map[string]*grpc.ClientConn{}, lingering: map[*grpc.ClientConn]*time.Timer{}}
+}
+
+// Conn returns the connection to addr, dialling (lazily) if there is none.
+func (p *Pool) Conn(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	if cc, ok := p.conns[addr]; ok {
+		return cc, nil
+	}
+	creds := p.cfg.Credentials
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		// Peers answer with values up to the namespace limit, or batches
+		// of them: no client-side cap.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
+		grpc.WithStatsHandler(sent.Handler{}),
+		// Fixed windows, as the server uses: no BDP pings on busy links.
+		grpc.WithInitialWindowSize(1 << 20),
+		grpc.WithInitialConnWindowSize(1 << 20),
+	}
+	if p.cfg.Dialer != nil {
+		opts = append(opts, grpc.WithContextDialer(p.cfg.Dialer))
+	}
+	opts = append(opts, p.cfg.DialOptions...)
+	cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = cc
+	return cc, nil
+}
+
+// Forward sends a batch of ops to their owner.
+func (p *Pool) Forward(ctx context.Context, to ring.Member, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
+	var resp *pb.ForwardResponse
+	err := p.call(ctx, to, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = pb.NewPeerClient(cc).Forward(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+// Lookup asks a peer for its pending write-behind write of a key.
+func (p *Pool) Lookup(ctx context.Context, to ring.Member, req *pb.LookupRequest) (*pb.LookupResponse, error) {
+	var resp *pb.LookupResponse
+	err := p.call(ctx, to, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = pb.NewPeerClient(cc).Lookup(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+// WatchInvalidations opens a stream of every namespace's changes on a peer.
+func (p *Pool) WatchInvalidations(ctx context.Context, to ring.Member) (pb.Cache_WatchInvalidationsClient, error) {
+	cc, err := p.Conn(to.Addr)
+	if err != nil {
+		return nil, err
+	}
+	return pb.NewCacheClient(cc).WatchInvalidations(ctx, &pb.WatchInvalidationsRequest{})
+}
+
+// call runs fn on the connection to m and classifies transport failures.
+func (p *Pool) call(ctx context.Context, m ring.Member, fn func(context.Context, *grpc.ClientConn) error) error {
+	cc, err := p.Conn(m.Addr)
+	if err != nil {
+		return fmt.Errorf("%w: %s at %s: %w", ErrUnreachable, m.Name, m.Addr, err)
+	}
+	tctx, tr := sent.Track(ctx)
+	err = fn(tctx, cc)
+	if err == nil || reason.FromNode(err) {
+		return err // the peer's own answer
+	}
+	code := status.Code(err)
+	// Canceled while our caller still waits means the connection went away
+	// under the call (the peer left), not that the caller gave up.
+	if code != codes.Unavailable && (code != codes.Canceled || ctx.Err() != nil) {
+		return err
+	}
+	msg := status.Convert(err).Message()
+	if !tr.Sent() {
+		return fmt.Errorf("%w: %s at %s: %s", ErrUnreachable, m.Name, m.Addr, msg)
+	}
+	return fmt.Errorf("%w: %s at %s: %s", ErrConnectionLost, m.Name, m.Addr, msg)
+}
+
+// Retain schedules the close of connections to addresses not in keep.
+func (p *Pool) Retain(keep []ring.Member) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	live := make(map[string]bool, len(keep))
+	for _, m := range keep {
+		live[m.Addr] = true
+	}
+	for addr, cc := range p.conns {
+		if live[addr] {
+			continue
+		}
+		delete(p.conns, addr)
+		p.lingering[cc] = time.AfterFunc(p.cfg.Linger, func() {
+			p.mu.Lock()
+			delete(p.lingering, cc)
+			p.mu.Unlock()
+			cc.Close()
+		})
+	}
+}
+
+// Close closes every connection at once; the pool hands out no more.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for addr, cc := range p.conns {
+		cc.Close()
+		delete(p.conns, addr)
+	}
+	for cc, t := range p.lingering {
+		t.Stop()
+		cc.Close()
+		delete(p.lingering, cc)
+	}
+}

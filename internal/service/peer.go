@@ -1,0 +1,69 @@
+package service
+
+import (
+	"context"
+	"fmt"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ringcache/ringcache/internal/engine"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// Peer is the internal node-to-node service. It never forwards again: the
+// receiver of a forwarded op serves it, whatever its own ring says.
+type Peer struct {
+	pb.UnimplementedPeerServer
+	s *Services
+}
+
+// forwardParallelism bounds the ops of one forwarded batch that wait at
+// once (its sender bounds its batches in flight).
+const forwardParallelism = 64
+
+// Forward implements pb.PeerServer: the ops of one batch, each answered in
+// the result of the same index.
+func (p *Peer) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
+	e := p.s.e
+	if len(req.Ops) > p.s.cfg.MaxBatch {
+		return nil, engine.StatusErr(fmt.Errorf("%w: %d ops forwarded, at most %d per call", engine.ErrTooManyKeys, len(req.Ops), p.s.cfg.MaxBatch))
+	}
+	if err := e.ObserveClock(req.Hlc); err != nil {
+		p.s.log.Warn("forwarded ops rejected: the sender's clock is too far ahead", "from", req.From, "err", err)
+		return nil, engine.StatusErr(err)
+	}
+	ops := make([]engine.Op, len(req.Ops))
+	valid := make([]bool, len(req.Ops))
+	for i, o := range req.Ops {
+		ops[i], valid[i] = engine.OpFromProto(o)
+	}
+	results := make([]*pb.PipelineResult, len(req.Ops))
+	var g errgroup.Group
+	g.SetLimit(forwardParallelism)
+	e.Execute(ctx, engine.Caller{Forwarded: true}, ops, func(i int, r engine.Result) {
+		if !valid[i] {
+			r = engine.Result{Err: engine.ErrNoOp}
+		}
+		results[i] = r.Proto(req.Ops[i].Id)
+	}, func(f func()) { g.Go(func() error { f(); return nil }) })
+	_ = g.Wait()
+	return &pb.ForwardResponse{Results: results, Hlc: e.Versions()}, nil
+}
+
+// Lookup implements pb.PeerServer: this node's own pending write-behind
+// write of a key, for a new owner of its partition.
+func (p *Peer) Lookup(ctx context.Context, req *pb.LookupRequest) (*pb.LookupResponse, error) {
+	e := p.s.e
+	if err := e.ObserveClock(req.Hlc); err != nil {
+		return nil, engine.StatusErr(err)
+	}
+	w, ok, err := e.LocalPending(ctx, req.Namespace, req.Key)
+	if err != nil {
+		return nil, engine.StatusErr(err)
+	}
+	resp := &pb.LookupResponse{Hlc: e.Versions()}
+	if ok {
+		resp.Pending, resp.Found, resp.Value, resp.Version = true, !w.Delete, w.Value, w.Version
+	}
+	return resp, nil
+}

@@ -1,0 +1,72 @@
+// Package service is a node's gRPC front doors to the engine: the public
+// Cache service (unary calls, the Pipeline stream, the ring and
+// invalidation streams) and the internal Peer service. Each turns calls
+// into engine.Ops and runs them through engine.Execute, and turns results
+// and errors into responses and statuses (engine.Status); none routes or
+// serves a key itself.
+package service
+
+import (
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/ringcache/ringcache/internal/engine"
+)
+
+// DefaultMaxBatch bounds the keys of one GetMany and the ops of one
+// Pipeline frame or Forward call.
+const DefaultMaxBatch = 1000
+
+// Config configures the services.
+type Config struct {
+	Engine *engine.Engine
+	// Hub fans out the keys that change on this node to
+	// WatchInvalidations subscribers; the engine publishes to it.
+	Hub *Hub
+	// MaxBatch is DefaultMaxBatch when 0. The Go client sends at most 512
+	// ops per Pipeline frame, so keep it at 512 or more.
+	MaxBatch int
+	Logger   *slog.Logger
+}
+
+// Services are the Cache and Peer services of one node.
+type Services struct {
+	cfg   Config
+	e     *engine.Engine
+	log   *slog.Logger
+	stats counters
+}
+
+type counters struct {
+	// Pipeline: frames read, ops read, and ops that had to wait (a load,
+	// a forward, a database or journal write) rather than being answered
+	// from memory in the response to their frame.
+	frames, ops, waits atomic.Uint64
+}
+
+// New returns the services.
+func New(cfg Config) *Services {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Services{cfg: cfg, e: cfg.Engine, log: cfg.Logger}
+}
+
+// Cache returns the Cache service.
+func (s *Services) Cache() *Cache { return &Cache{s: s} }
+
+// Peer returns the Peer service.
+func (s *Services) Peer() *Peer { return &Peer{s: s} }
+
+// Stats are the Pipeline counters since start.
+type Stats struct {
+	PipelineFrames, PipelineOps, PipelineWaits uint64
+}
+
+// Stats returns the counters.
+func (s *Services) Stats() Stats {
+	return Stats{PipelineFrames: s.stats.frames.Load(), PipelineOps: s.stats.ops.Load(), PipelineWaits: s.stats.waits.Load()}
+}

@@ -1,0 +1,243 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ringcache/ringcache/pkg/ring"
+	"github.com/ringcache/ringcache/pkg/strategy"
+)
+
+// Defaults for Config.
+const (
+	DefaultMaxMemory      = 256 << 20
+	DefaultForwardTimeout = 10 * time.Second
+	DefaultMaxBatchKeys   = 1000
+	DefaultLeaveTimeout   = 5 * time.Second
+	DefaultBootstrap      = 30 * time.Second
+	DefaultFlushTimeout   = 15 * time.Second
+	// DefaultHandoffWindow is how long a node asks a partition's previous
+	// owner for pending write-behind writes after taking it over.
+	DefaultHandoffWindow = time.Minute
+	// DefaultHotCacheMinRate is the Gets per second of one key through a
+	// node that does not own it at which the hot cache keeps it.
+	DefaultHotCacheMinRate = 100
+	// DefaultHotCacheTTL bounds how long a hot-cache entry is served.
+	DefaultHotCacheTTL = time.Second
+)
+
+// NamespaceSpec is one namespace the node serves.
+type NamespaceSpec struct {
+	Policy strategy.Policy
+	// Loader reads misses of a read-through namespace; nil otherwise.
+	Loader strategy.Loader
+	// Writer writes the database of a write-through or write-behind
+	// namespace; nil otherwise.
+	Writer strategy.Writer
+}
+
+// JournalConfig configures the durable write-behind journal, which a node
+// opens when a namespace is write-behind, flushes to the namespaces'
+// Writers, and closes on Close. Zero fields take their defaults.
+type JournalConfig struct {
+	// Path of the journal file (bbolt); required with a write-behind
+	// namespace.
+	Path string
+	// MaxPending bounds the pending writes (distinct keys), MaxBytes their
+	// key and value bytes; past either, a Set gets RESOURCE_EXHAUSTED.
+	// Defaults 1,000,000 and 1 GiB.
+	MaxPending int
+	MaxBytes   int64
+	// FlushInterval between flushes while less than a batch is pending
+	// (default 1 s); BatchSize is the most writes per database batch
+	// (default 500).
+	FlushInterval time.Duration
+	BatchSize     int
+	// MaxAttempts is how often a write the database rejects is tried
+	// before it becomes a dead letter (default 3).
+	MaxAttempts int
+	// MinBackoff and MaxBackoff bound the wait after a failed flush
+	// (defaults 100 ms and 30 s).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Clock is a node's time source for TTLs, expiry and windows
+// (internal/testclock is a fake one). NowNano and Tick are those of otter's
+// Clock, which the store uses.
+type Clock interface {
+	Now() time.Time
+	NowNano() int64
+	Tick(d time.Duration) <-chan time.Time
+}
+
+// Config configures a Node. Required: Name, GRPCAddr, GossipAddr and at least
+// one namespace. Every node of a cluster must have the same namespaces and
+// Ring config.
+type Config struct {
+	Name string
+	// GRPCAddr is the gRPC listen address (host:port; port 0 picks one).
+	GRPCAddr string
+	// AdvertiseGRPCAddr is the address peers dial; empty means the
+	// listener's address.
+	AdvertiseGRPCAddr string
+	// GossipAddr is the memberlist bind address (TCP and UDP).
+	GossipAddr string
+	// AdvertiseGossipAddr is the gossip address peers use; empty means GossipAddr.
+	AdvertiseGossipAddr string
+	// Join lists seed gossip addresses or DNS names that resolve to peers;
+	// they may name this node itself and peers that are not up yet.
+	Join []string
+	// GossipPreset is "lan" (default) or "local": failure-detection timers.
+	GossipPreset string
+	// GossipKey, when set (16, 24 or 32 bytes), encrypts and authenticates
+	// gossip; every node of the cluster needs the same key.
+	GossipKey []byte
+	Ring      ring.Config
+	// MaxMemory bounds the local store in bytes; default 256 MiB.
+	MaxMemory  uint64
+	Namespaces []NamespaceSpec
+	// Journal is the write-behind journal; see JournalConfig.
+	Journal JournalConfig
+	// ForwardTimeout bounds an op that waits (a load, a forward, a
+	// database write) when its caller set no deadline, and caps the
+	// timeouts Pipeline callers set.
+	ForwardTimeout time.Duration
+	// MaxBatchKeys bounds the keys of one GetMany and the ops of one
+	// Pipeline frame; default 1000. The Go client sends at most 512 ops per
+	// frame, so keep it at 512 or more.
+	MaxBatchKeys int
+	// LeaveTimeout bounds the wait for the leave message to spread on Close.
+	LeaveTimeout time.Duration
+	// BootstrapTimeout is how long a node with seeds waits to join one
+	// before it serves alone (a cluster of one); default 30 s. Until it has
+	// joined, calls get UNAVAILABLE and health reports NOT_SERVING, so a
+	// node never acknowledges writes that vanish when it meets its cluster.
+	BootstrapTimeout time.Duration
+	// FlushTimeout bounds the journal flush of a graceful Close; default 15 s.
+	FlushTimeout time.Duration
+	// HotCacheBytes bounds the hot cache: the owners' answers for keys this
+	// node does not own but is asked for at HotCacheMinRate or more, served
+	// here without a forward and invalidated by the owners. Bytes count
+	// keys, values and a per-entry overhead; 0 (the default) disables it.
+	HotCacheBytes uint64
+	// HotCacheMinRate is the Gets per second of one key through this node
+	// at which it is cached here; default DefaultHotCacheMinRate. Rates
+	// below 2 act as 2.
+	HotCacheMinRate float64
+	// HotCacheTTL bounds how long a hot entry is served, the safety net
+	// should an invalidation stream stall without breaking; default
+	// DefaultHotCacheTTL.
+	HotCacheTTL time.Duration
+	// HandoffWindow is how long, after taking a partition over, the node
+	// asks its previous owner for pending write-behind writes before
+	// reading the database; default DefaultHandoffWindow.
+	HandoffWindow time.Duration
+	// MaxConcurrentStreams bounds the concurrent RPCs and streams of one
+	// client connection; default 1024.
+	MaxConcurrentStreams uint32
+	// Logger receives operator messages; nil discards them. Keys and values
+	// are never logged.
+	Logger *slog.Logger
+	// Clock is the node's time source; nil means the wall clock.
+	Clock Clock
+	// MeterProvider receives the node's instruments (metrics.go) and the
+	// gRPC latency histograms; nil means no metrics.
+	MeterProvider metric.MeterProvider
+	// TracerProvider traces gRPC calls, forwards and backend work; nil
+	// means no tracing. Spans never carry keys or values.
+	TracerProvider trace.TracerProvider
+	// Propagator carries trace context over gRPC; nil means W3C
+	// trace-context.
+	Propagator propagation.TextMapPropagator
+
+	// Test seams: a gossip transport, gossip timer tuning, and a dialer for
+	// peer connections.
+	GossipTransport memberlist.Transport
+	TuneGossip      func(*memberlist.Config)
+	PeerDialer      func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// DefaultMaxConcurrentStreams is Config.MaxConcurrentStreams's default.
+const DefaultMaxConcurrentStreams = 1024
+
+func (c Config) validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("node: name is required")
+	case c.GRPCAddr == "":
+		return errors.New("node: gRPC address is required")
+	case c.GossipAddr == "":
+		return errors.New("node: gossip address is required")
+	case len(c.Namespaces) == 0:
+		return errors.New("node: at least one namespace is required")
+	case math.IsNaN(c.HotCacheMinRate) || c.HotCacheMinRate < 0:
+		return fmt.Errorf("node: hot cache min rate %v is not a non-negative number", c.HotCacheMinRate)
+	case c.HotCacheTTL < 0:
+		return fmt.Errorf("node: hot cache TTL %v is negative", c.HotCacheTTL)
+	}
+	for _, ns := range c.Namespaces {
+		if ns.Policy.Write == strategy.WriteBehind && c.Journal.Path == "" {
+			return fmt.Errorf("node: namespace %q is write-behind and needs a journal path", ns.Policy.Name)
+		}
+	}
+	return c.Ring.Validate()
+}
+
+// withDefaults returns c with its zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	set := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.MaxMemory == 0 {
+		c.MaxMemory = DefaultMaxMemory
+	}
+	if c.MaxBatchKeys <= 0 {
+		c.MaxBatchKeys = DefaultMaxBatchKeys
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	set(&c.ForwardTimeout, DefaultForwardTimeout)
+	set(&c.LeaveTimeout, DefaultLeaveTimeout)
+	set(&c.BootstrapTimeout, DefaultBootstrap)
+	set(&c.FlushTimeout, DefaultFlushTimeout)
+	set(&c.HandoffWindow, DefaultHandoffWindow)
+	set(&c.HotCacheTTL, DefaultHotCacheTTL)
+	if c.HotCacheMinRate == 0 {
+		c.HotCacheMinRate = DefaultHotCacheMinRate
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// MemberState is a member's state as a node sees it.
+type MemberState string
+
+// Member states.
+const (
+	MemberAlive MemberState = "alive"
+	MemberDead  MemberState = "dead"
+	MemberLeft  MemberState = "left"
+)
+
+// Member is one node of the cluster as a node sees it.
+type Member struct {
+	Name       string
+	GossipAddr string
+	GRPCAddr   string
+	State      MemberState
+}

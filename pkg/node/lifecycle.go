@@ -1,0 +1,174 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-sockaddr"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/ringcache/ringcache/pkg/ring"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// advertiseAddr returns the gRPC address to publish to peers: the explicit
+// one, else the listener's, with an unspecified host (0.0.0.0, ::) replaced
+// by the host of the advertised gossip address if there is one, else by this
+// machine's private IP, as memberlist does for gossip.
+func advertiseAddr(explicit, gossip string, lis *net.TCPAddr) (string, error) {
+	if explicit != "" {
+		if _, _, err := net.SplitHostPort(explicit); err != nil {
+			return "", fmt.Errorf("node: advertise gRPC address %q: %w", explicit, err)
+		}
+		return explicit, nil
+	}
+	if !lis.IP.IsUnspecified() {
+		return lis.String(), nil
+	}
+	if host, _, err := net.SplitHostPort(gossip); err == nil && host != "" {
+		return net.JoinHostPort(host, strconv.Itoa(lis.Port)), nil
+	}
+	ip, err := sockaddr.GetPrivateIP()
+	if err != nil || ip == "" {
+		return "", fmt.Errorf("node: gRPC listens on %s and no private IP was found to publish; set the advertise gRPC address", lis)
+	}
+	return net.JoinHostPort(ip, strconv.Itoa(lis.Port)), nil
+}
+
+// awaitJoin marks the node ready once it has joined its cluster, or once
+// BootstrapTimeout passes without any peer (it then serves alone and keeps
+// trying to join in the background).
+func (n *Node) awaitJoin() {
+	t := time.NewTimer(n.cfg.BootstrapTimeout)
+	defer t.Stop()
+	select {
+	case <-n.members.Joined():
+	case <-t.C:
+		n.log.Warn("no peer joined within the bootstrap timeout; serving as a cluster of one", "timeout", n.cfg.BootstrapTimeout)
+	case <-n.stop:
+		return
+	}
+	n.engine.SetReady()
+	n.setServing()
+}
+
+func (n *Node) setServing() {
+	if !n.Ready() {
+		return
+	}
+	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	n.health.SetServingStatus(pb.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+}
+
+// ringLoop is the single consumer of membership changes.
+func (n *Node) ringLoop() {
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.members.Changed():
+			n.rebuildRing()
+		}
+	}
+}
+
+// rebuildRing builds a ring of the alive members and hands it to the
+// engine; on failure the engine keeps the previous one.
+func (n *Node) rebuildRing() {
+	var ms []ring.Member
+	for _, m := range n.members.Alive() {
+		if m.GRPCAddr != "" {
+			ms = append(ms, ring.Member{Name: m.Name, Addr: m.GRPCAddr})
+		}
+	}
+	var version uint64 = 1
+	if old := n.engine.Ring(); old != nil {
+		version = old.Version() + 1
+	}
+	r, err := ring.New(n.cfg.Ring, ms, version)
+	if err != nil {
+		if !n.closing.Load() { // else everyone, this node included, is leaving
+			n.log.Error("cannot rebuild ring; keeping the previous one", "members", len(ms), "err", err)
+		}
+		return
+	}
+	n.engine.SetRing(r)
+	n.peers.Retain(r.Members())
+	n.setServing()
+}
+
+// Close leaves the cluster gracefully: it reports NOT_SERVING, tells peers it
+// is leaving (so they take over its keys at once), finishes in-flight calls
+// until ctx ends, and releases everything. It returns an error when the
+// journal could not be flushed or the leave did not complete; the node is
+// closed either way.
+func (n *Node) Close(ctx context.Context) error {
+	var errs []error
+	n.closeOnce.Do(func() {
+		n.closing.Store(true)
+		n.engine.Drain() // ends WatchRing and Pipeline streams: clients move on
+		n.health.Shutdown()
+		// Write-behind: flush, then step out of the peers' rings and flush
+		// what arrived meanwhile, so the database is current before the
+		// keys move. Whatever a deadline leaves pending stays in the
+		// journal and is flushed when the node starts again.
+		fctx, cancel := context.WithTimeout(ctx, n.cfg.FlushTimeout)
+		defer cancel()
+		n.flushJournal(fctx)
+		n.members.AnnounceLeaving(n.cfg.LeaveTimeout / 2)
+		n.flushJournal(fctx)
+		if err := n.members.Leave(n.cfg.LeaveTimeout); err != nil {
+			errs = append(errs, fmt.Errorf("leave did not complete: %w", err))
+		}
+		done := make(chan struct{})
+		go func() { n.server.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			n.server.Stop()
+			<-done
+		}
+		if err := n.flushJournal(fctx); err != nil { // writes served during the drain
+			errs = append(errs, err)
+		}
+		n.release()
+	})
+	return errors.Join(errs...)
+}
+
+// Kill stops the node abruptly, as a crash would: no leave message, open
+// calls cut. Peers find out through failure detection.
+func (n *Node) Kill() {
+	n.closeOnce.Do(func() {
+		n.closing.Store(true)
+		n.engine.Drain()
+		n.server.Stop()
+		n.release()
+	})
+}
+
+// flushJournal writes pending write-behind records until the journal is
+// empty or ctx ends.
+func (n *Node) flushJournal(ctx context.Context) error {
+	if n.flusher == nil {
+		return nil
+	}
+	if err := n.flusher.Flush(ctx); err != nil {
+		n.log.Error("write-behind journal not fully flushed; the rest is flushed on the next start", "err", err)
+		return fmt.Errorf("write-behind journal not fully flushed: %w", err)
+	}
+	return nil
+}
+
+// release runs the closers, last opened first.
+func (n *Node) release() {
+	for _, c := range slices.Backward(n.closers) {
+		c()
+	}
+	n.closers = nil
+}

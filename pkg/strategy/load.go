@@ -1,0 +1,190 @@
+package strategy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+type loadResult struct {
+	value   []byte
+	found   bool
+	version uint64
+}
+
+// fetch reads the key's current value: a write still queued in the
+// write-behind journal wins over the database, so a load never shadows an
+// acknowledged write, even after its entry was evicted from memory.
+func (n *Namespace) fetch(ctx context.Context, key string) (loadResult, error) {
+	if n.journal != nil {
+		w, ok, err := n.journal.Pending(ctx, n.p.Name, key)
+		if err != nil {
+			return loadResult{}, fmt.Errorf("%w: read the write-behind journal of namespace %q: %w", ErrBackend, n.p.Name, err)
+		}
+		if ok {
+			n.c.pendingHits.Add(1)
+			return loadResult{value: w.Value, found: !w.Delete, version: w.Version}, nil
+		}
+	}
+	if n.p.Read != ReadThrough {
+		return loadResult{}, nil
+	}
+	n.c.loads.Add(1)
+	ctx, span := n.startSpan(ctx, spanLoad)
+	v, found, err := n.loader.Load(ctx, key)
+	endSpan(span, err, attrFound.Bool(found))
+	if err != nil {
+		n.c.loadErrors.Add(1)
+		return loadResult{}, fmt.Errorf("%w: load from namespace %q: %w", ErrBackend, n.p.Name, err)
+	}
+	return loadResult{value: v, found: found}, nil
+}
+
+// fetchGuarded runs fetch within the namespace's lifetime, detached from
+// the caller who started it (a load is shared by every caller of the key,
+// so one caller giving up does not end it) but not from its trace, and
+// without letting a panicking loader escape (a singleflight function
+// panics on a goroutine of its own, which would take the node down). It
+// reports the stripe generation it started at.
+func (n *Namespace) fetchGuarded(ctx context.Context, key, skey string) (r loadResult, gen uint64, err error) {
+	if !n.life.enter() {
+		return loadResult{}, 0, fmt.Errorf("%w: %q", ErrClosed, n.p.Name)
+	}
+	defer n.life.exit()
+	defer func() {
+		if p := recover(); p != nil {
+			n.c.loadErrors.Add(1)
+			err = fmt.Errorf("%w: load from namespace %q panicked: %v", ErrBackend, n.p.Name, p)
+		}
+	}()
+	gen = n.gen[n.stripe(skey)].Load()
+	lctx := trace.ContextWithSpanContext(n.life.ctx, trace.SpanContextFromContext(ctx))
+	lctx, cancel := context.WithTimeout(lctx, n.p.LoadTimeout)
+	defer cancel()
+	r, err = n.fetch(lctx, key)
+	return r, gen, err
+}
+
+// install caches a fetched result unless a write touched the key's stripe
+// since gen was read.
+func (n *Namespace) install(skey string, gen uint64, r loadResult, replace bool) {
+	i := n.stripe(skey)
+	n.genMu[i].Lock()
+	defer n.genMu[i].Unlock()
+	if n.gen[i].Load() != gen {
+		return
+	}
+	defer n.changed(skey[len(n.prefix):])
+	var e Entry
+	switch {
+	case r.found:
+		e = Entry{Value: r.value, Found: true, TTL: n.ttl(0), Version: r.version}
+	case n.p.NegativeTTL > 0:
+		e = Entry{TTL: n.p.NegativeTTL, Version: r.version}
+	case replace:
+		n.store.Delete(skey)
+		return
+	default:
+		return
+	}
+	if replace {
+		n.store.SetIfNewer(skey, e)
+	} else {
+		n.store.SetIfAbsent(skey, e)
+	}
+}
+
+func (n *Namespace) load(ctx context.Context, key, skey string) ([]byte, bool, error) {
+	// leader is set by the function only in the caller that runs the load;
+	// the channel send that follows it orders the write before our read.
+	// (Result.Shared is true for every caller of a shared load, the leader
+	// included, so it cannot count deduplicated callers.)
+	leader := false
+	ch := n.flight.DoChan(n.flightKey(skey), func() (any, error) {
+		leader = true
+		r, gen, err := n.fetchGuarded(ctx, key, skey)
+		if err != nil {
+			return nil, err
+		}
+		n.install(skey, gen, r, false)
+		return r, nil
+	})
+	// Counted once DoChan has registered the caller, so LoadsWaiting == n
+	// means n callers are attached to loads.
+	n.c.waiting.Add(1)
+	select {
+	case r := <-ch:
+		n.c.waiting.Add(-1)
+		if !leader {
+			n.c.deduped.Add(1)
+		}
+		if r.Err != nil {
+			return nil, false, r.Err
+		}
+		lr := r.Val.(loadResult)
+		return lr.value, lr.found, nil
+	case <-ctx.Done():
+		n.c.waiting.Add(-1)
+		return nil, false, ctx.Err()
+	}
+}
+
+// refreshAsync reloads a hot entry in the background, at most once at a
+// time per key and at most MaxRefreshes at a time in the namespace; the
+// entry keeps serving until the new value replaces it.
+func (n *Namespace) refreshAsync(key, skey string) {
+	if len(n.refreshN) == cap(n.refreshN) { // cheap early out; checked again below
+		n.c.refreshSkips.Add(1)
+		return
+	}
+	n.refresh.DoChan(skey, func() (any, error) {
+		select {
+		case n.refreshN <- struct{}{}:
+		default:
+			n.c.refreshSkips.Add(1)
+			return nil, nil
+		}
+		defer func() { <-n.refreshN }()
+		n.c.refreshes.Add(1)
+		r, gen, err := n.fetchGuarded(context.Background(), key, skey)
+		if err == nil {
+			n.install(skey, gen, r, true)
+		}
+		return nil, err
+	})
+}
+
+// lifetime tracks a namespace's background work: every load and refresh
+// enters it while it runs, and close cancels them and waits.
+type lifetime struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (l *lifetime) init() { l.ctx, l.cancel = context.WithCancel(context.Background()) }
+
+// enter reports whether work may start; if so, the caller must exit.
+func (l *lifetime) enter() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.wg.Add(1)
+	return true
+}
+
+func (l *lifetime) exit() { l.wg.Done() }
+
+func (l *lifetime) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.cancel()
+	l.wg.Wait()
+}
