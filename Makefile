@@ -23,15 +23,22 @@ build: ## build bin/ringcached and bin/ringcachectl
 run: build ## start a local 3-node cluster on loopback with demo data (Ctrl-C stops it)
 	./scripts/run-local.sh
 
+# deploy/ is a module of its own (its checks need k8s.io/api and Prometheus,
+# which the binaries do not): test and lint go into it too.
+DEPLOY := deploy
+
 test: ## run every test with the race detector (starts a throwaway PostgreSQL)
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd $(DEPLOY) && $(GO) test -race -count=1 ./...
 
 test-short: ## quick unit tests only
 	$(GO) test -short -count=1 ./...
+	cd $(DEPLOY) && $(GO) test -short -count=1 ./...
 
 lint: ## gofmt, go vet and buf lint
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd $(DEPLOY) && $(GO) vet ./...
 	@if [ -x $(TOOLS)/buf ]; then $(TOOLS)/buf lint; else echo "buf not installed: run 'make tools' to lint the protos"; fi
 
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## install the pinned code generators
