@@ -16,9 +16,10 @@ all: build
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/ringcached and bin/ringcachectl
+build: ## build bin/ringcached, bin/ringcachectl and bin/ringcachectl-bench (which ringcachectl runs for bench and simulate)
 	$(GO) build -o $(BIN)/ringcached ./cmd/node
 	$(GO) build -o $(BIN)/ringcachectl ./cmd/ctl
+	$(GO) build -o $(BIN)/ringcachectl-bench ./cmd/ctl/bench
 
 run: build ## start a local 3-node cluster on loopback with demo data (Ctrl-C stops it)
 	./scripts/run-local.sh
@@ -55,7 +56,7 @@ proto: tools ## lint the .proto files and regenerate the committed Go code
 	$(TOOLS)/buf generate
 
 clean: ## remove build output and the demo data
-	rm -rf $(BIN)/ringcached $(BIN)/ringcachectl data/
+	rm -rf $(BIN)/ringcached $(BIN)/ringcachectl $(BIN)/ringcachectl-bench data/
 
 .PHONY: bench-compare
 bench-compare: build ## ringcache beside Redis: throughput, latency, stampede, memory per entry (needs redis-server; see BENCHMARKS.md)
