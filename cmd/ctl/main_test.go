@@ -104,6 +104,25 @@ func TestRun_BenchAndSimulateRunTheBinaryNextToIt(t *testing.T) {
 			t.Errorf("%s bench --read-ratio 1.5: stdout %q, want empty", exe, stdout.String())
 		}
 	}
+
+	// Shell completion comes from ringcachectl-bench, each flag once.
+	out, err := exec.Command(filepath.Join(dir, "ringcachectl"), "__complete", "--addr", "h:1", "bench", "--").Output()
+	if err != nil {
+		t.Fatalf("__complete bench --: %v", err)
+	}
+	names := map[string]int{}
+	for line := range strings.Lines(string(out)) {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), "\t")
+		names[name]++
+	}
+	for _, flag := range []string{"--concurrency", "--target", "--addr", "--output", "--timeout"} {
+		if names[flag] != 1 {
+			t.Errorf("__complete bench -- offers %s %d times, want once:\n%s", flag, names[flag], out)
+		}
+	}
+	if out, err := exec.Command(filepath.Join(dir, "ringcachectl"), "__complete", "bench", "st").Output(); err != nil || !strings.HasPrefix(string(out), "stampede\t") {
+		t.Errorf("__complete bench st: %q (%v), want stampede", out, err)
+	}
 }
 
 // Without ringcachectl-bench, ringcachectl bench fails with how to get it.

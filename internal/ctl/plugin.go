@@ -1,11 +1,14 @@
 package ctl
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -36,7 +39,7 @@ func (e *ExitError) Error() string {
 // newPluginCommand returns the command name of ringcachectl-bench. It takes
 // its flags and arguments unparsed and runs `ringcachectl-bench name
 // ARGS...`: the global flags, wherever they stand, are the plugin's too, and
-// help, output, errors and exit status are the plugin's.
+// help, output, errors, exit status and shell completion are the plugin's.
 func newPluginCommand(name, short string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:                name,
@@ -44,6 +47,9 @@ func newPluginCommand(name, short string) *cobra.Command {
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPlugin(cmd, append([]string{name}, args...))
+		},
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return completePlugin(cmd, append(append([]string{name}, args...), toComplete))
 		},
 	}
 	// `ringcachectl help bench` shows the plugin's help.
@@ -76,6 +82,42 @@ func runPlugin(cmd *cobra.Command, args []string) error {
 		}
 	}
 	return fmt.Errorf("%s: %w", PluginName, err)
+}
+
+// completePlugin asks ringcachectl-bench for the shell completions of args
+// (`ringcachectl-bench __complete bench --con`). Cobra has already offered
+// the global flags, so those are dropped from the plugin's answer.
+func completePlugin(cmd *cobra.Command, args []string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	path, err := findPlugin()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out bytes.Buffer
+	c := exec.CommandContext(cmd.Context(), path, append([]string{cobra.ShellCompRequestCmd}, args...)...)
+	c.Stdout = &out
+	if err := c.Run(); err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	// One completion a line, then ":DIRECTIVE".
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	last, ok := strings.CutPrefix(lines[len(lines)-1], ":")
+	directive, err := strconv.Atoi(last)
+	if !ok || err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	var comps []cobra.Completion
+	for _, comp := range lines[:len(lines)-1] {
+		flag, _, _ := strings.Cut(comp, "\t") // a completion may carry "\tdescription"
+		global := cmd.InheritedFlags()
+		if name, ok := strings.CutPrefix(flag, "--"); ok && global.Lookup(name) != nil {
+			continue
+		}
+		if short, ok := strings.CutPrefix(flag, "-"); ok && len(short) == 1 && global.ShorthandLookup(short) != nil {
+			continue
+		}
+		comps = append(comps, comp)
+	}
+	return comps, cobra.ShellCompDirective(directive)
 }
 
 // findPlugin returns the path of ringcachectl-bench: the one in the
