@@ -16,22 +16,30 @@ all: build
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/ringcached and bin/ringcachectl
+build: ## build bin/ringcached, bin/ringcachectl and bin/ringcachectl-bench (which ringcachectl runs for bench and simulate)
 	$(GO) build -o $(BIN)/ringcached ./cmd/node
 	$(GO) build -o $(BIN)/ringcachectl ./cmd/ctl
+	$(GO) build -o $(BIN)/ringcachectl-bench ./cmd/ctl/bench
 
 run: build ## start a local 3-node cluster on loopback with demo data (Ctrl-C stops it)
 	./scripts/run-local.sh
 
+# deploy/ is a module of its own (its checks need k8s.io/api and Prometheus,
+# which the binaries do not): test and lint go into it too.
+DEPLOY := deploy
+
 test: ## run every test with the race detector (starts a throwaway PostgreSQL)
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd $(DEPLOY) && $(GO) test -race -count=1 ./...
 
 test-short: ## quick unit tests only
 	$(GO) test -short -count=1 ./...
+	cd $(DEPLOY) && $(GO) test -short -count=1 ./...
 
 lint: ## gofmt, go vet and buf lint
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd $(DEPLOY) && $(GO) vet ./...
 	@if [ -x $(TOOLS)/buf ]; then $(TOOLS)/buf lint; else echo "buf not installed: run 'make tools' to lint the protos"; fi
 
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## install the pinned code generators
@@ -48,7 +56,7 @@ proto: tools ## lint the .proto files and regenerate the committed Go code
 	$(TOOLS)/buf generate
 
 clean: ## remove build output and the demo data
-	rm -rf $(BIN)/ringcached $(BIN)/ringcachectl data/
+	rm -rf $(BIN)/ringcached $(BIN)/ringcachectl $(BIN)/ringcachectl-bench data/
 
 .PHONY: bench-compare
 bench-compare: build ## ringcache beside Redis: throughput, latency, stampede, memory per entry (needs redis-server; see BENCHMARKS.md)

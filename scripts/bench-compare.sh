@@ -36,7 +36,7 @@ ENTRIES=${ENTRIES:-1000000}
 NODE_GOMAXPROCS=${NODE_GOMAXPROCS-1}
 OUT=${OUT:-bench-results}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
-CTL=bin/ringcachectl
+CTL=bin/ringcachectl # runs bin/ringcachectl-bench for `bench`
 DAEMON=bin/ringcached
 REDIS_PORT=6391
 GRPC_PORTS=(7121 7122 7123)
@@ -51,7 +51,7 @@ die() {
 
 command -v "$REDIS_SERVER" >/dev/null || die "$REDIS_SERVER not found: install the Debian package (apt-get install redis-server)"
 command -v python3 >/dev/null || die "python3 is needed for the summary"
-[ -x "$CTL" ] && [ -x "$DAEMON" ] || die "run 'make build' first"
+[ -x "$CTL" ] && [ -x "$CTL-bench" ] && [ -x "$DAEMON" ] || die "run 'make build' first"
 
 TMP=$(mktemp -d)
 PIDS=()

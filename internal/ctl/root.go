@@ -1,14 +1,19 @@
 // Package ctl implements ringcachectl, the operator CLI of a ringcache
 // cluster. NewRootCommand builds the cobra command tree; cmd/ctl runs it.
 //
-// simulate runs locally (capacity planning: hit rate against cache size)
-// and bench drives load (see bench.go). Every other command dials the node
-// at --addr and calls one Admin or Cache RPC,
+// Every command dials the node at --addr and calls one Admin or Cache RPC,
 // each call with its own deadline of --timeout; stats, journal, journal
 // flush and top also dial every alive member. Results print as tables (text/tabwriter) or, with -o json, as
 // indented JSON (top: one line per snapshot). Commands return their errors instead of printing them, so the
 // binary decides how to report them; gRPC failures are rewritten into
 // operator-readable messages such as `NOT_FOUND: unknown namespace "x"; configured namespaces: [users]`.
+//
+// bench (load generation) and simulate (capacity planning) need heavy
+// libraries (plotting, progress bars, Redis and database drivers) that an
+// operator's CLI should not carry. They live in a second binary,
+// ringcachectl-bench (package benchctl, built from cmd/ctl/bench), and
+// ringcachectl runs it for them, kubectl-plugin style (see plugin.go), with
+// the command line unchanged. shared.go is what benchctl builds on.
 package ctl
 
 import (
@@ -42,12 +47,34 @@ type options struct {
 // NewRootCommand returns the ringcachectl command tree. The default of --addr
 // is read from RINGCACHE_ADDR when the command is built.
 func NewRootCommand() *cobra.Command {
+	root, o := newRoot("Inspect and operate a ringcache cluster",
+		"ringcachectl talks gRPC to one ringcache node (--addr) to inspect the\n"+
+			"cluster (members, ring, locate, stats, journal) and to read and write keys.\n"+
+			"bench and simulate run "+PluginName+", a separate binary found next to\n"+
+			"ringcachectl or on $PATH.")
+	root.AddCommand(
+		newMembersCommand(o),
+		newRingCommand(o),
+		newLocateCommand(o),
+		newGetCommand(o),
+		newSetCommand(o),
+		newDelCommand(o),
+		newStatsCommand(o),
+		newJournalCommand(o),
+		newTopCommand(o),
+		newPluginCommand("bench", BenchShort),
+		newPluginCommand("simulate", SimulateShort),
+	)
+	return root
+}
+
+// newRoot returns a root command with the global flags and no commands.
+func newRoot(short, long string) (*cobra.Command, *options) {
 	o := &options{}
 	root := &cobra.Command{
-		Use:   "ringcachectl",
-		Short: "Inspect and operate a ringcache cluster",
-		Long: "ringcachectl talks gRPC to one ringcache node (--addr) to inspect the\n" +
-			"cluster (members, ring, locate, stats, journal) and to read and write keys.",
+		Use:               "ringcachectl",
+		Short:             short,
+		Long:              long,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		PersistentPreRunE: func(*cobra.Command, []string) error { return o.validate() },
@@ -60,21 +87,7 @@ func NewRootCommand() *cobra.Command {
 	f.StringVar(&o.addr, "addr", addr, "gRPC address of the node to ask (default from $"+AddrEnv+")")
 	f.StringVarP(&o.output, "output", "o", outputTable, "output format: table or json")
 	f.DurationVar(&o.timeout, "timeout", DefaultTimeout, "deadline of each RPC")
-
-	root.AddCommand(
-		newMembersCommand(o),
-		newRingCommand(o),
-		newLocateCommand(o),
-		newGetCommand(o),
-		newSetCommand(o),
-		newDelCommand(o),
-		newStatsCommand(o),
-		newJournalCommand(o),
-		newTopCommand(o),
-		newBenchCommand(o),
-		newSimulateCommand(o),
-	)
-	return root
+	return root, o
 }
 
 func (o *options) validate() error {

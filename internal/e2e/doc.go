@@ -1,5 +1,6 @@
 // Package e2e holds end-to-end tests of the shipped binaries: TestMain builds
-// ringcached, ringcachectl and demoseed with `go build`, and the tests start
+// ringcached, ringcachectl, ringcachectl-bench (which ringcachectl runs for
+// bench and simulate) and demoseed with `go build`, and the tests start
 // real ringcached processes on free loopback ports and drive them through
 // ringcachectl (and, where the CLI cannot express a request, a raw gRPC
 // client), the way an operator would.

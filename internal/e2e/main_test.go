@@ -12,7 +12,8 @@ import (
 	"github.com/ringcache/ringcache/internal/pgtest"
 )
 
-// Paths of the binaries built by TestMain.
+// Paths of the binaries built by TestMain. ringcachectl runs
+// ringcachectl-bench, built next to it, for bench and simulate.
 var (
 	ringcachedBin   string
 	ringcachectlBin string
@@ -42,7 +43,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildBinaries builds the three commands into dir with one `go build`, so
+// buildBinaries builds the four commands into dir with one `go build`, so
 // they compile and link in parallel. They are built without -race: the race
 // detector covers the test process only.
 func buildBinaries(dir string) error {
@@ -50,6 +51,7 @@ func buildBinaries(dir string) error {
 	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
 		"github.com/ringcache/ringcache/cmd/node",
 		"github.com/ringcache/ringcache/cmd/ctl",
+		"github.com/ringcache/ringcache/cmd/ctl/bench",
 		"github.com/ringcache/ringcache/internal/tools/demoseed",
 	)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -59,11 +61,12 @@ func buildBinaries(dir string) error {
 	ringcachedBin = filepath.Join(dir, "ringcached")
 	ringcachectlBin = filepath.Join(dir, "ringcachectl")
 	demoseedBin = filepath.Join(dir, "demoseed")
-	for from, to := range map[string]string{"node": ringcachedBin, "ctl": ringcachectlBin} {
+	benchBin := filepath.Join(dir, "ringcachectl-bench")
+	for from, to := range map[string]string{"node": ringcachedBin, "ctl": ringcachectlBin, "bench": benchBin} {
 		if err := os.Rename(filepath.Join(dir, from), to); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("e2e: built ringcached, ringcachectl and demoseed in %s\n", time.Since(start).Round(time.Millisecond))
+	fmt.Printf("e2e: built ringcached, ringcachectl, ringcachectl-bench and demoseed in %s\n", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -1,4 +1,4 @@
-package ctl
+package benchctl
 
 import (
 	"errors"
@@ -13,6 +13,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/ringcache/ringcache/internal/ctl"
 	"github.com/ringcache/ringcache/internal/sim"
 )
 
@@ -77,11 +78,11 @@ type simKneeJSON struct {
 	DoubledHitRate *float64 `json:"doubled_hit_rate"`
 }
 
-func newSimulateCommand(o *options) *cobra.Command {
+func newSimulateCommand(g *ctl.Globals) *cobra.Command {
 	f := &simulateFlags{}
 	cmd := &cobra.Command{
 		Use:   "simulate",
-		Short: "Replay a key trace (or a Zipf workload) against a range of cache sizes: hit rate vs. size, and its knee",
+		Short: ctl.SimulateShort,
 		Long: "simulate replays a sequence of Gets against one node's store (otter W-TinyLFU,\n" +
 			"bounded by bytes: key + value + 96 B per entry) at each of a range of sizes, and\n" +
 			"prints the hit rate of each. A miss inserts the key, as a read-through node does.\n" +
@@ -97,7 +98,7 @@ func newSimulateCommand(o *options) *cobra.Command {
 			"the chord of the normalised curve over log size (Kneedle). --plot FILE.png draws\n" +
 			"the curve with the knee marked.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runSimulate(cmd, o, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSimulate(cmd, g, f) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.trace, "trace", "", `trace file: one "key" or "key value-bytes" per line; - reads stdin`)
@@ -117,7 +118,7 @@ func newSimulateCommand(o *options) *cobra.Command {
 	return cmd
 }
 
-func runSimulate(cmd *cobra.Command, o *options, f *simulateFlags) error {
+func runSimulate(cmd *cobra.Command, g *ctl.Globals, f *simulateFlags) error {
 	start := time.Now()
 	if err := f.validate(cmd); err != nil {
 		return err
@@ -132,7 +133,7 @@ func runSimulate(cmd *cobra.Command, o *options, f *simulateFlags) error {
 	}
 	cfg := sim.Config{Warmup: f.warmup}
 	var bar *progressbar.ProgressBar
-	if w := cmd.ErrOrStderr(); f.progress && isTerminal(w) {
+	if w := cmd.ErrOrStderr(); f.progress && ctl.IsTerminal(w) {
 		bar = progressbar.NewOptions64(int64(trace.Len())*int64(len(sizes)),
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription(fmt.Sprintf("simulating %d sizes", len(sizes))),
@@ -162,7 +163,7 @@ func runSimulate(cmd *cobra.Command, o *options, f *simulateFlags) error {
 		v.Plot = f.plot
 	}
 	v.ElapsedSeconds = math.Round(time.Since(start).Seconds()*1000) / 1000
-	return o.render(cmd.OutOrStdout(), v, func(w io.Writer) error { return printSimulate(w, v, len(sizes)) })
+	return g.Render(cmd.OutOrStdout(), v, func(w io.Writer) error { return printSimulate(w, v, len(sizes)) })
 }
 
 func (f *simulateFlags) validate(cmd *cobra.Command) error {
@@ -348,11 +349,11 @@ func writeSimPlot(path string, results []sim.Result, knee *sim.KneePoint, title 
 
 func printSimulate(w io.Writer, v simulateJSON, sizes int) error {
 	fmt.Fprintf(w, "# %s; hits counted after the first %s requests\n", workloadTitle(v), humanize.Comma(int64(v.WarmupRequests)))
-	t := newTable(w, "SIZE", "MAX BYTES", "ENTRIES", "HIT%", "HITS", "MISSES", "EVICTIONS")
+	t := ctl.NewTable(w, "SIZE", "MAX BYTES", "ENTRIES", "HIT%", "HITS", "MISSES", "EVICTIONS")
 	for _, r := range v.Results {
-		t.row(r.Size, r.MaxBytes, r.Entries, percent(r.Hits, r.Hits+r.Misses), r.Hits, r.Misses, r.Evictions)
+		t.Row(r.Size, r.MaxBytes, r.Entries, ctl.Percent(r.Hits, r.Hits+r.Misses), r.Hits, r.Misses, r.Evictions)
 	}
-	if err := t.flush(); err != nil {
+	if err := t.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)

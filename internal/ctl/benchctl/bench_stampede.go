@@ -1,4 +1,4 @@
-package ctl
+package benchctl
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/ringcache/ringcache/internal/backend"
 	"github.com/ringcache/ringcache/internal/config"
+	"github.com/ringcache/ringcache/internal/ctl"
 	"github.com/ringcache/ringcache/pkg/strategy"
 	ringcachev1 "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
@@ -43,7 +44,7 @@ type stampedeResult struct {
 	Errors         uint64  `json:"errors"`
 }
 
-func newStampedeCommand(o *options) *cobra.Command {
+func newStampedeCommand(g *ctl.Globals) *cobra.Command {
 	s := &stampedeOptions{}
 	cmd := &cobra.Command{
 		Use:   "stampede",
@@ -59,7 +60,7 @@ func newStampedeCommand(o *options) *cobra.Command {
 		Example: "  ringcachectl bench stampede --namespace users --concurrency 1000 --config ringcache.yaml --naive-namespace sessions",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.runStampede(cmd.Context(), cmd.OutOrStdout(), s)
+			return runStampede(cmd.Context(), g, cmd.OutOrStdout(), s)
 		},
 	}
 	f := cmd.Flags()
@@ -71,7 +72,7 @@ func newStampedeCommand(o *options) *cobra.Command {
 	return cmd
 }
 
-func (o *options) runStampede(ctx context.Context, w io.Writer, s *stampedeOptions) error {
+func runStampede(ctx context.Context, g *ctl.Globals, w io.Writer, s *stampedeOptions) error {
 	if s.concurrency < 1 {
 		return fmt.Errorf("--concurrency must be at least 1, got %d", s.concurrency)
 	}
@@ -84,13 +85,13 @@ func (o *options) runStampede(ctx context.Context, w io.Writer, s *stampedeOptio
 		defer closeDB()
 		loader = l
 	}
-	nodes, err := o.connectMembers(ctx)
+	nodes, err := g.ConnectMembers(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		for _, n := range nodes {
-			n.close()
+			n.Close()
 		}
 	}()
 	key := s.key
@@ -99,7 +100,7 @@ func (o *options) runStampede(ctx context.Context, w io.Writer, s *stampedeOptio
 	}
 	res := &stampedeResult{Key: key, Concurrency: s.concurrency, Nodes: len(nodes), Namespace: s.namespace}
 
-	before, err := o.namespaceLoads(ctx, s.namespace)
+	before, err := namespaceLoads(ctx, g, s.namespace)
 	if err != nil {
 		return err
 	}
@@ -111,11 +112,11 @@ func (o *options) runStampede(ctx context.Context, w io.Writer, s *stampedeOptio
 	}
 	took := all(s.concurrency, func(i int) {
 		n := nodes[i%len(nodes)]
-		if _, err := call(ctx, n, n.cache.Get, &ringcachev1.GetRequest{Namespace: s.namespace, Key: key}); err != nil {
+		if _, err := n.Get(ctx, &ringcachev1.GetRequest{Namespace: s.namespace, Key: key}); err != nil {
 			fail(err)
 		}
 	})
-	after, err := o.namespaceLoads(ctx, s.namespace)
+	after, err := namespaceLoads(ctx, g, s.namespace)
 	if err != nil {
 		return err
 	}
@@ -126,7 +127,7 @@ func (o *options) runStampede(ctx context.Context, w io.Writer, s *stampedeOptio
 		var queries atomic.Uint64
 		took := all(s.concurrency, func(i int) {
 			n := nodes[i%len(nodes)]
-			got, err := call(ctx, n, n.cache.Get, &ringcachev1.GetRequest{Namespace: s.naiveNamespace, Key: key})
+			got, err := n.Get(ctx, &ringcachev1.GetRequest{Namespace: s.naiveNamespace, Key: key})
 			if err != nil {
 				fail(err)
 				return
@@ -141,7 +142,7 @@ func (o *options) runStampede(ctx context.Context, w io.Writer, s *stampedeOptio
 				return
 			}
 			if found {
-				if _, err := call(ctx, n, n.cache.Set, &ringcachev1.SetRequest{Namespace: s.naiveNamespace, Key: key, Value: v}); err != nil {
+				if _, err := n.Set(ctx, &ringcachev1.SetRequest{Namespace: s.naiveNamespace, Key: key, Value: v}); err != nil {
 					fail(err)
 				}
 			}
@@ -150,7 +151,7 @@ func (o *options) runStampede(ctx context.Context, w io.Writer, s *stampedeOptio
 		res.NaiveLoads, res.NaiveMs = &q, ms(took)
 	}
 	res.Errors = errs.Load()
-	if err := o.render(w, res, func(w io.Writer) error { return printStampede(w, res) }); err != nil {
+	if err := g.Render(w, res, func(w io.Writer) error { return printStampede(w, res) }); err != nil {
 		return err
 	}
 	if p := firstErr.Load(); p != nil {
@@ -160,12 +161,12 @@ func (o *options) runStampede(ctx context.Context, w io.Writer, s *stampedeOptio
 }
 
 func printStampede(w io.Writer, r *stampedeResult) error {
-	t := newTable(w, "STRATEGY", "NAMESPACE", "CONCURRENT GETS", "NODES", "DATABASE LOADS", "TOOK ms")
-	t.row("ringcache read-through", r.Namespace, r.Concurrency, r.Nodes, r.RingcacheLoads, fmt.Sprintf("%.1f", r.RingcacheMs))
+	t := ctl.NewTable(w, "STRATEGY", "NAMESPACE", "CONCURRENT GETS", "NODES", "DATABASE LOADS", "TOOK ms")
+	t.Row("ringcache read-through", r.Namespace, r.Concurrency, r.Nodes, r.RingcacheLoads, fmt.Sprintf("%.1f", r.RingcacheMs))
 	if r.NaiveLoads != nil {
-		t.row("naive cache-aside", r.NaiveNamespace, r.Concurrency, r.Nodes, *r.NaiveLoads, fmt.Sprintf("%.1f", r.NaiveMs))
+		t.Row("naive cache-aside", r.NaiveNamespace, r.Concurrency, r.Nodes, *r.NaiveLoads, fmt.Sprintf("%.1f", r.NaiveMs))
 	}
-	return t.flush()
+	return t.Flush()
 }
 
 // all runs fn(0) … fn(n-1) on n goroutines released together, and returns
@@ -190,34 +191,9 @@ func all(n int, fn func(i int)) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// connectMembers connects to every alive member of the cluster of --addr.
-func (o *options) connectMembers(ctx context.Context) ([]*node, error) {
-	seed, err := o.connect(o.addr)
-	if err != nil {
-		return nil, err
-	}
-	defer seed.close()
-	alive, err := aliveMembers(ctx, seed)
-	if err != nil {
-		return nil, err
-	}
-	nodes := make([]*node, 0, len(alive))
-	for _, m := range alive {
-		n, err := o.connect(m.GetGrpcAddr())
-		if err != nil {
-			for _, n := range nodes {
-				n.close()
-			}
-			return nil, err
-		}
-		nodes = append(nodes, n)
-	}
-	return nodes, nil
-}
-
 // namespaceLoads sums the namespace's backend loads over every alive member.
-func (o *options) namespaceLoads(ctx context.Context, namespace string) (uint64, error) {
-	stats, err := o.collectStats(ctx, false)
+func namespaceLoads(ctx context.Context, g *ctl.Globals, namespace string) (uint64, error) {
+	stats, err := g.Stats(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -1,4 +1,4 @@
-package ctl
+package benchctl
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package ctl
+package benchctl
 
 import (
 	"bufio"
@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/ringcache/ringcache/internal/ctl"
 	"github.com/ringcache/ringcache/internal/loadgen"
 )
 
@@ -49,7 +50,7 @@ type memoryResult struct {
 	EntriesNotRetained int64        `json:"entries_not_retained"`
 }
 
-func newMemoryCommand(o *options) *cobra.Command {
+func newMemoryCommand(g *ctl.Globals) *cobra.Command {
 	m := &memoryOptions{}
 	cmd := &cobra.Command{
 		Use:   "memory",
@@ -66,7 +67,7 @@ func newMemoryCommand(o *options) *cobra.Command {
 			"  ringcachectl bench memory --target redis://127.0.0.1:6379 --entries 1000000",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.runMemory(cmd.Context(), cmd.OutOrStdout(), m)
+			return runMemory(cmd.Context(), g, cmd.OutOrStdout(), m)
 		},
 	}
 	f := cmd.Flags()
@@ -79,7 +80,7 @@ func newMemoryCommand(o *options) *cobra.Command {
 	return cmd
 }
 
-func (o *options) runMemory(ctx context.Context, w io.Writer, m *memoryOptions) error {
+func runMemory(ctx context.Context, g *ctl.Globals, w io.Writer, m *memoryOptions) error {
 	if m.entries < 1 || m.valueSize < 0 || m.concurrency < 1 {
 		return fmt.Errorf("--entries and --concurrency must be at least 1 and --value-size not negative")
 	}
@@ -88,7 +89,7 @@ func (o *options) runMemory(ctx context.Context, w io.Writer, m *memoryOptions) 
 	if !redisTarget && len(admins) == 0 {
 		return fmt.Errorf("--admin-addrs is required for the cluster: the nodes' admin addresses, where /debug/pprof and /metrics are served")
 	}
-	target, name, err := o.openTarget(m.target, m.namespace, m.concurrency, false)
+	target, name, err := openTarget(g, m.target, m.namespace, m.concurrency, false)
 	if err != nil {
 		return err
 	}
@@ -97,7 +98,7 @@ func (o *options) runMemory(ctx context.Context, w io.Writer, m *memoryOptions) 
 		if r, ok := target.(*loadgen.Redis); ok {
 			return redisMemory(ctx, r.Client())
 		}
-		return o.clusterMemory(ctx, admins)
+		return clusterMemory(ctx, g, admins)
 	}
 
 	res := &memoryResult{Target: name, Entries: m.entries, ValueSize: m.valueSize}
@@ -121,17 +122,17 @@ func (o *options) runMemory(ctx context.Context, w io.Writer, m *memoryOptions) 
 	res.HeapBytesPerEntry = (float64(res.After.HeapBytes) - float64(res.Before.HeapBytes)) / n
 	res.RSSBytesPerEntry = (float64(res.After.RSSBytes) - float64(res.Before.RSSBytes)) / n
 	res.EntriesNotRetained = int64(m.entries) - (int64(res.After.Entries) - int64(res.Before.Entries))
-	return o.render(w, res, func(w io.Writer) error {
-		t := newTable(w, "TARGET", "ENTRIES", "VALUE B", "HEAP B/ENTRY", "RSS B/ENTRY", "NOT RETAINED", "FILL s")
-		t.row(res.Target, res.Entries, res.ValueSize, fmt.Sprintf("%.1f", res.HeapBytesPerEntry), fmt.Sprintf("%.1f", res.RSSBytesPerEntry),
+	return g.Render(w, res, func(w io.Writer) error {
+		t := ctl.NewTable(w, "TARGET", "ENTRIES", "VALUE B", "HEAP B/ENTRY", "RSS B/ENTRY", "NOT RETAINED", "FILL s")
+		t.Row(res.Target, res.Entries, res.ValueSize, fmt.Sprintf("%.1f", res.HeapBytesPerEntry), fmt.Sprintf("%.1f", res.RSSBytesPerEntry),
 			res.EntriesNotRetained, fmt.Sprintf("%.1f", res.FillSeconds))
-		return t.flush()
+		return t.Flush()
 	})
 }
 
 // clusterMemory sums the live heap and RSS of the nodes at admins, and their
 // store entries.
-func (o *options) clusterMemory(ctx context.Context, admins []string) (memorySample, error) {
+func clusterMemory(ctx context.Context, g *ctl.Globals, admins []string) (memorySample, error) {
 	var s memorySample
 	hc := &http.Client{Timeout: 30 * time.Second}
 	for _, a := range admins {
@@ -146,7 +147,7 @@ func (o *options) clusterMemory(ctx context.Context, admins []string) (memorySam
 		s.HeapBytes += heap
 		s.RSSBytes += rss
 	}
-	stats, err := o.collectStats(ctx, false)
+	stats, err := g.Stats(ctx)
 	if err != nil {
 		return s, err
 	}

@@ -1,4 +1,4 @@
-package ctl
+package benchctl
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/ringcache/ringcache/internal/ctl"
 	"github.com/ringcache/ringcache/internal/loadgen"
 )
 
@@ -25,11 +26,11 @@ type benchOptions struct {
 	cfg       loadgen.Config
 }
 
-func newBenchCommand(o *options) *cobra.Command {
+func newBenchCommand(g *ctl.Globals) *cobra.Command {
 	b := &benchOptions{}
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Load a cluster (or a Redis server) with Gets and Sets and report throughput and latency",
+		Short: ctl.BenchShort,
 		Long: "bench runs --concurrency callers, each making one call at a time, for\n" +
 			"--duration, and reports calls per second and latency percentiles from an\n" +
 			"HDR histogram. The keys are key:0 … key:<keys-1>, chosen uniformly or\n" +
@@ -47,7 +48,7 @@ func newBenchCommand(o *options) *cobra.Command {
 			"  ringcachectl bench --target redis://127.0.0.1:6379 --concurrency 50 -o json",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return o.runBench(cmd, b)
+			return runBench(g, cmd, b)
 		},
 	}
 	f := cmd.Flags()
@@ -65,23 +66,23 @@ func newBenchCommand(o *options) *cobra.Command {
 	f.BoolVar(&b.unary, "unary", false, "one RPC per call instead of the Pipeline stream (ringcache only)")
 	f.BoolVar(&b.progress, "progress", true, "show a progress bar when stderr is a terminal")
 	f.StringVar(&b.cpuProf, "cpuprofile", "", "write a CPU profile of the load generator (the client side) to this file")
-	cmd.AddCommand(newStampedeCommand(o), newMemoryCommand(o))
+	cmd.AddCommand(newStampedeCommand(g), newMemoryCommand(g))
 	return cmd
 }
 
-func (o *options) runBench(cmd *cobra.Command, b *benchOptions) error {
+func runBench(g *ctl.Globals, cmd *cobra.Command, b *benchOptions) error {
 	b.cfg.Prefill = !b.noPrefill
 	if err := b.cfg.Validate(); err != nil {
 		return err
 	}
-	target, name, err := o.openTarget(b.target, b.namespace, b.cfg.Concurrency, b.unary)
+	target, name, err := openTarget(g, b.target, b.namespace, b.cfg.Concurrency, b.unary)
 	if err != nil {
 		return err
 	}
 	defer target.Close()
 
 	stderr := cmd.ErrOrStderr()
-	if b.progress && isTerminal(stderr) {
+	if b.progress && ctl.IsTerminal(stderr) {
 		bar := progressbar.NewOptions64(b.cfg.Duration.Milliseconds(),
 			progressbar.OptionSetWriter(stderr),
 			progressbar.OptionSetDescription("bench "+name),
@@ -111,15 +112,15 @@ func (o *options) runBench(cmd *cobra.Command, b *benchOptions) error {
 		return err
 	}
 	res.Target = name
-	return o.render(cmd.OutOrStdout(), res, func(w io.Writer) error { return printBench(w, []*loadgen.Result{res}) })
+	return g.Render(cmd.OutOrStdout(), res, func(w io.Writer) error { return printBench(w, []*loadgen.Result{res}) })
 }
 
 // openTarget connects to the Redis server target names, or to the cluster
 // of --addr when target is empty; name says which, for the report.
-func (o *options) openTarget(target, namespace string, concurrency int, unary bool) (loadgen.Target, string, error) {
+func openTarget(g *ctl.Globals, target, namespace string, concurrency int, unary bool) (loadgen.Target, string, error) {
 	switch {
 	case target == "":
-		r, err := loadgen.NewRingcache([]string{o.addr}, namespace, unary)
+		r, err := loadgen.NewRingcache([]string{g.Addr()}, namespace, unary)
 		if err != nil {
 			return nil, "", err
 		}
@@ -139,16 +140,16 @@ func (o *options) openTarget(target, namespace string, concurrency int, unary bo
 }
 
 func printBench(w io.Writer, results []*loadgen.Result) error {
-	t := newTable(w, "TARGET", "CALLERS", "READS", "OPS/S", "MEAN µs", "P50 µs", "P90 µs", "P99 µs", "P99.9 µs", "MAX µs", "HIT%", "ERRORS", "CALLS/FRAME")
+	t := ctl.NewTable(w, "TARGET", "CALLERS", "READS", "OPS/S", "MEAN µs", "P50 µs", "P90 µs", "P99 µs", "P99.9 µs", "MAX µs", "HIT%", "ERRORS", "CALLS/FRAME")
 	for _, r := range results {
 		perFrame := "-"
 		if r.CallsPerFrame > 0 {
 			perFrame = fmt.Sprintf("%.1f", r.CallsPerFrame)
 		}
-		t.row(r.Target, r.Concurrency, fmt.Sprintf("%.0f%%", 100*r.ReadRatio), fmt.Sprintf("%.0f", r.OpsPerSec),
-			fmt.Sprintf("%.1f", r.MeanUs), r.P50Us, r.P90Us, r.P99Us, r.P999Us, r.MaxUs, percent(r.Hits, r.Gets), r.Errors, perFrame)
+		t.Row(r.Target, r.Concurrency, fmt.Sprintf("%.0f%%", 100*r.ReadRatio), fmt.Sprintf("%.0f", r.OpsPerSec),
+			fmt.Sprintf("%.1f", r.MeanUs), r.P50Us, r.P90Us, r.P99Us, r.P999Us, r.MaxUs, ctl.Percent(r.Hits, r.Gets), r.Errors, perFrame)
 	}
-	if err := t.flush(); err != nil {
+	if err := t.Flush(); err != nil {
 		return err
 	}
 	for _, r := range results {
