@@ -24,7 +24,9 @@ func TestMembership_DepartedMembersAreForgottenAfterLinger(t *testing.T) {
 	}
 	a := mk("a")
 	b, c := mk("b", a.LocalAddr()), mk("c", a.LocalAddr())
-	waitFor(t, "three members", func() bool { return len(a.Alive()) == 3 })
+	for _, m := range []*Membership{a, b, c} {
+		waitFor(t, "three members", func() bool { return len(m.Alive()) == 3 })
+	}
 
 	c.Shutdown() // a crash
 	waitFor(t, "c to be dead", func() bool { return stateOf(a, "c") == StateDead })

@@ -96,7 +96,11 @@ func TestMembership_LeaveIsLeftCrashIsDead(t *testing.T) {
 	a := start(t, "a", "127.0.0.1:0")
 	b := start(t, "b", "127.0.0.1:0", a.LocalAddr())
 	c := start(t, "c", "127.0.0.1:0", a.LocalAddr())
-	waitFor(t, "three members", func() bool { return len(a.Alive()) == 3 })
+	// Every node, b included: a node that sees nobody yet broadcasts its
+	// leave to nobody.
+	for _, m := range []*Membership{a, b, c} {
+		waitFor(t, "three members", func() bool { return len(m.Alive()) == 3 })
+	}
 
 	if err := b.Leave(time.Second); err != nil {
 		t.Fatal(err)
