@@ -202,3 +202,28 @@ func TestMembership_OneRefusingSeedOutweighsSeedsThatAreDown(t *testing.T) {
 		t.Fatalf("err = %q, want one line naming both seeds", msg)
 	}
 }
+
+func TestMembership_ShutdownDoesNotWaitForASilentSeed(t *testing.T) {
+	release, accepted := make(chan struct{}), make(chan struct{}, 1)
+	seed := listen(t, func(c net.Conn) {
+		// Bytes in: the joiner's dial has returned and it waits for a reply.
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+		}
+		<-release
+	})
+	t.Cleanup(func() { close(release) })
+	const tcpTimeout = 30 * time.Second
+	m := joiner(t, "m", nil, seed, func(c *memberlist.Config) { c.TCPTimeout = tcpTimeout })
+	<-accepted
+	start := time.Now()
+	if err := m.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > tcpTimeout/2 {
+		t.Fatalf("Shutdown took %v: it waited for the join's TCP timeout", took)
+	}
+}

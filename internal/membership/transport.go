@@ -17,11 +17,19 @@ import (
 // that refused (another key, encryption on one side only, another protocol
 // version) sent bytes back before the join failed, and one that is not up
 // sent none.
+//
+// It also closes join connections in flight when it shuts down, so a join
+// waiting on a silent seed does not hold Shutdown for memberlist's
+// TCPTimeout.
 type watchTransport struct {
 	memberlist.NodeAwareTransport
 	probe    atomic.Pointer[joinProbe]
 	shutdown sync.Once
 	err      error
+
+	mu     sync.Mutex
+	conns  map[*watchedConn]struct{} // join connections open
+	closed bool
 }
 
 // joinProbe records what one join attempt saw.
@@ -51,7 +59,7 @@ func newWatchTransport(mc *memberlist.Config) (*watchTransport, error) {
 	if !ok {
 		nat = nodeAware{t}
 	}
-	return &watchTransport{NodeAwareTransport: nat}, nil
+	return &watchTransport{NodeAwareTransport: nat, conns: map[*watchedConn]struct{}{}}, nil
 }
 
 func newNetTransport(mc *memberlist.Config) (*memberlist.NetTransport, error) {
@@ -89,7 +97,15 @@ func (t *watchTransport) DialAddressTimeout(a memberlist.Address, timeout time.D
 	if err != nil || p == nil {
 		return conn, err
 	}
-	return &watchedConn{Conn: conn, probe: p}, nil
+	wc := &watchedConn{Conn: conn, probe: p, t: t}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		conn.Close()
+		return nil, net.ErrClosed
+	}
+	t.conns[wc] = struct{}{}
+	return wc, nil
 }
 
 // DialTimeout routes through DialAddressTimeout.
@@ -97,15 +113,32 @@ func (t *watchTransport) DialTimeout(addr string, timeout time.Duration) (net.Co
 	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
 }
 
-// Shutdown shuts the wrapped transport down once.
+// Shutdown closes the join connections in flight and shuts the wrapped
+// transport down, once.
 func (t *watchTransport) Shutdown() error {
-	t.shutdown.Do(func() { t.err = t.NodeAwareTransport.Shutdown() })
+	t.shutdown.Do(func() {
+		t.mu.Lock()
+		t.closed = true
+		for c := range t.conns {
+			c.Conn.Close()
+		}
+		t.mu.Unlock()
+		t.err = t.NodeAwareTransport.Shutdown()
+	})
 	return t.err
 }
 
 type watchedConn struct {
 	net.Conn
 	probe *joinProbe
+	t     *watchTransport
+}
+
+func (c *watchedConn) Close() error {
+	c.t.mu.Lock()
+	delete(c.t.conns, c)
+	c.t.mu.Unlock()
+	return c.Conn.Close()
 }
 
 func (c *watchedConn) Read(b []byte) (int, error) {
