@@ -14,12 +14,15 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// fast makes gossip quick for tests, yet slow to declare a member dead: a
+// suspect has at least 600 ms (up to 6× more without confirmations) to
+// refute, so a CPU-starved test machine does not lose members it should not.
 func fast(c *memberlist.Config) {
 	c.ProbeInterval = 100 * time.Millisecond
-	c.ProbeTimeout = 50 * time.Millisecond
+	c.ProbeTimeout = 80 * time.Millisecond
 	c.GossipInterval = 20 * time.Millisecond
-	c.SuspicionMult = 2
-	c.TCPTimeout = 500 * time.Millisecond
+	c.SuspicionMult = 6
+	c.TCPTimeout = time.Second
 }
 
 // freePort returns a loopback port free for TCP at the time of the call.
