@@ -260,3 +260,10 @@ func TestMembership_RejectsBadKeyConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyID(t *testing.T) {
+	a, b := KeyID(testKey(1)), KeyID(testKey(2))
+	if a == b || len(a) != 16 || a != KeyID(testKey(1)) {
+		t.Fatalf("KeyID gave %q and %q", a, b)
+	}
+}

@@ -111,7 +111,7 @@ type Config struct {
 	// links); nil means a NetTransport on BindAddr.
 	Transport memberlist.Transport
 	// Tune, when set, adjusts the memberlist config last (tests use it for
-	// fast timers).
+	// fast timers). It must leave encryption (SecretKey, Keyring) alone.
 	Tune func(*memberlist.Config)
 	// Logger receives operator messages; nil discards them.
 	Logger *slog.Logger
@@ -327,7 +327,10 @@ func (m *Membership) AnnounceLeaving(timeout time.Duration) {
 }
 
 // Shutdown stops gossip without a leave message (peers will detect the
-// node as dead) and stops the join loop. Safe to call more than once.
+// node as dead) and stops the join loop, closing a join attempt in flight.
+// Safe to call more than once. memberlist does not wait for its own
+// goroutines: a probe in flight may still finish, and log, for up to a probe
+// timeout after Shutdown returns.
 func (m *Membership) Shutdown() error {
 	m.mu.Lock()
 	if m.stopped {
