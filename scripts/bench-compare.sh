@@ -74,7 +74,7 @@ for i in 0 1 2; do
 	GOMAXPROCS=$NODE_GOMAXPROCS "$DAEMON" --name "n$((i + 1))" --grpc-addr "127.0.0.1:${GRPC_PORTS[$i]}" \
 		--gossip-addr "127.0.0.1:${GOSSIP_PORTS[$i]}" --admin-addr "127.0.0.1:${ADMIN_PORTS[$i]}" \
 		--join "${join%,}" --gossip-preset local --data-dir "$TMP/n$((i + 1))" \
-		--config "$TMP/ringcache.yaml" --max-memory 2GiB >"$TMP/n$((i + 1)).log" 2>&1 &
+		--config "$TMP/ringcache.yaml" --max-memory 2GiB --pprof >"$TMP/n$((i + 1)).log" 2>&1 &
 	PIDS+=($!)
 done
 

@@ -5,7 +5,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +54,7 @@ type Flags struct {
 	LogFormat        string
 	ShutdownTimeout  time.Duration
 	BootstrapTimeout time.Duration
+	BootstrapAlone   bool
 	FlushTimeout     time.Duration
 	GossipKeyFile    string
 	// AdminAddr is the listen address of /metrics, /healthz and /readyz;
@@ -62,6 +62,8 @@ type Flags struct {
 	// command line (a taken default address is not fatal; see startAdmin).
 	AdminAddr    string
 	AdminAddrSet bool
+	// Pprof serves /debug/pprof on the admin address.
+	Pprof bool
 }
 
 // NewCommand returns the ringcached root command.
@@ -100,10 +102,12 @@ func NewCommand() *cobra.Command {
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.LogFormat, "log-format", "text", "text or json")
 	fl.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take before open calls are cut")
-	fl.StringVar(&f.GossipKeyFile, "gossip-key-file", "", "file holding the gossip encryption key (16, 24 or 32 bytes, raw or base64); every node needs the same key")
+	fl.StringVar(&f.GossipKeyFile, "gossip-key-file", "", "file holding the gossip encryption keys, one base64 key (16, 24 or 32 bytes) per line, the first primary (or a single raw key); SIGHUP re-reads it to rotate keys")
 	fl.DurationVar(&f.FlushTimeout, "flush-timeout", node.DefaultFlushTimeout, "how long a graceful stop may spend writing the write-behind journal to the database (the rest is flushed on the next start)")
 	fl.StringVar(&f.AdminAddr, "admin-addr", DefaultAdminAddr, "HTTP listen address of /metrics (Prometheus), /healthz and /readyz; empty disables them")
-	fl.DurationVar(&f.BootstrapTimeout, "bootstrap-timeout", node.DefaultBootstrap, "how long to wait for a peer from --join before serving as a cluster of one")
+	fl.BoolVar(&f.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on --admin-addr (off by default: profiles expose internals)")
+	fl.DurationVar(&f.BootstrapTimeout, "bootstrap-timeout", node.DefaultBootstrap, "how long to wait for a peer from --join before deciding what to do alone (see --bootstrap-alone)")
+	fl.BoolVar(&f.BootstrapAlone, "bootstrap-alone", false, "serve as a cluster of one when no seed from --join has answered within --bootstrap-timeout (a single-node cluster, or the first node of a new one); a node that seeds refuse never serves alone")
 	return cmd
 }
 
@@ -124,7 +128,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 			return err
 		}
 	}
-	gossipKey, err := readGossipKey(f.GossipKeyFile)
+	gossipKeys, err := readGossipKeys(f.GossipKeyFile)
 	if err != nil {
 		return err
 	}
@@ -163,10 +167,12 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 	}()
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry", "err", err) }))
 	var running atomic.Pointer[node.Node] // set once node.New returns
-	admin, err := startAdmin(f, tel.Handler(func() bool {
-		n := running.Load()
-		return n != nil && n.Ready()
-	}), log)
+	admin, err := startAdmin(f, tel.Handler(telemetry.HandlerOptions{Pprof: f.Pprof, Ready: func() error {
+		if n := running.Load(); n != nil {
+			return n.NotReady()
+		}
+		return errors.New("starting")
+	}}), log)
 	if err != nil {
 		return err
 	}
@@ -183,7 +189,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		AdvertiseGossipAddr: f.AdvertiseGossipAddr,
 		Join:                f.Join,
 		GossipPreset:        f.GossipPreset,
-		GossipKey:           gossipKey,
+		GossipKeys:          gossipKeys,
 		Ring:                ring.Config{PartitionCount: file.Ring.Partitions, Load: file.Ring.Load},
 		MaxMemory:           maxMem,
 		HotCacheBytes:       hotBytes,
@@ -193,6 +199,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		Journal:             jc,
 		FlushTimeout:        f.FlushTimeout,
 		BootstrapTimeout:    f.BootstrapTimeout,
+		BootstrapAlone:      f.BootstrapAlone,
 		Logger:              log,
 		MeterProvider:       tel.MeterProvider(),
 		TracerProvider:      tel.TracerProvider(),
@@ -202,7 +209,18 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		return err
 	}
 	running.Store(n)
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+waiting:
+	for {
+		select {
+		case <-hup:
+			reloadGossipKeys(log, f.GossipKeyFile, n.RotateGossipKeys)
+		case <-ctx.Done():
+			break waiting
+		}
+	}
 	stopSignals() // a second SIGTERM/SIGINT kills a stop that hangs
 	log.Info("shutting down: leaving the cluster")
 	sctx, cancel := context.WithTimeout(context.Background(), f.ShutdownTimeout)
@@ -314,27 +332,6 @@ func journalConfig(dataDir string, file *config.File) node.JournalConfig {
 		jc.MaxBytes = max(jc.MaxBytes, int64(wb.MaxBytes))
 	}
 	return jc
-}
-
-// readGossipKey reads an AES key for gossip encryption: the file holds 16,
-// 24 or 32 raw bytes, or their base64 encoding (as a Kubernetes Secret or
-// `head -c32 /dev/urandom | base64` gives).
-func readGossipKey(path string) ([]byte, error) {
-	if path == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--gossip-key-file: %w", err)
-	}
-	validLen := func(n int) bool { return n == 16 || n == 24 || n == 32 }
-	if dec, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b))); err == nil && validLen(len(dec)) {
-		return dec, nil
-	}
-	if validLen(len(b)) {
-		return b, nil
-	}
-	return nil, fmt.Errorf("--gossip-key-file %s: the key must be 16, 24 or 32 bytes, raw or base64-encoded", path)
 }
 
 func sortedNames(m map[string]config.Namespace) []string {

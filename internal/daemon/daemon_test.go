@@ -23,16 +23,35 @@ func TestReadGossipKey_RawOrBase64(t *testing.T) {
 		"raw":    raw,
 		"base64": []byte(base64.StdEncoding.EncodeToString(raw) + "\n"),
 	} {
-		got, err := readGossipKey(write(name, content))
-		if err != nil || string(got) != string(raw) {
-			t.Errorf("%s: key %q, %v", name, got, err)
+		got, err := readGossipKeys(write(name, content))
+		if err != nil || len(got) != 1 || string(got[0]) != string(raw) {
+			t.Errorf("%s: keys %q, %v", name, got, err)
 		}
 	}
-	if _, err := readGossipKey(write("short", []byte("too short"))); err == nil || !strings.Contains(err.Error(), "16, 24 or 32 bytes") {
+	if _, err := readGossipKeys(write("short", []byte("too short"))); err == nil || !strings.Contains(err.Error(), "16, 24 or 32 bytes") {
 		t.Errorf("short key: %v", err)
 	}
-	if k, err := readGossipKey(""); k != nil || err != nil {
+	if k, err := readGossipKeys(""); k != nil || err != nil {
 		t.Errorf("no file: %q, %v", k, err)
+	}
+}
+
+func TestReadGossipKeys_SeveralKeysFirstIsPrimary(t *testing.T) {
+	a, b := "0123456789abcdef0123456789abcdef", "fedcba9876543210"
+	p := filepath.Join(t.TempDir(), "keys")
+	body := "# rotation step 2: new key first\n" + base64.StdEncoding.EncodeToString([]byte(a)) + "\n\n" + base64.StdEncoding.EncodeToString([]byte(b)) + "\n"
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readGossipKeys(p)
+	if err != nil || len(got) != 2 || string(got[0]) != a || string(got[1]) != b {
+		t.Fatalf("keys %q, %v; want [%q %q]", got, err, a, b)
+	}
+	if err := os.WriteFile(p, []byte(base64.StdEncoding.EncodeToString([]byte(a))+"\nnot-a-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readGossipKeys(p); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("a bad second line: %v, want an error naming line 2", err)
 	}
 }
 

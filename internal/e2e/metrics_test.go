@@ -71,7 +71,7 @@ func (c *cluster) tryStartWithAdmin(n, attempt int) ([]string, error) {
 			gossipAddr: join[i],
 			logPath:    filepath.Join(c.dir, fmt.Sprintf("%s.%d.log", name, attempt)),
 		}
-		if err := c.start(p, "--join", strings.Join(join, ","), "--admin-addr", admin); err != nil {
+		if err := c.start(p, "--join", strings.Join(join, ","), "--admin-addr", admin, "--pprof"); err != nil {
 			return nil, err
 		}
 		c.nodes = append(c.nodes, p)

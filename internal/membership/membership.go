@@ -1,15 +1,3 @@
-// Package membership wraps hashicorp/memberlist: it gossips which nodes are
-// in the cluster and each node's gRPC address (carried in node metadata).
-//
-// memberlist calls its event hooks while holding its own locks, so the hooks
-// here only copy what they need and signal, without blocking, one channel
-// that a single consumer (the node's ring builder) drains.
-//
-// The member list is kept from those hooks alone: the *Node values that
-// memberlist.Members returns are mutated by memberlist after it lets go of
-// its lock, so reading them races. The price is that memberlist reports no
-// event when it starts to suspect a node; a suspect node shows as alive (and
-// keeps its keys) until it is declared dead.
 package membership
 
 import (
@@ -20,7 +8,6 @@ import (
 	"log"
 	"log/slog"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,8 +58,21 @@ const (
 	PresetLocal = "local"
 )
 
+// Defaults of the optional Config fields.
+const (
+	DefaultRetryInterval    = time.Second
+	DefaultMaxRetryInterval = 15 * time.Second
+	DefaultRejoinInterval   = 30 * time.Second
+	// DefaultLinger keeps a departed member listed for an hour: long enough
+	// for an operator looking into an incident, and for a dead-member alert,
+	// to see who went away; short enough that a cluster whose members come
+	// and go under new names (a Deployment, an autoscaler) lists a bounded
+	// number of them: at one replacement a minute, about 60.
+	DefaultLinger = time.Hour
+)
+
 // Config configures a Membership. The zero value of every optional field is
-// a working default.
+// a working default. New does not modify the Config it is given.
 type Config struct {
 	// Name must be unique in the cluster. Required.
 	Name string
@@ -85,30 +85,42 @@ type Config struct {
 	GRPCAddr string
 	// Join lists seed addresses (host:port, or a DNS name that resolves to
 	// several peers). Entries may name this node itself or peers that are
-	// not up yet: joining retries in the background every RetryInterval for
-	// as long as this node sees no other member.
+	// not up yet: joining retries in the background for as long as this
+	// node sees no other member.
 	Join []string
-	// RetryInterval between join attempts while alone; default 2 s.
-	RetryInterval time.Duration
+	// RetryInterval is the first delay between join attempts while alone;
+	// later delays double, with ±50% jitter, up to MaxRetryInterval.
+	// Defaults 1 s and 15 s.
+	RetryInterval    time.Duration
+	MaxRetryInterval time.Duration
 	// RejoinInterval between contacts with the seeds once joined, which
 	// heals network partitions; default 30 s.
 	RejoinInterval time.Duration
+	// Linger is how long a dead or left member stays listed before it is
+	// forgotten; default DefaultLinger (1 h).
+	Linger time.Duration
 	// Preset is PresetLAN (default) or PresetLocal.
 	Preset string
-	// SecretKey, when set (16, 24 or 32 bytes), encrypts gossip.
+	// Keys, when set, encrypt gossip: the first key (the primary) encrypts,
+	// all of them are tried to decrypt. Each is 16, 24 or 32 bytes (AES-128,
+	// -192, -256). See the package doc for rotating them.
+	Keys [][]byte
+	// SecretKey is the single-key form of Keys; set one or the other.
 	SecretKey []byte
 	// Transport replaces memberlist's UDP/TCP transport (tests use it to cut
 	// links); nil means a NetTransport on BindAddr.
 	Transport memberlist.Transport
 	// Tune, when set, adjusts the memberlist config last (tests use it for
-	// fast timers).
+	// fast timers). It must leave encryption (SecretKey, Keyring) alone.
 	Tune func(*memberlist.Config)
 	// Logger receives operator messages; nil discards them.
 	Logger *slog.Logger
 	// AckPayload, when set, is sent with every probe ack, and PeerPayload
 	// receives what peers sent with theirs (nodes use it to keep their
-	// hybrid logical clocks close). PeerPayload runs on memberlist's
-	// goroutine: it must be quick and must not block.
+	// hybrid logical clocks close). Both are used only when gossip is
+	// encrypted: see the package doc. PeerPayload runs on memberlist's
+	// goroutine: it must be quick, must not block, must not keep the slice,
+	// and must bound what it adopts.
 	AckPayload  func() []byte
 	PeerPayload func([]byte)
 }
@@ -116,20 +128,25 @@ type Config struct {
 // Membership is a running gossip member. Its methods are safe for concurrent
 // use.
 type Membership struct {
-	cfg      Config
-	list     *memberlist.Memberlist
-	log      *slog.Logger
-	changed  chan struct{}
-	stop     chan struct{}
-	joined   chan struct{}
-	joinOnce sync.Once
-	wg       sync.WaitGroup
+	cfg       Config
+	list      *memberlist.Memberlist
+	keyring   *memberlist.Keyring // nil when gossip is not encrypted
+	transport *watchTransport
+	log       *slog.Logger
+	changed   chan struct{}
+	stop      chan struct{}
+	joined    chan struct{}
+	joinOnce  sync.Once
+	wg        sync.WaitGroup
+	keyMu     sync.Mutex // serializes keyring changes
 
-	mu      sync.Mutex
-	nodes   map[string]Member // every node seen, with its latest state
-	leaving map[string]bool   // nodes that announced a graceful leave
-	self    Member
-	stopped bool
+	mu         sync.Mutex
+	nodes      map[string]record // every node seen within Linger
+	counts     Counts            // of nodes, by state
+	departures []departure       // oldest first; drives pruning
+	self       Member
+	stopped    bool
+	join       joinRecord
 
 	leavingSelf atomic.Bool // this node is leaving; published in its metadata
 }
@@ -145,12 +162,16 @@ func New(cfg Config) (*Membership, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("membership: name is required")
 	}
-	if cfg.RetryInterval <= 0 {
-		cfg.RetryInterval = 2 * time.Second
+	keys, err := configKeys(cfg)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.RejoinInterval <= 0 {
-		cfg.RejoinInterval = 30 * time.Second
-	}
+	cfg.Keys, cfg.SecretKey = keys, nil
+	cfg.Join = append([]string(nil), cfg.Join...)
+	cfg.RetryInterval = orDefault(cfg.RetryInterval, DefaultRetryInterval)
+	cfg.MaxRetryInterval = max(orDefault(cfg.MaxRetryInterval, DefaultMaxRetryInterval), cfg.RetryInterval)
+	cfg.RejoinInterval = orDefault(cfg.RejoinInterval, DefaultRejoinInterval)
+	cfg.Linger = orDefault(cfg.Linger, DefaultLinger)
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -161,28 +182,33 @@ func New(cfg Config) (*Membership, error) {
 		changed: make(chan struct{}, 1),
 		joined:  make(chan struct{}),
 		stop:    make(chan struct{}),
-		nodes:   map[string]Member{},
-		leaving: map[string]bool{},
+		nodes:   map[string]record{},
 	}
 	mc, err := m.memberlistConfig()
 	if err != nil {
 		return nil, err
 	}
+	created := mc.Transport == nil
+	if m.transport, err = newWatchTransport(mc); err != nil {
+		return nil, fmt.Errorf("membership: start gossip on %s: %w", cfg.BindAddr, err)
+	}
+	mc.Transport = m.transport
 	list, err := memberlist.Create(mc)
 	if err != nil {
+		if created {
+			_ = m.transport.Shutdown()
+		}
 		return nil, fmt.Errorf("membership: start gossip on %s: %w", cfg.BindAddr, err)
 	}
 	m.list = list
 	m.mu.Lock()
 	self, ok := m.nodes[cfg.Name]
-	m.mu.Unlock()
 	if !ok { // memberlist announces the local node on Create; be safe anyway
-		self = Member{Name: cfg.Name, GossipAddr: list.LocalNode().Address(), GRPCAddr: cfg.GRPCAddr, State: StateAlive}
-		m.mu.Lock()
-		m.nodes[cfg.Name] = self
-		m.mu.Unlock()
+		self = record{Member: Member{Name: cfg.Name, GossipAddr: list.LocalNode().Address(), GRPCAddr: cfg.GRPCAddr, State: StateAlive}}
+		m.setLocked(self)
 	}
-	m.self = self
+	m.self = self.Member
+	m.mu.Unlock()
 	if len(m.seeds()) == 0 {
 		m.markJoined() // the first node of a cluster has nobody to wait for
 	}
@@ -190,6 +216,13 @@ func New(cfg Config) (*Membership, error) {
 	m.wg.Add(1)
 	go m.joinLoop()
 	return m, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
@@ -217,17 +250,28 @@ func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
 	// A node restarted under the same name but a new address (a rescheduled
 	// pod) may reclaim its name once the old incarnation is dead this long.
 	mc.DeadNodeReclaimTime = 10 * time.Second
-	mc.SecretKey = m.cfg.SecretKey
+	mc.SecretKey = nil
+	if len(m.cfg.Keys) > 0 {
+		if mc.Keyring, err = memberlist.NewKeyring(m.cfg.Keys[1:], m.cfg.Keys[0]); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadKey, err)
+		}
+	}
 	mc.Transport = m.cfg.Transport
 	mc.Delegate = delegate{m}
 	mc.Events = events{m}
-	if m.cfg.AckPayload != nil && m.cfg.PeerPayload != nil {
-		mc.Ping = pings{m.cfg.AckPayload, m.cfg.PeerPayload}
-	}
 	mc.Logger = log.New(slogWriter{m.log}, "", 0)
 	mc.LogOutput = nil
 	if m.cfg.Tune != nil {
 		m.cfg.Tune(mc)
+	}
+	if mc.EncryptionEnabled() {
+		m.keyring = mc.Keyring
+	}
+	// Ack payloads are trusted only from holders of the cluster key: see
+	// the package doc.
+	mc.Ping = nil
+	if m.cfg.AckPayload != nil && m.cfg.PeerPayload != nil && mc.EncryptionEnabled() && mc.GossipVerifyIncoming {
+		mc.Ping = pings{m.cfg.AckPayload, m.cfg.PeerPayload}
 	}
 	return mc, nil
 }
@@ -262,101 +306,6 @@ func (m *Membership) signal() {
 // LocalAddr returns the gossip address this node advertises.
 func (m *Membership) LocalAddr() string { return m.self.GossipAddr }
 
-// joinLoop joins the seeds, and keeps trying every RetryInterval while this
-// node is alone (seeds may not be up yet, or this node was cut off). Once in
-// a cluster it still contacts the seeds every RejoinInterval: memberlist
-// stops probing nodes it declared dead, so without this two halves of a
-// healed network partition would stay two clusters.
-func (m *Membership) joinLoop() {
-	defer m.wg.Done()
-	seeds := m.seeds()
-	if len(seeds) == 0 {
-		return
-	}
-	t := time.NewTimer(0)
-	defer t.Stop()
-	lastContact := time.Time{}
-	warned := false
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-t.C:
-		}
-		alone := m.list.NumMembers() <= 1
-		if alone || time.Since(lastContact) >= m.cfg.RejoinInterval {
-			n, err := m.list.Join(seeds)
-			lastContact = time.Now()
-			switch {
-			case m.list.NumMembers() > 1:
-				if alone {
-					m.log.Info("joined cluster", "members", m.list.NumMembers())
-				}
-				m.markJoined()
-				warned = false
-			case !warned:
-				m.log.Warn("no peer reachable yet; retrying in the background", "seeds", seeds, "contacted", n, "err", err)
-				warned = true
-			default:
-				m.log.Debug("join attempt failed; retrying", "seeds", seeds, "err", err)
-			}
-		}
-		t.Reset(m.cfg.RetryInterval)
-	}
-}
-
-func (m *Membership) markJoined() { m.joinOnce.Do(func() { close(m.joined) }) }
-
-// Joined is closed once this node has joined at least one other node, or at
-// once when it has no seeds (the first node of a cluster).
-func (m *Membership) Joined() <-chan struct{} { return m.joined }
-
-// seeds returns the join list without this node's own address.
-func (m *Membership) seeds() []string {
-	self := m.LocalAddr()
-	var out []string
-	for _, s := range m.cfg.Join {
-		if s != "" && s != self && s != m.cfg.BindAddr {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// Alive returns the alive members sorted by name: the set the ring is built
-// from.
-func (m *Membership) Alive() []Member {
-	return m.snapshot(func(x Member) bool { return x.State == StateAlive })
-}
-
-// Members returns every node this node knows of, departed ones included,
-// sorted by name.
-func (m *Membership) Members() []Member {
-	return m.snapshot(func(Member) bool { return true })
-}
-
-func (m *Membership) snapshot(keep func(Member) bool) []Member {
-	m.mu.Lock()
-	out := make([]Member, 0, len(m.nodes))
-	for _, n := range m.nodes {
-		if keep(n) {
-			out = append(out, n)
-		}
-	}
-	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
-	return out
-}
-
-// toMember copies n; it must run under memberlist's lock (in an event hook).
-// memberlist does not keep Node.State current, so the state is set by the
-// caller.
-func toMember(n *memberlist.Node) (Member, meta) {
-	var md meta
-	_ = json.Unmarshal(n.Meta, &md) // a peer with bad metadata has no gRPC address
-	return Member{Name: n.Name, GossipAddr: n.Address(), GRPCAddr: md.GRPC, State: StateAlive}, md
-}
-
 // Leave tells the cluster this node is leaving and waits up to timeout for
 // the message to spread. Peers then list it as left rather than dead: it
 // first publishes a leaving mark in its metadata, because memberlist's own
@@ -378,7 +327,10 @@ func (m *Membership) AnnounceLeaving(timeout time.Duration) {
 }
 
 // Shutdown stops gossip without a leave message (peers will detect the
-// node as dead) and stops the join loop. Safe to call more than once.
+// node as dead) and stops the join loop, closing a join attempt in flight.
+// Safe to call more than once. memberlist does not wait for its own
+// goroutines: a probe in flight may still finish, and log, for up to a probe
+// timeout after Shutdown returns.
 func (m *Membership) Shutdown() error {
 	m.mu.Lock()
 	if m.stopped {
@@ -407,39 +359,6 @@ func (delegate) GetBroadcasts(int, int) [][]byte { return nil }
 func (delegate) LocalState(bool) []byte          { return nil }
 func (delegate) MergeRemoteState([]byte, bool)   {}
 
-// events receives memberlist callbacks. They run under memberlist's node
-// lock, the only time its *Node may be read safely: copy, record, signal.
-type events struct{ m *Membership }
-
-func (e events) record(n *memberlist.Node, departed bool) {
-	mem, md := toMember(n)
-	e.m.mu.Lock()
-	switch {
-	case !departed:
-		// A node that announced its leave is out of the ring at once, so
-		// peers stop routing to it while it drains.
-		e.m.leaving[n.Name] = md.Leaving
-		if md.Leaving {
-			mem.State = StateLeft
-		}
-	case e.m.leaving[n.Name]:
-		mem.State = StateLeft
-	default:
-		mem.State = StateDead
-	}
-	e.m.nodes[n.Name] = mem
-	e.m.mu.Unlock()
-	if !departed && n.Name != e.m.cfg.Name {
-		// Another node reached us: joined, even if it was its join, not ours.
-		e.m.markJoined()
-	}
-	e.m.signal()
-}
-
-func (e events) NotifyJoin(n *memberlist.Node)   { e.record(n, false) }
-func (e events) NotifyUpdate(n *memberlist.Node) { e.record(n, false) }
-func (e events) NotifyLeave(n *memberlist.Node)  { e.record(n, true) }
-
 // slogWriter forwards memberlist's log lines ("[WARN] memberlist: ...") to
 // slog at the matching level.
 type slogWriter struct{ log *slog.Logger }
@@ -458,7 +377,9 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// pings carries the caller's payload on probe acks.
+// pings carries the caller's payload on probe acks. It is installed only
+// when gossip is encrypted and verified, so every ack it sees came from a
+// holder of the cluster key.
 type pings struct {
 	ack  func() []byte
 	peer func([]byte)

@@ -1,27 +1,39 @@
 package telemetry
 
 import (
+	"errors"
 	"net/http"
 	"net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Handler serves the admin endpoints:
+// HandlerOptions say how Handler serves the admin endpoints:
 //
 //   - /metrics: the Prometheus text (or OpenMetrics) exposition of the
 //     node's instruments;
 //   - /healthz: 200 "ok" while the process runs (liveness);
-//   - /readyz: 200 "ready" when ready() is true, else 503 with the reason
-//     (readiness). Pass the node's Ready, which mirrors its gRPC health
-//     status: false until it has joined its cluster and built its ring, and
-//     again from the moment it starts draining;
-//   - /debug/pprof/: the Go profiler (CPU, heap, goroutines, mutex and
-//     block profiles), as net/http/pprof serves it. The admin address
-//     binds to loopback by default: keep it off public networks.
+//   - /readyz: 200 "ready" when Ready returns nil, else 503 with the
+//     error it returns, which says why (readiness). Pass the node's
+//     NotReady, which mirrors its gRPC health status: not ready until it
+//     has joined its cluster and built its ring, and again from the moment
+//     it starts draining;
+//   - /debug/pprof/, only with Pprof: the Go profiler (CPU, heap,
+//     goroutines, mutex and block profiles), as net/http/pprof serves it.
+//     Profiles expose internals; turn it on only where the admin address
+//     is kept off shared networks.
 //
-// ready may be called concurrently and must be cheap.
-func (t *Telemetry) Handler(ready func() bool) http.Handler {
+// Ready may be called concurrently and must be cheap.
+type HandlerOptions struct {
+	Ready func() error
+	Pprof bool
+}
+
+// errNoReadiness is what /readyz says before the node exists.
+var errNoReadiness = errors.New("starting")
+
+// Handler returns the admin endpoints; see HandlerOptions.
+func (t *Telemetry) Handler(opts HandlerOptions) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{
 		// A failing collector still lets the others through.
@@ -33,13 +45,20 @@ func (t *Telemetry) Handler(ready func() bool) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if ready != nil && ready() {
+		err := errNoReadiness
+		if opts.Ready != nil {
+			err = opts.Ready()
+		}
+		if err == nil {
 			_, _ = w.Write([]byte("ready\n"))
 			return
 		}
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("not ready: the node is joining its cluster, building its ring, or draining\n"))
+		_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
 	})
+	if !opts.Pprof {
+		return mux
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

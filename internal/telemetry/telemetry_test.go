@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -74,11 +75,16 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 func TestHandler_HealthzAndReadyzFollowReady(t *testing.T) {
 	tel := setup(t)
 	var ready atomic.Bool
-	h := tel.Handler(ready.Load)
+	h := tel.Handler(telemetry.HandlerOptions{Ready: func() error {
+		if ready.Load() {
+			return nil
+		}
+		return errors.New("joining its cluster")
+	}})
 	if code, body := get(t, h, "/healthz"); code != 200 || strings.TrimSpace(body) != "ok" {
 		t.Errorf("/healthz = %d %q, want 200 ok", code, body)
 	}
-	if code, body := get(t, h, "/readyz"); code != 503 || !strings.Contains(body, "not ready") {
+	if code, body := get(t, h, "/readyz"); code != 503 || !strings.Contains(body, "not ready: joining its cluster") {
 		t.Errorf("/readyz before ready = %d %q, want 503 with a reason", code, body)
 	}
 	ready.Store(true)
@@ -92,8 +98,14 @@ func TestHandler_HealthzAndReadyzFollowReady(t *testing.T) {
 	if code, _ := get(t, h, "/nope"); code != 404 {
 		t.Errorf("/nope = %d, want 404", code)
 	}
-	if code, _ := get(t, tel.Handler(nil), "/readyz"); code != 503 {
+	if code, _ := get(t, tel.Handler(telemetry.HandlerOptions{}), "/readyz"); code != 503 {
 		t.Errorf("/readyz without a ready func = %d, want 503", code)
+	}
+	if code, _ := get(t, h, "/debug/pprof/"); code != 404 {
+		t.Errorf("/debug/pprof/ without Pprof = %d, want 404", code)
+	}
+	if code, _ := get(t, tel.Handler(telemetry.HandlerOptions{Pprof: true}), "/debug/pprof/"); code != 200 {
+		t.Errorf("/debug/pprof/ with Pprof = %d, want 200", code)
 	}
 }
 
@@ -117,7 +129,7 @@ func TestMetrics_NamesCarryPrefixAndUnitSuffixes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fams, err := telemetrytest.ScrapeHandler(tel.Handler(nil))
+	fams, err := telemetrytest.ScrapeHandler(tel.Handler(telemetry.HandlerOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}

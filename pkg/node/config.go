@@ -99,9 +99,10 @@ type Config struct {
 	Join []string
 	// GossipPreset is "lan" (default) or "local": failure-detection timers.
 	GossipPreset string
-	// GossipKey, when set (16, 24 or 32 bytes), encrypts and authenticates
-	// gossip; every node of the cluster needs the same key.
-	GossipKey []byte
+	// GossipKeys, when set (each 16, 24 or 32 bytes), encrypt and
+	// authenticate gossip with the first key; the others are accepted too,
+	// so keys can be rotated without losing a member (RotateGossipKeys).
+	GossipKeys [][]byte
 	Ring      ring.Config
 	// MaxMemory bounds the local store in bytes; default 256 MiB.
 	MaxMemory  uint64
@@ -119,10 +120,17 @@ type Config struct {
 	// LeaveTimeout bounds the wait for the leave message to spread on Close.
 	LeaveTimeout time.Duration
 	// BootstrapTimeout is how long a node with seeds waits to join one
-	// before it serves alone (a cluster of one); default 30 s. Until it has
+	// before it decides what to do alone; default 30 s. Until it has
 	// joined, calls get UNAVAILABLE and health reports NOT_SERVING, so a
 	// node never acknowledges writes that vanish when it meets its cluster.
 	BootstrapTimeout time.Duration
+	// BootstrapAlone lets a node whose seeds have not answered within
+	// BootstrapTimeout serve as a cluster of one (the first node of a new
+	// cluster, or a cluster of one node). Without it such a node stays
+	// NOT_SERVING until a seed answers. A node that seeds answered and
+	// refused (another gossip key, encryption on one side only) never
+	// serves alone: that cluster exists and has other data.
+	BootstrapAlone bool
 	// FlushTimeout bounds the journal flush of a graceful Close; default 15 s.
 	FlushTimeout time.Duration
 	// HotCacheBytes bounds the hot cache: the owners' answers for keys this

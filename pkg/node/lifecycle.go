@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-sockaddr"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/ringcache/ringcache/internal/membership"
 	"github.com/ringcache/ringcache/pkg/ring"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
@@ -40,16 +41,34 @@ func advertiseAddr(explicit, gossip string, lis *net.TCPAddr) (string, error) {
 	return net.JoinHostPort(ip, strconv.Itoa(lis.Port)), nil
 }
 
-// awaitJoin marks the node ready once it has joined its cluster, or once
-// BootstrapTimeout passes without any peer (it then serves alone and keeps
-// trying to join in the background).
+// awaitJoin marks the node ready once it has joined its cluster. When
+// BootstrapTimeout passes first, a node whose seeds did not answer serves
+// alone if BootstrapAlone says so; otherwise, and always when seeds
+// answered and refused it, it stays not ready (and says why) while
+// joining goes on in the background.
 func (n *Node) awaitJoin() {
 	t := time.NewTimer(n.cfg.BootstrapTimeout)
 	defer t.Stop()
 	select {
 	case <-n.members.Joined():
 	case <-t.C:
-		n.log.Warn("no peer joined within the bootstrap timeout; serving as a cluster of one", "timeout", n.cfg.BootstrapTimeout)
+		st := n.members.JoinStatus()
+		switch {
+		case st.State == membership.JoinRefused:
+			n.log.Error("seeds refuse this node; not serving until it joins them", "err", st.Err)
+		case st.State != membership.JoinJoined && n.cfg.BootstrapAlone:
+			n.log.Warn("no seed answered within the bootstrap timeout; serving as a cluster of one", "timeout", n.cfg.BootstrapTimeout)
+			n.engine.SetReady()
+			n.setServing()
+			return
+		case st.State != membership.JoinJoined:
+			n.log.Warn("no seed answered within the bootstrap timeout; not serving alone without --bootstrap-alone", "timeout", n.cfg.BootstrapTimeout, "err", st.Err)
+		}
+		select {
+		case <-n.members.Joined():
+		case <-n.stop:
+			return
+		}
 	case <-n.stop:
 		return
 	}

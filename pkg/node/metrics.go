@@ -168,9 +168,8 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 	for i, name := range names {
 		nsAttrs[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("namespace", name)))
 	}
-	states := []membership.State{membership.StateAlive, membership.StateDead, membership.StateLeft}
 	stateAttrs := map[membership.State]metric.ObserveOption{}
-	for _, s := range states {
+	for _, s := range []membership.State{membership.StateAlive, membership.StateDead, membership.StateLeft} {
 		stateAttrs[s] = metric.WithAttributeSet(attribute.NewSet(attribute.String("state", s.String())))
 	}
 
@@ -189,12 +188,9 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 		o.ObserveInt64(storeMax, int64(snap.Store.MaxBytes))
 		o.ObserveInt64(storeEntries, int64(snap.Store.Entries))
 		o.ObserveInt64(clients, n.obs.conns.open.Load())
-		count := map[membership.State]int64{}
-		for _, mb := range n.members.Members() {
-			count[mb.State]++
-		}
-		for _, s := range states {
-			o.ObserveInt64(members, count[s], stateAttrs[s])
+		mc := n.members.Counts()
+		for s, c := range map[membership.State]int{membership.StateAlive: mc.Alive, membership.StateDead: mc.Dead, membership.StateLeft: mc.Left} {
+			o.ObserveInt64(members, int64(c), stateAttrs[s])
 		}
 		if r := n.engine.Ring(); r != nil {
 			// Versions count rebuilds: the first ring is version 1.

@@ -31,7 +31,7 @@ func newTelemetry(t *testing.T, name string) *telemetry.Telemetry {
 
 func scrape(t *testing.T, tel *telemetry.Telemetry) telemetrytest.Families {
 	t.Helper()
-	f, err := telemetrytest.ScrapeHandler(tel.Handler(nil))
+	f, err := telemetrytest.ScrapeHandler(tel.Handler(telemetry.HandlerOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestMetrics_CountAKnownWorkload(t *testing.T) {
 	}
 	if os.Getenv("RINGCACHE_DUMP_METRICS") != "" {
 		rec := httptest.NewRecorder()
-		tel.Handler(nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		tel.Handler(telemetry.HandlerOptions{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 		t.Log(rec.Body.String())
 	}
 }
@@ -169,7 +169,7 @@ func TestNode_ReadyMirrorsHealth(t *testing.T) {
 	tel := newTelemetry(t, "n1")
 	c := clustertest.Start(t, 1, clustertest.Options{})
 	n := c.Node(0)
-	h := tel.Handler(n.Ready)
+	h := tel.Handler(telemetry.HandlerOptions{Ready: n.NotReady})
 	readyz := func() int {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))

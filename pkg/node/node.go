@@ -28,6 +28,7 @@ package node
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -254,7 +255,7 @@ func (n *Node) join() error {
 		GRPCAddr:      n.grpcAddr,
 		Join:          cfg.Join,
 		Preset:        cfg.GossipPreset,
-		SecretKey:     cfg.GossipKey,
+		Keys:          cfg.GossipKeys,
 		Transport:     cfg.GossipTransport,
 		Tune:          cfg.TuneGossip,
 		Logger:        n.log,
@@ -333,3 +334,30 @@ func (n *Node) Members() []Member {
 // has joined its cluster (or bootstrapped alone) and built its ring, false
 // again from the start of Close.
 func (n *Node) Ready() bool { return !n.closing.Load() && n.engine.Ready() }
+
+// NotReady returns nil when the node is ready, else why it is not, in
+// words an operator can act on (/readyz shows it).
+func (n *Node) NotReady() error {
+	switch {
+	case n.closing.Load():
+		return errors.New("draining: the node is leaving its cluster")
+	case n.Ready():
+		return nil
+	}
+	st := n.members.JoinStatus()
+	switch st.State {
+	case membership.JoinRefused:
+		return fmt.Errorf("not joined: %w", st.Err)
+	case membership.JoinUnreachable:
+		if n.cfg.BootstrapAlone {
+			return fmt.Errorf("joining: no seed has answered yet; serving alone after the bootstrap timeout (%v): %w", n.cfg.BootstrapTimeout, st.Err)
+		}
+		return fmt.Errorf("joining: no seed has answered yet (start more nodes, or set --bootstrap-alone to serve as a cluster of one): %w", st.Err)
+	}
+	return errors.New("joining its cluster")
+}
+
+// RotateGossipKeys replaces the gossip keyring with keys (the first is
+// primary), installing, switching and removing in a safe order; see
+// internal/membership for the cluster-wide procedure.
+func (n *Node) RotateGossipKeys(keys [][]byte) error { return n.members.ReloadKeys(keys) }

@@ -1,0 +1,229 @@
+package membership
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// joiner starts a node that joins seed with the given keys (nil: plaintext)
+// and retries often.
+func joiner(t *testing.T, name string, keys [][]byte, seed string, tune ...func(*memberlist.Config)) *Membership {
+	t.Helper()
+	m, err := New(Config{Name: name, BindAddr: "127.0.0.1:0", Join: []string{seed}, Keys: keys,
+		RetryInterval: 20 * time.Millisecond, MaxRetryInterval: 100 * time.Millisecond, Logger: testLogger(t, name),
+		Tune: func(c *memberlist.Config) {
+			fast(c)
+			for _, f := range tune {
+				f(c)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	return m
+}
+
+func waitJoinState(t *testing.T, m *Membership, want JoinState) JoinStatus {
+	t.Helper()
+	var st JoinStatus
+	waitFor(t, "join state "+want.String(), func() bool { st = m.JoinStatus(); return st.State == want })
+	return st
+}
+
+func TestMembership_JoinStatusTellsRefusedFromUnreachable(t *testing.T) {
+	k1, k2 := [][]byte{testKey(1)}, [][]byte{testKey(2)}
+	for _, tc := range []struct {
+		name             string
+		seedKeys, myKeys [][]byte
+	}{
+		{"another key", k1, k2},
+		{"plaintext joining encrypted", k1, nil},
+		{"encrypted joining plaintext", nil, k1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seed := joiner(t, "seed", tc.seedKeys, "")
+			m := joiner(t, "m", tc.myKeys, seed.LocalAddr())
+			st := waitJoinState(t, m, JoinRefused)
+			if !errors.Is(st.Err, ErrSeedsRefused) || errors.Is(st.Err, ErrSeedsUnreachable) {
+				t.Fatalf("err = %v, want ErrSeedsRefused", st.Err)
+			}
+			select {
+			case <-m.Joined():
+				t.Fatal("Joined closed for a refused node")
+			default:
+			}
+			if len(seed.Alive()) != 1 {
+				t.Fatalf("the seed admitted the refused node: %v", names(seed.Alive()))
+			}
+			// Retries go on: later attempts are counted and still refused.
+			attempts := st.Attempts
+			waitFor(t, "another attempt", func() bool { return m.JoinStatus().Attempts > attempts })
+			if st := m.JoinStatus(); st.State != JoinRefused {
+				t.Fatalf("state %v after a retry", st.State)
+			}
+		})
+	}
+}
+
+func TestMembership_JoinStatusUnreachableWhenNothingListens(t *testing.T) {
+	m := joiner(t, "m", nil, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	st := waitJoinState(t, m, JoinUnreachable)
+	if !errors.Is(st.Err, ErrSeedsUnreachable) {
+		t.Fatalf("err = %v", st.Err)
+	}
+}
+
+func TestMembership_JoinStatusUnreachableWhenTheOnlySeedIsItself(t *testing.T) {
+	// A DNS name that resolves to this node (a one-pod headless Service).
+	port := freePort(t)
+	m, err := New(Config{Name: "m", BindAddr: fmt.Sprintf("127.0.0.1:%d", port), Join: []string{fmt.Sprintf("localhost:%d", port)},
+		RetryInterval: 20 * time.Millisecond, Tune: fast, Logger: testLogger(t, "m")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Shutdown()
+	st := waitJoinState(t, m, JoinUnreachable)
+	if !errors.Is(st.Err, ErrSeedsUnreachable) {
+		t.Fatalf("err = %v", st.Err)
+	}
+}
+
+// listen serves each TCP connection with serve until the test ends.
+func listen(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { defer c.Close(); serve(c) })
+		}
+	})
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	return l.Addr().String()
+}
+
+func TestMembership_JoinStatusRefusedByANonGossipPort(t *testing.T) {
+	// Another service on the seed address (a gRPC port by mistake) answers
+	// with something that is not gossip.
+	seed := listen(t, func(c net.Conn) {
+		_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n")
+	})
+	m := joiner(t, "m", nil, seed)
+	if st := waitJoinState(t, m, JoinRefused); !errors.Is(st.Err, ErrSeedsRefused) {
+		t.Fatalf("err = %v", st.Err)
+	}
+}
+
+func TestMembership_JoinStatusSilentSeedIsUnreachable(t *testing.T) {
+	// A seed that accepts and never answers (a paused process: the kernel
+	// still completes the handshake) is not a refusal. Pending while the
+	// first attempt waits for it.
+	release := make(chan struct{})
+	seed := listen(t, func(c net.Conn) { <-release })
+	t.Cleanup(func() { close(release) }) // runs before the listener's cleanup
+	m := joiner(t, "m", nil, seed, func(c *memberlist.Config) { c.TCPTimeout = time.Second })
+	if st := m.JoinStatus(); st.State != JoinPending || st.Err != nil {
+		t.Fatalf("status %+v during the first attempt, want pending", st)
+	}
+	if st := waitJoinState(t, m, JoinUnreachable); !errors.Is(st.Err, ErrSeedsUnreachable) {
+		t.Fatalf("err = %v", st.Err)
+	}
+}
+
+func TestMembership_RefusedNodeJoinsOnceItsKeysMatch(t *testing.T) {
+	seed := joiner(t, "seed", [][]byte{testKey(1)}, "")
+	m := joiner(t, "m", [][]byte{testKey(2)}, seed.LocalAddr())
+	waitJoinState(t, m, JoinRefused)
+	if err := m.InstallKey(testKey(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.UseKey(testKey(1)); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitJoinState(t, m, JoinJoined); st.Err != nil {
+		t.Fatalf("joined with err %v", st.Err)
+	}
+	waitFor(t, "the seed to list m", func() bool { return len(seed.Alive()) == 2 })
+}
+
+func TestClassifyJoin(t *testing.T) {
+	boom := errors.New("failed to join 10.0.0.1:7946: something")
+	for _, tc := range []struct {
+		joined, answered bool
+		err              error
+		want             JoinState
+		wantErr          error
+	}{
+		{true, true, nil, JoinJoined, nil},
+		{true, false, boom, JoinJoined, nil}, // joined by one seed, another failed
+		{false, true, boom, JoinRefused, ErrSeedsRefused},
+		{false, true, nil, JoinRefused, ErrSeedsRefused}, // answered, yet alone
+		{false, false, boom, JoinUnreachable, ErrSeedsUnreachable},
+		{false, false, nil, JoinUnreachable, ErrSeedsUnreachable},
+	} {
+		state, err := classifyJoin(tc.joined, tc.answered, tc.err)
+		if state != tc.want || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+			t.Errorf("classifyJoin(%v, %v, %v) = %v, %v; want %v, %v", tc.joined, tc.answered, tc.err, state, err, tc.want, tc.wantErr)
+		}
+		if tc.err != nil && err != nil && !errors.Is(err, tc.err) {
+			t.Errorf("classifyJoin lost the cause: %v", err)
+		}
+	}
+}
+
+func TestMembership_OneRefusingSeedOutweighsSeedsThatAreDown(t *testing.T) {
+	seed := joiner(t, "seed", [][]byte{testKey(1)}, "")
+	down := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	m, err := New(Config{Name: "m", BindAddr: "127.0.0.1:0", Join: []string{down, seed.LocalAddr()}, Keys: [][]byte{testKey(2)},
+		RetryInterval: 20 * time.Millisecond, Tune: fast, Logger: testLogger(t, "m")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Shutdown()
+	st := waitJoinState(t, m, JoinRefused)
+	msg := st.Err.Error()
+	if !errors.Is(st.Err, ErrSeedsRefused) || !strings.Contains(msg, down) || !strings.Contains(msg, seed.LocalAddr()) || strings.Contains(msg, "\n") {
+		t.Fatalf("err = %q, want one line naming both seeds", msg)
+	}
+}
+
+func TestMembership_ShutdownDoesNotWaitForASilentSeed(t *testing.T) {
+	release, accepted := make(chan struct{}), make(chan struct{}, 1)
+	seed := listen(t, func(c net.Conn) {
+		// Bytes in: the joiner's dial has returned and it waits for a reply.
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+		}
+		<-release
+	})
+	t.Cleanup(func() { close(release) })
+	const tcpTimeout = 30 * time.Second
+	m := joiner(t, "m", nil, seed, func(c *memberlist.Config) { c.TCPTimeout = tcpTimeout })
+	<-accepted
+	start := time.Now()
+	if err := m.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > tcpTimeout/2 {
+		t.Fatalf("Shutdown took %v: it waited for the join's TCP timeout", took)
+	}
+}
