@@ -103,7 +103,7 @@ type Config struct {
 	// authenticate gossip with the first key; the others are accepted too,
 	// so keys can be rotated without losing a member (RotateGossipKeys).
 	GossipKeys [][]byte
-	Ring      ring.Config
+	Ring       ring.Config
 	// MaxMemory bounds the local store in bytes; default 256 MiB.
 	MaxMemory  uint64
 	Namespaces []NamespaceSpec
