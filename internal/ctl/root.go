@@ -73,6 +73,7 @@ func NewRootCommand() *cobra.Command {
 		newTopCommand(o),
 		newBenchCommand(o),
 		newSimulateCommand(o),
+		newCertsCommand(o),
 	)
 	return root
 }
