@@ -53,9 +53,9 @@ func TestParse_AuthSection(t *testing.T) {
 
 func TestParse_AuthPresenceTurnsAuthorizationOn(t *testing.T) {
 	for doc, wantOn := range map[string]bool{
-		"namespaces: {users: {}}\n":                        false,
-		"auth:\n":                                          true, // nothing under it: on, nobody allowed
-		"auth: {}\n":                                       true,
+		"namespaces: {users: {}}\n": false,
+		"auth:\n":                   true, // nothing under it: on, nobody allowed
+		"auth: {}\n":                true,
 		"auth:\n#  principals: {ops: {admin: true}}\n":     true,
 		"namespaces: {users: {}}\nauth: {anonymous: {}}\n": true,
 	} {
