@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ringcache/ringcache/internal/auth"
 	"github.com/ringcache/ringcache/internal/certs"
 )
 
@@ -44,7 +45,8 @@ func newCertsCommand(o *options) *cobra.Command {
 			"  ringcachectl certs ca                                  # certs/ca.crt, certs/ca.key\n" +
 			"  ringcachectl certs node n1 --host 10.0.0.5 --host n1.ringcache\n" +
 			"                                                         # certs/node.n1.crt, .key\n" +
-			"  ringcachectl certs client web                          # certs/client.web.crt, .key\n\n" +
+			"  ringcachectl certs client web                          # certs/client.web.crt, .key\n" +
+			"  ringcachectl certs token web                           # a token; its hash to certs/tokens\n\n" +
 			"A node certificate may serve and dial (serverAuth and clientAuth: peers dial\n" +
 			"each other with it); its names are exactly the --host values, the addresses\n" +
 			"peers and clients dial. A client certificate's common name is the principal\n" +
@@ -118,8 +120,64 @@ func newCertsCommand(o *options) *cobra.Command {
 			return f.write(o, cmd.OutOrStdout(), "ca", p)
 		},
 	}
-	cmd.AddCommand(ca, node, client)
+	var tokensFile string
+	token := &cobra.Command{
+		Use:   "token PRINCIPAL",
+		Short: "Create a bearer token for PRINCIPAL and add its hash to the tokens file",
+		Long: "token prints a new random token for PRINCIPAL on stdout and appends the line\n" +
+			"\"PRINCIPAL sha256hex\" to the tokens file (default DIR/tokens, mode 0600) that\n" +
+			"auth.tokens_file names. Only the hash is stored; the token is shown once:\n\n" +
+			"  export RINGCACHE_TOKEN=$(ringcachectl certs token web)\n\n" +
+			"Nodes re-read the tokens file within a second of a change. To revoke a\n" +
+			"token, delete its line.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := certs.CheckName(args[0]); err != nil {
+				return fmt.Errorf("principal: %w", err)
+			}
+			path := tokensFile
+			if path == "" {
+				path = filepath.Join(f.dir, "tokens")
+			}
+			tok := auth.NewToken()
+			if err := appendTokenLine(path, args[0]+" "+auth.HashToken(tok)+"\n"); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "added a token of %s to %s\n", args[0], path)
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), tok)
+			return err
+		},
+	}
+	token.Flags().StringVar(&tokensFile, "tokens-file", "", "tokens file to append to (default DIR/tokens)")
+	cmd.AddCommand(ca, node, client, token)
 	return cmd
+}
+
+// appendTokenLine appends line to the tokens file at path, creating it and
+// its directory private to the user, after checking that the result parses.
+func appendTokenLine(path, line string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if len(old) > 0 && old[len(old)-1] != '\n' {
+		line = "\n" + line
+	}
+	if _, err := auth.ParseTokens(append(old, line...)); err != nil {
+		return fmt.Errorf("%s: %w (fix the file first)", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := fh.WriteString(line); err != nil {
+		fh.Close()
+		return err
+	}
+	return fh.Close()
 }
 
 func (f *certsFlags) validate(cmd *cobra.Command) error {

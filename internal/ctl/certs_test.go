@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ringcache/ringcache/internal/auth"
 	"github.com/ringcache/ringcache/internal/certs"
 	"github.com/ringcache/ringcache/internal/tlsconf"
 )
@@ -124,5 +125,37 @@ func TestCerts_RefusesToOverwriteAndExplainsWhatIsMissing(t *testing.T) {
 		"--ca-cert", filepath.Join(dir, "ca.crt"), "--ca-key", filepath.Join(dir, "ca.key"))
 	if _, err := os.Stat(filepath.Join(other, "client.ops.key")); err != nil {
 		t.Errorf("client.ops.key not written to --dir: %v", err)
+	}
+}
+
+func TestCertsToken_PrintsATokenAndStoresOnlyItsHash(t *testing.T) {
+	dir := t.TempDir()
+	tok1 := strings.TrimSpace(mustRun(t, "certs", "token", "web", "--dir", dir))
+	tok2 := strings.TrimSpace(mustRun(t, "certs", "token", "web", "--dir", dir))
+	path := filepath.Join(dir, "tokens")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), tok1) || strings.Contains(string(data), tok2) {
+		t.Fatalf("the tokens file holds a token:\n%s", data)
+	}
+	table, err := auth.LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{tok1, tok2} {
+		if name, ok := table.Lookup(tok); !ok || name != "web" {
+			t.Errorf("token printed by certs token resolves to %q, %v; want web", name, ok)
+		}
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("tokens file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if err := os.WriteFile(path, []byte("broken line\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCLI(t, "", "certs", "token", "ops", "--dir", dir); !errors.Is(err, auth.ErrBadTokensFile) {
+		t.Errorf("appending to a broken tokens file: %v, want ErrBadTokensFile", err)
 	}
 }
