@@ -55,12 +55,17 @@ func New(a *config.Auth, o Options) (*Authorizer, error) {
 }
 
 // Update swaps in the policy of a new config (a SIGHUP reload). On error
-// the current policy stays. Rate limiters start full again.
+// the current policy stays. Rate limiters start full again. A config
+// without an auth section turns authorization off, and that is logged as a
+// warning.
 func (z *Authorizer) Update(a *config.Auth) error {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	next := &state{}
 	if a == nil {
+		if cur := z.state.Load(); cur != nil && cur.policy != nil {
+			z.o.Logger.Warn("the new config has no auth section: every caller may now do everything")
+		}
 		z.state.Store(next)
 		return nil
 	}
