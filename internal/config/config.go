@@ -53,6 +53,7 @@ type File struct {
 	Ring       Ring                 `yaml:"ring"`
 	Backends   map[string]Backend   `yaml:"backends"`
 	Namespaces map[string]Namespace `yaml:"namespaces"`
+	Auth       *Auth                `yaml:"auth"` // nil: no auth section, every caller may do everything
 }
 
 // Ring fixes the shape of the hash ring; all nodes must agree on it.
@@ -85,6 +86,8 @@ type Namespace struct {
 	UpsertSQL     string      `yaml:"upsert_sql"`
 	DeleteSQL     string      `yaml:"delete_sql"`
 	WriteBehind   WriteBehind `yaml:"write_behind"`
+	Audit         bool        `yaml:"audit"`     // audit-log every access (internal/audit)
+	Sensitive     bool        `yaml:"sensitive"` // values sealed on disk and never logged
 }
 
 // WriteBehind tunes write-behind. The journal is one per node: with several
@@ -174,6 +177,9 @@ func Parse(doc []byte, dataDir string) (*File, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: %s", ErrInvalid, describeDecodeError(doc, err))
+	}
+	if f.Auth == nil && hasKey(doc, "auth") {
+		f.Auth = &Auth{} // "auth:" with nothing under it still turns authorization on
 	}
 	f.applyDefaults(dataDir)
 	if err := f.Validate(); err != nil {
@@ -332,7 +338,7 @@ func (f *File) Validate() error {
 			return bad(field+".backend", "%q is not defined under backends (have %v)", ns.Backend, sortedKeys(f.Backends))
 		}
 	}
-	return nil
+	return f.validateAuth()
 }
 
 func sortedKeys[V any](m map[string]V) []string {

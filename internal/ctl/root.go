@@ -64,6 +64,7 @@ func NewRootCommand() *cobra.Command {
 		newTopCommand(o),
 		newPluginCommand("bench", BenchShort),
 		newPluginCommand("simulate", SimulateShort),
+		newCertsCommand(o),
 	)
 	return root
 }
