@@ -2,12 +2,16 @@ package ctl
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"os"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -15,14 +19,71 @@ import (
 )
 
 // dial opens a client connection to addr. It is the one place that chooses
-// transport credentials: TLS will be added here.
-func dial(addr string) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// transport credentials: TLS when --tls-ca, --tls-cert or --tls-key is
+// given, and a bearer token with --token or $RINGCACHE_TOKEN.
+func (o *options) dial(addr string) (*grpc.ClientConn, error) {
+	creds, err := o.transport()
+	if err != nil {
+		return nil, err
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if o.token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: o.token, tls: o.tls()}))
+	}
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("invalid address %q: %w", addr, err)
 	}
 	return conn, nil
 }
+
+// tls reports whether the TLS flags ask for TLS.
+func (o *options) tls() bool { return o.tlsCA != "" || o.tlsCert != "" || o.tlsKey != "" }
+
+// transport returns the transport credentials of the TLS flags, read once
+// per process (ringcachectl runs for moments).
+func (o *options) transport() (credentials.TransportCredentials, error) {
+	if !o.tls() {
+		return insecure.NewCredentials(), nil
+	}
+	if o.creds == nil {
+		if (o.tlsCert == "") != (o.tlsKey == "") {
+			return nil, fmt.Errorf("--tls-cert and --tls-key go together: a client certificate needs its key")
+		}
+		cfg := &tls.Config{MinVersion: tls.VersionTLS13}
+		if o.tlsCA != "" {
+			pem, err := os.ReadFile(o.tlsCA)
+			if err != nil {
+				return nil, fmt.Errorf("--tls-ca: %w", err)
+			}
+			cfg.RootCAs = x509.NewCertPool()
+			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--tls-ca %s holds no PEM certificate", o.tlsCA)
+			}
+		}
+		if o.tlsCert != "" {
+			cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+			if err != nil {
+				return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		o.creds = credentials.NewTLS(cfg)
+	}
+	return o.creds, nil
+}
+
+// bearer sends the --token as "authorization: Bearer <token>".
+type bearer struct {
+	token string
+	tls   bool
+}
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.token}, nil
+}
+
+func (b bearer) RequireTransportSecurity() bool { return b.tls }
 
 // node is a connection to one ringcache node.
 type node struct {
@@ -35,7 +96,7 @@ type node struct {
 
 // connect dials addr; the connection is made lazily by the first call.
 func (o *options) connect(addr string) (*node, error) {
-	conn, err := dial(addr)
+	conn, err := o.dial(addr)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/credentials"
 )
 
 const (
@@ -30,6 +31,8 @@ const (
 	DefaultAddr = "127.0.0.1:7101"
 	// AddrEnv names the environment variable that overrides DefaultAddr.
 	AddrEnv = "RINGCACHE_ADDR"
+	// TokenEnv holds the default of --token.
+	TokenEnv = "RINGCACHE_TOKEN"
 	// DefaultTimeout is the deadline of each RPC.
 	DefaultTimeout = 5 * time.Second
 
@@ -42,6 +45,9 @@ type options struct {
 	addr    string
 	output  string
 	timeout time.Duration
+	// TLS and token flags; creds caches their transport credentials.
+	tlsCA, tlsCert, tlsKey, token string
+	creds                         credentials.TransportCredentials
 }
 
 // NewRootCommand returns the ringcachectl command tree. The default of --addr
@@ -88,6 +94,10 @@ func newRoot(short, long string) (*cobra.Command, *options) {
 	f.StringVar(&o.addr, "addr", addr, "gRPC address of the node to ask (default from $"+AddrEnv+")")
 	f.StringVarP(&o.output, "output", "o", outputTable, "output format: table or json")
 	f.DurationVar(&o.timeout, "timeout", DefaultTimeout, "deadline of each RPC")
+	f.StringVar(&o.tlsCA, "tls-ca", "", "CA that signs the nodes' certificates (PEM); dials over TLS")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "client certificate (PEM; ringcachectl certs client makes one) that identifies the caller")
+	f.StringVar(&o.tlsKey, "tls-key", "", "key of --tls-cert (PEM)")
+	f.StringVar(&o.token, "token", os.Getenv(TokenEnv), "bearer token that identifies the caller (default from $"+TokenEnv+")")
 	return root, o
 }
 

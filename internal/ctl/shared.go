@@ -29,6 +29,12 @@ func NewRoot(short, long string) (*cobra.Command, *Globals) {
 // Addr is --addr: the node to ask.
 func (g *Globals) Addr() string { return g.o.addr }
 
+// Security returns the TLS files (--tls-ca, --tls-cert, --tls-key) and the
+// bearer token (--token, $RINGCACHE_TOKEN) to dial nodes with.
+func (g *Globals) Security() (ca, cert, key, token string) {
+	return g.o.tlsCA, g.o.tlsCert, g.o.tlsKey, g.o.token
+}
+
 // Render writes v as JSON with -o json, otherwise calls table.
 func (g *Globals) Render(w io.Writer, v any, table func(io.Writer) error) error {
 	return g.o.render(w, v, table)

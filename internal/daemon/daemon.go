@@ -63,7 +63,8 @@ type Flags struct {
 	AdminAddr    string
 	AdminAddrSet bool
 	// Pprof serves /debug/pprof on the admin address.
-	Pprof bool
+	Pprof    bool
+	Security SecurityFlags
 }
 
 // NewCommand returns the ringcached root command.
@@ -105,6 +106,7 @@ func NewCommand() *cobra.Command {
 	fl.StringVar(&f.GossipKeyFile, "gossip-key-file", "", "file holding the gossip encryption keys, one base64 key (16, 24 or 32 bytes) per line, the first primary (or a single raw key); SIGHUP re-reads it to rotate keys")
 	fl.DurationVar(&f.FlushTimeout, "flush-timeout", node.DefaultFlushTimeout, "how long a graceful stop may spend writing the write-behind journal to the database (the rest is flushed on the next start)")
 	fl.StringVar(&f.AdminAddr, "admin-addr", DefaultAdminAddr, "HTTP listen address of /metrics (Prometheus), /healthz and /readyz; empty disables them")
+	f.Security.register(fl)
 	fl.BoolVar(&f.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on --admin-addr (off by default: profiles expose internals)")
 	fl.DurationVar(&f.BootstrapTimeout, "bootstrap-timeout", node.DefaultBootstrap, "how long to wait for a peer from --join before deciding what to do alone (see --bootstrap-alone)")
 	fl.BoolVar(&f.BootstrapAlone, "bootstrap-alone", false, "serve as a cluster of one when no seed from --join has answered within --bootstrap-timeout (a single-node cluster, or the first node of a new one); a node that seeds refuse never serves alone")
@@ -181,7 +183,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		defer cancel()
 		admin.shutdown(actx)
 	}()
-	n, err := node.New(node.Config{
+	cfg := node.Config{
 		Name:                f.Name,
 		GRPCAddr:            f.GRPCAddr,
 		AdvertiseGRPCAddr:   f.AdvertiseGRPCAddr,
@@ -204,7 +206,11 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		MeterProvider:       tel.MeterProvider(),
 		TracerProvider:      tel.TracerProvider(),
 		Propagator:          tel.Propagator(),
-	})
+	}
+	if err := f.Security.apply(&cfg, file, f.DataDir, log); err != nil {
+		return err
+	}
+	n, err := node.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -259,7 +265,7 @@ func openNamespaces(ctx context.Context, log *slog.Logger, file *config.File) ([
 	var specs []node.NamespaceSpec
 	for _, name := range sortedNames(file.Namespaces) {
 		nc := file.Namespaces[name]
-		spec := node.NamespaceSpec{Policy: strategy.Policy{
+		spec := node.NamespaceSpec{Audit: nc.Audit, Policy: strategy.Policy{
 			Name:          name,
 			TTL:           nc.TTL.Std(),
 			TTLJitter:     nc.TTLJitter,

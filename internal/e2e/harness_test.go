@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
@@ -92,6 +93,15 @@ type cluster struct {
 	dir    string
 	config string
 	nodes  []*proc
+	// nodeFlags are more flags for every node (TLS, audit), ctlFlags for
+	// every ringcachectl run of the harness, and creds dial the nodes'
+	// health service: all empty for a plaintext cluster.
+	nodeFlags []string
+	ctlFlags  []string
+	creds     credentials.TransportCredentials
+	// perNode returns more flags for the node called name (its own
+	// certificate); nil: none.
+	perNode func(name string) []string
 }
 
 // startCluster seeds a database, writes the config and starts n nodes on
@@ -101,13 +111,27 @@ type cluster struct {
 // ports.
 func startCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir()}
+	c := newCluster(t)
+	c.form(n, "")
+	return c
+}
+
+// newCluster makes the cluster's directory; form starts its nodes.
+func newCluster(t *testing.T) *cluster {
+	return &cluster{t: t, dir: t.TempDir()}
+}
+
+// form seeds the database, writes the config (testConfig, then extraConfig)
+// and starts n nodes; see startCluster.
+func (c *cluster) form(n int, extraConfig string) {
+	t := c.t
+	t.Helper()
 	db := filepath.Join(c.dir, "app.db")
 	if out, err := exec.Command(demoseedBin, "-db", db, "-rows", strconv.Itoa(seededRows)).CombinedOutput(); err != nil {
 		t.Fatalf("demoseed: %v\n%s", err, out)
 	}
 	c.config = filepath.Join(c.dir, "ringcache.yaml")
-	if err := os.WriteFile(c.config, fmt.Appendf(nil, testConfig, db), 0o644); err != nil {
+	if err := os.WriteFile(c.config, fmt.Appendf(nil, testConfig+extraConfig, db), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.cleanup)
@@ -125,7 +149,6 @@ func startCluster(t *testing.T, n int) *cluster {
 		t.Logf("attempt %d: %v; retrying on new ports", attempt, err)
 	}
 	t.Logf("%d-node cluster formed in %s", n, time.Since(start).Round(time.Millisecond))
-	return c
 }
 
 var errPortTaken = errors.New("a picked port was taken before the node bound it")
@@ -168,6 +191,9 @@ func (c *cluster) start(p *proc, extra ...string) error {
 	if p.config != "" {
 		config = p.config
 	}
+	if c.perNode != nil {
+		extra = append(c.perNode(p.name), extra...)
+	}
 	args := append([]string{
 		"--name", p.name,
 		"--grpc-addr", p.grpcAddr,
@@ -175,7 +201,7 @@ func (c *cluster) start(p *proc, extra ...string) error {
 		"--gossip-preset", "local",
 		"--data-dir", filepath.Join(c.dir, p.name),
 		"--config", config,
-	}, extra...)
+	}, append(append([]string(nil), c.nodeFlags...), extra...)...)
 	p.cmd = exec.Command(ringcachedBin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.done = make(chan struct{})
@@ -231,12 +257,18 @@ func (c *cluster) checkFormed(p *proc, n int) error {
 	if len(r.Members) != n {
 		return fmt.Errorf("ring of %s has %d members, want %d", p.name, len(r.Members), n)
 	}
-	return serving(p.grpcAddr)
+	return servingWith(p.grpcAddr, c.creds)
 }
 
 // serving asks the node's grpc.health.v1 service whether it is ready.
-func serving(addr string) error {
-	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func serving(addr string) error { return servingWith(addr, nil) }
+
+// servingWith is serving over creds (nil: plaintext).
+func servingWith(addr string, creds credentials.TransportCredentials) error {
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return err
 	}
@@ -362,7 +394,7 @@ func ctl(addr string, stdin []byte, args ...string) (ctlResult, error) {
 
 // ctlJSONErr runs ringcachectl with -o json and decodes its output into v.
 func (c *cluster) ctlJSONErr(addr string, v any, args ...string) (ctlResult, error) {
-	res, err := ctl(addr, nil, append(args, "-o", "json")...)
+	res, err := ctl(addr, nil, append(append(append([]string(nil), c.ctlFlags...), args...), "-o", "json")...)
 	if err != nil {
 		return res, err
 	}

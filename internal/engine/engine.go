@@ -25,6 +25,8 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ringcache/ringcache/internal/audit"
+	"github.com/ringcache/ringcache/internal/auth"
 	"github.com/ringcache/ringcache/internal/hlc"
 	"github.com/ringcache/ringcache/internal/hotcache"
 	"github.com/ringcache/ringcache/internal/journal"
@@ -45,6 +47,8 @@ type NamespaceSpec struct {
 	// Writer writes the database of a write-through or write-behind
 	// namespace; nil otherwise.
 	Writer strategy.Writer
+	// Audit writes every access to the namespace to the audit log.
+	Audit bool
 }
 
 // Peers is the engine's transport to other nodes (internal/peer.Pool).
@@ -81,8 +85,13 @@ type Config struct {
 	Now func() time.Time
 	// OnChange is told of every change to a cached value.
 	OnChange strategy.ChangeHook
-	Tracer   trace.Tracer
-	Logger   *slog.Logger
+	// Auth authorizes and rate-limits each op of a caller; nil allows all.
+	Auth *auth.Authorizer
+	// Audit records denied ops and every op on namespaces marked Audit;
+	// nil records nothing.
+	Audit  *audit.Log
+	Tracer trace.Tracer
+	Logger *slog.Logger
 }
 
 // Engine is safe for concurrent use.
@@ -91,6 +100,7 @@ type Engine struct {
 	log        *slog.Logger
 	namespaces map[string]*strategy.Namespace
 	names      []string
+	audited    map[string]bool
 	ring       atomic.Pointer[ring.Ring]
 	ready      atomic.Bool // joined (or bootstrapped alone)
 	draining   atomic.Bool
@@ -119,7 +129,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, namespaces: map[string]*strategy.Namespace{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger, namespaces: map[string]*strategy.Namespace{}, audited: map[string]bool{}}
 	for _, spec := range cfg.Namespaces {
 		name := spec.Policy.Name
 		if _, dup := e.namespaces[name]; dup {
@@ -141,6 +151,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 		e.namespaces[name] = ns
 		e.names = append(e.names, name)
+		e.audited[name] = spec.Audit
 	}
 	return e, nil
 }

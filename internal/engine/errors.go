@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringcache/ringcache/internal/auth"
 	"github.com/ringcache/ringcache/internal/hlc"
 	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/internal/peer"
@@ -39,6 +40,9 @@ var mapping = []struct {
 	code   codes.Code
 	reason string
 }{
+	{auth.ErrUnauthenticated, codes.Unauthenticated, reason.Unauthenticated},
+	{auth.ErrPermissionDenied, codes.PermissionDenied, reason.PermissionDenied},
+	{auth.ErrRateLimited, codes.ResourceExhausted, reason.RateLimited},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, reason.Timeout},
 	{context.Canceled, codes.Canceled, reason.Canceled},
 	{strategy.ErrBackpressure, codes.ResourceExhausted, reason.Backpressure},
@@ -50,7 +54,7 @@ var mapping = []struct {
 	{ErrNoOp, codes.InvalidArgument, reason.InvalidArgument},
 	{journal.ErrInvalid, codes.InvalidArgument, reason.InvalidArgument},
 	{ErrUnknownNamespace, codes.NotFound, reason.UnknownNamespace},
-	{journal.ErrNotFound, codes.NotFound, reason.UnknownNamespace},
+	{journal.ErrNotFound, codes.NotFound, reason.NotFound},
 	{peer.ErrUnreachable, codes.Unavailable, reason.OwnerUnreachable},
 	{peer.ErrConnectionLost, codes.Unavailable, reason.OwnerConnectionLost},
 	{strategy.ErrBackend, codes.Unavailable, reason.BackendUnavailable},
@@ -72,9 +76,8 @@ func Status(err error) *status.Status {
 		return st
 	}
 	var retry time.Duration
-	var ra interface{ RetryAfter() time.Duration }
-	if errors.As(err, &ra) {
-		retry = ra.RetryAfter()
+	if rl := (*auth.RateLimitedError)(nil); errors.As(err, &rl) {
+		retry = rl.RetryAfter
 	}
 	for _, m := range mapping {
 		if errors.Is(err, m.err) {

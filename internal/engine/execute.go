@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/ringcache/ringcache/internal/audit"
 	"github.com/ringcache/ringcache/pkg/ring"
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
@@ -52,6 +53,12 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 	for i := range ops {
 		guarded(i, func() {
 			op := &ops[i]
+			if !c.Forwarded {
+				if err := e.authorize(c, op); err != nil {
+					done(i, Result{Err: err})
+					return
+				}
+			}
 			ns, err := e.admit(op)
 			if err != nil {
 				done(i, Result{Err: err})
@@ -92,6 +99,27 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 	for _, b := range remote {
 		spawn(func() { e.forward(ctx, b, ops, done) })
 	}
+}
+
+// authorize checks that the caller may run op, and takes it from the
+// caller's rate (a pipelined op counts as one call), before anything else:
+// a caller learns nothing about namespaces it may not use. Denials, and
+// every op on an audited namespace, go to the audit log.
+func (e *Engine) authorize(c Caller, op *Op) error {
+	var err error
+	if a := e.cfg.Auth; a != nil {
+		if err = a.Authorize(c.Principal, op.Kind.role(), op.Namespace); err == nil {
+			err = a.Limit(c.Principal)
+		}
+	}
+	if l := e.cfg.Audit; l != nil && (err != nil || e.audited[op.Namespace]) {
+		r := audit.Record{Principal: c.Principal, Remote: c.Remote, Method: c.Method, Namespace: op.Namespace, Key: op.Key, Allowed: err == nil}
+		if err != nil {
+			r.Reason = err.Error()
+		}
+		l.Write(r)
+	}
+	return err
 }
 
 // admit checks what the namespace does not check itself: that it exists,

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/ringcache/ringcache/internal/auth"
 	"github.com/ringcache/ringcache/internal/reason"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
@@ -53,10 +54,23 @@ type Result struct {
 
 // Caller is who sends a batch of ops, and through which door.
 type Caller struct {
+	// Principal is who the door identified; the zero value is anonymous.
+	Principal auth.Principal
+	// Remote is the caller's address, Method the door's name for the call
+	// (a gRPC method, a RESP command), for the audit log.
+	Remote, Method string
 	// Forwarded marks ops a peer forwarded: they are served here as the
 	// owner, whatever this node's ring says, and were authorized by the
-	// node that received them first.
+	// node that received them first (the door checked the peer role).
 	Forwarded bool
+}
+
+// role returns the role an op of kind k needs.
+func (k Kind) role() auth.Role {
+	if k.write() {
+		return auth.RoleWrite
+	}
+	return auth.RoleRead
 }
 
 // OpFromProto returns the Op a Pipeline or Forward op carries, and false

@@ -19,12 +19,12 @@ type Ringcache struct {
 	ns string
 }
 
-// NewRingcache connects to the cluster that seeds belong to.
-func NewRingcache(seeds []string, namespace string, unary bool) (*Ringcache, error) {
+// NewRingcache connects to the cluster that opts.Seeds belong to.
+func NewRingcache(opts client.Options, namespace string) (*Ringcache, error) {
 	if namespace == "" {
 		return nil, errors.New("a namespace is required")
 	}
-	c, err := client.New(client.Options{Seeds: seeds, Unary: unary})
+	c, err := client.New(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ const (
 	RateLimited         = "RATE_LIMITED"
 	InvalidArgument     = "INVALID_ARGUMENT"
 	UnknownNamespace    = "UNKNOWN_NAMESPACE"
+	NotFound            = "NOT_FOUND"
 	LeaseInvalid        = "LEASE_INVALID"
 	WriteRejected       = "WRITE_REJECTED"
 	NoBackend           = "NO_BACKEND"

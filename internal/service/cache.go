@@ -20,7 +20,7 @@ type Cache struct {
 // one runs a single op through the engine and returns its result.
 func (s *Services) one(ctx context.Context, op engine.Op) engine.Result {
 	var res engine.Result
-	s.e.Execute(ctx, engine.Caller{}, []engine.Op{op}, func(_ int, r engine.Result) { res = r }, nil)
+	s.e.Execute(ctx, CallerFrom(ctx), []engine.Op{op}, func(_ int, r engine.Result) { res = r }, nil)
 	return res
 }
 
@@ -69,9 +69,6 @@ func (c *Cache) GetMany(ctx context.Context, req *pb.GetManyRequest) (*pb.GetMan
 	if len(req.Keys) > c.s.cfg.MaxBatch {
 		return nil, engine.StatusErr(fmt.Errorf("%w: %d keys requested, at most %d per call", engine.ErrTooManyKeys, len(req.Keys), c.s.cfg.MaxBatch))
 	}
-	if _, err := c.s.e.Namespace(req.Namespace); err != nil {
-		return nil, engine.StatusErr(err)
-	}
 	ops := make([]engine.Op, len(req.Keys))
 	for i, k := range req.Keys {
 		ops[i] = engine.Op{Kind: engine.Get, Namespace: req.Namespace, Key: k}
@@ -79,7 +76,7 @@ func (c *Cache) GetMany(ctx context.Context, req *pb.GetManyRequest) (*pb.GetMan
 	results := make([]*pb.KeyResult, len(req.Keys))
 	var g errgroup.Group
 	g.SetLimit(batchLoadParallelism)
-	c.s.e.Execute(ctx, engine.Caller{}, ops, func(i int, r engine.Result) {
+	c.s.e.Execute(ctx, CallerFrom(ctx), ops, func(i int, r engine.Result) {
 		results[i] = keyResult(req.Keys[i], r)
 	}, func(f func()) { g.Go(func() error { f(); return nil }) })
 	_ = g.Wait()

@@ -40,7 +40,9 @@ func (p *Peer) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.Forward
 	results := make([]*pb.PipelineResult, len(req.Ops))
 	var g errgroup.Group
 	g.SetLimit(forwardParallelism)
-	e.Execute(ctx, engine.Caller{Forwarded: true}, ops, func(i int, r engine.Result) {
+	c := CallerFrom(ctx)
+	c.Forwarded = true
+	e.Execute(ctx, c, ops, func(i int, r engine.Result) {
 		if !valid[i] {
 			r = engine.Result{Err: engine.ErrNoOp}
 		}

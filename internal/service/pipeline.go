@@ -48,7 +48,7 @@ func (c *Cache) Pipeline(stream pb.Cache_PipelineServer) error {
 	e := c.s.e
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	p := &pipe{s: c.s, ctx: ctx, stream: stream, sendFailed: make(chan struct{}), waiting: make(chan struct{}, pipelineMaxWaiting)}
+	p := &pipe{s: c.s, ctx: ctx, caller: CallerFrom(ctx), stream: stream, sendFailed: make(chan struct{}), waiting: make(chan struct{}, pipelineMaxWaiting)}
 	p.outTaken = sync.NewCond(&p.outMu)
 	recvDone := make(chan error, 1)
 	go func() { recvDone <- p.recvLoop() }()
@@ -83,8 +83,9 @@ wait:
 
 // pipe is the state of one Pipeline stream.
 type pipe struct {
-	s   *Services
-	ctx context.Context
+	s      *Services
+	ctx    context.Context
+	caller engine.Caller
 
 	// mu orders frame processing against stop: once stopped is set, no
 	// further op starts.
@@ -169,7 +170,7 @@ func (p *pipe) serve(pops []*pb.PipelineOp) {
 		f.mu.Unlock()
 		p.send(0, res)
 	}
-	p.s.e.Execute(p.ctx, engine.Caller{}, ops, done, p.spawn)
+	p.s.e.Execute(p.ctx, p.caller, ops, done, p.spawn)
 	f.mu.Lock()
 	f.open = false
 	answered := f.answered

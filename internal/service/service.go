@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 
+	"github.com/ringcache/ringcache/internal/auth"
 	"github.com/ringcache/ringcache/internal/engine"
 )
 
@@ -26,7 +27,10 @@ type Config struct {
 	// MaxBatch is DefaultMaxBatch when 0. The Go client sends at most 512
 	// ops per Pipeline frame, so keep it at 512 or more.
 	MaxBatch int
-	Logger   *slog.Logger
+	// Auth authorizes the streams that are not ops (WatchInvalidations);
+	// nil allows all. Ops are authorized in the engine.
+	Auth   *auth.Authorizer
+	Logger *slog.Logger
 }
 
 // Services are the Cache and Peer services of one node.

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringcache/ringcache/internal/auth"
 	"github.com/ringcache/ringcache/internal/engine"
 	"github.com/ringcache/ringcache/pkg/ring"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
@@ -123,6 +124,9 @@ var errLagging = status.Error(codes.ResourceExhausted, "invalidation subscriber 
 // client falls behind.
 func (c *Cache) WatchInvalidations(req *pb.WatchInvalidationsRequest, stream pb.Cache_WatchInvalidationsServer) error {
 	e := c.s.e
+	if err := c.s.authorizeWatch(CallerFrom(stream.Context()), req.Namespaces); err != nil {
+		return engine.StatusErr(err)
+	}
 	for _, ns := range req.Namespaces {
 		if _, err := e.Namespace(ns); err != nil {
 			return engine.StatusErr(err)
@@ -174,4 +178,23 @@ func (c *Cache) WatchInvalidations(req *pb.WatchInvalidationsRequest, stream pb.
 			return err
 		}
 	}
+}
+
+// authorizeWatch lets a peer (a node's hot cache) watch every namespace,
+// and any other caller the namespaces it may read; no namespaces means all
+// of them.
+func (s *Services) authorizeWatch(c engine.Caller, namespaces []string) error {
+	a := s.cfg.Auth
+	if a == nil || a.Authorize(c.Principal, auth.RolePeer, "") == nil {
+		return nil
+	}
+	if len(namespaces) == 0 {
+		namespaces = s.e.Names()
+	}
+	for _, ns := range namespaces {
+		if err := a.Authorize(c.Principal, auth.RoleRead, ns); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -74,8 +74,15 @@ type Options struct {
 	// Seeds are node addresses (host:port) to learn the ring from; any one
 	// reachable node is enough.
 	Seeds []string
-	// DialOptions come after the defaults (plaintext, no response size
-	// cap) and override them, e.g. grpc.WithTransportCredentials for TLS.
+	// TLS, when set, dials the nodes over TLS (see TLSOptions); nil dials
+	// in plaintext.
+	TLS *TLSOptions
+	// Token, when set, is sent with every call as a bearer token
+	// (authorization: Bearer <token>), identifying the caller to nodes
+	// with an auth section.
+	Token string
+	// DialOptions come after the defaults (plaintext or TLS, no response
+	// size cap) and override them.
 	DialOptions []grpc.DialOption
 	// CallTimeout bounds a call whose context has no deadline; default 5 s.
 	CallTimeout time.Duration
@@ -137,6 +144,8 @@ type Client struct {
 	frames                                               atomic.Uint64
 
 	near *nearCache // nil without Options.NearCache
+
+	dialSec []grpc.DialOption // TLS and token, from Options
 }
 
 // routes is a ring snapshot as the client uses it.
@@ -207,6 +216,11 @@ func New(opts Options) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	sec, err := opts.dialSecurity()
+	if err != nil {
+		return nil, err
+	}
+	c.dialSec = sec
 	for _, s := range opts.Seeds {
 		if _, err := c.node(s); err != nil {
 			c.closeConns()
@@ -332,7 +346,7 @@ func (c *Client) node(addr string) (*nodeConn, error) {
 		grpc.WithInitialWindowSize(1 << 20),
 		grpc.WithInitialConnWindowSize(1 << 20),
 		grpc.WithStatsHandler(sent.Handler{}), // tells calls that never left from calls in doubt
-	}, c.opts.DialOptions...)
+	}, append(c.dialSec, c.opts.DialOptions...)...)
 	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("ringcache client: %s: %w", addr, err)

@@ -44,6 +44,69 @@ type NamespaceSpec struct {
 	// Writer writes the database of a write-through or write-behind
 	// namespace; nil otherwise.
 	Writer strategy.Writer
+	// Audit writes every access to the namespace to the audit log
+	// (Config.AuditLog): who, from where, which key (as a keyed hash).
+	Audit bool
+}
+
+// TLSConfig secures the gRPC port with TLS 1.3: for clients, and for the
+// node's own calls to its peers, which present the node certificate. The
+// files are re-read when they change, so certificates and CAs rotate with
+// no restart and no failed call.
+type TLSConfig struct {
+	// CertFile and KeyFile are the node's certificate and key (PEM). A
+	// node certificate (ringcachectl certs node) carries serverAuth and
+	// clientAuth, and names every address peers and clients dial.
+	CertFile, KeyFile string
+	// ClientCAFile, when set, verifies client certificates, which then
+	// identify their callers; peers' certificates must be signed by it
+	// too. Empty: clients present none, and peers' certificates are
+	// verified against the system roots.
+	ClientCAFile string
+	// RequireClientCert refuses connections without a client certificate
+	// (strict mutual TLS); otherwise a caller without one may still present
+	// a bearer token, as Auth decides.
+	RequireClientCert bool
+}
+
+// AuthConfig says who may do what: principals identified by a client
+// certificate (its URI SAN, else its common name) or a bearer token, and
+// their grants. See docs/security.md.
+type AuthConfig struct {
+	// TokensFile lists bearer tokens, a line "principal sha256hex" each;
+	// re-read when it changes.
+	TokensFile string
+	// Principals maps a principal name, or a glob of names
+	// ("ringcache-*"), to its grant.
+	Principals map[string]Grant
+	// Anonymous is what a caller without credentials may do; every
+	// principal may do this too.
+	Anonymous Grant
+}
+
+// Grant is what a principal may do.
+type Grant struct {
+	// Namespaces maps a namespace (or "*", every namespace) to roles:
+	// "read" (Get, GetMany, Lease, WatchInvalidations) and "write" (Set,
+	// Delete).
+	Namespaces map[string][]string
+	// Admin allows the Admin service; Peer the Peer service, only to a
+	// caller identified by a node certificate.
+	Admin, Peer bool
+	// Rate is the principal's operations per second (0: unlimited), Burst
+	// how many may go at once above it.
+	Rate  float64
+	Burst int
+}
+
+// AuditConfig writes an audit log: every Admin call, every denied call,
+// and every access to namespaces marked Audit, as JSON lines.
+type AuditConfig struct {
+	// Path of the log file, opened for appending.
+	Path string
+	// Key is the HMAC key of the keyed hashes that stand for keys (at
+	// least 16 bytes); give every node the same key so hashes correlate.
+	Key []byte
 }
 
 // JournalConfig configures the durable write-behind journal, which a node
@@ -153,6 +216,24 @@ type Config struct {
 	// MaxConcurrentStreams bounds the concurrent RPCs and streams of one
 	// client connection; default 1024.
 	MaxConcurrentStreams uint32
+	// MaxCalls bounds the unary calls in progress on the node, MaxStreams
+	// its open streams (Pipeline, watches); past either a call gets
+	// RESOURCE_EXHAUSTED with a retry delay. Defaults DefaultMaxCalls and
+	// DefaultMaxStreams; negative means no bound.
+	MaxCalls, MaxStreams int64
+
+	// TLS, when set, secures the gRPC port; see TLSConfig.
+	TLS *TLSConfig
+	// Insecure allows plaintext gRPC (no TLS) on an address other than
+	// loopback, and gossip without a key there; without it New refuses to
+	// start so, since anyone on the network could then read and write
+	// every namespace.
+	Insecure bool
+	// Auth, when set, authenticates and authorizes every call; nil lets
+	// every caller do everything (fit for loopback only).
+	Auth *AuthConfig
+	// Audit, when set, writes the audit log.
+	Audit *AuditConfig
 	// Logger receives operator messages; nil discards them. Keys and values
 	// are never logged.
 	Logger *slog.Logger
@@ -175,8 +256,12 @@ type Config struct {
 	PeerDialer      func(ctx context.Context, addr string) (net.Conn, error)
 }
 
-// DefaultMaxConcurrentStreams is Config.MaxConcurrentStreams's default.
-const DefaultMaxConcurrentStreams = 1024
+// Defaults of the node's bounds on connections, calls and streams.
+const (
+	DefaultMaxConcurrentStreams = 1024
+	DefaultMaxCalls             = 16384
+	DefaultMaxStreams           = 8192
+)
 
 func (c Config) validate() error {
 	switch {
@@ -198,6 +283,15 @@ func (c Config) validate() error {
 			return fmt.Errorf("node: namespace %q is write-behind and needs a journal path", ns.Policy.Name)
 		}
 	}
+	if t := c.TLS; t != nil && (t.CertFile == "" || t.KeyFile == "") {
+		return errors.New("node: TLS needs a certificate and a key file (--tls-cert, --tls-key)")
+	}
+	if t := c.TLS; t != nil && t.RequireClientCert && t.ClientCAFile == "" {
+		return errors.New("node: requiring client certificates needs the CA that signs them (--tls-client-ca)")
+	}
+	if err := c.checkExposure(); err != nil {
+		return err
+	}
 	return c.Ring.Validate()
 }
 
@@ -216,6 +310,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConcurrentStreams == 0 {
 		c.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if c.MaxCalls == 0 {
+		c.MaxCalls = DefaultMaxCalls
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = DefaultMaxStreams
 	}
 	set(&c.ForwardTimeout, DefaultForwardTimeout)
 	set(&c.LeaveTimeout, DefaultLeaveTimeout)
@@ -248,4 +348,35 @@ type Member struct {
 	GossipAddr string
 	GRPCAddr   string
 	State      MemberState
+}
+
+// checkExposure refuses, unless Insecure, to serve plaintext gRPC or
+// unencrypted gossip on an address other than loopback.
+func (c Config) checkExposure() error {
+	if c.Insecure {
+		return nil
+	}
+	if c.TLS == nil && !loopback(c.GRPCAddr) {
+		return fmt.Errorf("node: refusing to serve plaintext gRPC on %s, which is not a loopback address: anyone who reaches it could read and write every namespace. "+
+			"Give the node a certificate (--tls-cert, --tls-key; ringcachectl certs makes them), or pass --insecure to accept the risk (a trusted network only)", c.GRPCAddr)
+	}
+	if len(c.GossipKeys) == 0 && !loopback(c.GossipAddr) {
+		return fmt.Errorf("node: refusing to gossip unencrypted on %s, which is not a loopback address: anyone who reaches it could join the cluster. "+
+			"Give the node a gossip key (--gossip-key-file), or pass --insecure to accept the risk (a trusted network only)", c.GossipAddr)
+	}
+	return nil
+}
+
+// loopback reports whether addr (host:port) listens on loopback only: an
+// empty host or 0.0.0.0 listens everywhere.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

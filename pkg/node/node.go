@@ -80,6 +80,7 @@ type Node struct {
 	server   *grpc.Server
 	health   *health.Server
 	obs      observability
+	sec      security
 	closing  atomic.Bool
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -108,11 +109,14 @@ func New(cfg Config) (_ *Node, err error) {
 			n.release()
 		}
 	}()
+	if err := n.openSecurity(); err != nil {
+		return nil, err
+	}
 	if err := n.openStorage(); err != nil {
 		return nil, err
 	}
 	n.obs.tracer = cfg.tracerProvider().Tracer(tracerName)
-	n.peers = peer.New(peer.Config{Linger: cfg.ForwardTimeout, Dialer: cfg.PeerDialer, DialOptions: cfg.peerDialOptions()})
+	n.peers = peer.New(peer.Config{Linger: cfg.ForwardTimeout, Credentials: n.peerCredentials(), Dialer: cfg.PeerDialer, DialOptions: cfg.peerDialOptions()})
 	n.closers = append(n.closers, n.peers.Close)
 	if cfg.HotCacheBytes > 0 {
 		n.hot = hotcache.New(hotcache.Config{
@@ -177,7 +181,7 @@ func (n *Node) startEngine() error {
 	specs := make([]engine.NamespaceSpec, len(cfg.Namespaces))
 	writers := map[string]strategy.Writer{}
 	for i, s := range cfg.Namespaces {
-		specs[i] = engine.NamespaceSpec(s)
+		specs[i] = engine.NamespaceSpec{Policy: s.Policy, Loader: s.Loader, Writer: s.Writer, Audit: s.Audit}
 		if s.Policy.Write == strategy.WriteBehind {
 			writers[s.Policy.Name] = s.Writer
 		}
@@ -187,6 +191,7 @@ func (n *Node) startEngine() error {
 		Self: cfg.Name, Namespaces: specs, Store: n.store, Journal: n.journal, Versions: n.clock,
 		Peers: n.peers, Hot: n.hot, Ring: cfg.Ring, ForwardTimeout: cfg.ForwardTimeout,
 		HandoffWindow: cfg.HandoffWindow, Now: n.now, OnChange: n.hub.Publish, Tracer: n.obs.tracer, Logger: n.log,
+		Auth: n.sec.auth, Audit: n.sec.audit,
 	})
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
@@ -199,7 +204,7 @@ func (n *Node) startEngine() error {
 			MinBackoff: jc.MinBackoff, MaxBackoff: jc.MaxBackoff, Logger: n.log,
 		})
 	}
-	n.services = service.New(service.Config{Engine: n.engine, Hub: &n.hub, MaxBatch: cfg.MaxBatchKeys, Logger: n.log})
+	n.services = service.New(service.Config{Engine: n.engine, Hub: &n.hub, MaxBatch: cfg.MaxBatchKeys, Auth: n.sec.auth, Logger: n.log})
 	n.admin = admin.New(admin.Config{
 		Name: cfg.Name, Members: func() []membership.Member { return n.members.Members() },
 		Engine: n.engine, Services: n.services, Store: n.store, Clock: n.clock, Hot: n.hot, Journal: n.journal, Flusher: n.flusher,
@@ -222,7 +227,11 @@ func (n *Node) listen() error {
 	for _, s := range cfg.Namespaces {
 		maxValue = max(maxValue, s.Policy.MaxValueBytes)
 	}
-	n.server = grpc.NewServer(append([]grpc.ServerOption{
+	secOpts, err := n.serverSecurity()
+	if err != nil {
+		return err
+	}
+	n.server = grpc.NewServer(append(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(max(4<<20, maxValue+64<<10)),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.WaitForHandlers(true), // Stop returns only once no handler can touch the store
@@ -231,8 +240,7 @@ func (n *Node) listen() error {
 		// connection CPU; 1 MiB per stream covers a loopback or LAN hop.
 		grpc.InitialWindowSize(transportWindow),
 		grpc.InitialConnWindowSize(transportWindow),
-		grpc.ChainUnaryInterceptor(recoverUnary(n.log)),
-	}, n.serverOptions()...)...)
+	}, secOpts...), n.serverOptions()...)...)
 	n.health = health.NewServer()
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	n.health.SetServingStatus(pb.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -301,6 +309,7 @@ func (n *Node) start() {
 	}
 	n.wg.Go(n.ringLoop)
 	n.wg.Go(n.awaitJoin)
+	n.warnInsecure()
 	n.wg.Go(func() {
 		if err := n.server.Serve(n.lis); err != nil {
 			n.log.Error("gRPC server stopped", "err", err)

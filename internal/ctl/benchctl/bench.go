@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringcache/ringcache/internal/ctl"
 	"github.com/ringcache/ringcache/internal/loadgen"
+	"github.com/ringcache/ringcache/pkg/client"
 )
 
 // benchOptions are the flags of `bench`.
@@ -120,7 +121,12 @@ func runBench(g *ctl.Globals, cmd *cobra.Command, b *benchOptions) error {
 func openTarget(g *ctl.Globals, target, namespace string, concurrency int, unary bool) (loadgen.Target, string, error) {
 	switch {
 	case target == "":
-		r, err := loadgen.NewRingcache([]string{g.Addr()}, namespace, unary)
+		ca, cert, key, token := g.Security()
+		opts := client.Options{Seeds: []string{g.Addr()}, Unary: unary, Token: token}
+		if ca != "" || cert != "" || key != "" {
+			opts.TLS = &client.TLSOptions{CAFile: ca, CertFile: cert, KeyFile: key}
+		}
+		r, err := loadgen.NewRingcache(opts, namespace)
 		if err != nil {
 			return nil, "", err
 		}
