@@ -32,8 +32,9 @@ type handoffs struct {
 }
 
 // handoffJournal is the write-behind journal as a namespace sees it: the
-// node's own pending writes first, then those of a partition's previous
-// owners while a handoff window is open.
+// node's own pending write of a key and, while a handoff window is open for
+// its partition, those of the partition's previous owners (or of members
+// that returned after a partition); the newest version wins.
 type handoffJournal struct {
 	strategy.Journal
 	e *Engine
@@ -41,10 +42,12 @@ type handoffJournal struct {
 
 func (h handoffJournal) Pending(ctx context.Context, ns, key string) (strategy.Write, bool, error) {
 	w, ok, err := h.Journal.Pending(ctx, ns, key)
-	if err != nil || ok {
+	if err != nil {
 		return w, ok, err
 	}
-	w, ok = h.e.lookupPrevious(ctx, ns, key)
+	if pw, pok := h.e.lookupPrevious(ctx, ns, key); pok && (!ok || pw.Version > w.Version) {
+		return pw, true, nil
+	}
 	return w, ok, nil
 }
 

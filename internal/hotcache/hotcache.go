@@ -211,9 +211,9 @@ func (h *Cache) Invalidate(rk string) {
 	h.guard.Invalidate(rk, func() { h.cache.Invalidate(rk) })
 }
 
-// reset drops every entry, and fills in flight. It counts only when there
+// Reset drops every entry, and fills in flight. It counts only when there
 // may have been entries: some owner had a stream.
-func (h *Cache) reset() {
+func (h *Cache) Reset() {
 	h.epoch.Add(1)
 	h.mu.RLock()
 	watched := len(h.watches) > 0
@@ -239,7 +239,7 @@ func (h *Cache) drop(w *hotWatch) {
 // key no longer reports its changes).
 func (h *Cache) RingChanged(r *ring.Ring, moved bool) {
 	if moved {
-		h.reset()
+		h.Reset()
 	}
 	live := map[string]string{}
 	for _, m := range r.Members() {

@@ -155,7 +155,7 @@ func TestHotCache_ResetKillsFillsInFlight(t *testing.T) {
 	h, opened := newTestHotCache(t)
 	subscribe(t, h, opened)
 	tok := hotTokenFor(t, h, "ns\x00k")
-	h.reset()
+	h.Reset()
 	h.Fill("ns\x00k", tok, []byte("v"), true)
 	if _, _, ok := h.Get("ns\x00k", testOwner); ok {
 		t.Fatal("a fill begun before a reset was stored")

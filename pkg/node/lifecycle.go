@@ -106,7 +106,8 @@ func (n *Node) rebuildRing() {
 		}
 	}
 	var version uint64 = 1
-	if old := n.engine.Ring(); old != nil {
+	old := n.engine.Ring()
+	if old != nil {
 		version = old.Version() + 1
 	}
 	r, err := ring.New(n.cfg.Ring, ms, version)
@@ -116,6 +117,7 @@ func (n *Node) rebuildRing() {
 		}
 		return
 	}
+	n.engine.Merge(n.returning(old, r))
 	n.engine.SetRing(r)
 	n.peers.Retain(r.Members())
 	n.setServing()

@@ -82,6 +82,9 @@ type Node struct {
 	obs      observability
 	sec      security
 	closing  atomic.Bool
+	// departed holds the names that dropped out of the ring without a
+	// graceful leave (merge.go); the ring loop's alone.
+	departed map[string]bool
 	stop     chan struct{}
 	wg       sync.WaitGroup
 

@@ -1,0 +1,67 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/ringcache/ringcache/pkg/ring"
+)
+
+// Merge is told, before the ring that brings them back, of members that
+// return to this node's ring after they left it without a graceful leave:
+// a partition healed, or a crashed node restarted. While this node's ring
+// lacked them, they may have served writes of any partition (each side of
+// a partition owns every key in its own ring), so no cached entry can be
+// trusted: Merge drops them all, rather than revalidate each by version,
+// because a cache-aside namespace has no source of truth to revalidate
+// against and a dropped entry can never be served stale. Loads in flight
+// are detached, the hot cache is emptied, and for HandoffWindow every miss
+// in a write-behind namespace also asks the returning members for a
+// pending write of the key (they may hold acknowledged writes that have
+// not reached the database), the newest version winning.
+//
+// The cost is a cold cache after a heal; a crash-restart costs the same,
+// conservatively, since a node cannot tell a crashed peer from a cut-off
+// one. A graceful leave and return (a rolling restart) is not a merge.
+func (e *Engine) Merge(returning []ring.Member) {
+	if len(returning) == 0 {
+		return
+	}
+	e.addHandoffs(returning)
+	for _, ns := range e.namespaces {
+		ns.ForgetLoads()
+	}
+	dropped := e.cfg.Store.DeleteFunc(func(string) bool { return true })
+	if e.cfg.Hot != nil {
+		e.cfg.Hot.Reset()
+	}
+	names := make([]string, len(returning))
+	for i, m := range returning {
+		names[i] = m.Name
+	}
+	e.log.Warn("members returned to the ring without a graceful leave (a healed partition or a restart); dropped every cached entry, since they may have written any key meanwhile",
+		"members", names, "entries", dropped)
+}
+
+// addHandoffs makes every partition ask ms for pending writes for
+// HandoffWindow, besides the candidates it has.
+func (e *Engine) addHandoffs(ms []ring.Member) {
+	r := e.ring.Load()
+	if e.cfg.Journal == nil || r == nil {
+		return
+	}
+	now := e.cfg.Now()
+	parts := r.PartitionCount()
+	cur := e.handoff.Load()
+	next := &handoffs{prev: make([][]ring.Member, parts), until: make([]time.Time, parts)}
+	for p := range parts {
+		var cands []ring.Member
+		if cur != nil && p < len(cur.prev) && now.Before(cur.until[p]) {
+			cands = append(cands, cur.prev[p]...)
+		}
+		for _, m := range ms {
+			cands = addCandidate(cands, m)
+		}
+		next.prev[p], next.until[p] = cands, now.Add(e.cfg.HandoffWindow)
+	}
+	e.handoff.Store(next)
+}
