@@ -55,6 +55,8 @@ type manifests struct {
 	configMaps   map[string]*corev1.ConfigMap
 	secrets      map[string]*corev1.Secret
 	pdbs         []*policyv1.PodDisruptionBudget
+	certificates map[string]*certificate      // cert-manager.io/v1
+	issuers      map[string]*issuer           // cert-manager.io/v1
 	metas        map[string]metav1.ObjectMeta // "Kind/name" → metadata
 }
 
@@ -127,10 +129,12 @@ func splitDocs(stream []byte) [][]byte {
 func decode(t *testing.T, stream []byte) *manifests {
 	t.Helper()
 	m := &manifests{
-		services:   map[string]*corev1.Service{},
-		configMaps: map[string]*corev1.ConfigMap{},
-		secrets:    map[string]*corev1.Secret{},
-		metas:      map[string]metav1.ObjectMeta{},
+		services:     map[string]*corev1.Service{},
+		configMaps:   map[string]*corev1.ConfigMap{},
+		secrets:      map[string]*corev1.Secret{},
+		certificates: map[string]*certificate{},
+		issuers:      map[string]*issuer{},
+		metas:        map[string]metav1.ObjectMeta{},
 	}
 	for i, doc := range splitDocs(stream) {
 		var tm metav1.TypeMeta
@@ -165,6 +169,14 @@ func decode(t *testing.T, stream []byte) *manifests {
 			o := &policyv1.PodDisruptionBudget{}
 			strict(o)
 			m.pdbs, meta = append(m.pdbs, o), o.ObjectMeta
+		case "cert-manager.io/v1 Certificate":
+			o := &certificate{}
+			strict(o)
+			m.certificates[o.Name], meta = o, o.ObjectMeta
+		case "cert-manager.io/v1 Issuer":
+			o := &issuer{}
+			strict(o)
+			m.issuers[o.Name], meta = o, o.ObjectMeta
 		default:
 			t.Fatalf("document %d: %s %q has no decoder in this test: add one, and the invariants it must keep", i, tm.APIVersion, tm.Kind)
 		}
