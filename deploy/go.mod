@@ -10,6 +10,7 @@ replace github.com/ringcache/ringcache => ../
 
 require (
 	github.com/dustin/go-humanize v1.1.0
+	github.com/google/go-cmp v0.7.0
 	github.com/prometheus/common v0.72.0
 	github.com/prometheus/prometheus v0.315.1
 	github.com/ringcache/ringcache v0.0.0

@@ -42,10 +42,11 @@ const (
 	nonRoot  = 65532 // the distroless nonroot user the Dockerfile runs as
 )
 
-// pendingFlags are flags the base passes that ringcached may not define yet
-// (being added in parallel). They are dropped before parsing when unknown,
-// with a log line; once defined they are parsed like every other flag.
-var pendingFlags = []string{"admin-addr"}
+// pendingFlags are flags the base and its overlays pass that ringcached may
+// not define yet (being added in parallel: the security flags of issue 11).
+// They are dropped before parsing when unknown, with a log line; once
+// defined they are parsed like every other flag.
+var pendingFlags = []string{"admin-addr", "insecure", "tls-cert", "tls-key", "tls-client-ca", "tls-require-client-cert", "audit-log"}
 
 // manifests is the rendered base, decoded.
 type manifests struct {
@@ -54,6 +55,8 @@ type manifests struct {
 	configMaps   map[string]*corev1.ConfigMap
 	secrets      map[string]*corev1.Secret
 	pdbs         []*policyv1.PodDisruptionBudget
+	certificates map[string]*certificate      // cert-manager.io/v1
+	issuers      map[string]*issuer           // cert-manager.io/v1
 	metas        map[string]metav1.ObjectMeta // "Kind/name" → metadata
 }
 
@@ -126,10 +129,12 @@ func splitDocs(stream []byte) [][]byte {
 func decode(t *testing.T, stream []byte) *manifests {
 	t.Helper()
 	m := &manifests{
-		services:   map[string]*corev1.Service{},
-		configMaps: map[string]*corev1.ConfigMap{},
-		secrets:    map[string]*corev1.Secret{},
-		metas:      map[string]metav1.ObjectMeta{},
+		services:     map[string]*corev1.Service{},
+		configMaps:   map[string]*corev1.ConfigMap{},
+		secrets:      map[string]*corev1.Secret{},
+		certificates: map[string]*certificate{},
+		issuers:      map[string]*issuer{},
+		metas:        map[string]metav1.ObjectMeta{},
 	}
 	for i, doc := range splitDocs(stream) {
 		var tm metav1.TypeMeta
@@ -164,6 +169,14 @@ func decode(t *testing.T, stream []byte) *manifests {
 			o := &policyv1.PodDisruptionBudget{}
 			strict(o)
 			m.pdbs, meta = append(m.pdbs, o), o.ObjectMeta
+		case "cert-manager.io/v1 Certificate":
+			o := &certificate{}
+			strict(o)
+			m.certificates[o.Name], meta = o, o.ObjectMeta
+		case "cert-manager.io/v1 Issuer":
+			o := &issuer{}
+			strict(o)
+			m.issuers[o.Name], meta = o, o.ObjectMeta
 		default:
 			t.Fatalf("document %d: %s %q has no decoder in this test: add one, and the invariants it must keep", i, tm.APIVersion, tm.Kind)
 		}
@@ -225,15 +238,27 @@ func parseFlags(t *testing.T, c *corev1.Container) func(name string) string {
 			}
 			return f.Value.String()
 		}
-		// A pending flag: read it from the raw args.
+		// A pending flag: read it from the raw args (a bare --flag is a
+		// boolean set to true).
 		for _, a := range c.Args {
 			if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
 				return v
+			}
+			if a == "--"+name {
+				return "true"
 			}
 		}
 		t.Fatalf("container args: no --%s", name)
 		return ""
 	}
+}
+
+// argGiven reports whether the container's args set --name, with or without
+// a value; it works for pending flags too.
+func argGiven(c *corev1.Container, name string) bool {
+	return slices.ContainsFunc(c.Args, func(a string) bool {
+		return a == "--"+name || strings.HasPrefix(a, "--"+name+"=")
+	})
 }
 
 // envField returns the fieldRef path of env var name, or "".
@@ -350,6 +375,19 @@ func TestBase(t *testing.T) {
 		}
 		if sm := varRef.FindStringSubmatch(flag("name")); sm == nil || envField(c, sm[1]) != "metadata.name" {
 			t.Errorf("--name=%s is not the pod name (stable per StatefulSet ordinal)", flag("name"))
+		}
+	})
+
+	t.Run("plaintext says so", func(t *testing.T) {
+		// ringcached refuses a non-loopback address without TLS unless
+		// --insecure is given; the base listens on 0.0.0.0 without TLS.
+		if flag("insecure") != "true" {
+			t.Errorf("the base listens on %s without TLS: it must pass --insecure, or ringcached refuses to start", flag("grpc-addr"))
+		}
+		for _, f := range []string{"tls-cert", "tls-key", "tls-client-ca", "tls-require-client-cert", "pprof"} {
+			if argGiven(c, f) {
+				t.Errorf("the plaintext base passes --%s: TLS belongs to deploy/k8s-tls, profiles to nobody by default", f)
+			}
 		}
 	})
 
