@@ -42,12 +42,6 @@ const (
 	nonRoot  = 65532 // the distroless nonroot user the Dockerfile runs as
 )
 
-// pendingFlags are flags the base and its overlays pass that ringcached may
-// not define yet (being added in parallel: the security flags of issue 11).
-// They are dropped before parsing when unknown, with a log line; once
-// defined they are parsed like every other flag.
-var pendingFlags = []string{"admin-addr", "insecure", "tls-cert", "tls-key", "tls-client-ca", "tls-require-client-cert", "audit-log"}
-
 // manifests is the rendered base, decoded.
 type manifests struct {
 	statefulSets []*appsv1.StatefulSet
@@ -216,16 +210,7 @@ func parseFlags(t *testing.T, c *corev1.Container) func(name string) string {
 		t.Errorf("container %s sets command %q: the image's ENTRYPOINT is ringcached", c.Name, c.Command)
 	}
 	fs := daemon.NewCommand().Flags()
-	var args []string
-	for _, a := range c.Args {
-		name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		if slices.Contains(pendingFlags, name) && fs.Lookup(name) == nil {
-			t.Logf("--%s is not a ringcached flag yet (pending); not parsed", name)
-			continue
-		}
-		args = append(args, a)
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(c.Args); err != nil {
 		t.Fatalf("container args do not parse as ringcached flags: %v", err)
 	}
 	if fs.NArg() != 0 {
