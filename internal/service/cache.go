@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -88,5 +89,7 @@ func keyResult(key string, r engine.Result) *pb.KeyResult {
 		return &pb.KeyResult{Key: key, Found: r.Found, Value: r.Value}
 	}
 	st := engine.Status(r.Err)
-	return &pb.KeyResult{Key: key, ErrorCode: int32(st.Code()), ErrorMessage: st.Message(), ErrorReason: reason.Of(st.Err())}
+	// A key that is not valid UTF-8 (it failed for that) cannot go back in
+	// a proto3 string: the result stands in its request position.
+	return &pb.KeyResult{Key: strings.ToValidUTF8(key, "\uFFFD"), ErrorCode: int32(st.Code()), ErrorMessage: st.Message(), ErrorReason: reason.Of(st.Err())}
 }

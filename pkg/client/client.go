@@ -472,6 +472,9 @@ func contains(list []string, s string) bool {
 // surely did not reach the cluster (notSent); a read on any unreachable.
 func (c *Client) call(ctx context.Context, ns, key string, write bool, fn func(ctx context.Context, n *nodeConn) error) error {
 	c.calls.Add(1)
+	if err := checkText(ns, key); err != nil {
+		return err // proto3 strings must be UTF-8: such a call cannot be encoded
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.CallTimeout)

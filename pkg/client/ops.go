@@ -101,15 +101,19 @@ func (c *Client) Delete(ctx context.Context, ns, key string) error {
 // return an error naming it, along with the values of the others.
 func (c *Client) GetMany(ctx context.Context, ns string, keys []string) (map[string][]byte, error) {
 	groups := map[string][]string{} // first candidate (owner) → keys
+	var errs []error
 	for _, k := range keys {
+		if err := checkText(ns, k); err != nil {
+			errs = append(errs, fmt.Errorf("key %q: %w", k, err))
+			continue
+		}
 		owner := c.candidates(ns, k)[0]
 		groups[owner] = append(groups[owner], k)
 	}
 	var (
-		mu   sync.Mutex
-		out  = make(map[string][]byte, len(keys))
-		errs []error
-		wg   sync.WaitGroup
+		mu  sync.Mutex
+		out = make(map[string][]byte, len(keys))
+		wg  sync.WaitGroup
 	)
 	for _, group := range groups {
 		wg.Go(func() {

@@ -119,9 +119,6 @@ type pcall struct {
 // do sends op and waits for its result (an error for a failed op, as a
 // unary call would return).
 func (p *pipeline) do(ctx context.Context, op *pb.PipelineOp) (*pb.PipelineResult, error) {
-	if err := checkUTF8(op); err != nil {
-		return nil, err
-	}
 	s, err := p.stream(ctx)
 	if err != nil {
 		return nil, err
@@ -166,19 +163,11 @@ func (p *pipeline) do(ctx context.Context, op *pb.PipelineOp) (*pb.PipelineResul
 	return call.res, nil
 }
 
-// checkUTF8 rejects an op that cannot be encoded: proto3 strings must be
-// valid UTF-8, and a frame that fails to encode fails its stream, with every
-// call on it. The node would reject such a key (INVALID_ARGUMENT) anyway.
-func checkUTF8(op *pb.PipelineOp) error {
-	var ns, key string
-	switch o := op.Op.(type) {
-	case *pb.PipelineOp_Get:
-		ns, key = o.Get.GetNamespace(), o.Get.GetKey()
-	case *pb.PipelineOp_Set:
-		ns, key = o.Set.GetNamespace(), o.Set.GetKey()
-	case *pb.PipelineOp_Delete:
-		ns, key = o.Delete.GetNamespace(), o.Delete.GetKey()
-	}
+// checkText rejects a namespace or key that cannot be encoded: proto3
+// strings must be valid UTF-8, and a frame that fails to encode fails its
+// stream, with every call on it. A node rejects such a key
+// (INVALID_ARGUMENT) too.
+func checkText(ns, key string) error {
 	switch {
 	case !utf8.ValidString(key):
 		return status.Error(codes.InvalidArgument, "key is not valid UTF-8")

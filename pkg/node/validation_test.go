@@ -8,8 +8,13 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/ringcache/ringcache/pkg/strategy"
@@ -143,5 +148,54 @@ func TestNode_AdvertisesARoutableGRPCAddress(t *testing.T) {
 	}
 	if _, err := advertiseAddr("no-port", "", a); err == nil {
 		t.Fatal("accepted an advertise address without a port")
+	}
+}
+
+// rawCodec sends pre-encoded bytes, so a test can put on the wire what a
+// Go client's codec refuses to encode (a string that is not UTF-8), and
+// decodes answers as protobuf.
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(v.([]byte))}, nil
+}
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return proto.Unmarshal(data.Materialize(), v.(proto.Message))
+}
+
+// wireString encodes field num as a length-delimited field.
+func wireString(num protowire.Number, s string) []byte {
+	return protowire.AppendString(protowire.AppendTag(nil, num, protowire.BytesType), s)
+}
+
+// Issue 13, break 4: a key that is not valid UTF-8 reached callers as
+// INTERNAL ("failed to unmarshal"); it is INVALID_ARGUMENT, naming the key.
+func TestCache_InvalidUTF8OnTheWireIsInvalidArgument(t *testing.T) {
+	n := singleNode(t)
+	cc, err := grpc.NewClient("passthrough:///"+n.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx := context.Background()
+	bad := append(wireString(1, "c"), wireString(2, "a\xffb")...)
+	var resp pb.GetResponse
+	err = cc.Invoke(ctx, pb.Cache_Get_FullMethodName, bad, &resp, grpc.ForceCodecV2(rawCodec{}))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("Get with a non-UTF-8 key = %v, want INVALID_ARGUMENT about UTF-8", err)
+	}
+	// In a batch, the key fails alone and the answer still encodes.
+	many := append(append(wireString(1, "c"), wireString(2, "ok")...), wireString(2, "\xff")...)
+	var got pb.GetManyResponse
+	if err := cc.Invoke(ctx, pb.Cache_GetMany_FullMethodName, many, &got, grpc.ForceCodecV2(rawCodec{})); err != nil {
+		t.Fatalf("GetMany with one non-UTF-8 key: %v", err)
+	}
+	if len(got.Results) != 2 || got.Results[0].ErrorCode != 0 || codes.Code(got.Results[1].ErrorCode) != codes.InvalidArgument {
+		t.Fatalf("GetMany results %v, want the second key alone INVALID_ARGUMENT", got.Results)
+	}
+	// A truncated message is still gRPC's own error.
+	if err := cc.Invoke(ctx, pb.Cache_Get_FullMethodName, []byte{0x12, 0x05, 'a'}, &resp, grpc.ForceCodecV2(rawCodec{})); status.Code(err) == codes.OK || status.Code(err) == codes.InvalidArgument {
+		t.Fatalf("a truncated request = %v, want gRPC's decode error", err)
 	}
 }
