@@ -238,7 +238,7 @@ func (n *Node) listen() error {
 		grpc.MaxRecvMsgSize(max(4<<20, maxValue+64<<10)),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.ForceServerCodecV2(service.Codec{}), // invalid UTF-8 is INVALID_ARGUMENT, not INTERNAL
-		grpc.WaitForHandlers(true), // Stop returns only once no handler can touch the store
+		grpc.WaitForHandlers(true),               // Stop returns only once no handler can touch the store
 		// Fixed HTTP/2 windows: with a window set, grpc-go stops its BDP
 		// probing, whose pings and window updates cost every busy
 		// connection CPU; 1 MiB per stream covers a loopback or LAN hop.
