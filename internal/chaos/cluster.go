@@ -230,10 +230,31 @@ func (c *Cluster) converged(ctx context.Context) error {
 	return nil
 }
 
-// WaitConverged polls until the cluster has converged and returns how long
-// that took, or an error after timeout.
+// stableFor is how long the converged state must hold before it counts: a
+// node woken from a pause, for one, may suspect its peers once more a
+// moment after every ring agreed.
+const stableFor = time.Second
+
+// WaitConverged polls until the cluster has converged and stayed so for
+// stableFor, and returns how long it took until the stable stretch began,
+// or an error after timeout.
 func (c *Cluster) WaitConverged(ctx context.Context, timeout time.Duration) (time.Duration, error) {
-	return poll(ctx, timeout, "the cluster did not converge", func() error { return c.converged(ctx) })
+	start := time.Now()
+	var since time.Time // start of the current converged stretch
+	_, err := poll(ctx, timeout, "the cluster did not converge", func() error {
+		if err := c.converged(ctx); err != nil {
+			since = time.Time{}
+			return err
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if time.Since(since) < stableFor {
+			return errors.New("converged, not yet for long")
+		}
+		return nil
+	})
+	return since.Sub(start), err
 }
 
 // excluded reports nil once every node in observers has victim out of its

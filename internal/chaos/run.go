@@ -224,12 +224,14 @@ func runRound(ctx context.Context, c *Cluster, w *workload, sc *script, cfg Conf
 		r.Err = "heal: " + err.Error()
 		return r, fmt.Errorf("round %d (%s): %w", i, nm.name, err)
 	}
-	if _, err := c.WaitConverged(ctx, cfg.ConvergeTimeout); err != nil {
+	healed := w.hist.Now()
+	took, err := c.WaitConverged(ctx, cfg.ConvergeTimeout)
+	if err != nil {
 		r.Err = err.Error()
 		r.End = w.hist.Now()
 		return r, fmt.Errorf("round %d (%s): %w", i, nm.name, err)
 	}
-	r.Converged = w.hist.Now()
+	r.Converged = healed + took
 	pause(ctx, cfg.Settle)
 	r.End = w.hist.Now()
 	return r, nil

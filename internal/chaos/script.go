@@ -106,8 +106,11 @@ func chooseKeys(ctx context.Context, c *Cluster, i int, cfg Config) (*keySet, er
 				return nil, fmt.Errorf("no quiet keys owned by every node in namespace %s: owners %v", ns, owned)
 			}
 			key := quietKey(i, k)
-			owner, err := c.owner(ctx, c.Nodes[k%len(c.Nodes)], ns, key)
-			if err != nil {
+			var owner string
+			if _, err := poll(ctx, 10*time.Second, "no node said who owns "+key, func() (err error) {
+				owner, err = c.owner(ctx, c.Nodes[k%len(c.Nodes)], ns, key)
+				return err
+			}); err != nil {
 				return nil, err
 			}
 			if owned[owner] < cfg.QuietPerNode {
