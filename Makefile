@@ -63,7 +63,7 @@ bench-write: ## benchmark Set per write mode and write-behind coalescing (starts
 
 CHAOS_DURATION ?= 20m
 CHAOS_TIMEOUT  ?= 90m
-CHAOS_OUT      ?= $(BIN)/chaos
+CHAOS_OUT      ?= $(CURDIR)/$(BIN)/chaos
 .PHONY: chaos
 chaos: ## the chaos suite for CHAOS_DURATION (20m): nemeses against 3 nodes and PostgreSQL in network namespaces (root); prints the table (docs/reliability.md)
 	@mkdir -p $(CHAOS_OUT); rm -f $(CHAOS_OUT)/table.txt $(CHAOS_OUT)/history.jsonl; \

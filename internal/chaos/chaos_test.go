@@ -17,24 +17,43 @@ import (
 
 // knownFailing lists the checks today's code fails, each with why. It is
 // the one place to edit when a fix lands: remove the entry, and the check
-// is enforced again. A listed check that passes fails the test, so a fix
-// cannot land without its entry going.
-var knownFailing = map[[3]string]string{ // {nemesis, namespace, check}
+// is enforced again. A listed check that fails in every run (every: true)
+// and passes fails the test, so a fix cannot land without its entry going;
+// an intermittent one (a race) that passes is only logged.
+var knownFailing = map[[3]string]known{ // {nemesis, namespace, check}
 	// Issue 13 break 1: a node cut off from its peers takes over every
 	// partition and acknowledges writes; after the heal the other side
 	// keeps serving what it cached before, older than those writes, and
 	// the returning node serves its own entries, older than the other
 	// side's writes.
-	{chaos.NemesisPartition, chaos.NSWriteThrough, chaos.CheckStale}: "issue 13 break 1",
-	{chaos.NemesisPartition, chaos.NSWriteBehind, chaos.CheckStale}:  "issue 13 break 1",
-	{chaos.NemesisPartition, chaos.NSReadThrough, chaos.CheckStale}:  "issue 13 break 1",
+	{chaos.NemesisPartition, chaos.NSWriteThrough, chaos.CheckStale}: {"issue 13 break 1", true},
+	{chaos.NemesisPartition, chaos.NSWriteBehind, chaos.CheckStale}:  {"issue 13 break 1", true},
+	{chaos.NemesisPartition, chaos.NSReadThrough, chaos.CheckStale}:  {"issue 13 break 1", true},
 	// Issue 13 break 1, the returning side alone: a node paused past its
 	// detection wakes up with the entries it cached before; its peers
 	// wrote those keys meanwhile, and since its own ring never changed it
 	// drops nothing and serves the old values until their TTL.
-	{chaos.NemesisPause, chaos.NSWriteThrough, chaos.CheckStale}: "issue 13 break 1 (paused node)",
-	{chaos.NemesisPause, chaos.NSWriteBehind, chaos.CheckStale}:  "issue 13 break 1 (paused node)",
-	{chaos.NemesisPause, chaos.NSReadThrough, chaos.CheckStale}:  "issue 13 break 1 (paused node)",
+	{chaos.NemesisPause, chaos.NSWriteThrough, chaos.CheckStale}: {"issue 13 break 1 (paused node)", true},
+	{chaos.NemesisPause, chaos.NSWriteBehind, chaos.CheckStale}:  {"issue 13 break 1 (paused node)", true},
+	{chaos.NemesisPause, chaos.NSReadThrough, chaos.CheckStale}:  {"issue 13 break 1 (paused node)", true},
+	// Issue 13 break 1 on a rejoin (found by this suite; about one kill
+	// round in 16): while gossip spreads the return of a killed node, it
+	// and the partition's interim owner both own the partitions moving
+	// back and both acknowledge writes; once the rings agree the interim
+	// owner drops its entries, and the returning node keeps serving the
+	// value it took during the overlap, older than the interim owner's
+	// later acknowledged write. The same write history is then not
+	// linearizable.
+	{chaos.NemesisKill, chaos.NSWriteThrough, chaos.CheckStale}:        {"issue 13 break 1 (rejoin race)", false},
+	{chaos.NemesisKill, chaos.NSWriteBehind, chaos.CheckStale}:         {"issue 13 break 1 (rejoin race)", false},
+	{chaos.NemesisKill, chaos.NSReadThrough, chaos.CheckStale}:         {"issue 13 break 1 (rejoin race)", false},
+	{chaos.NemesisKill, chaos.NSWriteThrough, chaos.CheckLinearizable}: {"issue 13 break 1 (rejoin race)", false},
+}
+
+// known is why a check fails today, and whether it fails in every run.
+type known struct {
+	why   string
+	every bool
 }
 
 var (
@@ -92,16 +111,20 @@ func checkReport(t *testing.T, rep *chaos.Report) {
 	seen := map[[3]string]bool{}
 	for _, f := range rep.Findings {
 		id := [3]string{f.Nemesis, f.NS, f.Check}
-		if why, ok := knownFailing[id]; ok {
+		if k, ok := knownFailing[id]; ok {
 			seen[id] = true
-			t.Logf("known failure (%s): %s", why, f)
+			t.Logf("known failure (%s): %s", k.why, f)
 			continue
 		}
 		t.Errorf("%s", f)
 	}
-	for id, why := range knownFailing {
-		if !seen[id] {
-			t.Errorf("%s/%s %s passed, but knownFailing lists it (%s): remove the entry", id[0], id[1], id[2], why)
+	for id, k := range knownFailing {
+		switch {
+		case seen[id]:
+		case k.every:
+			t.Errorf("%s/%s %s passed, but knownFailing lists it (%s): remove the entry", id[0], id[1], id[2], k.why)
+		default:
+			t.Logf("%s/%s %s passed this run; knownFailing lists it as intermittent (%s)", id[0], id[1], id[2], k.why)
 		}
 	}
 	for _, r := range rep.Rows {

@@ -78,6 +78,10 @@ func (n *Node) Start() error {
 	defer logf.Close() // the child keeps its own descriptor
 	cmd := n.Host.Command(n.bin, nodeArgs(n, n.join, n.extra)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// Dies with the test binary, even one killed by -timeout (Sweep removes
+	// the namespace on the next run). Node.Start never runs on a locked OS
+	// thread, whose end would trigger this too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", n.Name, err)
 	}
