@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,23 +79,34 @@ func (n *Node) Start() error {
 	defer logf.Close() // the child keeps its own descriptor
 	cmd := n.Host.Command(n.bin, nodeArgs(n, n.join, n.extra)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Dies with the test binary, even one killed by -timeout (Sweep removes
-	// the namespace on the next run). Node.Start never runs on a locked OS
-	// thread, whose end would trigger this too.
+	// The node dies with the test binary, even one killed by -timeout
+	// (Sweep removes its namespace on the next run). The parent-death
+	// signal fires when the forking OS thread ends, and the runtime ends
+	// threads whose locked goroutine exits (Host.do's): so the fork and
+	// the wait happen on a thread locked to one goroutine for the
+	// process's whole life.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", n.Name, err)
-	}
-	n.pid = cmd.Process.Pid
 	done := make(chan struct{})
-	n.done, n.stopped = done, false
+	started := make(chan error, 1)
 	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		err := cmd.Wait()
 		n.mu.Lock()
 		n.waitErr = err
 		n.mu.Unlock()
 		close(done)
 	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("start %s: %w", n.Name, err)
+	}
+	n.pid = cmd.Process.Pid
+	n.done, n.stopped = done, false
 	return nil
 }
 
