@@ -219,12 +219,21 @@ func (h *Host) do(fn func() error) error {
 	return <-errc
 }
 
-// Close kills every process left in the run's namespaces and deletes the
-// namespaces (which deletes their veths) and the bridges.
+// Close kills every process left in the run's namespaces and deletes their
+// veths, the namespaces and the bridges.
 func (n *Network) Close() error {
 	var errs []error
 	for _, h := range n.hosts {
 		killNamespace(h.NS)
+		// Deleting a veth deletes its peer at once; a namespace's own
+		// devices go only when the kernel gets round to destroying it.
+		for _, dev := range h.links {
+			if dev != "" && linkExists(dev) {
+				if err := ipRun("link", "del", dev); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
 		if err := ipRun("netns", "del", h.NS); err != nil {
 			errs = append(errs, err)
 		}
