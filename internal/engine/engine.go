@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +56,7 @@ type NamespaceSpec struct {
 type Peers interface {
 	Forward(ctx context.Context, to ring.Member, req *pb.ForwardRequest) (*pb.ForwardResponse, error)
 	Lookup(ctx context.Context, to ring.Member, req *pb.LookupRequest) (*pb.LookupResponse, error)
+	Merged(ctx context.Context, to ring.Member, req *pb.MergedRequest) (*pb.MergedResponse, error)
 }
 
 // Config configures an Engine. Self, Namespaces, Store, Versions and Peers
@@ -108,6 +110,7 @@ type Engine struct {
 	handoff    atomic.Pointer[handoffs]
 	notes      notifier
 	stats      counters
+	bg         sync.WaitGroup // announcements of merges; Close waits
 }
 
 type counters struct {
@@ -156,8 +159,10 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Close ends the namespaces' background work (loads and refreshes).
+// Close ends the namespaces' background work (loads and refreshes) and
+// waits for announcements in flight (bounded by their timeout).
 func (e *Engine) Close() {
+	e.bg.Wait()
 	for _, ns := range e.namespaces {
 		ns.Close()
 	}

@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"context"
+	"fmt"
 	"time"
 
 	"github.com/ringcache/ringcache/pkg/ring"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
 // Merge is told, before the ring that brings them back, of members that
@@ -40,6 +43,45 @@ func (e *Engine) Merge(returning []ring.Member) {
 	}
 	e.log.Warn("members returned to the ring without a graceful leave (a healed partition or a restart); dropped every cached entry, since they may have written any key meanwhile",
 		"members", names, "entries", dropped)
+}
+
+// announceTimeout bounds one Merged notification.
+const announceTimeout = 2 * time.Second
+
+// Announce tells the members that returned to this node's ring (after
+// SetRing, so no write of their keys is accepted here any more) that they
+// were merged: each drops its own cached entries in turn (MergedFrom), since
+// it missed the writes this node accepted for its keys. A node paused past
+// its failure detection, whose own ring never changed, learns it this way.
+// Best effort: an announcement that fails is logged.
+func (e *Engine) Announce(returning []ring.Member) {
+	for _, m := range returning {
+		e.bg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), announceTimeout)
+			defer cancel()
+			resp, err := e.cfg.Peers.Merged(ctx, m, &pb.MergedRequest{From: e.cfg.Self, Hlc: e.cfg.Versions.Now()})
+			if err != nil {
+				e.log.Warn("could not tell a returning member to drop its cached entries", "member", m.Name, "err", err)
+				return
+			}
+			_ = e.ObserveClock(resp.Hlc)
+		})
+	}
+}
+
+// MergedFrom is Merge on the returning side: from, a member of this node's
+// ring, took this node back into its ring. Nothing is announced back.
+func (e *Engine) MergedFrom(from string) error {
+	r := e.ring.Load()
+	if r == nil || !r.Has(from) {
+		return fmt.Errorf("%w: %s is not in this node's ring", ErrNotReady, from)
+	}
+	for _, m := range r.Members() {
+		if m.Name == from {
+			e.Merge([]ring.Member{m})
+		}
+	}
+	return nil
 }
 
 // addHandoffs makes every partition ask ms for pending writes for

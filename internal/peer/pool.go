@@ -124,6 +124,16 @@ func (p *Pool) Lookup(ctx context.Context, to ring.Member, req *pb.LookupRequest
 	return resp, err
 }
 
+// Merged tells a peer that this node took it back into its ring.
+func (p *Pool) Merged(ctx context.Context, to ring.Member, req *pb.MergedRequest) (*pb.MergedResponse, error) {
+	var resp *pb.MergedResponse
+	err := p.call(ctx, to, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = pb.NewPeerClient(cc).Merged(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
 // WatchInvalidations opens a stream of every namespace's changes on a peer.
 func (p *Pool) WatchInvalidations(ctx context.Context, to ring.Member) (pb.Cache_WatchInvalidationsClient, error) {
 	cc, err := p.Conn(to.Addr)

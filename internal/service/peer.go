@@ -69,3 +69,16 @@ func (p *Peer) Lookup(ctx context.Context, req *pb.LookupRequest) (*pb.LookupRes
 	}
 	return resp, nil
 }
+
+// Merged implements pb.PeerServer: the sender took this node back into its
+// ring; this node drops its cached entries (engine.MergedFrom).
+func (p *Peer) Merged(_ context.Context, req *pb.MergedRequest) (*pb.MergedResponse, error) {
+	e := p.s.e
+	if err := e.ObserveClock(req.Hlc); err != nil {
+		return nil, engine.StatusErr(err)
+	}
+	if err := e.MergedFrom(req.From); err != nil {
+		return nil, engine.StatusErr(err)
+	}
+	return &pb.MergedResponse{Hlc: e.Versions()}, nil
+}

@@ -117,8 +117,10 @@ func (n *Node) rebuildRing() {
 		}
 		return
 	}
-	n.engine.Merge(n.returning(old, r))
+	back := n.returning(old, r)
+	n.engine.Merge(back)
 	n.engine.SetRing(r)
+	n.engine.Announce(back)
 	n.peers.Retain(r.Members())
 	n.setServing()
 }

@@ -21,6 +21,103 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type MergedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the sending node.
+	From          string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Hlc           uint64 `protobuf:"varint,2,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MergedRequest) Reset() {
+	*x = MergedRequest{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergedRequest) ProtoMessage() {}
+
+func (x *MergedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergedRequest.ProtoReflect.Descriptor instead.
+func (*MergedRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *MergedRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *MergedRequest) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+type MergedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hlc           uint64                 `protobuf:"varint,1,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MergedResponse) Reset() {
+	*x = MergedResponse{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergedResponse) ProtoMessage() {}
+
+func (x *MergedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergedResponse.ProtoReflect.Descriptor instead.
+func (*MergedResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *MergedResponse) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
 type LookupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -32,7 +129,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[0]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +141,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[0]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +154,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *LookupRequest) GetNamespace() string {
@@ -96,7 +193,7 @@ type LookupResponse struct {
 
 func (x *LookupResponse) Reset() {
 	*x = LookupResponse{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[1]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -108,7 +205,7 @@ func (x *LookupResponse) String() string {
 func (*LookupResponse) ProtoMessage() {}
 
 func (x *LookupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[1]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -121,7 +218,7 @@ func (x *LookupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResponse.ProtoReflect.Descriptor instead.
 func (*LookupResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LookupResponse) GetPending() bool {
@@ -177,7 +274,7 @@ type ForwardRequest struct {
 
 func (x *ForwardRequest) Reset() {
 	*x = ForwardRequest{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[2]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +286,7 @@ func (x *ForwardRequest) String() string {
 func (*ForwardRequest) ProtoMessage() {}
 
 func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[2]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +299,7 @@ func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardRequest.ProtoReflect.Descriptor instead.
 func (*ForwardRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ForwardRequest) GetFrom() string {
@@ -238,7 +335,7 @@ type ForwardResponse struct {
 
 func (x *ForwardResponse) Reset() {
 	*x = ForwardResponse{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[3]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +347,7 @@ func (x *ForwardResponse) String() string {
 func (*ForwardResponse) ProtoMessage() {}
 
 func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[3]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +360,7 @@ func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardResponse.ProtoReflect.Descriptor instead.
 func (*ForwardResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ForwardResponse) GetHlc() uint64 {
@@ -284,7 +381,12 @@ var File_ringcache_v1_peer_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x17ringcache/v1/peer.proto\x12\fringcache.v1\x1a\x18ringcache/v1/cache.proto\"Q\n" +
+	"\x17ringcache/v1/peer.proto\x12\fringcache.v1\x1a\x18ringcache/v1/cache.proto\"5\n" +
+	"\rMergedRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x10\n" +
+	"\x03hlc\x18\x02 \x01(\x04R\x03hlc\"\"\n" +
+	"\x0eMergedResponse\x12\x10\n" +
+	"\x03hlc\x18\x01 \x01(\x04R\x03hlc\"Q\n" +
 	"\rLookupRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x10\n" +
@@ -301,10 +403,11 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x03ops\x18\b \x03(\v2\x18.ringcache.v1.PipelineOpR\x03opsJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06J\x04\b\a\x10\b\"y\n" +
 	"\x0fForwardResponse\x12\x10\n" +
 	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\x126\n" +
-	"\aresults\x18\a \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresultsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x06\x10\a2\x93\x01\n" +
+	"\aresults\x18\a \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresultsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x06\x10\a2\xd8\x01\n" +
 	"\x04Peer\x12F\n" +
 	"\aForward\x12\x1c.ringcache.v1.ForwardRequest\x1a\x1d.ringcache.v1.ForwardResponse\x12C\n" +
-	"\x06Lookup\x12\x1b.ringcache.v1.LookupRequest\x1a\x1c.ringcache.v1.LookupResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
+	"\x06Lookup\x12\x1b.ringcache.v1.LookupRequest\x1a\x1c.ringcache.v1.LookupResponse\x12C\n" +
+	"\x06Merged\x12\x1b.ringcache.v1.MergedRequest\x1a\x1c.ringcache.v1.MergedResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
 
 var (
 	file_ringcache_v1_peer_proto_rawDescOnce sync.Once
@@ -318,24 +421,28 @@ func file_ringcache_v1_peer_proto_rawDescGZIP() []byte {
 	return file_ringcache_v1_peer_proto_rawDescData
 }
 
-var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_ringcache_v1_peer_proto_goTypes = []any{
-	(*LookupRequest)(nil),   // 0: ringcache.v1.LookupRequest
-	(*LookupResponse)(nil),  // 1: ringcache.v1.LookupResponse
-	(*ForwardRequest)(nil),  // 2: ringcache.v1.ForwardRequest
-	(*ForwardResponse)(nil), // 3: ringcache.v1.ForwardResponse
-	(*PipelineOp)(nil),      // 4: ringcache.v1.PipelineOp
-	(*PipelineResult)(nil),  // 5: ringcache.v1.PipelineResult
+	(*MergedRequest)(nil),   // 0: ringcache.v1.MergedRequest
+	(*MergedResponse)(nil),  // 1: ringcache.v1.MergedResponse
+	(*LookupRequest)(nil),   // 2: ringcache.v1.LookupRequest
+	(*LookupResponse)(nil),  // 3: ringcache.v1.LookupResponse
+	(*ForwardRequest)(nil),  // 4: ringcache.v1.ForwardRequest
+	(*ForwardResponse)(nil), // 5: ringcache.v1.ForwardResponse
+	(*PipelineOp)(nil),      // 6: ringcache.v1.PipelineOp
+	(*PipelineResult)(nil),  // 7: ringcache.v1.PipelineResult
 }
 var file_ringcache_v1_peer_proto_depIdxs = []int32{
-	4, // 0: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
-	5, // 1: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
-	2, // 2: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
-	0, // 3: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
-	3, // 4: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
-	1, // 5: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
+	6, // 0: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
+	7, // 1: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
+	4, // 2: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
+	2, // 3: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
+	0, // 4: ringcache.v1.Peer.Merged:input_type -> ringcache.v1.MergedRequest
+	5, // 5: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
+	3, // 6: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
+	1, // 7: ringcache.v1.Peer.Merged:output_type -> ringcache.v1.MergedResponse
+	5, // [5:8] is the sub-list for method output_type
+	2, // [2:5] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name
@@ -353,7 +460,7 @@ func file_ringcache_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_peer_proto_rawDesc), len(file_ringcache_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

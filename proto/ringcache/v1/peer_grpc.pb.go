@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Peer_Forward_FullMethodName = "/ringcache.v1.Peer/Forward"
 	Peer_Lookup_FullMethodName  = "/ringcache.v1.Peer/Lookup"
+	Peer_Merged_FullMethodName  = "/ringcache.v1.Peer/Merged"
 )
 
 // PeerClient is the client API for Peer service.
@@ -39,6 +40,12 @@ type PeerClient interface {
 	// the partition's previous owner before it loads from the database, so a
 	// pending write is not shadowed by an older row while ownership moves.
 	Lookup(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*LookupResponse, error)
+	// Merged tells the receiver that the sender took it back into its ring
+	// after it had dropped out without a graceful leave (a partition that
+	// healed, a pause, a crash): the sender may have written any of the
+	// receiver's keys meanwhile, so the receiver drops its cached entries,
+	// as the sender did (engine.Merge).
+	Merged(ctx context.Context, in *MergedRequest, opts ...grpc.CallOption) (*MergedResponse, error)
 }
 
 type peerClient struct {
@@ -69,6 +76,16 @@ func (c *peerClient) Lookup(ctx context.Context, in *LookupRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *peerClient) Merged(ctx context.Context, in *MergedRequest, opts ...grpc.CallOption) (*MergedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MergedResponse)
+	err := c.cc.Invoke(ctx, Peer_Merged_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -85,6 +102,12 @@ type PeerServer interface {
 	// the partition's previous owner before it loads from the database, so a
 	// pending write is not shadowed by an older row while ownership moves.
 	Lookup(context.Context, *LookupRequest) (*LookupResponse, error)
+	// Merged tells the receiver that the sender took it back into its ring
+	// after it had dropped out without a graceful leave (a partition that
+	// healed, a pause, a crash): the sender may have written any of the
+	// receiver's keys meanwhile, so the receiver drops its cached entries,
+	// as the sender did (engine.Merge).
+	Merged(context.Context, *MergedRequest) (*MergedResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -100,6 +123,9 @@ func (UnimplementedPeerServer) Forward(context.Context, *ForwardRequest) (*Forwa
 }
 func (UnimplementedPeerServer) Lookup(context.Context, *LookupRequest) (*LookupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Lookup not implemented")
+}
+func (UnimplementedPeerServer) Merged(context.Context, *MergedRequest) (*MergedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Merged not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -158,6 +184,24 @@ func _Peer_Lookup_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Merged_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MergedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Merged(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Merged_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Merged(ctx, req.(*MergedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -172,6 +216,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Lookup",
 			Handler:    _Peer_Lookup_Handler,
+		},
+		{
+			MethodName: "Merged",
+			Handler:    _Peer_Merged_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,189 @@
+package chaos_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ringcache/ringcache/internal/chaos"
+)
+
+// knownFailing lists the checks today's code fails, each with why. It is
+// the one place to edit when a fix lands: remove the entry, and the check
+// is enforced again. A listed check that fails in every run (every: true)
+// and passes fails the test, so a fix cannot land without its entry going;
+// an intermittent one (a race) that passes is only logged.
+var knownFailing = map[[3]string]known{ // {nemesis, namespace, check}
+	// Empty: issue 13 break 1 (stale reads after a partition heals, after
+	// a pause past detection, and on a rejoin after kill -9) is fixed by
+	// engine.Merge and Peer.Merged.
+}
+
+// known is why a check fails today, and whether it fails in every run.
+type known struct {
+	why   string
+	every bool
+}
+
+var (
+	durationFlag = flag.Duration("chaos.duration", 0, "how long the nemesis rounds go on (also RINGCACHE_CHAOS_DURATION); 0: one round per nemesis")
+	seedFlag     = flag.Uint64("chaos.seed", 0, "seed of victims, keys and operations (also RINGCACHE_CHAOS_SEED); 0: from the clock")
+)
+
+// TestChaos runs every nemesis against a 3-node cluster with PostgreSQL,
+// under load, and fails on any finding not listed in knownFailing. By
+// default one round per nemesis (about a minute); `make chaos` runs it
+// for 20 minutes and prints the table.
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster and PostgreSQL in network namespaces; not in -short mode")
+	}
+	requireRoot(t)
+	dur := envDuration(t, "RINGCACHE_CHAOS_DURATION", *durationFlag)
+	seed := envUint(t, "RINGCACHE_CHAOS_SEED", *seedFlag)
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (rerun with RINGCACHE_CHAOS_SEED=%d), duration %s", seed, seed, dur)
+	dir := t.TempDir()
+	bin := buildNode(t, dir)
+
+	ctx := context.Background()
+	if deadline, ok := t.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-30*time.Second))
+		defer cancel()
+	}
+	out, err := chaos.Run(ctx, chaos.Config{
+		Cluster:  chaos.ClusterConfig{Binary: bin, Dir: dir},
+		Duration: dur,
+		Seed:     seed,
+		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if out != nil {
+		rep := chaos.Check(out)
+		var table bytes.Buffer
+		rep.WriteTable(&table)
+		t.Logf("\n%s", table.String())
+		saveOutput(t, out, table.Bytes())
+		checkReport(t, rep)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkReport fails t on every finding not in knownFailing, on every
+// known failure that did not happen, and on rounds that did no work.
+func checkReport(t *testing.T, rep *chaos.Report) {
+	t.Helper()
+	seen := map[[3]string]bool{}
+	for _, f := range rep.Findings {
+		id := [3]string{f.Nemesis, f.NS, f.Check}
+		if k, ok := knownFailing[id]; ok {
+			seen[id] = true
+			t.Logf("known failure (%s): %s", k.why, f)
+			continue
+		}
+		t.Errorf("%s", f)
+	}
+	for id, k := range knownFailing {
+		switch {
+		case seen[id]:
+		case k.every:
+			t.Errorf("%s/%s %s passed, but knownFailing lists it (%s): remove the entry", id[0], id[1], id[2], k.why)
+		default:
+			t.Logf("%s/%s %s passed this run; knownFailing lists it as intermittent (%s)", id[0], id[1], id[2], k.why)
+		}
+	}
+	for _, r := range rep.Rows {
+		if r.Acked == 0 {
+			t.Errorf("%s/%s: no write was acknowledged in %d rounds: the workload did not run", r.Nemesis, r.NS, r.Rounds)
+		}
+	}
+}
+
+// saveOutput writes the table and the history (JSON lines) into the
+// directory RINGCACHE_CHAOS_OUT names, when it is set.
+func saveOutput(t *testing.T, out *chaos.Outcome, table []byte) {
+	t.Helper()
+	dir := os.Getenv("RINGCACHE_CHAOS_OUT")
+	if dir == "" {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "table.txt"), table, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := out.WriteJSON(f); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("table and history in %s", dir)
+}
+
+// requireRoot skips the test without root (network namespaces need it),
+// or fails it under CI=true, where it must run.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("the chaos suite needs root for network namespaces, and CI=true: run the tests as root")
+	}
+	t.Skip("the chaos suite needs root for network namespaces (sudo go test ./internal/chaos/)")
+}
+
+// buildNode builds ringcached into dir, without -race (the race detector
+// covers the test process).
+func buildNode(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "ringcached")
+	start := time.Now()
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/ringcache/ringcache/cmd/node").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ringcached: %v\n%s", err, out)
+	}
+	t.Logf("built ringcached in %s", time.Since(start).Round(time.Millisecond))
+	return bin
+}
+
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		t.Fatalf("%s=%q: want a duration such as 20m", name, v)
+	}
+	return d
+}
+
+func envUint(t *testing.T, name string, def uint64) uint64 {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		t.Fatalf("%s=%q: want a non-negative integer", name, v)
+	}
+	return n
+}
