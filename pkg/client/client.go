@@ -126,6 +126,7 @@ type Client struct {
 	mu     sync.Mutex
 	nodes  map[string]*nodeConn // by address
 	closed bool                 // no new connections after Close
+	linger time.Duration        // nodeLinger
 
 	ring   atomic.Pointer[routes]
 	ctx    context.Context
@@ -185,7 +186,10 @@ func (n *nodeConn) one(ctx context.Context, op *pb.PipelineOp, rpc func(ctx cont
 
 // New returns a Client and starts learning the ring in the background;
 // until the first ring arrives, calls go to the seeds.
-func New(opts Options) (*Client, error) {
+func New(opts Options) (*Client, error) { return newClient(opts, nodeLinger) }
+
+// newClient is New with linger in place of nodeLinger (tests shorten it).
+func newClient(opts Options, linger time.Duration) (*Client, error) {
 	if len(opts.Seeds) == 0 {
 		return nil, errors.New("ringcache client: at least one seed address is required")
 	}
@@ -203,7 +207,7 @@ func New(opts Options) (*Client, error) {
 	if opts.LeaseWait <= 0 {
 		opts.LeaseWait = 2 * time.Second
 	}
-	c := &Client{opts: opts, log: opts.Logger, nodes: map[string]*nodeConn{}}
+	c := &Client{opts: opts, log: opts.Logger, nodes: map[string]*nodeConn{}, linger: linger}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -267,7 +271,7 @@ func (c *Client) retain(addrs []string) {
 			n.retire = nil
 		case !keep[addr] && n.retire == nil:
 			var t *time.Timer
-			t = time.AfterFunc(nodeLinger, func() { c.drop(addr, n, &t) }) // t is read under c.mu
+			t = time.AfterFunc(c.linger, func() { c.drop(addr, n, &t) }) // t is read under c.mu
 			n.retire = t
 		}
 	}
