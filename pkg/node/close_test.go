@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/ringcache/ringcache/internal/clustertest"
+	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/internal/testclock"
 	"github.com/ringcache/ringcache/pkg/client"
 	"github.com/ringcache/ringcache/pkg/node"
@@ -159,4 +162,46 @@ func TestNode_CloseMidLoadsAndRefreshesLeavesNothingBehind(t *testing.T) {
 
 func TestNode_KillMidLoadsAndRefreshesLeavesNothingBehind(t *testing.T) {
 	closeMidLoad(t, (*node.Node).Kill)
+}
+
+// New that fails half-way releases what it opened before failing: no
+// goroutine is left and the journal's file lock is free again.
+func TestNew_FailingHalfWayReleasesWhatItOpened(t *testing.T) {
+	for _, taken := range []string{"grpc", "gossip"} {
+		t.Run(taken+" address taken", func(t *testing.T) {
+			before := goleak.IgnoreCurrent()
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lis.Close()
+			path := filepath.Join(t.TempDir(), "journal.db")
+			db := clustertest.NewFakeDB()
+			cfg := node.Config{
+				Name: "n1", GRPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
+				Namespaces: []node.NamespaceSpec{{
+					Policy: strategy.Policy{Name: "orders", Read: strategy.ReadThrough, Write: strategy.WriteBehind, TTL: time.Minute},
+					Loader: db, Writer: db,
+				}},
+				Journal:       node.JournalConfig{Path: path},
+				HotCacheBytes: 1 << 20,
+				Logger:        clustertest.Logger(t, "n1", nil),
+			}
+			if taken == "grpc" {
+				cfg.GRPCAddr = lis.Addr().String()
+			} else {
+				cfg.GossipAddr = lis.Addr().String()
+			}
+			if n, err := node.New(cfg); err == nil {
+				n.Kill()
+				t.Fatalf("New with the %s address taken succeeded", taken)
+			}
+			goleak.VerifyNone(t, before)
+			j, err := journal.Open(path, journal.Options{LockTimeout: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatalf("the journal is still held after New failed: %v", err)
+			}
+			j.Close()
+		})
+	}
 }
