@@ -164,11 +164,12 @@ func TestNode_KillMidLoadsAndRefreshesLeavesNothingBehind(t *testing.T) {
 	closeMidLoad(t, (*node.Node).Kill)
 }
 
-// New that fails half-way releases what it opened before failing: no
-// goroutine is left and the journal's file lock is free again.
+// New that fails half-way (the gRPC or gossip address taken, the second
+// namespace invalid) releases what it opened before failing: no goroutine
+// is left and the journal's file lock is free again.
 func TestNew_FailingHalfWayReleasesWhatItOpened(t *testing.T) {
-	for _, taken := range []string{"grpc", "gossip"} {
-		t.Run(taken+" address taken", func(t *testing.T) {
+	for _, taken := range []string{"grpc", "gossip", "namespace"} {
+		t.Run(taken, func(t *testing.T) {
 			before := goleak.IgnoreCurrent()
 			lis, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -187,15 +188,20 @@ func TestNew_FailingHalfWayReleasesWhatItOpened(t *testing.T) {
 				HotCacheBytes: 1 << 20,
 				Logger:        clustertest.Logger(t, "n1", nil),
 			}
-			if taken == "grpc" {
+			switch taken {
+			case "grpc":
 				cfg.GRPCAddr = lis.Addr().String()
-			} else {
+			case "gossip":
 				cfg.GossipAddr = lis.Addr().String()
+			case "namespace": // the second is refused after the first was built
+				cfg.Namespaces = append(cfg.Namespaces, node.NamespaceSpec{Policy: strategy.Policy{Name: "bad", RefreshAhead: 2}})
 			}
-			if n, err := node.New(cfg); err == nil {
+			n, err := node.New(cfg)
+			if err == nil {
 				n.Kill()
-				t.Fatalf("New with the %s address taken succeeded", taken)
+				t.Fatalf("New with the %s taken or invalid succeeded", taken)
 			}
+			t.Logf("New: %v", err)
 			goleak.VerifyNone(t, before)
 			j, err := journal.Open(path, journal.Options{LockTimeout: 100 * time.Millisecond})
 			if err != nil {
