@@ -64,13 +64,16 @@ type Cluster struct {
 }
 
 // FastGossip sets memberlist timers for tests: a dead node is detected in
-// well under two seconds.
+// about a second, yet a node starved of CPU for a few hundred milliseconds
+// (-race on a busy two-core machine) is not declared dead: a suspect has
+// 400 ms to 800 ms to refute. With 200 ms, members of healthy clusters
+// left rings for a moment under load, and a key's load ran on two owners.
 func FastGossip(c *memberlist.Config) {
 	c.ProbeInterval = 100 * time.Millisecond
-	c.ProbeTimeout = 50 * time.Millisecond
+	c.ProbeTimeout = 80 * time.Millisecond
 	c.GossipInterval = 20 * time.Millisecond
 	c.PushPullInterval = 2 * time.Second
-	c.SuspicionMult = 2
+	c.SuspicionMult = 4
 	c.SuspicionMaxTimeoutMult = 2
 	c.TCPTimeout = 500 * time.Millisecond
 	c.DeadNodeReclaimTime = 100 * time.Millisecond
