@@ -16,6 +16,7 @@ type FakeDB struct {
 	rows     map[string][]byte
 	versions map[string]uint64 // of written rows; deleted rows keep theirs
 	gate     chan struct{}
+	loadErr  error // every load fails with it while set
 	loads    atomic.Int64
 	writes   atomic.Int64
 }
@@ -81,12 +82,23 @@ func (db *FakeDB) Block() (release func()) {
 	}
 }
 
+// FailLoads makes every load fail with err (counted in Loads), as a
+// database that is down would; nil makes them succeed again.
+func (db *FakeDB) FailLoads(err error) {
+	db.mu.Lock()
+	db.loadErr = err
+	db.mu.Unlock()
+}
+
 // Load implements strategy.Loader.
 func (db *FakeDB) Load(ctx context.Context, key string) ([]byte, bool, error) {
 	db.loads.Add(1)
 	db.mu.Lock()
-	g := db.gate
+	g, failure := db.gate, db.loadErr
 	db.mu.Unlock()
+	if failure != nil {
+		return nil, false, failure
+	}
 	if g != nil {
 		select {
 		case <-g:

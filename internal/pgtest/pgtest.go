@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
 )
 
 // EnvDSN names the environment variable that points tests at an existing
@@ -65,16 +66,24 @@ var (
 )
 
 // Main runs the package's tests and stops the shared server afterwards,
-// whatever their outcome. Call it from TestMain.
+// whatever their outcome; then, if they passed, it fails the run when a
+// goroutine outlived them (goleak). Call it from TestMain.
 func Main(m *testing.M) { os.Exit(Run(m)) }
 
 // Run is Main for a TestMain that has more to clean up: it runs the tests,
-// stops the shared server and returns the exit code.
+// stops the shared server, checks for leaked goroutines (when the tests
+// passed) and returns the exit code.
 func Run(m *testing.M) int {
 	mainActive.Store(true)
 	code := m.Run()
 	if shared != nil {
 		shared.Stop()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
 	}
 	return code
 }

@@ -103,6 +103,7 @@ type pstream struct {
 	sending  bool // a goroutine is sending queue
 	inFlight int  // frames sent and not yet read by the node
 	failed   bool
+	failure  error // why it failed; set with failed
 }
 
 // pcall is one call in flight.
@@ -132,7 +133,11 @@ func (p *pipeline) do(ctx context.Context, op *pb.PipelineOp) (*pb.PipelineResul
 	call := &pcall{op: op, size: 1 + protowire.SizeBytes(size), done: make(chan struct{}, 1)}
 	p.mu.Lock()
 	if s.failed { // failed since stream returned: nothing was sent
+		why := s.failure
 		p.mu.Unlock()
+		if errors.Is(why, errPipelineUnsupported) { // the caller falls back to unary
+			return nil, markNotSent(why)
+		}
 		return nil, markNotSent(status.Error(codes.Unavailable, "pipeline stream ended before the call was sent"))
 	}
 	s.nextID++
@@ -325,7 +330,7 @@ func (p *pipeline) fail(s *pstream, err error) {
 	if s.failed {
 		return
 	}
-	s.failed = true
+	s.failed, s.failure = true, err
 	s.cancel()
 	if p.cur == s {
 		p.cur = nil

@@ -42,17 +42,15 @@ func (n *Namespace) fetch(ctx context.Context, key string) (loadResult, error) {
 	return loadResult{value: v, found: found}, nil
 }
 
-// fetchGuarded runs fetch within the namespace's lifetime, detached from
-// the caller who started it (a load is shared by every caller of the key,
-// so one caller giving up does not end it) but not from its trace, and
+// fetchGuarded runs fetch with the namespace's lifetime context, detached
+// from the caller who started it (a load is shared by every caller of the
+// key, so one caller giving up does not end it) but not from its trace, and
 // without letting a panicking loader escape (a singleflight function
 // panics on a goroutine of its own, which would take the node down). It
-// reports the stripe generation it started at.
+// reports the stripe generation it started at. The caller has entered
+// n.life and exits it only after caching the result, so nothing of a load
+// touches the store after Close.
 func (n *Namespace) fetchGuarded(ctx context.Context, key, skey string) (r loadResult, gen uint64, err error) {
-	if !n.life.enter() {
-		return loadResult{}, 0, fmt.Errorf("%w: %q", ErrClosed, n.p.Name)
-	}
-	defer n.life.exit()
 	defer func() {
 		if p := recover(); p != nil {
 			n.c.loadErrors.Add(1)
@@ -104,6 +102,10 @@ func (n *Namespace) load(ctx context.Context, key, skey string) ([]byte, bool, e
 	leader := false
 	ch := n.flight.DoChan(n.flightKey(skey), func() (any, error) {
 		leader = true
+		if !n.life.enter() {
+			return nil, n.errClosed()
+		}
+		defer n.life.exit()
 		r, gen, err := n.fetchGuarded(ctx, key, skey)
 		if err != nil {
 			return nil, err
@@ -147,6 +149,10 @@ func (n *Namespace) refreshAsync(key, skey string) {
 			return nil, nil
 		}
 		defer func() { <-n.refreshN }()
+		if !n.life.enter() {
+			return nil, nil // closed: no refresh
+		}
+		defer n.life.exit()
 		n.c.refreshes.Add(1)
 		r, gen, err := n.fetchGuarded(context.Background(), key, skey)
 		if err == nil {
@@ -155,6 +161,8 @@ func (n *Namespace) refreshAsync(key, skey string) {
 		return nil, err
 	})
 }
+
+func (n *Namespace) errClosed() error { return fmt.Errorf("%w: %q", ErrClosed, n.p.Name) }
 
 // lifetime tracks a namespace's background work: every load and refresh
 // enters it while it runs, and close cancels them and waits.

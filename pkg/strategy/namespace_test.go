@@ -87,9 +87,21 @@ func newEnv(t testing.TB, p strategy.Policy, l strategy.Loader) env {
 		if s.Loads+s.LoadsDeduped > s.Misses+s.Refreshes {
 			t.Errorf("invariant: %d loads + %d deduped > %d misses", s.Loads, s.LoadsDeduped, s.Misses)
 		}
+		ns.Close()
 		st.Close()
 	})
 	return env{ns: ns, clock: clk, store: st}
+}
+
+// newNamespace is strategy.New for a test: the namespace is closed at
+// cleanup, so its background work ends with the test.
+func newNamespace(t testing.TB, p strategy.Policy, d strategy.Deps) (*strategy.Namespace, error) {
+	t.Helper()
+	ns, err := strategy.New(p, d)
+	if err == nil {
+		t.Cleanup(ns.Close)
+	}
+	return ns, err
 }
 
 func readThrough() strategy.Policy {
@@ -557,8 +569,8 @@ func TestNamespace_NamespacesSharingAStoreDoNotCollide(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	a, errA := strategy.New(strategy.Policy{Name: "a"}, strategy.Deps{Store: st})
-	b, errB := strategy.New(strategy.Policy{Name: "b"}, strategy.Deps{Store: st})
+	a, errA := newNamespace(t, strategy.Policy{Name: "a"}, strategy.Deps{Store: st})
+	b, errB := newNamespace(t, strategy.Policy{Name: "b"}, strategy.Deps{Store: st})
 	if errA != nil || errB != nil {
 		t.Fatal(errA, errB)
 	}
@@ -582,14 +594,14 @@ func TestNew_ReadThroughWithoutLoaderFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	ns, err := strategy.New(strategy.Policy{Name: "users", Read: strategy.ReadThrough}, strategy.Deps{Store: st})
+	ns, err := newNamespace(t, strategy.Policy{Name: "users", Read: strategy.ReadThrough}, strategy.Deps{Store: st})
 	if !errors.Is(err, strategy.ErrNoBackend) || ns != nil {
 		t.Fatalf("New(read-through, nil loader) = %v, %v; want ErrNoBackend", ns, err)
 	}
 	if !strings.Contains(err.Error(), "users") {
 		t.Errorf("error %q does not name the namespace", err)
 	}
-	if _, err := strategy.New(strategy.Policy{Name: "users", Read: strategy.ReadAside}, strategy.Deps{Store: st}); err != nil {
+	if _, err := newNamespace(t, strategy.Policy{Name: "users", Read: strategy.ReadAside}, strategy.Deps{Store: st}); err != nil {
 		t.Fatalf("New(read-aside, nil loader) = %v; want no error", err)
 	}
 }
@@ -651,7 +663,7 @@ func FuzzNamespace_ValidateKey(f *testing.F) {
 	const maxKey = 16
 	// ValidateKey reads only the policy. No store: its background clean-up
 	// would add coverage noise that sends the fuzzer minimizing.
-	ns, err := strategy.New(strategy.Policy{Name: "fuzz", MaxKeyBytes: maxKey}, strategy.Deps{Store: nil})
+	ns, err := newNamespace(f, strategy.Policy{Name: "fuzz", MaxKeyBytes: maxKey}, strategy.Deps{Store: nil})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -711,7 +723,7 @@ func TestNamespace_PanickingLoaderIsAnErrorNotACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	ns, err := strategy.New(strategy.Policy{Name: "p", Read: strategy.ReadThrough}, strategy.Deps{Store: st, Loader: strategy.LoaderFunc(func(context.Context, string) ([]byte, bool, error) {
+	ns, err := newNamespace(t, strategy.Policy{Name: "p", Read: strategy.ReadThrough}, strategy.Deps{Store: st, Loader: strategy.LoaderFunc(func(context.Context, string) ([]byte, bool, error) {
 		panic("driver bug")
 	})})
 	if err != nil {
@@ -732,7 +744,7 @@ func TestNamespace_LoadErrorKeepsTheCause(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	ns, _ := strategy.New(strategy.Policy{Name: "p", Read: strategy.ReadThrough}, strategy.Deps{Store: st, Loader: strategy.LoaderFunc(func(context.Context, string) ([]byte, bool, error) {
+	ns, _ := newNamespace(t, strategy.Policy{Name: "p", Read: strategy.ReadThrough}, strategy.Deps{Store: st, Loader: strategy.LoaderFunc(func(context.Context, string) ([]byte, bool, error) {
 		return nil, false, context.DeadlineExceeded
 	})})
 	_, _, err = ns.Get(context.Background(), "k")

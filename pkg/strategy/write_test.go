@@ -103,7 +103,7 @@ func newWriteEnv(t testing.TB, p strategy.Policy, jopts journal.Options) writeEn
 	if p.Name == "" {
 		p.Name = "users"
 	}
-	if e.ns, err = strategy.New(p, deps); err != nil {
+	if e.ns, err = newNamespace(t, p, deps); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -427,7 +427,7 @@ func TestRefreshAhead_ColdEntryJustExpires(t *testing.T) {
 func TestFlusher_OneDownDatabaseDoesNotHoldBackOtherNamespaces(t *testing.T) {
 	e := newWriteEnv(t, strategy.Policy{Name: "a", Write: strategy.WriteBehind, TTL: time.Hour}, journal.Options{})
 	other := newFakeDB()
-	b, err := strategy.New(strategy.Policy{Name: "b", Write: strategy.WriteBehind, TTL: time.Hour},
+	b, err := newNamespace(t, strategy.Policy{Name: "b", Write: strategy.WriteBehind, TTL: time.Hour},
 		strategy.Deps{Store: e.store, Writer: other, Journal: e.journal.AsQueue()})
 	if err != nil {
 		t.Fatal(err)
