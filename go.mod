@@ -89,4 +89,5 @@ require (
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
+	resenje.org/singleflight v0.4.3 // indirect
 )

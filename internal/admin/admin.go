@@ -143,6 +143,6 @@ func namespaceStats(name string, ns strategy.Stats) *pb.NamespaceStats {
 		WriteErrors: ns.WriteErrors, Backpressure: ns.Backpressure, Refreshes: ns.Refreshes,
 		RefreshesSkipped: ns.RefreshesSkipped, PendingHits: ns.PendingHits,
 		LeasesGranted: ns.LeasesGranted, LeaseWaits: ns.LeaseWaits, LeaseRejected: ns.LeaseRejected,
-		LoadsWaiting: ns.LoadsWaiting,
+		LoadsWaiting: ns.LoadsWaiting, LoadsRunning: ns.LoadsRunning, LoadsRefused: ns.LoadsRefused,
 	}
 }

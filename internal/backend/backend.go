@@ -36,5 +36,6 @@ func Open(ctx context.Context, cfg Config) (DB, error) {
 	return nil, fmt.Errorf("%w: driver %q", ErrInvalidConfig, cfg.Driver) // unreachable after Validate
 }
 
-// defaultMaxConns mirrors pgxpool's default pool size.
-func defaultMaxConns() int { return max(4, runtime.NumCPU()) }
+// DefaultMaxConns is the pool size of a backend whose config sets none: it
+// mirrors pgxpool's default.
+func DefaultMaxConns() int { return max(4, runtime.NumCPU()) }

@@ -92,7 +92,7 @@ func openSQLite(ctx context.Context, cfg Config) (*sqliteDB, error) {
 	}
 	n := cfg.MaxConns
 	if n == 0 {
-		n = defaultMaxConns()
+		n = DefaultMaxConns()
 	}
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)

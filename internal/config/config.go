@@ -80,6 +80,7 @@ type Namespace struct {
 	NegativeTTL   Duration    `yaml:"negative_ttl"`
 	RefreshAhead  float64     `yaml:"refresh_ahead"`
 	LoadTimeout   Duration    `yaml:"load_timeout"`
+	MaxLoads      int         `yaml:"max_concurrent_loads"` // loads in flight before misses get RESOURCE_EXHAUSTED
 	MaxKeyBytes   Size        `yaml:"max_key_bytes"`
 	MaxValueBytes Size        `yaml:"max_value_bytes"`
 	LoadSQL       string      `yaml:"load_sql"`
@@ -296,6 +297,9 @@ func (f *File) Validate() error {
 		}
 		if ns.LoadTimeout < 0 {
 			return bad(field+".load_timeout", "must be positive")
+		}
+		if ns.MaxLoads < 0 {
+			return bad(field+".max_concurrent_loads", "must be positive")
 		}
 		if ns.TTLJitter < 0 || ns.TTLJitter >= 1 {
 			return bad(field+".ttl_jitter", "must be in [0, 1), got %g", ns.TTLJitter)

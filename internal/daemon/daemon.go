@@ -271,6 +271,7 @@ func openNamespaces(ctx context.Context, log *slog.Logger, file *config.File) ([
 			TTLJitter:     nc.TTLJitter,
 			NegativeTTL:   nc.NegativeTTL.Std(),
 			LoadTimeout:   nc.LoadTimeout.Std(),
+			MaxLoads:      nc.MaxLoads,
 			MaxKeyBytes:   int(nc.MaxKeyBytes),
 			MaxValueBytes: int(nc.MaxValueBytes),
 		}}
@@ -315,6 +316,7 @@ func openNamespaces(ctx context.Context, log *slog.Logger, file *config.File) ([
 		}
 		specs = append(specs, spec)
 	}
+	shareConnections(specs, file)
 	return specs, dbs, nil
 }
 
@@ -362,4 +364,28 @@ func newLogger(f Flags, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)).With("node", f.Name), nil
 	}
 	return nil, errors.New("--log-format must be text or json")
+}
+
+// shareConnections bounds the loads each read-through namespace runs at
+// once on its database to the database's connections less one per other
+// read-through namespace on it, so that one namespace's slow loads always
+// leave a connection to the others.
+func shareConnections(specs []node.NamespaceSpec, file *config.File) {
+	loaders := map[string]int{} // backend → read-through namespaces on it
+	for _, s := range specs {
+		if s.Loader != nil {
+			loaders[file.Namespaces[s.Policy.Name].Backend]++
+		}
+	}
+	for i, s := range specs {
+		if s.Loader == nil {
+			continue
+		}
+		b := file.Namespaces[s.Policy.Name].Backend
+		conns := file.Backends[b].MaxConns
+		if conns <= 0 {
+			conns = backend.DefaultMaxConns()
+		}
+		specs[i].Policy.LoadConcurrency = max(1, conns-(loaders[b]-1))
+	}
 }

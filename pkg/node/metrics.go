@@ -25,8 +25,9 @@ import (
 //	gets, hits, misses, negative_hits, backend_loads,
 //	backend_loads_deduplicated, backend_load_errors, sets, deletes,
 //	write_errors, backpressure, refreshes, refreshes_skipped,
-//	pending_hits, leases_granted, lease_waits, lease_rejected (counters)
-//	loads_waiting                                          (gauge)
+//	pending_hits, leases_granted, lease_waits, lease_rejected,
+//	backend_loads_refused                                  (counters)
+//	loads_waiting, backend_loads_running                   (gauges)
 //
 // Per node:
 //
@@ -74,6 +75,7 @@ var nsCounters = []struct {
 	{"leases_granted", "Cache-aside misses answered with a lease to load.", (*pb.NamespaceStats).GetLeasesGranted},
 	{"lease_waits", "Cache-aside misses told to wait for another caller's lease.", (*pb.NamespaceStats).GetLeaseWaits},
 	{"lease_rejected", "Leased Sets refused because the lease was spent.", (*pb.NamespaceStats).GetLeaseRejected},
+	{"backend_loads_refused", "Misses refused (RESOURCE_EXHAUSTED) because max_concurrent_loads loads were in flight.", (*pb.NamespaceStats).GetLoadsRefused},
 }
 
 // nodeCounters are the node's counters in the same snapshot.
@@ -119,6 +121,7 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 		insts = append(insts, perNode[i])
 	}
 	loadsWaiting := gauge("loads_waiting", "Callers waiting on a backend load right now.", "{caller}")
+	loadsRunning := gauge("backend_loads_running", "Backend loads in flight right now.", "{load}")
 	storeBytes := gauge("store_bytes", "Bytes held by the local store.", "By")
 	storeMax := gauge("store_max_bytes", "Memory bound of the local store.", "By")
 	storeEntries := gauge("store_entries", "Entries in the local store (an estimate).", "{entry}")
@@ -126,7 +129,7 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 	members := gauge("members", "Cluster members as this node sees them, by state.", "{member}")
 	ringChanges := counter("ring_changes", "Rebuilds of the hash ring after membership changes.")
 	partitions := gauge("ring_partitions", "Ring partitions this node owns.", "{partition}")
-	insts = append(insts, loadsWaiting, storeBytes, storeMax, storeEntries, clients, members, ringChanges, partitions)
+	insts = append(insts, loadsWaiting, loadsRunning, storeBytes, storeMax, storeEntries, clients, members, ringChanges, partitions)
 
 	var hHits, hFills, hInvals, hResets metric.Int64ObservableCounter
 	var hBytes, hMax, hEntries, hStreams metric.Int64ObservableGauge
@@ -180,6 +183,7 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 				o.ObserveInt64(perNS[j], int64(c.get(ns)), nsAttrs[i])
 			}
 			o.ObserveInt64(loadsWaiting, ns.LoadsWaiting, nsAttrs[i])
+			o.ObserveInt64(loadsRunning, ns.LoadsRunning, nsAttrs[i])
 		}
 		for j, c := range nodeCounters {
 			o.ObserveInt64(perNode[j], int64(c.get(snap)))

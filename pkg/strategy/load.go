@@ -4,8 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
-
-	"go.opentelemetry.io/otel/trace"
+	"sync/atomic"
 )
 
 type loadResult struct {
@@ -30,6 +29,14 @@ func (n *Namespace) fetch(ctx context.Context, key string) (loadResult, error) {
 	}
 	if n.p.Read != ReadThrough {
 		return loadResult{}, nil
+	}
+	if n.dbSlots != nil { // a share of the database's connections
+		select {
+		case n.dbSlots <- struct{}{}:
+			defer func() { <-n.dbSlots }()
+		case <-ctx.Done():
+			return loadResult{}, fmt.Errorf("%w: waiting for a database slot of namespace %q: %w", ErrBackend, n.p.Name, ctx.Err())
+		}
 	}
 	n.c.loads.Add(1)
 	ctx, span := n.startSpan(ctx, spanLoad)
@@ -58,9 +65,12 @@ func (n *Namespace) fetchGuarded(ctx context.Context, key, skey string) (r loadR
 		}
 	}()
 	gen = n.gen[n.stripe(skey)].Load()
-	lctx := trace.ContextWithSpanContext(n.life.ctx, trace.SpanContextFromContext(ctx))
-	lctx, cancel := context.WithTimeout(lctx, n.p.LoadTimeout)
+	// The load ends at LoadTimeout, when the namespace closes, or when ctx
+	// ends (no caller waits for it any more), whichever comes first.
+	lctx, cancel := context.WithTimeout(ctx, n.p.LoadTimeout)
 	defer cancel()
+	stop := context.AfterFunc(n.life.ctx, cancel)
+	defer stop()
 	r, err = n.fetch(lctx, key)
 	return r, gen, err
 }
@@ -95,42 +105,44 @@ func (n *Namespace) install(skey string, gen uint64, r loadResult, replace bool)
 }
 
 func (n *Namespace) load(ctx context.Context, key, skey string) ([]byte, bool, error) {
-	// leader is set by the function only in the caller that runs the load;
-	// the channel send that follows it orders the write before our read.
-	// (Result.Shared is true for every caller of a shared load, the leader
-	// included, so it cannot count deduplicated callers.)
-	leader := false
-	ch := n.flight.DoChan(n.flightKey(skey), func() (any, error) {
-		leader = true
+	// led is set in the function only by the caller that runs the load.
+	// The function runs on a goroutine of its own, with a context that
+	// ends when no caller waits any more: a load whose callers all gave up
+	// is cancelled rather than left to run for LoadTimeout (a flood of
+	// cold keys with short deadlines would otherwise pile up loads). Its
+	// result is then not cached; the next caller starts a new load.
+	var led atomic.Bool
+	n.c.waiting.Add(1)
+	r, _, err := n.flight.Do(ctx, n.flightKey(skey), func(fctx context.Context) (loadResult, error) {
+		led.Store(true)
+		if running := n.inflight.Add(1); running > int64(n.p.MaxLoads) {
+			n.inflight.Add(-1)
+			n.c.loadsRefused.Add(1)
+			return loadResult{}, fmt.Errorf("%w: %d loads in flight in namespace %q (max_concurrent_loads); retry shortly", ErrBackpressure, n.p.MaxLoads, n.p.Name)
+		}
+		defer n.inflight.Add(-1)
 		if !n.life.enter() {
-			return nil, n.errClosed()
+			return loadResult{}, n.errClosed()
 		}
 		defer n.life.exit()
-		r, gen, err := n.fetchGuarded(ctx, key, skey)
+		r, gen, err := n.fetchGuarded(fctx, key, skey)
 		if err != nil {
-			return nil, err
+			return loadResult{}, err
 		}
 		n.install(skey, gen, r, false)
 		return r, nil
 	})
-	// Counted once DoChan has registered the caller, so LoadsWaiting == n
-	// means n callers are attached to loads.
-	n.c.waiting.Add(1)
-	select {
-	case r := <-ch:
-		n.c.waiting.Add(-1)
-		if !leader {
-			n.c.deduped.Add(1)
-		}
-		if r.Err != nil {
-			return nil, false, r.Err
-		}
-		lr := r.Val.(loadResult)
-		return lr.value, lr.found, nil
-	case <-ctx.Done():
-		n.c.waiting.Add(-1)
-		return nil, false, ctx.Err()
+	n.c.waiting.Add(-1)
+	if !led.Load() && (err == nil || ctx.Err() == nil) {
+		n.c.deduped.Add(1)
 	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		return nil, false, err
+	}
+	return r.value, r.found, nil
 }
 
 // refreshAsync reloads a hot entry in the background, at most once at a

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
+	sfctx "resenje.org/singleflight"
 
 	"github.com/ringcache/ringcache/internal/hlc"
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -76,6 +77,18 @@ type Policy struct {
 	// read after RefreshAhead × its TTL, so hot keys never expire into a
 	// miss; cold keys just expire. 0 turns it off. Read-through only.
 	RefreshAhead float64
+	// MaxLoads bounds the loads in flight at once (distinct keys being
+	// loaded); a miss that would start one more fails at once with an
+	// error wrapping ErrBackpressure (RESOURCE_EXHAUSTED), so a flood of
+	// cold keys costs bounded goroutines and memory. Default
+	// DefaultMaxLoads.
+	MaxLoads int
+	// LoadConcurrency bounds the Loader calls running at once; further
+	// loads wait for a slot (within their timeout). Give each namespace of
+	// a shared database less than the database's connections, so one
+	// namespace's slow loads cannot take every connection from the
+	// others. 0: unbounded.
+	LoadConcurrency int
 	// MaxRefreshes bounds the refreshes in flight at once; a hot entry
 	// read while that many run is not refreshed then (counted in
 	// Stats.RefreshesSkipped). Default DefaultMaxRefreshes.
@@ -104,8 +117,11 @@ type Deps struct {
 }
 
 // DefaultMaxRefreshes bounds the background refresh-ahead reloads of one
-// namespace in flight at once.
-const DefaultMaxRefreshes = 64
+// namespace in flight at once; DefaultMaxLoads its loads.
+const (
+	DefaultMaxRefreshes = 64
+	DefaultMaxLoads     = 256
+)
 
 // Stats are a Namespace's counters since start.
 type Stats struct {
@@ -123,11 +139,14 @@ type Stats struct {
 	LeaseWaits          uint64 // misses told to wait for another caller's lease
 	LeaseRejected       uint64 // leased Sets refused because the lease was spent
 	LoadsWaiting        int64  // callers waiting on a load right now
+	LoadsRunning        int64  // loads in flight right now (against MaxLoads)
+	LoadsRefused        uint64 // misses refused because MaxLoads loads were in flight
 }
 
 type counters struct {
 	gets, hits, misses, loads, deduped, loadErrors, negHits, sets, deletes atomic.Uint64
 	writeErrors, backpressure, refreshes, refreshSkips, pendingHits        atomic.Uint64
+	loadsRefused                                                           atomic.Uint64
 	leasesGranted, leaseWaits, leaseRejected                               atomic.Uint64
 	waiting                                                                atomic.Int64
 }
@@ -146,11 +165,13 @@ type Namespace struct {
 	journal  Journal
 	versions Versions
 	tracer   trace.Tracer
-	flight   singleflight.Group
-	epoch    atomic.Uint64      // bumped by ForgetLoads; part of the flight key
-	refresh  singleflight.Group // one background refresh per key
-	refreshN chan struct{}      // semaphore of Policy.MaxRefreshes
-	leases   *leases            // cache-aside leases by store key
+	flight   sfctx.Group[string, loadResult] // loads; cancelled when no caller waits
+	inflight atomic.Int64                    // loads running, against MaxLoads
+	dbSlots  chan struct{}                   // LoadConcurrency; nil: unbounded
+	epoch    atomic.Uint64                   // bumped by ForgetLoads; part of the flight key
+	refresh  singleflight.Group              // one background refresh per key
+	refreshN chan struct{}                   // semaphore of Policy.MaxRefreshes
+	leases   *leases                         // cache-aside leases by store key
 	c        counters
 	life     lifetime // loads and refreshes end at Close
 	// gen counts writes per key stripe. A load records its stripe's
@@ -190,6 +211,9 @@ func New(p Policy, d Deps) (*Namespace, error) {
 	if p.MaxRefreshes <= 0 {
 		p.MaxRefreshes = DefaultMaxRefreshes
 	}
+	if p.MaxLoads <= 0 {
+		p.MaxLoads = DefaultMaxLoads
+	}
 	if d.Tracer == nil {
 		d.Tracer = noop.NewTracerProvider().Tracer("")
 	}
@@ -198,6 +222,9 @@ func New(p Policy, d Deps) (*Namespace, error) {
 		leases: newLeases(p.LeaseTTL), onChange: d.OnChange, refreshN: make(chan struct{}, p.MaxRefreshes),
 	}
 	n.life.init()
+	if p.LoadConcurrency > 0 {
+		n.dbSlots = make(chan struct{}, p.LoadConcurrency)
+	}
 	if p.Write == WriteThrough {
 		n.writer = d.Writer
 	}
@@ -333,6 +360,6 @@ func (n *Namespace) Stats() Stats {
 		WriteErrors: n.c.writeErrors.Load(), Backpressure: n.c.backpressure.Load(),
 		Refreshes: n.c.refreshes.Load(), RefreshesSkipped: n.c.refreshSkips.Load(), PendingHits: n.c.pendingHits.Load(),
 		LeasesGranted: n.c.leasesGranted.Load(), LeaseWaits: n.c.leaseWaits.Load(), LeaseRejected: n.c.leaseRejected.Load(),
-		LoadsWaiting: n.c.waiting.Load(),
+		LoadsWaiting: n.c.waiting.Load(), LoadsRunning: n.inflight.Load(), LoadsRefused: n.c.loadsRefused.Load(),
 	}
 }

@@ -1512,8 +1512,12 @@ type NamespaceStats struct {
 	// Refresh-ahead reloads skipped because the namespace's bound on
 	// concurrent refreshes was reached (the entry serves until it expires).
 	RefreshesSkipped uint64 `protobuf:"varint,19,opt,name=refreshes_skipped,json=refreshesSkipped,proto3" json:"refreshes_skipped,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Loads in flight right now, and misses refused with RESOURCE_EXHAUSTED
+	// because max_concurrent_loads loads were in flight.
+	LoadsRunning  int64  `protobuf:"varint,20,opt,name=loads_running,json=loadsRunning,proto3" json:"loads_running,omitempty"`
+	LoadsRefused  uint64 `protobuf:"varint,21,opt,name=loads_refused,json=loadsRefused,proto3" json:"loads_refused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NamespaceStats) Reset() {
@@ -1679,6 +1683,20 @@ func (x *NamespaceStats) GetRefreshesSkipped() uint64 {
 	return 0
 }
 
+func (x *NamespaceStats) GetLoadsRunning() int64 {
+	if x != nil {
+		return x.LoadsRunning
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetLoadsRefused() uint64 {
+	if x != nil {
+		return x.LoadsRefused
+	}
+	return 0
+}
+
 var File_ringcache_v1_admin_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_admin_proto_rawDesc = "" +
@@ -1789,7 +1807,7 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\aentries\x18\x01 \x01(\x04R\aentries\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x1b\n" +
 	"\tmax_bytes\x18\x03 \x01(\x04R\bmaxBytes\x12\x1c\n" +
-	"\tevictions\x18\x04 \x01(\x04R\tevictions\"\xe6\x04\n" +
+	"\tevictions\x18\x04 \x01(\x04R\tevictions\"\xb0\x05\n" +
 	"\x0eNamespaceStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04gets\x18\x02 \x01(\x04R\x04gets\x12\x12\n" +
@@ -1812,7 +1830,9 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"leaseWaits\x12%\n" +
 	"\x0elease_rejected\x18\x11 \x01(\x04R\rleaseRejected\x12#\n" +
 	"\rloads_waiting\x18\x12 \x01(\x03R\floadsWaiting\x12+\n" +
-	"\x11refreshes_skipped\x18\x13 \x01(\x04R\x10refreshesSkipped*\x8b\x01\n" +
+	"\x11refreshes_skipped\x18\x13 \x01(\x04R\x10refreshesSkipped\x12#\n" +
+	"\rloads_running\x18\x14 \x01(\x03R\floadsRunning\x12#\n" +
+	"\rloads_refused\x18\x15 \x01(\x04R\floadsRefused*\x8b\x01\n" +
 	"\vMemberState\x12\x1c\n" +
 	"\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n" +
