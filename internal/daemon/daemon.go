@@ -192,6 +192,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		Join:                f.Join,
 		GossipPreset:        f.GossipPreset,
 		GossipKeys:          gossipKeys,
+		GossipKeyFile:       f.GossipKeyFile,
 		Ring:                ring.Config{PartitionCount: file.Ring.Partitions, Load: file.Ring.Load},
 		MaxMemory:           maxMem,
 		HotCacheBytes:       hotBytes,
