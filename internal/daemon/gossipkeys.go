@@ -24,10 +24,6 @@ func readGossipKeys(path string) ([][]byte, error) {
 // reloadGossipKeys re-reads the key file and hands the keyring to the node
 // (on SIGHUP); a bad file or an unsafe change is logged and changes nothing.
 func reloadGossipKeys(log *slog.Logger, path string, rotate func([][]byte) error) {
-	if path == "" {
-		log.Warn("SIGHUP: no --gossip-key-file to reload")
-		return
-	}
 	keys, err := readGossipKeys(path)
 	if err == nil {
 		err = rotate(keys)
