@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strings"
 
@@ -66,7 +67,7 @@ func newGossipKeysInstallCommand(o *options) *cobra.Command {
 		Long:  "install adds the key of --key-file to every alive member's keyring as a\nsecondary key. Installing a key twice is harmless.\n\n" + gossipKeysHelp,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			key, err := readOneKey(keyFile)
+			key, err := readOneKey(keyFile, cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
@@ -75,7 +76,7 @@ func newGossipKeysInstallCommand(o *options) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&keyFile, "key-file", "", "file holding the new key (one base64 line, as --gossip-key-file; e.g. head -c 32 /dev/urandom | base64)")
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "file holding the new key (one base64 line, as --gossip-key-file; e.g. head -c 32 /dev/urandom | base64); - reads stdin")
 	cmd.Flags().BoolVar(&nodeOnly, "node-only", false, "change only the node at --addr")
 	return cmd
 }
@@ -91,7 +92,7 @@ func newGossipKeysUseCommand(o *options) *cobra.Command {
 			"every member holds the key (install), or members that lack it lose contact.\n\n" + gossipKeysHelp,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := keyID(args, keyFile)
+			id, err := keyID(args, keyFile, cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
@@ -281,14 +282,25 @@ func loopback(addr string) bool {
 	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
-// readOneKey reads a key file that must hold exactly one key.
-func readOneKey(path string) ([]byte, error) {
-	if path == "" {
+// readOneKey reads a key file that must hold exactly one key; "-" reads
+// stdin (kubectl exec -i … --key-file - < new.key).
+func readOneKey(path string, stdin io.Reader) ([]byte, error) {
+	var data []byte
+	var err error
+	switch path {
+	case "":
 		return nil, errors.New("--key-file is required: a file holding the new key (head -c 32 /dev/urandom | base64 > new.key)")
+	case "-":
+		data, err = io.ReadAll(stdin)
+	default:
+		data, err = os.ReadFile(path)
 	}
-	keys, err := gossipkey.Read(path)
 	if err != nil {
 		return nil, fmt.Errorf("--key-file: %w", err)
+	}
+	keys, err := gossipkey.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("--key-file %s: %w", path, err)
 	}
 	if len(keys) != 1 {
 		return nil, fmt.Errorf("--key-file %s holds %d keys; give a file holding the new key alone", path, len(keys))
@@ -298,12 +310,12 @@ func readOneKey(path string) ([]byte, error) {
 
 // keyID returns the fingerprint given as the argument or that of the key
 // in keyFile; exactly one must be given.
-func keyID(args []string, keyFile string) (string, error) {
+func keyID(args []string, keyFile string, stdin io.Reader) (string, error) {
 	switch {
 	case len(args) == 1 && keyFile == "":
 		return args[0], nil
 	case len(args) == 0 && keyFile != "":
-		key, err := readOneKey(keyFile)
+		key, err := readOneKey(keyFile, stdin)
 		if err != nil {
 			return "", err
 		}

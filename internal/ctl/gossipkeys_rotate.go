@@ -35,14 +35,14 @@ func newGossipKeysRotateCommand(o *options) *cobra.Command {
 			"  ringcachectl --tls-ca ca.crt --tls-cert client.ops.crt --tls-key client.ops.key gossip-keys rotate --key-file new.key",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			key, err := readOneKey(keyFile)
+			key, err := readOneKey(keyFile, cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
 			return o.rotateGossipKey(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), key)
 		},
 	}
-	cmd.Flags().StringVar(&keyFile, "key-file", "", "file holding the new key (one base64 line, as --gossip-key-file; e.g. head -c 32 /dev/urandom | base64)")
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "file holding the new key (one base64 line, as --gossip-key-file; e.g. head -c 32 /dev/urandom | base64); - reads stdin")
 	return cmd
 }
 

@@ -181,7 +181,13 @@ func TestGossipKeys_SingleStepsAndJSON(t *testing.T) {
 	newID, oldID := gossipkey.ID(newGossipKey), gossipkey.ID(oldGossipKey)
 	seed := nodes[0].addr
 
-	mustRun(t, "--addr", seed, "gossip-keys", "install", "--key-file", newFile)
+	newText, err := os.ReadFile(newFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := runCLI(t, string(newText), "--addr", seed, "gossip-keys", "install", "--key-file", "-"); err != nil {
+		t.Fatalf("install --key-file - (stdin): %v\n%s", err, stderr)
+	}
 	holds(t, nodes, oldGossipKey, newGossipKey)
 	if _, _, err := runCLI(t, "", "--addr", seed, "gossip-keys", "remove", oldID); err == nil || !strings.Contains(err.Error(), "FAILED_PRECONDITION") {
 		t.Fatalf("removing the primary: %v, want FAILED_PRECONDITION", err)
