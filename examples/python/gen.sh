@@ -6,8 +6,11 @@
 # It uses Debian's protoc and gRPC plugin, which match Debian's Python
 # runtime (python3-protobuf 3.21 = Python protobuf 4.21, python3-grpcio 1.51):
 #
-#   apt-get install -y protobuf-compiler protobuf-compiler-grpc
+#   apt-get install -y protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
 #   examples/python/gen.sh
+#
+# (libprotobuf-dev brings google/protobuf/duration.proto, which cache.proto
+# imports; apt installs it with protobuf-compiler unless recommends are off.)
 #
 # Not Debian's python3-grpc-tools: it bundles protoc 3.5.1, whose old-style
 # generated code newer protobuf runtimes refuse.
@@ -17,14 +20,18 @@ proto=$(cd "$here/../../proto" && pwd)
 
 for tool in protoc grpc_python_plugin; do
   command -v "$tool" >/dev/null || {
-    echo "gen.sh: $tool not found: apt-get install -y protobuf-compiler protobuf-compiler-grpc" >&2
+    echo "gen.sh: $tool not found: apt-get install -y protobuf-compiler protobuf-compiler-grpc libprotobuf-dev" >&2
     exit 1
   }
 done
 
-# google/protobuf/duration.proto ships with protoc (/usr/include on Debian).
-includes=(-I "$proto")
-[ -f /usr/include/google/protobuf/duration.proto ] && includes+=(-I /usr/include)
+# google/protobuf/duration.proto comes with libprotobuf-dev (/usr/include).
+wkt=/usr/include/google/protobuf/duration.proto
+[ -f "$wkt" ] || {
+  echo "gen.sh: $wkt not found: apt-get install -y libprotobuf-dev" >&2
+  exit 1
+}
+includes=(-I "$proto" -I /usr/include)
 
 out="$here/ringcache/v1"
 mkdir -p "$out"

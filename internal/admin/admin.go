@@ -1,6 +1,7 @@
 // Package admin is the operator plane behind ringcachectl: the Admin gRPC
-// service (members, ring, locate, stats, and the write-behind journal). It
-// only reads a node's parts and calls their operations; it routes nothing.
+// service (members, ring, locate, stats, the write-behind journal, and
+// gossip keys). It only reads a node's parts and calls their operations; it
+// routes nothing.
 //
 // Stats builds the one snapshot of a node's counters; the Prometheus
 // metrics read the same snapshot, so the two cannot drift.
@@ -8,6 +9,8 @@ package admin
 
 import (
 	"context"
+	"log/slog"
+	"sync"
 
 	"github.com/ringcache/ringcache/internal/engine"
 	"github.com/ringcache/ringcache/internal/hlc"
@@ -20,12 +23,18 @@ import (
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
-// Config is what the Admin service reads. Name, Members, Engine, Services,
-// Store and Clock are required; Hot, Journal and Flusher are nil when the node
-// has none.
+// Config is what the Admin service reads. Name, Members, Keyring, Engine,
+// Services, Store and Clock are required; Hot, Journal and Flusher are nil
+// when the node has none.
 type Config struct {
-	Name     string
-	Members  func() []membership.Member
+	Name    string
+	Members func() []membership.Member
+	// Keyring returns the node's gossip keyring; it is called by the
+	// gossip key RPCs only, once the node serves.
+	Keyring func() Keyring
+	// KeyFile is the node's --gossip-key-file, rewritten after each keyring
+	// change; empty: none.
+	KeyFile  string
 	Engine   *engine.Engine
 	Services *service.Services
 	Store    *store.Store
@@ -33,12 +42,22 @@ type Config struct {
 	Hot      *hotcache.Cache
 	Journal  *journal.Journal
 	Flusher  *journal.Flusher
+	// Logger receives keyring changes; nil discards.
+	Logger *slog.Logger
 }
 
 // Server implements pb.AdminServer.
 type Server struct {
 	pb.UnimplementedAdminServer
-	cfg Config
+	cfg   Config
+	keyMu sync.Mutex // serializes keyring changes and key file writes
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.cfg.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.cfg.Logger
 }
 
 // New returns the Admin service.

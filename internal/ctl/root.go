@@ -3,7 +3,8 @@
 //
 // Every command dials the node at --addr and calls one Admin or Cache RPC,
 // each call with its own deadline of --timeout; stats, journal, journal
-// flush and top also dial every alive member. Results print as tables (text/tabwriter) or, with -o json, as
+// flush, top and gossip-keys also dial every alive member (gossip-keys
+// rotate runs each step of a key rotation on all of them before the next). Results print as tables (text/tabwriter) or, with -o json, as
 // indented JSON (top: one line per snapshot). Commands return their errors instead of printing them, so the
 // binary decides how to report them; gRPC failures are rewritten into
 // operator-readable messages such as `NOT_FOUND: unknown namespace "x"; configured namespaces: [users]`.
@@ -68,6 +69,7 @@ func NewRootCommand() *cobra.Command {
 		newStatsCommand(o),
 		newJournalCommand(o),
 		newTopCommand(o),
+		newGossipKeysCommand(o),
 		newPluginCommand("bench", BenchShort),
 		newPluginCommand("simulate", SimulateShort),
 		newCertsCommand(o),

@@ -1,6 +1,8 @@
 // Package daemon is ringcached's command line: flags and ringcache.yaml are
 // turned into a node.Config, the backends are opened, and the node runs
-// until SIGTERM or SIGINT, when it leaves the cluster and exits 0.
+// until SIGTERM or SIGINT, when it leaves the cluster and exits 0. SIGHUP
+// reloads the gossip keys, the auth section, the tokens and TLS files, and
+// reopens the audit log (reload.go).
 package daemon
 
 import (
@@ -94,7 +96,7 @@ func NewCommand() *cobra.Command {
 	fl.StringVar(&f.AdvertiseGossipAddr, "advertise-gossip-addr", "", "gossip address peers use (default: the listen address)")
 	fl.StringSliceVar(&f.Join, "join", nil, "seed gossip addresses or a DNS name resolving to peers (repeatable or comma-separated)")
 	fl.StringVar(&f.DataDir, "data-dir", "./data", "directory for this node's files (the default SQLite database lives here)")
-	fl.StringVar(&f.ConfigPath, "config", "", "path to ringcache.yaml (default: one pure-cache namespace \"default\")")
+	fl.StringVar(&f.ConfigPath, "config", "", "path to ringcache.yaml (default: one pure-cache namespace \"default\"); SIGHUP re-reads its auth section, the rest needs a restart")
 	fl.StringVar(&f.MaxMemory, "max-memory", "256MiB", "memory bound of the local cache (bytes, or with a unit: 512MiB, 2GiB)")
 	fl.StringVar(&f.HotCacheBytes, "hot-cache-bytes", "0", "memory bound of the hot cache: values of keys other nodes own that this node is asked for often, served here and invalidated by the owners (bytes or with a unit, e.g. 16MiB; 0 disables it)")
 	fl.Float64Var(&f.HotCacheMinRate, "hot-cache-min-rate", node.DefaultHotCacheMinRate, "Gets per second of one key through this node at which the hot cache keeps it")
@@ -103,7 +105,7 @@ func NewCommand() *cobra.Command {
 	fl.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.LogFormat, "log-format", "text", "text or json")
 	fl.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take before open calls are cut")
-	fl.StringVar(&f.GossipKeyFile, "gossip-key-file", "", "file holding the gossip encryption keys, one base64 key (16, 24 or 32 bytes) per line, the first primary (or a single raw key); SIGHUP re-reads it to rotate keys")
+	fl.StringVar(&f.GossipKeyFile, "gossip-key-file", "", "file holding the gossip encryption keys, one base64 key (16, 24 or 32 bytes) per line, the first primary (or a single raw key); SIGHUP re-reads it to rotate keys, and the node rewrites it when ringcachectl gossip-keys changes them")
 	fl.DurationVar(&f.FlushTimeout, "flush-timeout", node.DefaultFlushTimeout, "how long a graceful stop may spend writing the write-behind journal to the database (the rest is flushed on the next start)")
 	fl.StringVar(&f.AdminAddr, "admin-addr", DefaultAdminAddr, "HTTP listen address of /metrics (Prometheus), /healthz and /readyz; empty disables them")
 	f.Security.register(fl)
@@ -192,6 +194,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		Join:                f.Join,
 		GossipPreset:        f.GossipPreset,
 		GossipKeys:          gossipKeys,
+		GossipKeyFile:       f.GossipKeyFile,
 		Ring:                ring.Config{PartitionCount: file.Ring.Partitions, Load: file.Ring.Load},
 		MaxMemory:           maxMem,
 		HotCacheBytes:       hotBytes,
@@ -222,7 +225,7 @@ waiting:
 	for {
 		select {
 		case <-hup:
-			reloadGossipKeys(log, f.GossipKeyFile, n.RotateGossipKeys)
+			reload(log, f, file, n)
 		case <-ctx.Done():
 			break waiting
 		}

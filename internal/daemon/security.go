@@ -22,12 +22,12 @@ type SecurityFlags struct {
 }
 
 func (s *SecurityFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&s.TLSCert, "tls-cert", "", "the node's TLS certificate (PEM; ringcachectl certs node makes one); serves gRPC over TLS 1.3, and peers are dialled with it; re-read when it changes")
+	fl.StringVar(&s.TLSCert, "tls-cert", "", "the node's TLS certificate (PEM; ringcachectl certs node makes one); serves gRPC over TLS 1.3, and peers are dialled with it; re-read when it changes, and on SIGHUP")
 	fl.StringVar(&s.TLSKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fl.StringVar(&s.TLSClientCA, "tls-client-ca", "", "CA that signs client and peer certificates (PEM); a verified client certificate identifies its caller")
 	fl.BoolVar(&s.TLSRequireClientCert, "tls-require-client-cert", false, "refuse connections without a client certificate signed by --tls-client-ca (strict mutual TLS)")
 	fl.BoolVar(&s.Insecure, "insecure", false, "allow plaintext gRPC (no --tls-cert) and unencrypted gossip (no --gossip-key-file) on an address other than loopback; anyone who reaches the node could then read and write every namespace")
-	fl.StringVar(&s.AuditLog, "audit-log", "", "append an audit log (JSON lines) to this file: every Admin call, every denied call, and every access to namespaces marked audit: true; keys appear only as keyed hashes")
+	fl.StringVar(&s.AuditLog, "audit-log", "", "append an audit log (JSON lines) to this file: every Admin call, every denied call, and every access to namespaces marked audit: true; keys appear only as keyed hashes; SIGHUP reopens it (after logrotate)")
 }
 
 // apply sets the node's security settings from the flags and the config

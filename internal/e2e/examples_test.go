@@ -8,9 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringcache/ringcache/internal/auth"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
 const (
@@ -36,18 +40,108 @@ func TestExamples_NodeAndPythonAgainstALiveCluster(t *testing.T) {
 	t.Run("node", func(t *testing.T) {
 		ensureNode(t, root)
 		addr := c.nodes[0].grpcAddr
-		runExample(t, root, "node", addr, "node", "examples/node/example.js", "--addr", addr, "--key", "e2e-node")
+		runExample(t, root, example{lang: "node", addr: addr, unknown: "NOT_FOUND"}, "examples/node/example.js", "--addr", addr, "--key", "e2e-node")
 		ran++
 	})
 	t.Run("python", func(t *testing.T) {
 		ensurePythonGRPC(t)
 		addr := c.nodes[1].grpcAddr
-		runExample(t, root, "python", addr, systemPython, "examples/python/example.py", "--addr", addr, "--key", "e2e-python")
+		runExample(t, root, example{lang: "python", addr: addr, unknown: "NOT_FOUND"}, "examples/python/example.py", "--addr", addr, "--key", "e2e-python")
 		ran++
 	})
+	checkExampleWrites(t, c, ran)
+}
 
-	// Each example's Set and Delete reached the key's owner (stats count
-	// writes on the owner only).
+// webToken is the bearer token of principal web that the secure examples
+// test adds to the secure cluster's tokens file.
+const webToken = "web-example-token"
+
+// TestExamples_AgainstASecureCluster runs both examples against three nodes
+// serving mutual TLS and an auth section (startSecureCluster): over TLS with
+// a bearer token (from $RINGCACHE_TOKEN for Node.js, --token for Python)
+// and over mutual TLS with principal web's client certificate. Principal
+// web may read and write sessions and read users, so the unknown namespace
+// is PERMISSION_DENIED. Without credentials each example stops at its first
+// call with UNAUTHENTICATED.
+func TestExamples_AgainstASecureCluster(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	sc := startSecureCluster(t, 3)
+	dir := filepath.Join(sc.dir, "certs")
+	webCrt, webKey := writePair(t, dir, "web", mustClient(t, sc.ca, "web"))
+
+	// Give web a token too: nodes re-read the tokens file within a second.
+	tokens := filepath.Join(sc.dir, "tokens")
+	f, err := os.OpenFile(tokens, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(f, "web %s\n", auth.HashToken(webToken)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range sc.nodes {
+		cache := pb.NewCacheClient(sc.dial(t, p.grpcAddr, nil, webToken))
+		eventually(t, 10*time.Second, p.name+" accepts web's new token", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, err := cache.Get(ctx, &pb.GetRequest{Namespace: "sessions", Key: "probe"})
+			return err
+		})
+	}
+
+	ran := 0
+	for i, lang := range []string{"node", "python"} {
+		cmd, script, ensure := "node", "examples/node/example.js", ensureNode
+		if lang == "python" {
+			cmd, script, ensure = systemPython, "examples/python/example.py", func(t *testing.T, _ string) { ensurePythonGRPC(t) }
+		}
+		t.Run(lang+"/token", func(t *testing.T) {
+			ensure(t, root)
+			addr := sc.nodes[i].grpcAddr
+			ex := example{lang: lang, addr: addr, security: " (TLS, bearer token)", unknown: "PERMISSION_DENIED"}
+			args := []string{script, "--addr", addr, "--key", "e2e-" + lang, "--tls-ca", sc.caFile}
+			if lang == "node" {
+				ex.env = []string{"RINGCACHE_TOKEN=" + webToken}
+			} else {
+				args = append(args, "--token", webToken)
+			}
+			runExample(t, root, ex, args...)
+			ran++
+		})
+		t.Run(lang+"/certificate", func(t *testing.T) {
+			ensure(t, root)
+			addr := sc.nodes[i+1].grpcAddr
+			ex := example{lang: lang, addr: addr, security: " (TLS, client certificate)", unknown: "PERMISSION_DENIED"}
+			runExample(t, root, ex, script, "--addr", addr, "--key", "e2e-"+lang, "--tls-ca", sc.caFile, "--tls-cert", webCrt, "--tls-key", webKey)
+			ran++
+		})
+		t.Run(lang+"/no-credentials", func(t *testing.T) {
+			ensure(t, root)
+			addr := sc.nodes[2].grpcAddr
+			stdout, stderr, err := execExample(t, root, nil, cmd, script, "--addr", addr, "--key", "e2e-"+lang, "--tls-ca", sc.caFile)
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("%s example without credentials: %v, want exit 1", lang, err)
+			}
+			wantOut := fmt.Sprintf("ringcache example (%s) against %s (TLS)\n", lang, addr)
+			wantErr := fmt.Sprintf("FAIL Set sessions/e2e-%s ttl=60s: UNAUTHENTICATED: ", lang)
+			// Node.js may warn first (DEP0123: grpc-js sets the TLS server
+			// name to the IP address dialled).
+			if stdout != wantOut || !slices.ContainsFunc(strings.Split(stderr, "\n"), func(l string) bool { return strings.HasPrefix(l, wantErr) }) {
+				t.Fatalf("%s example without credentials printed\n%s%s\nwant\n%s%s...", lang, stdout, stderr, wantOut, wantErr)
+			}
+		})
+	}
+	checkExampleWrites(t, sc.cluster, ran)
+}
+
+// checkExampleWrites checks that each of ran passing examples' Set and
+// Delete reached the key's owner (stats count writes on the owner only).
+func checkExampleWrites(t *testing.T, c *cluster, ran int) {
+	t.Helper()
 	if t.Failed() {
 		return
 	}
@@ -64,44 +158,69 @@ func TestExamples_NodeAndPythonAgainstALiveCluster(t *testing.T) {
 	}
 }
 
-// runExample runs name (an example client) from the repository root and
-// checks it exits 0 printing exactly the expected lines for key e2e-<lang>.
-func runExample(t *testing.T, root, lang, addr, name string, args ...string) {
+// example is what one run of an example client should print.
+type example struct {
+	lang string // node or python: the example prints it, and its key is e2e-<lang>
+	addr string
+	// security is what the first line says after the address, e.g.
+	// " (TLS, bearer token)"; unknown is the status of the unknown
+	// namespace's Get.
+	security, unknown string
+	// env is added to the environment.
+	env []string
+}
+
+// runExample runs an example client (node or systemPython, by ex.lang) from
+// the repository root with args, the script first, and checks it exits 0
+// printing exactly the expected lines.
+func runExample(t *testing.T, root string, ex example, args ...string) {
+	t.Helper()
+	name := "node"
+	if ex.lang == "python" {
+		name = systemPython
+	}
+	stdout, _, err := execExample(t, root, ex.env, name, args...)
+	if err != nil {
+		t.Fatalf("%s example: %v (want exit 0)", ex.lang, err)
+	}
+
+	key := "e2e-" + ex.lang
+	want := []string{
+		fmt.Sprintf("ringcache example (%s) against %s%s", ex.lang, ex.addr, ex.security),
+		fmt.Sprintf("Set sessions/%s ttl=60s: ok", key),
+		fmt.Sprintf(`Get sessions/%s: found "hello from %s": ok`, key, ex.lang),
+		fmt.Sprintf("GetMany sessions [%s, %s-missing]: found, not found: ok", key, key),
+		fmt.Sprintf("Delete sessions/%s: ok", key),
+		fmt.Sprintf("Get sessions/%s: not found: ok", key),
+		fmt.Sprintf("Get no-such-namespace/%s: %s: ok", key, ex.unknown),
+		"PASS: 6 steps",
+	}
+	got := strings.Split(strings.TrimRight(stdout, "\n"), "\n")
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("%s example printed:\n%s\nwant:\n%s", ex.lang, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// execExample runs name with args from the repository root, env added to
+// the environment, and returns what it printed and how it exited.
+func execExample(t *testing.T, root string, env []string, name string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), exampleTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = root
 	// No __pycache__ in the work tree.
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Env = append(append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1"), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	t.Logf("%s %s: %s\n--- stdout ---\n%s--- stderr ---\n%s", name, strings.Join(args, " "),
-		time.Since(start).Round(time.Millisecond), stdout.String(), stderr.String())
+		time.Since(start).Round(time.Millisecond), out.String(), errOut.String())
 	if ctx.Err() != nil {
-		t.Fatalf("%s example did not finish within %s", lang, exampleTimeout)
+		t.Fatalf("%s did not finish within %s", name, exampleTimeout)
 	}
-	if err != nil {
-		t.Fatalf("%s example: %v (want exit 0)", lang, err)
-	}
-
-	key := "e2e-" + lang
-	want := []string{
-		fmt.Sprintf("ringcache example (%s) against %s", lang, addr),
-		fmt.Sprintf("Set sessions/%s ttl=60s: ok", key),
-		fmt.Sprintf(`Get sessions/%s: found "hello from %s": ok`, key, lang),
-		fmt.Sprintf("GetMany sessions [%s, %s-missing]: found, not found: ok", key, key),
-		fmt.Sprintf("Delete sessions/%s: ok", key),
-		fmt.Sprintf("Get sessions/%s: not found: ok", key),
-		fmt.Sprintf("Get no-such-namespace/%s: NOT_FOUND: ok", key),
-		"PASS: 6 steps",
-	}
-	got := strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n")
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("%s example printed:\n%s\nwant:\n%s", lang, strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	return out.String(), errOut.String(), err
 }
 
 // repoRoot returns the repository root: two levels above this package.

@@ -2,13 +2,13 @@ package membership
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ringcache/ringcache/internal/gossipkey"
 )
 
 // Errors of the keyring operations and of joining. Messages name keys by
@@ -37,10 +37,7 @@ var (
 
 // KeyID returns a short fingerprint of a gossip key (the first 8 bytes of
 // its SHA-256, in hex): safe to log and show, and enough to tell keys apart.
-func KeyID(key []byte) string {
-	sum := sha256.Sum256(key)
-	return hex.EncodeToString(sum[:8])
-}
+func KeyID(key []byte) string { return gossipkey.ID(key) }
 
 // configKeys validates and copies the keys of cfg.
 func configKeys(cfg Config) ([][]byte, error) {

@@ -166,7 +166,11 @@ type Config struct {
 	// authenticate gossip with the first key; the others are accepted too,
 	// so keys can be rotated without losing a member (RotateGossipKeys).
 	GossipKeys [][]byte
-	Ring       ring.Config
+	// GossipKeyFile is the file GossipKeys were read from; when set, the
+	// node rewrites it (atomically) after an Admin call changes the keyring
+	// (ringcachectl gossip-keys), so a restart starts from the keys in use.
+	GossipKeyFile string
+	Ring          ring.Config
 	// MaxMemory bounds the local store in bytes; default 256 MiB.
 	MaxMemory  uint64
 	Namespaces []NamespaceSpec

@@ -76,6 +76,497 @@ func (MemberState) EnumDescriptor() ([]byte, []int) {
 	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{0}
 }
 
+// GossipKeyring is a node's gossip keyring, as fingerprints.
+type GossipKeyring struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the node.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// False when the node's gossip is not encrypted (started without
+	// --gossip-key-file); keys is then empty and key operations fail.
+	Encrypted bool `protobuf:"varint,2,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	// The keys, primary first.
+	Keys []*GossipKey `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	// The file the node keeps its keyring in (--gossip-key-file); empty when
+	// it has none.
+	KeyFile string `protobuf:"bytes,4,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	// Why key_file does not hold these keys in this order (it could not be
+	// rewritten after a change, or was edited since): a restart would start
+	// from another keyring. Empty when it does, or when there is no file.
+	KeyFileError  string `protobuf:"bytes,5,opt,name=key_file_error,json=keyFileError,proto3" json:"key_file_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipKeyring) Reset() {
+	*x = GossipKeyring{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipKeyring) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipKeyring) ProtoMessage() {}
+
+func (x *GossipKeyring) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipKeyring.ProtoReflect.Descriptor instead.
+func (*GossipKeyring) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GossipKeyring) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *GossipKeyring) GetEncrypted() bool {
+	if x != nil {
+		return x.Encrypted
+	}
+	return false
+}
+
+func (x *GossipKeyring) GetKeys() []*GossipKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *GossipKeyring) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
+	}
+	return ""
+}
+
+func (x *GossipKeyring) GetKeyFileError() string {
+	if x != nil {
+		return x.KeyFileError
+	}
+	return ""
+}
+
+type GossipKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Fingerprint: the first 8 bytes of the key's SHA-256, in hex.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The key this node encrypts with.
+	Primary       bool `protobuf:"varint,2,opt,name=primary,proto3" json:"primary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipKey) Reset() {
+	*x = GossipKey{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipKey) ProtoMessage() {}
+
+func (x *GossipKey) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipKey.ProtoReflect.Descriptor instead.
+func (*GossipKey) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GossipKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GossipKey) GetPrimary() bool {
+	if x != nil {
+		return x.Primary
+	}
+	return false
+}
+
+type GossipKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipKeysRequest) Reset() {
+	*x = GossipKeysRequest{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipKeysRequest) ProtoMessage() {}
+
+func (x *GossipKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipKeysRequest.ProtoReflect.Descriptor instead.
+func (*GossipKeysRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+type GossipKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keyring       *GossipKeyring         `protobuf:"bytes,1,opt,name=keyring,proto3" json:"keyring,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipKeysResponse) Reset() {
+	*x = GossipKeysResponse{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipKeysResponse) ProtoMessage() {}
+
+func (x *GossipKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipKeysResponse.ProtoReflect.Descriptor instead.
+func (*GossipKeysResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GossipKeysResponse) GetKeyring() *GossipKeyring {
+	if x != nil {
+		return x.Keyring
+	}
+	return nil
+}
+
+type InstallGossipKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key: 16, 24 or 32 bytes (AES-128, -192 or -256).
+	Key           []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstallGossipKeyRequest) Reset() {
+	*x = InstallGossipKeyRequest{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstallGossipKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstallGossipKeyRequest) ProtoMessage() {}
+
+func (x *InstallGossipKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstallGossipKeyRequest.ProtoReflect.Descriptor instead.
+func (*InstallGossipKeyRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *InstallGossipKeyRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type InstallGossipKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The keyring after the call. The change is in force even when the key
+	// file could not be rewritten (keyring.key_file_error).
+	Keyring       *GossipKeyring `protobuf:"bytes,1,opt,name=keyring,proto3" json:"keyring,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstallGossipKeyResponse) Reset() {
+	*x = InstallGossipKeyResponse{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstallGossipKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstallGossipKeyResponse) ProtoMessage() {}
+
+func (x *InstallGossipKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstallGossipKeyResponse.ProtoReflect.Descriptor instead.
+func (*InstallGossipKeyResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *InstallGossipKeyResponse) GetKeyring() *GossipKeyring {
+	if x != nil {
+		return x.Keyring
+	}
+	return nil
+}
+
+type UseGossipKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Fingerprint of an installed key.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UseGossipKeyRequest) Reset() {
+	*x = UseGossipKeyRequest{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UseGossipKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UseGossipKeyRequest) ProtoMessage() {}
+
+func (x *UseGossipKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UseGossipKeyRequest.ProtoReflect.Descriptor instead.
+func (*UseGossipKeyRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UseGossipKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type UseGossipKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The keyring after the call.
+	Keyring       *GossipKeyring `protobuf:"bytes,1,opt,name=keyring,proto3" json:"keyring,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UseGossipKeyResponse) Reset() {
+	*x = UseGossipKeyResponse{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UseGossipKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UseGossipKeyResponse) ProtoMessage() {}
+
+func (x *UseGossipKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UseGossipKeyResponse.ProtoReflect.Descriptor instead.
+func (*UseGossipKeyResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UseGossipKeyResponse) GetKeyring() *GossipKeyring {
+	if x != nil {
+		return x.Keyring
+	}
+	return nil
+}
+
+type RemoveGossipKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Fingerprint of the key to drop; a key not installed is not an error.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveGossipKeyRequest) Reset() {
+	*x = RemoveGossipKeyRequest{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveGossipKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveGossipKeyRequest) ProtoMessage() {}
+
+func (x *RemoveGossipKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveGossipKeyRequest.ProtoReflect.Descriptor instead.
+func (*RemoveGossipKeyRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RemoveGossipKeyRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RemoveGossipKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The keyring after the call.
+	Keyring       *GossipKeyring `protobuf:"bytes,1,opt,name=keyring,proto3" json:"keyring,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveGossipKeyResponse) Reset() {
+	*x = RemoveGossipKeyResponse{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveGossipKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveGossipKeyResponse) ProtoMessage() {}
+
+func (x *RemoveGossipKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveGossipKeyResponse.ProtoReflect.Descriptor instead.
+func (*RemoveGossipKeyResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RemoveGossipKeyResponse) GetKeyring() *GossipKeyring {
+	if x != nil {
+		return x.Keyring
+	}
+	return nil
+}
+
 type JournalRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -84,7 +575,7 @@ type JournalRequest struct {
 
 func (x *JournalRequest) Reset() {
 	*x = JournalRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[0]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -96,7 +587,7 @@ func (x *JournalRequest) String() string {
 func (*JournalRequest) ProtoMessage() {}
 
 func (x *JournalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[0]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -109,7 +600,7 @@ func (x *JournalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalRequest.ProtoReflect.Descriptor instead.
 func (*JournalRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 type JournalResponse struct {
@@ -134,7 +625,7 @@ type JournalResponse struct {
 
 func (x *JournalResponse) Reset() {
 	*x = JournalResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[1]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -146,7 +637,7 @@ func (x *JournalResponse) String() string {
 func (*JournalResponse) ProtoMessage() {}
 
 func (x *JournalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[1]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -159,7 +650,7 @@ func (x *JournalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalResponse.ProtoReflect.Descriptor instead.
 func (*JournalResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *JournalResponse) GetNode() string {
@@ -254,7 +745,7 @@ type FlushJournalRequest struct {
 
 func (x *FlushJournalRequest) Reset() {
 	*x = FlushJournalRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[2]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +757,7 @@ func (x *FlushJournalRequest) String() string {
 func (*FlushJournalRequest) ProtoMessage() {}
 
 func (x *FlushJournalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[2]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +770,7 @@ func (x *FlushJournalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushJournalRequest.ProtoReflect.Descriptor instead.
 func (*FlushJournalRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 type FlushJournalResponse struct {
@@ -292,7 +783,7 @@ type FlushJournalResponse struct {
 
 func (x *FlushJournalResponse) Reset() {
 	*x = FlushJournalResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[3]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +795,7 @@ func (x *FlushJournalResponse) String() string {
 func (*FlushJournalResponse) ProtoMessage() {}
 
 func (x *FlushJournalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[3]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +808,7 @@ func (x *FlushJournalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushJournalResponse.ProtoReflect.Descriptor instead.
 func (*FlushJournalResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FlushJournalResponse) GetFlushed() uint64 {
@@ -344,7 +835,7 @@ type DeadLettersRequest struct {
 
 func (x *DeadLettersRequest) Reset() {
 	*x = DeadLettersRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[4]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +847,7 @@ func (x *DeadLettersRequest) String() string {
 func (*DeadLettersRequest) ProtoMessage() {}
 
 func (x *DeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[4]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +860,7 @@ func (x *DeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*DeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeadLettersRequest) GetLimit() uint32 {
@@ -388,7 +879,7 @@ type DeadLettersResponse struct {
 
 func (x *DeadLettersResponse) Reset() {
 	*x = DeadLettersResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[5]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +891,7 @@ func (x *DeadLettersResponse) String() string {
 func (*DeadLettersResponse) ProtoMessage() {}
 
 func (x *DeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[5]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +904,7 @@ func (x *DeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*DeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -438,7 +929,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[6]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +941,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[6]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +954,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeadLetter) GetNamespace() string {
@@ -525,7 +1016,7 @@ type RetryDeadLetterRequest struct {
 
 func (x *RetryDeadLetterRequest) Reset() {
 	*x = RetryDeadLetterRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[7]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +1028,7 @@ func (x *RetryDeadLetterRequest) String() string {
 func (*RetryDeadLetterRequest) ProtoMessage() {}
 
 func (x *RetryDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[7]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +1041,7 @@ func (x *RetryDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*RetryDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RetryDeadLetterRequest) GetNamespace() string {
@@ -575,7 +1066,7 @@ type RetryDeadLetterResponse struct {
 
 func (x *RetryDeadLetterResponse) Reset() {
 	*x = RetryDeadLetterResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[8]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +1078,7 @@ func (x *RetryDeadLetterResponse) String() string {
 func (*RetryDeadLetterResponse) ProtoMessage() {}
 
 func (x *RetryDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[8]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +1091,7 @@ func (x *RetryDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*RetryDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 type DropDeadLetterRequest struct {
@@ -613,7 +1104,7 @@ type DropDeadLetterRequest struct {
 
 func (x *DropDeadLetterRequest) Reset() {
 	*x = DropDeadLetterRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[9]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +1116,7 @@ func (x *DropDeadLetterRequest) String() string {
 func (*DropDeadLetterRequest) ProtoMessage() {}
 
 func (x *DropDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[9]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +1129,7 @@ func (x *DropDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*DropDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DropDeadLetterRequest) GetNamespace() string {
@@ -663,7 +1154,7 @@ type DropDeadLetterResponse struct {
 
 func (x *DropDeadLetterResponse) Reset() {
 	*x = DropDeadLetterResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[10]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +1166,7 @@ func (x *DropDeadLetterResponse) String() string {
 func (*DropDeadLetterResponse) ProtoMessage() {}
 
 func (x *DropDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[10]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +1179,7 @@ func (x *DropDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*DropDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 type MembersRequest struct {
@@ -699,7 +1190,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[11]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +1202,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[11]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +1215,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 type MembersResponse struct {
@@ -738,7 +1229,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[12]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +1241,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[12]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +1254,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MembersResponse) GetSelf() string {
@@ -792,7 +1283,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[13]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +1295,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[13]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +1308,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Member) GetName() string {
@@ -856,7 +1347,7 @@ type RingRequest struct {
 
 func (x *RingRequest) Reset() {
 	*x = RingRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[14]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +1359,7 @@ func (x *RingRequest) String() string {
 func (*RingRequest) ProtoMessage() {}
 
 func (x *RingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[14]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +1372,7 @@ func (x *RingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingRequest.ProtoReflect.Descriptor instead.
 func (*RingRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 type RingResponse struct {
@@ -900,7 +1391,7 @@ type RingResponse struct {
 
 func (x *RingResponse) Reset() {
 	*x = RingResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[15]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +1403,7 @@ func (x *RingResponse) String() string {
 func (*RingResponse) ProtoMessage() {}
 
 func (x *RingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[15]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1416,7 @@ func (x *RingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingResponse.ProtoReflect.Descriptor instead.
 func (*RingResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RingResponse) GetVersion() uint64 {
@@ -974,7 +1465,7 @@ type RingMember struct {
 
 func (x *RingMember) Reset() {
 	*x = RingMember{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[16]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -986,7 +1477,7 @@ func (x *RingMember) String() string {
 func (*RingMember) ProtoMessage() {}
 
 func (x *RingMember) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[16]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -999,7 +1490,7 @@ func (x *RingMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingMember.ProtoReflect.Descriptor instead.
 func (*RingMember) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RingMember) GetName() string {
@@ -1033,7 +1524,7 @@ type LocateRequest struct {
 
 func (x *LocateRequest) Reset() {
 	*x = LocateRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[17]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1536,7 @@ func (x *LocateRequest) String() string {
 func (*LocateRequest) ProtoMessage() {}
 
 func (x *LocateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[17]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1549,7 @@ func (x *LocateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateRequest.ProtoReflect.Descriptor instead.
 func (*LocateRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LocateRequest) GetNamespace() string {
@@ -1086,7 +1577,7 @@ type LocateResponse struct {
 
 func (x *LocateResponse) Reset() {
 	*x = LocateResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[18]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1589,7 @@ func (x *LocateResponse) String() string {
 func (*LocateResponse) ProtoMessage() {}
 
 func (x *LocateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[18]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1602,7 @@ func (x *LocateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateResponse.ProtoReflect.Descriptor instead.
 func (*LocateResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LocateResponse) GetPartition() uint32 {
@@ -1143,7 +1634,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[19]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1646,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[19]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1659,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 type StatsResponse struct {
@@ -1199,7 +1690,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[20]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1702,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[20]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1715,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StatsResponse) GetNode() string {
@@ -1327,7 +1818,7 @@ type HotCacheStats struct {
 
 func (x *HotCacheStats) Reset() {
 	*x = HotCacheStats{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1830,7 @@ func (x *HotCacheStats) String() string {
 func (*HotCacheStats) ProtoMessage() {}
 
 func (x *HotCacheStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1843,7 @@ func (x *HotCacheStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HotCacheStats.ProtoReflect.Descriptor instead.
 func (*HotCacheStats) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HotCacheStats) GetHits() uint64 {
@@ -1423,7 +1914,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1435,7 +1926,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1448,7 +1939,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StoreStats) GetEntries() uint64 {
@@ -1522,7 +2013,7 @@ type NamespaceStats struct {
 
 func (x *NamespaceStats) Reset() {
 	*x = NamespaceStats{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +2025,7 @@ func (x *NamespaceStats) String() string {
 func (*NamespaceStats) ProtoMessage() {}
 
 func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +2038,7 @@ func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespaceStats.ProtoReflect.Descriptor instead.
 func (*NamespaceStats) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *NamespaceStats) GetName() string {
@@ -1701,7 +2192,31 @@ var File_ringcache_v1_admin_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18ringcache/v1/admin.proto\x12\fringcache.v1\"\x10\n" +
+	"\x18ringcache/v1/admin.proto\x12\fringcache.v1\"\xaf\x01\n" +
+	"\rGossipKeyring\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1c\n" +
+	"\tencrypted\x18\x02 \x01(\bR\tencrypted\x12+\n" +
+	"\x04keys\x18\x03 \x03(\v2\x17.ringcache.v1.GossipKeyR\x04keys\x12\x19\n" +
+	"\bkey_file\x18\x04 \x01(\tR\akeyFile\x12$\n" +
+	"\x0ekey_file_error\x18\x05 \x01(\tR\fkeyFileError\"5\n" +
+	"\tGossipKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aprimary\x18\x02 \x01(\bR\aprimary\"\x13\n" +
+	"\x11GossipKeysRequest\"K\n" +
+	"\x12GossipKeysResponse\x125\n" +
+	"\akeyring\x18\x01 \x01(\v2\x1b.ringcache.v1.GossipKeyringR\akeyring\"+\n" +
+	"\x17InstallGossipKeyRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\"Q\n" +
+	"\x18InstallGossipKeyResponse\x125\n" +
+	"\akeyring\x18\x01 \x01(\v2\x1b.ringcache.v1.GossipKeyringR\akeyring\"%\n" +
+	"\x13UseGossipKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"M\n" +
+	"\x14UseGossipKeyResponse\x125\n" +
+	"\akeyring\x18\x01 \x01(\v2\x1b.ringcache.v1.GossipKeyringR\akeyring\"(\n" +
+	"\x16RemoveGossipKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"P\n" +
+	"\x17RemoveGossipKeyResponse\x125\n" +
+	"\akeyring\x18\x01 \x01(\v2\x1b.ringcache.v1.GossipKeyringR\akeyring\"\x10\n" +
 	"\x0eJournalRequest\"\x8b\x03\n" +
 	"\x0fJournalResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x18\n" +
@@ -1838,7 +2353,7 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n" +
 	"\x14MEMBER_STATE_SUSPECT\x10\x02\x12\x15\n" +
 	"\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n" +
-	"\x11MEMBER_STATE_LEFT\x10\x042\xc5\x05\n" +
+	"\x11MEMBER_STATE_LEFT\x10\x042\xb0\b\n" +
 	"\x05Admin\x12F\n" +
 	"\aMembers\x12\x1c.ringcache.v1.MembersRequest\x1a\x1d.ringcache.v1.MembersResponse\x12=\n" +
 	"\x04Ring\x12\x19.ringcache.v1.RingRequest\x1a\x1a.ringcache.v1.RingResponse\x12C\n" +
@@ -1848,7 +2363,12 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\fFlushJournal\x12!.ringcache.v1.FlushJournalRequest\x1a\".ringcache.v1.FlushJournalResponse\x12R\n" +
 	"\vDeadLetters\x12 .ringcache.v1.DeadLettersRequest\x1a!.ringcache.v1.DeadLettersResponse\x12^\n" +
 	"\x0fRetryDeadLetter\x12$.ringcache.v1.RetryDeadLetterRequest\x1a%.ringcache.v1.RetryDeadLetterResponse\x12[\n" +
-	"\x0eDropDeadLetter\x12#.ringcache.v1.DropDeadLetterRequest\x1a$.ringcache.v1.DropDeadLetterResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
+	"\x0eDropDeadLetter\x12#.ringcache.v1.DropDeadLetterRequest\x1a$.ringcache.v1.DropDeadLetterResponse\x12O\n" +
+	"\n" +
+	"GossipKeys\x12\x1f.ringcache.v1.GossipKeysRequest\x1a .ringcache.v1.GossipKeysResponse\x12a\n" +
+	"\x10InstallGossipKey\x12%.ringcache.v1.InstallGossipKeyRequest\x1a&.ringcache.v1.InstallGossipKeyResponse\x12U\n" +
+	"\fUseGossipKey\x12!.ringcache.v1.UseGossipKeyRequest\x1a\".ringcache.v1.UseGossipKeyResponse\x12^\n" +
+	"\x0fRemoveGossipKey\x12$.ringcache.v1.RemoveGossipKeyRequest\x1a%.ringcache.v1.RemoveGossipKeyResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
 
 var (
 	file_ringcache_v1_admin_proto_rawDescOnce sync.Once
@@ -1863,65 +2383,88 @@ func file_ringcache_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_ringcache_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ringcache_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_ringcache_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_ringcache_v1_admin_proto_goTypes = []any{
-	(MemberState)(0),                // 0: ringcache.v1.MemberState
-	(*JournalRequest)(nil),          // 1: ringcache.v1.JournalRequest
-	(*JournalResponse)(nil),         // 2: ringcache.v1.JournalResponse
-	(*FlushJournalRequest)(nil),     // 3: ringcache.v1.FlushJournalRequest
-	(*FlushJournalResponse)(nil),    // 4: ringcache.v1.FlushJournalResponse
-	(*DeadLettersRequest)(nil),      // 5: ringcache.v1.DeadLettersRequest
-	(*DeadLettersResponse)(nil),     // 6: ringcache.v1.DeadLettersResponse
-	(*DeadLetter)(nil),              // 7: ringcache.v1.DeadLetter
-	(*RetryDeadLetterRequest)(nil),  // 8: ringcache.v1.RetryDeadLetterRequest
-	(*RetryDeadLetterResponse)(nil), // 9: ringcache.v1.RetryDeadLetterResponse
-	(*DropDeadLetterRequest)(nil),   // 10: ringcache.v1.DropDeadLetterRequest
-	(*DropDeadLetterResponse)(nil),  // 11: ringcache.v1.DropDeadLetterResponse
-	(*MembersRequest)(nil),          // 12: ringcache.v1.MembersRequest
-	(*MembersResponse)(nil),         // 13: ringcache.v1.MembersResponse
-	(*Member)(nil),                  // 14: ringcache.v1.Member
-	(*RingRequest)(nil),             // 15: ringcache.v1.RingRequest
-	(*RingResponse)(nil),            // 16: ringcache.v1.RingResponse
-	(*RingMember)(nil),              // 17: ringcache.v1.RingMember
-	(*LocateRequest)(nil),           // 18: ringcache.v1.LocateRequest
-	(*LocateResponse)(nil),          // 19: ringcache.v1.LocateResponse
-	(*StatsRequest)(nil),            // 20: ringcache.v1.StatsRequest
-	(*StatsResponse)(nil),           // 21: ringcache.v1.StatsResponse
-	(*HotCacheStats)(nil),           // 22: ringcache.v1.HotCacheStats
-	(*StoreStats)(nil),              // 23: ringcache.v1.StoreStats
-	(*NamespaceStats)(nil),          // 24: ringcache.v1.NamespaceStats
+	(MemberState)(0),                 // 0: ringcache.v1.MemberState
+	(*GossipKeyring)(nil),            // 1: ringcache.v1.GossipKeyring
+	(*GossipKey)(nil),                // 2: ringcache.v1.GossipKey
+	(*GossipKeysRequest)(nil),        // 3: ringcache.v1.GossipKeysRequest
+	(*GossipKeysResponse)(nil),       // 4: ringcache.v1.GossipKeysResponse
+	(*InstallGossipKeyRequest)(nil),  // 5: ringcache.v1.InstallGossipKeyRequest
+	(*InstallGossipKeyResponse)(nil), // 6: ringcache.v1.InstallGossipKeyResponse
+	(*UseGossipKeyRequest)(nil),      // 7: ringcache.v1.UseGossipKeyRequest
+	(*UseGossipKeyResponse)(nil),     // 8: ringcache.v1.UseGossipKeyResponse
+	(*RemoveGossipKeyRequest)(nil),   // 9: ringcache.v1.RemoveGossipKeyRequest
+	(*RemoveGossipKeyResponse)(nil),  // 10: ringcache.v1.RemoveGossipKeyResponse
+	(*JournalRequest)(nil),           // 11: ringcache.v1.JournalRequest
+	(*JournalResponse)(nil),          // 12: ringcache.v1.JournalResponse
+	(*FlushJournalRequest)(nil),      // 13: ringcache.v1.FlushJournalRequest
+	(*FlushJournalResponse)(nil),     // 14: ringcache.v1.FlushJournalResponse
+	(*DeadLettersRequest)(nil),       // 15: ringcache.v1.DeadLettersRequest
+	(*DeadLettersResponse)(nil),      // 16: ringcache.v1.DeadLettersResponse
+	(*DeadLetter)(nil),               // 17: ringcache.v1.DeadLetter
+	(*RetryDeadLetterRequest)(nil),   // 18: ringcache.v1.RetryDeadLetterRequest
+	(*RetryDeadLetterResponse)(nil),  // 19: ringcache.v1.RetryDeadLetterResponse
+	(*DropDeadLetterRequest)(nil),    // 20: ringcache.v1.DropDeadLetterRequest
+	(*DropDeadLetterResponse)(nil),   // 21: ringcache.v1.DropDeadLetterResponse
+	(*MembersRequest)(nil),           // 22: ringcache.v1.MembersRequest
+	(*MembersResponse)(nil),          // 23: ringcache.v1.MembersResponse
+	(*Member)(nil),                   // 24: ringcache.v1.Member
+	(*RingRequest)(nil),              // 25: ringcache.v1.RingRequest
+	(*RingResponse)(nil),             // 26: ringcache.v1.RingResponse
+	(*RingMember)(nil),               // 27: ringcache.v1.RingMember
+	(*LocateRequest)(nil),            // 28: ringcache.v1.LocateRequest
+	(*LocateResponse)(nil),           // 29: ringcache.v1.LocateResponse
+	(*StatsRequest)(nil),             // 30: ringcache.v1.StatsRequest
+	(*StatsResponse)(nil),            // 31: ringcache.v1.StatsResponse
+	(*HotCacheStats)(nil),            // 32: ringcache.v1.HotCacheStats
+	(*StoreStats)(nil),               // 33: ringcache.v1.StoreStats
+	(*NamespaceStats)(nil),           // 34: ringcache.v1.NamespaceStats
 }
 var file_ringcache_v1_admin_proto_depIdxs = []int32{
-	7,  // 0: ringcache.v1.DeadLettersResponse.dead_letters:type_name -> ringcache.v1.DeadLetter
-	14, // 1: ringcache.v1.MembersResponse.members:type_name -> ringcache.v1.Member
-	0,  // 2: ringcache.v1.Member.state:type_name -> ringcache.v1.MemberState
-	17, // 3: ringcache.v1.RingResponse.members:type_name -> ringcache.v1.RingMember
-	23, // 4: ringcache.v1.StatsResponse.store:type_name -> ringcache.v1.StoreStats
-	24, // 5: ringcache.v1.StatsResponse.namespaces:type_name -> ringcache.v1.NamespaceStats
-	22, // 6: ringcache.v1.StatsResponse.hot_cache:type_name -> ringcache.v1.HotCacheStats
-	12, // 7: ringcache.v1.Admin.Members:input_type -> ringcache.v1.MembersRequest
-	15, // 8: ringcache.v1.Admin.Ring:input_type -> ringcache.v1.RingRequest
-	18, // 9: ringcache.v1.Admin.Locate:input_type -> ringcache.v1.LocateRequest
-	20, // 10: ringcache.v1.Admin.Stats:input_type -> ringcache.v1.StatsRequest
-	1,  // 11: ringcache.v1.Admin.Journal:input_type -> ringcache.v1.JournalRequest
-	3,  // 12: ringcache.v1.Admin.FlushJournal:input_type -> ringcache.v1.FlushJournalRequest
-	5,  // 13: ringcache.v1.Admin.DeadLetters:input_type -> ringcache.v1.DeadLettersRequest
-	8,  // 14: ringcache.v1.Admin.RetryDeadLetter:input_type -> ringcache.v1.RetryDeadLetterRequest
-	10, // 15: ringcache.v1.Admin.DropDeadLetter:input_type -> ringcache.v1.DropDeadLetterRequest
-	13, // 16: ringcache.v1.Admin.Members:output_type -> ringcache.v1.MembersResponse
-	16, // 17: ringcache.v1.Admin.Ring:output_type -> ringcache.v1.RingResponse
-	19, // 18: ringcache.v1.Admin.Locate:output_type -> ringcache.v1.LocateResponse
-	21, // 19: ringcache.v1.Admin.Stats:output_type -> ringcache.v1.StatsResponse
-	2,  // 20: ringcache.v1.Admin.Journal:output_type -> ringcache.v1.JournalResponse
-	4,  // 21: ringcache.v1.Admin.FlushJournal:output_type -> ringcache.v1.FlushJournalResponse
-	6,  // 22: ringcache.v1.Admin.DeadLetters:output_type -> ringcache.v1.DeadLettersResponse
-	9,  // 23: ringcache.v1.Admin.RetryDeadLetter:output_type -> ringcache.v1.RetryDeadLetterResponse
-	11, // 24: ringcache.v1.Admin.DropDeadLetter:output_type -> ringcache.v1.DropDeadLetterResponse
-	16, // [16:25] is the sub-list for method output_type
-	7,  // [7:16] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	2,  // 0: ringcache.v1.GossipKeyring.keys:type_name -> ringcache.v1.GossipKey
+	1,  // 1: ringcache.v1.GossipKeysResponse.keyring:type_name -> ringcache.v1.GossipKeyring
+	1,  // 2: ringcache.v1.InstallGossipKeyResponse.keyring:type_name -> ringcache.v1.GossipKeyring
+	1,  // 3: ringcache.v1.UseGossipKeyResponse.keyring:type_name -> ringcache.v1.GossipKeyring
+	1,  // 4: ringcache.v1.RemoveGossipKeyResponse.keyring:type_name -> ringcache.v1.GossipKeyring
+	17, // 5: ringcache.v1.DeadLettersResponse.dead_letters:type_name -> ringcache.v1.DeadLetter
+	24, // 6: ringcache.v1.MembersResponse.members:type_name -> ringcache.v1.Member
+	0,  // 7: ringcache.v1.Member.state:type_name -> ringcache.v1.MemberState
+	27, // 8: ringcache.v1.RingResponse.members:type_name -> ringcache.v1.RingMember
+	33, // 9: ringcache.v1.StatsResponse.store:type_name -> ringcache.v1.StoreStats
+	34, // 10: ringcache.v1.StatsResponse.namespaces:type_name -> ringcache.v1.NamespaceStats
+	32, // 11: ringcache.v1.StatsResponse.hot_cache:type_name -> ringcache.v1.HotCacheStats
+	22, // 12: ringcache.v1.Admin.Members:input_type -> ringcache.v1.MembersRequest
+	25, // 13: ringcache.v1.Admin.Ring:input_type -> ringcache.v1.RingRequest
+	28, // 14: ringcache.v1.Admin.Locate:input_type -> ringcache.v1.LocateRequest
+	30, // 15: ringcache.v1.Admin.Stats:input_type -> ringcache.v1.StatsRequest
+	11, // 16: ringcache.v1.Admin.Journal:input_type -> ringcache.v1.JournalRequest
+	13, // 17: ringcache.v1.Admin.FlushJournal:input_type -> ringcache.v1.FlushJournalRequest
+	15, // 18: ringcache.v1.Admin.DeadLetters:input_type -> ringcache.v1.DeadLettersRequest
+	18, // 19: ringcache.v1.Admin.RetryDeadLetter:input_type -> ringcache.v1.RetryDeadLetterRequest
+	20, // 20: ringcache.v1.Admin.DropDeadLetter:input_type -> ringcache.v1.DropDeadLetterRequest
+	3,  // 21: ringcache.v1.Admin.GossipKeys:input_type -> ringcache.v1.GossipKeysRequest
+	5,  // 22: ringcache.v1.Admin.InstallGossipKey:input_type -> ringcache.v1.InstallGossipKeyRequest
+	7,  // 23: ringcache.v1.Admin.UseGossipKey:input_type -> ringcache.v1.UseGossipKeyRequest
+	9,  // 24: ringcache.v1.Admin.RemoveGossipKey:input_type -> ringcache.v1.RemoveGossipKeyRequest
+	23, // 25: ringcache.v1.Admin.Members:output_type -> ringcache.v1.MembersResponse
+	26, // 26: ringcache.v1.Admin.Ring:output_type -> ringcache.v1.RingResponse
+	29, // 27: ringcache.v1.Admin.Locate:output_type -> ringcache.v1.LocateResponse
+	31, // 28: ringcache.v1.Admin.Stats:output_type -> ringcache.v1.StatsResponse
+	12, // 29: ringcache.v1.Admin.Journal:output_type -> ringcache.v1.JournalResponse
+	14, // 30: ringcache.v1.Admin.FlushJournal:output_type -> ringcache.v1.FlushJournalResponse
+	16, // 31: ringcache.v1.Admin.DeadLetters:output_type -> ringcache.v1.DeadLettersResponse
+	19, // 32: ringcache.v1.Admin.RetryDeadLetter:output_type -> ringcache.v1.RetryDeadLetterResponse
+	21, // 33: ringcache.v1.Admin.DropDeadLetter:output_type -> ringcache.v1.DropDeadLetterResponse
+	4,  // 34: ringcache.v1.Admin.GossipKeys:output_type -> ringcache.v1.GossipKeysResponse
+	6,  // 35: ringcache.v1.Admin.InstallGossipKey:output_type -> ringcache.v1.InstallGossipKeyResponse
+	8,  // 36: ringcache.v1.Admin.UseGossipKey:output_type -> ringcache.v1.UseGossipKeyResponse
+	10, // 37: ringcache.v1.Admin.RemoveGossipKey:output_type -> ringcache.v1.RemoveGossipKeyResponse
+	25, // [25:38] is the sub-list for method output_type
+	12, // [12:25] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_admin_proto_init() }
@@ -1935,7 +2478,7 @@ func file_ringcache_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_admin_proto_rawDesc), len(file_ringcache_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,15 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_Members_FullMethodName         = "/ringcache.v1.Admin/Members"
-	Admin_Ring_FullMethodName            = "/ringcache.v1.Admin/Ring"
-	Admin_Locate_FullMethodName          = "/ringcache.v1.Admin/Locate"
-	Admin_Stats_FullMethodName           = "/ringcache.v1.Admin/Stats"
-	Admin_Journal_FullMethodName         = "/ringcache.v1.Admin/Journal"
-	Admin_FlushJournal_FullMethodName    = "/ringcache.v1.Admin/FlushJournal"
-	Admin_DeadLetters_FullMethodName     = "/ringcache.v1.Admin/DeadLetters"
-	Admin_RetryDeadLetter_FullMethodName = "/ringcache.v1.Admin/RetryDeadLetter"
-	Admin_DropDeadLetter_FullMethodName  = "/ringcache.v1.Admin/DropDeadLetter"
+	Admin_Members_FullMethodName          = "/ringcache.v1.Admin/Members"
+	Admin_Ring_FullMethodName             = "/ringcache.v1.Admin/Ring"
+	Admin_Locate_FullMethodName           = "/ringcache.v1.Admin/Locate"
+	Admin_Stats_FullMethodName            = "/ringcache.v1.Admin/Stats"
+	Admin_Journal_FullMethodName          = "/ringcache.v1.Admin/Journal"
+	Admin_FlushJournal_FullMethodName     = "/ringcache.v1.Admin/FlushJournal"
+	Admin_DeadLetters_FullMethodName      = "/ringcache.v1.Admin/DeadLetters"
+	Admin_RetryDeadLetter_FullMethodName  = "/ringcache.v1.Admin/RetryDeadLetter"
+	Admin_DropDeadLetter_FullMethodName   = "/ringcache.v1.Admin/DropDeadLetter"
+	Admin_GossipKeys_FullMethodName       = "/ringcache.v1.Admin/GossipKeys"
+	Admin_InstallGossipKey_FullMethodName = "/ringcache.v1.Admin/InstallGossipKey"
+	Admin_UseGossipKey_FullMethodName     = "/ringcache.v1.Admin/UseGossipKey"
+	Admin_RemoveGossipKey_FullMethodName  = "/ringcache.v1.Admin/RemoveGossipKey"
 )
 
 // AdminClient is the client API for Admin service.
@@ -54,6 +58,17 @@ type AdminClient interface {
 	RetryDeadLetter(ctx context.Context, in *RetryDeadLetterRequest, opts ...grpc.CallOption) (*RetryDeadLetterResponse, error)
 	// DropDeadLetter discards a dead letter.
 	DropDeadLetter(ctx context.Context, in *DropDeadLetterRequest, opts ...grpc.CallOption) (*DropDeadLetterResponse, error)
+	// GossipKeys lists this node's gossip keys, the primary first.
+	GossipKeys(ctx context.Context, in *GossipKeysRequest, opts ...grpc.CallOption) (*GossipKeysResponse, error)
+	// InstallGossipKey adds a key that this node decrypts gossip with; it
+	// goes on encrypting with its primary (step 1 of a rotation).
+	InstallGossipKey(ctx context.Context, in *InstallGossipKeyRequest, opts ...grpc.CallOption) (*InstallGossipKeyResponse, error)
+	// UseGossipKey makes an installed key this node's primary: it encrypts
+	// with it from now on (step 2, once every member holds the key).
+	UseGossipKey(ctx context.Context, in *UseGossipKeyRequest, opts ...grpc.CallOption) (*UseGossipKeyResponse, error)
+	// RemoveGossipKey drops a key other than the primary (step 3, once every
+	// member uses the new primary).
+	RemoveGossipKey(ctx context.Context, in *RemoveGossipKeyRequest, opts ...grpc.CallOption) (*RemoveGossipKeyResponse, error)
 }
 
 type adminClient struct {
@@ -154,6 +169,46 @@ func (c *adminClient) DropDeadLetter(ctx context.Context, in *DropDeadLetterRequ
 	return out, nil
 }
 
+func (c *adminClient) GossipKeys(ctx context.Context, in *GossipKeysRequest, opts ...grpc.CallOption) (*GossipKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GossipKeysResponse)
+	err := c.cc.Invoke(ctx, Admin_GossipKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) InstallGossipKey(ctx context.Context, in *InstallGossipKeyRequest, opts ...grpc.CallOption) (*InstallGossipKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InstallGossipKeyResponse)
+	err := c.cc.Invoke(ctx, Admin_InstallGossipKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) UseGossipKey(ctx context.Context, in *UseGossipKeyRequest, opts ...grpc.CallOption) (*UseGossipKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UseGossipKeyResponse)
+	err := c.cc.Invoke(ctx, Admin_UseGossipKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) RemoveGossipKey(ctx context.Context, in *RemoveGossipKeyRequest, opts ...grpc.CallOption) (*RemoveGossipKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveGossipKeyResponse)
+	err := c.cc.Invoke(ctx, Admin_RemoveGossipKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -178,6 +233,17 @@ type AdminServer interface {
 	RetryDeadLetter(context.Context, *RetryDeadLetterRequest) (*RetryDeadLetterResponse, error)
 	// DropDeadLetter discards a dead letter.
 	DropDeadLetter(context.Context, *DropDeadLetterRequest) (*DropDeadLetterResponse, error)
+	// GossipKeys lists this node's gossip keys, the primary first.
+	GossipKeys(context.Context, *GossipKeysRequest) (*GossipKeysResponse, error)
+	// InstallGossipKey adds a key that this node decrypts gossip with; it
+	// goes on encrypting with its primary (step 1 of a rotation).
+	InstallGossipKey(context.Context, *InstallGossipKeyRequest) (*InstallGossipKeyResponse, error)
+	// UseGossipKey makes an installed key this node's primary: it encrypts
+	// with it from now on (step 2, once every member holds the key).
+	UseGossipKey(context.Context, *UseGossipKeyRequest) (*UseGossipKeyResponse, error)
+	// RemoveGossipKey drops a key other than the primary (step 3, once every
+	// member uses the new primary).
+	RemoveGossipKey(context.Context, *RemoveGossipKeyRequest) (*RemoveGossipKeyResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -214,6 +280,18 @@ func (UnimplementedAdminServer) RetryDeadLetter(context.Context, *RetryDeadLette
 }
 func (UnimplementedAdminServer) DropDeadLetter(context.Context, *DropDeadLetterRequest) (*DropDeadLetterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DropDeadLetter not implemented")
+}
+func (UnimplementedAdminServer) GossipKeys(context.Context, *GossipKeysRequest) (*GossipKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GossipKeys not implemented")
+}
+func (UnimplementedAdminServer) InstallGossipKey(context.Context, *InstallGossipKeyRequest) (*InstallGossipKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method InstallGossipKey not implemented")
+}
+func (UnimplementedAdminServer) UseGossipKey(context.Context, *UseGossipKeyRequest) (*UseGossipKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UseGossipKey not implemented")
+}
+func (UnimplementedAdminServer) RemoveGossipKey(context.Context, *RemoveGossipKeyRequest) (*RemoveGossipKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveGossipKey not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -398,6 +476,78 @@ func _Admin_DropDeadLetter_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_GossipKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GossipKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).GossipKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_GossipKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).GossipKeys(ctx, req.(*GossipKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_InstallGossipKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InstallGossipKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).InstallGossipKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_InstallGossipKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).InstallGossipKey(ctx, req.(*InstallGossipKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_UseGossipKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UseGossipKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).UseGossipKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_UseGossipKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).UseGossipKey(ctx, req.(*UseGossipKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_RemoveGossipKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveGossipKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RemoveGossipKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_RemoveGossipKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RemoveGossipKey(ctx, req.(*RemoveGossipKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -440,6 +590,22 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DropDeadLetter",
 			Handler:    _Admin_DropDeadLetter_Handler,
+		},
+		{
+			MethodName: "GossipKeys",
+			Handler:    _Admin_GossipKeys_Handler,
+		},
+		{
+			MethodName: "InstallGossipKey",
+			Handler:    _Admin_InstallGossipKey_Handler,
+		},
+		{
+			MethodName: "UseGossipKey",
+			Handler:    _Admin_UseGossipKey_Handler,
+		},
+		{
+			MethodName: "RemoveGossipKey",
+			Handler:    _Admin_RemoveGossipKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

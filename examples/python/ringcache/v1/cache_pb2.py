@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ringcache/v1/cache.proto\x12\x0cringcache.v1\x1a\x1egoogle/protobuf/duration.proto\"8\n\x0fPipelineRequest\x12%\n\x03ops\x18\x01 \x03(\x0b\x32\x18.ringcache.v1.PipelineOp\"\xcb\x01\n\nPipelineOp\x12\n\n\x02id\x18\x01 \x01(\x04\x12\'\n\x03get\x18\x02 \x01(\x0b\x32\x18.ringcache.v1.GetRequestH\x00\x12\'\n\x03set\x18\x03 \x01(\x0b\x32\x18.ringcache.v1.SetRequestH\x00\x12-\n\x06\x64\x65lete\x18\x04 \x01(\x0b\x32\x1b.ringcache.v1.DeleteRequestH\x00\x12*\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\n\x02op\"V\n\x10PipelineResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.ringcache.v1.PipelineResult\x12\x13\n\x0b\x66rames_read\x18\x02 \x01(\r\"e\n\x0ePipelineResult\x12\n\n\x02id\x18\x01 \x01(\x04\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x12\n\nerror_code\x18\x04 \x01(\x05\x12\x15\n\rerror_message\x18\x05 \x01(\t\"/\n\x19WatchInvalidationsRequest\x12\x12\n\nnamespaces\x18\x01 \x03(\t\"@\n\x1aWatchInvalidationsResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.ringcache.v1.KeyRef\"(\n\x06KeyRef\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\".\n\x0cLeaseRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"P\n\rLeaseResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x13\n\x0blease_token\x18\x03 \x01(\x04\x12\x0c\n\x04wait\x18\x04 \x01(\x08\"\x12\n\x10WatchRingRequest\"t\n\x11WatchRingResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x17\n\x0fpartition_count\x18\x02 \x01(\r\x12%\n\x05nodes\x18\x03 \x03(\x0b\x32\x16.ringcache.v1.RingNode\x12\x0e\n\x06owners\x18\x04 \x03(\r\"+\n\x08RingNode\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tgrpc_addr\x18\x02 \x01(\t\",\n\nGetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"+\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\"1\n\x0eGetManyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\";\n\x0fGetManyResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.ringcache.v1.KeyResult\"a\n\tKeyResult\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x12\n\nerror_code\x18\x04 \x01(\x05\x12\x15\n\rerror_message\x18\x05 \x01(\t\"x\n\nSetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0blease_token\x18\x05 \x01(\x04\"\r\n\x0bSetResponse\"/\n\rDeleteRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"\x10\n\x0e\x44\x65leteResponse2\xd8\x04\n\x05\x43\x61\x63he\x12:\n\x03Get\x12\x18.ringcache.v1.GetRequest\x1a\x19.ringcache.v1.GetResponse\x12\x46\n\x07GetMany\x12\x1c.ringcache.v1.GetManyRequest\x1a\x1d.ringcache.v1.GetManyResponse\x12:\n\x03Set\x12\x18.ringcache.v1.SetRequest\x1a\x19.ringcache.v1.SetResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.ringcache.v1.DeleteRequest\x1a\x1c.ringcache.v1.DeleteResponse\x12@\n\x05Lease\x12\x1a.ringcache.v1.LeaseRequest\x1a\x1b.ringcache.v1.LeaseResponse\x12N\n\tWatchRing\x12\x1e.ringcache.v1.WatchRingRequest\x1a\x1f.ringcache.v1.WatchRingResponse0\x01\x12i\n\x12WatchInvalidations\x12\'.ringcache.v1.WatchInvalidationsRequest\x1a(.ringcache.v1.WatchInvalidationsResponse0\x01\x12M\n\x08Pipeline\x12\x1d.ringcache.v1.PipelineRequest\x1a\x1e.ringcache.v1.PipelineResponse(\x01\x30\x01\x42?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ringcache/v1/cache.proto\x12\x0cringcache.v1\x1a\x1egoogle/protobuf/duration.proto\"8\n\x0fPipelineRequest\x12%\n\x03ops\x18\x01 \x03(\x0b\x32\x18.ringcache.v1.PipelineOp\"\xf8\x01\n\nPipelineOp\x12\n\n\x02id\x18\x01 \x01(\x04\x12\'\n\x03get\x18\x02 \x01(\x0b\x32\x18.ringcache.v1.GetRequestH\x00\x12\'\n\x03set\x18\x03 \x01(\x0b\x32\x18.ringcache.v1.SetRequestH\x00\x12-\n\x06\x64\x65lete\x18\x04 \x01(\x0b\x32\x1b.ringcache.v1.DeleteRequestH\x00\x12+\n\x05lease\x18\x06 \x01(\x0b\x32\x1a.ringcache.v1.LeaseRequestH\x00\x12*\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\n\x02op\"V\n\x10PipelineResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.ringcache.v1.PipelineResult\x12\x13\n\x0b\x66rames_read\x18\x02 \x01(\r\"\xce\x01\n\x0ePipelineResult\x12\n\n\x02id\x18\x01 \x01(\x04\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x12\n\nerror_code\x18\x04 \x01(\x05\x12\x15\n\rerror_message\x18\x05 \x01(\t\x12\x13\n\x0blease_token\x18\x06 \x01(\x04\x12\x0c\n\x04wait\x18\x07 \x01(\x08\x12\x14\n\x0c\x65rror_reason\x18\x08 \x01(\t\x12.\n\x0bretry_delay\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\"/\n\x19WatchInvalidationsRequest\x12\x12\n\nnamespaces\x18\x01 \x03(\t\"@\n\x1aWatchInvalidationsResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.ringcache.v1.KeyRef\"(\n\x06KeyRef\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\".\n\x0cLeaseRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"P\n\rLeaseResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x13\n\x0blease_token\x18\x03 \x01(\x04\x12\x0c\n\x04wait\x18\x04 \x01(\x08\"\x12\n\x10WatchRingRequest\"t\n\x11WatchRingResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x17\n\x0fpartition_count\x18\x02 \x01(\r\x12%\n\x05nodes\x18\x03 \x03(\x0b\x32\x16.ringcache.v1.RingNode\x12\x0e\n\x06owners\x18\x04 \x03(\r\"+\n\x08RingNode\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tgrpc_addr\x18\x02 \x01(\t\",\n\nGetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"+\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\"1\n\x0eGetManyRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\";\n\x0fGetManyResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.ringcache.v1.KeyResult\"w\n\tKeyResult\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x12\n\nerror_code\x18\x04 \x01(\x05\x12\x15\n\rerror_message\x18\x05 \x01(\t\x12\x14\n\x0c\x65rror_reason\x18\x06 \x01(\t\"x\n\nSetRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0blease_token\x18\x05 \x01(\x04\"\r\n\x0bSetResponse\"/\n\rDeleteRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"\x10\n\x0e\x44\x65leteResponse2\xd8\x04\n\x05\x43\x61\x63he\x12:\n\x03Get\x12\x18.ringcache.v1.GetRequest\x1a\x19.ringcache.v1.GetResponse\x12\x46\n\x07GetMany\x12\x1c.ringcache.v1.GetManyRequest\x1a\x1d.ringcache.v1.GetManyResponse\x12:\n\x03Set\x12\x18.ringcache.v1.SetRequest\x1a\x19.ringcache.v1.SetResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.ringcache.v1.DeleteRequest\x1a\x1c.ringcache.v1.DeleteResponse\x12@\n\x05Lease\x12\x1a.ringcache.v1.LeaseRequest\x1a\x1b.ringcache.v1.LeaseResponse\x12N\n\tWatchRing\x12\x1e.ringcache.v1.WatchRingRequest\x1a\x1f.ringcache.v1.WatchRingResponse0\x01\x12i\n\x12WatchInvalidations\x12\'.ringcache.v1.WatchInvalidationsRequest\x1a(.ringcache.v1.WatchInvalidationsResponse0\x01\x12M\n\x08Pipeline\x12\x1d.ringcache.v1.PipelineRequest\x1a\x1e.ringcache.v1.PipelineResponse(\x01\x30\x01\x42?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ringcache.v1.cache_pb2', globals())
@@ -25,45 +25,45 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _PIPELINEREQUEST._serialized_start=74
   _PIPELINEREQUEST._serialized_end=130
   _PIPELINEOP._serialized_start=133
-  _PIPELINEOP._serialized_end=336
-  _PIPELINERESPONSE._serialized_start=338
-  _PIPELINERESPONSE._serialized_end=424
-  _PIPELINERESULT._serialized_start=426
-  _PIPELINERESULT._serialized_end=527
-  _WATCHINVALIDATIONSREQUEST._serialized_start=529
-  _WATCHINVALIDATIONSREQUEST._serialized_end=576
-  _WATCHINVALIDATIONSRESPONSE._serialized_start=578
-  _WATCHINVALIDATIONSRESPONSE._serialized_end=642
-  _KEYREF._serialized_start=644
-  _KEYREF._serialized_end=684
-  _LEASEREQUEST._serialized_start=686
-  _LEASEREQUEST._serialized_end=732
-  _LEASERESPONSE._serialized_start=734
-  _LEASERESPONSE._serialized_end=814
-  _WATCHRINGREQUEST._serialized_start=816
-  _WATCHRINGREQUEST._serialized_end=834
-  _WATCHRINGRESPONSE._serialized_start=836
-  _WATCHRINGRESPONSE._serialized_end=952
-  _RINGNODE._serialized_start=954
-  _RINGNODE._serialized_end=997
-  _GETREQUEST._serialized_start=999
-  _GETREQUEST._serialized_end=1043
-  _GETRESPONSE._serialized_start=1045
-  _GETRESPONSE._serialized_end=1088
-  _GETMANYREQUEST._serialized_start=1090
-  _GETMANYREQUEST._serialized_end=1139
-  _GETMANYRESPONSE._serialized_start=1141
-  _GETMANYRESPONSE._serialized_end=1200
-  _KEYRESULT._serialized_start=1202
-  _KEYRESULT._serialized_end=1299
-  _SETREQUEST._serialized_start=1301
-  _SETREQUEST._serialized_end=1421
-  _SETRESPONSE._serialized_start=1423
-  _SETRESPONSE._serialized_end=1436
-  _DELETEREQUEST._serialized_start=1438
-  _DELETEREQUEST._serialized_end=1485
-  _DELETERESPONSE._serialized_start=1487
-  _DELETERESPONSE._serialized_end=1503
-  _CACHE._serialized_start=1506
-  _CACHE._serialized_end=2106
+  _PIPELINEOP._serialized_end=381
+  _PIPELINERESPONSE._serialized_start=383
+  _PIPELINERESPONSE._serialized_end=469
+  _PIPELINERESULT._serialized_start=472
+  _PIPELINERESULT._serialized_end=678
+  _WATCHINVALIDATIONSREQUEST._serialized_start=680
+  _WATCHINVALIDATIONSREQUEST._serialized_end=727
+  _WATCHINVALIDATIONSRESPONSE._serialized_start=729
+  _WATCHINVALIDATIONSRESPONSE._serialized_end=793
+  _KEYREF._serialized_start=795
+  _KEYREF._serialized_end=835
+  _LEASEREQUEST._serialized_start=837
+  _LEASEREQUEST._serialized_end=883
+  _LEASERESPONSE._serialized_start=885
+  _LEASERESPONSE._serialized_end=965
+  _WATCHRINGREQUEST._serialized_start=967
+  _WATCHRINGREQUEST._serialized_end=985
+  _WATCHRINGRESPONSE._serialized_start=987
+  _WATCHRINGRESPONSE._serialized_end=1103
+  _RINGNODE._serialized_start=1105
+  _RINGNODE._serialized_end=1148
+  _GETREQUEST._serialized_start=1150
+  _GETREQUEST._serialized_end=1194
+  _GETRESPONSE._serialized_start=1196
+  _GETRESPONSE._serialized_end=1239
+  _GETMANYREQUEST._serialized_start=1241
+  _GETMANYREQUEST._serialized_end=1290
+  _GETMANYRESPONSE._serialized_start=1292
+  _GETMANYRESPONSE._serialized_end=1351
+  _KEYRESULT._serialized_start=1353
+  _KEYRESULT._serialized_end=1472
+  _SETREQUEST._serialized_start=1474
+  _SETREQUEST._serialized_end=1594
+  _SETRESPONSE._serialized_start=1596
+  _SETRESPONSE._serialized_end=1609
+  _DELETEREQUEST._serialized_start=1611
+  _DELETEREQUEST._serialized_end=1658
+  _DELETERESPONSE._serialized_start=1660
+  _DELETERESPONSE._serialized_end=1676
+  _CACHE._serialized_start=1679
+  _CACHE._serialized_end=2279
 # @@protoc_insertion_point(module_scope)

@@ -12,8 +12,30 @@ class CacheStub(object):
     Errors use standard gRPC codes:
     INVALID_ARGUMENT   empty key, key or value over the namespace limit, key not valid UTF-8
     NOT_FOUND          unknown namespace (a missing key is not an error: found=false)
-    UNAVAILABLE        the key's owner cannot be reached, or the node is not ready
+    UNAVAILABLE        the key's owner cannot be reached, the node is not ready, or the database is down
     RESOURCE_EXHAUSTED a bounded queue is full; retry later
+
+    Every error the node itself produces also carries a google.rpc.ErrorInfo
+    detail (domain "ringcache.io") whose reason tells programs what happened,
+    and a google.rpc.RetryInfo where a retry delay is known. Clients decide on
+    the code and the reason, never on the message, which is for people:
+    NODE_NOT_READY       UNAVAILABLE: the node has not joined or is draining;
+    nothing was applied: retry on another node
+    OWNER_UNREACHABLE    UNAVAILABLE: the node could not reach the key's owner
+    and sent it nothing; retry on another node
+    OWNER_CONNECTION_LOST UNAVAILABLE: the connection to the owner broke
+    while the call was in flight: a write may have been
+    applied; reads may be retried
+    BACKEND_UNAVAILABLE  UNAVAILABLE: the database behind the namespace
+    failed; another node would ask the same database
+    BACKPRESSURE         RESOURCE_EXHAUSTED: a bounded queue is full (RetryInfo)
+    INVALID_ARGUMENT     INVALID_ARGUMENT: the request can never succeed as sent
+    UNKNOWN_NAMESPACE    NOT_FOUND
+    LEASE_INVALID        ABORTED: the lease was invalidated or expired
+    WRITE_REJECTED       FAILED_PRECONDITION: the database refused the write
+    NO_BACKEND           FAILED_PRECONDITION: the namespace has no database
+    A status without a ringcache ErrorInfo comes from gRPC itself (the
+    connection failed) rather than from a node.
     """
 
     def __init__(self, channel):
@@ -71,8 +93,30 @@ class CacheServicer(object):
     Errors use standard gRPC codes:
     INVALID_ARGUMENT   empty key, key or value over the namespace limit, key not valid UTF-8
     NOT_FOUND          unknown namespace (a missing key is not an error: found=false)
-    UNAVAILABLE        the key's owner cannot be reached, or the node is not ready
+    UNAVAILABLE        the key's owner cannot be reached, the node is not ready, or the database is down
     RESOURCE_EXHAUSTED a bounded queue is full; retry later
+
+    Every error the node itself produces also carries a google.rpc.ErrorInfo
+    detail (domain "ringcache.io") whose reason tells programs what happened,
+    and a google.rpc.RetryInfo where a retry delay is known. Clients decide on
+    the code and the reason, never on the message, which is for people:
+    NODE_NOT_READY       UNAVAILABLE: the node has not joined or is draining;
+    nothing was applied: retry on another node
+    OWNER_UNREACHABLE    UNAVAILABLE: the node could not reach the key's owner
+    and sent it nothing; retry on another node
+    OWNER_CONNECTION_LOST UNAVAILABLE: the connection to the owner broke
+    while the call was in flight: a write may have been
+    applied; reads may be retried
+    BACKEND_UNAVAILABLE  UNAVAILABLE: the database behind the namespace
+    failed; another node would ask the same database
+    BACKPRESSURE         RESOURCE_EXHAUSTED: a bounded queue is full (RetryInfo)
+    INVALID_ARGUMENT     INVALID_ARGUMENT: the request can never succeed as sent
+    UNKNOWN_NAMESPACE    NOT_FOUND
+    LEASE_INVALID        ABORTED: the lease was invalidated or expired
+    WRITE_REJECTED       FAILED_PRECONDITION: the database refused the write
+    NO_BACKEND           FAILED_PRECONDITION: the namespace has no database
+    A status without a ringcache ErrorInfo comes from gRPC itself (the
+    connection failed) rather than from a node.
     """
 
     def Get(self, request, context):
@@ -216,8 +260,30 @@ class Cache(object):
     Errors use standard gRPC codes:
     INVALID_ARGUMENT   empty key, key or value over the namespace limit, key not valid UTF-8
     NOT_FOUND          unknown namespace (a missing key is not an error: found=false)
-    UNAVAILABLE        the key's owner cannot be reached, or the node is not ready
+    UNAVAILABLE        the key's owner cannot be reached, the node is not ready, or the database is down
     RESOURCE_EXHAUSTED a bounded queue is full; retry later
+
+    Every error the node itself produces also carries a google.rpc.ErrorInfo
+    detail (domain "ringcache.io") whose reason tells programs what happened,
+    and a google.rpc.RetryInfo where a retry delay is known. Clients decide on
+    the code and the reason, never on the message, which is for people:
+    NODE_NOT_READY       UNAVAILABLE: the node has not joined or is draining;
+    nothing was applied: retry on another node
+    OWNER_UNREACHABLE    UNAVAILABLE: the node could not reach the key's owner
+    and sent it nothing; retry on another node
+    OWNER_CONNECTION_LOST UNAVAILABLE: the connection to the owner broke
+    while the call was in flight: a write may have been
+    applied; reads may be retried
+    BACKEND_UNAVAILABLE  UNAVAILABLE: the database behind the namespace
+    failed; another node would ask the same database
+    BACKPRESSURE         RESOURCE_EXHAUSTED: a bounded queue is full (RetryInfo)
+    INVALID_ARGUMENT     INVALID_ARGUMENT: the request can never succeed as sent
+    UNKNOWN_NAMESPACE    NOT_FOUND
+    LEASE_INVALID        ABORTED: the lease was invalidated or expired
+    WRITE_REJECTED       FAILED_PRECONDITION: the database refused the write
+    NO_BACKEND           FAILED_PRECONDITION: the namespace has no database
+    A status without a ringcache ErrorInfo comes from gRPC itself (the
+    connection failed) rather than from a node.
     """
 
     @staticmethod
