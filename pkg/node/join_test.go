@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -68,9 +69,12 @@ func TestNode_RefusedBySeedsNeverServesAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	clustertest.Eventually(t, 10*time.Second, b.NotReady)
-	if got := len(b.Ring().Members()); got != 2 {
-		t.Fatalf("b's ring has %d members after joining, want 2", got)
-	}
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		if got := len(b.Ring().Members()); got != 2 {
+			return fmt.Errorf("b's ring has %d members after joining, want 2", got)
+		}
+		return nil
+	})
 }
 
 func TestNode_SilentSeedsServeAloneOnlyWithOptIn(t *testing.T) {
