@@ -11,6 +11,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/ringcache/ringcache/internal/engine"
 	"github.com/ringcache/ringcache/internal/hlc"
@@ -39,11 +40,21 @@ type Config struct {
 	Services *service.Services
 	Store    *store.Store
 	Clock    *hlc.Clock
-	Hot      *hotcache.Cache
-	Journal  *journal.Journal
-	Flusher  *journal.Flusher
+	// Now is the node's wall clock; nil means time.Now.
+	Now     func() time.Time
+	Hot     *hotcache.Cache
+	Journal *journal.Journal
+	Flusher *journal.Flusher
 	// Logger receives keyring changes; nil discards.
 	Logger *slog.Logger
+}
+
+// now is the node's clock.
+func (s *Server) now() time.Time {
+	if s.cfg.Now != nil {
+		return s.cfg.Now()
+	}
+	return time.Now()
 }
 
 // Server implements pb.AdminServer.

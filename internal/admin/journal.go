@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -32,7 +31,7 @@ func (s *Server) Journal(context.Context, *pb.JournalRequest) (*pb.JournalRespon
 	resp.DeadLetters, resp.Appends, resp.Coalesced = uint64(st.DeadLetters), st.Appends, st.Coalesced
 	resp.Flushed, resp.FlushFailures = fs.Flushed, fs.Failures
 	if !st.Oldest.IsZero() {
-		resp.OldestPendingAgeMs = time.Since(st.Oldest).Milliseconds()
+		resp.OldestPendingAgeMs = s.now().Sub(st.Oldest).Milliseconds()
 	}
 	resp.MaxPending, resp.MaxBytes = uint64(st.MaxPending), uint64(st.MaxBytes)
 	return resp, nil

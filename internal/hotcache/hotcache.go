@@ -65,7 +65,8 @@ type Cache struct {
 	rate  *rateSketch
 	guard fillguard.Guard
 	epoch atomic.Uint64 // bumped by resets: entries and fills of older epochs are dead
-	base  time.Time     // monotonic origin of now
+	clock otter.Clock   // the node's clock; nil: base and the monotonic clock
+	base  time.Time
 
 	ctx     context.Context // ends on close; parent of every watch
 	cancel  context.CancelFunc
@@ -128,7 +129,7 @@ func New(cfg Config) *Cache {
 	maxBytes, ttl, clock := cfg.MaxBytes, cfg.TTL, cfg.Clock
 	h := &Cache{
 		log: cfg.Logger, ttl: ttl, idle: max(hotWatchIdle, 2*ttl), open: cfg.Open,
-		rate: newRateSketch(cfg.MinRate, hotWindow), base: time.Now(), watches: map[string]*hotWatch{},
+		rate: newRateSketch(cfg.MinRate, hotWindow), clock: cfg.Clock, base: time.Now(), watches: map[string]*hotWatch{},
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.cache = otter.Must(&otter.Options[string, entry]{
@@ -143,8 +144,14 @@ func New(cfg Config) *Cache {
 	return h
 }
 
-// now is the hot cache's monotonic clock, in nanoseconds.
-func (h *Cache) now() int64 { return int64(time.Since(h.base)) }
+// now is the hot cache's clock, in nanoseconds: the node's (so tests drive
+// its windows), else monotonic time since New.
+func (h *Cache) now() int64 {
+	if h.clock != nil {
+		return h.clock.NowNano()
+	}
+	return int64(time.Since(h.base)) // monotonic
+}
 
 // Cached reports whether a Get of rk (a routing key owned by owner) would
 // be answered from the cache now; it does not count as a request.

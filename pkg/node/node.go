@@ -211,7 +211,7 @@ func (n *Node) startEngine() error {
 	n.admin = admin.New(admin.Config{
 		Name: cfg.Name, Members: func() []membership.Member { return n.members.Members() },
 		Keyring: func() admin.Keyring { return n.members }, KeyFile: cfg.GossipKeyFile, Logger: n.log,
-		Engine: n.engine, Services: n.services, Store: n.store, Clock: n.clock, Hot: n.hot, Journal: n.journal, Flusher: n.flusher,
+		Engine: n.engine, Services: n.services, Store: n.store, Clock: n.clock, Now: n.now, Hot: n.hot, Journal: n.journal, Flusher: n.flusher,
 	})
 	return nil
 }
