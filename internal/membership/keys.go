@@ -32,6 +32,8 @@ var (
 	ErrSeedsUnreachable = errors.New("membership: no seed answered")
 	// ErrSeedsRefused: a seed answered but did not admit this node: another
 	// gossip key, encryption on one side only, or an incompatible protocol.
+	// ErrIncompatible: a peer's partitioning differs from this node's.
+	ErrIncompatible = errors.New("membership: incompatible peer")
 	ErrSeedsRefused = errors.New("membership: seeds answered but refused this node; check that every node has the same gossip keys and encryption setting")
 )
 

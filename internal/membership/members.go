@@ -120,7 +120,11 @@ func (m *Membership) pruneLocked(now time.Time) {
 func toMember(n *memberlist.Node) (Member, meta) {
 	var md meta
 	_ = json.Unmarshal(n.Meta, &md) // a peer with bad metadata has no gRPC address
-	return Member{Name: n.Name, GossipAddr: n.Address(), GRPCAddr: md.GRPC, State: StateAlive}, md
+	mem := Member{Name: n.Name, GossipAddr: n.Address(), GRPCAddr: md.GRPC, State: StateAlive, TableVersion: md.Table, RESPAddr: md.RESP}
+	if md.Since != 0 {
+		mem.Since = time.Unix(0, md.Since)
+	}
+	return mem, md
 }
 
 // events receives memberlist callbacks. They run under memberlist's node

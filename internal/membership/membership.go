@@ -2,7 +2,6 @@ package membership
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
@@ -45,6 +44,11 @@ type Member struct {
 	GossipAddr string
 	GRPCAddr   string
 	State      State
+	// Since is when the member started; TableVersion the partition table
+	// it routes by; RESPAddr its Redis-protocol address ("" when none).
+	Since        time.Time
+	TableVersion uint64
+	RESPAddr     string
 }
 
 // Presets of failure-detection timers.
@@ -83,6 +87,11 @@ type Config struct {
 	AdvertiseAddr string
 	// GRPCAddr is published in node metadata so peers can forward to it.
 	GRPCAddr string
+	// RESPAddr, when set, is published for peers' CLUSTER SLOTS answers.
+	RESPAddr string
+	// Partitions is the node's partition count; peers of another count
+	// are refused (ErrIncompatible). 0 checks nothing.
+	Partitions int
 	// Join lists seed addresses (host:port, or a DNS name that resolves to
 	// several peers). Entries may name this node itself or peers that are
 	// not up yet: joining retries in the background for as long as this
@@ -148,12 +157,9 @@ type Membership struct {
 	stopped    bool
 	join       joinRecord
 
-	leavingSelf atomic.Bool // this node is leaving; published in its metadata
-}
-
-type meta struct {
-	GRPC    string `json:"grpc"`
-	Leaving bool   `json:"leaving,omitempty"`
+	leavingSelf atomic.Bool   // this node is leaving; published in its metadata
+	since       time.Time     // when New ran: the node's age, published
+	table       atomic.Uint64 // version of the partition table it routes by, published
 }
 
 // New starts gossiping and joins cfg.Join in the background. Changed is
@@ -177,6 +183,7 @@ func New(cfg Config) (*Membership, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Membership{
+		since:   time.Now(),
 		cfg:     cfg,
 		log:     logger,
 		changed: make(chan struct{}, 1),
@@ -259,6 +266,8 @@ func (m *Membership) memberlistConfig() (*memberlist.Config, error) {
 	mc.Transport = m.cfg.Transport
 	mc.Delegate = delegate{m}
 	mc.Events = events{m}
+	mc.Alive = guard{m}
+	mc.Merge = guard{m}
 	mc.Logger = log.New(slogWriter{m.log}, "", 0)
 	mc.LogOutput = nil
 	if m.cfg.Tune != nil {
@@ -286,11 +295,6 @@ func splitHostPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("port %q: %w", p, err)
 	}
 	return host, port, nil
-}
-
-func (m *Membership) metaBytes() []byte {
-	b, _ := json.Marshal(meta{GRPC: m.cfg.GRPCAddr, Leaving: m.leavingSelf.Load()})
-	return b
 }
 
 // Changed is signalled after membership changes. One receiver only.

@@ -1,0 +1,76 @@
+package membership
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// meta is what a node publishes about itself in gossip metadata (memberlist
+// caps it at 512 bytes).
+type meta struct {
+	GRPC    string `json:"grpc"`
+	Leaving bool   `json:"leaving,omitempty"`
+	// Since is when the node started (Unix nanoseconds): the oldest member
+	// coordinates the partition table.
+	Since int64 `json:"since,omitempty"`
+	// Parts is the node's partition count; nodes of another partitioning
+	// refuse it (and it them).
+	Parts int `json:"parts,omitempty"`
+	// Table is the version of the partition table the node routes by.
+	Table uint64 `json:"table,omitempty"`
+	// RESP is the node's Redis-protocol address, if it serves one.
+	RESP string `json:"resp,omitempty"`
+}
+
+func (m *Membership) metaBytes() []byte {
+	b, _ := json.Marshal(meta{
+		GRPC: m.cfg.GRPCAddr, Leaving: m.leavingSelf.Load(), Since: m.since.UnixNano(),
+		Parts: m.cfg.Partitions, Table: m.table.Load(), RESP: m.cfg.RESPAddr,
+	})
+	return b
+}
+
+// SetTableVersion publishes the version of the partition table this node
+// routes by, waiting at most timeout for the update to spread. Peers see it
+// in Member.TableVersion.
+func (m *Membership) SetTableVersion(v uint64, timeout time.Duration) error {
+	if m.table.Swap(v) == v {
+		return nil
+	}
+	return m.list.UpdateNode(timeout)
+}
+
+// compatible refuses a peer whose partitioning differs from this node's:
+// their partition tables cannot describe one cluster.
+func (m *Membership) compatible(n *memberlist.Node) error {
+	if n.Name == m.cfg.Name || m.cfg.Partitions == 0 {
+		return nil
+	}
+	var md meta
+	if err := json.Unmarshal(n.Meta, &md); err != nil {
+		return nil // no metadata (yet): nothing to compare
+	}
+	if md.Parts != 0 && md.Parts != m.cfg.Partitions {
+		return fmt.Errorf("%w: node %s has %d partitions, this node %d; every node of a cluster needs the same ring.partitions", ErrIncompatible, n.Name, md.Parts, m.cfg.Partitions)
+	}
+	return nil
+}
+
+// guard is memberlist's AliveDelegate and MergeDelegate: it keeps nodes of
+// another partitioning out of this node's cluster.
+type guard struct{ m *Membership }
+
+func (g guard) NotifyAlive(n *memberlist.Node) error { return g.m.compatible(n) }
+
+func (g guard) NotifyMerge(peers []*memberlist.Node) error {
+	for _, n := range peers {
+		if err := g.m.compatible(n); err != nil {
+			g.m.log.Error("refusing to merge with a cluster of another partitioning", "err", err)
+			return err
+		}
+	}
+	return nil
+}
