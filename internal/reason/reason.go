@@ -33,6 +33,7 @@ const (
 	UnknownNamespace    = "UNKNOWN_NAMESPACE"
 	LeaseInvalid        = "LEASE_INVALID"
 	WriteRejected       = "WRITE_REJECTED"
+	StaleVersion        = "STALE_VERSION"
 	NoBackend           = "NO_BACKEND"
 	Unauthenticated     = "UNAUTHENTICATED"
 	PermissionDenied    = "PERMISSION_DENIED"

@@ -262,7 +262,7 @@ func (n *Node) join() error {
 		// Probe acks carry the hybrid logical clock, so versions of nodes
 		// that exchange no calls stay ordered within a probe interval. A
 		// value too far ahead of the wall clock is refused (hlc.Observe).
-		AckPayload: func() []byte { return binary.BigEndian.AppendUint64(nil, n.clock.Now()) },
+		AckPayload: func() []byte { return binary.BigEndian.AppendUint64(nil, n.clock.Send()) },
 		PeerPayload: func(b []byte) {
 			if len(b) == 8 {
 				_ = n.clock.Observe(binary.BigEndian.Uint64(b)) // counted in Rejected

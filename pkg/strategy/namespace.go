@@ -115,6 +115,7 @@ type Stats struct {
 	NegativeHits        uint64
 	Sets, Deletes       uint64
 	WriteErrors         uint64 // write-through or journal failures returned to callers
+	StaleRetries        uint64 // write-through writes retried past a newer stored version
 	Backpressure        uint64 // writes refused because the journal was full
 	Refreshes           uint64 // background refresh-ahead loads started
 	RefreshesSkipped    uint64 // refreshes not started: MaxRefreshes were in flight
@@ -128,6 +129,7 @@ type Stats struct {
 type counters struct {
 	gets, hits, misses, loads, deduped, loadErrors, negHits, sets, deletes atomic.Uint64
 	writeErrors, backpressure, refreshes, refreshSkips, pendingHits        atomic.Uint64
+	staleRetries                                                           atomic.Uint64
 	leasesGranted, leaseWaits, leaseRejected                               atomic.Uint64
 	waiting                                                                atomic.Int64
 }
@@ -330,7 +332,7 @@ func (n *Namespace) Stats() Stats {
 		Gets: n.c.gets.Load(), Hits: n.c.hits.Load(), Misses: n.c.misses.Load(),
 		Loads: n.c.loads.Load(), LoadsDeduped: n.c.deduped.Load(), LoadErrors: n.c.loadErrors.Load(),
 		NegativeHits: n.c.negHits.Load(), Sets: n.c.sets.Load(), Deletes: n.c.deletes.Load(),
-		WriteErrors: n.c.writeErrors.Load(), Backpressure: n.c.backpressure.Load(),
+		WriteErrors: n.c.writeErrors.Load(), StaleRetries: n.c.staleRetries.Load(), Backpressure: n.c.backpressure.Load(),
 		Refreshes: n.c.refreshes.Load(), RefreshesSkipped: n.c.refreshSkips.Load(), PendingHits: n.c.pendingHits.Load(),
 		LeasesGranted: n.c.leasesGranted.Load(), LeaseWaits: n.c.leaseWaits.Load(), LeaseRejected: n.c.leaseRejected.Load(),
 		LoadsWaiting: n.c.waiting.Load(),
