@@ -159,17 +159,19 @@ func (db *postgresDB) valueArg(value []byte) any { return value }
 // statements are prepared on the connection. pgx ends a batch with a single
 // Sync, so PostgreSQL runs it as one implicit transaction: the first error
 // aborts it and nothing of the batch is applied.
-func (db *postgresDB) execBatch(ctx context.Context, stmts []stmt) (int, error) {
+func (db *postgresDB) execBatch(ctx context.Context, stmts []stmt) ([]int64, int, error) {
 	if err := db.init(ctx); err != nil {
-		return 0, withCtx(ctx, err)
+		return nil, 0, withCtx(ctx, err)
 	}
 	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(stmts))}
 	for _, s := range stmts {
 		b.Queue(s.query, s.args...)
 	}
 	br := db.pool.SendBatch(ctx, b)
+	affected := make([]int64, len(stmts))
 	for i := range stmts {
-		if _, err := br.Exec(); err != nil {
+		tag, err := br.Exec()
+		if err != nil {
 			br.Close()
 			// Only a statement's own error names it; a failure to prepare
 			// or encode the batch, or of the connection, is reported by
@@ -177,12 +179,24 @@ func (db *postgresDB) execBatch(ctx context.Context, stmts []stmt) (int, error) 
 			var pgErr *pgconn.PgError
 			var pre pgx.ErrPreprocessingBatch
 			if errors.As(err, &pgErr) && !errors.As(err, &pre) {
-				return i, err
+				return nil, i, err
 			}
-			return -1, err
+			return nil, -1, err
 		}
+		affected[i] = tag.RowsAffected()
 	}
-	return -1, br.Close()
+	if err := br.Close(); err != nil {
+		return nil, -1, err
+	}
+	return affected, -1, nil
+}
+
+func (db *postgresDB) queryRow(ctx context.Context, query string, args []any, dest ...any) (bool, error) {
+	err := db.pool.QueryRow(ctx, query, args...).Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // rejected reports a permanent refusal: SQLSTATE classes 22 (data

@@ -208,10 +208,10 @@ func (s *sqliteDB) valueArg(value []byte) any {
 // execBatch runs stmts in one BEGIN IMMEDIATE transaction (the _txlock
 // parameter), each distinct query prepared once. Any failure rolls the
 // transaction back.
-func (s *sqliteDB) execBatch(ctx context.Context, stmts []stmt) (failed int, err error) {
+func (s *sqliteDB) execBatch(ctx context.Context, stmts []stmt) (affected []int64, failed int, err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return -1, err
+		return nil, -1, err
 	}
 	defer func() {
 		if err != nil {
@@ -223,6 +223,7 @@ func (s *sqliteDB) execBatch(ctx context.Context, stmts []stmt) (failed int, err
 		stmt  *sql.Stmt
 	}
 	var cache []prepared // a batch has at most two distinct queries
+	affected = make([]int64, len(stmts))
 	for i, st := range stmts {
 		var ps *sql.Stmt
 		for _, p := range cache {
@@ -233,18 +234,30 @@ func (s *sqliteDB) execBatch(ctx context.Context, stmts []stmt) (failed int, err
 		}
 		if ps == nil {
 			if ps, err = tx.PrepareContext(ctx, st.query); err != nil {
-				return i, err
+				return nil, i, err
 			}
 			cache = append(cache, prepared{st.query, ps})
 		}
-		if _, err = ps.ExecContext(ctx, st.args...); err != nil {
-			return i, err
+		res, err := ps.ExecContext(ctx, st.args...)
+		if err == nil {
+			affected[i], err = res.RowsAffected()
+		}
+		if err != nil {
+			return nil, i, err
 		}
 	}
 	if err = tx.Commit(); err != nil {
-		return -1, err
+		return nil, -1, err
 	}
-	return -1, nil
+	return affected, -1, nil
+}
+
+func (s *sqliteDB) queryRow(ctx context.Context, query string, args []any, dest ...any) (bool, error) {
+	err := s.db.QueryRowContext(ctx, query, args...).Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // rejected reports a permanent refusal: SQLITE_CONSTRAINT (NOT NULL, CHECK,

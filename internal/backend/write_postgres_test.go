@@ -55,7 +55,7 @@ func TestPostgres_OpenMigratesOldSchemaOnce(t *testing.T) {
 	kv := table(t, dbs[0], backend.TableSpec{Namespace: "sessions"})
 	mustLoad(t, kv, "old", []byte("kept")) // version 0
 	mustWrite(t, kv, del("old", 1))        // a tombstone: needs the NULL
-	mustWrite(t, kv, put("old", "resurrected", 1))
+	mustStale(t, kv, []strategy.StaleWrite{{Index: 0, Version: 1, Stored: 1}}, put("old", "resurrected", 1))
 	mustNotFind(t, table(t, dbs[3], backend.TableSpec{Namespace: "sessions"}), "old")
 }
 

@@ -74,11 +74,11 @@ func (e *StaleVersionError) Error() string {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "write %d (version of %s) changed nothing: the database holds ", w.Index+1, versionTime(w.Version))
+		fmt.Fprintf(&b, "write %d (version %s) changed nothing: the database holds ", w.Index+1, versionString(w.Version))
 		if w.Stored == 0 {
 			b.WriteString("a version at least as new")
 		} else {
-			fmt.Fprintf(&b, "a version of %s", versionTime(w.Stored))
+			fmt.Fprintf(&b, "version %s", versionString(w.Stored))
 		}
 	}
 	return b.String()
@@ -86,4 +86,7 @@ func (e *StaleVersionError) Error() string {
 
 func (e *StaleVersionError) Unwrap() error { return ErrStaleVersion }
 
-func versionTime(v uint64) string { return hlc.Time(v).UTC().Format(time.RFC3339Nano) }
+// versionString shows a version with the wall time it was stamped at.
+func versionString(v uint64) string {
+	return fmt.Sprintf("%d, of %s", v, hlc.Time(v).UTC().Format(time.RFC3339Nano))
+}
