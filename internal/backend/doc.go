@@ -20,12 +20,22 @@
 //     by retrying the batch one write at a time.
 //   - Writes are versioned and idempotent (generic table, and templates
 //     that bind the version): a write replaces a row only of a LOWER
-//     version, so a retried or late write changes nothing, and an equal
-//     version re-applied is harmless. A delete stores a tombstone (NULL
-//     value) with its version, so an older write arriving after it does not
-//     resurrect the key; a newer write does. Versions above math.MaxInt64
-//     (both databases store signed 64-bit integers) are rejected. A nil
-//     value is stored as an empty value, never as NULL.
+//     version, and an equal version re-applied is harmless. A delete
+//     stores a tombstone (NULL value) with its version, so an older write
+//     arriving later cannot resurrect the key; a newer write does.
+//     Versions above math.MaxInt64 (both databases store signed 64-bit
+//     integers) are rejected. A nil value is stored as an empty value,
+//     never as NULL.
+//   - A write that changed nothing is reported, never passed as written:
+//     when a version-guarded statement matched no row, Write commits the
+//     rest of the batch and returns a *strategy.StaleVersionError
+//     (strategy.ErrStaleVersion) listing those writes. The generic table
+//     reads the version it holds (Stored), and takes the same version with
+//     the same value for this write applied before (a retried batch), but
+//     with another value as stale. A template cannot say which version it
+//     holds (Stored 0): an upsert that bound its version and matched no row
+//     is stale, and so is a versioned delete that matched no row while
+//     load_sql still finds the key.
 //   - An error wrapping strategy.ErrRejected means the database refused a
 //     write for good; any other error is presumed transient (see Errors).
 //   - When a call fails because its context was cancelled or its deadline
