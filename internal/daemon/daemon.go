@@ -197,6 +197,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		HotCacheTTL:         f.HotCacheTTL,
 		Namespaces:          specs,
 		Journal:             jc,
+		ClockPath:           filepath.Join(f.DataDir, "clock"),
 		FlushTimeout:        f.FlushTimeout,
 		BootstrapTimeout:    f.BootstrapTimeout,
 		BootstrapAlone:      f.BootstrapAlone,

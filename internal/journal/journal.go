@@ -190,26 +190,24 @@ func (j *Journal) Stats() (Stats, error) {
 	return s, err
 }
 
-// MaxVersion returns the highest Version among pending records and dead
-// letters, 0 if none. A node moves its clock past it on start, so a write
-// after a restart with a clock that went backwards is still the newest.
+// MaxVersion returns the highest Version among pending records, 0 if none.
+// A node moves its clock past it on start, so a write after a restart with
+// a clock that went backwards is still the newest. Dead letters are left
+// out: one may carry a version no clock of this node stamped (a record
+// revived from another node's journal, a version forged before peers'
+// clocks were bounded), and adopting it would stamp every later write
+// ahead of the wall clock.
 func (j *Journal) MaxVersion() (uint64, error) {
 	var maxV uint64
 	err := j.view(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketPending, bucketDead} {
-			err := tx.Bucket(b).ForEach(func(_, v []byte) error {
-				r, _, err := decode(v)
-				if err != nil {
-					return err
-				}
-				maxV = max(maxV, r.Version)
-				return nil
-			})
+		return tx.Bucket(bucketPending).ForEach(func(_, v []byte) error {
+			r, _, err := decode(v)
 			if err != nil {
 				return err
 			}
-		}
-		return nil
+			maxV = max(maxV, r.Version)
+			return nil
+		})
 	})
 	return maxV, err
 }

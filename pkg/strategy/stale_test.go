@@ -86,3 +86,77 @@ func TestWriteThrough_AWriteThatChangesNothingIsNeverAcknowledged(t *testing.T) 
 		})
 	}
 }
+
+// The write-behind form of the break: a row stamped an hour ahead made
+// the flusher's upsert match no row, and the record was acked as written.
+func TestFlusher_RecordLosingToAVersionAheadIsWrittenAgainPastIt(t *testing.T) {
+	e := newWriteEnv(t, strategy.Policy{Read: strategy.ReadThrough, Write: strategy.WriteBehind, TTL: time.Hour}, journal.Options{})
+	ahead := hlc.FromTime(time.Now().Add(time.Hour))
+	e.db.put("k", row{value: []byte("old"), version: ahead})
+	e.db.put("j", row{value: []byte("j-old"), version: 1})
+	for k, v := range map[string]string{"k": "new", "j": "j-new"} {
+		if err := e.ns.Set(bg, k, []byte(v), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock := &hlc.Clock{}
+	f := newFlusher(e, func(c *journal.FlusherConfig) { c.Clock = clock })
+	if err := f.Flush(bg); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := e.db.get("k"); string(r.value) != "new" || r.version <= ahead {
+		t.Fatalf("database holds %q at %v after the flush of an acknowledged %q", r.value, hlc.Time(r.version), "new")
+	}
+	if r, _ := e.db.get("j"); string(r.value) != "j-new" {
+		t.Fatalf("the other record of the batch: database holds %q", r.value)
+	}
+	if s := f.Stats(); s.Reversioned != 1 || s.Superseded != 0 || pending(t, e.journal) != 0 {
+		t.Fatalf("stats %+v, %d pending; want 1 reversioned, none pending", s, pending(t, e.journal))
+	}
+	if v := clock.Now(); v <= ahead {
+		t.Fatal("the flusher did not move the node's clock past the stored version")
+	}
+}
+
+// A stored version within the clock bound may be a later write from the
+// node that took the key over: the pending record must not overwrite it.
+func TestFlusher_RecordLosingToAPlausiblyLaterWriteIsSuperseded(t *testing.T) {
+	e := newWriteEnv(t, strategy.Policy{Write: strategy.WriteBehind, TTL: time.Hour}, journal.Options{})
+	if err := e.ns.Set(bg, "k", []byte("mine"), 0); err != nil {
+		t.Fatal(err)
+	}
+	later := hlc.FromTime(time.Now().Add(100 * time.Millisecond))
+	e.db.put("k", row{value: []byte("theirs"), version: later})
+	f := newFlusher(e, nil)
+	if err := f.Flush(bg); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := e.db.get("k"); string(r.value) != "theirs" {
+		t.Fatalf("database holds %q; the later write of another node was overwritten", r.value)
+	}
+	if s := f.Stats(); s.Superseded != 1 || s.Reversioned != 0 || pending(t, e.journal) != 0 {
+		t.Fatalf("stats %+v, %d pending; want 1 superseded", s, pending(t, e.journal))
+	}
+}
+
+func TestFlusher_RecordThatKeepsLosingIsBuried(t *testing.T) {
+	e := newWriteEnv(t, strategy.Policy{Write: strategy.WriteBehind, TTL: time.Hour}, journal.Options{})
+	if err := e.ns.Set(bg, "k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	w := &staleWriter{stored: hlc.FromTime(time.Now().Add(time.Hour))} // a writer ever further ahead
+	f := newFlusher(e, func(c *journal.FlusherConfig) {
+		c.Writers = map[string]strategy.Writer{"users": w}
+		c.MaxAttempts = 3
+	})
+	if err := f.Flush(bg); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := e.journal.DeadLetters(10)
+	if err != nil || len(dead) != 1 || dead[0].Key != "k" {
+		t.Fatalf("dead letters = %+v, %v; want the record that never got written", dead, err)
+	}
+	if pending(t, e.journal) != 0 || f.Stats().Flushed != 0 {
+		t.Fatalf("a record the database never applied was acknowledged: %+v", f.Stats())
+	}
+}
