@@ -151,6 +151,15 @@ func (db *postgresDB) Close() error {
 
 func (db *postgresDB) rewrite(query string) string { return query }
 
+// validateKey refuses a NUL byte: keys are sent as text, and PostgreSQL's
+// text cannot hold one (SQLSTATE 22021).
+func (db *postgresDB) validateKey(key string) error {
+	if i := strings.IndexByte(key, 0); i >= 0 {
+		return fmt.Errorf("key has a NUL byte at offset %d, which PostgreSQL cannot store in text", i)
+	}
+	return nil
+}
+
 // valueArg binds values as []byte; pgx encodes them for bytea, text and
 // json(b) parameters alike.
 func (db *postgresDB) valueArg(value []byte) any { return value }

@@ -194,6 +194,10 @@ func (s *sqliteDB) Close() error { return s.db.Close() }
 
 func (s *sqliteDB) rewrite(query string) string { return sqlitePlaceholders(query) }
 
+// validateKey accepts every key: SQLite binds text with its length, NUL
+// bytes included, and compares keys bytewise.
+func (s *sqliteDB) validateKey(string) error { return nil }
+
 // valueArg binds a valid UTF-8 value as TEXT and any other as BLOB. SQLite
 // keeps the storage class it is given whatever the column's declared type,
 // so this keeps a TEXT column (users.profile) readable text for the other

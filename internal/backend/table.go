@@ -53,6 +53,8 @@ type executor interface {
 	rewrite(query string) string
 	// valueArg returns the argument that binds value in a template.
 	valueArg(value []byte) any
+	// validateKey reports a key the database cannot store as text.
+	validateKey(key string) error
 }
 
 // table is the strategy.Backend of one namespace.
@@ -68,7 +70,10 @@ type table struct {
 	upsertVersion, delVersion bool
 }
 
-var _ strategy.Backend = (*table)(nil)
+var (
+	_ strategy.Backend      = (*table)(nil)
+	_ strategy.KeyValidator = (*table)(nil)
+)
 
 // newTable validates spec and builds its Backend. genericErr is non-nil when
 // the generic table could not be created at Open.
@@ -100,6 +105,12 @@ func newTable(db executor, spec TableSpec, genericErr error) (*table, error) {
 	t.del, t.delVersion = prepare(spec.DeleteSQL, deleteParams)
 	return t, nil
 }
+
+// ValidateKey implements strategy.KeyValidator: a key the database cannot
+// store (PostgreSQL text holds no NUL byte) is refused before a write is
+// acknowledged or a load is tried, rather than dead-lettered or failing
+// every load as if the database were down.
+func (t *table) ValidateKey(key string) error { return t.db.validateKey(key) }
 
 // Load implements strategy.Loader.
 func (t *table) Load(ctx context.Context, key string) ([]byte, bool, error) {

@@ -166,6 +166,8 @@ type Namespace struct {
 	genMu [generations]sync.Mutex
 
 	onChange ChangeHook // see Deps.OnChange
+	// keyChecks are the backends' own key limits (KeyValidator).
+	keyChecks []KeyValidator
 }
 
 // New returns a Namespace with the collaborators its policy needs.
@@ -200,6 +202,11 @@ func New(p Policy, d Deps) (*Namespace, error) {
 		leases: newLeases(p.LeaseTTL), onChange: d.OnChange, refreshN: make(chan struct{}, p.MaxRefreshes),
 	}
 	n.life.init()
+	for _, b := range []any{d.Loader, d.Writer} { // one backend may be both: asked twice, cheaply
+		if kv, ok := b.(KeyValidator); ok {
+			n.keyChecks = append(n.keyChecks, kv)
+		}
+	}
 	if p.Write == WriteThrough {
 		n.writer = d.Writer
 	}
@@ -234,6 +241,11 @@ func (n *Namespace) ValidateKey(key string) error {
 		return fmt.Errorf("%w: key is %d bytes, namespace %q allows at most %d", ErrInvalidArgument, len(key), n.p.Name, n.p.MaxKeyBytes)
 	case !utf8.ValidString(key):
 		return fmt.Errorf("%w: key is not valid UTF-8", ErrInvalidArgument)
+	}
+	for _, kv := range n.keyChecks {
+		if err := kv.ValidateKey(key); err != nil {
+			return fmt.Errorf("%w: namespace %q: %w", ErrInvalidArgument, n.p.Name, err)
+		}
 	}
 	return nil
 }

@@ -54,6 +54,15 @@ type WriterFunc func(ctx context.Context, writes []Write) error
 // Write calls f(ctx, writes).
 func (f WriterFunc) Write(ctx context.Context, writes []Write) error { return f(ctx, writes) }
 
+// KeyValidator may be implemented by a Loader or Writer that cannot store
+// every key (PostgreSQL text cannot hold a NUL byte). Namespace.ValidateKey
+// asks it, so such a key is refused up front with ErrInvalidArgument,
+// before a write-behind Set is acknowledged or a load is tried. The error
+// says why, without the key.
+type KeyValidator interface {
+	ValidateKey(key string) error
+}
+
 // Backend is a Loader and Writer for one namespace.
 type Backend interface {
 	Loader

@@ -3,6 +3,8 @@ package strategy_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,5 +160,52 @@ func TestFlusher_RecordThatKeepsLosingIsBuried(t *testing.T) {
 	}
 	if pending(t, e.journal) != 0 || f.Stats().Flushed != 0 {
 		t.Fatalf("a record the database never applied was acknowledged: %+v", f.Stats())
+	}
+}
+
+// nulRefusingDB is a backend that, like PostgreSQL, cannot store a NUL byte
+// in a key.
+type nulRefusingDB struct{ *fakeDB }
+
+func (nulRefusingDB) ValidateKey(key string) error {
+	if strings.IndexByte(key, 0) >= 0 {
+		return errors.New("key has a NUL byte")
+	}
+	return nil
+}
+
+func TestNamespace_KeyTheBackendCannotStoreIsInvalidArgument(t *testing.T) {
+	for _, mode := range []strategy.WriteMode{strategy.WriteThrough, strategy.WriteBehind} {
+		st, err := store.New(store.Config{MaxBytes: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Close)
+		db := nulRefusingDB{newFakeDB()}
+		j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"), journal.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { j.Close() })
+		ns, err := strategy.New(strategy.Policy{Name: "users", Read: strategy.ReadThrough, Write: mode},
+			strategy.Deps{Store: st, Loader: db, Writer: db, Journal: j.AsQueue()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, call := range map[string]func() error{
+			"Set":    func() error { return ns.Set(bg, "a\x00b", []byte("v"), 0) },
+			"Delete": func() error { return ns.Delete(bg, "a\x00b") },
+			"Get":    func() error { _, _, err := ns.Get(bg, "a\x00b"); return err },
+		} {
+			if err := call(); !errors.Is(err, strategy.ErrInvalidArgument) {
+				t.Fatalf("mode %d: %s of a key the backend cannot store = %v, want ErrInvalidArgument", mode, name, err)
+			}
+		}
+		if s, _ := j.Stats(); s.Pending != 0 || db.calls != 0 || ns.Stats().Loads != 0 {
+			t.Fatalf("mode %d: the refused key reached the journal (%d pending) or the database (%d calls, %d loads)", mode, s.Pending, db.calls, ns.Stats().Loads)
+		}
+		if err := ns.Set(bg, "ab", []byte("v"), 0); err != nil {
+			t.Fatalf("mode %d: an ordinary key: %v", mode, err)
+		}
 	}
 }
