@@ -43,6 +43,13 @@
 //     ErrRejected. On PostgreSQL the query is cancelled on the server too (a
 //     cancel request, then the connection is dropped if the server has not
 //     answered within 500ms).
+//   - No error quotes a key or a value (flush errors are logged): a write
+//     is named by its position in the batch ("write 3 of 500 (upsert)"),
+//     and a PostgreSQL error by its message up to the first colon, its
+//     SQLSTATE and the constraint, table, column or type it names, without
+//     its detail ("Key (id)=(42) already exists"); errors.As still finds
+//     the *pgconn.PgError. SQLite's messages name constraints and columns,
+//     not values, and are kept (a trigger's RAISE text excepted).
 //   - Every error names the namespace; configuration errors name the field
 //     (driver, dsn, path, max_conns, namespace, load_sql, upsert_sql,
 //     delete_sql) and wrap ErrInvalidConfig or ErrInvalidSpec.

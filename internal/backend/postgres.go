@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -223,6 +224,62 @@ func (db *postgresDB) rejected(err error) bool {
 		return false
 	}
 	return isEncodeError(err)
+}
+
+// redact returns err with a message that carries no value: PostgreSQL's
+// message loses what follows its first colon ("invalid input syntax for
+// type bigint: \"abc\"") and every quoted word that is not the name of the
+// constraint, table, column or type its fields report; the detail ("Key
+// (id)=(42) already exists.") is left out. An argument pgx could not encode
+// (its message quotes the value) is named by its position only.
+func (db *postgresDB) redact(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		msg := redactMessage(pgErr)
+		var b strings.Builder
+		b.WriteString(pgErr.Severity)
+		b.WriteString(": ")
+		b.WriteString(msg)
+		for _, f := range []struct{ name, v string }{{"constraint", pgErr.ConstraintName},
+			{"table", pgErr.TableName}, {"column", pgErr.ColumnName}, {"type", pgErr.DataTypeName}} {
+			if f.v != "" && !strings.Contains(msg, `"`+f.v+`"`) {
+				fmt.Fprintf(&b, ", %s %q", f.name, f.v)
+			}
+		}
+		fmt.Fprintf(&b, " (SQLSTATE %s)", pgErr.Code)
+		return &redactedError{msg: b.String(), err: err}
+	}
+	var pre pgx.ErrPreprocessingBatch
+	if errors.As(err, &pre) {
+		return &redactedError{msg: "a statement's argument cannot be encoded for its parameter's type (does the key or value fit the column?)", err: err}
+	}
+	return err
+}
+
+// redactMessage cuts a PostgreSQL message at its first ": " and replaces
+// each double-quoted word that is not an identifier the error names.
+func redactMessage(e *pgconn.PgError) string {
+	msg, _, _ := strings.Cut(e.Message, ": ")
+	names := []string{e.ConstraintName, e.TableName, e.ColumnName, e.DataTypeName, e.SchemaName}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(msg, '"')
+		j := -1
+		if i >= 0 {
+			j = strings.IndexByte(msg[i+1:], '"')
+		}
+		if j < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		b.WriteString(msg[:i])
+		if word := msg[i+1 : i+1+j]; word != "" && slices.Contains(names, word) {
+			b.WriteString(msg[i : i+j+2])
+		} else {
+			b.WriteString(`"…"`)
+		}
+		msg = msg[i+j+2:]
+	}
 }
 
 // isEncodeError reports a batch that failed while pgx encoded an argument

@@ -194,6 +194,11 @@ func (s *sqliteDB) Close() error { return s.db.Close() }
 
 func (s *sqliteDB) rewrite(query string) string { return sqlitePlaceholders(query) }
 
+// redact keeps SQLite's errors as they are: they name the constraint,
+// table and column ("CHECK constraint failed: body_len"), not the values,
+// unless a trigger's RAISE message quotes them.
+func (s *sqliteDB) redact(err error) error { return err }
+
 // validateKey accepts every key: SQLite binds text with its length, NUL
 // bytes included, and compares keys bytewise.
 func (s *sqliteDB) validateKey(string) error { return nil }

@@ -55,6 +55,9 @@ type executor interface {
 	valueArg(value []byte) any
 	// validateKey reports a key the database cannot store as text.
 	validateKey(key string) error
+	// redact returns err with a message that quotes no value (see
+	// redactedError).
+	redact(err error) error
 }
 
 // table is the strategy.Backend of one namespace.
@@ -123,7 +126,7 @@ func (t *table) Load(ctx context.Context, key string) ([]byte, bool, error) {
 	}
 	v, null, found, err := t.db.queryFirst(ctx, t.load, args)
 	if err != nil {
-		return nil, false, fmt.Errorf("namespace %q: load: %w", t.namespace, withCtx(ctx, err))
+		return nil, false, fmt.Errorf("namespace %q: load: %w", t.namespace, withCtx(ctx, t.db.redact(err)))
 	}
 	switch {
 	case !found:
@@ -163,6 +166,7 @@ func (t *table) Write(ctx context.Context, writes []strategy.Write) error {
 	if err == nil {
 		return t.checkApplied(ctx, writes, affected)
 	}
+	err = t.db.redact(err)
 	if failed < 0 && len(writes) == 1 {
 		failed = 0
 	}
@@ -194,7 +198,7 @@ func (t *table) checkApplied(ctx context.Context, writes []strategy.Write, affec
 		stored, isStale, err := t.staleVersion(ctx, w)
 		if err != nil {
 			return fmt.Errorf("namespace %q: write %d of %d changed nothing; reading the stored version: %w",
-				t.namespace, i+1, len(writes), withCtx(ctx, err))
+				t.namespace, i+1, len(writes), withCtx(ctx, t.db.redact(err)))
 		}
 		if isStale {
 			stale = append(stale, strategy.StaleWrite{Index: i, Version: w.Version, Stored: stored})
@@ -274,14 +278,15 @@ func (t *table) stmt(w strategy.Write) (stmt, error) {
 	}
 }
 
-// where names write i of a batch for an error message.
+// where names write i of a batch for an error message, without its key:
+// errors reach the logs.
 func (t *table) where(writes []strategy.Write, i int) string {
 	op := "upsert"
 	if writes[i].Delete {
 		op = "delete"
 	}
 	if len(writes) == 1 {
-		return fmt.Sprintf("%s of key %q", op, writes[i].Key)
+		return op
 	}
-	return fmt.Sprintf("write %d of %d (%s of key %q)", i+1, len(writes), op, writes[i].Key)
+	return fmt.Sprintf("write %d of %d (%s)", i+1, len(writes), op)
 }

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -257,13 +258,20 @@ func nsKey(ns, key string) []byte {
 	return append(b, key...)
 }
 
+// nsOf returns the namespace of a record key, for error messages: keys
+// never appear in them, since errors reach the logs.
+func nsOf(nk []byte) string {
+	ns, _, _ := bytes.Cut(nk, []byte{0})
+	return string(ns)
+}
+
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 // pendingAt returns the pending record that queue entry nk points to.
 func pendingAt(tx *bolt.Tx, nk []byte) (Record, uint64, error) {
 	b := tx.Bucket(bucketPending).Get(nk)
 	if b == nil {
-		return Record{}, 0, corruptf("queue names %q, which is not pending", nk)
+		return Record{}, 0, corruptf("queue names a record of namespace %q that is not pending", nsOf(nk))
 	}
 	return decode(b)
 }
