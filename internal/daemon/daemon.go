@@ -25,6 +25,7 @@ import (
 
 	"github.com/ringcache/ringcache/internal/backend"
 	"github.com/ringcache/ringcache/internal/config"
+	"github.com/ringcache/ringcache/internal/logx"
 	"github.com/ringcache/ringcache/internal/membership"
 	"github.com/ringcache/ringcache/internal/telemetry"
 	"github.com/ringcache/ringcache/pkg/node"
@@ -350,11 +351,18 @@ func newLogger(f Flags, w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", f.LogLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	switch strings.ToLower(f.LogFormat) {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)).With("node", f.Name), nil
+		h = slog.NewTextHandler(w, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)).With("node", f.Name), nil
+		h = slog.NewJSONHandler(w, opts)
+	default:
+		return nil, errors.New("--log-format must be text or json")
 	}
-	return nil, errors.New("--log-format must be text or json")
+	// Every logger of the node shares one limit, so input from the network
+	// (garbage on the gossip port, a flood of bad calls) cannot flood the
+	// log: repeated lines are counted and reported (internal/logx).
+	h = logx.RateLimit(h.WithAttrs([]slog.Attr{slog.String("node", f.Name)}), logx.Options{})
+	return slog.New(h), nil
 }

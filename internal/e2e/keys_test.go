@@ -37,7 +37,10 @@ namespaces:
 	const bad = "user\x0042"
 	for _, ns := range []string{"wt", "wb"} {
 		for name, call := range map[string]func() error{
-			"Set":    func() error { _, err := c.cache.Set(ctx, &pb.SetRequest{Namespace: ns, Key: bad, Value: []byte("v")}); return err },
+			"Set": func() error {
+				_, err := c.cache.Set(ctx, &pb.SetRequest{Namespace: ns, Key: bad, Value: []byte("v")})
+				return err
+			},
 			"Get":    func() error { _, err := c.cache.Get(ctx, &pb.GetRequest{Namespace: ns, Key: bad}); return err },
 			"Delete": func() error { _, err := c.cache.Delete(ctx, &pb.DeleteRequest{Namespace: ns, Key: bad}); return err },
 		} {

@@ -1,8 +1,10 @@
 // Package logx keeps input from the network from flooding a node's log.
 //
 // RateLimit wraps a slog.Handler: within each Interval, each distinct
-// message (its level and text, with digits masked, so lines that differ
-// only in an address, a port or a count are one message) passes at most
+// message (its level and text up to its second ": ", where the error
+// detail of "component: what failed: why" begins, with every word that
+// holds a digit masked, so lines that differ only in an address, a port, a
+// count, a hex dump or the cause are one message) passes at most
 // Burst times, and all messages together at most MaxLines times. What is
 // held back is counted, and once the interval is over one WARN line,
 // "log lines suppressed", says how many lines were held back and which
@@ -26,8 +28,8 @@ import (
 // Defaults of Options.
 const (
 	DefaultInterval = 10 * time.Second
-	DefaultBurst    = 20
-	DefaultMaxLines = 500
+	DefaultBurst    = 10
+	DefaultMaxLines = 100
 	// maxMessages bounds the distinct messages counted per interval; the
 	// lines of further ones count against MaxLines together.
 	maxMessages = 1024
@@ -41,10 +43,10 @@ const (
 type Options struct {
 	// Interval is the window the limits count in; default 10 s.
 	Interval time.Duration
-	// Burst is how many lines of one message pass per Interval; default 20.
+	// Burst is how many lines of one message pass per Interval; default 10.
 	Burst int
 	// MaxLines is how many lines of all messages pass per Interval;
-	// default 500.
+	// default 100.
 	MaxLines int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -191,22 +193,39 @@ func (l *limiter) rollLocked(now time.Time) *slog.Record {
 	return report
 }
 
-// mask returns the part of msg that tells messages apart: digits replaced
-// by '#' (one per run), cut to maxKey bytes.
+// mask returns the part of msg that tells messages apart: up to its
+// second ": " (memberlist's "memberlist: Failed to decode ping request:
+// <decoder error>" is one message whatever the error), with every word (a
+// run of letters and digits) that holds a digit replaced by '#', so
+// numbers, addresses, ports and hex dumps do not make messages distinct;
+// at most maxKey bytes.
 func mask(msg string) string {
-	var b strings.Builder
-	digits := false
-	for i := 0; i < len(msg) && b.Len() < maxKey; i++ {
-		c := msg[i]
-		if '0' <= c && c <= '9' {
-			if !digits {
-				b.WriteByte('#')
-			}
-			digits = true
-			continue
+	if i := strings.Index(msg, ": "); i >= 0 {
+		if j := strings.Index(msg[i+2:], ": "); j >= 0 {
+			msg = msg[:i+2+j]
 		}
-		digits = false
-		b.WriteByte(c)
+	}
+	var b strings.Builder
+	for i := 0; i < len(msg) && b.Len() < maxKey; {
+		j, digit := i, false
+		for j < len(msg) && isAlnum(msg[j]) {
+			digit = digit || '0' <= msg[j] && msg[j] <= '9'
+			j++
+		}
+		switch {
+		case j == i:
+			b.WriteByte(msg[i])
+			j++
+		case digit:
+			b.WriteByte('#')
+		default:
+			b.WriteString(msg[i:j])
+		}
+		i = j
 	}
 	return b.String()
+}
+
+func isAlnum(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }

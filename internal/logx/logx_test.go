@@ -133,3 +133,19 @@ func BenchmarkRateLimit_Suppressing(b *testing.B) {
 		log.Error("memberlist: failed to decode packet from=10.0.0.1:40000")
 	}
 }
+
+func TestRateLimit_LinesThatDifferInNumbersAreOneMessage(t *testing.T) {
+	var out buffer
+	log := slog.New(logx.RateLimit(slog.NewTextHandler(&out, nil), logx.Options{Interval: time.Hour, Burst: 1}))
+	for _, m := range []string{
+		"memberlist: Got invalid checksum for UDP packet: 3af4d, ffb2dd",
+		"memberlist: Got invalid checksum for UDP packet: 91c0e, 0x1f",
+		"memberlist: Got invalid checksum for UDP packet: 7, 8",
+	} {
+		log.Error(m)
+	}
+	log.Error("memberlist: Got invalid length for UDP packet: 3af4d")
+	if got := len(out.lines()); got != 2 {
+		t.Fatalf("%d lines, want one per message:\n%s", got, strings.Join(out.lines(), "\n"))
+	}
+}
