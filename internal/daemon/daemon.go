@@ -141,6 +141,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 	if err != nil {
 		return err
 	}
+	applyMemoryLimit(log, maxMem, hotBytes, os.Getenv)
 	specs, dbs, err := openNamespaces(ctx, log, file)
 	defer func() {
 		for _, db := range dbs {
