@@ -150,6 +150,7 @@ func (s *Server) Snapshot() *pb.StatsResponse {
 	ps := s.cfg.Services.Stats()
 	resp.PipelineFrames, resp.PipelineOps, resp.PipelineWaits = ps.PipelineFrames, ps.PipelineOps, ps.PipelineWaits
 	resp.ClockRejections = s.cfg.Clock.Rejected()
+	resp.RssBytes, resp.MemoryLimitBytes = processRSS(), memoryLimit()
 	if s.cfg.Hot != nil {
 		h := s.cfg.Hot.Stats()
 		resp.HotCache = &pb.HotCacheStats{

@@ -20,12 +20,22 @@
 //     by retrying the batch one write at a time.
 //   - Writes are versioned and idempotent (generic table, and templates
 //     that bind the version): a write replaces a row only of a LOWER
-//     version, so a retried or late write changes nothing, and an equal
-//     version re-applied is harmless. A delete stores a tombstone (NULL
-//     value) with its version, so an older write arriving after it does not
-//     resurrect the key; a newer write does. Versions above math.MaxInt64
-//     (both databases store signed 64-bit integers) are rejected. A nil
-//     value is stored as an empty value, never as NULL.
+//     version, and an equal version re-applied is harmless. A delete
+//     stores a tombstone (NULL value) with its version, so an older write
+//     arriving later cannot resurrect the key; a newer write does.
+//     Versions above math.MaxInt64 (both databases store signed 64-bit
+//     integers) are rejected. A nil value is stored as an empty value,
+//     never as NULL.
+//   - A write that changed nothing is reported, never passed as written:
+//     when a version-guarded statement matched no row, Write commits the
+//     rest of the batch and returns a *strategy.StaleVersionError
+//     (strategy.ErrStaleVersion) listing those writes. The generic table
+//     reads the version it holds (Stored), and takes the same version with
+//     the same value for this write applied before (a retried batch), but
+//     with another value as stale. A template cannot say which version it
+//     holds (Stored 0): an upsert that bound its version and matched no row
+//     is stale, and so is a versioned delete that matched no row while
+//     load_sql still finds the key.
 //   - An error wrapping strategy.ErrRejected means the database refused a
 //     write for good; any other error is presumed transient (see Errors).
 //   - When a call fails because its context was cancelled or its deadline
@@ -33,6 +43,13 @@
 //     ErrRejected. On PostgreSQL the query is cancelled on the server too (a
 //     cancel request, then the connection is dropped if the server has not
 //     answered within 500ms).
+//   - No error quotes a key or a value (flush errors are logged): a write
+//     is named by its position in the batch ("write 3 of 500 (upsert)"),
+//     and a PostgreSQL error by its message up to the first colon, its
+//     SQLSTATE and the constraint, table, column or type it names, without
+//     its detail ("Key (id)=(42) already exists"); errors.As still finds
+//     the *pgconn.PgError. SQLite's messages name constraints and columns,
+//     not values, and are kept (a trigger's RAISE text excepted).
 //   - Every error names the namespace; configuration errors name the field
 //     (driver, dsn, path, max_conns, namespace, load_sql, upsert_sql,
 //     delete_sql) and wrap ErrInvalidConfig or ErrInvalidSpec.

@@ -74,3 +74,16 @@ func withCtx(ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// redactedError is a database error whose message says what went wrong
+// (the condition, its code, the constraint, table, column or type it is
+// about) but no value a statement carried: flush errors reach the logs,
+// and keys and values must never appear there. It unwraps to the driver's
+// error, so errors.As still finds a *pgconn.PgError with every field.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,6 +152,15 @@ func (db *postgresDB) Close() error {
 
 func (db *postgresDB) rewrite(query string) string { return query }
 
+// validateKey refuses a NUL byte: keys are sent as text, and PostgreSQL's
+// text cannot hold one (SQLSTATE 22021).
+func (db *postgresDB) validateKey(key string) error {
+	if i := strings.IndexByte(key, 0); i >= 0 {
+		return fmt.Errorf("key has a NUL byte at offset %d, which PostgreSQL cannot store in text", i)
+	}
+	return nil
+}
+
 // valueArg binds values as []byte; pgx encodes them for bytea, text and
 // json(b) parameters alike.
 func (db *postgresDB) valueArg(value []byte) any { return value }
@@ -159,17 +169,19 @@ func (db *postgresDB) valueArg(value []byte) any { return value }
 // statements are prepared on the connection. pgx ends a batch with a single
 // Sync, so PostgreSQL runs it as one implicit transaction: the first error
 // aborts it and nothing of the batch is applied.
-func (db *postgresDB) execBatch(ctx context.Context, stmts []stmt) (int, error) {
+func (db *postgresDB) execBatch(ctx context.Context, stmts []stmt) ([]int64, int, error) {
 	if err := db.init(ctx); err != nil {
-		return 0, withCtx(ctx, err)
+		return nil, 0, withCtx(ctx, err)
 	}
 	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(stmts))}
 	for _, s := range stmts {
 		b.Queue(s.query, s.args...)
 	}
 	br := db.pool.SendBatch(ctx, b)
+	affected := make([]int64, len(stmts))
 	for i := range stmts {
-		if _, err := br.Exec(); err != nil {
+		tag, err := br.Exec()
+		if err != nil {
 			br.Close()
 			// Only a statement's own error names it; a failure to prepare
 			// or encode the batch, or of the connection, is reported by
@@ -177,12 +189,24 @@ func (db *postgresDB) execBatch(ctx context.Context, stmts []stmt) (int, error) 
 			var pgErr *pgconn.PgError
 			var pre pgx.ErrPreprocessingBatch
 			if errors.As(err, &pgErr) && !errors.As(err, &pre) {
-				return i, err
+				return nil, i, err
 			}
-			return -1, err
+			return nil, -1, err
 		}
+		affected[i] = tag.RowsAffected()
 	}
-	return -1, br.Close()
+	if err := br.Close(); err != nil {
+		return nil, -1, err
+	}
+	return affected, -1, nil
+}
+
+func (db *postgresDB) queryRow(ctx context.Context, query string, args []any, dest ...any) (bool, error) {
+	err := db.pool.QueryRow(ctx, query, args...).Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // rejected reports a permanent refusal: SQLSTATE classes 22 (data
@@ -200,6 +224,62 @@ func (db *postgresDB) rejected(err error) bool {
 		return false
 	}
 	return isEncodeError(err)
+}
+
+// redact returns err with a message that carries no value: PostgreSQL's
+// message loses what follows its first colon ("invalid input syntax for
+// type bigint: \"abc\"") and every quoted word that is not the name of the
+// constraint, table, column or type its fields report; the detail ("Key
+// (id)=(42) already exists.") is left out. An argument pgx could not encode
+// (its message quotes the value) is named by its position only.
+func (db *postgresDB) redact(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		msg := redactMessage(pgErr)
+		var b strings.Builder
+		b.WriteString(pgErr.Severity)
+		b.WriteString(": ")
+		b.WriteString(msg)
+		for _, f := range []struct{ name, v string }{{"constraint", pgErr.ConstraintName},
+			{"table", pgErr.TableName}, {"column", pgErr.ColumnName}, {"type", pgErr.DataTypeName}} {
+			if f.v != "" && !strings.Contains(msg, `"`+f.v+`"`) {
+				fmt.Fprintf(&b, ", %s %q", f.name, f.v)
+			}
+		}
+		fmt.Fprintf(&b, " (SQLSTATE %s)", pgErr.Code)
+		return &redactedError{msg: b.String(), err: err}
+	}
+	var pre pgx.ErrPreprocessingBatch
+	if errors.As(err, &pre) {
+		return &redactedError{msg: "a statement's argument cannot be encoded for its parameter's type (does the key or value fit the column?)", err: err}
+	}
+	return err
+}
+
+// redactMessage cuts a PostgreSQL message at its first ": " and replaces
+// each double-quoted word that is not an identifier the error names.
+func redactMessage(e *pgconn.PgError) string {
+	msg, _, _ := strings.Cut(e.Message, ": ")
+	names := []string{e.ConstraintName, e.TableName, e.ColumnName, e.DataTypeName, e.SchemaName}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(msg, '"')
+		j := -1
+		if i >= 0 {
+			j = strings.IndexByte(msg[i+1:], '"')
+		}
+		if j < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		b.WriteString(msg[:i])
+		if word := msg[i+1 : i+1+j]; word != "" && slices.Contains(names, word) {
+			b.WriteString(msg[i : i+j+2])
+		} else {
+			b.WriteString(`"…"`)
+		}
+		msg = msg[i+j+2:]
+	}
 }
 
 // isEncodeError reports a batch that failed while pgx encoded an argument

@@ -194,6 +194,15 @@ func (s *sqliteDB) Close() error { return s.db.Close() }
 
 func (s *sqliteDB) rewrite(query string) string { return sqlitePlaceholders(query) }
 
+// redact keeps SQLite's errors as they are: they name the constraint,
+// table and column ("CHECK constraint failed: body_len"), not the values,
+// unless a trigger's RAISE message quotes them.
+func (s *sqliteDB) redact(err error) error { return err }
+
+// validateKey accepts every key: SQLite binds text with its length, NUL
+// bytes included, and compares keys bytewise.
+func (s *sqliteDB) validateKey(string) error { return nil }
+
 // valueArg binds a valid UTF-8 value as TEXT and any other as BLOB. SQLite
 // keeps the storage class it is given whatever the column's declared type,
 // so this keeps a TEXT column (users.profile) readable text for the other
@@ -208,10 +217,10 @@ func (s *sqliteDB) valueArg(value []byte) any {
 // execBatch runs stmts in one BEGIN IMMEDIATE transaction (the _txlock
 // parameter), each distinct query prepared once. Any failure rolls the
 // transaction back.
-func (s *sqliteDB) execBatch(ctx context.Context, stmts []stmt) (failed int, err error) {
+func (s *sqliteDB) execBatch(ctx context.Context, stmts []stmt) (affected []int64, failed int, err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return -1, err
+		return nil, -1, err
 	}
 	defer func() {
 		if err != nil {
@@ -223,6 +232,7 @@ func (s *sqliteDB) execBatch(ctx context.Context, stmts []stmt) (failed int, err
 		stmt  *sql.Stmt
 	}
 	var cache []prepared // a batch has at most two distinct queries
+	affected = make([]int64, len(stmts))
 	for i, st := range stmts {
 		var ps *sql.Stmt
 		for _, p := range cache {
@@ -233,18 +243,30 @@ func (s *sqliteDB) execBatch(ctx context.Context, stmts []stmt) (failed int, err
 		}
 		if ps == nil {
 			if ps, err = tx.PrepareContext(ctx, st.query); err != nil {
-				return i, err
+				return nil, i, err
 			}
 			cache = append(cache, prepared{st.query, ps})
 		}
-		if _, err = ps.ExecContext(ctx, st.args...); err != nil {
-			return i, err
+		res, err := ps.ExecContext(ctx, st.args...)
+		if err == nil {
+			affected[i], err = res.RowsAffected()
+		}
+		if err != nil {
+			return nil, i, err
 		}
 	}
 	if err = tx.Commit(); err != nil {
-		return -1, err
+		return nil, -1, err
 	}
-	return -1, nil
+	return affected, -1, nil
+}
+
+func (s *sqliteDB) queryRow(ctx context.Context, query string, args []any, dest ...any) (bool, error) {
+	err := s.db.QueryRowContext(ctx, query, args...).Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // rejected reports a permanent refusal: SQLITE_CONSTRAINT (NOT NULL, CHECK,

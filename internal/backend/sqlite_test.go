@@ -2,6 +2,7 @@ package backend_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -48,6 +49,12 @@ func TestSQLite_TwoHandlesShareOneFileConcurrently(t *testing.T) {
 					{Key: key, Value: []byte(key), Version: lastVersion.Add(1)},
 					{Key: "hot", Value: []byte(key), Version: lastVersion.Add(1)},
 				})
+				// The writers race on "hot": a write that lost to a newer
+				// one committed first is reported, and the rest applied.
+				var stale *strategy.StaleVersionError
+				if errors.As(err, &stale) && len(stale.Writes) == 1 && stale.Writes[0].Index == 1 {
+					err = nil
+				}
 				if err != nil {
 					t.Errorf("Write %s and hot: %v", key, err)
 					return

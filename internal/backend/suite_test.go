@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -217,4 +218,33 @@ func mustPing(t *testing.T, db backend.DB) {
 	if err := db.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
+}
+
+func TestPostgres_KeyWithANulByteIsRefusedUpFront(t *testing.T) {
+	fx := newPostgresFixture(t)
+	fx.exec(t, usersDDL)
+	for _, spec := range []backend.TableSpec{{Namespace: "sessions"}, usersSpec} {
+		kv := table(t, fx.db, spec)
+		kc, ok := kv.(strategy.KeyValidator)
+		if !ok {
+			t.Fatalf("%s: the PostgreSQL backend does not check keys", spec.Namespace)
+		}
+		if err := kc.ValidateKey("a\x00b"); err == nil || strings.Contains(err.Error(), "a\x00b") {
+			t.Fatalf("%s: ValidateKey of a key with a NUL byte = %v; want an error that does not quote the key", spec.Namespace, err)
+		}
+		if err := kc.ValidateKey("ordinary ключ"); err != nil {
+			t.Fatalf("%s: ValidateKey of an ordinary key = %v", spec.Namespace, err)
+		}
+	}
+}
+
+func TestSQLite_KeyWithANulByteIsStored(t *testing.T) {
+	kv := table(t, newSQLiteFixture(t).db, backend.TableSpec{Namespace: "sessions"})
+	if err := kv.(strategy.KeyValidator).ValidateKey("a\x00b"); err != nil {
+		t.Fatalf("ValidateKey: %v; SQLite stores such keys", err)
+	}
+	mustStore(t, kv, "a\x00b", []byte("1"))
+	mustStore(t, kv, "a\x00c", []byte("2"))
+	mustLoad(t, kv, "a\x00b", []byte("1"))
+	mustNotFind(t, kv, "a")
 }

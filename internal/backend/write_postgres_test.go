@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ringcache/ringcache/internal/backend"
 	"github.com/ringcache/ringcache/internal/pgtest"
@@ -55,7 +58,7 @@ func TestPostgres_OpenMigratesOldSchemaOnce(t *testing.T) {
 	kv := table(t, dbs[0], backend.TableSpec{Namespace: "sessions"})
 	mustLoad(t, kv, "old", []byte("kept")) // version 0
 	mustWrite(t, kv, del("old", 1))        // a tombstone: needs the NULL
-	mustWrite(t, kv, put("old", "resurrected", 1))
+	mustStale(t, kv, []strategy.StaleWrite{{Index: 0, Version: 1, Stored: 1}}, put("old", "resurrected", 1))
 	mustNotFind(t, table(t, dbs[3], backend.TableSpec{Namespace: "sessions"}), "old")
 }
 
@@ -148,4 +151,46 @@ func benchmarkWrite(b *testing.B, kv strategy.Writer, n int) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/write")
+}
+
+// Flush errors are logged; keys and values must never be. PostgreSQL quotes
+// both in its messages and details.
+func TestPostgres_ErrorsNameTheConditionNotTheKeyOrValue(t *testing.T) {
+	fx := newPostgresFixture(t)
+	fx.exec(t, `CREATE TABLE accounts (id TEXT PRIMARY KEY, email TEXT UNIQUE NOT NULL)`)
+	fx.exec(t, `INSERT INTO accounts VALUES ('other', 'secret-mail@example.com')`)
+	accounts := table(t, fx.db, backend.TableSpec{Namespace: "accounts",
+		LoadSQL:   `SELECT email FROM accounts WHERE id = $1::bigint::text`,
+		UpsertSQL: `INSERT INTO accounts (id, email) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET email = excluded.email`})
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		err  error
+		want []string
+		code string
+	}{
+		{"unique violation", accounts.Write(ctx, []strategy.Write{put("secret-key", "secret-mail@example.com", 1)}),
+			[]string{"duplicate key value violates unique constraint", `constraint "accounts_email_key"`, "SQLSTATE 23505"}, "23505"},
+		{"bad input syntax", func() error { _, _, err := accounts.Load(ctx, "secret-key"); return err }(),
+			[]string{"invalid input syntax for type bigint", "SQLSTATE 22P02"}, "22P02"},
+	}
+	for _, tc := range cases {
+		if tc.err == nil {
+			t.Fatalf("%s: no error", tc.name)
+		}
+		msg := tc.err.Error()
+		t.Logf("%s: %s", tc.name, msg)
+		if strings.Contains(msg, "secret") {
+			t.Errorf("%s: the error quotes the key or value: %s", tc.name, msg)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: the error lacks %q: %s", tc.name, w, msg)
+			}
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(tc.err, &pgErr) || pgErr.Code != tc.code {
+			t.Errorf("%s: errors.As finds no PgError of code %s in %v", tc.name, tc.code, tc.err)
+		}
+	}
 }

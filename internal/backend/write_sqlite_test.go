@@ -68,10 +68,11 @@ func TestSQLite_OpenMigratesOldSchemaOnce(t *testing.T) {
 	kv := table(t, dbs[0], backend.TableSpec{Namespace: "sessions"})
 	mustLoad(t, kv, "old", []byte("kept"))
 	mustLoad(t, kv, "empty", []byte{})
-	mustWrite(t, kv, put("old", "stale", 6)) // the version survived the copy
+	// The version survived the copy.
+	mustStale(t, kv, []strategy.StaleWrite{{Index: 0, Version: 6, Stored: 7}}, put("old", "stale", 6))
 	mustLoad(t, kv, "old", []byte("kept"))
 	mustWrite(t, kv, del("old", 8)) // a tombstone: needs the NULL
-	mustWrite(t, kv, put("old", "resurrected", 7))
+	mustStale(t, kv, []strategy.StaleWrite{{Index: 0, Version: 7, Stored: 8}}, put("old", "resurrected", 7))
 	mustNotFind(t, table(t, dbs[2], backend.TableSpec{Namespace: "sessions"}), "old")
 	var tables int
 	if err := raw.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name LIKE 'ringcache_kv%'`).Scan(&tables); err != nil || tables != 1 {

@@ -3,11 +3,14 @@ package backend_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ringcache/ringcache/internal/backend"
+	"github.com/ringcache/ringcache/internal/hlc"
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
@@ -62,16 +65,27 @@ func runWriteSuite(t *testing.T, newFixture func(*testing.T) *fixture) {
 		}
 	})
 
-	t.Run("LowerVersionDoesNotOverwrite", func(t *testing.T) {
+	t.Run("LowerVersionDoesNotOverwriteAndIsReportedStale", func(t *testing.T) {
 		fx := newFixture(t)
 		fx.exec(t, itemsDDL)
 		for _, spec := range []backend.TableSpec{generic, itemsSpec} {
 			kv := table(t, fx.db, spec)
+			stored := func(v uint64) uint64 { // templates cannot say
+				if spec.Namespace == generic.Namespace {
+					return v
+				}
+				return 0
+			}
 			mustWrite(t, kv, put("k", "new", 10))
-			mustWrite(t, kv, put("k", "old", 9))
+			mustStale(t, kv, []strategy.StaleWrite{{Index: 0, Version: 9, Stored: stored(10)}}, put("k", "old", 9))
 			mustLoad(t, kv, "k", []byte("new"))
-			mustWrite(t, kv, put("k", "new", 10), put("k", "new", 10)) // a retried batch: harmless
-			mustWrite(t, kv, put("k", "same", 10))                     // an equal version never replaces
+			if spec.Namespace == generic.Namespace {
+				mustWrite(t, kv, put("k", "new", 10), put("k", "new", 10)) // a retried batch: applied
+				// An equal version with another value: a concurrent write
+				// stamped alike, which changed nothing.
+				mustStale(t, kv, []strategy.StaleWrite{{Index: 1, Version: 10, Stored: 10}}, put("j", "j", 1), put("k", "same", 10))
+				mustLoad(t, kv, "j", []byte("j")) // the rest of the batch is applied
+			}
 			mustLoad(t, kv, "k", []byte("new"))
 			mustWrite(t, kv, put("k", "newer", 11))
 			mustLoad(t, kv, "k", []byte("newer"))
@@ -86,10 +100,11 @@ func runWriteSuite(t *testing.T, newFixture func(*testing.T) *fixture) {
 		kv := table(t, fx.db, generic)
 		mustWrite(t, kv, put("k", "v1", 1))
 		mustWrite(t, kv, del("k", 3))
-		mustWrite(t, kv, put("k", "late", 2)) // older than the delete: no resurrection
+		// Older than the delete: no resurrection, and reported.
+		mustStale(t, kv, []strategy.StaleWrite{{Index: 0, Version: 2, Stored: 3}}, put("k", "late", 2))
 		mustNotFind(t, kv, "k")
 		mustWrite(t, kv, del("k", 3)) // a retried delete
-		mustWrite(t, kv, del("absent", 5), put("absent", "older", 4))
+		mustStale(t, kv, []strategy.StaleWrite{{Index: 1, Version: 4, Stored: 5}}, del("absent", 5), put("absent", "older", 4))
 		mustNotFind(t, kv, "absent")
 		const tombstones = `SELECT count(*) FROM ringcache_kv WHERE value IS NULL`
 		if n := fx.count(t, tombstones); n != 2 {
@@ -102,6 +117,25 @@ func runWriteSuite(t *testing.T, newFixture func(*testing.T) *fixture) {
 		}
 	})
 
+	t.Run("VersionAheadOfTheWallClockIsReported", func(t *testing.T) {
+		// The break of issue 13: a row stamped by a clock an hour ahead
+		// made every later upsert match no row, silently.
+		fx := newFixture(t)
+		kv := table(t, fx.db, generic)
+		ahead := hlc.FromTime(time.Now().Add(time.Hour))
+		mustWrite(t, kv, put("k", "from the clock ahead", ahead))
+		now := hlc.FromTime(time.Now())
+		err := kv.Write(ctx, []strategy.Write{put("k", "later", now)})
+		var stale *strategy.StaleVersionError
+		if !errors.As(err, &stale) || !errors.Is(err, strategy.ErrStaleVersion) || stale.Writes[0].Stored != ahead {
+			t.Fatalf("Write under a row of a version an hour ahead = %v; want a StaleVersionError carrying %d", err, ahead)
+		}
+		if strings.Contains(err.Error(), `"k"`) || strings.Contains(err.Error(), "later") {
+			t.Fatalf("the error names the key or value: %v", err)
+		}
+		t.Logf("stale: %v", err)
+	})
+
 	t.Run("FailedBatchAppliesNothing", func(t *testing.T) {
 		fx := newFixture(t)
 		fx.exec(t, itemsDDL)
@@ -109,7 +143,7 @@ func runWriteSuite(t *testing.T, newFixture func(*testing.T) *fixture) {
 		mustWrite(t, items, put("a", "before", 1))
 		batch := []strategy.Write{put("a", "after", 2), put("b", "b", 2), put("c", "far too long", 2), put("d", "d", 2)}
 		err := items.Write(ctx, batch)
-		if !errors.Is(err, strategy.ErrRejected) || !strings.Contains(err.Error(), `write 3 of 4 (upsert of key "c")`) {
+		if !errors.Is(err, strategy.ErrRejected) || !strings.Contains(err.Error(), `write 3 of 4 (upsert)`) {
 			t.Fatalf("batch with a CHECK violation: %v, want ErrRejected naming write 3", err)
 		}
 		t.Logf("rejected: %v", err)
@@ -149,12 +183,14 @@ func runWriteSuite(t *testing.T, newFixture func(*testing.T) *fixture) {
 		fx := newFixture(t)
 		fx.exec(t, itemsDDL)
 		versioned := table(t, fx.db, itemsSpec)
-		mustWrite(t, versioned, put("k", "v5", 5), put("k", "v4", 4))
+		mustStale(t, versioned, []strategy.StaleWrite{{Index: 1, Version: 4}}, put("k", "v5", 5), put("k", "v4", 4))
 		mustLoad(t, versioned, "k", []byte("v5"))
-		mustWrite(t, versioned, del("k", 5)) // not newer than the row: kept
+		// Not newer than the row: kept, and reported (the key still loads).
+		mustStale(t, versioned, []strategy.StaleWrite{{Index: 0, Version: 5}}, del("k", 5))
 		mustLoad(t, versioned, "k", []byte("v5"))
 		mustWrite(t, versioned, del("k", 6))
 		mustNotFind(t, versioned, "k")
+		mustWrite(t, versioned, del("k", 7)) // absent: nothing to report
 
 		// Without $3 and $2 the templates are not version-protected: the
 		// last write applied wins whatever its version.
@@ -188,4 +224,18 @@ ON CONFLICT (id) DO UPDATE SET body = excluded.body`,
 			t.Logf("%s: %v", spec.Namespace, err)
 		}
 	})
+}
+
+// mustStale writes a batch that must be applied except the writes in want,
+// reported as changing nothing.
+func mustStale(t *testing.T, b strategy.Writer, want []strategy.StaleWrite, writes ...strategy.Write) {
+	t.Helper()
+	err := b.Write(context.Background(), writes)
+	var stale *strategy.StaleVersionError
+	if !errors.As(err, &stale) || !errors.Is(err, strategy.ErrStaleVersion) {
+		t.Fatalf("Write(%d writes) = %v; want a StaleVersionError", len(writes), err)
+	}
+	if fmt.Sprint(stale.Writes) != fmt.Sprint(want) {
+		t.Fatalf("stale writes %+v, want %+v", stale.Writes, want)
+	}
 }

@@ -23,6 +23,11 @@ type statsJSON struct {
 	ForwardedIn   uint64          `json:"forwarded_in"`
 	// HotCache is set only on nodes that run one (--hot-cache-bytes).
 	HotCache *hotCacheJSON `json:"hot_cache,omitempty"`
+	// The process's resident set size and Go memory limit (GOMEMLIMIT),
+	// next to the store's bound (store.max_bytes) and charge
+	// (store.bytes); 0 when unknown or unset.
+	RSSBytes         uint64 `json:"rss_bytes"`
+	MemoryLimitBytes uint64 `json:"memory_limit_bytes"`
 }
 
 type hotCacheJSON struct {
@@ -78,6 +83,9 @@ func newStatsJSON(r *ringcachev1.StatsResponse) statsJSON {
 		Forwards:      r.GetForwards(),
 		ForwardErrors: r.GetForwardErrors(),
 		ForwardedIn:   r.GetForwardedIn(),
+
+		RSSBytes:         r.GetRssBytes(),
+		MemoryLimitBytes: r.GetMemoryLimitBytes(),
 	}
 	if h := r.GetHotCache(); h != nil {
 		v.HotCache = &hotCacheJSON{
@@ -106,6 +114,8 @@ func newStatsCommand(o *options) *cobra.Command {
 		Long: "stats lists the members known to --addr and asks every alive one for its\n" +
 			"counters. Nodes that answer are printed even when others fail; the\n" +
 			"command then fails naming the nodes it could not ask.\n\n" +
+			"The first table shows the store's charge (BYTES) and bound (MAX BYTES)\n" +
+			"next to the process's resident set (RSS) and Go memory limit (GO LIMIT).\n" +
 			"The namespace columns WRITE ERRS, BACKPRESSURE, REFRESHES and PENDING HITS\n" +
 			"(write modes and refresh-ahead) are shown only when one of them is non-zero\n" +
 			"on some node; -o json always has them.",
@@ -154,11 +164,20 @@ func (o *options) collectStats(ctx context.Context, nodeOnly bool) ([]*ringcache
 }
 
 func printStats(w io.Writer, stats []statsJSON) error {
-	fmt.Fprintln(w, "# store")
-	t := newTable(w, "NODE", "ENTRIES", "BYTES", "MAX BYTES", "USE%", "EVICTIONS")
+	// The store's charge and bound next to what the process really holds:
+	// RSS above GO LIMIT means memory the bound does not cover.
+	fmt.Fprintln(w, "# store and memory")
+	t := newTable(w, "NODE", "ENTRIES", "BYTES", "MAX BYTES", "USE%", "EVICTIONS", "RSS", "GO LIMIT")
+	orDash := func(n uint64) any {
+		if n == 0 {
+			return "-"
+		}
+		return n
+	}
 	for _, s := range stats {
 		st := s.Store
-		t.row(s.Node, st.Entries, st.Bytes, st.MaxBytes, percent(st.Bytes, st.MaxBytes), st.Evictions)
+		t.row(s.Node, st.Entries, st.Bytes, st.MaxBytes, percent(st.Bytes, st.MaxBytes), st.Evictions,
+			orDash(s.RSSBytes), orDash(s.MemoryLimitBytes))
 	}
 	if err := t.flush(); err != nil {
 		return err

@@ -36,6 +36,7 @@ func twoNodesWith(t *testing.T, n3State ringcachev1.MemberState, configure func(
 			LoadErrors: 0, NegativeHits: 1, Sets: 4, Deletes: 1,
 		}},
 		Forwards: 5, ForwardErrors: 1, ForwardedIn: 2,
+		RssBytes: 60 << 20, MemoryLimitBytes: 96 << 20,
 	}
 	n2.stats = &ringcachev1.StatsResponse{Node: "n2", Store: &ringcachev1.StoreStats{Entries: 1, Bytes: 7}}
 	if configure != nil {
@@ -51,18 +52,18 @@ const twoNodesStatsJSON = `[
 	 "namespaces":[{"name":"users","gets":8,"hits":6,"misses":2,"loads":2,"loads_deduplicated":1,
 	   "load_errors":0,"negative_hits":1,"sets":4,"deletes":1,
 	   "write_errors":0,"backpressure":0,"refreshes":0,"pending_hits":0}],
-	 "forwards":5,"forward_errors":1,"forwarded_in":2},
+	 "forwards":5,"forward_errors":1,"forwarded_in":2,"rss_bytes":62914560,"memory_limit_bytes":100663296},
 	{"node":"n2","store":{"entries":1,"bytes":7,"max_bytes":0,"evictions":0},"namespaces":[],
-	 "forwards":0,"forward_errors":0,"forwarded_in":0}]`
+	 "forwards":0,"forward_errors":0,"forwarded_in":0,"rss_bytes":0,"memory_limit_bytes":0}]`
 
 func TestStats_AsksEveryAliveMember(t *testing.T) {
 	seed, n1, n2 := twoNodes(t, ringcachev1.MemberState_MEMBER_STATE_DEAD)
 	out := mustRun(t, "--addr", seed, "stats")
 	assertRows(t, out, [][]string{
-		{"# store"},
-		{"NODE", "ENTRIES", "BYTES", "MAX BYTES", "USE%", "EVICTIONS"},
-		{"n1", "10", "500", "1000", "50.0", "3"},
-		{"n2", "1", "7", "0", "-", "0"},
+		{"# store and memory"},
+		{"NODE", "ENTRIES", "BYTES", "MAX BYTES", "USE%", "EVICTIONS", "RSS", "GO LIMIT"},
+		{"n1", "10", "500", "1000", "50.0", "3", "62914560", "100663296"},
+		{"n2", "1", "7", "0", "-", "0", "-", "-"},
 		{""},
 		{"# namespaces"},
 		{"NODE", "NAMESPACE", "GETS", "HITS", "MISSES", "HIT%", "LOADS", "DEDUPED", "LOAD ERRS", "NEG HITS", "SETS", "DELS"},
@@ -87,7 +88,7 @@ func TestStats_JSONListsEveryNode(t *testing.T) {
 func TestStats_NodeOnlyAsksOnlyAddr(t *testing.T) {
 	seed, n1, n2 := twoNodes(t, ringcachev1.MemberState_MEMBER_STATE_DEAD)
 	out := mustRun(t, "--addr", seed, "stats", "--node-only")
-	if got := rows(out); len(got) < 4 || !reflect.DeepEqual(got[2], []string{"n1", "10", "500", "1000", "50.0", "3"}) || got[3][0] != "" {
+	if got := rows(out); len(got) < 4 || !reflect.DeepEqual(got[2], []string{"n1", "10", "500", "1000", "50.0", "3", "62914560", "100663296"}) || got[3][0] != "" {
 		t.Errorf("store section must hold only n1:\n%s", out)
 	}
 	if strings.Contains(out, "n2") {
@@ -132,12 +133,12 @@ func TestStats_WriteColumnsAppearWhenAnyIsSet(t *testing.T) {
 		 "namespaces":[{"name":"users","gets":8,"hits":6,"misses":2,"loads":2,"loads_deduplicated":1,
 		   "load_errors":0,"negative_hits":1,"sets":4,"deletes":1,
 		   "write_errors":0,"backpressure":0,"refreshes":0,"pending_hits":0}],
-		 "forwards":5,"forward_errors":1,"forwarded_in":2},
+		 "forwards":5,"forward_errors":1,"forwarded_in":2,"rss_bytes":62914560,"memory_limit_bytes":100663296},
 		{"node":"n2","store":{"entries":1,"bytes":7,"max_bytes":0,"evictions":0},
 		 "namespaces":[{"name":"orders","gets":4,"hits":4,"misses":0,"loads":0,"loads_deduplicated":0,
 		   "load_errors":0,"negative_hits":0,"sets":9,"deletes":0,
 		   "write_errors":2,"backpressure":1,"refreshes":5,"pending_hits":3}],
-		 "forwards":0,"forward_errors":0,"forwarded_in":0}]`)
+		 "forwards":0,"forward_errors":0,"forwarded_in":0,"rss_bytes":0,"memory_limit_bytes":0}]`)
 }
 
 func TestStats_HotCacheSectionOnlyWhenSomeNodeHasOne(t *testing.T) {

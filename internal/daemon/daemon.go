@@ -27,6 +27,7 @@ import (
 
 	"github.com/ringcache/ringcache/internal/backend"
 	"github.com/ringcache/ringcache/internal/config"
+	"github.com/ringcache/ringcache/internal/logx"
 	"github.com/ringcache/ringcache/internal/membership"
 	"github.com/ringcache/ringcache/internal/telemetry"
 	"github.com/ringcache/ringcache/pkg/node"
@@ -144,6 +145,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 	if err != nil {
 		return err
 	}
+	applyMemoryLimit(log, maxMem, hotBytes, os.Getenv)
 	specs, dbs, err := openNamespaces(ctx, log, file)
 	defer func() {
 		for _, db := range dbs {
@@ -202,6 +204,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		HotCacheTTL:         f.HotCacheTTL,
 		Namespaces:          specs,
 		Journal:             jc,
+		ClockPath:           filepath.Join(f.DataDir, "clock"),
 		FlushTimeout:        f.FlushTimeout,
 		BootstrapTimeout:    f.BootstrapTimeout,
 		BootstrapAlone:      f.BootstrapAlone,
@@ -360,13 +363,20 @@ func newLogger(f Flags, w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", f.LogLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	switch strings.ToLower(f.LogFormat) {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)).With("node", f.Name), nil
+		h = slog.NewTextHandler(w, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)).With("node", f.Name), nil
+		h = slog.NewJSONHandler(w, opts)
+	default:
+		return nil, errors.New("--log-format must be text or json")
 	}
-	return nil, errors.New("--log-format must be text or json")
+	// Every logger of the node shares one limit, so input from the network
+	// (garbage on the gossip port, a flood of bad calls) cannot flood the
+	// log: repeated lines are counted and reported (internal/logx).
+	h = logx.RateLimit(h.WithAttrs([]slog.Attr{slog.String("node", f.Name)}), logx.Options{})
+	return slog.New(h), nil
 }
 
 // shareConnections bounds the loads each read-through namespace runs at

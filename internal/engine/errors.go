@@ -49,6 +49,7 @@ var mapping = []struct {
 	{journal.ErrFull, codes.ResourceExhausted, reason.Backpressure},
 	{strategy.ErrLeaseInvalid, codes.Aborted, reason.LeaseInvalid},
 	{strategy.ErrRejected, codes.FailedPrecondition, reason.WriteRejected},
+	{strategy.ErrStaleVersion, codes.Aborted, reason.StaleVersion},
 	{strategy.ErrInvalidArgument, codes.InvalidArgument, reason.InvalidArgument},
 	{ErrTooManyKeys, codes.InvalidArgument, reason.InvalidArgument},
 	{ErrNoOp, codes.InvalidArgument, reason.InvalidArgument},

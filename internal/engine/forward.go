@@ -58,7 +58,7 @@ func (e *Engine) forward(ctx context.Context, b *batch, ops []Op, done func(int,
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	b.req.From = e.cfg.Self
-	b.req.Hlc = e.cfg.Versions.Now()
+	b.req.Hlc = e.Versions()
 	e.stats.forwards.Add(uint64(len(b.idx)))
 	resp, err := e.cfg.Peers.Forward(ctx, b.owner, b.req)
 	if err == nil {
@@ -89,5 +89,6 @@ func (e *Engine) forward(ctx context.Context, b *batch, ops []Op, done func(int,
 // too far ahead of the wall clock (hlc.ErrTooFarAhead).
 func (e *Engine) ObserveClock(v uint64) error { return e.cfg.Versions.Observe(v) }
 
-// Versions returns a fresh version of the node's clock, for peers.
-func (e *Engine) Versions() uint64 { return e.cfg.Versions.Now() }
+// Versions returns a fresh version of the node's clock for peers, capped
+// so that they accept it while the clock runs ahead (hlc.Clock.Send).
+func (e *Engine) Versions() uint64 { return e.cfg.Versions.Send() }

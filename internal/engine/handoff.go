@@ -138,7 +138,7 @@ func (e *Engine) lookupPrevious(ctx context.Context, ns, key string) (strategy.W
 func (e *Engine) lookupAt(ctx context.Context, prev ring.Member, ns, key string) (strategy.Write, bool) {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
-	resp, err := e.cfg.Peers.Lookup(ctx, prev, &pb.LookupRequest{Namespace: ns, Key: key, Hlc: e.cfg.Versions.Now()})
+	resp, err := e.cfg.Peers.Lookup(ctx, prev, &pb.LookupRequest{Namespace: ns, Key: key, Hlc: e.Versions()})
 	if err != nil {
 		e.log.Debug("handoff lookup failed; reading the database", "previous_owner", prev.Name, "err", err)
 		return strategy.Write{}, false

@@ -88,3 +88,38 @@ func TestClock_FollowsWallTime(t *testing.T) {
 		t.Fatalf("versions %v apart, want 1s", Time(b).Sub(Time(a)))
 	}
 }
+
+func TestClock_SendStaysWithinWhatPeersAccept(t *testing.T) {
+	wall := time.Unix(100, 0)
+	c := &Clock{Wall: func() time.Time { return wall }}
+	c.Seed(FromTime(wall.Add(time.Hour))) // seeded past a version stamped an hour ahead
+	peer := &Clock{Wall: func() time.Time { return wall }}
+	if err := peer.Observe(c.Send()); err != nil {
+		t.Fatalf("a peer refused the value Send gave: %v", err)
+	}
+	if v := c.Now(); v <= FromTime(wall.Add(time.Hour)) {
+		t.Fatalf("Send moved the clock back: Now = %v", Time(v))
+	}
+	fresh := &Clock{Wall: func() time.Time { return wall }}
+	if a, b := fresh.Send(), fresh.Now(); b != a+1 {
+		t.Fatalf("Send on a clock at its wall time = %d, then Now = %d; want Now's value", a, b)
+	}
+}
+
+func TestClock_AheadIsPastTheWallClockByMoreThanMaxOffset(t *testing.T) {
+	wall := time.Unix(1_700_000_000, 0)
+	c := &Clock{Wall: func() time.Time { return wall }, MaxOffset: 500 * time.Millisecond}
+	for _, tc := range []struct {
+		v    uint64
+		want bool
+	}{
+		{FromTime(wall.Add(-time.Hour)), false},
+		{FromTime(wall.Add(500 * time.Millisecond)), false},
+		{FromTime(wall.Add(501 * time.Millisecond)), true},
+		{math.MaxUint64, true},
+	} {
+		if got := c.Ahead(tc.v); got != tc.want {
+			t.Errorf("Ahead(%v) = %v, want %v", Time(tc.v).Sub(wall), got, tc.want)
+		}
+	}
+}

@@ -101,7 +101,7 @@ type Source func(ctx context.Context, to ring.Member) (pb.Cache_WatchInvalidatio
 
 // Config configures a Cache. MaxBytes and Open are required.
 type Config struct {
-	// MaxBytes bounds keys, values and store.EntryOverhead per entry.
+	// MaxBytes bounds the entries as the store charges them (store.Charge).
 	MaxBytes uint64
 	// MinRate is the Gets per second of one key at which it is cached;
 	// default DefaultMinRate. Rates below 2 act as 2.
@@ -135,7 +135,7 @@ func New(cfg Config) *Cache {
 	h.cache = otter.Must(&otter.Options[string, entry]{
 		MaximumWeight: maxBytes,
 		Weigher: func(k string, e entry) uint32 {
-			return uint32(min(len(k)+len(e.value)+store.EntryOverhead, 1<<31))
+			return store.Charge(len(k), cap(e.value))
 		},
 		ExpiryCalculator: otter.ExpiryWriting[string, entry](ttl),
 		Clock:            clock,

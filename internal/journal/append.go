@@ -149,7 +149,7 @@ func (j *Journal) put(tx *bolt.Tx, k []byte, r Record) (result, error) {
 	if old := p.Get(k); old != nil {
 		prev, seq, err := decode(old)
 		if err != nil {
-			return result{}, fmt.Errorf("pending record %s/%s: %w", r.Namespace, r.Key, err)
+			return result{}, fmt.Errorf("a pending record of namespace %q: %w", r.Namespace, err)
 		}
 		if prev.Version > r.Version {
 			return result{out: outSuperseded}, nil
@@ -206,7 +206,7 @@ func validate(r *Record) error {
 		return fmt.Errorf("%w: namespace and key are %d bytes, more than %d", ErrInvalid,
 			len(r.Namespace)+1+len(r.Key), bolt.MaxKeySize)
 	case r.Delete && r.Value != nil:
-		return fmt.Errorf("%w: delete of %s/%s carries a value", ErrInvalid, r.Namespace, r.Key)
+		return fmt.Errorf("%w: a delete in namespace %q carries a value", ErrInvalid, r.Namespace)
 	}
 	return nil
 }

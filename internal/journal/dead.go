@@ -113,7 +113,7 @@ func (j *Journal) removeDead(tx *bolt.Tx, ns, key string) (Record, error) {
 		return Record{}, err
 	}
 	if c.dead == 0 {
-		return Record{}, corruptf("dead-letter counter is zero with %s/%s present", ns, key)
+		return Record{}, corruptf("dead-letter counter is zero with a dead letter of namespace %q present", ns)
 	}
 	c.dead--
 	return r, c.write(tx)

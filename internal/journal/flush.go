@@ -49,7 +49,7 @@ func (j *Journal) Oldest(n int) ([]Record, error) {
 				return err
 			}
 			if !bytes.Equal(seqKey(seq), sk) {
-				return corruptf("queue entry %x names %q, whose record has sequence %d", sk, nk, seq)
+				return corruptf("queue entry %x names a record of namespace %q whose sequence is %d", sk, nsOf(nk), seq)
 			}
 			out = append(out, r)
 		}
@@ -94,7 +94,7 @@ func (j *Journal) Retry(r Record, cause error) error {
 		}
 		cur, seq, err := decode(b)
 		if err != nil {
-			return fmt.Errorf("pending record %s/%s: %w", r.Namespace, r.Key, err)
+			return fmt.Errorf("a pending record of namespace %q: %w", r.Namespace, err)
 		}
 		if cur.Version != r.Version {
 			return nil
@@ -116,7 +116,7 @@ func removePending(tx *bolt.Tx, r Record, c *counters) (Record, bool, error) {
 	}
 	cur, seq, err := decode(b)
 	if err != nil {
-		return Record{}, false, fmt.Errorf("pending record %s/%s: %w", r.Namespace, r.Key, err)
+		return Record{}, false, fmt.Errorf("a pending record of namespace %q: %w", r.Namespace, err)
 	}
 	if cur.Version != r.Version {
 		return cur, false, nil
@@ -128,8 +128,8 @@ func removePending(tx *bolt.Tx, r Record, c *counters) (Record, bool, error) {
 		return Record{}, false, err
 	}
 	if c.pending == 0 || c.bytes < uint64(cur.size()) {
-		return Record{}, false, corruptf("counters (%d pending, %d bytes) below the removed record %s/%s",
-			c.pending, c.bytes, r.Namespace, r.Key)
+		return Record{}, false, corruptf("counters (%d pending, %d bytes) below a removed record of namespace %q",
+			c.pending, c.bytes, r.Namespace)
 	}
 	c.pending--
 	c.bytes -= uint64(cur.size())

@@ -10,8 +10,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringcache/ringcache/internal/hlc"
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
+
+// Clock versions the records the flusher writes again past a version
+// stamped ahead of the wall clock; ringcache's is *hlc.Clock, the node's.
+type Clock interface {
+	strategy.Versions
+	// Ahead reports whether v is past every version a clock that keeps to
+	// its wall clock can have stamped by now.
+	Ahead(v uint64) bool
+}
 
 // FlusherConfig configures a Flusher.
 type FlusherConfig struct {
@@ -30,7 +40,11 @@ type FlusherConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Timeout bounds one database batch. Default 30 s.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// Clock is the node's clock; nil means a private one (which moves
+	// past a stale version for the record at hand, but not the node's
+	// later writes).
+	Clock  Clock
+	Logger *slog.Logger
 }
 
 // FlusherStats are a Flusher's counters since start.
@@ -39,6 +53,14 @@ type FlusherStats struct {
 	Batches  uint64 // database batches that succeeded
 	Failures uint64 // database batches or writes that failed
 	Buried   uint64 // records moved to the dead letters
+	// Superseded counts records acknowledged without being written: the
+	// database held a newer version of their key, plausibly a later write
+	// from another node.
+	Superseded uint64
+	// Reversioned counts records written again with a new version because
+	// the database held their key at a version stamped ahead of the wall
+	// clock.
+	Reversioned uint64
 }
 
 // Flusher writes the journal's pending records to the databases: oldest
@@ -48,13 +70,17 @@ type FlusherStats struct {
 // MaxAttempts it moves to the dead letters, so one poison record never
 // blocks the others. Records reach the database with their version, so an
 // older write never overwrites a newer row.
+//
+// A record is never acknowledged as written when the database did not
+// apply it (a *strategy.StaleVersionError): see settleStale for what
+// happens instead.
 type Flusher struct {
 	j   *Journal
 	cfg FlusherConfig
 	log *slog.Logger
 	mu  sync.Mutex // one flush round at a time (Run and Flush)
 
-	flushed, batches, failures, buried atomic.Uint64
+	flushed, batches, failures, buried, superseded, reversioned atomic.Uint64
 }
 
 // NewFlusher returns a Flusher of j; start it with Run.
@@ -81,12 +107,16 @@ func NewFlusher(j *Journal, cfg FlusherConfig) *Flusher {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = &hlc.Clock{}
+	}
 	return &Flusher{j: j, cfg: cfg, log: log}
 }
 
 // Stats returns the counters.
 func (f *Flusher) Stats() FlusherStats {
-	return FlusherStats{Flushed: f.flushed.Load(), Batches: f.batches.Load(), Failures: f.failures.Load(), Buried: f.buried.Load()}
+	return FlusherStats{Flushed: f.flushed.Load(), Batches: f.batches.Load(), Failures: f.failures.Load(), Buried: f.buried.Load(),
+		Superseded: f.superseded.Load(), Reversioned: f.reversioned.Load()}
 }
 
 // Run flushes until ctx ends.
@@ -185,6 +215,10 @@ func (f *Flusher) flushGroup(ctx context.Context, ns string, recs []Record) erro
 	if err == nil {
 		return f.ack(recs)
 	}
+	var stale *strategy.StaleVersionError
+	if errors.As(err, &stale) {
+		return f.settleStale(ctx, w, recs, stale)
+	}
 	f.failures.Add(1)
 	if !errors.Is(err, strategy.ErrRejected) {
 		return err // the database is down or slow: back off, retry the batch
@@ -192,9 +226,14 @@ func (f *Flusher) flushGroup(ctx context.Context, ns string, recs []Record) erro
 	// Some record is poison: find it by writing one record at a time.
 	for _, r := range recs {
 		err := f.write(ctx, w, []Record{r})
+		var stale *strategy.StaleVersionError
 		switch {
 		case err == nil:
 			if err := f.ack([]Record{r}); err != nil {
+				return err
+			}
+		case errors.As(err, &stale):
+			if err := f.settleStale(ctx, w, []Record{r}, stale); err != nil {
 				return err
 			}
 		case !errors.Is(err, strategy.ErrRejected):
@@ -219,6 +258,83 @@ func (f *Flusher) flushGroup(ctx context.Context, ns string, recs []Record) erro
 	return nil
 }
 
+// settleStale finishes a batch the database applied except the records
+// stale lists, which changed nothing because it holds their keys at newer
+// versions. A pending record is the latest write of its key this node
+// acknowledged (the journal coalesces per key), so:
+//
+//   - A stored version within MaxOffset of the wall clock may be a write
+//     another node acknowledged after this one (it took the partition
+//     over): the record is superseded, and acknowledged as such.
+//   - A stored version further ahead cannot have been stamped by a clock
+//     that keeps to its wall clock, so it is no evidence of a later write:
+//     it came from a clock that ran ahead (before a restart, or on a node
+//     whose clock stepped). The record, acknowledged later in real time,
+//     must win: the clock moves past the stored version and the record is
+//     written again with a new version. Should that lose again, it is
+//     retried like a rejected write, and buried after MaxAttempts.
+//   - A template that cannot say its stored version gives no ground to
+//     overwrite it: superseded.
+func (f *Flusher) settleStale(ctx context.Context, w strategy.Writer, recs []Record, stale *strategy.StaleVersionError) error {
+	lost := make(map[int]uint64, len(stale.Writes))
+	for _, s := range stale.Writes {
+		lost[s.Index] = s.Stored
+	}
+	done := make([]Record, 0, len(recs))
+	var again []Record
+	for i, r := range recs {
+		stored, ok := lost[i]
+		switch {
+		case !ok:
+			done = append(done, r)
+		case stored == 0 || !f.cfg.Clock.Ahead(stored):
+			f.superseded.Add(1)
+			done = append(done, r)
+		default:
+			f.cfg.Clock.Seed(stored)
+			again = append(again, r)
+		}
+	}
+	if err := f.ack(done); err != nil {
+		return err
+	}
+	for _, r := range again {
+		if err := f.reversion(ctx, w, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reversion writes r again with a new version, past the one that made it
+// stale. The journal keeps r's version: Ack removes r only if no newer
+// write replaced it meanwhile, and a crash before the Ack replays r, which
+// then meets this write and is settled again.
+func (f *Flusher) reversion(ctx context.Context, w strategy.Writer, r Record) error {
+	nw := r.Write()
+	nw.Version = f.cfg.Clock.Now()
+	wctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	err := w.Write(wctx, []strategy.Write{nw})
+	cancel()
+	switch {
+	case err == nil:
+		f.reversioned.Add(1)
+		f.log.Warn("a write-behind record lost to a version stamped ahead of the wall clock; written again with a newer version",
+			"namespace", r.Namespace)
+		return f.ack([]Record{r})
+	case errors.Is(err, strategy.ErrStaleVersion), errors.Is(err, strategy.ErrRejected):
+		f.failures.Add(1)
+		if int(r.Attempts)+1 >= f.cfg.MaxAttempts {
+			f.log.Error("write-behind record could not be written past newer stored versions; moved to the dead letters",
+				"namespace", r.Namespace, "attempts", r.Attempts+1, "err", err)
+			return f.bury(r, err)
+		}
+		return f.j.Retry(r, err)
+	}
+	f.failures.Add(1)
+	return err
+}
+
 func (f *Flusher) write(ctx context.Context, w strategy.Writer, recs []Record) error {
 	writes := make([]strategy.Write, len(recs))
 	for i, r := range recs {
@@ -230,6 +346,9 @@ func (f *Flusher) write(ctx context.Context, w strategy.Writer, recs []Record) e
 }
 
 func (f *Flusher) ack(recs []Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
 	if err := f.j.Ack(recs); err != nil {
 		return fmt.Errorf("ack %d flushed records in the journal: %w", len(recs), err)
 	}

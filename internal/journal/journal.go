@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -190,26 +191,24 @@ func (j *Journal) Stats() (Stats, error) {
 	return s, err
 }
 
-// MaxVersion returns the highest Version among pending records and dead
-// letters, 0 if none. A node moves its clock past it on start, so a write
-// after a restart with a clock that went backwards is still the newest.
+// MaxVersion returns the highest Version among pending records, 0 if none.
+// A node moves its clock past it on start, so a write after a restart with
+// a clock that went backwards is still the newest. Dead letters are left
+// out: one may carry a version no clock of this node stamped (a record
+// revived from another node's journal, a version forged before peers'
+// clocks were bounded), and adopting it would stamp every later write
+// ahead of the wall clock.
 func (j *Journal) MaxVersion() (uint64, error) {
 	var maxV uint64
 	err := j.view(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketPending, bucketDead} {
-			err := tx.Bucket(b).ForEach(func(_, v []byte) error {
-				r, _, err := decode(v)
-				if err != nil {
-					return err
-				}
-				maxV = max(maxV, r.Version)
-				return nil
-			})
+		return tx.Bucket(bucketPending).ForEach(func(_, v []byte) error {
+			r, _, err := decode(v)
 			if err != nil {
 				return err
 			}
-		}
-		return nil
+			maxV = max(maxV, r.Version)
+			return nil
+		})
 	})
 	return maxV, err
 }
@@ -259,13 +258,20 @@ func nsKey(ns, key string) []byte {
 	return append(b, key...)
 }
 
+// nsOf returns the namespace of a record key, for error messages: keys
+// never appear in them, since errors reach the logs.
+func nsOf(nk []byte) string {
+	ns, _, _ := bytes.Cut(nk, []byte{0})
+	return string(ns)
+}
+
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 // pendingAt returns the pending record that queue entry nk points to.
 func pendingAt(tx *bolt.Tx, nk []byte) (Record, uint64, error) {
 	b := tx.Bucket(bucketPending).Get(nk)
 	if b == nil {
-		return Record{}, 0, corruptf("queue names %q, which is not pending", nk)
+		return Record{}, 0, corruptf("queue names a record of namespace %q that is not pending", nsOf(nk))
 	}
 	return decode(b)
 }

@@ -34,6 +34,7 @@ const (
 	NotFound            = "NOT_FOUND"
 	LeaseInvalid        = "LEASE_INVALID"
 	WriteRejected       = "WRITE_REJECTED"
+	StaleVersion        = "STALE_VERSION"
 	NoBackend           = "NO_BACKEND"
 	Unauthenticated     = "UNAUTHENTICATED"
 	PermissionDenied    = "PERMISSION_DENIED"

@@ -15,9 +15,10 @@ func ExampleRun() {
 	if err != nil {
 		panic(err)
 	}
-	// 1 KiB holds them all, so only the first round misses; 100 bytes hold
-	// none, as an entry weighs its key, its value and 96 bytes.
-	sizes := []sim.Size{{Bytes: 1024}, {Bytes: 100}}
+	// 2 KiB holds them all, so only the first round misses; 100 bytes hold
+	// none, as an entry weighs its key and value as allocated and
+	// store.EntryOverhead (176 bytes).
+	sizes := []sim.Size{{Bytes: 2048}, {Bytes: 100}}
 	results, err := sim.Run(context.Background(), trace, sizes, sim.Config{})
 	if err != nil {
 		panic(err)
@@ -27,7 +28,7 @@ func ExampleRun() {
 	}
 	// Output:
 	// 100 B (100 B): 0 hits, 9 misses
-	// 1.0 KiB (1024 B): 6 hits, 3 misses
+	// 2.0 KiB (2048 B): 6 hits, 3 misses
 }
 
 func ExampleKnee() {

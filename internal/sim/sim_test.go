@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ringcache/ringcache/internal/store"
 )
 
 // cycle returns a trace that asks keys 0..k-1 in order, rounds times.
@@ -105,17 +107,18 @@ func TestRun_MoreSkewMoreHits(t *testing.T) {
 }
 
 func TestRun_BytesBoundCountsKeyValueAndOverhead(t *testing.T) {
-	// 10 keys of 2 bytes and 100-byte values weigh 198 B each.
+	// 10 keys of 2 bytes and 100-byte values weigh store.Charge(2, 100) each.
 	tr := cycle(10, 4)
-	res, err := Run(t.Context(), tr, []Size{{Bytes: 10 * 198}, {Bytes: 10*198 - 1}}, Config{})
+	w := uint64(store.Charge(2, 100))
+	res, err := Run(t.Context(), tr, []Size{{Bytes: 10 * w}, {Bytes: 10*w - 1}}, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res[1].Evictions != 0 || res[1].Entries != 10 {
-		t.Errorf("10 entries of 198 B in %d B: %d evictions, %d entries", res[1].MaxBytes, res[1].Evictions, res[1].Entries)
+		t.Errorf("10 entries of %d B in %d B: %d evictions, %d entries", w, res[1].MaxBytes, res[1].Evictions, res[1].Entries)
 	}
 	if res[0].Evictions == 0 || res[0].Entries > 9 {
-		t.Errorf("10 entries of 198 B in %d B: %d evictions, %d entries; want one left out", res[0].MaxBytes, res[0].Evictions, res[0].Entries)
+		t.Errorf("10 entries of %d B in %d B: %d evictions, %d entries; want one left out", w, res[0].MaxBytes, res[0].Evictions, res[0].Entries)
 	}
 }
 

@@ -53,15 +53,15 @@ func (t *Trace) MeanEntryBytes() float64 {
 	return float64(t.firstWeights) / float64(t.distinct)
 }
 
-// Weight returns what an entry costs in the store: key and value bytes plus
-// store.EntryOverhead. prefixBytes is what the node adds to every key (the
-// namespace name and a separator byte).
+// Weight returns what an entry costs in the store (store.Charge).
+// prefixBytes is what the node adds to every key (the namespace name and a
+// separator byte).
 func Weight(prefixBytes, keyBytes int, valueBytes uint64) (uint32, error) {
 	w := uint64(prefixBytes) + uint64(keyBytes) + valueBytes + store.EntryOverhead
-	if w > math.MaxUint32 {
-		return 0, fmt.Errorf("entry of %d bytes is too large for the store (max %d)", w, uint64(math.MaxUint32))
+	if w > math.MaxUint32-8192 {
+		return 0, fmt.Errorf("entry of %d bytes is too large for the store (max %d)", w, uint64(math.MaxUint32-8192))
 	}
-	return uint32(w), nil
+	return store.Charge(prefixBytes+keyBytes, int(valueBytes)), nil
 }
 
 // TraceOptions tunes ReadTrace.

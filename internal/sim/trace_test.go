@@ -25,8 +25,7 @@ func TestReadTrace_KeysSizesAndDefaults(t *testing.T) {
 	if got, want := tr.keys, []uint32{0, 1, 0, 2, 1, 0}; !slices.Equal(got, want) {
 		t.Errorf("keys = %v, want %v", got, want)
 	}
-	o := uint32(store.EntryOverhead)
-	alpha10, alpha7, beta, gamma := 4+5+10+o, 4+5+7+o, 4+4+1000+o, 4+5+10+o
+	alpha10, alpha7, beta, gamma := store.Charge(4+5, 10), store.Charge(4+5, 7), store.Charge(4+4, 1000), store.Charge(4+5, 10)
 	if got, want := tr.weights, []uint32{alpha10, beta, alpha7, gamma, beta, alpha7}; !slices.Equal(got, want) {
 		t.Errorf("weights = %v, want %v", got, want)
 	}
@@ -34,7 +33,7 @@ func TestReadTrace_KeysSizesAndDefaults(t *testing.T) {
 		t.Errorf("len %d distinct %d, want 6 and 3", tr.Len(), tr.Distinct())
 	}
 	// Mean over each key's first request: alpha 10 B, beta 1000 B, gamma 10 B.
-	if got, want := tr.MeanEntryBytes(), float64(2*(4+5+10+o)+(4+4+1000+o))/3; got != want {
+	if got, want := tr.MeanEntryBytes(), float64(2*alpha10+beta)/3; got != want {
 		t.Errorf("mean entry bytes = %v, want %v", got, want)
 	}
 }
@@ -83,7 +82,7 @@ func TestZipf_IsRepeatableAndSkewed(t *testing.T) {
 	}
 	// "key:0" is 5 bytes, "key:999" 7.
 	for i, k := range a.keys {
-		want := uint32(len("key:")+digits(uint64(k))) + 50 + store.EntryOverhead
+		want := store.Charge(len("key:")+digits(uint64(k)), 50)
 		if a.weights[i] != want {
 			t.Fatalf("request %d (key %d) weighs %d, want %d", i, k, a.weights[i], want)
 		}

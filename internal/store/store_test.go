@@ -148,7 +148,7 @@ func TestStore_WeightCountsKeyValueAndOverhead(t *testing.T) {
 	s := newTestStore(t, 1<<20, nil)
 	s.Set("abc", Entry{Value: make([]byte, 1000), Found: true})
 	s.c.CleanUp()
-	if got, want := s.Stats().Bytes, uint64(3+1000+EntryOverhead); got != want {
+	if got, want := s.Stats().Bytes, uint64(8+1024+EntryOverhead); got != want { // size classes 8 and 1024
 		t.Fatalf("Bytes = %d, want %d", got, want)
 	}
 }

@@ -176,6 +176,12 @@ type Config struct {
 	Namespaces []NamespaceSpec
 	// Journal is the write-behind journal; see JournalConfig.
 	Journal JournalConfig
+	// ClockPath is the file that persists the version clock's high-water
+	// mark (internal/hlc Mark), so that versions stamped after a restart
+	// exceed those stamped before it, even when the wall clock stepped
+	// back. Empty means none: a write that then loses to an earlier,
+	// higher version is detected by the database and retried past it.
+	ClockPath string
 	// ForwardTimeout bounds an op that waits (a load, a forward, a
 	// database write) when its caller set no deadline, and caps the
 	// timeouts Pipeline callers set.

@@ -68,6 +68,7 @@ type Node struct {
 	journal  *journal.Journal // nil without write-behind namespaces
 	flusher  *journal.Flusher // nil without write-behind namespaces
 	clock    *hlc.Clock
+	mark     *hlc.Mark // nil without Config.ClockPath
 	engine   *engine.Engine
 	services *service.Services
 	admin    *admin.Server
@@ -153,6 +154,12 @@ func New(cfg Config) (_ *Node, err error) {
 // journal and its flusher.
 func (n *Node) openStorage() error {
 	var err error
+	if n.cfg.ClockPath != "" {
+		if n.mark, err = hlc.OpenMark(n.clock, n.cfg.ClockPath, hlc.MarkOptions{Logger: n.log}); err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+		n.closers = append(n.closers, func() { _ = n.mark.Close() })
+	}
 	if n.store, err = store.New(store.Config{MaxBytes: n.cfg.MaxMemory, Clock: n.cfg.Clock}); err != nil {
 		return err
 	}
@@ -204,7 +211,7 @@ func (n *Node) startEngine() error {
 		jc := cfg.Journal
 		n.flusher = journal.NewFlusher(n.journal, journal.FlusherConfig{
 			Writers: writers, Interval: jc.FlushInterval, BatchSize: jc.BatchSize, MaxAttempts: jc.MaxAttempts,
-			MinBackoff: jc.MinBackoff, MaxBackoff: jc.MaxBackoff, Logger: n.log,
+			MinBackoff: jc.MinBackoff, MaxBackoff: jc.MaxBackoff, Clock: n.clock, Logger: n.log,
 		})
 	}
 	n.services = service.New(service.Config{Engine: n.engine, Hub: &n.hub, MaxBatch: cfg.MaxBatchKeys, Auth: n.sec.auth, Logger: n.log})
@@ -275,7 +282,7 @@ func (n *Node) join() error {
 		// Probe acks carry the hybrid logical clock, so versions of nodes
 		// that exchange no calls stay ordered within a probe interval. A
 		// value too far ahead of the wall clock is refused (hlc.Observe).
-		AckPayload: func() []byte { return binary.BigEndian.AppendUint64(nil, n.clock.Now()) },
+		AckPayload: func() []byte { return binary.BigEndian.AppendUint64(nil, n.clock.Send()) },
 		PeerPayload: func(b []byte) {
 			if len(b) == 8 {
 				_ = n.clock.Observe(binary.BigEndian.Uint64(b)) // counted in Rejected
@@ -303,6 +310,9 @@ func (n *Node) start() {
 	default:
 	}
 	n.rebuildRing() // a ring of at least this node
+	if n.mark != nil {
+		n.wg.Go(func() { n.mark.Run(n.stop) })
+	}
 	if n.flusher != nil {
 		// Replays whatever a previous run left in the journal.
 		fctx, stopFlush := context.WithCancel(context.Background())

@@ -131,6 +131,7 @@ type Stats struct {
 	NegativeHits        uint64
 	Sets, Deletes       uint64
 	WriteErrors         uint64 // write-through or journal failures returned to callers
+	StaleRetries        uint64 // write-through writes retried past a newer stored version
 	Backpressure        uint64 // writes refused because the journal was full
 	Refreshes           uint64 // background refresh-ahead loads started
 	RefreshesSkipped    uint64 // refreshes not started: MaxRefreshes were in flight
@@ -147,6 +148,7 @@ type counters struct {
 	gets, hits, misses, loads, deduped, loadErrors, negHits, sets, deletes atomic.Uint64
 	writeErrors, backpressure, refreshes, refreshSkips, pendingHits        atomic.Uint64
 	loadsRefused                                                           atomic.Uint64
+	staleRetries                                                           atomic.Uint64
 	leasesGranted, leaseWaits, leaseRejected                               atomic.Uint64
 	waiting                                                                atomic.Int64
 }
@@ -185,6 +187,8 @@ type Namespace struct {
 	genMu [generations]sync.Mutex
 
 	onChange ChangeHook // see Deps.OnChange
+	// keyChecks are the backends' own key limits (KeyValidator).
+	keyChecks []KeyValidator
 }
 
 // New returns a Namespace with the collaborators its policy needs.
@@ -225,6 +229,11 @@ func New(p Policy, d Deps) (*Namespace, error) {
 	if p.LoadConcurrency > 0 {
 		n.dbSlots = make(chan struct{}, p.LoadConcurrency)
 	}
+	for _, b := range []any{d.Loader, d.Writer} { // one backend may be both: asked twice, cheaply
+		if kv, ok := b.(KeyValidator); ok {
+			n.keyChecks = append(n.keyChecks, kv)
+		}
+	}
 	if p.Write == WriteThrough {
 		n.writer = d.Writer
 	}
@@ -259,6 +268,11 @@ func (n *Namespace) ValidateKey(key string) error {
 		return fmt.Errorf("%w: key is %d bytes, namespace %q allows at most %d", ErrInvalidArgument, len(key), n.p.Name, n.p.MaxKeyBytes)
 	case !utf8.ValidString(key):
 		return fmt.Errorf("%w: key is not valid UTF-8", ErrInvalidArgument)
+	}
+	for _, kv := range n.keyChecks {
+		if err := kv.ValidateKey(key); err != nil {
+			return fmt.Errorf("%w: namespace %q: %w", ErrInvalidArgument, n.p.Name, err)
+		}
 	}
 	return nil
 }
@@ -357,7 +371,7 @@ func (n *Namespace) Stats() Stats {
 		Gets: n.c.gets.Load(), Hits: n.c.hits.Load(), Misses: n.c.misses.Load(),
 		Loads: n.c.loads.Load(), LoadsDeduped: n.c.deduped.Load(), LoadErrors: n.c.loadErrors.Load(),
 		NegativeHits: n.c.negHits.Load(), Sets: n.c.sets.Load(), Deletes: n.c.deletes.Load(),
-		WriteErrors: n.c.writeErrors.Load(), Backpressure: n.c.backpressure.Load(),
+		WriteErrors: n.c.writeErrors.Load(), StaleRetries: n.c.staleRetries.Load(), Backpressure: n.c.backpressure.Load(),
 		Refreshes: n.c.refreshes.Load(), RefreshesSkipped: n.c.refreshSkips.Load(), PendingHits: n.c.pendingHits.Load(),
 		LeasesGranted: n.c.leasesGranted.Load(), LeaseWaits: n.c.leaseWaits.Load(), LeaseRejected: n.c.leaseRejected.Load(),
 		LoadsWaiting: n.c.waiting.Load(), LoadsRunning: n.inflight.Load(), LoadsRefused: n.c.loadsRefused.Load(),

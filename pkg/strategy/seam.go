@@ -38,8 +38,12 @@ type Write struct {
 // order and atomically where the database allows (one transaction), and is
 // idempotent: applying a batch twice leaves the same rows. An error wrapping
 // ErrRejected means the database refused a write for good (a constraint or
-// type error) and retrying it unchanged will fail again; any other error is
-// presumed transient (the database is down or overloaded).
+// type error) and retrying it unchanged will fail again. A
+// *StaleVersionError (ErrStaleVersion) means the batch was applied except
+// the writes it lists, which changed nothing because the database holds
+// their keys at newer versions; a Writer that stores versions must report
+// them, since such a write must not be acknowledged as written. Any other
+// error is presumed transient (the database is down or overloaded).
 type Writer interface {
 	Write(ctx context.Context, writes []Write) error
 }
@@ -49,6 +53,15 @@ type WriterFunc func(ctx context.Context, writes []Write) error
 
 // Write calls f(ctx, writes).
 func (f WriterFunc) Write(ctx context.Context, writes []Write) error { return f(ctx, writes) }
+
+// KeyValidator may be implemented by a Loader or Writer that cannot store
+// every key (PostgreSQL text cannot hold a NUL byte). Namespace.ValidateKey
+// asks it, so such a key is refused up front with ErrInvalidArgument,
+// before a write-behind Set is acknowledged or a load is tried. The error
+// says why, without the key.
+type KeyValidator interface {
+	ValidateKey(key string) error
+}
 
 // Backend is a Loader and Writer for one namespace.
 type Backend interface {
@@ -103,4 +116,8 @@ type Journal interface {
 // on one node (ringcache's is a hybrid logical clock, internal/hlc).
 type Versions interface {
 	Now() uint64
+	// Seed moves the clock to v, however far ahead, so that every later
+	// Now exceeds it: a write-through write that lost to a newer stored
+	// version is retried past it.
+	Seed(v uint64)
 }

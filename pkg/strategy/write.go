@@ -40,15 +40,11 @@ func (n *Namespace) write(ctx context.Context, key string, e Entry, w Write) err
 	if w.Version == 0 { // a leased Set takes its version under the lease check
 		w.Version = n.versions.Now()
 	}
-	e.Version = w.Version
 	n.bump(skey)
 	defer n.changed(key) // after the store holds the change, whatever the outcome
 	switch n.p.Write {
 	case WriteThrough:
-		wctx, span := n.startSpan(ctx, spanWrite, attrDelete.Bool(w.Delete))
-		err := n.writer.Write(wctx, []Write{w})
-		endSpan(span, err)
-		if err != nil {
+		if err := n.writeThrough(ctx, &w); err != nil {
 			// The database may or may not hold the write: keep no entry.
 			n.store.Delete(skey)
 			n.c.writeErrors.Add(1)
@@ -82,8 +78,37 @@ func (n *Namespace) write(ctx context.Context, key string, e Entry, w Write) err
 		n.store.Delete(skey)
 		return nil
 	}
+	e.Version = w.Version
 	n.store.SetIfNewer(skey, e)
 	return nil
+}
+
+// writeThrough writes w to the database. A write that changed nothing
+// because the database holds the key at a newer version (one stamped by a
+// clock that ran ahead, before a restart or on another node) is not
+// acknowledged: the clock moves past the stored version and the write is
+// tried once more with a new version. Ordering it after the stored write
+// is right whatever that write was: it committed before this retry, and
+// this write is acknowledged only after it. When the database cannot say
+// which version it holds, or the retry loses again (a concurrent writer),
+// the write fails with ErrStaleVersion.
+func (n *Namespace) writeThrough(ctx context.Context, w *Write) error {
+	err := n.writeOnce(ctx, *w)
+	var stale *StaleVersionError
+	if !errors.As(err, &stale) || len(stale.Writes) != 1 || stale.Writes[0].Stored == 0 {
+		return err
+	}
+	n.versions.Seed(stale.Writes[0].Stored)
+	w.Version = n.versions.Now()
+	n.c.staleRetries.Add(1)
+	return n.writeOnce(ctx, *w)
+}
+
+func (n *Namespace) writeOnce(ctx context.Context, w Write) error {
+	wctx, span := n.startSpan(ctx, spanWrite, attrDelete.Bool(w.Delete))
+	err := n.writer.Write(wctx, []Write{w})
+	endSpan(span, err)
+	return err
 }
 
 // storeEntry is the cache entry of a written value.

@@ -44,14 +44,28 @@ func (db *fakeDB) Write(_ context.Context, ws []strategy.Write) error {
 			}
 		}
 	}
-	for _, w := range ws {
+	var stale []strategy.StaleWrite
+	for i, w := range ws {
 		if old, ok := db.rows[w.Key]; ok && old.version >= w.Version {
+			if old.version > w.Version || old.deleted != w.Delete || string(old.value) != string(w.Value) {
+				stale = append(stale, strategy.StaleWrite{Index: i, Version: w.Version, Stored: old.version})
+			}
 			continue
 		}
 		db.rows[w.Key] = row{value: w.Value, deleted: w.Delete, version: w.Version}
 		db.writes++
 	}
+	if stale != nil {
+		return &strategy.StaleVersionError{Namespace: "fake", Writes: stale}
+	}
 	return nil
+}
+
+// put stores a row as another writer would.
+func (db *fakeDB) put(key string, r row) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.rows[key] = r
 }
 
 func (db *fakeDB) Load(_ context.Context, key string) ([]byte, bool, error) {

@@ -84,7 +84,7 @@ func newSimulateCommand(g *ctl.Globals) *cobra.Command {
 		Use:   "simulate",
 		Short: ctl.SimulateShort,
 		Long: "simulate replays a sequence of Gets against one node's store (otter W-TinyLFU,\n" +
-			"bounded by bytes: key + value + 96 B per entry) at each of a range of sizes, and\n" +
+			"bounded by bytes: key and value as allocated + 176 B per entry) at each of a range of sizes, and\n" +
 			"prints the hit rate of each. A miss inserts the key, as a read-through node does.\n" +
 			"It runs locally and talks to no node.\n\n" +
 			"The trace is --trace FILE (one \"key\" or \"key value-bytes\" per line, - for stdin;\n" +

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ringcache/ringcache/internal/store"
 )
 
 func TestSimulate_ZipfJSONAndPlot(t *testing.T) {
@@ -29,9 +31,11 @@ func TestSimulate_ZipfJSONAndPlot(t *testing.T) {
 	if v.DistinctKeys < 100 || v.DistinctKeys > 2000 {
 		t.Errorf("distinct keys = %d, want in [100, 2000]", v.DistinctKeys)
 	}
-	// "key:0".."key:1999" (5 to 8 bytes) + 50-byte values + 96 bytes overhead.
-	if v.MeanEntryBytes < 151 || v.MeanEntryBytes > 154 {
-		t.Errorf("mean entry bytes = %v, want about 153", v.MeanEntryBytes)
+	// "key:0".."key:1999" (5 to 8 bytes: an 8-byte allocation) and 50-byte
+	// values (64) plus the entry overhead.
+	const entry = 8 + 64 + store.EntryOverhead
+	if v.MeanEntryBytes != entry {
+		t.Errorf("mean entry bytes = %v, want %d", v.MeanEntryBytes, entry)
 	}
 	if len(v.Results) != 4 {
 		t.Fatalf("got %d results, want 4:\n%s", len(v.Results), out)
@@ -44,8 +48,8 @@ func TestSimulate_ZipfJSONAndPlot(t *testing.T) {
 		if r.Hits+r.Misses != 15000 {
 			t.Errorf("%s: %d requests counted, want 15000", r.Size, r.Hits+r.Misses)
 		}
-		if r.Bytes > r.MaxBytes || r.MaxBytes < want*151 || r.MaxBytes > want*155 {
-			t.Errorf("%s: %d of %d bytes held, want a bound of about %d × 153", r.Size, r.Bytes, r.MaxBytes, want)
+		if r.Bytes > r.MaxBytes || r.MaxBytes != want*entry {
+			t.Errorf("%s: %d of %d bytes held, want a bound of %d × %d", r.Size, r.Bytes, r.MaxBytes, want, entry)
 		}
 		if i > 0 && r.HitRate <= v.Results[i-1].HitRate {
 			t.Errorf("hit rate %.3f at %s is not above %.3f at %s", r.HitRate, r.Size, v.Results[i-1].HitRate, v.Results[i-1].Size)
@@ -88,14 +92,14 @@ func TestSimulate_TraceOnStdinTable(t *testing.T) {
 	if len(lines) < 6 {
 		t.Fatalf("output too short:\n%s", out)
 	}
-	if want := "# trace -: 100 requests, 10 distinct keys, 198 B per entry; hits counted after the first 10 requests"; lines[0] != want {
+	if want := "# trace -: 100 requests, 10 distinct keys, 296 B per entry; hits counted after the first 10 requests"; lines[0] != want {
 		t.Errorf("header = %q, want %q", lines[0], want)
 	}
 	got := rows(strings.Join(lines[1:4], "\n"))
 	if want := []string{"SIZE", "MAX BYTES", "ENTRIES", "HIT%", "HITS", "MISSES", "EVICTIONS"}; strings.Join(got[0], "|") != strings.Join(want, "|") {
 		t.Errorf("header row = %q, want %q", got[0], want)
 	}
-	if want := []string{"10 entries", "1980", "10", "100.0", "90", "0", "0"}; strings.Join(got[2], "|") != strings.Join(want, "|") {
+	if want := []string{"10 entries", "2960", "10", "100.0", "90", "0", "0"}; strings.Join(got[2], "|") != strings.Join(want, "|") {
 		t.Errorf("row for 10 entries = %q, want %q", got[2], want)
 	}
 	if got[1][0] != "2 entries" || got[1][3] == "100.0" {
@@ -120,8 +124,8 @@ func TestSimulate_TraceFileWithSizes(t *testing.T) {
 		t.Errorf("workload = %+v", v.Workload)
 	}
 	// First requests: a with 1000 B, b with the default 100 B, each key
-	// 1 byte plus "users\x00".
-	if v.DistinctKeys != 2 || v.MeanEntryBytes != float64(2*(6+1+96)+1000+100)/2 {
+	// 1 byte plus "users\x00", each allocation charged its size class.
+	if v.DistinctKeys != 2 || v.MeanEntryBytes != float64(2*(8+store.EntryOverhead)+1024+112)/2 {
 		t.Errorf("distinct %d, mean entry %v bytes", v.DistinctKeys, v.MeanEntryBytes)
 	}
 	if r := v.Results[0]; r.Size != "1.0 MiB" || r.MaxBytes != 1<<20 || r.Hits != 2 || r.Misses != 2 || r.HitRate != 0.5 {

@@ -1684,8 +1684,14 @@ type StatsResponse struct {
 	// Peer clock values (forwards, lookups, gossip acks) refused because
 	// they were too far ahead of this node's wall clock.
 	ClockRejections uint64 `protobuf:"varint,11,opt,name=clock_rejections,json=clockRejections,proto3" json:"clock_rejections,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The process's memory, next to the store's bound and charge
+	// (store.max_bytes, store.bytes): its resident set size, 0 where the
+	// system does not say (read from /proc/self/statm), and the Go runtime's
+	// soft memory limit (GOMEMLIMIT), 0 when there is none.
+	RssBytes         uint64 `protobuf:"varint,12,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
+	MemoryLimitBytes uint64 `protobuf:"varint,13,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
@@ -1791,6 +1797,20 @@ func (x *StatsResponse) GetPipelineWaits() uint64 {
 func (x *StatsResponse) GetClockRejections() uint64 {
 	if x != nil {
 		return x.ClockRejections
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetRssBytes() uint64 {
+	if x != nil {
+		return x.RssBytes
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetMemoryLimitBytes() uint64 {
+	if x != nil {
+		return x.MemoryLimitBytes
 	}
 	return 0
 }
@@ -2292,7 +2312,7 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12&\n" +
 	"\x0fowner_grpc_addr\x18\x03 \x01(\tR\rownerGrpcAddr\"\x0e\n" +
-	"\fStatsRequest\"\xcf\x03\n" +
+	"\fStatsRequest\"\x9a\x04\n" +
 	"\rStatsResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12.\n" +
 	"\x05store\x18\x02 \x01(\v2\x18.ringcache.v1.StoreStatsR\x05store\x12<\n" +
@@ -2307,7 +2327,9 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\fpipeline_ops\x18\t \x01(\x04R\vpipelineOps\x12%\n" +
 	"\x0epipeline_waits\x18\n" +
 	" \x01(\x04R\rpipelineWaits\x12)\n" +
-	"\x10clock_rejections\x18\v \x01(\x04R\x0fclockRejections\"\xde\x01\n" +
+	"\x10clock_rejections\x18\v \x01(\x04R\x0fclockRejections\x12\x1b\n" +
+	"\trss_bytes\x18\f \x01(\x04R\brssBytes\x12,\n" +
+	"\x12memory_limit_bytes\x18\r \x01(\x04R\x10memoryLimitBytes\"\xde\x01\n" +
 	"\rHotCacheStats\x12\x12\n" +
 	"\x04hits\x18\x01 \x01(\x04R\x04hits\x12\x14\n" +
 	"\x05fills\x18\x02 \x01(\x04R\x05fills\x12$\n" +

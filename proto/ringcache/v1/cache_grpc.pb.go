@@ -62,6 +62,8 @@ const (
 //	UNKNOWN_NAMESPACE    NOT_FOUND
 //	LEASE_INVALID        ABORTED: the lease was invalidated or expired
 //	WRITE_REJECTED       FAILED_PRECONDITION: the database refused the write
+//	STALE_VERSION        ABORTED: the database holds a newer version of the
+//	                     key, written concurrently; the write was not applied
 //	NO_BACKEND           FAILED_PRECONDITION: the namespace has no database
 //
 // A status without a ringcache ErrorInfo comes from gRPC itself (the
@@ -255,6 +257,8 @@ type Cache_PipelineClient = grpc.BidiStreamingClient[PipelineRequest, PipelineRe
 //	UNKNOWN_NAMESPACE    NOT_FOUND
 //	LEASE_INVALID        ABORTED: the lease was invalidated or expired
 //	WRITE_REJECTED       FAILED_PRECONDITION: the database refused the write
+//	STALE_VERSION        ABORTED: the database holds a newer version of the
+//	                     key, written concurrently; the write was not applied
 //	NO_BACKEND           FAILED_PRECONDITION: the namespace has no database
 //
 // A status without a ringcache ErrorInfo comes from gRPC itself (the
