@@ -7,6 +7,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/ringcache/ringcache/internal/invalwatch"
+	"github.com/ringcache/ringcache/pkg/ring"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -45,11 +46,14 @@ func (c *Client) followRing(addr string) error {
 		if err != nil {
 			return err
 		}
-		r := &routes{version: msg.Version, parts: int(msg.PartitionCount), owners: make([]string, len(msg.Owners))}
+		r := &routes{version: msg.Version, parts: int(msg.PartitionCount), defaultNS: msg.DefaultNamespace, owners: make([]string, len(msg.Owners))}
 		for _, nd := range msg.Nodes {
 			r.addrs = append(r.addrs, nd.GrpcAddr)
 		}
-		if r.parts == 0 || len(msg.Owners) != r.parts {
+		// Partitions are slot ranges: a count that is no valid partitioning
+		// (a node of an older, hash-partitioned version) would route keys
+		// to nodes that do not own them.
+		if err := (ring.Config{PartitionCount: r.parts}).Validate(); err != nil || len(msg.Owners) != r.parts {
 			return fmt.Errorf("malformed ring from %s: %d partitions, %d owners", addr, r.parts, len(msg.Owners))
 		}
 		for p, o := range msg.Owners {
@@ -65,4 +69,9 @@ func (c *Client) followRing(addr string) error {
 			c.near.ringChanged()
 		}
 	}
+}
+
+// owner returns the address of the node that owns key in ns.
+func (r *routes) owner(ns, key string) string {
+	return r.owners[ring.PartitionFor(r.defaultNS, ns, key, r.parts)]
 }

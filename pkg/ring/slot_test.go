@@ -131,3 +131,10 @@ func BenchmarkSlot(b *testing.B) {
 		sink += int(Slot("user:1000:profile"))
 	}
 }
+
+func BenchmarkPartitionFor(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		sink += PartitionFor("", "users", "1000:profile", DefaultPartitionCount)
+	}
+}
