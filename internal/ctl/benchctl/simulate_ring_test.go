@@ -72,3 +72,15 @@ func TestSimulateRing_RejectsBadFlags(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseNodes(f *testing.F) {
+	for _, s := range []string{"3-100", "7", " 2 - 9", "-", "5-", "0", "9-4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		lo, hi, err := parseNodes(s)
+		if err == nil && (lo < 1 || hi < lo) {
+			t.Fatalf("parseNodes(%q) = %d, %d", s, lo, hi)
+		}
+	})
+}
