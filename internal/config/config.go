@@ -20,6 +20,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ringcache/ringcache/pkg/ring"
 )
 
 // Read and write modes of a namespace.
@@ -58,8 +60,8 @@ type File struct {
 
 // Ring fixes the shape of the hash ring; all nodes must agree on it.
 type Ring struct {
-	Partitions int     `yaml:"partitions"` // default 271
-	Load       float64 `yaml:"load"`       // bounded-load factor, ≥ 1; default 1.25
+	Partitions int     `yaml:"partitions"` // a power of two from 256 to 16384; default 4096
+	Load       float64 `yaml:"load"`       // bounded-load factor of the first table's placement, ≥ 1; default 1.25
 }
 
 // Backend is one database.
@@ -246,8 +248,9 @@ func (f *File) Validate() error {
 	bad := func(field, format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
 	}
-	if f.Ring.Partitions < 0 {
-		return bad("ring.partitions", "must be positive, got %d", f.Ring.Partitions)
+	if p := f.Ring.Partitions; p != 0 && (p < ring.MinPartitionCount || p > ring.MaxPartitionCount || p&(p-1) != 0) {
+		return bad("ring.partitions", "must be a power of two from %d to %d (partitions are ranges of the %d Redis hash slots), got %d",
+			ring.MinPartitionCount, ring.MaxPartitionCount, ring.Slots, p)
 	}
 	if f.Ring.Load != 0 && !(f.Ring.Load >= 1 && f.Ring.Load <= 8) {
 		return bad("ring.load", "must be between 1 and 8, got %g", f.Ring.Load)

@@ -316,6 +316,16 @@ func TestParse_InvalidInputNamesTheField(t *testing.T) {
 			want: []string{"ring.partitions"},
 		},
 		{
+			name: "partitions not a power of two",
+			doc:  "ring: {partitions: 271}\n",
+			want: []string{"ring.partitions", "power of two"},
+		},
+		{
+			name: "more partitions than slots",
+			doc:  "ring: {partitions: 32768}\n",
+			want: []string{"ring.partitions", "16384"},
+		},
+		{
 			name: "negative max_conns",
 			doc:  "backends:\n  main: {driver: sqlite, path: a.db, max_conns: -1}\n",
 			want: []string{"backends.main.max_conns"},

@@ -21,7 +21,7 @@ const PluginName = "ringcachectl-bench"
 // ringcachectl lists among its own.
 const (
 	BenchShort    = "Load a cluster (or a Redis server) with Gets and Sets and report throughput and latency"
-	SimulateShort = "Replay a key trace (or a Zipf workload) against a range of cache sizes: hit rate vs. size, and its knee"
+	SimulateShort = "Replay a key trace (or a Zipf workload) against a range of cache sizes: hit rate vs. size, and its knee (simulate ring: the partition table per cluster size)"
 )
 
 // ErrPluginNotFound means ringcachectl-bench is neither next to the running

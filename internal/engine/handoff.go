@@ -66,7 +66,12 @@ func (e *Engine) recordHandoffs(old, r *ring.Ring, now time.Time) {
 			others = append(others, m)
 		}
 	}
-	without, _ := ring.New(e.cfg.Ring, others, 0) // nil when this node is alone
+	// The table of the other members before this node joined: nodes
+	// place each table afresh from the member set (pkg/node), so it is New
+	// of the others. nil when this node is alone. (Tables derived from the
+	// previous one, ring.Rebalance, need that previous table here instead:
+	// Rebalance(r, others) need not give partitions back to who had them.)
+	without, _ := ring.New(e.cfg.Ring, others, 0)
 	parts := r.PartitionCount()
 	next := &handoffs{prev: make([][]ring.Member, parts), until: make([]time.Time, parts)}
 	cur := e.handoff.Load()

@@ -39,14 +39,14 @@ func (c *Cache) WatchRing(_ *pb.WatchRingRequest, stream pb.Cache_WatchRingServe
 
 func ringMessage(r *ring.Ring) *pb.WatchRingResponse {
 	members := r.Members()
-	index := make(map[string]uint32, len(members))
-	msg := &pb.WatchRingResponse{Version: r.Version(), PartitionCount: uint32(r.PartitionCount()), Owners: make([]uint32, r.PartitionCount())}
-	for i, m := range members {
-		index[m.Name] = uint32(i)
-		msg.Nodes = append(msg.Nodes, &pb.RingNode{Name: m.Name, GrpcAddr: m.Addr})
+	msg := &pb.WatchRingResponse{
+		Version:          r.Version(),
+		PartitionCount:   uint32(r.PartitionCount()),
+		Owners:           r.Owners(), // indexes into Members()
+		DefaultNamespace: r.Config().DefaultNamespace,
 	}
-	for p := range msg.Owners {
-		msg.Owners[p] = index[r.PartitionOwner(p).Name]
+	for _, m := range members {
+		msg.Nodes = append(msg.Nodes, &pb.RingNode{Name: m.Name, GrpcAddr: m.Addr})
 	}
 	return msg
 }

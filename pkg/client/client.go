@@ -138,10 +138,11 @@ type Client struct {
 
 // routes is a ring snapshot as the client uses it.
 type routes struct {
-	version uint64
-	parts   int
-	owners  []string // partition → node address
-	addrs   []string // every node, in ring order
+	version   uint64
+	parts     int
+	defaultNS string   // hashes its keys without a prefix (ring.PartitionFor)
+	owners    []string // partition → node address
+	addrs     []string // every node, in ring order
 }
 
 // New returns a Client and starts learning the ring in the background;

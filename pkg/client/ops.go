@@ -13,7 +13,6 @@ import (
 
 	"github.com/ringcache/ringcache/internal/invalwatch"
 	"github.com/ringcache/ringcache/internal/reason"
-	"github.com/ringcache/ringcache/pkg/ring"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -203,7 +202,7 @@ func (c *Client) GetOrLoad(ctx context.Context, ns, key string, load Loader) ([]
 // owner, once the client has a ring.
 func (c *Client) Owner(ns, key string) string {
 	if r := c.ring.Load(); r != nil {
-		return r.owners[ring.PartitionFor(ring.Key(ns, key), r.parts)]
+		return r.owner(ns, key)
 	}
 	return c.opts.Seeds[0]
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/ringcache/ringcache/internal/invalwatch"
 	"github.com/ringcache/ringcache/internal/reason"
 	"github.com/ringcache/ringcache/internal/sent"
-	"github.com/ringcache/ringcache/pkg/ring"
 )
 
 // Reason returns the reason a node gave for err (google.rpc.ErrorInfo,
@@ -84,7 +83,7 @@ func (c *Client) candidates(ns, key string) []string {
 	if r == nil {
 		return c.opts.Seeds
 	}
-	owner := r.owners[ring.PartitionFor(ring.Key(ns, key), r.parts)]
+	owner := r.owner(ns, key)
 	out := make([]string, 0, len(r.addrs)+len(c.opts.Seeds))
 	out = append(out, owner)
 	for _, a := range r.addrs {

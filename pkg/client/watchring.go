@@ -7,6 +7,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/ringcache/ringcache/internal/invalwatch"
+	"github.com/ringcache/ringcache/pkg/ring"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -45,18 +46,9 @@ func (c *Client) followRing(addr string) error {
 		if err != nil {
 			return err
 		}
-		r := &routes{version: msg.Version, parts: int(msg.PartitionCount), owners: make([]string, len(msg.Owners))}
-		for _, nd := range msg.Nodes {
-			r.addrs = append(r.addrs, nd.GrpcAddr)
-		}
-		if r.parts == 0 || len(msg.Owners) != r.parts {
-			return fmt.Errorf("malformed ring from %s: %d partitions, %d owners", addr, r.parts, len(msg.Owners))
-		}
-		for p, o := range msg.Owners {
-			if int(o) >= len(r.addrs) {
-				return fmt.Errorf("malformed ring from %s: owner %d of %d nodes", addr, o, len(r.addrs))
-			}
-			r.owners[p] = r.addrs[o]
+		r, err := routesFrom(msg)
+		if err != nil {
+			return fmt.Errorf("malformed ring from %s: %w", addr, err)
 		}
 		c.ring.Store(r)
 		c.ringUpdates.Add(1)
@@ -65,4 +57,30 @@ func (c *Client) followRing(addr string) error {
 			c.near.ringChanged()
 		}
 	}
+}
+
+// routesFrom reads a ring message. Partitions are slot ranges, so a
+// partition count that is no valid partitioning (a node of an older,
+// hash-partitioned version) is refused with the rest: it would route keys
+// to nodes that do not own them.
+func routesFrom(msg *pb.WatchRingResponse) (*routes, error) {
+	r := &routes{version: msg.Version, parts: int(msg.PartitionCount), defaultNS: msg.DefaultNamespace, owners: make([]string, len(msg.Owners))}
+	for _, nd := range msg.Nodes {
+		r.addrs = append(r.addrs, nd.GrpcAddr)
+	}
+	if err := (ring.Config{PartitionCount: r.parts}).Validate(); err != nil || r.parts == 0 || len(msg.Owners) != r.parts {
+		return nil, fmt.Errorf("%d partitions, %d owners", r.parts, len(msg.Owners))
+	}
+	for p, o := range msg.Owners {
+		if int(o) >= len(r.addrs) {
+			return nil, fmt.Errorf("owner %d of %d nodes", o, len(r.addrs))
+		}
+		r.owners[p] = r.addrs[o]
+	}
+	return r, nil
+}
+
+// owner returns the address of the node that owns key in ns.
+func (r *routes) owner(ns, key string) string {
+	return r.owners[ring.PartitionFor(r.defaultNS, ns, key, r.parts)]
 }

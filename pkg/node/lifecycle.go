@@ -96,7 +96,7 @@ func (n *Node) ringLoop() {
 	}
 }
 
-// rebuildRing builds a ring of the alive members and hands it to the
+// rebuildRing builds the table of the alive members and hands it to the
 // engine; on failure the engine keeps the previous one.
 func (n *Node) rebuildRing() {
 	var ms []ring.Member
@@ -110,6 +110,11 @@ func (n *Node) rebuildRing() {
 	if old != nil {
 		version = old.Version() + 1
 	}
+	// Each node places the table afresh from the member set it sees, so
+	// that nodes that saw different histories still agree: Rebalance from
+	// each node's own previous table would not (a node that started alone
+	// has a different one). Moves are not minimal until one coordinator
+	// derives each table from the last with Rebalance and publishes it.
 	r, err := ring.New(n.cfg.Ring, ms, version)
 	if err != nil {
 		if !n.closing.Load() { // else everyone, this node included, is leaving

@@ -20,7 +20,7 @@ func ExampleNew() {
 		panic(err)
 	}
 	fmt.Println("version", r.Version(), "partitions", r.PartitionCount())
-	// No member owns more than ⌈Load × 271/3⌉ = 113 partitions (Load 1.25).
+	// Shares are exact: ⌊4096/3⌋ = 1365 or one more.
 	for _, m := range r.Members() {
 		fmt.Println(m.Name, m.Addr, r.Partitions(m.Name))
 	}
@@ -28,10 +28,10 @@ func ExampleNew() {
 	_, err = ring.New(ring.DefaultConfig(), members("n1", "n1"), 2)
 	fmt.Println(err)
 	// Output:
-	// version 1 partitions 271
-	// n1 n1.cache.internal:7101 81
-	// n2 n2.cache.internal:7101 77
-	// n3 n3.cache.internal:7101 113
+	// version 1 partitions 4096
+	// n1 n1.cache.internal:7101 1366
+	// n2 n2.cache.internal:7101 1365
+	// n3 n3.cache.internal:7101 1365
 	// ring: duplicate member name: "n1"
 }
 
@@ -40,37 +40,53 @@ func ExampleRing_Owner() {
 	if err != nil {
 		panic(err)
 	}
-	// Nodes and ring-aware clients hash the namespace and the key together.
+	// Nodes route by the routing key; its partition is the one of the Redis
+	// key "users:42" (the default namespace is "").
 	k := ring.Key("users", "42")
 	p := r.PartitionOf(k)
-	fmt.Println("partition", p, "same as PartitionFor:", p == ring.PartitionFor(k, r.PartitionCount()))
+	fmt.Println("slot", ring.Slot("users:42"), "partition", p)
+	fmt.Println("same as a client computes:", p == ring.PartitionFor("", "users", "42", r.PartitionCount()))
 	fmt.Println("owner", r.Owner(k).Name, r.Owner(k) == r.PartitionOwner(p))
-
-	// Every node that sees the same members builds the same ring.
-	again, _ := ring.New(ring.DefaultConfig(), members("n3", "n1", "n2"), 7)
-	fmt.Println("agree:", again.Owner(k) == r.Owner(k))
 	// Output:
-	// partition 69 same as PartitionFor: true
-	// owner n2 true
-	// agree: true
+	// slot 9664 partition 2416
+	// same as a client computes: true
+	// owner n1 true
 }
 
-func ExampleDiff() {
+func ExampleRebalance() {
 	old, _ := ring.New(ring.DefaultConfig(), members("n1", "n2", "n3"), 1)
-	grown, _ := ring.New(ring.DefaultConfig(), members("n1", "n2", "n3", "n4"), 2)
-	moves := ring.Diff(old, grown)
-	toNew := 0
-	for _, m := range moves {
-		if m.To.Name == "n4" {
-			toNew++
-		} else { // the load bound shifts a few partitions between old members
-			fmt.Printf("partition %d: %s → %s\n", m.Partition, m.From.Name, m.To.Name)
-		}
+	grown, _ := ring.Rebalance(old, members("n1", "n2", "n3", "n4"), 2)
+	from := map[string]int{}
+	for _, m := range ring.Diff(old, grown) {
+		from[m.From.Name+" → "+m.To.Name]++
 	}
-	// Adding a fourth node moves about a quarter of the partitions, nearly
-	// all of them to the new node.
-	fmt.Printf("%d of %d partitions move, %d of them to n4\n", len(moves), grown.PartitionCount(), toNew)
+	// A fourth node takes ⌊4096/4⌋ partitions, a third of each old node's,
+	// and nothing else moves.
+	fmt.Println(from)
+	shrunk, _ := ring.Rebalance(grown, members("n1", "n2", "n4"), 3)
+	fmt.Println(len(ring.Diff(grown, shrunk)), "partitions move when n3 leaves: its own", grown.Partitions("n3"))
 	// Output:
-	// partition 268: n1 → n3
-	// 85 of 271 partitions move, 84 of them to n4
+	// map[n1 → n4:342 n2 → n4:341 n3 → n4:341]
+	// 1024 partitions move when n3 leaves: its own 1024
+}
+
+func ExampleRing_SlotRanges() {
+	r, _ := ring.New(ring.DefaultConfig(), members("n1", "n2", "n3"), 1)
+	// What CLUSTER SLOTS lists: runs of contiguous slots with one owner.
+	ranges := r.SlotRanges()
+	fmt.Println(len(ranges), "ranges; the first:", ranges[0].First, "-", ranges[0].Last, ranges[0].Owner.Name)
+	// Output:
+	// 10 ranges; the first: 0 - 743 n1
+}
+
+func ExampleRing_Successors() {
+	r, _ := ring.New(ring.DefaultConfig(), members("n1", "n2", "n3", "n4"), 1)
+	// The owner of partition 0, then who would own it if the owner failed,
+	// then who if that one failed too.
+	for _, m := range r.Successors(0, 3) {
+		fmt.Print(m.Name, " ")
+	}
+	fmt.Println()
+	// Output:
+	// n1 n3 n2
 }

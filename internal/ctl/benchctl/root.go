@@ -9,7 +9,8 @@
 //
 // bench drives load through the Go client or at a Redis server (package
 // loadgen), with subcommands stampede and memory; simulate replays a trace
-// against a range of cache sizes, locally (package sim).
+// against a range of cache sizes, locally (package sim), and simulate ring
+// measures the partition table at a range of cluster sizes (package ringsim).
 package benchctl
 
 import (

@@ -96,10 +96,13 @@ func newSimulateCommand(g *ctl.Globals) *cobra.Command {
 			"every key of the trace. Hits are counted after the first --warmup of the trace.\n\n" +
 			"The knee is the size past which more memory buys little: the point farthest above\n" +
 			"the chord of the normalised curve over log size (Kneedle). --plot FILE.png draws\n" +
-			"the curve with the knee marked.",
+			"the curve with the knee marked.\n\n" +
+			"simulate ring measures the partition table instead: balance and movement at each\n" +
+			"cluster size.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSimulate(cmd, g, f) },
 	}
+	cmd.AddCommand(newSimulateRingCommand(g))
 	fl := cmd.Flags()
 	fl.StringVar(&f.trace, "trace", "", `trace file: one "key" or "key value-bytes" per line; - reads stdin`)
 	fl.Float64Var(&f.zipfS, "zipf-s", 1.1, "Zipf exponent of the generated trace (> 1; larger = more skewed)")

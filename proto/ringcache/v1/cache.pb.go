@@ -675,15 +675,24 @@ func (*WatchRingRequest) Descriptor() ([]byte, []int) {
 	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{9}
 }
 
+// WatchRingResponse is one version of the partition table. A key's
+// partition is that of its Redis hash slot: CRC16 (XMODEM) of the Redis key
+// that addresses it, or of that key's {hash tag}, mod 16384, times
+// partition_count / 16384. The Redis key of (namespace, key) is key itself
+// in default_namespace, else "namespace:key" (package ring: PartitionFor).
 type WatchRingResponse struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Version        uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	PartitionCount uint32                 `protobuf:"varint,2,opt,name=partition_count,json=partitionCount,proto3" json:"partition_count,omitempty"`
-	Nodes          []*RingNode            `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// A power of two from 256 to 16384; partition p holds the slots
+	// [p × 16384 / partition_count, (p + 1) × 16384 / partition_count).
+	PartitionCount uint32      `protobuf:"varint,2,opt,name=partition_count,json=partitionCount,proto3" json:"partition_count,omitempty"`
+	Nodes          []*RingNode `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	// Owner of each partition, as an index into nodes.
-	Owners        []uint32 `protobuf:"varint,4,rep,packed,name=owners,proto3" json:"owners,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Owners []uint32 `protobuf:"varint,4,rep,packed,name=owners,proto3" json:"owners,omitempty"`
+	// The namespace whose keys hash as themselves, without a prefix.
+	DefaultNamespace string `protobuf:"bytes,5,opt,name=default_namespace,json=defaultNamespace,proto3" json:"default_namespace,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *WatchRingResponse) Reset() {
@@ -742,6 +751,13 @@ func (x *WatchRingResponse) GetOwners() []uint32 {
 		return x.Owners
 	}
 	return nil
+}
+
+func (x *WatchRingResponse) GetDefaultNamespace() string {
+	if x != nil {
+		return x.DefaultNamespace
+	}
+	return ""
 }
 
 // RingNode is one member of a ring snapshot.
@@ -1339,12 +1355,13 @@ const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\vlease_token\x18\x03 \x01(\x04R\n" +
 	"leaseToken\x12\x12\n" +
 	"\x04wait\x18\x04 \x01(\bR\x04wait\"\x12\n" +
-	"\x10WatchRingRequest\"\x9c\x01\n" +
+	"\x10WatchRingRequest\"\xc9\x01\n" +
 	"\x11WatchRingResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12'\n" +
 	"\x0fpartition_count\x18\x02 \x01(\rR\x0epartitionCount\x12,\n" +
 	"\x05nodes\x18\x03 \x03(\v2\x16.ringcache.v1.RingNodeR\x05nodes\x12\x16\n" +
-	"\x06owners\x18\x04 \x03(\rR\x06owners\";\n" +
+	"\x06owners\x18\x04 \x03(\rR\x06owners\x12+\n" +
+	"\x11default_namespace\x18\x05 \x01(\tR\x10defaultNamespace\";\n" +
 	"\bRingNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\"<\n" +
