@@ -127,6 +127,7 @@ func (c *conn) serve() {
 // readFailed answers a protocol error before the connection closes.
 func (c *conn) readFailed(err error) {
 	if errors.Is(err, ErrProtocol) {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 		c.w.err("ERR " + err.Error())
 		_ = c.flush()
 		return
@@ -136,10 +137,8 @@ func (c *conn) readFailed(err error) {
 	}
 }
 
-func (c *conn) flush() error {
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-	return c.w.flush()
-}
+// flush sends the replies written (within the deadline execute set).
+func (c *conn) flush() error { return c.w.flush() }
 
 // reply queues a reply with no ops.
 func (c *conn) reply(fn func(w *writer)) {
@@ -209,6 +208,9 @@ func (c *conn) execute() {
 		}, c.spawn)
 		b.wg.Wait()
 	}
+	// Replies may fill the write buffer and block on a client that does
+	// not read: it has WriteTimeout to take them.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 	for _, p := range b.replies {
 		rs := b.results[p.first : p.first+p.n]
 		switch p.kind {
