@@ -346,3 +346,38 @@ func writeTokens(t *testing.T, path string, tokens map[string]string) {
 		t.Fatal(err)
 	}
 }
+
+// Cluster clients (go-redis ClusterClient, rueidis in cluster mode) work
+// against the door: they read CLUSTER SLOTS and send each key where it
+// says. Until slots decide ownership, each node shows itself as owner of
+// every slot and forwards.
+func TestClusterClients_WorkThroughTheDoor(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	var addrs []string
+	for i := range 3 {
+		addrs = append(addrs, c.Node(i).RESPAddr())
+	}
+	gc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { gc.Close() })
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rc.Close)
+	if _, ok := rc.Nodes()[addrs[0]]; !ok && len(rc.Nodes()) == 0 {
+		t.Fatalf("rueidis found no cluster nodes")
+	}
+	for i := range 50 {
+		k := fmt.Sprintf("{user%d}.profile", i)
+		if err := gc.Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatalf("ClusterClient SET: %v", err)
+		}
+		got, err := rc.Do(ctx, rc.B().Get().Key(k).Build()).ToString()
+		if err != nil || got != "v" {
+			t.Fatalf("rueidis cluster GET %s = %q, %v", k, got, err)
+		}
+		if n, err := gc.Del(ctx, k).Result(); err != nil || n != 1 {
+			t.Fatalf("ClusterClient DEL = %d, %v", n, err)
+		}
+	}
+}

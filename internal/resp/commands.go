@@ -3,6 +3,7 @@ package resp
 import (
 	"bytes"
 	"strconv"
+	"strings"
 )
 
 // command is one entry of the command table.
@@ -16,6 +17,7 @@ type command struct {
 	// tells cluster clients (lastKey -1: the last argument).
 	firstKey, lastKey, step int
 	run                     func(c *conn, argv [][]byte)
+	method                  string // the audit log's method: "RESP GET"
 }
 
 // commandTable returns the commands the door serves, by lower-case name.
@@ -26,7 +28,7 @@ func commandTable() map[string]*command {
 		if flags != "" {
 			fl = bytes2strings(bytes.Fields([]byte(flags)))
 		}
-		t[name] = &command{name: name, arity: arity, flags: fl, firstKey: first, lastKey: last, step: step, run: run}
+		t[name] = &command{name: name, arity: arity, flags: fl, firstKey: first, lastKey: last, step: step, run: run, method: "RESP " + strings.ToUpper(name)}
 	}
 	// Keys.
 	add("get", 2, "readonly fast", 1, 1, 1, cmdGet)
@@ -122,7 +124,7 @@ func (c *conn) dispatch(argv [][]byte) {
 		c.replyErr(errArity(cmd.name))
 		return
 	}
-	c.lastCmd = cmd.name
+	c.lastCmd, c.method = cmd.name, cmd.method
 	cmd.run(c, argv)
 }
 

@@ -35,7 +35,8 @@ type conn struct {
 	// another node owns; other clients have them forwarded.
 	cluster bool
 	quit    bool
-	lastCmd string
+	lastCmd string // the latest command's name (CLIENT INFO)
+	method  string // and its audit method
 
 	b       batch
 	waiting chan struct{} // semaphore of Config.MaxWaiting
@@ -201,7 +202,7 @@ func (c *conn) execute() {
 	b.results = b.results[:n]
 	if n > 0 {
 		b.wg.Add(n)
-		caller := engine.Caller{Principal: c.principal, Remote: c.remote, Method: "RESP " + c.lastCmd}
+		caller := engine.Caller{Principal: c.principal, Remote: c.remote, Method: c.method}
 		c.s.cfg.Engine.Execute(c.ctx, caller, b.ops, func(i int, r engine.Result) {
 			b.results[i] = r
 			b.wg.Done()
