@@ -8,8 +8,17 @@
 # data in a temporary directory), then measures with `ringcachectl bench`:
 #   1. throughput and latency (REPEAT rounds, median reported), 50 callers, 90/10 and 100/0 read mixes, 100 B
 #      values, 100k keys: ringcache (Pipeline streams), ringcache with one RPC
-#      per call (--unary), and Redis (go-redis, one connection per caller);
+#      per call (--unary), Redis through rueidis (auto-pipelining) and through
+#      go-redis (one connection per caller), and ringcache's RESP door through
+#      rueidis, standalone (node 1 forwards) and in cluster mode
+#      (redis-cluster://: rueidis reads CLUSTER SLOTS; until slots decide
+#      ownership each node shows itself as owner of every slot);
 #   2. latency with 1 caller, 90/10;
+#   2b. redis-benchmark -c 50 -P 1 and -P 16 (GET and SET, 100 B, 100k keys)
+#      against Redis and the RESP door;
+#   Beside every run, the servers' CPU time per operation (utime+stime from
+#   /proc/PID/stat; the three nodes summed), the steadier figure on a shared
+#   machine. It includes the prefill of a run's keys, counted as operations.
 #   3. the stampede: database loads for 1,000 concurrent Gets of a cold key
 #      over the 3 nodes, read-through vs. naive cache-aside;
 #   4. memory per entry: 1M entries of 100 B, ringcache vs. Redis.
@@ -39,6 +48,7 @@ REDIS_SERVER=${REDIS_SERVER:-redis-server}
 CTL=bin/ringcachectl # runs bin/ringcachectl-bench for `bench`
 DAEMON=bin/ringcached
 REDIS_PORT=6391
+RESP_PORTS=(6401 6402 6403)
 GRPC_PORTS=(7121 7122 7123)
 GOSSIP_PORTS=(7221 7222 7223)
 ADMIN_PORTS=(7321 7322 7323)
@@ -51,6 +61,7 @@ die() {
 
 command -v "$REDIS_SERVER" >/dev/null || die "$REDIS_SERVER not found: install the Debian package (apt-get install redis-server)"
 command -v python3 >/dev/null || die "python3 is needed for the summary"
+command -v redis-benchmark >/dev/null || die "redis-benchmark not found: install the Debian package (apt-get install redis-tools)"
 [ -x "$CTL" ] && [ -x "$CTL-bench" ] && [ -x "$DAEMON" ] || die "run 'make build' first"
 
 TMP=$(mktemp -d)
@@ -69,17 +80,22 @@ go run ./internal/tools/demoseed -db "$TMP/app.db" -rows 1000 >/dev/null
 
 "$REDIS_SERVER" --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
 PIDS+=($!)
+REDIS_PID=$!
+NODE_PIDS=()
 join=$(printf '127.0.0.1:%s,' "${GOSSIP_PORTS[@]}")
 for i in 0 1 2; do
 	GOMAXPROCS=$NODE_GOMAXPROCS "$DAEMON" --name "n$((i + 1))" --grpc-addr "127.0.0.1:${GRPC_PORTS[$i]}" \
 		--gossip-addr "127.0.0.1:${GOSSIP_PORTS[$i]}" --admin-addr "127.0.0.1:${ADMIN_PORTS[$i]}" \
 		--join "${join%,}" --gossip-preset local --data-dir "$TMP/n$((i + 1))" \
-		--config "$TMP/ringcache.yaml" --max-memory 2GiB --pprof >"$TMP/n$((i + 1)).log" 2>&1 &
+		--config "$TMP/ringcache.yaml" --max-memory 2GiB --pprof --resp-addr "127.0.0.1:${RESP_PORTS[$i]}" >"$TMP/n$((i + 1)).log" 2>&1 &
 	PIDS+=($!)
+	NODE_PIDS+=($!)
 done
 
 ADDR=127.0.0.1:${GRPC_PORTS[0]}
 REDIS=redis://127.0.0.1:$REDIS_PORT
+RESP=redis://127.0.0.1:${RESP_PORTS[0]}
+RESP_CLUSTER=redis-cluster://127.0.0.1:${RESP_PORTS[0]}
 say "waiting for the cluster and Redis"
 for _ in $(seq 1 200); do
 	alive=$("$CTL" --addr "$ADDR" --timeout 1s members -o json 2>/dev/null | grep -c '"state": "alive"' || true)
@@ -91,13 +107,33 @@ done
 	die "the cluster did not form"
 }
 
+# cpu_ticks PID... prints the CPU time (utime+stime, clock ticks) the
+# processes have used.
+cpu_ticks() {
+	local pid total=0
+	for pid in "$@"; do
+		total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+	done
+	echo "$total"
+}
+# server_pids NAME: the server processes a run named NAME loads.
+server_pids() {
+	case $1 in
+	redis*) echo "$REDIS_PID" ;;
+	*) echo "${NODE_PIDS[*]}" ;;
+	esac
+}
 bench() { # name args...
-	local name=$1
+	local name=$1 before
 	shift
 	say "$name (round $round of $REPEAT)"
+	# shellcheck disable=SC2046
+	before=$(cpu_ticks $(server_pids "$name"))
 	"$CTL" --addr "$ADDR" bench --progress=false --duration "$DURATION" --namespace bench -o json "$@" >"$OUT/$name.$round.json"
+	# shellcheck disable=SC2046
+	echo $(($(cpu_ticks $(server_pids "$name")) - before)) "$(getconf CLK_TCK)" >"$OUT/$name.$round.cpu"
 }
-rm -f "$OUT"/*.json
+rm -f "$OUT"/*.json "$OUT"/*.cpu "$OUT"/*.csv
 # Rounds interleave the targets, so a slow moment of the machine does not
 # fall on one target only; the summary reports each run's median round.
 for round in $(seq 1 "$REPEAT"); do
@@ -105,10 +141,28 @@ for round in $(seq 1 "$REPEAT"); do
 		bench "ringcache-$mix" --concurrency "$CONCURRENCY" --read-ratio "$mix"
 		bench "ringcache-unary-$mix" --concurrency "$CONCURRENCY" --read-ratio "$mix" --unary
 		bench "redis-$mix" --concurrency "$CONCURRENCY" --read-ratio "$mix" --target "$REDIS"
+		bench "resp-$mix" --concurrency "$CONCURRENCY" --read-ratio "$mix" --target "$RESP"
 	done
+	bench redis-goredis-0.9 --concurrency "$CONCURRENCY" --read-ratio 0.9 --target "$REDIS" --redis-client go-redis
+	bench resp-cluster-0.9 --concurrency "$CONCURRENCY" --read-ratio 0.9 --target "$RESP_CLUSTER"
 	bench ringcache-1caller --concurrency 1 --read-ratio 0.9
 	bench ringcache-unary-1caller --concurrency 1 --read-ratio 0.9 --unary
 	bench redis-1caller --concurrency 1 --read-ratio 0.9 --target "$REDIS"
+	bench resp-1caller --concurrency 1 --read-ratio 0.9 --target "$RESP"
+done
+
+say "redis-benchmark"
+for target in redis resp; do
+	port=$REDIS_PORT
+	[ "$target" = resp ] && port=${RESP_PORTS[0]}
+	for p in 1 16; do
+		say "redis-benchmark $target -c 50 -P $p"
+		# shellcheck disable=SC2046
+		before=$(cpu_ticks $(server_pids "$target"))
+		redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -P "$p" -n $((200000 * p < 2000000 ? 200000 * p : 2000000)) -d 100 -r 100000 -t set,get --csv >"$OUT/rb-$target-P$p.csv"
+		# shellcheck disable=SC2046
+		echo $(($(cpu_ticks $(server_pids "$target")) - before)) "$(getconf CLK_TCK)" >"$OUT/rb-$target-P$p.cpu"
+	done
 done
 
 say "stampede"

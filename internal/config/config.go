@@ -56,6 +56,7 @@ type File struct {
 	Backends   map[string]Backend   `yaml:"backends"`
 	Namespaces map[string]Namespace `yaml:"namespaces"`
 	Auth       *Auth                `yaml:"auth"` // nil: no auth section, every caller may do everything
+	RESP       RESP                 `yaml:"resp"`
 }
 
 // Ring fixes the shape of the hash ring; all nodes must agree on it.
@@ -344,6 +345,9 @@ func (f *File) Validate() error {
 		if _, ok := f.Backends[ns.Backend]; !ok {
 			return bad(field+".backend", "%q is not defined under backends (have %v)", ns.Backend, sortedKeys(f.Backends))
 		}
+	}
+	if err := f.validateRESP(); err != nil {
+		return err
 	}
 	return f.validateAuth()
 }

@@ -68,6 +68,9 @@ type Flags struct {
 	// Pprof serves /debug/pprof on the admin address.
 	Pprof    bool
 	Security SecurityFlags
+
+	// RESPAddr opens the Redis protocol door; empty keeps it closed.
+	RESPAddr, AdvertiseRESPAddr string
 }
 
 // NewCommand returns the ringcached root command.
@@ -95,6 +98,8 @@ func NewCommand() *cobra.Command {
 	fl.StringVar(&f.AdvertiseGRPCAddr, "advertise-grpc-addr", "", "gRPC address peers dial (default: the listen address)")
 	fl.StringVar(&f.GossipAddr, "gossip-addr", "127.0.0.1:7201", "gossip (memberlist) listen address, TCP and UDP")
 	fl.StringVar(&f.AdvertiseGossipAddr, "advertise-gossip-addr", "", "gossip address peers use (default: the listen address)")
+	fl.StringVar(&f.RESPAddr, "resp-addr", "", "Redis protocol (RESP2/RESP3) listen address, e.g. 127.0.0.1:6379; off unless given (docs/resp.md)")
+	fl.StringVar(&f.AdvertiseRESPAddr, "advertise-resp-addr", "", "RESP address Redis Cluster clients are sent to (default: the listen address)")
 	fl.StringSliceVar(&f.Join, "join", nil, "seed gossip addresses or a DNS name resolving to peers (repeatable or comma-separated)")
 	fl.StringVar(&f.DataDir, "data-dir", "./data", "directory for this node's files (the default SQLite database lives here)")
 	fl.StringVar(&f.ConfigPath, "config", "", "path to ringcache.yaml (default: one pure-cache namespace \"default\"); SIGHUP re-reads its auth section, the rest needs a restart")
@@ -194,6 +199,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		GossipAddr:          f.GossipAddr,
 		AdvertiseGossipAddr: f.AdvertiseGossipAddr,
 		Join:                f.Join,
+		RESP:                node.RESPConfig{Addr: f.RESPAddr, AdvertiseAddr: f.AdvertiseRESPAddr, DefaultNamespace: file.RESP.DefaultNamespace},
 		GossipPreset:        f.GossipPreset,
 		GossipKeys:          gossipKeys,
 		GossipKeyFile:       f.GossipKeyFile,

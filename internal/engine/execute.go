@@ -139,7 +139,9 @@ func (e *Engine) admit(op *Op) (*strategy.Namespace, error) {
 			return nil, err
 		}
 	default:
-		return nil, ErrNoOp
+		if err := admitExt(ns, op); err != nil {
+			return nil, err
+		}
 	}
 	return ns, nil
 }
@@ -179,6 +181,8 @@ func (e *Engine) serve(ctx context.Context, ns *strategy.Namespace, i int, op *O
 			l, err := ns.Lease(ctx, op.Key)
 			return Result{Value: l.Value, Found: l.Found, LeaseToken: l.Token, Wait: l.Wait, Err: err}
 		})
+	default:
+		e.serveExt(ctx, ns, i, op, done, spawn)
 	}
 }
 

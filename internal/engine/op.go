@@ -25,7 +25,7 @@ const (
 )
 
 // write reports whether ops of kind k change data.
-func (k Kind) write() bool { return k == Set || k == Delete }
+func (k Kind) write() bool { return k == Set || k == Delete || k.writeExt() }
 
 // Op is one Get, Set, Delete or Lease, whichever door it came in by.
 type Op struct {
@@ -40,6 +40,8 @@ type Op struct {
 	// Timeout bounds the op if it must wait (a load, a forward, a database
 	// write); 0 means Config.ForwardTimeout, which also caps it.
 	Timeout time.Duration
+	// Flags are the options of the kinds in ops_ext.go.
+	Flags Flags
 }
 
 // Result is an Op's outcome. Err, when set, maps to a gRPC status with
@@ -49,7 +51,10 @@ type Result struct {
 	Found      bool
 	LeaseToken uint64
 	Wait       bool
-	Err        error
+	// TTL is a TTL op's remaining lifetime; 0 when the entry never
+	// expires.
+	TTL time.Duration
+	Err error
 }
 
 // Caller is who sends a batch of ops, and through which door.
@@ -94,7 +99,9 @@ func OpFromProto(o *pb.PipelineOp) (Op, bool) {
 	case *pb.PipelineOp_Lease:
 		op.Kind, op.Namespace, op.Key = Lease, x.Lease.GetNamespace(), x.Lease.GetKey()
 	default:
-		return Op{}, false
+		if !opFromProtoExt(o, &op) {
+			return Op{}, false
+		}
 	}
 	if op.Timeout < 0 {
 		op.Timeout = 0
@@ -121,6 +128,8 @@ func (op Op) Proto(id uint64) *pb.PipelineOp {
 		p.Op = &pb.PipelineOp_Delete{Delete: &pb.DeleteRequest{Namespace: op.Namespace, Key: op.Key}}
 	case Lease:
 		p.Op = &pb.PipelineOp_Lease{Lease: &pb.LeaseRequest{Namespace: op.Namespace, Key: op.Key}}
+	default:
+		op.protoExt(p)
 	}
 	return p
 }
@@ -135,7 +144,11 @@ func (r Result) Proto(id uint64) *pb.PipelineResult {
 		}
 		return p
 	}
-	return &pb.PipelineResult{Id: id, Found: r.Found, Value: r.Value, LeaseToken: r.LeaseToken, Wait: r.Wait}
+	p := &pb.PipelineResult{Id: id, Found: r.Found, Value: r.Value, LeaseToken: r.LeaseToken, Wait: r.Wait}
+	if r.TTL > 0 {
+		p.Ttl = durationpb.New(r.TTL)
+	}
+	return p
 }
 
 // ResultFromProto returns the Result a Pipeline/Forward result carries; a
@@ -144,7 +157,7 @@ func ResultFromProto(p *pb.PipelineResult) Result {
 	if p.GetErrorCode() != 0 {
 		return Result{Err: ErrorFromFields(codes.Code(p.ErrorCode), p.ErrorMessage, p.ErrorReason, p.GetRetryDelay().AsDuration())}
 	}
-	return Result{Value: p.GetValue(), Found: p.GetFound(), LeaseToken: p.GetLeaseToken(), Wait: p.GetWait()}
+	return Result{Value: p.GetValue(), Found: p.GetFound(), LeaseToken: p.GetLeaseToken(), Wait: p.GetWait(), TTL: p.GetTtl().AsDuration()}
 }
 
 // ErrorFromFields rebuilds the status error of a per-op result.

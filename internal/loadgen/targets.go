@@ -97,5 +97,30 @@ func (r *Redis) Set(ctx context.Context, key string, value []byte) error {
 // Close implements Target.
 func (r *Redis) Close() error { return r.c.Close() }
 
-// IsRedisURL reports whether target names a Redis server.
-func IsRedisURL(target string) bool { return strings.HasPrefix(target, "redis://") }
+// IsRedisURL reports whether target names a Redis server (redis://) or a
+// Redis Cluster (redis-cluster://).
+func IsRedisURL(target string) bool {
+	return strings.HasPrefix(target, "redis://") || strings.HasPrefix(target, "redis-cluster://")
+}
+
+// OpenRedis connects to a Redis target through client (ClientRueidis or
+// ClientGoRedis) and returns it with a name for reports. poolSize is
+// go-redis's pool; rueidis pipelines on its own connections.
+func OpenRedis(rawURL, namespace, client string, poolSize int) (Target, string, error) {
+	cluster := strings.HasPrefix(rawURL, "redis-cluster://")
+	switch {
+	case client == ClientRueidis:
+		t, err := NewRueidis(rawURL, namespace)
+		if cluster {
+			return t, "redis-cluster (rueidis)", err
+		}
+		return t, "redis (rueidis)", err
+	case client == ClientGoRedis && cluster:
+		t, err := NewRedisCluster(rawURL, namespace, poolSize)
+		return t, "redis-cluster (go-redis)", err
+	case client == ClientGoRedis:
+		t, err := NewRedis(rawURL, namespace, poolSize)
+		return t, "redis (go-redis)", err
+	}
+	return nil, "", fmt.Errorf("unknown Redis client %q: use %s or %s", client, ClientRueidis, ClientGoRedis)
+}

@@ -168,6 +168,23 @@ func (s *Store) SetIfAbsent(key string, e Entry) bool {
 	return stored
 }
 
+// SetTTL gives key's entry a lifetime of ttl from now (≤ 0: no expiry) and
+// returns it, unless there is no live entry or a not-found one. It
+// implements strategy.TTLStore.
+func (s *Store) SetTTL(key string, ttl time.Duration) (Entry, bool) {
+	var out Entry
+	ok := false
+	s.c.Compute(key, func(old Entry, found bool) (Entry, otter.ComputeOp) {
+		if !found || !old.Found {
+			return old, otter.CancelOp
+		}
+		old.TTL = ttl
+		out, ok = old, true
+		return old, otter.WriteOp
+	})
+	return out, ok
+}
+
 // Delete removes key.
 func (s *Store) Delete(key string) { s.c.Invalidate(key) }
 

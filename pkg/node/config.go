@@ -232,6 +232,9 @@ type Config struct {
 	// DefaultMaxStreams; negative means no bound.
 	MaxCalls, MaxStreams int64
 
+	// RESP opens the Redis protocol door; see RESPConfig.
+	RESP RESPConfig
+
 	// TLS, when set, secures the gRPC port; see TLSConfig.
 	TLS *TLSConfig
 	// Insecure allows plaintext gRPC (no TLS) on an address other than

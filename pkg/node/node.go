@@ -72,6 +72,7 @@ type Node struct {
 	engine   *engine.Engine
 	services *service.Services
 	admin    *admin.Server
+	resp     *respDoor // nil without a RESP address
 	hub      service.Hub
 	hot      *hotcache.Cache // nil when disabled
 	peers    *peer.Pool
@@ -133,6 +134,9 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if err := n.listen(); err != nil {
+		return nil, err
+	}
+	if err := n.listenRESP(); err != nil {
 		return nil, err
 	}
 	if err := n.join(); err != nil {

@@ -185,6 +185,7 @@ type Namespace struct {
 	// with respect to a write's bump of gen[i]; without it a Delete could
 	// land between the check and the SetIfAbsent and be undone.
 	genMu [generations]sync.Mutex
+	cond  condLocks // SetIf and GetDel (ttl.go)
 
 	onChange ChangeHook // see Deps.OnChange
 	// keyChecks are the backends' own key limits (KeyValidator).

@@ -19,6 +19,7 @@ import (
 // benchOptions are the flags of `bench`.
 type benchOptions struct {
 	target    string
+	client    string // rueidis or go-redis, for a Redis target
 	namespace string
 	unary     bool
 	noPrefill bool
@@ -40,9 +41,12 @@ func newBenchCommand(g *ctl.Globals) *cobra.Command {
 			"Gets hit.\n\n" +
 			"The target is the cluster of the node at --addr, through the Go client\n" +
 			"(ring-aware, one Pipeline stream per node; --unary for one RPC per call),\n" +
-			"or with --target redis://host:port a Redis server through go-redis (a pool\n" +
-			"of --concurrency connections, keys prefixed with the namespace): the same\n" +
-			"generator measures both.\n\n" +
+			"or with --target redis://host:port a Redis server (or ringcache's RESP\n" +
+			"door) through rueidis, auto-pipelining (--redis-client go-redis: a pool of\n" +
+			"--concurrency connections), keys prefixed with the namespace and a colon;\n" +
+			"redis-cluster://host:port[,host:port…] uses the client's cluster mode,\n" +
+			"which reads the slot map and sends each key to its owner. The same\n" +
+			"generator measures all of them.\n\n" +
 			"Subcommands: stampede (database loads for concurrent Gets of a cold key)\n" +
 			"and memory (bytes per cached entry).",
 		Example: "  ringcachectl bench --namespace sessions --concurrency 50 --duration 10s --read-ratio 0.9\n" +
@@ -53,7 +57,8 @@ func newBenchCommand(g *ctl.Globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&b.target, "target", "", "redis://host:port to load a Redis server instead of the cluster at --addr")
+	f.StringVar(&b.target, "target", "", "redis://host:port (a Redis server or a RESP door) or redis-cluster://host:port[,…] to load instead of the cluster at --addr")
+	f.StringVar(&b.client, "redis-client", loadgen.ClientRueidis, "Redis client for --target: rueidis (auto-pipelining) or go-redis (a connection per caller)")
 	f.StringVar(&b.namespace, "namespace", "sessions", "namespace to use (a Redis key prefix with --target redis://…)")
 	f.IntVar(&b.cfg.Concurrency, "concurrency", 50, "concurrent callers")
 	f.DurationVar(&b.cfg.Duration, "duration", 10*time.Second, "how long to measure")
@@ -76,7 +81,7 @@ func runBench(g *ctl.Globals, cmd *cobra.Command, b *benchOptions) error {
 	if err := b.cfg.Validate(); err != nil {
 		return err
 	}
-	target, name, err := openTarget(g, b.target, b.namespace, b.cfg.Concurrency, b.unary)
+	target, name, err := openTarget(g, b.target, b.client, b.namespace, b.cfg.Concurrency, b.unary)
 	if err != nil {
 		return err
 	}
@@ -118,7 +123,7 @@ func runBench(g *ctl.Globals, cmd *cobra.Command, b *benchOptions) error {
 
 // openTarget connects to the Redis server target names, or to the cluster
 // of --addr when target is empty; name says which, for the report.
-func openTarget(g *ctl.Globals, target, namespace string, concurrency int, unary bool) (loadgen.Target, string, error) {
+func openTarget(g *ctl.Globals, target, redisClient, namespace string, concurrency int, unary bool) (loadgen.Target, string, error) {
 	switch {
 	case target == "":
 		ca, cert, key, token := g.Security()
@@ -136,13 +141,9 @@ func openTarget(g *ctl.Globals, target, namespace string, concurrency int, unary
 		}
 		return r, name, nil
 	case loadgen.IsRedisURL(target):
-		r, err := loadgen.NewRedis(target, namespace, concurrency)
-		if err != nil {
-			return nil, "", err
-		}
-		return r, "redis", nil
+		return loadgen.OpenRedis(target, namespace, redisClient, concurrency)
 	}
-	return nil, "", fmt.Errorf("unknown --target %q: leave it empty for the cluster at --addr, or give redis://host:port", target)
+	return nil, "", fmt.Errorf("unknown --target %q: leave it empty for the cluster at --addr, or give redis://host:port or redis-cluster://host:port", target)
 }
 
 func printBench(w io.Writer, results []*loadgen.Result) error {

@@ -89,9 +89,12 @@ func runMemory(ctx context.Context, g *ctl.Globals, w io.Writer, m *memoryOption
 	if !redisTarget && len(admins) == 0 {
 		return fmt.Errorf("--admin-addrs is required for the cluster: the nodes' admin addresses, where /debug/pprof and /metrics are served")
 	}
-	target, name, err := openTarget(g, m.target, m.namespace, m.concurrency, false)
+	target, name, err := openTarget(g, m.target, loadgen.ClientGoRedis, m.namespace, m.concurrency, false) // go-redis: its INFO reads the memory
 	if err != nil {
 		return err
+	}
+	if redisTarget {
+		name = "redis"
 	}
 	defer target.Close()
 	sample := func() (memorySample, error) {

@@ -78,6 +78,10 @@ type PipelineOp struct {
 	//	*PipelineOp_Set
 	//	*PipelineOp_Delete
 	//	*PipelineOp_Lease
+	//	*PipelineOp_Ttl
+	//	*PipelineOp_Expire
+	//	*PipelineOp_GetDel
+	//	*PipelineOp_SetIf
 	Op isPipelineOp_Op `protobuf_oneof:"op"`
 	// How long the caller waits for the result: the node gives up an op that
 	// must wait (a load, a forward, a database write) after that, as a unary
@@ -168,6 +172,42 @@ func (x *PipelineOp) GetLease() *LeaseRequest {
 	return nil
 }
 
+func (x *PipelineOp) GetTtl() *TtlRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipelineOp_Ttl); ok {
+			return x.Ttl
+		}
+	}
+	return nil
+}
+
+func (x *PipelineOp) GetExpire() *ExpireRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipelineOp_Expire); ok {
+			return x.Expire
+		}
+	}
+	return nil
+}
+
+func (x *PipelineOp) GetGetDel() *GetDelRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipelineOp_GetDel); ok {
+			return x.GetDel
+		}
+	}
+	return nil
+}
+
+func (x *PipelineOp) GetSetIf() *SetIfRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipelineOp_SetIf); ok {
+			return x.SetIf
+		}
+	}
+	return nil
+}
+
 func (x *PipelineOp) GetTimeout() *durationpb.Duration {
 	if x != nil {
 		return x.Timeout
@@ -195,6 +235,24 @@ type PipelineOp_Lease struct {
 	Lease *LeaseRequest `protobuf:"bytes,6,opt,name=lease,proto3,oneof"`
 }
 
+type PipelineOp_Ttl struct {
+	// The ops below serve the Redis protocol door (docs/resp.md); they
+	// travel here when that door forwards them to a key's owner.
+	Ttl *TtlRequest `protobuf:"bytes,7,opt,name=ttl,proto3,oneof"`
+}
+
+type PipelineOp_Expire struct {
+	Expire *ExpireRequest `protobuf:"bytes,8,opt,name=expire,proto3,oneof"`
+}
+
+type PipelineOp_GetDel struct {
+	GetDel *GetDelRequest `protobuf:"bytes,9,opt,name=get_del,json=getDel,proto3,oneof"`
+}
+
+type PipelineOp_SetIf struct {
+	SetIf *SetIfRequest `protobuf:"bytes,10,opt,name=set_if,json=setIf,proto3,oneof"`
+}
+
 func (*PipelineOp_Get) isPipelineOp_Op() {}
 
 func (*PipelineOp_Set) isPipelineOp_Op() {}
@@ -202,6 +260,14 @@ func (*PipelineOp_Set) isPipelineOp_Op() {}
 func (*PipelineOp_Delete) isPipelineOp_Op() {}
 
 func (*PipelineOp_Lease) isPipelineOp_Op() {}
+
+func (*PipelineOp_Ttl) isPipelineOp_Op() {}
+
+func (*PipelineOp_Expire) isPipelineOp_Op() {}
+
+func (*PipelineOp_GetDel) isPipelineOp_Op() {}
+
+func (*PipelineOp_SetIf) isPipelineOp_Op() {}
 
 type PipelineResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -275,8 +341,11 @@ type PipelineResult struct {
 	Wait       bool   `protobuf:"varint,7,opt,name=wait,proto3" json:"wait,omitempty"`
 	// When the op failed: the ErrorInfo reason (see Cache), and the delay
 	// after which a retry may succeed, when known.
-	ErrorReason   string               `protobuf:"bytes,8,opt,name=error_reason,json=errorReason,proto3" json:"error_reason,omitempty"`
-	RetryDelay    *durationpb.Duration `protobuf:"bytes,9,opt,name=retry_delay,json=retryDelay,proto3" json:"retry_delay,omitempty"`
+	ErrorReason string               `protobuf:"bytes,8,opt,name=error_reason,json=errorReason,proto3" json:"error_reason,omitempty"`
+	RetryDelay  *durationpb.Duration `protobuf:"bytes,9,opt,name=retry_delay,json=retryDelay,proto3" json:"retry_delay,omitempty"`
+	// For a ttl op on a key that exists: its remaining lifetime in the
+	// owner's memory; unset when the entry never expires.
+	Ttl           *durationpb.Duration `protobuf:"bytes,10,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -374,6 +443,290 @@ func (x *PipelineResult) GetRetryDelay() *durationpb.Duration {
 	return nil
 }
 
+func (x *PipelineResult) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+// TtlRequest asks for the remaining lifetime of a key's entry (Redis TTL,
+// PTTL). The result's found says whether the key exists; a miss in a
+// read-through namespace is loaded first.
+type TtlRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TtlRequest) Reset() {
+	*x = TtlRequest{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TtlRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TtlRequest) ProtoMessage() {}
+
+func (x *TtlRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TtlRequest.ProtoReflect.Descriptor instead.
+func (*TtlRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TtlRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *TtlRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+// ExpireRequest changes the lifetime of a key's entry in the owner's
+// memory (Redis EXPIRE, PEXPIRE, GETEX): it lives ttl from now, or never
+// expires when ttl is unset or zero. It is a cache lifetime only: the
+// database behind a write-through or write-behind namespace keeps the row,
+// and a read-through namespace loads it again after expiry. The result's
+// found says whether the key existed; with return_value, value is its value.
+type ExpireRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Ttl           *durationpb.Duration   `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	ReturnValue   bool                   `protobuf:"varint,4,opt,name=return_value,json=returnValue,proto3" json:"return_value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireRequest) Reset() {
+	*x = ExpireRequest{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireRequest) ProtoMessage() {}
+
+func (x *ExpireRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireRequest.ProtoReflect.Descriptor instead.
+func (*ExpireRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ExpireRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ExpireRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ExpireRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+func (x *ExpireRequest) GetReturnValue() bool {
+	if x != nil {
+		return x.ReturnValue
+	}
+	return false
+}
+
+// GetDelRequest deletes a key under the namespace's write mode and returns
+// the value it had (Redis GETDEL, DEL). With memory_only, whether it
+// existed is judged by the owner's memory and journal without loading from
+// the database (DEL's count), and no value is returned.
+type GetDelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	MemoryOnly    bool                   `protobuf:"varint,3,opt,name=memory_only,json=memoryOnly,proto3" json:"memory_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDelRequest) Reset() {
+	*x = GetDelRequest{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDelRequest) ProtoMessage() {}
+
+func (x *GetDelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDelRequest.ProtoReflect.Descriptor instead.
+func (*GetDelRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetDelRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GetDelRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *GetDelRequest) GetMemoryOnly() bool {
+	if x != nil {
+		return x.MemoryOnly
+	}
+	return false
+}
+
+// SetIfRequest is a Set with Redis SET's options, checked and applied on
+// the key's owner under the key's lock against the cached value (loaded
+// first in a read-through namespace). The result's found and value are the
+// key's previous value (when return_old); whether the set applied follows
+// from found for nx and xx.
+type SetIfRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Set   *SetRequest            `protobuf:"bytes,1,opt,name=set,proto3" json:"set,omitempty"`
+	// Apply only when the key does not exist (nx) or exists (xx).
+	Nx bool `protobuf:"varint,2,opt,name=nx,proto3" json:"nx,omitempty"`
+	Xx bool `protobuf:"varint,3,opt,name=xx,proto3" json:"xx,omitempty"`
+	// Return the previous value.
+	ReturnOld bool `protobuf:"varint,4,opt,name=return_old,json=returnOld,proto3" json:"return_old,omitempty"`
+	// Keep the entry's remaining lifetime instead of set.ttl.
+	KeepTtl       bool `protobuf:"varint,5,opt,name=keep_ttl,json=keepTtl,proto3" json:"keep_ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetIfRequest) Reset() {
+	*x = SetIfRequest{}
+	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetIfRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetIfRequest) ProtoMessage() {}
+
+func (x *SetIfRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetIfRequest.ProtoReflect.Descriptor instead.
+func (*SetIfRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SetIfRequest) GetSet() *SetRequest {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *SetIfRequest) GetNx() bool {
+	if x != nil {
+		return x.Nx
+	}
+	return false
+}
+
+func (x *SetIfRequest) GetXx() bool {
+	if x != nil {
+		return x.Xx
+	}
+	return false
+}
+
+func (x *SetIfRequest) GetReturnOld() bool {
+	if x != nil {
+		return x.ReturnOld
+	}
+	return false
+}
+
+func (x *SetIfRequest) GetKeepTtl() bool {
+	if x != nil {
+		return x.KeepTtl
+	}
+	return false
+}
+
 type WatchInvalidationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Namespaces to watch; empty means all of them.
@@ -384,7 +737,7 @@ type WatchInvalidationsRequest struct {
 
 func (x *WatchInvalidationsRequest) Reset() {
 	*x = WatchInvalidationsRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -396,7 +749,7 @@ func (x *WatchInvalidationsRequest) String() string {
 func (*WatchInvalidationsRequest) ProtoMessage() {}
 
 func (x *WatchInvalidationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[4]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -409,7 +762,7 @@ func (x *WatchInvalidationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInvalidationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchInvalidationsRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{4}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WatchInvalidationsRequest) GetNamespaces() []string {
@@ -429,7 +782,7 @@ type WatchInvalidationsResponse struct {
 
 func (x *WatchInvalidationsResponse) Reset() {
 	*x = WatchInvalidationsResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +794,7 @@ func (x *WatchInvalidationsResponse) String() string {
 func (*WatchInvalidationsResponse) ProtoMessage() {}
 
 func (x *WatchInvalidationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[5]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +807,7 @@ func (x *WatchInvalidationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInvalidationsResponse.ProtoReflect.Descriptor instead.
 func (*WatchInvalidationsResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{5}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WatchInvalidationsResponse) GetKeys() []*KeyRef {
@@ -475,7 +828,7 @@ type KeyRef struct {
 
 func (x *KeyRef) Reset() {
 	*x = KeyRef{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +840,7 @@ func (x *KeyRef) String() string {
 func (*KeyRef) ProtoMessage() {}
 
 func (x *KeyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[6]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +853,7 @@ func (x *KeyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRef.ProtoReflect.Descriptor instead.
 func (*KeyRef) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{6}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KeyRef) GetNamespace() string {
@@ -527,7 +880,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +892,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[7]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +905,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{7}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LeaseRequest) GetNamespace() string {
@@ -583,7 +936,7 @@ type LeaseResponse struct {
 
 func (x *LeaseResponse) Reset() {
 	*x = LeaseResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +948,7 @@ func (x *LeaseResponse) String() string {
 func (*LeaseResponse) ProtoMessage() {}
 
 func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[8]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +961,7 @@ func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseResponse.ProtoReflect.Descriptor instead.
 func (*LeaseResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{8}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LeaseResponse) GetFound() bool {
@@ -647,7 +1000,7 @@ type WatchRingRequest struct {
 
 func (x *WatchRingRequest) Reset() {
 	*x = WatchRingRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +1012,7 @@ func (x *WatchRingRequest) String() string {
 func (*WatchRingRequest) ProtoMessage() {}
 
 func (x *WatchRingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[9]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +1025,7 @@ func (x *WatchRingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRingRequest.ProtoReflect.Descriptor instead.
 func (*WatchRingRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{9}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{13}
 }
 
 // WatchRingResponse is one version of the partition table. A key's
@@ -697,7 +1050,7 @@ type WatchRingResponse struct {
 
 func (x *WatchRingResponse) Reset() {
 	*x = WatchRingResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +1062,7 @@ func (x *WatchRingResponse) String() string {
 func (*WatchRingResponse) ProtoMessage() {}
 
 func (x *WatchRingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[10]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +1075,7 @@ func (x *WatchRingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRingResponse.ProtoReflect.Descriptor instead.
 func (*WatchRingResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{10}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatchRingResponse) GetVersion() uint64 {
@@ -771,7 +1124,7 @@ type RingNode struct {
 
 func (x *RingNode) Reset() {
 	*x = RingNode{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +1136,7 @@ func (x *RingNode) String() string {
 func (*RingNode) ProtoMessage() {}
 
 func (x *RingNode) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[11]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +1149,7 @@ func (x *RingNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingNode.ProtoReflect.Descriptor instead.
 func (*RingNode) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{11}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RingNode) GetName() string {
@@ -823,7 +1176,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +1188,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[12]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +1201,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{12}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetRequest) GetNamespace() string {
@@ -875,7 +1228,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +1240,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[13]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +1253,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{13}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -927,7 +1280,7 @@ type GetManyRequest struct {
 
 func (x *GetManyRequest) Reset() {
 	*x = GetManyRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[14]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1292,7 @@ func (x *GetManyRequest) String() string {
 func (*GetManyRequest) ProtoMessage() {}
 
 func (x *GetManyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[14]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1305,7 @@ func (x *GetManyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetManyRequest.ProtoReflect.Descriptor instead.
 func (*GetManyRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{14}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetManyRequest) GetNamespace() string {
@@ -979,7 +1332,7 @@ type GetManyResponse struct {
 
 func (x *GetManyResponse) Reset() {
 	*x = GetManyResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[15]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1344,7 @@ func (x *GetManyResponse) String() string {
 func (*GetManyResponse) ProtoMessage() {}
 
 func (x *GetManyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[15]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1357,7 @@ func (x *GetManyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetManyResponse.ProtoReflect.Descriptor instead.
 func (*GetManyResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{15}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetManyResponse) GetResults() []*KeyResult {
@@ -1031,7 +1384,7 @@ type KeyResult struct {
 
 func (x *KeyResult) Reset() {
 	*x = KeyResult{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[16]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1396,7 @@ func (x *KeyResult) String() string {
 func (*KeyResult) ProtoMessage() {}
 
 func (x *KeyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[16]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1409,7 @@ func (x *KeyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyResult.ProtoReflect.Descriptor instead.
 func (*KeyResult) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{16}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *KeyResult) GetKey() string {
@@ -1117,7 +1470,7 @@ type SetRequest struct {
 
 func (x *SetRequest) Reset() {
 	*x = SetRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[17]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1482,7 @@ func (x *SetRequest) String() string {
 func (*SetRequest) ProtoMessage() {}
 
 func (x *SetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[17]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1495,7 @@ func (x *SetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRequest.ProtoReflect.Descriptor instead.
 func (*SetRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{17}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SetRequest) GetNamespace() string {
@@ -1188,7 +1541,7 @@ type SetResponse struct {
 
 func (x *SetResponse) Reset() {
 	*x = SetResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[18]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1553,7 @@ func (x *SetResponse) String() string {
 func (*SetResponse) ProtoMessage() {}
 
 func (x *SetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[18]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1566,7 @@ func (x *SetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetResponse.ProtoReflect.Descriptor instead.
 func (*SetResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{18}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{22}
 }
 
 type DeleteRequest struct {
@@ -1226,7 +1579,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[19]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1591,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[19]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1604,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{19}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteRequest) GetNamespace() string {
@@ -1276,7 +1629,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_ringcache_v1_cache_proto_msgTypes[20]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1641,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_cache_proto_msgTypes[20]
+	mi := &file_ringcache_v1_cache_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1654,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{20}
+	return file_ringcache_v1_cache_proto_rawDescGZIP(), []int{24}
 }
 
 var File_ringcache_v1_cache_proto protoreflect.FileDescriptor
@@ -1310,20 +1663,25 @@ const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\n" +
 	"\x18ringcache/v1/cache.proto\x12\fringcache.v1\x1a\x1egoogle/protobuf/duration.proto\"=\n" +
 	"\x0fPipelineRequest\x12*\n" +
-	"\x03ops\x18\x01 \x03(\v2\x18.ringcache.v1.PipelineOpR\x03ops\"\x9e\x02\n" +
+	"\x03ops\x18\x01 \x03(\v2\x18.ringcache.v1.PipelineOpR\x03ops\"\xf0\x03\n" +
 	"\n" +
 	"PipelineOp\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12,\n" +
 	"\x03get\x18\x02 \x01(\v2\x18.ringcache.v1.GetRequestH\x00R\x03get\x12,\n" +
 	"\x03set\x18\x03 \x01(\v2\x18.ringcache.v1.SetRequestH\x00R\x03set\x125\n" +
 	"\x06delete\x18\x04 \x01(\v2\x1b.ringcache.v1.DeleteRequestH\x00R\x06delete\x122\n" +
-	"\x05lease\x18\x06 \x01(\v2\x1a.ringcache.v1.LeaseRequestH\x00R\x05lease\x123\n" +
+	"\x05lease\x18\x06 \x01(\v2\x1a.ringcache.v1.LeaseRequestH\x00R\x05lease\x12,\n" +
+	"\x03ttl\x18\a \x01(\v2\x18.ringcache.v1.TtlRequestH\x00R\x03ttl\x125\n" +
+	"\x06expire\x18\b \x01(\v2\x1b.ringcache.v1.ExpireRequestH\x00R\x06expire\x126\n" +
+	"\aget_del\x18\t \x01(\v2\x1b.ringcache.v1.GetDelRequestH\x00R\x06getDel\x123\n" +
+	"\x06set_if\x18\n" +
+	" \x01(\v2\x1a.ringcache.v1.SetIfRequestH\x00R\x05setIf\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeoutB\x04\n" +
 	"\x02op\"k\n" +
 	"\x10PipelineResponse\x126\n" +
 	"\aresults\x18\x01 \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresults\x12\x1f\n" +
 	"\vframes_read\x18\x02 \x01(\rR\n" +
-	"framesRead\"\xa4\x02\n" +
+	"framesRead\"\xd1\x02\n" +
 	"\x0ePipelineResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
@@ -1336,7 +1694,30 @@ const file_ringcache_v1_cache_proto_rawDesc = "" +
 	"\x04wait\x18\a \x01(\bR\x04wait\x12!\n" +
 	"\ferror_reason\x18\b \x01(\tR\verrorReason\x12:\n" +
 	"\vretry_delay\x18\t \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryDelay\";\n" +
+	"retryDelay\x12+\n" +
+	"\x03ttl\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"<\n" +
+	"\n" +
+	"TtlRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\x8f\x01\n" +
+	"\rExpireRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12+\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12!\n" +
+	"\freturn_value\x18\x04 \x01(\bR\vreturnValue\"`\n" +
+	"\rGetDelRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1f\n" +
+	"\vmemory_only\x18\x03 \x01(\bR\n" +
+	"memoryOnly\"\x94\x01\n" +
+	"\fSetIfRequest\x12*\n" +
+	"\x03set\x18\x01 \x01(\v2\x18.ringcache.v1.SetRequestR\x03set\x12\x0e\n" +
+	"\x02nx\x18\x02 \x01(\bR\x02nx\x12\x0e\n" +
+	"\x02xx\x18\x03 \x01(\bR\x02xx\x12\x1d\n" +
+	"\n" +
+	"return_old\x18\x04 \x01(\bR\treturnOld\x12\x19\n" +
+	"\bkeep_ttl\x18\x05 \x01(\bR\akeepTtl\";\n" +
 	"\x19WatchInvalidationsRequest\x12\x1e\n" +
 	"\n" +
 	"namespaces\x18\x01 \x03(\tR\n" +
@@ -1420,65 +1801,76 @@ func file_ringcache_v1_cache_proto_rawDescGZIP() []byte {
 	return file_ringcache_v1_cache_proto_rawDescData
 }
 
-var file_ringcache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_ringcache_v1_cache_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_ringcache_v1_cache_proto_goTypes = []any{
 	(*PipelineRequest)(nil),            // 0: ringcache.v1.PipelineRequest
 	(*PipelineOp)(nil),                 // 1: ringcache.v1.PipelineOp
 	(*PipelineResponse)(nil),           // 2: ringcache.v1.PipelineResponse
 	(*PipelineResult)(nil),             // 3: ringcache.v1.PipelineResult
-	(*WatchInvalidationsRequest)(nil),  // 4: ringcache.v1.WatchInvalidationsRequest
-	(*WatchInvalidationsResponse)(nil), // 5: ringcache.v1.WatchInvalidationsResponse
-	(*KeyRef)(nil),                     // 6: ringcache.v1.KeyRef
-	(*LeaseRequest)(nil),               // 7: ringcache.v1.LeaseRequest
-	(*LeaseResponse)(nil),              // 8: ringcache.v1.LeaseResponse
-	(*WatchRingRequest)(nil),           // 9: ringcache.v1.WatchRingRequest
-	(*WatchRingResponse)(nil),          // 10: ringcache.v1.WatchRingResponse
-	(*RingNode)(nil),                   // 11: ringcache.v1.RingNode
-	(*GetRequest)(nil),                 // 12: ringcache.v1.GetRequest
-	(*GetResponse)(nil),                // 13: ringcache.v1.GetResponse
-	(*GetManyRequest)(nil),             // 14: ringcache.v1.GetManyRequest
-	(*GetManyResponse)(nil),            // 15: ringcache.v1.GetManyResponse
-	(*KeyResult)(nil),                  // 16: ringcache.v1.KeyResult
-	(*SetRequest)(nil),                 // 17: ringcache.v1.SetRequest
-	(*SetResponse)(nil),                // 18: ringcache.v1.SetResponse
-	(*DeleteRequest)(nil),              // 19: ringcache.v1.DeleteRequest
-	(*DeleteResponse)(nil),             // 20: ringcache.v1.DeleteResponse
-	(*durationpb.Duration)(nil),        // 21: google.protobuf.Duration
+	(*TtlRequest)(nil),                 // 4: ringcache.v1.TtlRequest
+	(*ExpireRequest)(nil),              // 5: ringcache.v1.ExpireRequest
+	(*GetDelRequest)(nil),              // 6: ringcache.v1.GetDelRequest
+	(*SetIfRequest)(nil),               // 7: ringcache.v1.SetIfRequest
+	(*WatchInvalidationsRequest)(nil),  // 8: ringcache.v1.WatchInvalidationsRequest
+	(*WatchInvalidationsResponse)(nil), // 9: ringcache.v1.WatchInvalidationsResponse
+	(*KeyRef)(nil),                     // 10: ringcache.v1.KeyRef
+	(*LeaseRequest)(nil),               // 11: ringcache.v1.LeaseRequest
+	(*LeaseResponse)(nil),              // 12: ringcache.v1.LeaseResponse
+	(*WatchRingRequest)(nil),           // 13: ringcache.v1.WatchRingRequest
+	(*WatchRingResponse)(nil),          // 14: ringcache.v1.WatchRingResponse
+	(*RingNode)(nil),                   // 15: ringcache.v1.RingNode
+	(*GetRequest)(nil),                 // 16: ringcache.v1.GetRequest
+	(*GetResponse)(nil),                // 17: ringcache.v1.GetResponse
+	(*GetManyRequest)(nil),             // 18: ringcache.v1.GetManyRequest
+	(*GetManyResponse)(nil),            // 19: ringcache.v1.GetManyResponse
+	(*KeyResult)(nil),                  // 20: ringcache.v1.KeyResult
+	(*SetRequest)(nil),                 // 21: ringcache.v1.SetRequest
+	(*SetResponse)(nil),                // 22: ringcache.v1.SetResponse
+	(*DeleteRequest)(nil),              // 23: ringcache.v1.DeleteRequest
+	(*DeleteResponse)(nil),             // 24: ringcache.v1.DeleteResponse
+	(*durationpb.Duration)(nil),        // 25: google.protobuf.Duration
 }
 var file_ringcache_v1_cache_proto_depIdxs = []int32{
 	1,  // 0: ringcache.v1.PipelineRequest.ops:type_name -> ringcache.v1.PipelineOp
-	12, // 1: ringcache.v1.PipelineOp.get:type_name -> ringcache.v1.GetRequest
-	17, // 2: ringcache.v1.PipelineOp.set:type_name -> ringcache.v1.SetRequest
-	19, // 3: ringcache.v1.PipelineOp.delete:type_name -> ringcache.v1.DeleteRequest
-	7,  // 4: ringcache.v1.PipelineOp.lease:type_name -> ringcache.v1.LeaseRequest
-	21, // 5: ringcache.v1.PipelineOp.timeout:type_name -> google.protobuf.Duration
-	3,  // 6: ringcache.v1.PipelineResponse.results:type_name -> ringcache.v1.PipelineResult
-	21, // 7: ringcache.v1.PipelineResult.retry_delay:type_name -> google.protobuf.Duration
-	6,  // 8: ringcache.v1.WatchInvalidationsResponse.keys:type_name -> ringcache.v1.KeyRef
-	11, // 9: ringcache.v1.WatchRingResponse.nodes:type_name -> ringcache.v1.RingNode
-	16, // 10: ringcache.v1.GetManyResponse.results:type_name -> ringcache.v1.KeyResult
-	21, // 11: ringcache.v1.SetRequest.ttl:type_name -> google.protobuf.Duration
-	12, // 12: ringcache.v1.Cache.Get:input_type -> ringcache.v1.GetRequest
-	14, // 13: ringcache.v1.Cache.GetMany:input_type -> ringcache.v1.GetManyRequest
-	17, // 14: ringcache.v1.Cache.Set:input_type -> ringcache.v1.SetRequest
-	19, // 15: ringcache.v1.Cache.Delete:input_type -> ringcache.v1.DeleteRequest
-	7,  // 16: ringcache.v1.Cache.Lease:input_type -> ringcache.v1.LeaseRequest
-	9,  // 17: ringcache.v1.Cache.WatchRing:input_type -> ringcache.v1.WatchRingRequest
-	4,  // 18: ringcache.v1.Cache.WatchInvalidations:input_type -> ringcache.v1.WatchInvalidationsRequest
-	0,  // 19: ringcache.v1.Cache.Pipeline:input_type -> ringcache.v1.PipelineRequest
-	13, // 20: ringcache.v1.Cache.Get:output_type -> ringcache.v1.GetResponse
-	15, // 21: ringcache.v1.Cache.GetMany:output_type -> ringcache.v1.GetManyResponse
-	18, // 22: ringcache.v1.Cache.Set:output_type -> ringcache.v1.SetResponse
-	20, // 23: ringcache.v1.Cache.Delete:output_type -> ringcache.v1.DeleteResponse
-	8,  // 24: ringcache.v1.Cache.Lease:output_type -> ringcache.v1.LeaseResponse
-	10, // 25: ringcache.v1.Cache.WatchRing:output_type -> ringcache.v1.WatchRingResponse
-	5,  // 26: ringcache.v1.Cache.WatchInvalidations:output_type -> ringcache.v1.WatchInvalidationsResponse
-	2,  // 27: ringcache.v1.Cache.Pipeline:output_type -> ringcache.v1.PipelineResponse
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	16, // 1: ringcache.v1.PipelineOp.get:type_name -> ringcache.v1.GetRequest
+	21, // 2: ringcache.v1.PipelineOp.set:type_name -> ringcache.v1.SetRequest
+	23, // 3: ringcache.v1.PipelineOp.delete:type_name -> ringcache.v1.DeleteRequest
+	11, // 4: ringcache.v1.PipelineOp.lease:type_name -> ringcache.v1.LeaseRequest
+	4,  // 5: ringcache.v1.PipelineOp.ttl:type_name -> ringcache.v1.TtlRequest
+	5,  // 6: ringcache.v1.PipelineOp.expire:type_name -> ringcache.v1.ExpireRequest
+	6,  // 7: ringcache.v1.PipelineOp.get_del:type_name -> ringcache.v1.GetDelRequest
+	7,  // 8: ringcache.v1.PipelineOp.set_if:type_name -> ringcache.v1.SetIfRequest
+	25, // 9: ringcache.v1.PipelineOp.timeout:type_name -> google.protobuf.Duration
+	3,  // 10: ringcache.v1.PipelineResponse.results:type_name -> ringcache.v1.PipelineResult
+	25, // 11: ringcache.v1.PipelineResult.retry_delay:type_name -> google.protobuf.Duration
+	25, // 12: ringcache.v1.PipelineResult.ttl:type_name -> google.protobuf.Duration
+	25, // 13: ringcache.v1.ExpireRequest.ttl:type_name -> google.protobuf.Duration
+	21, // 14: ringcache.v1.SetIfRequest.set:type_name -> ringcache.v1.SetRequest
+	10, // 15: ringcache.v1.WatchInvalidationsResponse.keys:type_name -> ringcache.v1.KeyRef
+	15, // 16: ringcache.v1.WatchRingResponse.nodes:type_name -> ringcache.v1.RingNode
+	20, // 17: ringcache.v1.GetManyResponse.results:type_name -> ringcache.v1.KeyResult
+	25, // 18: ringcache.v1.SetRequest.ttl:type_name -> google.protobuf.Duration
+	16, // 19: ringcache.v1.Cache.Get:input_type -> ringcache.v1.GetRequest
+	18, // 20: ringcache.v1.Cache.GetMany:input_type -> ringcache.v1.GetManyRequest
+	21, // 21: ringcache.v1.Cache.Set:input_type -> ringcache.v1.SetRequest
+	23, // 22: ringcache.v1.Cache.Delete:input_type -> ringcache.v1.DeleteRequest
+	11, // 23: ringcache.v1.Cache.Lease:input_type -> ringcache.v1.LeaseRequest
+	13, // 24: ringcache.v1.Cache.WatchRing:input_type -> ringcache.v1.WatchRingRequest
+	8,  // 25: ringcache.v1.Cache.WatchInvalidations:input_type -> ringcache.v1.WatchInvalidationsRequest
+	0,  // 26: ringcache.v1.Cache.Pipeline:input_type -> ringcache.v1.PipelineRequest
+	17, // 27: ringcache.v1.Cache.Get:output_type -> ringcache.v1.GetResponse
+	19, // 28: ringcache.v1.Cache.GetMany:output_type -> ringcache.v1.GetManyResponse
+	22, // 29: ringcache.v1.Cache.Set:output_type -> ringcache.v1.SetResponse
+	24, // 30: ringcache.v1.Cache.Delete:output_type -> ringcache.v1.DeleteResponse
+	12, // 31: ringcache.v1.Cache.Lease:output_type -> ringcache.v1.LeaseResponse
+	14, // 32: ringcache.v1.Cache.WatchRing:output_type -> ringcache.v1.WatchRingResponse
+	9,  // 33: ringcache.v1.Cache.WatchInvalidations:output_type -> ringcache.v1.WatchInvalidationsResponse
+	2,  // 34: ringcache.v1.Cache.Pipeline:output_type -> ringcache.v1.PipelineResponse
+	27, // [27:35] is the sub-list for method output_type
+	19, // [19:27] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_cache_proto_init() }
@@ -1491,6 +1883,10 @@ func file_ringcache_v1_cache_proto_init() {
 		(*PipelineOp_Set)(nil),
 		(*PipelineOp_Delete)(nil),
 		(*PipelineOp_Lease)(nil),
+		(*PipelineOp_Ttl)(nil),
+		(*PipelineOp_Expire)(nil),
+		(*PipelineOp_GetDel)(nil),
+		(*PipelineOp_SetIf)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1498,7 +1894,7 @@ func file_ringcache_v1_cache_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_cache_proto_rawDesc), len(file_ringcache_v1_cache_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

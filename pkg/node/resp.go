@@ -1,0 +1,136 @@
+package node
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+
+	"github.com/ringcache/ringcache/internal/resp"
+)
+
+// RESPConfig opens the Redis protocol door (docs/resp.md): RESP2 and RESP3
+// on its own port, through the same request path as gRPC. The zero value
+// keeps it closed.
+type RESPConfig struct {
+	// Addr is the listen address (host:port; port 0 picks one); empty
+	// keeps the door closed.
+	Addr string
+	// AdvertiseAddr is the address Redis Cluster clients are sent to
+	// (CLUSTER SLOTS, MOVED); empty means the listener's.
+	AdvertiseAddr string
+	// DefaultNamespace holds every key that does not start with a
+	// configured namespace and a colon; empty means "default", which must
+	// then be configured.
+	DefaultNamespace string
+}
+
+// DefaultRESPNamespace is RESPConfig.DefaultNamespace when none is given.
+const DefaultRESPNamespace = "default"
+
+// respDoor is the node's RESP server and the cluster view it shows.
+type respDoor struct {
+	server *resp.Server
+	lis    net.Listener
+	addr   string
+	view   atomic.Pointer[resp.View]
+}
+
+// RESPAddr returns the address of the RESP door, "" when it is closed.
+func (n *Node) RESPAddr() string {
+	if n.resp == nil {
+		return ""
+	}
+	return n.resp.addr
+}
+
+// listenRESP opens the RESP door when configured: its listener, and its
+// server on the engine. It serves at once; ops get NODE_NOT_READY until
+// the node has joined.
+func (n *Node) listenRESP() error {
+	rc := n.cfg.RESP
+	if rc.Addr == "" {
+		return nil
+	}
+	if n.cfg.TLS == nil && !n.cfg.Insecure && !loopback(rc.Addr) {
+		return fmt.Errorf("node: refusing to serve the Redis protocol in plaintext on %s, which is not a loopback address: give the node a certificate (--tls-cert, --tls-key), or pass --insecure to accept the risk", rc.Addr)
+	}
+	def := rc.DefaultNamespace
+	if def == "" {
+		def = DefaultRESPNamespace
+	}
+	maxValue := 0
+	for _, s := range n.cfg.Namespaces {
+		maxValue = max(maxValue, s.Policy.MaxValueBytes)
+	}
+	if maxValue == 0 {
+		maxValue = 64 << 20 // no namespace bounds its values
+	}
+	d := &respDoor{}
+	cfg := resp.Config{
+		Engine: n.engine, DefaultNamespace: def, Auth: n.sec.auth, MaxBatch: n.cfg.MaxBatchKeys,
+		MaxValueBytes: maxValue, Topology: resp.TopologyFunc(n.respView), Name: n.cfg.Name,
+		Logger: n.log, Now: n.now, Stats: n.respStats,
+	}
+	if n.sec.tls != nil {
+		tc, err := n.sec.tls.ServerConfig(n.cfg.TLS.RequireClientCert)
+		if err != nil {
+			return fmt.Errorf("node: RESP TLS: %w", err)
+		}
+		cfg.TLS = tc
+	}
+	var err error
+	if d.server, err = resp.New(cfg); err != nil {
+		if errors.Is(err, resp.ErrNoDefaultNamespace) && rc.DefaultNamespace == "" {
+			return fmt.Errorf("node: the RESP door needs a default namespace: configure a namespace %q or set resp.default_namespace: %w", DefaultRESPNamespace, err)
+		}
+		return fmt.Errorf("node: %w", err)
+	}
+	if d.lis, err = net.Listen("tcp", rc.Addr); err != nil {
+		return fmt.Errorf("node: listen for RESP on %s: %w", rc.Addr, err)
+	}
+	if d.addr, err = advertiseAddr(rc.AdvertiseAddr, n.cfg.AdvertiseGossipAddr, d.lis.Addr().(*net.TCPAddr)); err != nil {
+		d.lis.Close()
+		return err
+	}
+	lis := d.lis
+	if cfg.TLS != nil {
+		lis = tls.NewListener(lis, cfg.TLS)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := d.server.Serve(lis); err != nil {
+			n.log.Error("RESP server stopped", "err", err)
+		}
+	}()
+	n.resp = d
+	n.closers = append(n.closers, func() { d.server.Close(); <-served })
+	n.log.Info("RESP door open", "addr", d.addr, "default_namespace", def)
+	return nil
+}
+
+// respView is the cluster as Redis Cluster clients see it. Until slots
+// decide ownership on the ring, every node shows itself as the owner of
+// every slot: cluster clients then send every key to the node they asked,
+// which forwards it to its owner as for a standalone client.
+func (n *Node) respView() *resp.View {
+	r := n.engine.Ring()
+	if r == nil {
+		return nil
+	}
+	d := n.resp
+	if v := d.view.Load(); v != nil && v.Version == r.Version() {
+		return v
+	}
+	self := resp.Node{ID: resp.NodeID(n.cfg.Name), Name: n.cfg.Name, Addr: d.addr}
+	v := resp.SelfView(self, r.Version())
+	d.view.Store(v)
+	return v
+}
+
+func (n *Node) respStats() resp.NodeStats {
+	st := n.store.Stats()
+	return resp.NodeStats{Keys: st.Entries, UsedMemory: st.Bytes, MaxMemory: st.MaxBytes, Evictions: st.Evictions}
+}
