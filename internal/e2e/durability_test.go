@@ -240,13 +240,19 @@ func TestDurability_GracefulStopFlushesEverything(t *testing.T) {
 func TestDurability_OrderingAcrossOwnershipChange(t *testing.T) {
 	const nKeys, phase1 = 8, 20
 	dsn := pgtest.NewDatabase(t)
-	// Keys that n1 owns among {n1, n2} and n3 takes over: ownership depends
-	// on the member names only.
-	two, err := ring.New(ring.Config{}, []ring.Member{{Name: "n1"}, {Name: "n2"}}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	three, err := ring.New(ring.Config{}, []ring.Member{{Name: "n1"}, {Name: "n2"}, {Name: "n3"}}, 1)
+	f := newFleet(t, "n1", "n2", "n3")
+	n1, n2, n3 := f.all[0], f.all[1], f.all[2]
+	// The old owner holds its writes back; the new owner flushes at once.
+	hold := f.writeConfig("hold.yaml", ordersConfig(dsn, holdBack))
+	fast := f.writeConfig("fast.yaml", ordersConfig(dsn, flushFast))
+	f.launch(hold, f.gossip[:2], n1, n2)
+	f.waitUp(2, n1, n2)
+	conns := dial(t, n1, n2)
+	ctx := context.Background()
+	// Keys that n1 owns among {n1, n2} and n3 takes over: the coordinator
+	// derives the next table from the current one (ring.Rebalance).
+	two := liveTable(t, conns[0])
+	three, err := ring.Rebalance(two, []ring.Member{{Name: "n1"}, {Name: "n2"}, {Name: "n3"}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,16 +264,6 @@ func TestDurability_OrderingAcrossOwnershipChange(t *testing.T) {
 			keys = append(keys, key)
 		}
 	}
-
-	f := newFleet(t, "n1", "n2", "n3")
-	n1, n2, n3 := f.all[0], f.all[1], f.all[2]
-	// The old owner holds its writes back; the new owner flushes at once.
-	hold := f.writeConfig("hold.yaml", ordersConfig(dsn, holdBack))
-	fast := f.writeConfig("fast.yaml", ordersConfig(dsn, flushFast))
-	f.launch(hold, f.gossip[:2], n1, n2)
-	f.waitUp(2, n1, n2)
-	conns := dial(t, n1, n2)
-	ctx := context.Background()
 	for _, key := range keys {
 		loc, err := conns[1].admin.Locate(ctx, &pb.LocateRequest{Namespace: ordersNS, Key: key})
 		if err != nil || loc.Owner != "n1" {
@@ -489,4 +485,29 @@ namespaces:
 		}
 	}
 	t.Logf("database holds %d of %d writes; the poison one is a dead letter (journal: %d flushed, %d flush failures)", len(got), n, j.Flushed, j.FlushFailures)
+}
+
+// liveTable returns the partition table a node routes by, from its Admin
+// Ring RPC.
+func liveTable(t *testing.T, c *nodeConn) *ring.Ring {
+	t.Helper()
+	resp, err := c.admin.Ring(context.Background(), &pb.RingRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []ring.Member
+	index := map[string]uint32{}
+	for i, m := range resp.Members {
+		ms = append(ms, ring.Member{Name: m.Name, Addr: m.GrpcAddr})
+		index[m.Name] = uint32(i)
+	}
+	owners := make([]uint32, len(resp.PartitionOwners))
+	for p, o := range resp.PartitionOwners {
+		owners[p] = index[o]
+	}
+	r, err := ring.FromOwners(ring.Config{}, ms, owners, resp.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -52,26 +52,14 @@ func (h handoffJournal) Pending(ctx context.Context, ns, key string) (strategy.W
 }
 
 // recordHandoffs notes, for each partition this node owns in r and gained
-// recently, which nodes may have owned it before: the owner in old, and the
-// owner in the ring of the other members (the cluster's ring before this
-// node joined, which this node never saw while it was starting alone).
+// from old (a table this node routed by, or the coordinator's table r was
+// computed from), which node owned it before, keeping the candidates of
+// earlier moves whose window is still open.
 func (e *Engine) recordHandoffs(old, r *ring.Ring, now time.Time) {
 	if e.cfg.Journal == nil || old.PartitionCount() != r.PartitionCount() {
 		return
 	}
 	self := e.cfg.Self
-	var others []ring.Member
-	for _, m := range r.Members() {
-		if m.Name != self {
-			others = append(others, m)
-		}
-	}
-	// The table of the other members before this node joined: nodes
-	// place each table afresh from the member set (pkg/node), so it is New
-	// of the others. nil when this node is alone. (Tables derived from the
-	// previous one, ring.Rebalance, need that previous table here instead:
-	// Rebalance(r, others) need not give partitions back to who had them.)
-	without, _ := ring.New(e.cfg.Ring, others, 0)
 	parts := r.PartitionCount()
 	next := &handoffs{prev: make([][]ring.Member, parts), until: make([]time.Time, parts)}
 	cur := e.handoff.Load()
@@ -84,7 +72,7 @@ func (e *Engine) recordHandoffs(old, r *ring.Ring, now time.Time) {
 			cands = append(cands, cur.prev[p]...)
 			next.until[p] = cur.until[p]
 		}
-		gained := old.PartitionOwner(p).Name != self || len(old.Members()) == 1
+		gained := old.PartitionOwner(p).Name != self
 		if !gained && cands == nil {
 			continue
 		}
@@ -93,9 +81,6 @@ func (e *Engine) recordHandoffs(old, r *ring.Ring, now time.Time) {
 			if o := old.PartitionOwner(p); o.Name != self {
 				cands = addCandidate(cands, o)
 			}
-		}
-		if without != nil {
-			cands = addCandidate(cands, without.PartitionOwner(p))
 		}
 		next.prev[p] = cands
 	}

@@ -6,7 +6,14 @@ import "github.com/ringcache/ringcache/pkg/ring"
 // partitions moved, the engine notes their previous owners (for pending
 // write-behind writes), drops cached entries of partitions it gained or
 // lost, and detaches loads started under the old ring.
-func (e *Engine) SetRing(r *ring.Ring) {
+func (e *Engine) SetRing(r *ring.Ring) { e.SetRingAfter(nil, r) }
+
+// SetRingAfter is SetRing for a table computed from prev (the coordinator's
+// previous table), which may not be the one this node routes by: a node
+// that joins may get its first table, or skip one. The previous owners of
+// the partitions it gains are prev's owners then, as well as its own
+// table's.
+func (e *Engine) SetRingAfter(prev, r *ring.Ring) {
 	if e.frozen.Load() {
 		return
 	}
@@ -15,10 +22,14 @@ func (e *Engine) SetRing(r *ring.Ring) {
 	if old != nil {
 		moved = len(ring.Diff(old, r))
 	}
+	now := e.cfg.Now()
+	if prev != nil && (old == nil || old.Version() != prev.Version()) && prev.PartitionCount() == r.PartitionCount() {
+		e.recordHandoffs(prev, r, now)
+	}
 	if moved > 0 {
 		// Before the new ring is visible: the previous owners to ask, and no
 		// entry of a partition changing hands.
-		e.recordHandoffs(old, r, e.cfg.Now())
+		e.recordHandoffs(old, r, now)
 		e.dropUnowned(old, r)
 	}
 	e.ring.Store(r)

@@ -89,9 +89,11 @@ type Config struct {
 	GRPCAddr string
 	// RESPAddr, when set, is published for peers' CLUSTER SLOTS answers.
 	RESPAddr string
-	// Partitions is the node's partition count; peers of another count
-	// are refused (ErrIncompatible). 0 checks nothing.
-	Partitions int
+	// Partitions is the node's partition count, DefaultNamespace the
+	// namespace of unprefixed Redis keys; peers that differ in either are
+	// refused (ErrIncompatible). Partitions 0 checks nothing.
+	Partitions       int
+	DefaultNamespace string
 	// Join lists seed addresses (host:port, or a DNS name that resolves to
 	// several peers). Entries may name this node itself or peers that are
 	// not up yet: joining retries in the background for as long as this

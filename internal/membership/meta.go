@@ -19,6 +19,9 @@ type meta struct {
 	// Parts is the node's partition count; nodes of another partitioning
 	// refuse it (and it them).
 	Parts int `json:"parts,omitempty"`
+	// DefNS is the node's default namespace of Redis keys, which decides
+	// the slot of a key as much as the partition count does.
+	DefNS string `json:"dns,omitempty"`
 	// Table is the version of the partition table the node routes by.
 	Table uint64 `json:"table,omitempty"`
 	// RESP is the node's Redis-protocol address, if it serves one.
@@ -28,7 +31,7 @@ type meta struct {
 func (m *Membership) metaBytes() []byte {
 	b, _ := json.Marshal(meta{
 		GRPC: m.cfg.GRPCAddr, Leaving: m.leavingSelf.Load(), Since: m.since.UnixNano(),
-		Parts: m.cfg.Partitions, Table: m.table.Load(), RESP: m.cfg.RESPAddr,
+		Parts: m.cfg.Partitions, DefNS: m.cfg.DefaultNamespace, Table: m.table.Load(), RESP: m.cfg.RESPAddr,
 	})
 	return b
 }
@@ -55,6 +58,9 @@ func (m *Membership) compatible(n *memberlist.Node) error {
 	}
 	if md.Parts != 0 && md.Parts != m.cfg.Partitions {
 		return fmt.Errorf("%w: node %s has %d partitions, this node %d; every node of a cluster needs the same ring.partitions", ErrIncompatible, n.Name, md.Parts, m.cfg.Partitions)
+	}
+	if md.Parts != 0 && md.DefNS != m.cfg.DefaultNamespace {
+		return fmt.Errorf("%w: node %s hashes keys with default namespace %q, this node %q; every node of a cluster needs the same resp.default_namespace", ErrIncompatible, n.Name, md.DefNS, m.cfg.DefaultNamespace)
 	}
 	return nil
 }

@@ -134,6 +134,26 @@ func (p *Pool) Merged(ctx context.Context, to ring.Member, req *pb.MergedRequest
 	return resp, err
 }
 
+// GetTable fetches a peer's partition table.
+func (p *Pool) GetTable(ctx context.Context, to ring.Member, req *pb.GetTableRequest) (*pb.GetTableResponse, error) {
+	var resp *pb.GetTableResponse
+	err := p.call(ctx, to, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = pb.NewPeerClient(cc).GetTable(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+// PushTable offers a peer a partition table.
+func (p *Pool) PushTable(ctx context.Context, to ring.Member, req *pb.PushTableRequest) (*pb.PushTableResponse, error) {
+	var resp *pb.PushTableResponse
+	err := p.call(ctx, to, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = pb.NewPeerClient(cc).PushTable(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
 // WatchInvalidations opens a stream of every namespace's changes on a peer.
 func (p *Pool) WatchInvalidations(ctx context.Context, to ring.Member) (pb.Cache_WatchInvalidationsClient, error) {
 	cc, err := p.Conn(to.Addr)

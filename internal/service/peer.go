@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ringcache/ringcache/internal/engine"
+	"github.com/ringcache/ringcache/pkg/strategy"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -81,4 +82,28 @@ func (p *Peer) Merged(_ context.Context, req *pb.MergedRequest) (*pb.MergedRespo
 		return nil, engine.StatusErr(err)
 	}
 	return &pb.MergedResponse{Hlc: e.Versions()}, nil
+}
+
+// GetTable implements pb.PeerServer: the partition table this node routes
+// by.
+func (p *Peer) GetTable(context.Context, *pb.GetTableRequest) (*pb.GetTableResponse, error) {
+	t := p.s.cfg.Tables.Table()
+	if t == nil {
+		return nil, engine.StatusErr(engine.ErrNotReady)
+	}
+	return &pb.GetTableResponse{Table: t}, nil
+}
+
+// PushTable implements pb.PeerServer: the coordinator offers a table.
+func (p *Peer) PushTable(_ context.Context, req *pb.PushTableRequest) (*pb.PushTableResponse, error) {
+	if t := req.GetTable(); t != nil {
+		if err := p.s.e.ObserveClock(t.Hlc); err != nil {
+			return nil, engine.StatusErr(err)
+		}
+	}
+	v, err := p.s.cfg.Tables.Receive(req.GetTable())
+	if err != nil {
+		return nil, engine.StatusErr(fmt.Errorf("%w: %w", strategy.ErrInvalidArgument, err))
+	}
+	return &pb.PushTableResponse{Version: v}, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ringcache/ringcache/internal/auth"
 	"github.com/ringcache/ringcache/internal/engine"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
 // DefaultMaxBatch bounds the keys of one GetMany and the ops of one
@@ -29,8 +30,20 @@ type Config struct {
 	MaxBatch int
 	// Auth authorizes the streams that are not ops (WatchInvalidations);
 	// nil allows all. Ops are authorized in the engine.
-	Auth   *auth.Authorizer
+	Auth *auth.Authorizer
+	// Tables serves the partition table protocol (Peer.GetTable,
+	// Peer.PushTable); the node implements it.
+	Tables Tables
 	Logger *slog.Logger
+}
+
+// Tables is the node's side of the partition table protocol.
+type Tables interface {
+	// Table returns the table the node routes by.
+	Table() *pb.Table
+	// Receive offers the node a table and returns the version it routes
+	// by afterwards.
+	Receive(t *pb.Table) (uint64, error)
 }
 
 // Services are the Cache and Peer services of one node.

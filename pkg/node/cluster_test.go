@@ -272,8 +272,9 @@ func TestCluster_IsolatedNodeIsDroppedAndRejoinsAfterHeal(t *testing.T) {
 func TestCluster_OwnershipRoundTripServesNoStaleEntry(t *testing.T) {
 	c := clustertest.Start(t, 2, clustertest.Options{})
 	ctx := ctxT(t)
-	// Ownership depends on names only: find a key that n3 will take over.
-	future, err := ring.New(ring.Config{}, []ring.Member{{Name: "n1"}, {Name: "n2"}, {Name: "n3"}}, 1)
+	// The coordinator derives the next table from the current one: find a
+	// key that n3 will take over.
+	future, err := ring.Rebalance(c.Node(0).Ring(), []ring.Member{{Name: "n1"}, {Name: "n2"}, {Name: "n3"}}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +393,7 @@ func TestCluster_WriteBehindSetIsReadBackThroughEveryNodeAndFlushed(t *testing.T
 func TestCluster_NewOwnerSeesPreviousOwnersPendingWrite(t *testing.T) {
 	c := clustertest.Start(t, 2, clustertest.Options{WriteBehind: true, FlushInterval: time.Hour})
 	ctx := ctxT(t)
-	future, err := ring.New(ring.Config{}, []ring.Member{{Name: "n1"}, {Name: "n2"}, {Name: "n3"}}, 1)
+	future, err := ring.Rebalance(c.Node(0).Ring(), []ring.Member{{Name: "n1"}, {Name: "n2"}, {Name: "n3"}}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -342,6 +342,14 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	// The slot of a key (its owner) is computed as the RESP door names it,
+	// for every door, whether or not this node opens the RESP door.
+	if c.Ring.DefaultNamespace == "" {
+		c.Ring.DefaultNamespace = c.RESP.DefaultNamespace
+	}
+	if c.Ring.DefaultNamespace == "" {
+		c.Ring.DefaultNamespace = DefaultRESPNamespace
+	}
 	return c
 }
 

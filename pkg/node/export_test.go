@@ -12,7 +12,7 @@ func (n *Node) PinRing(r *ring.Ring) { n.engine.Pin(r) }
 // UnpinRing resumes following membership.
 func (n *Node) UnpinRing() {
 	n.engine.Unpin()
-	n.rebuildRing()
+	n.reconcile()
 }
 
 // RoutingKey exposes the key the ring hashes.

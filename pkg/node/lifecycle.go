@@ -13,7 +13,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/ringcache/ringcache/internal/membership"
-	"github.com/ringcache/ringcache/pkg/ring"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -58,8 +57,9 @@ func (n *Node) awaitJoin() {
 			n.log.Error("seeds refuse this node; not serving until it joins them", "err", st.Err)
 		case st.State != membership.JoinJoined && n.cfg.BootstrapAlone:
 			n.log.Warn("no seed answered within the bootstrap timeout; serving as a cluster of one", "timeout", n.cfg.BootstrapTimeout)
-			n.engine.SetReady()
-			n.setServing()
+			n.joined.Store(true)
+			n.reconcile() // a table of this node alone
+			n.updateReady()
 			return
 		case st.State != membership.JoinJoined:
 			n.log.Warn("no seed answered within the bootstrap timeout; not serving alone without --bootstrap-alone", "timeout", n.cfg.BootstrapTimeout, "err", st.Err)
@@ -72,7 +72,21 @@ func (n *Node) awaitJoin() {
 	case <-n.stop:
 		return
 	}
-	n.engine.SetReady()
+	n.joined.Store(true)
+	n.updateReady()
+}
+
+// updateReady makes the engine ready once the node has joined its cluster
+// and routes by its coordinator's table; from then on it stays ready (a
+// newer table is pulled or pushed within moments, and a forwarded op is
+// served by its receiver whatever its table says).
+func (n *Node) updateReady() {
+	n.table.mu.Lock()
+	current := n.table.current
+	n.table.mu.Unlock()
+	if n.joined.Load() && current && !n.engine.Ready() {
+		n.engine.SetReady()
+	}
 	n.setServing()
 }
 
@@ -91,43 +105,9 @@ func (n *Node) ringLoop() {
 		case <-n.stop:
 			return
 		case <-n.members.Changed():
-			n.rebuildRing()
+			n.reconcile()
 		}
 	}
-}
-
-// rebuildRing builds the table of the alive members and hands it to the
-// engine; on failure the engine keeps the previous one.
-func (n *Node) rebuildRing() {
-	var ms []ring.Member
-	for _, m := range n.members.Alive() {
-		if m.GRPCAddr != "" {
-			ms = append(ms, ring.Member{Name: m.Name, Addr: m.GRPCAddr})
-		}
-	}
-	var version uint64 = 1
-	old := n.engine.Ring()
-	if old != nil {
-		version = old.Version() + 1
-	}
-	// Each node places the table afresh from the member set it sees, so
-	// that nodes that saw different histories still agree: Rebalance from
-	// each node's own previous table would not (a node that started alone
-	// has a different one). Moves are not minimal until one coordinator
-	// derives each table from the last with Rebalance and publishes it.
-	r, err := ring.New(n.cfg.Ring, ms, version)
-	if err != nil {
-		if !n.closing.Load() { // else everyone, this node included, is leaving
-			n.log.Error("cannot rebuild ring; keeping the previous one", "members", len(ms), "err", err)
-		}
-		return
-	}
-	back := n.returning(old, r)
-	n.engine.Merge(back)
-	n.engine.SetRing(r)
-	n.engine.Announce(back)
-	n.peers.Retain(r.Members())
-	n.setServing()
 }
 
 // Close leaves the cluster gracefully: it reports NOT_SERVING, tells peers it

@@ -84,6 +84,10 @@ type Node struct {
 	obs      observability
 	sec      security
 	closing  atomic.Bool
+	// joined is set once the node has joined its cluster (or bootstrapped
+	// alone); table tracks the partition table protocol (table.go).
+	joined atomic.Bool
+	table  tableState
 	// departed holds the names that dropped out of the ring without a
 	// graceful leave (merge.go); the ring loop's alone.
 	departed map[string]bool
@@ -218,7 +222,7 @@ func (n *Node) startEngine() error {
 			MinBackoff: jc.MinBackoff, MaxBackoff: jc.MaxBackoff, Clock: n.clock, Logger: n.log,
 		})
 	}
-	n.services = service.New(service.Config{Engine: n.engine, Hub: &n.hub, MaxBatch: cfg.MaxBatchKeys, Auth: n.sec.auth, Logger: n.log})
+	n.services = service.New(service.Config{Engine: n.engine, Hub: &n.hub, MaxBatch: cfg.MaxBatchKeys, Auth: n.sec.auth, Tables: nodeTables{n}, Logger: n.log})
 	n.admin = admin.New(admin.Config{
 		Name: cfg.Name, Members: func() []membership.Member { return n.members.Members() },
 		Keyring: func() admin.Keyring { return n.members }, KeyFile: cfg.GossipKeyFile, Logger: n.log,
@@ -273,16 +277,19 @@ func (n *Node) join() error {
 	cfg := n.cfg
 	var err error
 	n.members, err = membership.New(membership.Config{
-		Name:          cfg.Name,
-		BindAddr:      cfg.GossipAddr,
-		AdvertiseAddr: cfg.AdvertiseGossipAddr,
-		GRPCAddr:      n.grpcAddr,
-		Join:          cfg.Join,
-		Preset:        cfg.GossipPreset,
-		Keys:          cfg.GossipKeys,
-		Transport:     cfg.GossipTransport,
-		Tune:          cfg.TuneGossip,
-		Logger:        n.log,
+		Name:             cfg.Name,
+		BindAddr:         cfg.GossipAddr,
+		AdvertiseAddr:    cfg.AdvertiseGossipAddr,
+		GRPCAddr:         n.grpcAddr,
+		Join:             cfg.Join,
+		Preset:           cfg.GossipPreset,
+		Keys:             cfg.GossipKeys,
+		Partitions:       partitionCount(cfg.Ring),
+		DefaultNamespace: cfg.Ring.DefaultNamespace,
+		RESPAddr:         n.RESPAddr(),
+		Transport:        cfg.GossipTransport,
+		Tune:             cfg.TuneGossip,
+		Logger:           n.log,
 		// Probe acks carry the hybrid logical clock, so versions of nodes
 		// that exchange no calls stay ordered within a probe interval. A
 		// value too far ahead of the wall clock is refused (hlc.Observe).
@@ -309,11 +316,11 @@ func (n *Node) join() error {
 func (n *Node) start() {
 	n.closers = append(n.closers, func() { close(n.stop); n.wg.Wait() })
 	select {
-	case <-n.members.Joined(): // no seeds: ready at once
-		n.engine.SetReady()
+	case <-n.members.Joined(): // no seeds: joined at once
+		n.joined.Store(true)
 	default:
 	}
-	n.rebuildRing() // a ring of at least this node
+	n.reconcile() // a table of at least this node
 	if n.mark != nil {
 		n.wg.Go(func() { n.mark.Run(n.stop) })
 	}
@@ -389,3 +396,11 @@ func (n *Node) NotReady() error {
 // primary), installing, switching and removing in a safe order; see
 // internal/membership for the cluster-wide procedure.
 func (n *Node) RotateGossipKeys(keys [][]byte) error { return n.members.ReloadKeys(keys) }
+
+// partitionCount is the partition count of c, its default applied.
+func partitionCount(c ring.Config) int {
+	if c.PartitionCount == 0 {
+		return ring.DefaultPartitionCount
+	}
+	return c.PartitionCount
+}

@@ -29,7 +29,7 @@ func TestCluster_NoStaleReadAfterPartitionHeals(t *testing.T) {
 			ctx := ctxT(t)
 			// A key the majority side (n1, n2) owns before, during and after.
 			key := ""
-			two, err := ring.New(ring.Config{}, []ring.Member{{Name: "n1"}, {Name: "n2"}}, 1)
+			two, err := ring.Rebalance(c.Node(0).Ring(), []ring.Member{{Name: "n1"}, {Name: "n2"}}, 1)
 			if err != nil {
 				t.Fatal(err)
 			}

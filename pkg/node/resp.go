@@ -111,10 +111,10 @@ func (n *Node) listenRESP() error {
 	return nil
 }
 
-// respView is the cluster as Redis Cluster clients see it. Until slots
-// decide ownership on the ring, every node shows itself as the owner of
-// every slot: cluster clients then send every key to the node they asked,
-// which forwards it to its owner as for a standalone client.
+// respView is the cluster as Redis Cluster clients see it: the partition
+// table's slot ranges, each with its owner's RESP address (from gossip).
+// An owner without a RESP door shows this node's, so a cluster client
+// sends its keys here and this node forwards them.
 func (n *Node) respView() *resp.View {
 	r := n.engine.Ring()
 	if r == nil {
@@ -125,7 +125,20 @@ func (n *Node) respView() *resp.View {
 		return v
 	}
 	self := resp.Node{ID: resp.NodeID(n.cfg.Name), Name: n.cfg.Name, Addr: d.addr}
-	v := resp.SelfView(self, r.Version())
+	addrs := map[string]string{n.cfg.Name: d.addr}
+	for _, m := range n.members.Alive() {
+		if m.RESPAddr != "" && m.Name != n.cfg.Name {
+			addrs[m.Name] = m.RESPAddr
+		}
+	}
+	v := &resp.View{Version: r.Version(), Self: self}
+	for _, sr := range r.SlotRanges() {
+		owner := resp.Node{ID: resp.NodeID(sr.Owner.Name), Name: sr.Owner.Name, Addr: addrs[sr.Owner.Name]}
+		if owner.Addr == "" {
+			owner = self
+		}
+		v.Ranges = append(v.Ranges, resp.SlotRange{Start: sr.First, End: sr.Last, Owner: owner})
+	}
 	d.view.Store(v)
 	return v
 }

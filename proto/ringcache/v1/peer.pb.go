@@ -21,6 +21,284 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GetTableRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTableRequest) Reset() {
+	*x = GetTableRequest{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTableRequest) ProtoMessage() {}
+
+func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTableRequest.ProtoReflect.Descriptor instead.
+func (*GetTableRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+type GetTableResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         *Table                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTableResponse) Reset() {
+	*x = GetTableResponse{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTableResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTableResponse) ProtoMessage() {}
+
+func (x *GetTableResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTableResponse.ProtoReflect.Descriptor instead.
+func (*GetTableResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetTableResponse) GetTable() *Table {
+	if x != nil {
+		return x.Table
+	}
+	return nil
+}
+
+type PushTableRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         *Table                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushTableRequest) Reset() {
+	*x = PushTableRequest{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushTableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushTableRequest) ProtoMessage() {}
+
+func (x *PushTableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushTableRequest.ProtoReflect.Descriptor instead.
+func (*PushTableRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PushTableRequest) GetTable() *Table {
+	if x != nil {
+		return x.Table
+	}
+	return nil
+}
+
+type PushTableResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version the receiver routes by after the push.
+	Version       uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushTableResponse) Reset() {
+	*x = PushTableResponse{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushTableResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushTableResponse) ProtoMessage() {}
+
+func (x *PushTableResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushTableResponse.ProtoReflect.Descriptor instead.
+func (*PushTableResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PushTableResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// Table is a partition table: the owner of each partition, as an index
+// into members.
+type Table struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version: a counter in the high 48 bits and a tag of the
+	// coordinator that computed it in the low 16, so tables of two
+	// coordinators never share a version.
+	Version        uint64      `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	PartitionCount uint32      `protobuf:"varint,2,opt,name=partition_count,json=partitionCount,proto3" json:"partition_count,omitempty"`
+	Members        []*RingNode `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	Owners         []uint32    `protobuf:"varint,4,rep,packed,name=owners,proto3" json:"owners,omitempty"`
+	// The sender's hybrid logical clock.
+	Hlc uint64 `protobuf:"varint,5,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	// The table this one was computed from, if any: a node that never
+	// routed by it still learns the previous owner of each partition it
+	// gains (to ask for their pending write-behind writes).
+	PreviousVersion uint64      `protobuf:"varint,6,opt,name=previous_version,json=previousVersion,proto3" json:"previous_version,omitempty"`
+	PreviousMembers []*RingNode `protobuf:"bytes,7,rep,name=previous_members,json=previousMembers,proto3" json:"previous_members,omitempty"`
+	PreviousOwners  []uint32    `protobuf:"varint,8,rep,packed,name=previous_owners,json=previousOwners,proto3" json:"previous_owners,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Table) Reset() {
+	*x = Table{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Table) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Table) ProtoMessage() {}
+
+func (x *Table) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Table.ProtoReflect.Descriptor instead.
+func (*Table) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Table) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Table) GetPartitionCount() uint32 {
+	if x != nil {
+		return x.PartitionCount
+	}
+	return 0
+}
+
+func (x *Table) GetMembers() []*RingNode {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *Table) GetOwners() []uint32 {
+	if x != nil {
+		return x.Owners
+	}
+	return nil
+}
+
+func (x *Table) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *Table) GetPreviousVersion() uint64 {
+	if x != nil {
+		return x.PreviousVersion
+	}
+	return 0
+}
+
+func (x *Table) GetPreviousMembers() []*RingNode {
+	if x != nil {
+		return x.PreviousMembers
+	}
+	return nil
+}
+
+func (x *Table) GetPreviousOwners() []uint32 {
+	if x != nil {
+		return x.PreviousOwners
+	}
+	return nil
+}
+
 type MergedRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Name of the sending node.
@@ -32,7 +310,7 @@ type MergedRequest struct {
 
 func (x *MergedRequest) Reset() {
 	*x = MergedRequest{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[0]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +322,7 @@ func (x *MergedRequest) String() string {
 func (*MergedRequest) ProtoMessage() {}
 
 func (x *MergedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[0]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +335,7 @@ func (x *MergedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergedRequest.ProtoReflect.Descriptor instead.
 func (*MergedRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MergedRequest) GetFrom() string {
@@ -83,7 +361,7 @@ type MergedResponse struct {
 
 func (x *MergedResponse) Reset() {
 	*x = MergedResponse{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[1]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -95,7 +373,7 @@ func (x *MergedResponse) String() string {
 func (*MergedResponse) ProtoMessage() {}
 
 func (x *MergedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[1]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -108,7 +386,7 @@ func (x *MergedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergedResponse.ProtoReflect.Descriptor instead.
 func (*MergedResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MergedResponse) GetHlc() uint64 {
@@ -129,7 +407,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[2]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -141,7 +419,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[2]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -154,7 +432,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LookupRequest) GetNamespace() string {
@@ -193,7 +471,7 @@ type LookupResponse struct {
 
 func (x *LookupResponse) Reset() {
 	*x = LookupResponse{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[3]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -205,7 +483,7 @@ func (x *LookupResponse) String() string {
 func (*LookupResponse) ProtoMessage() {}
 
 func (x *LookupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[3]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -218,7 +496,7 @@ func (x *LookupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResponse.ProtoReflect.Descriptor instead.
 func (*LookupResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LookupResponse) GetPending() bool {
@@ -274,7 +552,7 @@ type ForwardRequest struct {
 
 func (x *ForwardRequest) Reset() {
 	*x = ForwardRequest{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[4]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -286,7 +564,7 @@ func (x *ForwardRequest) String() string {
 func (*ForwardRequest) ProtoMessage() {}
 
 func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[4]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -299,7 +577,7 @@ func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardRequest.ProtoReflect.Descriptor instead.
 func (*ForwardRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ForwardRequest) GetFrom() string {
@@ -335,7 +613,7 @@ type ForwardResponse struct {
 
 func (x *ForwardResponse) Reset() {
 	*x = ForwardResponse{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[5]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +625,7 @@ func (x *ForwardResponse) String() string {
 func (*ForwardResponse) ProtoMessage() {}
 
 func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[5]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +638,7 @@ func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardResponse.ProtoReflect.Descriptor instead.
 func (*ForwardResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ForwardResponse) GetHlc() uint64 {
@@ -381,7 +659,23 @@ var File_ringcache_v1_peer_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x17ringcache/v1/peer.proto\x12\fringcache.v1\x1a\x18ringcache/v1/cache.proto\"5\n" +
+	"\x17ringcache/v1/peer.proto\x12\fringcache.v1\x1a\x18ringcache/v1/cache.proto\"\x11\n" +
+	"\x0fGetTableRequest\"=\n" +
+	"\x10GetTableResponse\x12)\n" +
+	"\x05table\x18\x01 \x01(\v2\x13.ringcache.v1.TableR\x05table\"=\n" +
+	"\x10PushTableRequest\x12)\n" +
+	"\x05table\x18\x01 \x01(\v2\x13.ringcache.v1.TableR\x05table\"-\n" +
+	"\x11PushTableResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"\xbd\x02\n" +
+	"\x05Table\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12'\n" +
+	"\x0fpartition_count\x18\x02 \x01(\rR\x0epartitionCount\x120\n" +
+	"\amembers\x18\x03 \x03(\v2\x16.ringcache.v1.RingNodeR\amembers\x12\x16\n" +
+	"\x06owners\x18\x04 \x03(\rR\x06owners\x12\x10\n" +
+	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\x12)\n" +
+	"\x10previous_version\x18\x06 \x01(\x04R\x0fpreviousVersion\x12A\n" +
+	"\x10previous_members\x18\a \x03(\v2\x16.ringcache.v1.RingNodeR\x0fpreviousMembers\x12'\n" +
+	"\x0fprevious_owners\x18\b \x03(\rR\x0epreviousOwners\"5\n" +
 	"\rMergedRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x10\n" +
 	"\x03hlc\x18\x02 \x01(\x04R\x03hlc\"\"\n" +
@@ -403,11 +697,13 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x03ops\x18\b \x03(\v2\x18.ringcache.v1.PipelineOpR\x03opsJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06J\x04\b\a\x10\b\"y\n" +
 	"\x0fForwardResponse\x12\x10\n" +
 	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\x126\n" +
-	"\aresults\x18\a \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresultsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x06\x10\a2\xd8\x01\n" +
+	"\aresults\x18\a \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresultsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x06\x10\a2\xf1\x02\n" +
 	"\x04Peer\x12F\n" +
 	"\aForward\x12\x1c.ringcache.v1.ForwardRequest\x1a\x1d.ringcache.v1.ForwardResponse\x12C\n" +
 	"\x06Lookup\x12\x1b.ringcache.v1.LookupRequest\x1a\x1c.ringcache.v1.LookupResponse\x12C\n" +
-	"\x06Merged\x12\x1b.ringcache.v1.MergedRequest\x1a\x1c.ringcache.v1.MergedResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
+	"\x06Merged\x12\x1b.ringcache.v1.MergedRequest\x1a\x1c.ringcache.v1.MergedResponse\x12I\n" +
+	"\bGetTable\x12\x1d.ringcache.v1.GetTableRequest\x1a\x1e.ringcache.v1.GetTableResponse\x12L\n" +
+	"\tPushTable\x12\x1e.ringcache.v1.PushTableRequest\x1a\x1f.ringcache.v1.PushTableResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
 
 var (
 	file_ringcache_v1_peer_proto_rawDescOnce sync.Once
@@ -421,31 +717,45 @@ func file_ringcache_v1_peer_proto_rawDescGZIP() []byte {
 	return file_ringcache_v1_peer_proto_rawDescData
 }
 
-var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_ringcache_v1_peer_proto_goTypes = []any{
-	(*MergedRequest)(nil),   // 0: ringcache.v1.MergedRequest
-	(*MergedResponse)(nil),  // 1: ringcache.v1.MergedResponse
-	(*LookupRequest)(nil),   // 2: ringcache.v1.LookupRequest
-	(*LookupResponse)(nil),  // 3: ringcache.v1.LookupResponse
-	(*ForwardRequest)(nil),  // 4: ringcache.v1.ForwardRequest
-	(*ForwardResponse)(nil), // 5: ringcache.v1.ForwardResponse
-	(*PipelineOp)(nil),      // 6: ringcache.v1.PipelineOp
-	(*PipelineResult)(nil),  // 7: ringcache.v1.PipelineResult
+	(*GetTableRequest)(nil),   // 0: ringcache.v1.GetTableRequest
+	(*GetTableResponse)(nil),  // 1: ringcache.v1.GetTableResponse
+	(*PushTableRequest)(nil),  // 2: ringcache.v1.PushTableRequest
+	(*PushTableResponse)(nil), // 3: ringcache.v1.PushTableResponse
+	(*Table)(nil),             // 4: ringcache.v1.Table
+	(*MergedRequest)(nil),     // 5: ringcache.v1.MergedRequest
+	(*MergedResponse)(nil),    // 6: ringcache.v1.MergedResponse
+	(*LookupRequest)(nil),     // 7: ringcache.v1.LookupRequest
+	(*LookupResponse)(nil),    // 8: ringcache.v1.LookupResponse
+	(*ForwardRequest)(nil),    // 9: ringcache.v1.ForwardRequest
+	(*ForwardResponse)(nil),   // 10: ringcache.v1.ForwardResponse
+	(*RingNode)(nil),          // 11: ringcache.v1.RingNode
+	(*PipelineOp)(nil),        // 12: ringcache.v1.PipelineOp
+	(*PipelineResult)(nil),    // 13: ringcache.v1.PipelineResult
 }
 var file_ringcache_v1_peer_proto_depIdxs = []int32{
-	6, // 0: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
-	7, // 1: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
-	4, // 2: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
-	2, // 3: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
-	0, // 4: ringcache.v1.Peer.Merged:input_type -> ringcache.v1.MergedRequest
-	5, // 5: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
-	3, // 6: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
-	1, // 7: ringcache.v1.Peer.Merged:output_type -> ringcache.v1.MergedResponse
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4,  // 0: ringcache.v1.GetTableResponse.table:type_name -> ringcache.v1.Table
+	4,  // 1: ringcache.v1.PushTableRequest.table:type_name -> ringcache.v1.Table
+	11, // 2: ringcache.v1.Table.members:type_name -> ringcache.v1.RingNode
+	11, // 3: ringcache.v1.Table.previous_members:type_name -> ringcache.v1.RingNode
+	12, // 4: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
+	13, // 5: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
+	9,  // 6: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
+	7,  // 7: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
+	5,  // 8: ringcache.v1.Peer.Merged:input_type -> ringcache.v1.MergedRequest
+	0,  // 9: ringcache.v1.Peer.GetTable:input_type -> ringcache.v1.GetTableRequest
+	2,  // 10: ringcache.v1.Peer.PushTable:input_type -> ringcache.v1.PushTableRequest
+	10, // 11: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
+	8,  // 12: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
+	6,  // 13: ringcache.v1.Peer.Merged:output_type -> ringcache.v1.MergedResponse
+	1,  // 14: ringcache.v1.Peer.GetTable:output_type -> ringcache.v1.GetTableResponse
+	3,  // 15: ringcache.v1.Peer.PushTable:output_type -> ringcache.v1.PushTableResponse
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_peer_proto_init() }
@@ -460,7 +770,7 @@ func file_ringcache_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_peer_proto_rawDesc), len(file_ringcache_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_Forward_FullMethodName = "/ringcache.v1.Peer/Forward"
-	Peer_Lookup_FullMethodName  = "/ringcache.v1.Peer/Lookup"
-	Peer_Merged_FullMethodName  = "/ringcache.v1.Peer/Merged"
+	Peer_Forward_FullMethodName   = "/ringcache.v1.Peer/Forward"
+	Peer_Lookup_FullMethodName    = "/ringcache.v1.Peer/Lookup"
+	Peer_Merged_FullMethodName    = "/ringcache.v1.Peer/Merged"
+	Peer_GetTable_FullMethodName  = "/ringcache.v1.Peer/GetTable"
+	Peer_PushTable_FullMethodName = "/ringcache.v1.Peer/PushTable"
 )
 
 // PeerClient is the client API for Peer service.
@@ -46,6 +48,12 @@ type PeerClient interface {
 	// receiver's keys meanwhile, so the receiver drops its cached entries,
 	// as the sender did (engine.Merge).
 	Merged(ctx context.Context, in *MergedRequest, opts ...grpc.CallOption) (*MergedResponse, error)
+	// GetTable returns the partition table the receiver routes by.
+	GetTable(ctx context.Context, in *GetTableRequest, opts ...grpc.CallOption) (*GetTableResponse, error)
+	// PushTable offers the receiver a newer partition table: the
+	// coordinator (the oldest member) sends each table it computes to every
+	// member. A table older than the receiver's is ignored.
+	PushTable(ctx context.Context, in *PushTableRequest, opts ...grpc.CallOption) (*PushTableResponse, error)
 }
 
 type peerClient struct {
@@ -86,6 +94,26 @@ func (c *peerClient) Merged(ctx context.Context, in *MergedRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *peerClient) GetTable(ctx context.Context, in *GetTableRequest, opts ...grpc.CallOption) (*GetTableResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTableResponse)
+	err := c.cc.Invoke(ctx, Peer_GetTable_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) PushTable(ctx context.Context, in *PushTableRequest, opts ...grpc.CallOption) (*PushTableResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PushTableResponse)
+	err := c.cc.Invoke(ctx, Peer_PushTable_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -108,6 +136,12 @@ type PeerServer interface {
 	// receiver's keys meanwhile, so the receiver drops its cached entries,
 	// as the sender did (engine.Merge).
 	Merged(context.Context, *MergedRequest) (*MergedResponse, error)
+	// GetTable returns the partition table the receiver routes by.
+	GetTable(context.Context, *GetTableRequest) (*GetTableResponse, error)
+	// PushTable offers the receiver a newer partition table: the
+	// coordinator (the oldest member) sends each table it computes to every
+	// member. A table older than the receiver's is ignored.
+	PushTable(context.Context, *PushTableRequest) (*PushTableResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -126,6 +160,12 @@ func (UnimplementedPeerServer) Lookup(context.Context, *LookupRequest) (*LookupR
 }
 func (UnimplementedPeerServer) Merged(context.Context, *MergedRequest) (*MergedResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Merged not implemented")
+}
+func (UnimplementedPeerServer) GetTable(context.Context, *GetTableRequest) (*GetTableResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTable not implemented")
+}
+func (UnimplementedPeerServer) PushTable(context.Context, *PushTableRequest) (*PushTableResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PushTable not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -202,6 +242,42 @@ func _Peer_Merged_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_GetTable_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTableRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).GetTable(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_GetTable_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).GetTable(ctx, req.(*GetTableRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_PushTable_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PushTableRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).PushTable(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_PushTable_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).PushTable(ctx, req.(*PushTableRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -220,6 +296,14 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Merged",
 			Handler:    _Peer_Merged_Handler,
+		},
+		{
+			MethodName: "GetTable",
+			Handler:    _Peer_GetTable_Handler,
+		},
+		{
+			MethodName: "PushTable",
+			Handler:    _Peer_PushTable_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
