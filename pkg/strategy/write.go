@@ -82,7 +82,8 @@ func (n *Namespace) write(ctx context.Context, key string, e Entry, w Write) err
 		n.store.Delete(skey)
 		return nil
 	}
-	n.store.SetIfNewer(skey, e)
+	e.Epoch = n.stamp()
+	n.putIfNewer(skey, e)
 	return nil
 }
 
