@@ -236,3 +236,30 @@ func TestFlush_NoReadAfterAFlushServesAnOlderValue(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// Whatever the prefix and the key, a flush hides a cached key exactly when
+// the key starts with the prefix (the empty prefix: every key), and
+// refuses only prefixes no key could have.
+func FuzzFlush_HidesExactlyTheKeysUnderThePrefix(f *testing.F) {
+	for _, s := range [][2]string{{"user:", "user:1"}, {"user:", "users"}, {"", "k"}, {"\xff", "k"}, {"k", "k"}, {"ké", "ké!"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, prefix, key string) {
+		e := newEnv(t, strategy.Policy{TTL: time.Hour, MaxKeyBytes: 64}, nil)
+		if e.ns.ValidateKey(key) != nil {
+			return
+		}
+		if err := e.ns.Set(bg, key, []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ns.Flush(prefix); err != nil {
+			if !errors.Is(err, strategy.ErrInvalidArgument) || (len(prefix) <= 64 && isUTF8(prefix)) {
+				t.Fatalf("Flush(%q): %v", prefix, err)
+			}
+			return
+		}
+		if _, found := mustGet(t, e.ns, key); found == strings.HasPrefix(key, prefix) {
+			t.Fatalf("after Flush(%q), key %q found = %v", prefix, key, found)
+		}
+	})
+}
