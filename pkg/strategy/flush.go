@@ -25,9 +25,10 @@ import (
 // acknowledged write is hidden.
 //
 // Cost per read: one atomic load and one comparison for an entry stamped
-// at or after the newest flush (every entry written since); for an older
-// entry, a comparison with each tombstone newer than it, at most
-// MaxPrefixTombstones strings.HasPrefix calls.
+// at or after the newest flush (every entry written since). An older entry
+// is compared with each tombstone newer than it (at most
+// MaxPrefixTombstones strings.HasPrefix calls) or, when the prefixes share
+// few lengths, looked up once per length in a map of the prefixes.
 
 // MaxPrefixTombstones bounds the prefix tombstones of a namespace. One
 // more folds the oldest into the floor: entries stamped before it are
@@ -40,11 +41,43 @@ type flushState struct {
 	seq   uint32 // the newest flush; entries stamped now carry it
 	floor uint32 // entries stamped below it are invisible
 	tombs []tomb // stamped above floor, oldest first
+	// byLen indexes tombs by prefix length when they share few lengths
+	// (tenant:1:, tenant:2:, …): a read then costs one map lookup per
+	// length instead of a comparison per tombstone. nil: scan tombs.
+	byLen []lenGroup
 }
 
 type tomb struct {
 	prefix string
 	seq    uint32
+}
+
+// lenGroup holds the tombstones whose prefixes are n bytes long: the
+// newest seq of each prefix, and the newest of all.
+type lenGroup struct {
+	n    int
+	max  uint32
+	seqs map[string]uint32
+}
+
+// index builds byLen when it pays: fewer than a third as many lengths as
+// tombstones (a map lookup costs about three prefix comparisons).
+func (s *flushState) index() {
+	groups := map[int]*lenGroup{}
+	for _, t := range s.tombs {
+		g := groups[len(t.prefix)]
+		if g == nil {
+			g = &lenGroup{n: len(t.prefix), seqs: map[string]uint32{}}
+			groups[len(t.prefix)] = g
+		}
+		g.seqs[t.prefix], g.max = t.seq, t.seq // tombs are oldest first
+	}
+	if 3*len(groups) >= len(s.tombs) {
+		return
+	}
+	for _, g := range groups {
+		s.byLen = append(s.byLen, *g)
+	}
 }
 
 // visible reports whether an entry of key stamped epoch survives the
@@ -55,6 +88,17 @@ func (s *flushState) visible(key string, epoch uint32) bool {
 	}
 	if epoch < s.floor {
 		return false
+	}
+	if s.byLen != nil {
+		for i := range s.byLen {
+			g := &s.byLen[i]
+			if g.max > epoch && g.n <= len(key) {
+				if seq, ok := g.seqs[key[:g.n]]; ok && seq > epoch {
+					return false
+				}
+			}
+		}
+		return true
 	}
 	for i := len(s.tombs) - 1; i >= 0 && s.tombs[i].seq > epoch; i-- {
 		if strings.HasPrefix(key, s.tombs[i].prefix) {
@@ -108,6 +152,7 @@ func (n *Namespace) Flush(prefix string) (FlushResult, error) {
 			next.floor, tombs, res.Folded = tombs[0].seq, tombs[1:], true
 		}
 		next.tombs = append(append(make([]tomb, 0, len(tombs)+1), tombs...), tomb{prefix: strings.Clone(prefix), seq: next.seq})
+		next.index()
 	}
 	res.PrefixTombstones = len(next.tombs)
 	n.flushes.Store(next)
