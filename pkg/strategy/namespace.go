@@ -1,7 +1,9 @@
 // Package strategy holds the read and write policies of a namespace and the
 // guards that keep them safe: one load per key at a time (stampede
 // protection), cached not-found results (penetration guard), TTL jitter (herd
-// guard) and input limits.
+// guard), background refresh of hot keys before they expire (a threshold, or
+// XFetch) and input limits. Flush empties a namespace or a key prefix in
+// constant time; no entry cached before it is served after it returns.
 //
 // A Namespace runs on a key's owner. It does not route: the node decides
 // which node owns a key and calls the owner's Namespace.
