@@ -1,6 +1,6 @@
 // Package admin is the operator plane behind ringcachectl: the Admin gRPC
-// service (members, ring, locate, stats, the write-behind journal, and
-// gossip keys). It only reads a node's parts and calls their operations; it
+// service (members, ring, locate, stats, the write-behind journal, gossip
+// keys, and namespace flushes). It only reads a node's parts and calls their operations; it
 // routes nothing.
 //
 // Stats builds the one snapshot of a node's counters; the Prometheus
@@ -175,5 +175,6 @@ func namespaceStats(name string, ns strategy.Stats) *pb.NamespaceStats {
 		RefreshesSkipped: ns.RefreshesSkipped, PendingHits: ns.PendingHits,
 		LeasesGranted: ns.LeasesGranted, LeaseWaits: ns.LeaseWaits, LeaseRejected: ns.LeaseRejected,
 		LoadsWaiting: ns.LoadsWaiting, LoadsRunning: ns.LoadsRunning, LoadsRefused: ns.LoadsRefused,
+		XfetchRefreshes: ns.XFetchRefreshes, Flushes: ns.Flushes,
 	}
 }

@@ -81,7 +81,8 @@ type Namespace struct {
 	TTL           Duration    `yaml:"ttl"`
 	TTLJitter     float64     `yaml:"ttl_jitter"`
 	NegativeTTL   Duration    `yaml:"negative_ttl"`
-	RefreshAhead  float64     `yaml:"refresh_ahead"`
+	RefreshAhead  float64     `yaml:"refresh_ahead"` // short for refresh: {mode: threshold, ahead: X}
+	Refresh       Refresh     `yaml:"refresh"`       // see Refresh
 	LoadTimeout   Duration    `yaml:"load_timeout"`
 	MaxLoads      int         `yaml:"max_concurrent_loads"` // loads in flight before misses get RESOURCE_EXHAUSTED
 	MaxKeyBytes   Size        `yaml:"max_key_bytes"`
@@ -308,11 +309,8 @@ func (f *File) Validate() error {
 		if ns.TTLJitter < 0 || ns.TTLJitter >= 1 {
 			return bad(field+".ttl_jitter", "must be in [0, 1), got %g", ns.TTLJitter)
 		}
-		if ns.RefreshAhead < 0 || ns.RefreshAhead >= 1 {
-			return bad(field+".refresh_ahead", "must be in [0, 1), got %g", ns.RefreshAhead)
-		}
-		if ns.RefreshAhead > 0 && ns.Read != ModeThrough {
-			return bad(field+".refresh_ahead", "needs read: through (only loaded entries can be reloaded)")
+		if err := ns.validateRefresh(bad, field); err != nil {
+			return err
 		}
 		if ns.Write == ModeBehind {
 			wb := ns.WriteBehind

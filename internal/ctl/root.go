@@ -3,7 +3,7 @@
 //
 // Every command dials the node at --addr and calls one Admin or Cache RPC,
 // each call with its own deadline of --timeout; stats, journal, journal
-// flush, top and gossip-keys also dial every alive member (gossip-keys
+// flush, flush, top and gossip-keys also dial every alive member (gossip-keys
 // rotate runs each step of a key rotation on all of them before the next). Results print as tables (text/tabwriter) or, with -o json, as
 // indented JSON (top: one line per snapshot). Commands return their errors instead of printing them, so the
 // binary decides how to report them; gRPC failures are rewritten into
@@ -68,6 +68,7 @@ func NewRootCommand() *cobra.Command {
 		newDelCommand(o),
 		newStatsCommand(o),
 		newJournalCommand(o),
+		newFlushCommand(o),
 		newTopCommand(o),
 		newGossipKeysCommand(o),
 		newPluginCommand("bench", BenchShort),

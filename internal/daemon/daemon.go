@@ -290,7 +290,7 @@ func openNamespaces(ctx context.Context, log *slog.Logger, file *config.File) ([
 		if nc.Read == config.ModeThrough {
 			spec.Policy.Read = strategy.ReadThrough
 		}
-		spec.Policy.RefreshAhead = nc.RefreshAhead
+		spec.Policy.RefreshAhead, spec.Policy.XFetchBeta = nc.RefreshPolicy()
 		switch nc.Write {
 		case config.ModeThrough:
 			spec.Policy.Write = strategy.WriteThrough

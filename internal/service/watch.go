@@ -72,10 +72,12 @@ type invalSub struct {
 	ch         chan *pb.KeyRef
 	lagOnce    sync.Once
 	lagging    chan struct{} // closed when a key could not be buffered
+	resetOnce  sync.Once
+	reset      chan struct{} // closed by Hub.Reset: the subscriber must drop everything
 }
 
 func (h *Hub) subscribe(namespaces []string) *invalSub {
-	s := &invalSub{ch: make(chan *pb.KeyRef, invalBuffer), lagging: make(chan struct{})}
+	s := &invalSub{ch: make(chan *pb.KeyRef, invalBuffer), lagging: make(chan struct{}), reset: make(chan struct{})}
 	if len(namespaces) > 0 {
 		s.namespaces = map[string]bool{}
 		for _, ns := range namespaces {
@@ -155,6 +157,8 @@ func (c *Cache) WatchInvalidations(req *pb.WatchInvalidationsRequest, stream pb.
 			continue
 		case <-sub.lagging:
 			return errLagging
+		case <-sub.reset:
+			return errReset
 		case ref := <-sub.ch:
 			batch = append(batch[:0], ref)
 		}
@@ -172,6 +176,8 @@ func (c *Cache) WatchInvalidations(req *pb.WatchInvalidationsRequest, stream pb.
 		select {
 		case <-sub.lagging:
 			return errLagging
+		case <-sub.reset:
+			return errReset
 		default:
 		}
 		if err := stream.Send(&pb.WatchInvalidationsResponse{Keys: batch}); err != nil {

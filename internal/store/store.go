@@ -158,6 +158,21 @@ func (s *Store) SetIfNewer(key string, e Entry) bool {
 	return stored
 }
 
+// SetUnless stores e under key unless the key has a live entry old for
+// which keep(old) is true, and reports whether it stored. keep runs under
+// the lock of the key's bucket: it must not call the Store.
+func (s *Store) SetUnless(key string, e Entry, keep func(old Entry) bool) bool {
+	stored := false
+	s.c.Compute(key, func(old Entry, found bool) (Entry, otter.ComputeOp) {
+		if found && keep(old) {
+			return old, otter.CancelOp
+		}
+		stored = true
+		return e, otter.WriteOp
+	})
+	return stored
+}
+
 // Set stores e under key, replacing any entry.
 func (s *Store) Set(key string, e Entry) { s.c.Set(key, e) }
 

@@ -25,6 +25,7 @@ import (
 //	gets, hits, misses, negative_hits, backend_loads,
 //	backend_loads_deduplicated, backend_load_errors, sets, deletes,
 //	write_errors, backpressure, refreshes, refreshes_skipped,
+//	xfetch_refreshes, flushes,
 //	pending_hits, leases_granted, lease_waits, lease_rejected,
 //	backend_loads_refused                                  (counters)
 //	loads_waiting, backend_loads_running                   (gauges)
@@ -71,6 +72,8 @@ var nsCounters = []struct {
 	{"backpressure", "Writes refused because the write-behind journal was full.", (*pb.NamespaceStats).GetBackpressure},
 	{"refreshes", "Background refresh-ahead loads started.", (*pb.NamespaceStats).GetRefreshes},
 	{"refreshes_skipped", "Refresh-ahead reloads not started because the namespace's bound on concurrent refreshes was reached.", (*pb.NamespaceStats).GetRefreshesSkipped},
+	{"xfetch_refreshes", "Of refreshes, those XFetch (refresh: xfetch) started shortly before expiry.", (*pb.NamespaceStats).GetXfetchRefreshes},
+	{"flushes", "Namespace or prefix flushes (ringcachectl flush) applied on this node.", (*pb.NamespaceStats).GetFlushes},
 	{"pending_hits", "Misses answered from a pending write-behind write.", (*pb.NamespaceStats).GetPendingHits},
 	{"leases_granted", "Cache-aside misses answered with a lease to load.", (*pb.NamespaceStats).GetLeasesGranted},
 	{"lease_waits", "Cache-aside misses told to wait for another caller's lease.", (*pb.NamespaceStats).GetLeaseWaits},

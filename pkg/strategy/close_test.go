@@ -142,6 +142,11 @@ func (s *gatedStore) SetIfAbsent(k string, e strategy.Entry) bool {
 	return s.Store.SetIfAbsent(k, e)
 }
 
+func (s *gatedStore) SetUnless(k string, e strategy.Entry, keep func(strategy.Entry) bool) bool {
+	s.hold()
+	return s.Store.SetUnless(k, e, keep)
+}
+
 // Close waits for a load that answered late to finish caching its result:
 // Close does not return while the store is still being written.
 func TestNamespace_CloseWaitsForLateResultsToBeCached(t *testing.T) {

@@ -53,7 +53,7 @@ func (n *Namespace) Lease(ctx context.Context, key string) (LeaseResult, error) 
 	}
 	n.c.gets.Add(1)
 	skey := n.prefix + key
-	if e, ok := n.store.Get(skey); ok {
+	if e, ok := n.lookup(skey); ok {
 		n.c.hits.Add(1)
 		if !e.Found {
 			n.c.negHits.Add(1)
@@ -66,7 +66,7 @@ func (n *Namespace) Lease(ctx context.Context, key string) (LeaseResult, error) 
 	defer n.genMu[i].Unlock()
 	// Look again under the lock: the previous holder may have stored the
 	// value (and spent its lease) since the miss above.
-	if e, ok := n.store.Get(skey); ok {
+	if e, ok := n.lookup(skey); ok {
 		return LeaseResult{Value: e.Value, Found: e.Found}, nil
 	}
 	if _, held := n.leases.GetIfPresent(skey); held {
@@ -117,7 +117,9 @@ func (n *Namespace) SetLeased(ctx context.Context, key string, value []byte, ttl
 	n.c.sets.Add(1)
 	n.gen[i].Add(1)
 	n.flight.Forget(n.flightKey(skey))
-	n.store.SetIfNewer(skey, storeEntry(value, n.ttl(ttl), n.versions.Now()))
+	e := storeEntry(value, n.ttl(ttl), n.versions.Now())
+	e.Epoch = n.stamp()
+	n.putIfNewer(skey, e)
 	n.changed(key)
 	return nil
 }

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 type loadResult struct {
 	value   []byte
 	found   bool
 	version uint64
+	epoch   uint32        // the flush epoch before the read began
+	cost    time.Duration // how long the read took
 }
 
 // fetch reads the key's current value: a write still queued in the
@@ -65,6 +68,7 @@ func (n *Namespace) fetchGuarded(ctx context.Context, key, skey string) (r loadR
 		}
 	}()
 	gen = n.gen[n.stripe(skey)].Load()
+	epoch, start := n.stamp(), n.clock.NowNano()
 	// The load ends at LoadTimeout, when the namespace closes, or when ctx
 	// ends (no caller waits for it any more), whichever comes first.
 	lctx, cancel := context.WithTimeout(ctx, n.p.LoadTimeout)
@@ -72,6 +76,10 @@ func (n *Namespace) fetchGuarded(ctx context.Context, key, skey string) (r loadR
 	stop := context.AfterFunc(n.life.ctx, cancel)
 	defer stop()
 	r, err = n.fetch(lctx, key)
+	r.epoch, r.cost = epoch, time.Duration(n.clock.NowNano()-start)
+	if err == nil {
+		n.cost.observe(r.cost)
+	}
 	return r, gen, err
 }
 
@@ -97,10 +105,11 @@ func (n *Namespace) install(skey string, gen uint64, r loadResult, replace bool)
 	default:
 		return
 	}
+	e.Epoch, e.Cost = r.epoch, CostOf(r.cost)
 	if replace {
-		n.store.SetIfNewer(skey, e)
+		n.putIfNewer(skey, e)
 	} else {
-		n.store.SetIfAbsent(skey, e)
+		n.putIfAbsent(skey, e)
 	}
 }
 
@@ -147,8 +156,9 @@ func (n *Namespace) load(ctx context.Context, key, skey string) ([]byte, bool, e
 
 // refreshAsync reloads a hot entry in the background, at most once at a
 // time per key and at most MaxRefreshes at a time in the namespace; the
-// entry keeps serving until the new value replaces it.
-func (n *Namespace) refreshAsync(key, skey string) {
+// entry keeps serving until the new value replaces it. early marks a
+// refresh that XFetch chose.
+func (n *Namespace) refreshAsync(key, skey string, early bool) {
 	if len(n.refreshN) == cap(n.refreshN) { // cheap early out; checked again below
 		n.c.refreshSkips.Add(1)
 		return
@@ -165,7 +175,15 @@ func (n *Namespace) refreshAsync(key, skey string) {
 			return nil, nil // closed: no refresh
 		}
 		defer n.life.exit()
+		// A reader that saw the entry just before the previous refresh
+		// replaced it must not start another one.
+		if e, life, ok := n.lookupWithLife(skey); !ok || !n.refreshPossible(e, life) {
+			return nil, nil
+		}
 		n.c.refreshes.Add(1)
+		if early {
+			n.c.xfetches.Add(1)
+		}
 		r, gen, err := n.fetchGuarded(context.Background(), key, skey)
 		if err == nil {
 			n.install(skey, gen, r, true)

@@ -1,7 +1,9 @@
 // Package strategy holds the read and write policies of a namespace and the
 // guards that keep them safe: one load per key at a time (stampede
 // protection), cached not-found results (penetration guard), TTL jitter (herd
-// guard) and input limits.
+// guard), background refresh of hot keys before they expire (a threshold, or
+// XFetch) and input limits. Flush empties a namespace or a key prefix in
+// constant time; no entry cached before it is served after it returns.
 //
 // A Namespace runs on a key's owner. It does not route: the node decides
 // which node owns a key and calls the owner's Namespace.
@@ -10,6 +12,7 @@ package strategy
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -77,6 +80,13 @@ type Policy struct {
 	// read after RefreshAhead × its TTL, so hot keys never expire into a
 	// miss; cold keys just expire. 0 turns it off. Read-through only.
 	RefreshAhead float64
+	// XFetchBeta > 0 turns on probabilistic early refresh (XFetch; see
+	// xfetch.go) instead of RefreshAhead: a read of an entry with life L
+	// left, whose last load took Δ, reloads it in the background with
+	// probability e^(−L/(Δ·XFetchBeta)). 1 is the paper's choice
+	// (DefaultXFetchBeta); larger refreshes earlier. Read-through only;
+	// not with RefreshAhead.
+	XFetchBeta float64
 	// MaxLoads bounds the loads in flight at once (distinct keys being
 	// loaded); a miss that would start one more fails at once with an
 	// error wrapping ErrBackpressure (RESOURCE_EXHAUSTED), so a flood of
@@ -114,6 +124,8 @@ type Deps struct {
 	Tracer trace.Tracer
 	// OnChange is told of every change to a cached value; nil means none.
 	OnChange ChangeHook
+	// Clock times loads (XFetch's Δ); nil means the wall clock.
+	Clock Clock
 }
 
 // DefaultMaxRefreshes bounds the background refresh-ahead reloads of one
@@ -134,6 +146,8 @@ type Stats struct {
 	StaleRetries        uint64 // write-through writes retried past a newer stored version
 	Backpressure        uint64 // writes refused because the journal was full
 	Refreshes           uint64 // background refresh-ahead loads started
+	XFetchRefreshes     uint64 // of Refreshes, those XFetch started
+	Flushes             uint64 // Flush calls: of the namespace or of a prefix
 	RefreshesSkipped    uint64 // refreshes not started: MaxRefreshes were in flight
 	PendingHits         uint64 // misses answered from the write-behind journal
 	LeasesGranted       uint64 // cache-aside misses answered with a lease
@@ -147,7 +161,7 @@ type Stats struct {
 type counters struct {
 	gets, hits, misses, loads, deduped, loadErrors, negHits, sets, deletes atomic.Uint64
 	writeErrors, backpressure, refreshes, refreshSkips, pendingHits        atomic.Uint64
-	loadsRefused                                                           atomic.Uint64
+	loadsRefused, xfetches, flushes                                        atomic.Uint64
 	staleRetries                                                           atomic.Uint64
 	leasesGranted, leaseWaits, leaseRejected                               atomic.Uint64
 	waiting                                                                atomic.Int64
@@ -190,6 +204,11 @@ type Namespace struct {
 	onChange ChangeHook // see Deps.OnChange
 	// keyChecks are the backends' own key limits (KeyValidator).
 	keyChecks []KeyValidator
+
+	clock   Clock
+	cost    loadCostAvg                // Δ of entries that were never loaded
+	flushMu sync.Mutex                 // serializes Flush
+	flushes atomic.Pointer[flushState] // see flush.go
 }
 
 // New returns a Namespace with the collaborators its policy needs.
@@ -203,6 +222,12 @@ func New(p Policy, d Deps) (*Namespace, error) {
 		return nil, fmt.Errorf("namespace %q: write-behind needs a journal", p.Name)
 	case p.RefreshAhead < 0 || p.RefreshAhead >= 1:
 		return nil, fmt.Errorf("namespace %q: refresh-ahead %g must be in [0, 1)", p.Name, p.RefreshAhead)
+	case p.XFetchBeta < 0 || math.IsNaN(p.XFetchBeta) || math.IsInf(p.XFetchBeta, 0):
+		return nil, fmt.Errorf("namespace %q: xfetch beta %g must be a positive number", p.Name, p.XFetchBeta)
+	case (p.XFetchBeta > 0 || p.RefreshAhead > 0) && p.Read != ReadThrough:
+		return nil, fmt.Errorf("namespace %q: refresh-ahead and xfetch need read-through (only loaded entries can be reloaded)", p.Name)
+	case p.XFetchBeta > 0 && p.RefreshAhead > 0:
+		return nil, fmt.Errorf("namespace %q: refresh-ahead and xfetch exclude each other; choose one", p.Name)
 	}
 	if p.LoadTimeout <= 0 {
 		p.LoadTimeout = 10 * time.Second
@@ -227,6 +252,11 @@ func New(p Policy, d Deps) (*Namespace, error) {
 		leases: newLeases(p.LeaseTTL), onChange: d.OnChange, refreshN: make(chan struct{}, p.MaxRefreshes),
 	}
 	n.life.init()
+	n.flushes.Store(&flushState{})
+	n.clock = d.Clock
+	if n.clock == nil {
+		n.clock = monoClock{base: time.Now()}
+	}
 	if p.LoadConcurrency > 0 {
 		n.dbSlots = make(chan struct{}, p.LoadConcurrency)
 	}
@@ -307,11 +337,11 @@ func (n *Namespace) Peek(key string) (value []byte, found, answered bool, err er
 	}
 	n.c.gets.Add(1)
 	skey := n.prefix + key
-	if e, life, ok := n.store.GetWithLife(skey); ok {
+	if e, life, ok := n.lookupWithLife(skey); ok {
 		if !e.Found {
 			n.c.negHits.Add(1)
-		} else if n.p.RefreshAhead > 0 && e.TTL > 0 && life < time.Duration(float64(e.TTL)*(1-n.p.RefreshAhead)) {
-			n.refreshAsync(key, skey)
+		} else if due, early := n.refreshDue(e, life); due {
+			n.refreshAsync(key, skey, early)
 		}
 		n.c.hits.Add(1)
 		return e.Value, e.Found, true, nil
@@ -373,7 +403,8 @@ func (n *Namespace) Stats() Stats {
 		Loads: n.c.loads.Load(), LoadsDeduped: n.c.deduped.Load(), LoadErrors: n.c.loadErrors.Load(),
 		NegativeHits: n.c.negHits.Load(), Sets: n.c.sets.Load(), Deletes: n.c.deletes.Load(),
 		WriteErrors: n.c.writeErrors.Load(), StaleRetries: n.c.staleRetries.Load(), Backpressure: n.c.backpressure.Load(),
-		Refreshes: n.c.refreshes.Load(), RefreshesSkipped: n.c.refreshSkips.Load(), PendingHits: n.c.pendingHits.Load(),
+		Refreshes: n.c.refreshes.Load(), XFetchRefreshes: n.c.xfetches.Load(), Flushes: n.c.flushes.Load(),
+		RefreshesSkipped: n.c.refreshSkips.Load(), PendingHits: n.c.pendingHits.Load(),
 		LeasesGranted: n.c.leasesGranted.Load(), LeaseWaits: n.c.leaseWaits.Load(), LeaseRejected: n.c.leaseRejected.Load(),
 		LoadsWaiting: n.c.waiting.Load(), LoadsRunning: n.inflight.Load(), LoadsRefused: n.c.loadsRefused.Load(),
 	}

@@ -75,6 +75,14 @@ type Entry struct {
 	// Value is shared with readers and must never be modified.
 	Value []byte
 	Found bool
+	// Cost is how long the load that produced the entry took: XFetch's Δ
+	// (Policy.XFetchBeta). 0 for a written value.
+	Cost LoadCost
+	// Epoch is the namespace's flush epoch when the value was read or
+	// written (Namespace.Flush): a flush hides the entries of older epochs.
+	// Cost and Epoch fill the padding after Found, so an Entry stays 48
+	// bytes.
+	Epoch uint32
 	// TTL is how long the entry lives from its last write; ≤ 0 means the
 	// store's longest lifetime.
 	TTL time.Duration
@@ -95,6 +103,12 @@ type Store interface {
 	SetIfAbsent(key string, e Entry) bool
 	// SetIfNewer stores e unless the key holds an entry of a higher Version.
 	SetIfNewer(key string, e Entry) bool
+	// SetUnless stores e unless the key has a live entry old with
+	// keep(old), and reports whether it stored; the test and the store are
+	// one step with respect to other writes of the key. keep runs under
+	// the store's lock of the key: it must be quick and must not call the
+	// Store.
+	SetUnless(key string, e Entry, keep func(old Entry) bool) bool
 	Delete(key string)
 }
 
@@ -120,4 +134,11 @@ type Versions interface {
 	// Now exceeds it: a write-through write that lost to a newer stored
 	// version is retried past it.
 	Seed(v uint64)
+}
+
+// Clock is the time source of load durations (XFetch's Δ); otter.Clock
+// and internal/testclock satisfy it. NowNano is monotonic for a Clock that
+// is the wall clock's monotonic reading.
+type Clock interface {
+	NowNano() int64
 }

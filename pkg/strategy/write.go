@@ -79,7 +79,8 @@ func (n *Namespace) write(ctx context.Context, key string, e Entry, w Write) err
 		return nil
 	}
 	e.Version = w.Version
-	n.store.SetIfNewer(skey, e)
+	e.Epoch = n.stamp()
+	n.putIfNewer(skey, e)
 	return nil
 }
 

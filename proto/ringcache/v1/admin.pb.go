@@ -1182,6 +1182,144 @@ func (*DropDeadLetterResponse) Descriptor() ([]byte, []int) {
 	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
+type FlushNamespaceRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Empty: the whole namespace. Else only keys that start with it.
+	Prefix        string `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlushNamespaceRequest) Reset() {
+	*x = FlushNamespaceRequest{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlushNamespaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlushNamespaceRequest) ProtoMessage() {}
+
+func (x *FlushNamespaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlushNamespaceRequest.ProtoReflect.Descriptor instead.
+func (*FlushNamespaceRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *FlushNamespaceRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *FlushNamespaceRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+type FlushNamespaceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the node that flushed.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// The flush's sequence number in the namespace on this node.
+	Epoch uint32 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Prefix flushes this node remembers for the namespace (bounded: see
+	// folded).
+	PrefixTombstones uint32 `protobuf:"varint,3,opt,name=prefix_tombstones,json=prefixTombstones,proto3" json:"prefix_tombstones,omitempty"`
+	// True when the list of prefix flushes was full and its oldest was
+	// folded into a flush of every entry cached before it: more keys than
+	// the prefixes named were emptied, never fewer.
+	Folded bool `protobuf:"varint,4,opt,name=folded,proto3" json:"folded,omitempty"`
+	// Invalidation streams (near caches, hot caches) ended so that their
+	// subscribers drop their copies.
+	StreamsReset  uint32 `protobuf:"varint,5,opt,name=streams_reset,json=streamsReset,proto3" json:"streams_reset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlushNamespaceResponse) Reset() {
+	*x = FlushNamespaceResponse{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlushNamespaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlushNamespaceResponse) ProtoMessage() {}
+
+func (x *FlushNamespaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlushNamespaceResponse.ProtoReflect.Descriptor instead.
+func (*FlushNamespaceResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *FlushNamespaceResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *FlushNamespaceResponse) GetEpoch() uint32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *FlushNamespaceResponse) GetPrefixTombstones() uint32 {
+	if x != nil {
+		return x.PrefixTombstones
+	}
+	return 0
+}
+
+func (x *FlushNamespaceResponse) GetFolded() bool {
+	if x != nil {
+		return x.Folded
+	}
+	return false
+}
+
+func (x *FlushNamespaceResponse) GetStreamsReset() uint32 {
+	if x != nil {
+		return x.StreamsReset
+	}
+	return 0
+}
+
 type MembersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1190,7 +1328,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1340,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1353,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 type MembersResponse struct {
@@ -1229,7 +1367,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1379,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1392,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MembersResponse) GetSelf() string {
@@ -1283,7 +1421,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1433,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1446,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Member) GetName() string {
@@ -1347,7 +1485,7 @@ type RingRequest struct {
 
 func (x *RingRequest) Reset() {
 	*x = RingRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[24]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1497,7 @@ func (x *RingRequest) String() string {
 func (*RingRequest) ProtoMessage() {}
 
 func (x *RingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[24]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1510,7 @@ func (x *RingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingRequest.ProtoReflect.Descriptor instead.
 func (*RingRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 type RingResponse struct {
@@ -1391,7 +1529,7 @@ type RingResponse struct {
 
 func (x *RingResponse) Reset() {
 	*x = RingResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[25]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1541,7 @@ func (x *RingResponse) String() string {
 func (*RingResponse) ProtoMessage() {}
 
 func (x *RingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[25]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1554,7 @@ func (x *RingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingResponse.ProtoReflect.Descriptor instead.
 func (*RingResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RingResponse) GetVersion() uint64 {
@@ -1465,7 +1603,7 @@ type RingMember struct {
 
 func (x *RingMember) Reset() {
 	*x = RingMember{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[26]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1615,7 @@ func (x *RingMember) String() string {
 func (*RingMember) ProtoMessage() {}
 
 func (x *RingMember) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[26]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1628,7 @@ func (x *RingMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingMember.ProtoReflect.Descriptor instead.
 func (*RingMember) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RingMember) GetName() string {
@@ -1524,7 +1662,7 @@ type LocateRequest struct {
 
 func (x *LocateRequest) Reset() {
 	*x = LocateRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[27]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1536,7 +1674,7 @@ func (x *LocateRequest) String() string {
 func (*LocateRequest) ProtoMessage() {}
 
 func (x *LocateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[27]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1549,7 +1687,7 @@ func (x *LocateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateRequest.ProtoReflect.Descriptor instead.
 func (*LocateRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LocateRequest) GetNamespace() string {
@@ -1577,7 +1715,7 @@ type LocateResponse struct {
 
 func (x *LocateResponse) Reset() {
 	*x = LocateResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[28]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1727,7 @@ func (x *LocateResponse) String() string {
 func (*LocateResponse) ProtoMessage() {}
 
 func (x *LocateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[28]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1740,7 @@ func (x *LocateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateResponse.ProtoReflect.Descriptor instead.
 func (*LocateResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LocateResponse) GetPartition() uint32 {
@@ -1634,7 +1772,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[29]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1784,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[29]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1797,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 type StatsResponse struct {
@@ -1696,7 +1834,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[30]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +1846,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[30]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +1859,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StatsResponse) GetNode() string {
@@ -1838,7 +1976,7 @@ type HotCacheStats struct {
 
 func (x *HotCacheStats) Reset() {
 	*x = HotCacheStats{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[31]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1850,7 +1988,7 @@ func (x *HotCacheStats) String() string {
 func (*HotCacheStats) ProtoMessage() {}
 
 func (x *HotCacheStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[31]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1863,7 +2001,7 @@ func (x *HotCacheStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HotCacheStats.ProtoReflect.Descriptor instead.
 func (*HotCacheStats) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *HotCacheStats) GetHits() uint64 {
@@ -1934,7 +2072,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[32]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1946,7 +2084,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[32]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1959,7 +2097,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StoreStats) GetEntries() uint64 {
@@ -2025,15 +2163,19 @@ type NamespaceStats struct {
 	RefreshesSkipped uint64 `protobuf:"varint,19,opt,name=refreshes_skipped,json=refreshesSkipped,proto3" json:"refreshes_skipped,omitempty"`
 	// Loads in flight right now, and misses refused with RESOURCE_EXHAUSTED
 	// because max_concurrent_loads loads were in flight.
-	LoadsRunning  int64  `protobuf:"varint,20,opt,name=loads_running,json=loadsRunning,proto3" json:"loads_running,omitempty"`
-	LoadsRefused  uint64 `protobuf:"varint,21,opt,name=loads_refused,json=loadsRefused,proto3" json:"loads_refused,omitempty"`
+	LoadsRunning int64  `protobuf:"varint,20,opt,name=loads_running,json=loadsRunning,proto3" json:"loads_running,omitempty"`
+	LoadsRefused uint64 `protobuf:"varint,21,opt,name=loads_refused,json=loadsRefused,proto3" json:"loads_refused,omitempty"`
+	// Of refreshes, those XFetch (refresh: xfetch) started.
+	XfetchRefreshes uint64 `protobuf:"varint,22,opt,name=xfetch_refreshes,json=xfetchRefreshes,proto3" json:"xfetch_refreshes,omitempty"`
+	// FlushNamespace calls applied to the namespace on this node.
+	Flushes       uint64 `protobuf:"varint,23,opt,name=flushes,proto3" json:"flushes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NamespaceStats) Reset() {
 	*x = NamespaceStats{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[33]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2187,7 @@ func (x *NamespaceStats) String() string {
 func (*NamespaceStats) ProtoMessage() {}
 
 func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[33]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2200,7 @@ func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespaceStats.ProtoReflect.Descriptor instead.
 func (*NamespaceStats) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *NamespaceStats) GetName() string {
@@ -2208,6 +2350,20 @@ func (x *NamespaceStats) GetLoadsRefused() uint64 {
 	return 0
 }
 
+func (x *NamespaceStats) GetXfetchRefreshes() uint64 {
+	if x != nil {
+		return x.XfetchRefreshes
+	}
+	return 0
+}
+
+func (x *NamespaceStats) GetFlushes() uint64 {
+	if x != nil {
+		return x.Flushes
+	}
+	return 0
+}
+
 var File_ringcache_v1_admin_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_admin_proto_rawDesc = "" +
@@ -2279,7 +2435,16 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\x15DropDeadLetterRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\"\x18\n" +
-	"\x16DropDeadLetterResponse\"\x10\n" +
+	"\x16DropDeadLetterResponse\"M\n" +
+	"\x15FlushNamespaceRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\tR\x06prefix\"\xac\x01\n" +
+	"\x16FlushNamespaceResponse\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\rR\x05epoch\x12+\n" +
+	"\x11prefix_tombstones\x18\x03 \x01(\rR\x10prefixTombstones\x12\x16\n" +
+	"\x06folded\x18\x04 \x01(\bR\x06folded\x12#\n" +
+	"\rstreams_reset\x18\x05 \x01(\rR\fstreamsReset\"\x10\n" +
 	"\x0eMembersRequest\"U\n" +
 	"\x0fMembersResponse\x12\x12\n" +
 	"\x04self\x18\x01 \x01(\tR\x04self\x12.\n" +
@@ -2344,7 +2509,7 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\aentries\x18\x01 \x01(\x04R\aentries\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x1b\n" +
 	"\tmax_bytes\x18\x03 \x01(\x04R\bmaxBytes\x12\x1c\n" +
-	"\tevictions\x18\x04 \x01(\x04R\tevictions\"\xb0\x05\n" +
+	"\tevictions\x18\x04 \x01(\x04R\tevictions\"\xf5\x05\n" +
 	"\x0eNamespaceStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04gets\x18\x02 \x01(\x04R\x04gets\x12\x12\n" +
@@ -2369,13 +2534,15 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\rloads_waiting\x18\x12 \x01(\x03R\floadsWaiting\x12+\n" +
 	"\x11refreshes_skipped\x18\x13 \x01(\x04R\x10refreshesSkipped\x12#\n" +
 	"\rloads_running\x18\x14 \x01(\x03R\floadsRunning\x12#\n" +
-	"\rloads_refused\x18\x15 \x01(\x04R\floadsRefused*\x8b\x01\n" +
+	"\rloads_refused\x18\x15 \x01(\x04R\floadsRefused\x12)\n" +
+	"\x10xfetch_refreshes\x18\x16 \x01(\x04R\x0fxfetchRefreshes\x12\x18\n" +
+	"\aflushes\x18\x17 \x01(\x04R\aflushes*\x8b\x01\n" +
 	"\vMemberState\x12\x1c\n" +
 	"\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n" +
 	"\x14MEMBER_STATE_SUSPECT\x10\x02\x12\x15\n" +
 	"\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n" +
-	"\x11MEMBER_STATE_LEFT\x10\x042\xb0\b\n" +
+	"\x11MEMBER_STATE_LEFT\x10\x042\x8d\t\n" +
 	"\x05Admin\x12F\n" +
 	"\aMembers\x12\x1c.ringcache.v1.MembersRequest\x1a\x1d.ringcache.v1.MembersResponse\x12=\n" +
 	"\x04Ring\x12\x19.ringcache.v1.RingRequest\x1a\x1a.ringcache.v1.RingResponse\x12C\n" +
@@ -2385,7 +2552,8 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\fFlushJournal\x12!.ringcache.v1.FlushJournalRequest\x1a\".ringcache.v1.FlushJournalResponse\x12R\n" +
 	"\vDeadLetters\x12 .ringcache.v1.DeadLettersRequest\x1a!.ringcache.v1.DeadLettersResponse\x12^\n" +
 	"\x0fRetryDeadLetter\x12$.ringcache.v1.RetryDeadLetterRequest\x1a%.ringcache.v1.RetryDeadLetterResponse\x12[\n" +
-	"\x0eDropDeadLetter\x12#.ringcache.v1.DropDeadLetterRequest\x1a$.ringcache.v1.DropDeadLetterResponse\x12O\n" +
+	"\x0eDropDeadLetter\x12#.ringcache.v1.DropDeadLetterRequest\x1a$.ringcache.v1.DropDeadLetterResponse\x12[\n" +
+	"\x0eFlushNamespace\x12#.ringcache.v1.FlushNamespaceRequest\x1a$.ringcache.v1.FlushNamespaceResponse\x12O\n" +
 	"\n" +
 	"GossipKeys\x12\x1f.ringcache.v1.GossipKeysRequest\x1a .ringcache.v1.GossipKeysResponse\x12a\n" +
 	"\x10InstallGossipKey\x12%.ringcache.v1.InstallGossipKeyRequest\x1a&.ringcache.v1.InstallGossipKeyResponse\x12U\n" +
@@ -2405,7 +2573,7 @@ func file_ringcache_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_ringcache_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ringcache_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_ringcache_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_ringcache_v1_admin_proto_goTypes = []any{
 	(MemberState)(0),                 // 0: ringcache.v1.MemberState
 	(*GossipKeyring)(nil),            // 1: ringcache.v1.GossipKeyring
@@ -2429,19 +2597,21 @@ var file_ringcache_v1_admin_proto_goTypes = []any{
 	(*RetryDeadLetterResponse)(nil),  // 19: ringcache.v1.RetryDeadLetterResponse
 	(*DropDeadLetterRequest)(nil),    // 20: ringcache.v1.DropDeadLetterRequest
 	(*DropDeadLetterResponse)(nil),   // 21: ringcache.v1.DropDeadLetterResponse
-	(*MembersRequest)(nil),           // 22: ringcache.v1.MembersRequest
-	(*MembersResponse)(nil),          // 23: ringcache.v1.MembersResponse
-	(*Member)(nil),                   // 24: ringcache.v1.Member
-	(*RingRequest)(nil),              // 25: ringcache.v1.RingRequest
-	(*RingResponse)(nil),             // 26: ringcache.v1.RingResponse
-	(*RingMember)(nil),               // 27: ringcache.v1.RingMember
-	(*LocateRequest)(nil),            // 28: ringcache.v1.LocateRequest
-	(*LocateResponse)(nil),           // 29: ringcache.v1.LocateResponse
-	(*StatsRequest)(nil),             // 30: ringcache.v1.StatsRequest
-	(*StatsResponse)(nil),            // 31: ringcache.v1.StatsResponse
-	(*HotCacheStats)(nil),            // 32: ringcache.v1.HotCacheStats
-	(*StoreStats)(nil),               // 33: ringcache.v1.StoreStats
-	(*NamespaceStats)(nil),           // 34: ringcache.v1.NamespaceStats
+	(*FlushNamespaceRequest)(nil),    // 22: ringcache.v1.FlushNamespaceRequest
+	(*FlushNamespaceResponse)(nil),   // 23: ringcache.v1.FlushNamespaceResponse
+	(*MembersRequest)(nil),           // 24: ringcache.v1.MembersRequest
+	(*MembersResponse)(nil),          // 25: ringcache.v1.MembersResponse
+	(*Member)(nil),                   // 26: ringcache.v1.Member
+	(*RingRequest)(nil),              // 27: ringcache.v1.RingRequest
+	(*RingResponse)(nil),             // 28: ringcache.v1.RingResponse
+	(*RingMember)(nil),               // 29: ringcache.v1.RingMember
+	(*LocateRequest)(nil),            // 30: ringcache.v1.LocateRequest
+	(*LocateResponse)(nil),           // 31: ringcache.v1.LocateResponse
+	(*StatsRequest)(nil),             // 32: ringcache.v1.StatsRequest
+	(*StatsResponse)(nil),            // 33: ringcache.v1.StatsResponse
+	(*HotCacheStats)(nil),            // 34: ringcache.v1.HotCacheStats
+	(*StoreStats)(nil),               // 35: ringcache.v1.StoreStats
+	(*NamespaceStats)(nil),           // 36: ringcache.v1.NamespaceStats
 }
 var file_ringcache_v1_admin_proto_depIdxs = []int32{
 	2,  // 0: ringcache.v1.GossipKeyring.keys:type_name -> ringcache.v1.GossipKey
@@ -2450,40 +2620,42 @@ var file_ringcache_v1_admin_proto_depIdxs = []int32{
 	1,  // 3: ringcache.v1.UseGossipKeyResponse.keyring:type_name -> ringcache.v1.GossipKeyring
 	1,  // 4: ringcache.v1.RemoveGossipKeyResponse.keyring:type_name -> ringcache.v1.GossipKeyring
 	17, // 5: ringcache.v1.DeadLettersResponse.dead_letters:type_name -> ringcache.v1.DeadLetter
-	24, // 6: ringcache.v1.MembersResponse.members:type_name -> ringcache.v1.Member
+	26, // 6: ringcache.v1.MembersResponse.members:type_name -> ringcache.v1.Member
 	0,  // 7: ringcache.v1.Member.state:type_name -> ringcache.v1.MemberState
-	27, // 8: ringcache.v1.RingResponse.members:type_name -> ringcache.v1.RingMember
-	33, // 9: ringcache.v1.StatsResponse.store:type_name -> ringcache.v1.StoreStats
-	34, // 10: ringcache.v1.StatsResponse.namespaces:type_name -> ringcache.v1.NamespaceStats
-	32, // 11: ringcache.v1.StatsResponse.hot_cache:type_name -> ringcache.v1.HotCacheStats
-	22, // 12: ringcache.v1.Admin.Members:input_type -> ringcache.v1.MembersRequest
-	25, // 13: ringcache.v1.Admin.Ring:input_type -> ringcache.v1.RingRequest
-	28, // 14: ringcache.v1.Admin.Locate:input_type -> ringcache.v1.LocateRequest
-	30, // 15: ringcache.v1.Admin.Stats:input_type -> ringcache.v1.StatsRequest
+	29, // 8: ringcache.v1.RingResponse.members:type_name -> ringcache.v1.RingMember
+	35, // 9: ringcache.v1.StatsResponse.store:type_name -> ringcache.v1.StoreStats
+	36, // 10: ringcache.v1.StatsResponse.namespaces:type_name -> ringcache.v1.NamespaceStats
+	34, // 11: ringcache.v1.StatsResponse.hot_cache:type_name -> ringcache.v1.HotCacheStats
+	24, // 12: ringcache.v1.Admin.Members:input_type -> ringcache.v1.MembersRequest
+	27, // 13: ringcache.v1.Admin.Ring:input_type -> ringcache.v1.RingRequest
+	30, // 14: ringcache.v1.Admin.Locate:input_type -> ringcache.v1.LocateRequest
+	32, // 15: ringcache.v1.Admin.Stats:input_type -> ringcache.v1.StatsRequest
 	11, // 16: ringcache.v1.Admin.Journal:input_type -> ringcache.v1.JournalRequest
 	13, // 17: ringcache.v1.Admin.FlushJournal:input_type -> ringcache.v1.FlushJournalRequest
 	15, // 18: ringcache.v1.Admin.DeadLetters:input_type -> ringcache.v1.DeadLettersRequest
 	18, // 19: ringcache.v1.Admin.RetryDeadLetter:input_type -> ringcache.v1.RetryDeadLetterRequest
 	20, // 20: ringcache.v1.Admin.DropDeadLetter:input_type -> ringcache.v1.DropDeadLetterRequest
-	3,  // 21: ringcache.v1.Admin.GossipKeys:input_type -> ringcache.v1.GossipKeysRequest
-	5,  // 22: ringcache.v1.Admin.InstallGossipKey:input_type -> ringcache.v1.InstallGossipKeyRequest
-	7,  // 23: ringcache.v1.Admin.UseGossipKey:input_type -> ringcache.v1.UseGossipKeyRequest
-	9,  // 24: ringcache.v1.Admin.RemoveGossipKey:input_type -> ringcache.v1.RemoveGossipKeyRequest
-	23, // 25: ringcache.v1.Admin.Members:output_type -> ringcache.v1.MembersResponse
-	26, // 26: ringcache.v1.Admin.Ring:output_type -> ringcache.v1.RingResponse
-	29, // 27: ringcache.v1.Admin.Locate:output_type -> ringcache.v1.LocateResponse
-	31, // 28: ringcache.v1.Admin.Stats:output_type -> ringcache.v1.StatsResponse
-	12, // 29: ringcache.v1.Admin.Journal:output_type -> ringcache.v1.JournalResponse
-	14, // 30: ringcache.v1.Admin.FlushJournal:output_type -> ringcache.v1.FlushJournalResponse
-	16, // 31: ringcache.v1.Admin.DeadLetters:output_type -> ringcache.v1.DeadLettersResponse
-	19, // 32: ringcache.v1.Admin.RetryDeadLetter:output_type -> ringcache.v1.RetryDeadLetterResponse
-	21, // 33: ringcache.v1.Admin.DropDeadLetter:output_type -> ringcache.v1.DropDeadLetterResponse
-	4,  // 34: ringcache.v1.Admin.GossipKeys:output_type -> ringcache.v1.GossipKeysResponse
-	6,  // 35: ringcache.v1.Admin.InstallGossipKey:output_type -> ringcache.v1.InstallGossipKeyResponse
-	8,  // 36: ringcache.v1.Admin.UseGossipKey:output_type -> ringcache.v1.UseGossipKeyResponse
-	10, // 37: ringcache.v1.Admin.RemoveGossipKey:output_type -> ringcache.v1.RemoveGossipKeyResponse
-	25, // [25:38] is the sub-list for method output_type
-	12, // [12:25] is the sub-list for method input_type
+	22, // 21: ringcache.v1.Admin.FlushNamespace:input_type -> ringcache.v1.FlushNamespaceRequest
+	3,  // 22: ringcache.v1.Admin.GossipKeys:input_type -> ringcache.v1.GossipKeysRequest
+	5,  // 23: ringcache.v1.Admin.InstallGossipKey:input_type -> ringcache.v1.InstallGossipKeyRequest
+	7,  // 24: ringcache.v1.Admin.UseGossipKey:input_type -> ringcache.v1.UseGossipKeyRequest
+	9,  // 25: ringcache.v1.Admin.RemoveGossipKey:input_type -> ringcache.v1.RemoveGossipKeyRequest
+	25, // 26: ringcache.v1.Admin.Members:output_type -> ringcache.v1.MembersResponse
+	28, // 27: ringcache.v1.Admin.Ring:output_type -> ringcache.v1.RingResponse
+	31, // 28: ringcache.v1.Admin.Locate:output_type -> ringcache.v1.LocateResponse
+	33, // 29: ringcache.v1.Admin.Stats:output_type -> ringcache.v1.StatsResponse
+	12, // 30: ringcache.v1.Admin.Journal:output_type -> ringcache.v1.JournalResponse
+	14, // 31: ringcache.v1.Admin.FlushJournal:output_type -> ringcache.v1.FlushJournalResponse
+	16, // 32: ringcache.v1.Admin.DeadLetters:output_type -> ringcache.v1.DeadLettersResponse
+	19, // 33: ringcache.v1.Admin.RetryDeadLetter:output_type -> ringcache.v1.RetryDeadLetterResponse
+	21, // 34: ringcache.v1.Admin.DropDeadLetter:output_type -> ringcache.v1.DropDeadLetterResponse
+	23, // 35: ringcache.v1.Admin.FlushNamespace:output_type -> ringcache.v1.FlushNamespaceResponse
+	4,  // 36: ringcache.v1.Admin.GossipKeys:output_type -> ringcache.v1.GossipKeysResponse
+	6,  // 37: ringcache.v1.Admin.InstallGossipKey:output_type -> ringcache.v1.InstallGossipKeyResponse
+	8,  // 38: ringcache.v1.Admin.UseGossipKey:output_type -> ringcache.v1.UseGossipKeyResponse
+	10, // 39: ringcache.v1.Admin.RemoveGossipKey:output_type -> ringcache.v1.RemoveGossipKeyResponse
+	26, // [26:40] is the sub-list for method output_type
+	12, // [12:26] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
@@ -2500,7 +2672,7 @@ func file_ringcache_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_admin_proto_rawDesc), len(file_ringcache_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	Admin_DeadLetters_FullMethodName      = "/ringcache.v1.Admin/DeadLetters"
 	Admin_RetryDeadLetter_FullMethodName  = "/ringcache.v1.Admin/RetryDeadLetter"
 	Admin_DropDeadLetter_FullMethodName   = "/ringcache.v1.Admin/DropDeadLetter"
+	Admin_FlushNamespace_FullMethodName   = "/ringcache.v1.Admin/FlushNamespace"
 	Admin_GossipKeys_FullMethodName       = "/ringcache.v1.Admin/GossipKeys"
 	Admin_InstallGossipKey_FullMethodName = "/ringcache.v1.Admin/InstallGossipKey"
 	Admin_UseGossipKey_FullMethodName     = "/ringcache.v1.Admin/UseGossipKey"
@@ -58,6 +59,15 @@ type AdminClient interface {
 	RetryDeadLetter(ctx context.Context, in *RetryDeadLetterRequest, opts ...grpc.CallOption) (*RetryDeadLetterResponse, error)
 	// DropDeadLetter discards a dead letter.
 	DropDeadLetter(ctx context.Context, in *DropDeadLetterRequest, opts ...grpc.CallOption) (*DropDeadLetterResponse, error)
+	// FlushNamespace empties a namespace on this node, or the keys of it that
+	// start with a prefix, in constant time: entries cached before the flush
+	// are never served again (each is a miss, reclaimed later), while writes
+	// pending in the write-behind journal are kept and read back by those
+	// misses. The node then ends the invalidation streams watching the
+	// namespace (ABORTED), so hot caches and near caches drop what they hold
+	// of its keys and subscribe again. ringcachectl flush calls it on every
+	// alive member.
+	FlushNamespace(ctx context.Context, in *FlushNamespaceRequest, opts ...grpc.CallOption) (*FlushNamespaceResponse, error)
 	// GossipKeys lists this node's gossip keys, the primary first.
 	GossipKeys(ctx context.Context, in *GossipKeysRequest, opts ...grpc.CallOption) (*GossipKeysResponse, error)
 	// InstallGossipKey adds a key that this node decrypts gossip with; it
@@ -169,6 +179,16 @@ func (c *adminClient) DropDeadLetter(ctx context.Context, in *DropDeadLetterRequ
 	return out, nil
 }
 
+func (c *adminClient) FlushNamespace(ctx context.Context, in *FlushNamespaceRequest, opts ...grpc.CallOption) (*FlushNamespaceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FlushNamespaceResponse)
+	err := c.cc.Invoke(ctx, Admin_FlushNamespace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminClient) GossipKeys(ctx context.Context, in *GossipKeysRequest, opts ...grpc.CallOption) (*GossipKeysResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GossipKeysResponse)
@@ -233,6 +253,15 @@ type AdminServer interface {
 	RetryDeadLetter(context.Context, *RetryDeadLetterRequest) (*RetryDeadLetterResponse, error)
 	// DropDeadLetter discards a dead letter.
 	DropDeadLetter(context.Context, *DropDeadLetterRequest) (*DropDeadLetterResponse, error)
+	// FlushNamespace empties a namespace on this node, or the keys of it that
+	// start with a prefix, in constant time: entries cached before the flush
+	// are never served again (each is a miss, reclaimed later), while writes
+	// pending in the write-behind journal are kept and read back by those
+	// misses. The node then ends the invalidation streams watching the
+	// namespace (ABORTED), so hot caches and near caches drop what they hold
+	// of its keys and subscribe again. ringcachectl flush calls it on every
+	// alive member.
+	FlushNamespace(context.Context, *FlushNamespaceRequest) (*FlushNamespaceResponse, error)
 	// GossipKeys lists this node's gossip keys, the primary first.
 	GossipKeys(context.Context, *GossipKeysRequest) (*GossipKeysResponse, error)
 	// InstallGossipKey adds a key that this node decrypts gossip with; it
@@ -280,6 +309,9 @@ func (UnimplementedAdminServer) RetryDeadLetter(context.Context, *RetryDeadLette
 }
 func (UnimplementedAdminServer) DropDeadLetter(context.Context, *DropDeadLetterRequest) (*DropDeadLetterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DropDeadLetter not implemented")
+}
+func (UnimplementedAdminServer) FlushNamespace(context.Context, *FlushNamespaceRequest) (*FlushNamespaceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FlushNamespace not implemented")
 }
 func (UnimplementedAdminServer) GossipKeys(context.Context, *GossipKeysRequest) (*GossipKeysResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GossipKeys not implemented")
@@ -476,6 +508,24 @@ func _Admin_DropDeadLetter_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_FlushNamespace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FlushNamespaceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).FlushNamespace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_FlushNamespace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).FlushNamespace(ctx, req.(*FlushNamespaceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Admin_GossipKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GossipKeysRequest)
 	if err := dec(in); err != nil {
@@ -590,6 +640,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DropDeadLetter",
 			Handler:    _Admin_DropDeadLetter_Handler,
+		},
+		{
+			MethodName: "FlushNamespace",
+			Handler:    _Admin_FlushNamespace_Handler,
 		},
 		{
 			MethodName: "GossipKeys",
