@@ -277,7 +277,7 @@ func openNamespaces(ctx context.Context, log *slog.Logger, file *config.File) ([
 	var specs []node.NamespaceSpec
 	for _, name := range sortedNames(file.Namespaces) {
 		nc := file.Namespaces[name]
-		spec := node.NamespaceSpec{Audit: nc.Audit, Policy: strategy.Policy{
+		spec := node.NamespaceSpec{Audit: nc.Audit, Sensitive: nc.Sensitive, Policy: strategy.Policy{
 			Name:          name,
 			TTL:           nc.TTL.Std(),
 			TTLJitter:     nc.TTLJitter,

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/ringcache/ringcache/internal/config"
+	"github.com/ringcache/ringcache/internal/gossipkey"
 	"github.com/ringcache/ringcache/pkg/node"
 )
 
@@ -15,6 +16,7 @@ type reloader interface {
 	ReloadAuth(a *node.AuthConfig) error
 	ReloadTLS() error
 	ReopenAuditLog() error
+	ReloadSealKeys(keys [][]byte) error
 }
 
 // reload is the SIGHUP handler. It re-reads the gossip keys, the auth
@@ -34,6 +36,17 @@ func reload(log *slog.Logger, f Flags, started *config.File, n reloader) {
 		log.Error("SIGHUP: TLS files not reloaded; the certificate in use stays", "err", err)
 	} else if f.Security.TLSCert != "" {
 		log.Info("SIGHUP: TLS files reloaded")
+	}
+	if path := f.Security.SealKeyFile; path != "" {
+		keys, err := gossipkey.Read(path)
+		if err == nil {
+			err = n.ReloadSealKeys(keys)
+		}
+		if err != nil {
+			log.Error("SIGHUP: seal keys not reloaded; the keys in force stay", "err", err)
+		} else {
+			log.Info("SIGHUP: seal keys reloaded", "keys", len(keys))
+		}
 	}
 	if err := n.ReopenAuditLog(); err != nil {
 		log.Error("SIGHUP: audit log not reopened", "err", err)

@@ -27,6 +27,7 @@ func (f *fakeReloader) RotateGossipKeys(k [][]byte) error   { f.keys = k; return
 func (f *fakeReloader) ReloadAuth(a *node.AuthConfig) error { f.auth = append(f.auth, a); return nil }
 func (f *fakeReloader) ReloadTLS() error                    { f.tlsCalls++; return f.tlsErr }
 func (f *fakeReloader) ReopenAuditLog() error               { f.reopens++; return nil }
+func (f *fakeReloader) ReloadSealKeys([][]byte) error       { return nil }
 
 const reloadConfig = `
 namespaces:

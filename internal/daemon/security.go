@@ -1,12 +1,14 @@
 package daemon
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/spf13/pflag"
 
 	"github.com/ringcache/ringcache/internal/audit"
 	"github.com/ringcache/ringcache/internal/config"
+	"github.com/ringcache/ringcache/internal/gossipkey"
 	"github.com/ringcache/ringcache/pkg/node"
 )
 
@@ -19,6 +21,9 @@ type SecurityFlags struct {
 	Insecure bool
 	// AuditLog is the audit log's path; empty: none.
 	AuditLog string
+	// SealKeyFile holds the keys that seal sensitive namespaces' values in
+	// the journal; empty: none.
+	SealKeyFile string
 }
 
 func (s *SecurityFlags) register(fl *pflag.FlagSet) {
@@ -27,6 +32,7 @@ func (s *SecurityFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&s.TLSClientCA, "tls-client-ca", "", "CA that signs client and peer certificates (PEM); a verified client certificate identifies its caller")
 	fl.BoolVar(&s.TLSRequireClientCert, "tls-require-client-cert", false, "refuse connections without a client certificate signed by --tls-client-ca (strict mutual TLS)")
 	fl.BoolVar(&s.Insecure, "insecure", false, "allow plaintext gRPC (no --tls-cert) and unencrypted gossip (no --gossip-key-file) on an address other than loopback; anyone who reaches the node could then read and write every namespace")
+	fl.StringVar(&s.SealKeyFile, "seal-key-file", "", "keys (one base64 32-byte key per line, the first sealing) that encrypt the values of namespaces marked sensitive: true in the write-behind journal; SIGHUP re-reads it")
 	fl.StringVar(&s.AuditLog, "audit-log", "", "append an audit log (JSON lines) to this file: every Admin call, every denied call, and every access to namespaces marked audit: true; keys appear only as keyed hashes; SIGHUP reopens it (after logrotate)")
 }
 
@@ -37,6 +43,13 @@ func (s SecurityFlags) apply(cfg *node.Config, file *config.File, dataDir string
 		cfg.TLS = &node.TLSConfig{CertFile: s.TLSCert, KeyFile: s.TLSKey, ClientCAFile: s.TLSClientCA, RequireClientCert: s.TLSRequireClientCert}
 	}
 	cfg.Insecure = s.Insecure
+	if s.SealKeyFile != "" {
+		keys, err := gossipkey.Read(s.SealKeyFile)
+		if err != nil {
+			return fmt.Errorf("--seal-key-file: %w", err)
+		}
+		cfg.SealKeys = keys
+	}
 	cfg.Auth = authConfig(file.Auth)
 	if s.AuditLog != "" {
 		keyFile := ""

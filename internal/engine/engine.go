@@ -31,6 +31,7 @@ import (
 	"github.com/ringcache/ringcache/internal/hlc"
 	"github.com/ringcache/ringcache/internal/hotcache"
 	"github.com/ringcache/ringcache/internal/journal"
+	"github.com/ringcache/ringcache/internal/seal"
 	"github.com/ringcache/ringcache/internal/store"
 	"github.com/ringcache/ringcache/pkg/ring"
 	"github.com/ringcache/ringcache/pkg/strategy"
@@ -50,6 +51,9 @@ type NamespaceSpec struct {
 	Writer strategy.Writer
 	// Audit writes every access to the namespace to the audit log.
 	Audit bool
+	// Sensitive seals the namespace's values in the write-behind journal
+	// (Config.Sealer).
+	Sensitive bool
 }
 
 // Peers is the engine's transport to other nodes (internal/peer.Pool).
@@ -87,6 +91,8 @@ type Config struct {
 	Now func() time.Time
 	// OnChange is told of every change to a cached value.
 	OnChange strategy.ChangeHook
+	// Sealer seals the journal's values of sensitive namespaces.
+	Sealer *seal.Sealer
 	// Auth authorizes and rate-limits each op of a caller; nil allows all.
 	Auth *auth.Authorizer
 	// Audit records denied ops and every op on namespaces marked Audit;
@@ -146,6 +152,13 @@ func New(cfg Config) (*Engine, error) {
 				return nil, fmt.Errorf("namespace %q is write-behind and needs a journal and a writer", name)
 			}
 			deps.Journal = handoffJournal{Journal: cfg.Journal.AsQueue(), e: e}
+			if spec.Sensitive {
+				if cfg.Sealer == nil {
+					e.Close()
+					return nil, fmt.Errorf("namespace %q is sensitive and write-behind and needs a key to seal its journal (--seal-key-file)", name)
+				}
+				deps.Journal = sealedJournal{Journal: deps.Journal, s: cfg.Sealer}
+			}
 		}
 		ns, err := strategy.New(spec.Policy, deps)
 		if err != nil {

@@ -27,6 +27,10 @@ type Clock interface {
 type FlusherConfig struct {
 	// Writers are the databases of the write-behind namespaces, by name.
 	Writers map[string]strategy.Writer
+	// Open returns the value a record holds as the database must get it
+	// (a sensitive namespace's values are sealed in the journal); nil
+	// writes values as stored.
+	Open func(r Record) ([]byte, error)
 	// Interval between flushes while the journal holds less than a batch;
 	// a full batch is followed by the next at once. Default 1 s.
 	Interval time.Duration
@@ -211,7 +215,11 @@ func (f *Flusher) flushGroup(ctx context.Context, ns string, recs []Record) erro
 		}
 		return nil
 	}
-	err := f.write(ctx, w, recs)
+	recs, err := f.openAll(recs)
+	if err != nil {
+		return err
+	}
+	err = f.write(ctx, w, recs)
 	if err == nil {
 		return f.ack(recs)
 	}
@@ -311,7 +319,7 @@ func (f *Flusher) settleStale(ctx context.Context, w strategy.Writer, recs []Rec
 // write replaced it meanwhile, and a crash before the Ack replays r, which
 // then meets this write and is settled again.
 func (f *Flusher) reversion(ctx context.Context, w strategy.Writer, r Record) error {
-	nw := r.Write()
+	nw := r.toDB()
 	nw.Version = f.cfg.Clock.Now()
 	wctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	err := w.Write(wctx, []strategy.Write{nw})
@@ -338,11 +346,42 @@ func (f *Flusher) reversion(ctx context.Context, w strategy.Writer, r Record) er
 func (f *Flusher) write(ctx context.Context, w strategy.Writer, recs []Record) error {
 	writes := make([]strategy.Write, len(recs))
 	for i, r := range recs {
-		writes[i] = r.Write()
+		writes[i] = r.toDB()
 	}
 	wctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
 	return w.Write(wctx, writes)
+}
+
+// openAll gives each record the value the database must get (Open). A
+// record that cannot be opened — sealed under a key this node no longer
+// holds, or altered on disk — moves to the dead letters with the reason,
+// where `ringcachectl journal retry` requeues it once the key is back; the
+// rest of the batch goes on.
+func (f *Flusher) openAll(recs []Record) ([]Record, error) {
+	if f.cfg.Open == nil {
+		return recs, nil
+	}
+	out := recs[:0:0]
+	for _, r := range recs {
+		if r.Delete {
+			out = append(out, r)
+			continue
+		}
+		v, err := f.cfg.Open(r)
+		if err != nil {
+			f.failures.Add(1)
+			f.log.Error("write-behind record cannot be opened; moved to the dead letters",
+				"namespace", r.Namespace, "err", err)
+			if err := f.bury(r, err); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		r.opened = v
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 func (f *Flusher) ack(recs []Record) error {

@@ -47,3 +47,13 @@ func (q Queue) Pending(_ context.Context, ns, key string) (strategy.Write, bool,
 func (r Record) Write() strategy.Write {
 	return strategy.Write{Key: r.Key, Value: r.Value, Delete: r.Delete, Version: r.Version}
 }
+
+// toDB is the write the database gets: the opened value if the flusher
+// opened a sealed one.
+func (r *Record) toDB() strategy.Write {
+	w := r.Write()
+	if r.opened != nil {
+		w.Value = r.opened
+	}
+	return w
+}

@@ -29,6 +29,10 @@ type Record struct {
 	Attempts uint32
 	// LastError is the last flush error (dead letters show it).
 	LastError string
+
+	// opened is the value the flusher writes to the database when it is
+	// not Value as stored (FlusherConfig.Open: a sealed value, opened).
+	opened []byte
 }
 
 // size is what a record counts against Options.MaxBytes: key and value bytes.

@@ -47,6 +47,10 @@ type NamespaceSpec struct {
 	// Audit writes every access to the namespace to the audit log
 	// (Config.AuditLog): who, from where, which key (as a keyed hash).
 	Audit bool
+	// Sensitive seals the namespace's values where they rest on disk (the
+	// write-behind journal and its replicas) with AES-256-GCM under
+	// Config.SealKeys. Values are never logged in any namespace.
+	Sensitive bool
 }
 
 // TLSConfig secures the gRPC port with TLS 1.3: for clients, and for the
@@ -247,6 +251,10 @@ type Config struct {
 	Auth *AuthConfig
 	// Audit, when set, writes the audit log.
 	Audit *AuditConfig
+	// SealKeys (32 bytes each; the first seals, all open) seal the
+	// journal's values of Sensitive namespaces; rotate them with
+	// ReloadSealKeys.
+	SealKeys [][]byte
 	// Logger receives operator messages; nil discards them. Keys and values
 	// are never logged.
 	Logger *slog.Logger

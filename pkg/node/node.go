@@ -199,7 +199,7 @@ func (n *Node) startEngine() error {
 	specs := make([]engine.NamespaceSpec, len(cfg.Namespaces))
 	writers := map[string]strategy.Writer{}
 	for i, s := range cfg.Namespaces {
-		specs[i] = engine.NamespaceSpec{Policy: s.Policy, Loader: s.Loader, Writer: s.Writer, Audit: s.Audit}
+		specs[i] = engine.NamespaceSpec{Policy: s.Policy, Loader: s.Loader, Writer: s.Writer, Audit: s.Audit, Sensitive: s.Sensitive}
 		if s.Policy.Write == strategy.WriteBehind {
 			writers[s.Policy.Name] = s.Writer
 		}
@@ -209,7 +209,7 @@ func (n *Node) startEngine() error {
 		Self: cfg.Name, Namespaces: specs, Store: n.store, Journal: n.journal, Versions: n.clock,
 		Peers: n.peers, Hot: n.hot, Ring: cfg.Ring, ForwardTimeout: cfg.ForwardTimeout,
 		HandoffWindow: cfg.HandoffWindow, Now: n.now, OnChange: n.hub.Publish, Tracer: n.obs.tracer, Logger: n.log,
-		Auth: n.sec.auth, Audit: n.sec.audit,
+		Auth: n.sec.auth, Audit: n.sec.audit, Sealer: n.sec.sealer,
 	})
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
@@ -218,6 +218,7 @@ func (n *Node) startEngine() error {
 	if n.journal != nil {
 		jc := cfg.Journal
 		n.flusher = journal.NewFlusher(n.journal, journal.FlusherConfig{
+			Open:    n.openSealed(),
 			Writers: writers, Interval: jc.FlushInterval, BatchSize: jc.BatchSize, MaxAttempts: jc.MaxAttempts,
 			MinBackoff: jc.MinBackoff, MaxBackoff: jc.MaxBackoff, Clock: n.clock, Logger: n.log,
 		})

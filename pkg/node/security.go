@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 	"github.com/ringcache/ringcache/internal/audit"
 	"github.com/ringcache/ringcache/internal/auth"
 	"github.com/ringcache/ringcache/internal/config"
+	"github.com/ringcache/ringcache/internal/journal"
+	"github.com/ringcache/ringcache/internal/seal"
 	"github.com/ringcache/ringcache/internal/service"
 	"github.com/ringcache/ringcache/internal/tlsconf"
 )
@@ -20,10 +23,11 @@ const insecureWarnEvery = time.Hour
 
 // security is the node's TLS material, authorizer, audit log and guard.
 type security struct {
-	tls   *tlsconf.Source // nil without TLS
-	auth  *auth.Authorizer
-	audit *audit.Log // nil without an audit log
-	guard *service.Guard
+	tls    *tlsconf.Source // nil without TLS
+	auth   *auth.Authorizer
+	audit  *audit.Log // nil without an audit log
+	guard  *service.Guard
+	sealer *seal.Sealer // nil without seal keys
 }
 
 // openSecurity loads the TLS material, the auth policy and the audit log.
@@ -49,8 +53,44 @@ func (n *Node) openSecurity() error {
 			}
 		})
 	}
+	if len(cfg.SealKeys) > 0 {
+		if n.sec.sealer, err = seal.New(cfg.SealKeys); err != nil {
+			return fmt.Errorf("node: seal keys: %w", err)
+		}
+	}
 	n.sec.guard = &service.Guard{Auth: n.sec.auth, Audit: n.sec.audit, MaxCalls: max(0, cfg.MaxCalls), MaxStreams: max(0, cfg.MaxStreams)}
 	return nil
+}
+
+// openSealed returns the flusher's view of the journal's values: sealed
+// ones (of sensitive namespaces) opened; nil when no namespace is
+// sensitive.
+func (n *Node) openSealed() func(journal.Record) ([]byte, error) {
+	sensitive := map[string]bool{}
+	for _, s := range n.cfg.Namespaces {
+		if s.Sensitive {
+			sensitive[s.Policy.Name] = true
+		}
+	}
+	if len(sensitive) == 0 || n.sec.sealer == nil {
+		return nil
+	}
+	return func(r journal.Record) ([]byte, error) {
+		if !sensitive[r.Namespace] {
+			return r.Value, nil
+		}
+		return n.sec.sealer.Open(seal.AAD(r.Namespace, r.Key), r.Value)
+	}
+}
+
+// ReloadSealKeys replaces the keys that seal sensitive values: the first
+// seals from now on, all open. Keep an old key until no record sealed with
+// it is pending (the journal drains within its flush interval).
+func (n *Node) ReloadSealKeys(keys [][]byte) error {
+	if n.sec.sealer == nil {
+		return errors.New("node: started without seal keys; add --seal-key-file and restart")
+	}
+	return n.sec.sealer.Reload(keys)
 }
 
 // serverSecurity returns the gRPC server's credentials and interceptors.

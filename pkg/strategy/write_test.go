@@ -1,10 +1,12 @@
 package strategy_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -469,5 +471,46 @@ func TestFlusher_OneDownDatabaseDoesNotHoldBackOtherNamespaces(t *testing.T) {
 	}
 	if n := pending(t, e.journal); n != 10 {
 		t.Fatalf("%d pending, want a's 10", n)
+	}
+}
+
+// A journal value the flusher cannot open (a sealed value whose key is
+// gone) is a dead letter with the reason; the rest of the batch reaches
+// the database opened, never as stored.
+func TestFlusher_UnopenableRecordIsADeadLetterAndTheBatchGoesOn(t *testing.T) {
+	e := newWriteEnv(t, strategy.Policy{Write: strategy.WriteBehind, TTL: time.Hour}, journal.Options{})
+	for _, k := range []string{"a", "b", "c"} {
+		if err := e.ns.Set(bg, k, []byte("sealed:"+k), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newFlusher(e, func(c *journal.FlusherConfig) {
+		c.Open = func(r journal.Record) ([]byte, error) {
+			if r.Key == "b" {
+				return nil, errors.New("no key opens it")
+			}
+			return bytes.TrimPrefix(r.Value, []byte("sealed:")), nil
+		}
+	})
+	if err := f.Flush(bg); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "c"} {
+		if got := string(e.db.rows[k].value); got != k {
+			t.Fatalf("database row %q = %q, want the opened %q", k, got, k)
+		}
+	}
+	if _, ok := e.db.rows["b"]; ok {
+		t.Fatal("the unopenable record reached the database")
+	}
+	dead, err := e.journal.DeadLetters(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 1 || dead[0].Key != "b" || !strings.Contains(dead[0].LastError, "no key opens it") {
+		t.Fatalf("dead letters = %+v, want b with the reason", dead)
+	}
+	if n := pending(t, e.journal); n != 0 {
+		t.Fatalf("%d pending after the flush", n)
 	}
 }
