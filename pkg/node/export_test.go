@@ -37,3 +37,7 @@ func (n *Node) ServePipeline(stream pb.Cache_PipelineServer) error {
 // CacheServer returns the node's Cache service, to call its handlers
 // directly.
 func (n *Node) CacheServer() pb.CacheServer { return n.services.Cache() }
+
+// AdminServer returns the node's Admin service, to call its handlers
+// directly.
+func (n *Node) AdminServer() pb.AdminServer { return n.admin }

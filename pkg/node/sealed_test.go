@@ -2,8 +2,10 @@ package node_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,19 +50,30 @@ func TestNode_SensitiveValuesAreSealedInTheJournal(t *testing.T) {
 	if bytes.Contains(raw, []byte(secret)) {
 		t.Fatal("the journal file holds the sensitive value in the clear")
 	}
-	// Without a key that opens it, the record waits; nothing reaches the
-	// database.
+	// Without a key that opens it, the record becomes a dead letter with
+	// the reason; nothing reaches the database.
 	wrong := start([][]byte{bytes.Repeat([]byte{8}, 32)}, 10*time.Millisecond)
-	clustertest.Eventually(t, 5*time.Second, func() error {
-		if _, ok := db.Row("alice"); ok {
-			t.Fatal("a value reached the database without the key that sealed it")
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		d, err := wrong.AdminServer().DeadLetters(ctxT(t), &pb.DeadLettersRequest{})
+		if err != nil {
+			return err
+		}
+		if len(d.GetDeadLetters()) != 1 || !strings.Contains(d.GetDeadLetters()[0].GetLastError(), "open") {
+			return fmt.Errorf("dead letters %v, want alice's with the reason", d.GetDeadLetters())
 		}
 		return nil
 	})
+	if _, ok := db.Row("alice"); ok {
+		t.Fatal("a value reached the database without the key that sealed it")
+	}
 	wrong.Kill()
-	// With the key (after a rotation that kept it), it is flushed in the clear.
+	// With the key back (after a rotation that kept it), the operator
+	// requeues it and it is flushed in the clear.
 	n = start([][]byte{bytes.Repeat([]byte{9}, 32), key}, 10*time.Millisecond)
 	defer n.Kill()
+	if _, err := n.AdminServer().RetryDeadLetter(ctxT(t), &pb.RetryDeadLetterRequest{Namespace: "pii", Key: "alice"}); err != nil {
+		t.Fatal(err)
+	}
 	clustertest.Eventually(t, 10*time.Second, func() error {
 		if v, ok := db.Row("alice"); !ok || string(v) != secret {
 			return errRow(v, ok)
@@ -74,13 +87,9 @@ func TestNode_SensitiveValuesAreSealedInTheJournal(t *testing.T) {
 	}
 }
 
-type rowErr struct {
-	v  []byte
-	ok bool
+func errRow(v []byte, ok bool) error {
+	if !ok {
+		return fmt.Errorf("no database row yet")
+	}
+	return fmt.Errorf("database row %q", v)
 }
-
-func (e rowErr) Error() string {
-	return "database row " + string(e.v) + map[bool]string{true: "", false: " (absent)"}[e.ok]
-}
-
-func errRow(v []byte, ok bool) error { return rowErr{v, ok} }
