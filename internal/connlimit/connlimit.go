@@ -70,6 +70,7 @@ const (
 	// connection waiting.
 	failHold = 5 * time.Second
 	minRetry = 5 * time.Millisecond
+	shedWait = time.Millisecond
 	maxRetry = time.Second
 )
 
@@ -308,8 +309,9 @@ func (l *Listener) shed() {
 	l.spare.Close()
 	l.spare = nil
 	if tl, ok := l.Listener.(*net.TCPListener); ok {
-		// Never block here: with no connection waiting, move on.
-		if err := tl.SetDeadline(time.Now()); err == nil {
+		// Hardly wait: with no connection waiting, move on. (A deadline
+		// already past would fail the accept without trying it.)
+		if err := tl.SetDeadline(time.Now().Add(shedWait)); err == nil {
 			if c, err := tl.Accept(); err == nil {
 				l.refused.Add(1)
 				c.Close()

@@ -88,13 +88,14 @@ func (e logEntry) cost() int64 { return int64(len(e.enc) + entryOverhead) }
 // encodeChange returns the WatchInvalidationsResponse.keys element of a
 // change.
 func encodeChange(ns, key string) []byte {
-	ref := protowire.AppendTag(nil, 1, protowire.BytesType) // KeyRef.namespace
-	ref = protowire.AppendString(ref, ns)
-	ref = protowire.AppendTag(ref, 2, protowire.BytesType) // KeyRef.key
-	ref = protowire.AppendString(ref, key)
-	b := make([]byte, 0, len(ref)+protowire.SizeTag(1)+protowire.SizeBytes(len(ref)))
+	ref := protowire.SizeTag(1) + protowire.SizeBytes(len(ns)) + protowire.SizeTag(2) + protowire.SizeBytes(len(key))
+	b := make([]byte, 0, protowire.SizeTag(1)+protowire.SizeBytes(ref))
 	b = protowire.AppendTag(b, 1, protowire.BytesType) // WatchInvalidationsResponse.keys
-	return protowire.AppendBytes(b, ref)
+	b = protowire.AppendVarint(b, uint64(ref))
+	b = protowire.AppendTag(b, 1, protowire.BytesType) // KeyRef.namespace
+	b = protowire.AppendString(b, ns)
+	b = protowire.AppendTag(b, 2, protowire.BytesType) // KeyRef.key
+	return protowire.AppendString(b, key)
 }
 
 // HubStats are the Hub's gauges and counters.
