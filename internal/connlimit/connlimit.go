@@ -16,8 +16,9 @@
 //   - A connection can be struck (Strike) for its client's misdeeds and is
 //     closed at its Strikes'th.
 //   - Err reports, in words an operator can act on, why the server cannot
-//     take a new client now (descriptors exhausted, or Max reached);
-//     OnChange is called whenever that changes.
+//     take a new client now (descriptors exhausted, or Max reached, until
+//     a twentieth of Max is free again); OnChange is called whenever that
+//     changes.
 package connlimit
 
 import (
@@ -102,6 +103,7 @@ type Listener struct {
 	failedAt   time.Time // when it happened
 	failTimer  *time.Timer
 	reported   error // what OnChange was last told
+	full       bool  // clients reached Max and have not fallen well below
 	refusedLog uint64
 	loggedAt   time.Time
 	spare      *os.File // closed to free a descriptor for shedding
@@ -238,8 +240,19 @@ func (l *Listener) errLocked() error {
 	if l.failing != nil {
 		return fmt.Errorf("%w (%v): raise the open-file limit (ulimit -n, LimitNOFILE) or lower the connection limit", ErrNoDescriptors, l.failing)
 	}
-	if max := l.cfg.Max; max > 0 && l.clients.Load() >= int64(max) {
-		return fmt.Errorf("%w: %d client connections are open and new clients are refused", ErrFull, max)
+	if bound := int64(l.cfg.Max); bound > 0 {
+		// Full from the bound until a twentieth of it is free again, so
+		// readiness does not flap with every connection that comes and
+		// goes at the bound.
+		n := l.clients.Load()
+		if n >= bound {
+			l.full = true
+		} else if n < bound-max(1, bound/20) {
+			l.full = false
+		}
+		if l.full {
+			return fmt.Errorf("%w: %d client connections are open (the bound is %d) and new clients are refused", ErrFull, n, bound)
+		}
 	}
 	return nil
 }

@@ -126,9 +126,14 @@ func TestListener_OverTheBoundClosedAtOncePeersUseTheReserve(t *testing.T) {
 	if st := s.l.Stats(); st.Clients != 2 || st.Peers != 1 || st.Refused != 2 {
 		t.Fatalf("stats %+v, want 2 clients, 1 peer, 2 refused", st)
 	}
-	s.accepted()[0].Close() // a client leaves: room again
+	cs := s.accepted()
+	cs[0].Close() // one client leaves: still full, so readiness does not flap
+	if err := s.l.Err(); !errors.Is(err, connlimit.ErrFull) {
+		t.Fatalf("Err one below the bound = %v, want ErrFull until a twentieth is free", err)
+	}
+	cs[1].Close()
 	if err := s.l.Err(); err != nil {
-		t.Fatalf("Err below the bound = %v", err)
+		t.Fatalf("Err well below the bound = %v", err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
