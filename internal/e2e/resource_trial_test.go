@@ -403,10 +403,13 @@ func TestTrial_IdleConnectionsLeaveRoomForHealthAndPeers(t *testing.T) {
 			c.Close()
 		}
 	}()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(abuserIP())}, Timeout: 2 * time.Second}
+	var d net.Dialer
 	start := time.Now()
 	dialFailed := 0
-	for range m {
+	for i := range m {
+		if i%4000 == 0 { // a new source address now and then: binding a port gets slow as they fill
+			d = net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(abuserIP())}, Timeout: 2 * time.Second}
+		}
 		c, err := d.Dial("tcp", n.grpcAddr)
 		if err != nil {
 			dialFailed++
@@ -415,29 +418,7 @@ func TestTrial_IdleConnectionsLeaveRoomForHealthAndPeers(t *testing.T) {
 		idle = append(idle, c)
 	}
 	t.Logf("%d idle connections attempted in %s (%d dials failed)", m, time.Since(start).Round(time.Millisecond), dialFailed)
-	// Connections the node refused see EOF at once; count those still open.
-	open := 0
-	for _, c := range idle {
-		c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
-		var ne net.Error
-		if n, err := c.Read(make([]byte, 64)); n > 0 || errors.As(err, &ne) && ne.Timeout() {
-			open++ // the node's HTTP/2 settings, or nothing yet: not closed
-		}
-	}
-	t.Logf("%d of them still open after the dials", open)
-
 	hc := http.Client{Timeout: 10 * time.Second}
-	t0 := time.Now()
-	readyCode := 0
-	if resp, err := hc.Get("http://" + n.admin + "/readyz"); err != nil {
-		t.Errorf("/readyz with %d idle connections: %v after %s", m, err, time.Since(t0).Round(time.Millisecond))
-	} else {
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		readyCode = resp.StatusCode
-		t.Logf("/readyz in %s: %d %s", time.Since(t0).Round(time.Microsecond), resp.StatusCode, strings.TrimSpace(string(body)))
-	}
-
 	call := func(src string) (time.Duration, error) {
 		cc := dialFrom(t, src, n.grpcAddr)
 		defer cc.Close()
@@ -456,23 +437,54 @@ func TestTrial_IdleConnectionsLeaveRoomForHealthAndPeers(t *testing.T) {
 		_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
 		return time.Since(t0), err
 	}
-	took, err := health("127.0.0.1")
-	t.Logf("gRPC health from a peer's address: %s, %v", took.Round(time.Microsecond), err)
-	if err != nil {
-		t.Errorf("a peer's health check failed while idle connections were held: %v", err)
+	// Probe what users meet now and twice more, 2 s apart (the accept
+	// loop of a node without bounds takes a moment to spend its
+	// descriptors); every sample must pass.
+	notReady := false
+	sample := time.NewTicker(2 * time.Second)
+	defer sample.Stop()
+	for i := range 3 {
+		if i > 0 {
+			<-sample.C
+		}
+		t0 := time.Now()
+		if resp, err := hc.Get("http://" + n.admin + "/readyz"); err != nil {
+			t.Errorf("sample %d: /readyz: %v after %s", i, err, time.Since(t0).Round(time.Millisecond))
+		} else {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			notReady = notReady || resp.StatusCode == http.StatusServiceUnavailable
+			t.Logf("sample %d: /readyz in %s: %d %s", i, time.Since(t0).Round(time.Microsecond), resp.StatusCode, strings.TrimSpace(string(body)))
+		}
+		took, err := health("127.0.0.1")
+		t.Logf("sample %d: gRPC health from a peer's address: %s, %v", i, took.Round(time.Microsecond), err)
+		if err != nil {
+			t.Errorf("sample %d: a peer's health check failed while idle connections were held: %v", i, err)
+		}
+		took, err = call("127.0.0.1")
+		t.Logf("sample %d: first Set of a new client on a peer's address: %s, %v", i, took.Round(time.Microsecond), err)
+		if err != nil {
+			t.Errorf("sample %d: a peer's call failed while idle connections were held: %v", i, err)
+		}
+		took, err = call("127.0.0.3")
+		t.Logf("sample %d: first Set of a new client: %s, %v", i, took.Round(time.Microsecond), err)
+		if err != nil && took > 2*time.Second {
+			t.Errorf("sample %d: a new client waited %s to be refused", i, took)
+		}
 	}
-	took, err = call("127.0.0.1")
-	t.Logf("first Set of a new client on a peer's address: %s, %v", took.Round(time.Microsecond), err)
-	if err != nil {
-		t.Errorf("a peer's call failed while idle connections were held: %v", err)
+	// Connections the node refused see EOF at once; count those still open.
+	open := 0
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for _, c := range idle {
+		c.SetReadDeadline(deadline)
+		var ne net.Error
+		if n, err := c.Read(make([]byte, 64)); n > 0 || errors.As(err, &ne) && ne.Timeout() {
+			open++ // the node's HTTP/2 settings, or nothing yet: not closed
+		}
 	}
-	took, err = call("127.0.0.3")
-	t.Logf("first Set of a new client: %s, %v", took.Round(time.Microsecond), err)
-	if err != nil && took > 2*time.Second {
-		t.Errorf("a new client waited %s to be refused", took)
-	}
-	if code := readyCode; open >= nofile/2 && code != http.StatusServiceUnavailable {
-		t.Errorf("/readyz = %d with %d connections held by idle clients, want 503 saying why", code, open)
+	t.Logf("%d of them still open after the samples", open)
+	if open >= nofile/2 && !notReady {
+		t.Errorf("/readyz never said 503 while %d connections were held by idle clients", open)
 	}
 	refused := n.metric(t, "ringcache_connections_refused_total")
 	t.Logf("connections refused: %v, accept errors: %v; node RSS %.0f MiB, goroutines %.0f", refused, n.metric(t, "ringcache_accept_errors_total"), n.rssMiB(t), n.metric(t, "go_goroutines"))
