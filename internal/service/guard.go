@@ -26,7 +26,8 @@ import (
 // client certificate and its bearer token, refuses an unauthenticated one,
 // checks the service-level roles (admin for the Admin service, peer for the
 // Peer service), admits the call within the node's bounds on concurrent
-// calls and streams, and audits every Admin call and every refusal.
+// calls and streams, ends a stream whose client has stopped reading
+// (deadline.go), and audits every Admin call and every refusal.
 // Operations on data are authorized one by one in engine.Execute, where
 // every door meets; the handlers find the caller with CallerFrom.
 //

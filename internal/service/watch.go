@@ -54,15 +54,16 @@ func ringMessage(r *ring.Ring) *pb.WatchRingResponse {
 // invalMaxBatch bounds the keys of one WatchInvalidations message.
 const invalMaxBatch = 256
 
-// Pacing: after sending a message that did not empty its backlog short
-// of a full message, a stream waits before it reads again, so changes
-// gather into fuller messages; a lone change after a quiet spell still
-// goes out at once. The wait grows with the subscribers, so the node
-// sends at most about 20,000 invalidation messages a second in all
-// however many subscribe (a message costs about as much CPU as a Set), at
-// the price of later invalidations: 5 ms up to 100 subscribers, 50 ms
-// with 1,000. That keeps Sets fast beside many subscribers, and bounds
-// the messages gRPC queues for a client that does not read.
+// Pacing: after a message that emptied its subscriber's backlog, a stream
+// waits before it reads again, so that changes gather into fuller
+// messages; a lone change after a quiet spell still goes out at once, and
+// a backlog of more than a full message goes without waiting. The wait
+// grows with the subscribers: 5 ms up to 100 of them, 50 µs each above
+// (50 ms with 1,000), at most 100 ms; so up to 2,000 subscribers the node
+// sends about 20,000 invalidation messages a second at most, in all. That
+// keeps Sets fast beside many subscribers, at the price of later
+// invalidations, and bounds the messages gRPC queues for a client that
+// does not read.
 const (
 	minWatchPace    = 5 * time.Millisecond
 	maxWatchPace    = 100 * time.Millisecond

@@ -356,7 +356,8 @@ func (n *Node) Members() []Member {
 
 // Ready reports what the gRPC health service reports: true once the node
 // has joined its cluster (or bootstrapped alone) and built its ring, false
-// again from the start of Close.
+// again from the start of Close, and false while it cannot take a new
+// client (limits.go).
 func (n *Node) Ready() bool { return !n.closing.Load() && n.engine.Ready() && n.acceptErr() == nil }
 
 // NotReady returns nil when the node is ready, else why it is not, in
