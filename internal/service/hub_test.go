@@ -183,3 +183,29 @@ func utf8Valid(ss ...string) bool {
 	}
 	return true
 }
+
+// A subscriber to a quiet namespace reads past a long stretch of other
+// namespaces' changes a bounded stretch at a time, and finds its own.
+func TestHub_QuietNamespaceReadInBoundedStretches(t *testing.T) {
+	var h Hub
+	quiet, _ := h.subscribe([]string{"quiet"}, false)
+	for i := range 3 * readScan {
+		h.Publish("busy", fmt.Sprint(i))
+	}
+	h.Publish("quiet", "q")
+	var got []string
+	reads := 0
+	for more := true; more; reads++ {
+		msg, _, m, err := h.read(quiet, invalMaxBatch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		more = m
+		if len(msg) > 0 {
+			got = append(got, keys(t, msg)...)
+		}
+	}
+	if fmt.Sprint(got) != "[quiet/q]" || reads < 3 {
+		t.Fatalf("read %v in %d reads, want [quiet/q] in at least 3", got, reads)
+	}
+}

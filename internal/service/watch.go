@@ -135,6 +135,9 @@ func (c *Cache) WatchInvalidations(req *pb.WatchInvalidationsRequest, stream pb.
 			}
 			continue
 		}
+		if len(msg) == 0 {
+			continue // a stretch of other namespaces' changes
+		}
 		if err := stream.SendMsg(msg); err != nil {
 			return err
 		}
