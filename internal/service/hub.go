@@ -29,8 +29,8 @@ const (
 	// node that are not its peers.
 	DefaultMaxWatchers = 1024
 	// DefaultWatchBacklogBytes bounds the log of changes not yet sent to
-	// every subscriber: about 270,000 changes of 16-byte keys, or 40 s of
-	// 6,400 Sets a second.
+	// every subscriber: about 200,000 changes of short keys, half a
+	// minute of 6,400 Sets a second.
 	DefaultWatchBacklogBytes = 16 << 20
 )
 
