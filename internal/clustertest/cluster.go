@@ -264,13 +264,21 @@ func (c *Cluster) WaitConverged() {
 	c.WaitRing(up, want)
 }
 
-// WaitRing waits until each node in nodes has a ring of exactly members.
+// WaitRing waits until each node in nodes has a ring of exactly members,
+// and all route by the same partition table.
 func (c *Cluster) WaitRing(nodes []int, members []string) {
 	c.t.Helper()
 	Eventually(c.t, 10*time.Second, func() error {
+		// One partition table: rings of the same members may still
+		// differ until the coordinator's table has reached every node.
+		version, from := uint64(0), -1
 		for _, i := range nodes {
 			var got []string
 			if r := c.Node(i).Ring(); r != nil {
+				if from >= 0 && r.Version() != version {
+					return fmt.Errorf("%s routes by table %d, %s by %d", NodeName(from), version, NodeName(i), r.Version())
+				}
+				version, from = r.Version(), i
 				for _, m := range r.Members() {
 					got = append(got, m.Name)
 				}

@@ -30,8 +30,17 @@ func base() encoding.CodecV2 { return encoding.GetCodecV2(grpcproto.Name) }
 // Name implements encoding.CodecV2.
 func (Codec) Name() string { return grpcproto.Name }
 
-// Marshal implements encoding.CodecV2.
-func (Codec) Marshal(v any) (mem.BufferSlice, error) { return base().Marshal(v) }
+// Marshal implements encoding.CodecV2. Invalidation messages come
+// marshalled (Hub) and go as they are, in buffers of their own size rather
+// than gRPC's pooled ones, which round up to the next size class: for a
+// client that stops reading, gRPC queues up to 64 KiB of messages, and
+// pooled buffers held three times as much memory.
+func (Codec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(invalidations); ok {
+		return mem.BufferSlice{mem.SliceBuffer(m)}, nil
+	}
+	return base().Marshal(v)
+}
 
 // Unmarshal implements encoding.CodecV2.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {

@@ -3,7 +3,9 @@ package service
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +26,8 @@ import (
 // client certificate and its bearer token, refuses an unauthenticated one,
 // checks the service-level roles (admin for the Admin service, peer for the
 // Peer service), admits the call within the node's bounds on concurrent
-// calls and streams, and audits every Admin call and every refusal.
+// calls and streams, ends a stream whose client has stopped reading
+// (deadline.go), and audits every Admin call and every refusal.
 // Operations on data are authorized one by one in engine.Execute, where
 // every door meets; the handlers find the caller with CallerFrom.
 //
@@ -36,8 +39,17 @@ type Guard struct {
 	// its open streams; 0 means no bound. Over a bound a call gets
 	// RESOURCE_EXHAUSTED with a retry delay.
 	MaxCalls, MaxStreams int64
+	// SendTimeout ends a stream, with RESOURCE_EXHAUSTED, whose send has
+	// waited that long for its client to read (deadline.go); 0 means
+	// none.
+	SendTimeout time.Duration
+	// OnSendTimeout, when set, is told the client address of each stream
+	// ended for its send deadline (the node strikes its connection).
+	OnSendTimeout func(addr net.Addr)
 
 	calls, streams atomic.Int64
+	sendTimeouts   atomic.Uint64
+	handlers       sync.WaitGroup // stream handlers run under a send deadline
 }
 
 // retryBusy is the RetryInfo delay of a call refused for the node's bounds.
@@ -143,7 +155,7 @@ func (g *Guard) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 // Stream is the Guard as a stream interceptor.
 func (g *Guard) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if open(info.FullMethod) {
-		return handler(srv, ss)
+		return g.serve(srv, ss, handler)
 	}
 	if g.MaxStreams > 0 {
 		if g.streams.Add(1) > g.MaxStreams {
@@ -156,7 +168,15 @@ func (g *Guard) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	if err != nil {
 		return err
 	}
-	return handler(srv, &guardedStream{ServerStream: ss, ctx: ctx})
+	return g.serve(srv, &guardedStream{ServerStream: ss, ctx: ctx}, handler)
+}
+
+// serve runs handler, under the send deadline when there is one.
+func (g *Guard) serve(srv any, ss grpc.ServerStream, handler grpc.StreamHandler) error {
+	if g.SendTimeout <= 0 {
+		return handler(srv, ss)
+	}
+	return g.serveWithDeadline(srv, ss, handler)
 }
 
 // guardedStream is a stream whose context carries the caller.

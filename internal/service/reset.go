@@ -17,16 +17,17 @@ var errReset = status.Error(codes.Aborted, "namespace flushed on this node: drop
 // subscriber that subscribes again then reads the new state. It returns
 // how many subscriptions it ended.
 func (h *Hub) Reset(ns string) int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	n := 0
-	for s := range h.subs {
+	for s := range h.members {
 		if s.namespaces != nil && !s.namespaces[ns] {
 			continue
 		}
-		s.resetOnce.Do(func() { close(s.reset) })
+		s.reset.Store(true)
 		n++
 	}
+	h.wake()
 	return n
 }
 

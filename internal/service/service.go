@@ -4,6 +4,11 @@
 // into engine.Ops and runs them through engine.Execute, and turns results
 // and errors into responses and statuses (engine.Status); none routes or
 // serves a key itself.
+//
+// A client cannot hold the node up by not reading: every stream's send has
+// a deadline (deadline.go), and the invalidation fan-out costs a Set the
+// same however many subscribers there are and however slowly they read,
+// bounded in subscribers and in bytes (hub.go).
 package service
 
 import (

@@ -1,10 +1,10 @@
 package service
 
 import (
-	"sync"
+	"context"
+	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/peer"
 
 	"github.com/ringcache/ringcache/internal/auth"
 	"github.com/ringcache/ringcache/internal/engine"
@@ -51,82 +51,37 @@ func ringMessage(r *ring.Ring) *pb.WatchRingResponse {
 	return msg
 }
 
-// Invalidation fan-out: every change of a key on this node (the
-// namespaces' ChangeHook) goes to each WatchInvalidations subscriber's
-// bounded buffer without blocking the writer. A subscriber whose buffer is
-// full is marked lagging and its stream ends with RESOURCE_EXHAUSTED, so
-// its client clears its cache instead of silently missing a key.
+// invalMaxBatch bounds the keys of one WatchInvalidations message.
+const invalMaxBatch = 256
+
+// Pacing: after a message that emptied its subscriber's backlog, a stream
+// waits before it reads again, so that changes gather into fuller
+// messages; a lone change after a quiet spell still goes out at once, and
+// a backlog of more than a full message goes without waiting. The wait
+// grows with the subscribers: 5 ms up to 100 of them, 50 µs each above
+// (50 ms with 1,000), at most 100 ms; so up to 2,000 subscribers the node
+// sends about 20,000 invalidation messages a second at most, in all. That
+// keeps Sets fast beside many subscribers, at the price of later
+// invalidations, and bounds the messages gRPC queues for a client that
+// does not read.
 const (
-	invalBuffer   = 8192 // keys buffered per subscriber
-	invalMaxBatch = 256  // keys per message at most
+	minWatchPace    = 5 * time.Millisecond
+	maxWatchPace    = 100 * time.Millisecond
+	watchPacePerSub = 50 * time.Microsecond
 )
 
-// Hub fans out changed keys to subscribers. The zero value is ready.
-type Hub struct {
-	mu   sync.RWMutex
-	subs map[*invalSub]struct{}
+func watchPace(subscribers int64) time.Duration {
+	return min(maxWatchPace, max(minWatchPace, time.Duration(subscribers)*watchPacePerSub))
 }
-
-type invalSub struct {
-	namespaces map[string]bool // nil: all
-	ch         chan *pb.KeyRef
-	lagOnce    sync.Once
-	lagging    chan struct{} // closed when a key could not be buffered
-	resetOnce  sync.Once
-	reset      chan struct{} // closed by Hub.Reset: the subscriber must drop everything
-}
-
-func (h *Hub) subscribe(namespaces []string) *invalSub {
-	s := &invalSub{ch: make(chan *pb.KeyRef, invalBuffer), lagging: make(chan struct{}), reset: make(chan struct{})}
-	if len(namespaces) > 0 {
-		s.namespaces = map[string]bool{}
-		for _, ns := range namespaces {
-			s.namespaces[ns] = true
-		}
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.subs == nil {
-		h.subs = map[*invalSub]struct{}{}
-	}
-	h.subs[s] = struct{}{}
-	return s
-}
-
-func (h *Hub) unsubscribe(s *invalSub) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.subs, s)
-}
-
-// Publish is the namespaces' ChangeHook; it never blocks.
-func (h *Hub) Publish(ns, key string) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	var ref *pb.KeyRef // shared, read-only
-	for s := range h.subs {
-		if s.namespaces != nil && !s.namespaces[ns] {
-			continue
-		}
-		if ref == nil {
-			ref = &pb.KeyRef{Namespace: ns, Key: key}
-		}
-		select {
-		case s.ch <- ref:
-		default:
-			s.lagOnce.Do(func() { close(s.lagging) })
-		}
-	}
-}
-
-var errLagging = status.Error(codes.ResourceExhausted, "invalidation subscriber fell behind: reset")
 
 // WatchInvalidations implements pb.CacheServer: the keys that change on
 // this node. It ends when the node drains, the client leaves, or the
-// client falls behind.
+// client falls behind (RESOURCE_EXHAUSTED); a subscription over the
+// node's bound is refused with RESOURCE_EXHAUSTED and a retry delay.
 func (c *Cache) WatchInvalidations(req *pb.WatchInvalidationsRequest, stream pb.Cache_WatchInvalidationsServer) error {
-	e := c.s.e
-	if err := c.s.authorizeWatch(CallerFrom(stream.Context()), req.Namespaces); err != nil {
+	e, hub := c.s.e, c.s.cfg.Hub
+	ctx := stream.Context()
+	if err := c.s.authorizeWatch(CallerFrom(ctx), req.Namespaces); err != nil {
 		return engine.StatusErr(err)
 	}
 	for _, ns := range req.Namespaces {
@@ -138,52 +93,71 @@ func (c *Cache) WatchInvalidations(req *pb.WatchInvalidationsRequest, stream pb.
 	if e.Draining() {
 		return engine.StatusErr(engine.ErrNotReady)
 	}
-	sub := c.s.cfg.Hub.subscribe(req.Namespaces)
-	defer c.s.cfg.Hub.unsubscribe(sub)
-	// The empty first message says the subscription is live.
-	if err := stream.Send(&pb.WatchInvalidationsResponse{}); err != nil {
+	sub, err := hub.subscribe(req.Namespaces, c.s.fromPeer(ctx))
+	if err != nil {
 		return err
 	}
-	batch := make([]*pb.KeyRef, 0, invalMaxBatch)
-	for {
-		select {
-		case <-stream.Context().Done():
-			return stream.Context().Err()
-		case <-drain:
-			drain = e.Changed() // woken by a ring change, or by draining
-			if e.Draining() {
-				return engine.StatusErr(engine.ErrNotReady)
-			}
-			continue
-		case <-sub.lagging:
-			return errLagging
-		case <-sub.reset:
-			return errReset
-		case ref := <-sub.ch:
-			batch = append(batch[:0], ref)
-		}
-		// Batch what is already queued: no waiting, so a lone change goes
-		// out at once, while a busy node sends fuller messages.
-	fill:
-		for len(batch) < invalMaxBatch {
+	defer hub.unsubscribe(sub)
+	// The empty first message says the subscription is live.
+	if err := stream.SendMsg(invalidations(nil)); err != nil {
+		return err
+	}
+	// await waits for ch or t (either may be nil); it returns the error
+	// that ends the stream, if one came first.
+	await := func(ch <-chan struct{}, t <-chan time.Time) error {
+		for {
 			select {
-			case ref := <-sub.ch:
-				batch = append(batch, ref)
-			default:
-				break fill
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-drain:
+				drain = e.Changed() // woken by a ring change, or by draining
+				if e.Draining() {
+					return engine.StatusErr(engine.ErrNotReady)
+				}
+			case <-ch:
+				return nil
+			case <-t:
+				return nil
 			}
-		}
-		select {
-		case <-sub.lagging:
-			return errLagging
-		case <-sub.reset:
-			return errReset
-		default:
-		}
-		if err := stream.Send(&pb.WatchInvalidationsResponse{Keys: batch}); err != nil {
-			return err
 		}
 	}
+	pace := time.NewTimer(time.Hour)
+	pace.Stop()
+	defer pace.Stop()
+	for {
+		msg, wait, more, err := hub.read(sub, invalMaxBatch)
+		if err != nil {
+			return err
+		}
+		if wait != nil {
+			if err := await(wait, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(msg) == 0 {
+			continue // a stretch of other namespaces' changes
+		}
+		if err := stream.SendMsg(msg); err != nil {
+			return err
+		}
+		if !more {
+			pace.Reset(watchPace(hub.subs.Load()))
+			if err := await(nil, pace.C); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// fromPeer reports whether ctx's caller is a peer of this node: a
+// principal with the peer role, or a connection from a member's host.
+func (s *Services) fromPeer(ctx context.Context) bool {
+	if a := s.cfg.Auth; a != nil && a.Enabled() && a.Authorize(CallerFrom(ctx).Principal, auth.RolePeer, "") == nil {
+		return true
+	}
+	p, ok := peer.FromContext(ctx)
+	return ok && s.cfg.Hub.IsPeer != nil && s.cfg.Hub.IsPeer(p.Addr)
 }
 
 // authorizeWatch lets a peer (a node's hot cache) watch every namespace,

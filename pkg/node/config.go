@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ringcache/ringcache/internal/service"
 	"github.com/ringcache/ringcache/pkg/ring"
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
@@ -228,8 +229,58 @@ type Config struct {
 	// reading the database; default DefaultHandoffWindow.
 	HandoffWindow time.Duration
 	// MaxConcurrentStreams bounds the concurrent RPCs and streams of one
-	// client connection; default 1024.
+	// client connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; a client
+	// over it waits for one of its calls to end); default
+	// DefaultMaxConcurrentStreams.
 	MaxConcurrentStreams uint32
+	// MaxConnections bounds the open client connections; a connection
+	// over it is accepted and closed at once, so its client fails fast
+	// (UNAVAILABLE) and can try another node, and the node reports not
+	// ready while it is at the bound. 0 means the default: what the
+	// open-file limit leaves (DefaultConnections), at most
+	// DefaultMaxConnections; negative means no bound.
+	MaxConnections int
+	// PeerConnections are connections beyond MaxConnections that only
+	// peers may use: connections from the host of a cluster member (its
+	// gRPC or gossip address), so peers get through however many clients
+	// crowd the node. Default DefaultPeerConnections.
+	PeerConnections int
+	// HandshakeTimeout bounds a new connection's TLS and HTTP/2
+	// handshake: a connection that says nothing is closed after it.
+	// Default DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection with no call or stream open for
+	// that long (HTTP/2 GOAWAY; clients reconnect when they next call).
+	// Default DefaultIdleTimeout; negative means never.
+	IdleTimeout time.Duration
+	// KeepaliveTime is how long a connection may be quiet before the node
+	// pings it, KeepaliveTimeout how long the node waits for the answer
+	// before closing it, so connections of clients that vanished or
+	// froze are closed. Clients may ping the node at most once every
+	// KeepaliveMinClientInterval (more often, and the node closes the
+	// connection with GOAWAY "too_many_pings"), with or without calls
+	// open. Defaults DefaultKeepaliveTime, DefaultKeepaliveTimeout and
+	// DefaultKeepaliveMinClientInterval.
+	KeepaliveTime, KeepaliveTimeout, KeepaliveMinClientInterval time.Duration
+	// MaxConnectionAge, when positive, closes every connection after that
+	// long (GOAWAY, then MaxConnectionAge/10 for calls in flight), which
+	// also frees what clients that stopped reading left queued; default
+	// 0: connections live as long as they are used.
+	MaxConnectionAge time.Duration
+	// StreamSendTimeout ends a stream (Pipeline, WatchRing,
+	// WatchInvalidations) with RESOURCE_EXHAUSTED when a send to it has
+	// waited that long for its client to read; default
+	// DefaultStreamSendTimeout, negative means never.
+	StreamSendTimeout time.Duration
+	// MaxWatchers bounds the WatchInvalidations subscribers other than
+	// peers; over it a subscription gets RESOURCE_EXHAUSTED with a retry
+	// delay. Default DefaultMaxWatchers; negative means no bound.
+	MaxWatchers int
+	// WatchBacklogBytes bounds the changes kept for subscribers that have
+	// not sent them yet, all subscribers together; a subscriber further
+	// behind than that is dropped (its stream ends with
+	// RESOURCE_EXHAUSTED). Default DefaultWatchBacklogBytes.
+	WatchBacklogBytes int64
 	// MaxCalls bounds the unary calls in progress on the node, MaxStreams
 	// its open streams (Pipeline, watches); past either a call gets
 	// RESOURCE_EXHAUSTED with a retry delay. Defaults DefaultMaxCalls and
@@ -277,11 +328,35 @@ type Config struct {
 	PeerDialer      func(ctx context.Context, addr string) (net.Conn, error)
 }
 
-// Defaults of the node's bounds on connections, calls and streams.
+// Defaults of the node's bounds on connections, calls and streams
+// (docs/operations.md, "Connections and streams").
 const (
-	DefaultMaxConcurrentStreams = 1024
+	// DefaultMaxConcurrentStreams: HTTP/2 asks for at least 100, Go's
+	// HTTP/2 server uses 250. Each stream a client stops reading may hold
+	// up to 64 KiB in gRPC's transport until the connection closes, so
+	// this also bounds that per connection (16 MiB).
+	DefaultMaxConcurrentStreams = 256
 	DefaultMaxCalls             = 16384
 	DefaultMaxStreams           = 8192
+	// DefaultMaxConnections caps the default connection bound. An idle
+	// gRPC connection costs the node about 42 KiB of heap once its
+	// handshake is done (2,000 took 83 MiB: gRPC's 32 KiB read buffer,
+	// the framer, three goroutines), about 10 KiB before; 4,096 idle
+	// clients hold about 170 MiB. The Go client keeps one connection to
+	// each node.
+	DefaultMaxConnections = 4096
+	// DefaultPeerConnections are kept for peers beyond MaxConnections.
+	DefaultPeerConnections  = 64
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultIdleTimeout      = 5 * time.Minute
+	DefaultKeepaliveTime    = time.Minute
+	DefaultKeepaliveTimeout = 20 * time.Second
+	// DefaultKeepaliveMinClientInterval is the most often a client may
+	// ping.
+	DefaultKeepaliveMinClientInterval = 10 * time.Second
+	DefaultStreamSendTimeout          = service.DefaultSendTimeout
+	DefaultMaxWatchers                = service.DefaultMaxWatchers
+	DefaultWatchBacklogBytes          = service.DefaultWatchBacklogBytes
 )
 
 func (c Config) validate() error {
@@ -337,6 +412,28 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxStreams == 0 {
 		c.MaxStreams = DefaultMaxStreams
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = min(DefaultMaxConnections, DefaultConnections(openFileLimit()))
+	}
+	if c.PeerConnections <= 0 {
+		c.PeerConnections = DefaultPeerConnections
+	}
+	if c.MaxWatchers == 0 {
+		c.MaxWatchers = DefaultMaxWatchers
+	}
+	if c.WatchBacklogBytes <= 0 {
+		c.WatchBacklogBytes = DefaultWatchBacklogBytes
+	}
+	set(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	set(&c.KeepaliveTime, DefaultKeepaliveTime)
+	set(&c.KeepaliveTimeout, DefaultKeepaliveTimeout)
+	set(&c.KeepaliveMinClientInterval, DefaultKeepaliveMinClientInterval)
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.StreamSendTimeout == 0 {
+		c.StreamSendTimeout = DefaultStreamSendTimeout
 	}
 	set(&c.ForwardTimeout, DefaultForwardTimeout)
 	set(&c.LeaveTimeout, DefaultLeaveTimeout)

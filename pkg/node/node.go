@@ -42,6 +42,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/ringcache/ringcache/internal/admin"
+	"github.com/ringcache/ringcache/internal/connlimit"
 	"github.com/ringcache/ringcache/internal/engine"
 	"github.com/ringcache/ringcache/internal/hlc"
 	"github.com/ringcache/ringcache/internal/hotcache"
@@ -78,6 +79,7 @@ type Node struct {
 	peers    *peer.Pool
 	members  *membership.Membership
 	lis      net.Listener
+	conns    *connlimit.Listener // lis, bounded (limits.go)
 	grpcAddr string
 	server   *grpc.Server
 	health   *health.Server
@@ -239,7 +241,15 @@ func (n *Node) listen() error {
 	if n.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return fmt.Errorf("node: listen for gRPC on %s: %w", cfg.GRPCAddr, err)
 	}
-	n.closers = append(n.closers, func() { n.lis.Close() })
+	n.lis = n.limitListener(n.lis)
+	n.closers = append(n.closers, func() { n.lis.Close() }, n.sec.guard.Wait)
+	if cfg.MeterProvider != nil {
+		reg, err := n.registerLimitMetrics(cfg.MeterProvider)
+		if err != nil {
+			return fmt.Errorf("node: metrics: %w", err)
+		}
+		n.closers = append(n.closers, func() { _ = reg.Unregister() })
+	}
 	if n.grpcAddr, err = advertiseAddr(cfg.AdvertiseGRPCAddr, cfg.AdvertiseGossipAddr, n.lis.Addr().(*net.TCPAddr)); err != nil {
 		return err
 	}
@@ -261,7 +271,7 @@ func (n *Node) listen() error {
 		// connection CPU; 1 MiB per stream covers a loopback or LAN hop.
 		grpc.InitialWindowSize(transportWindow),
 		grpc.InitialConnWindowSize(transportWindow),
-	}, secOpts...), n.serverOptions()...)...)
+	}, append(secOpts, cfg.connectionOptions()...)...), n.serverOptions()...)...)
 	n.health = health.NewServer()
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	n.health.SetServingStatus(pb.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
@@ -368,8 +378,9 @@ func (n *Node) Members() []Member {
 
 // Ready reports what the gRPC health service reports: true once the node
 // has joined its cluster (or bootstrapped alone) and built its ring, false
-// again from the start of Close.
-func (n *Node) Ready() bool { return !n.closing.Load() && n.engine.Ready() }
+// again from the start of Close, and false while it cannot take a new
+// client (limits.go).
+func (n *Node) Ready() bool { return !n.closing.Load() && n.engine.Ready() && n.acceptErr() == nil }
 
 // NotReady returns nil when the node is ready, else why it is not, in
 // words an operator can act on (/readyz shows it).
@@ -377,6 +388,8 @@ func (n *Node) NotReady() error {
 	switch {
 	case n.closing.Load():
 		return errors.New("draining: the node is leaving its cluster")
+	case n.acceptErr() != nil:
+		return n.acceptErr()
 	case n.Ready():
 		return nil
 	}

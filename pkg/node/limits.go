@@ -1,0 +1,172 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/ringcache/ringcache/internal/connlimit"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// Bounds on connections and streams (docs/operations.md, "Connections and
+// streams"): the gRPC listener admits at most MaxConnections clients and
+// PeerConnections more peers, closing the rest at once; gRPC closes
+// connections that do not finish their handshake, sit idle or stop
+// answering pings; every stream's send has a deadline (service.Guard);
+// and the invalidation fan-out is bounded in subscribers and bytes
+// (service.Hub). When the node cannot take a new client (out of file
+// descriptors, or at MaxConnections) it reports not ready, on /readyz and
+// the gRPC health service, until it can again.
+
+// sendTimeoutStrikes is how many of its streams a client may leave
+// unread past the send deadline before the node closes its connection:
+// each such stream leaves up to 64 KiB queued in gRPC's transport until
+// the connection closes, and a client that keeps opening streams it does
+// not read must not pile them up. One stalled stream of a client that
+// otherwise works ends with RESOURCE_EXHAUSTED and costs it nothing more.
+const sendTimeoutStrikes = 4
+
+// DefaultConnections is the default connection bound under an open-file
+// limit of nofile: an eighth of the descriptors (at least 64) stay for the
+// journal, the databases, gossip, the admin port and the node's own
+// connections to its peers, and DefaultPeerConnections for peers'
+// connections in. 0 (no limit known) gives DefaultMaxConnections.
+func DefaultConnections(nofile uint64) int {
+	if nofile == 0 || nofile > math.MaxInt32 {
+		return DefaultMaxConnections
+	}
+	spare := max(64, nofile/8)
+	return max(16, int(nofile)-int(spare)-DefaultPeerConnections)
+}
+
+// connectionOptions are the gRPC server's keepalive and handshake options.
+func (c Config) connectionOptions() []grpc.ServerOption {
+	kp := keepalive.ServerParameters{Time: c.KeepaliveTime, Timeout: c.KeepaliveTimeout}
+	if c.IdleTimeout > 0 {
+		kp.MaxConnectionIdle = c.IdleTimeout
+	}
+	if c.MaxConnectionAge > 0 {
+		kp.MaxConnectionAge, kp.MaxConnectionAgeGrace = c.MaxConnectionAge, c.MaxConnectionAge/10
+	}
+	return []grpc.ServerOption{
+		grpc.ConnectionTimeout(c.HandshakeTimeout),
+		grpc.KeepaliveParams(kp),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: c.KeepaliveMinClientInterval, PermitWithoutStream: true}),
+	}
+}
+
+// limitListener bounds the connections of lis and sets the hub's bounds;
+// listen calls it before anything is served.
+func (n *Node) limitListener(lis net.Listener) *connlimit.Listener {
+	cfg := n.cfg
+	n.hub.MaxSubscribers = cfg.MaxWatchers
+	n.hub.MaxBacklogBytes = cfg.WatchBacklogBytes
+	n.hub.IsPeer = n.fromMemberHost
+	n.conns = connlimit.Wrap(lis, connlimit.Config{
+		Max: max(0, cfg.MaxConnections), Reserved: cfg.PeerConnections, Strikes: sendTimeoutStrikes,
+		IsPeer: n.fromMemberHost, OnChange: n.acceptChanged, Logger: n.log,
+	})
+	n.sec.guard.SendTimeout = max(0, cfg.StreamSendTimeout)
+	n.sec.guard.OnSendTimeout = func(addr net.Addr) { n.conns.Strike(addr) }
+	return n.conns
+}
+
+// fromMemberHost reports whether addr is on the host of a cluster member.
+func (n *Node) fromMemberHost(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || n.members == nil {
+		return false
+	}
+	for _, m := range n.members.Members() {
+		for _, a := range []string{m.GRPCAddr, m.GossipAddr} {
+			if host, _, err := net.SplitHostPort(a); err == nil {
+				if ip := net.ParseIP(host); ip != nil && ip.Equal(tcp.IP) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// acceptErr returns why the node cannot take a new client, or nil.
+func (n *Node) acceptErr() error {
+	if n.conns == nil {
+		return nil
+	}
+	return n.conns.Err()
+}
+
+// acceptChanged follows the listener into the gRPC health status.
+func (n *Node) acceptChanged(err error) {
+	if n.health == nil || n.closing.Load() {
+		return
+	}
+	if err != nil {
+		n.log.Warn("not ready: cannot take new clients", "err", err)
+		n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		n.health.SetServingStatus(pb.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+		return
+	}
+	n.log.Info("taking new clients again")
+	n.setServing()
+}
+
+// registerLimitMetrics creates the instruments of the bounds:
+//
+//	connections{kind=client|peer}, connection_limit,
+//	watch_subscribers, watch_backlog_bytes               (gauges)
+//	connections_refused, accept_errors, connections_struck,
+//	watch_refused, watch_dropped, stream_send_timeouts   (counters)
+func (n *Node) registerLimitMetrics(mp metric.MeterProvider) (metric.Registration, error) {
+	m := mp.Meter(meterName)
+	var errs []error
+	counter := func(name, desc string) metric.Int64ObservableCounter {
+		c, err := m.Int64ObservableCounter(name, metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	gauge := func(name, desc, unit string) metric.Int64ObservableGauge {
+		g, err := m.Int64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		errs = append(errs, err)
+		return g
+	}
+	conns := gauge("connections", "Open gRPC connections admitted by the connection limit, by kind: client, or peer (from a member's host).", "{connection}")
+	limit := gauge("connection_limit", "Bound on client connections (0: none); peers have PeerConnections more.", "{connection}")
+	refused := counter("connections_refused", "Connections closed as soon as accepted, over the connection limit or shed while out of file descriptors.")
+	acceptErrs := counter("accept_errors", "Accepts that failed for want of file descriptors (EMFILE, ENFILE).")
+	struck := counter("connections_struck", "Connections closed because their client left several streams unread past the send timeout.")
+	subs := gauge("watch_subscribers", "Open WatchInvalidations subscriptions, peers' included.", "{subscriber}")
+	backlog := gauge("watch_backlog", "Bytes of changes kept for invalidation subscribers that have not sent them yet.", "By")
+	wRefused := counter("watch_refused", "WatchInvalidations subscriptions refused because the node had its most subscribers.")
+	wDropped := counter("watch_dropped", "WatchInvalidations subscribers dropped because they fell further behind than the backlog holds.")
+	timeouts := counter("stream_send_timeouts", "Streams ended because a send waited the send timeout for its client to read.")
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	client := metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", "client")))
+	peer := metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", "peer")))
+	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		cs, hs := n.conns.Stats(), n.hub.Stats()
+		o.ObserveInt64(conns, cs.Clients, client)
+		o.ObserveInt64(conns, cs.Peers, peer)
+		o.ObserveInt64(limit, int64(max(0, n.cfg.MaxConnections)))
+		o.ObserveInt64(refused, int64(cs.Refused))
+		o.ObserveInt64(acceptErrs, int64(cs.AcceptErrors))
+		o.ObserveInt64(struck, int64(cs.Struck))
+		o.ObserveInt64(subs, hs.Subscribers)
+		o.ObserveInt64(backlog, hs.BacklogBytes)
+		o.ObserveInt64(wRefused, int64(hs.Refused))
+		o.ObserveInt64(wDropped, int64(hs.Dropped))
+		o.ObserveInt64(timeouts, int64(n.sec.guard.SendTimeouts()))
+		return nil
+	}, conns, limit, refused, acceptErrs, struck, subs, backlog, wRefused, wDropped, timeouts)
+}

@@ -1,0 +1,16 @@
+//go:build unix
+
+package node
+
+import "syscall"
+
+// openFileLimit returns the process's open-file limit, or 0 when unknown.
+// Go raises the soft limit to the hard one at start; "unlimited" counts
+// as unknown.
+func openFileLimit() uint64 {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil || r.Cur >= 1<<62 {
+		return 0
+	}
+	return uint64(r.Cur)
+}
