@@ -63,10 +63,11 @@ bench-compare: build ## ringcache beside Redis: throughput, latency, stampede, m
 	scripts/bench-compare.sh
 
 .PHONY: bench-write
-bench-write: ## benchmark Set per write mode and write-behind coalescing (starts a throwaway PostgreSQL; see docs/benchmarks.md)
+bench-write: ## benchmark Set per write mode, write-behind coalescing and replication (starts a throwaway PostgreSQL; see docs/benchmarks.md)
 	@set -o pipefail; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
 	$(GO) test -run '^$$' -bench '^BenchmarkSet_' -benchtime 5s -count 1 -timeout 30m ./internal/bench/ | tee "$$out" && \
 	$(GO) test -run '^$$' -bench '^BenchmarkCoalescing_' -benchtime 1x -count 1 -timeout 30m ./internal/bench/ | tee -a "$$out" && \
+	$(GO) test -run '^$$' -bench '^BenchmarkReplication_' -benchtime 5s -count 1 -timeout 30m ./internal/bench/ | tee -a "$$out" && \
 	awk -f internal/bench/summary.awk "$$out"
 
 CHAOS_DURATION ?= 20m

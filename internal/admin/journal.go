@@ -34,7 +34,31 @@ func (s *Server) Journal(context.Context, *pb.JournalRequest) (*pb.JournalRespon
 		resp.OldestPendingAgeMs = s.now().Sub(st.Oldest).Milliseconds()
 	}
 	resp.MaxPending, resp.MaxBytes = uint64(st.MaxPending), uint64(st.MaxBytes)
+	if err := s.replication(resp); err != nil {
+		return nil, status.Errorf(codes.Internal, "read replica stats: %v", err)
+	}
 	return resp, nil
+}
+
+// replication fills the replication fields of a JournalResponse.
+func (s *Server) replication(resp *pb.JournalResponse) error {
+	rs, err := s.cfg.Journal.ReplicaStats()
+	if err != nil {
+		return err
+	}
+	es := s.cfg.Engine.ReplicationStats()
+	resp.ReplicaPending, resp.ReplicaBytes = uint64(rs.Pending), uint64(rs.Bytes)
+	resp.TakenOver, resp.Takeovers, resp.HandedOver = es.TakenOver, es.Takeovers, es.HandedOver
+	resp.UnderReplicated, resp.ReplicationInSync = es.UnderReplicated, es.InSync
+	resp.Replicated, resp.ReplicationFailures = es.Links.Stored, es.Links.FailedFrames
+	resp.ReplicationFrames = es.Links.Frames
+	resp.ReplicationP50Us, resp.ReplicationP99Us = es.Links.P50.Microseconds(), es.Links.P99.Microseconds()
+	resp.JournalId = es.JournalID
+	for _, o := range rs.Origins {
+		resp.ReplicaOrigins = append(resp.ReplicaOrigins, &pb.ReplicaOrigin{
+			Node: o.Node, JournalId: o.ID, Records: uint64(o.Records), Departed: s.cfg.Engine.Departed(o.Origin)})
+	}
+	return nil
 }
 
 func (s *Server) FlushJournal(ctx context.Context, _ *pb.FlushJournalRequest) (*pb.FlushJournalResponse, error) {
@@ -42,6 +66,11 @@ func (s *Server) FlushJournal(ctx context.Context, _ *pb.FlushJournalRequest) (*
 		return nil, s.noJournal()
 	}
 	before := s.cfg.Flusher.Stats().Flushed
+	// The copies of departed nodes become this node's own writes first,
+	// so the flush writes them too.
+	if err := s.cfg.Engine.TakeOverNow(ctx); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "take over the writes of departed nodes: %v", err)
+	}
 	if err := s.cfg.Flusher.Flush(ctx); err != nil {
 		return nil, status.Errorf(codes.Unavailable, "flush incomplete: %v", err)
 	}

@@ -17,6 +17,7 @@ type FakeDB struct {
 	versions map[string]uint64 // of written rows; deleted rows keep theirs
 	gate     chan struct{}
 	loadErr  error // every load fails with it while set
+	writeErr error // every write fails with it while set
 	loads    atomic.Int64
 	writes   atomic.Int64
 }
@@ -29,6 +30,9 @@ func NewFakeDB() *FakeDB { return &FakeDB{rows: map[string][]byte{}, versions: m
 func (db *FakeDB) Write(_ context.Context, ws []strategy.Write) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	if db.writeErr != nil {
+		return db.writeErr
+	}
 	for _, w := range ws {
 		if v, ok := db.versions[w.Key]; ok && v >= w.Version {
 			continue
@@ -87,6 +91,14 @@ func (db *FakeDB) Block() (release func()) {
 func (db *FakeDB) FailLoads(err error) {
 	db.mu.Lock()
 	db.loadErr = err
+	db.mu.Unlock()
+}
+
+// FailWrites makes every write fail with err, as a database that is down
+// would; nil makes them succeed again.
+func (db *FakeDB) FailWrites(err error) {
+	db.mu.Lock()
+	db.writeErr = err
 	db.mu.Unlock()
 }
 

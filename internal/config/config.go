@@ -104,6 +104,17 @@ type WriteBehind struct {
 	BatchSize     int      `yaml:"batch_size"`     // default 500
 	MaxPending    int      `yaml:"max_pending"`    // default 1000000
 	MaxBytes      Size     `yaml:"max_bytes"`      // default 1GiB
+	// Replicas is how many nodes hold each write before it is acknowledged,
+	// the owner included (1 to 5); unset means 2, or 1 while the cluster
+	// has one member. MinReplicas is the least number of copies a write is
+	// acknowledged with when replicas are unreachable (1 to replicas);
+	// unset means all of them.
+	Replicas    int `yaml:"replicas"`
+	MinReplicas int `yaml:"min_replicas"`
+	// ReplicationTimeout bounds the wait for a replica's acknowledgement;
+	// a replica silent that long counts as unreachable. Per node: the
+	// shortest of the namespaces' wins. Unset means 2s.
+	ReplicationTimeout Duration `yaml:"replication_timeout"`
 }
 
 // Defaults of WriteBehind.
@@ -112,6 +123,8 @@ const (
 	DefaultBatchSize     = 500
 	DefaultMaxPending    = 1_000_000
 	DefaultMaxBytes      = 1 << 30
+	DefaultReplicas      = 2
+	MaxReplicas          = 5
 )
 
 // NeedsBackend reports whether the namespace reads or writes a database.
@@ -321,6 +334,12 @@ func (f *File) Validate() error {
 				return bad(field+".write_behind.batch_size", "must be between 1 and 10000, got %d", wb.BatchSize)
 			case wb.MaxPending < 1:
 				return bad(field+".write_behind.max_pending", "must be positive, got %d", wb.MaxPending)
+			case wb.ReplicationTimeout < 0:
+				return bad(field+".write_behind.replication_timeout", "must be positive")
+			case wb.Replicas < 0 || wb.Replicas > MaxReplicas:
+				return bad(field+".write_behind.replicas", "must be between 1 and %d, got %d", MaxReplicas, wb.Replicas)
+			case wb.MinReplicas < 0 || wb.MinReplicas > max(wb.Replicas, DefaultReplicas):
+				return bad(field+".write_behind.min_replicas", "must be between 1 and replicas (%d), got %d", max(wb.Replicas, DefaultReplicas), wb.MinReplicas)
 			}
 		} else if ns.WriteBehind != (WriteBehind{}) {
 			return bad(field+".write_behind", "needs write: behind")

@@ -261,6 +261,16 @@ func TestParse_InvalidInputNamesTheField(t *testing.T) {
 			want: []string{"namespaces.users.write_behind.batch_size", "100000"},
 		},
 		{
+			name: "replicas 6",
+			doc:  "namespaces:\n  users: {write: behind, write_behind: {replicas: 6}}\n",
+			want: []string{"namespaces.users.write_behind.replicas", "between 1 and 5", "6"},
+		},
+		{
+			name: "min_replicas above replicas",
+			doc:  "namespaces:\n  users: {write: behind, write_behind: {replicas: 2, min_replicas: 3}}\n",
+			want: []string{"namespaces.users.write_behind.min_replicas", "between 1 and replicas (2)", "3"},
+		},
+		{
 			name: "ttl_jitter 1.5",
 			doc:  "namespaces:\n  users: {ttl_jitter: 1.5}\n",
 			want: []string{"namespaces.users.ttl_jitter", "1.5"},

@@ -36,7 +36,12 @@ func newJournalCommand(o *options) *cobra.Command {
 		Short: "Show the write-behind journal of every alive member (status, flush, dead letters)",
 		Long: "journal (or journal status) lists the members known to --addr and asks every\n" +
 			"alive one for its write-behind journal: the backlog not yet in the database,\n" +
-			"the flusher's counters and the dead letters. LIMIT is how full the journal is,\n" +
+			"the flusher's counters and the dead letters. OWNED is the node's own pending\n" +
+			"writes (taken-over ones included), REPLICA the copies it holds of other nodes'\n" +
+			"(write_behind.replicas), TAKEN OVER the writes it adopted from departed nodes\n" +
+			"since it started. UNDER-REPL counts writes acknowledged with fewer copies than\n" +
+			"asked (write_behind.min_replicas); SYNC is no while the node re-replicates its\n" +
+			"pending writes after a membership change. LIMIT is how full the journal is,\n" +
 			"the larger of pending/max pending and bytes/max bytes; at 100% writes fail\n" +
 			"with RESOURCE_EXHAUSTED. Nodes that answer are printed even when others fail;\n" +
 			"the command then fails naming the nodes it could not ask.\n\n" +
@@ -91,6 +96,28 @@ type journalJSON struct {
 	FlushFailures      uint64 `json:"flush_failures"`
 	MaxPending         uint64 `json:"max_pending"`
 	MaxBytes           uint64 `json:"max_bytes"`
+	// Replication: copies held for other nodes, what moved, and the state.
+	ReplicaPending      uint64              `json:"replica_pending"`
+	ReplicaBytes        uint64              `json:"replica_bytes"`
+	TakenOver           uint64              `json:"taken_over"`
+	Takeovers           uint64              `json:"takeovers"`
+	HandedOver          uint64              `json:"handed_over"`
+	UnderReplicated     uint64              `json:"under_replicated"`
+	ReplicationInSync   bool                `json:"replication_in_sync"`
+	Replicated          uint64              `json:"replicated"`
+	ReplicationFailures uint64              `json:"replication_failures"`
+	ReplicationP50Us    int64               `json:"replication_p50_us"`
+	ReplicationP99Us    int64               `json:"replication_p99_us"`
+	JournalID           string              `json:"journal_id"`
+	ReplicaOrigins      []replicaOriginJSON `json:"replica_origins"`
+}
+
+// replicaOriginJSON mirrors ReplicaOrigin.
+type replicaOriginJSON struct {
+	Node      string `json:"node"`
+	JournalID string `json:"journal_id"`
+	Records   uint64 `json:"records"`
+	Departed  bool   `json:"departed"`
 }
 
 func (o *options) journalStatus(cmd *cobra.Command, nodeOnly bool) error {
@@ -117,7 +144,17 @@ func (o *options) journalStatus(cmd *cobra.Command, nodeOnly bool) error {
 			Appends: j.GetAppends(), Coalesced: j.GetCoalesced(),
 			Flushed: j.GetFlushed(), FlushFailures: j.GetFlushFailures(),
 			MaxPending: j.GetMaxPending(), MaxBytes: j.GetMaxBytes(),
+			ReplicaPending: j.GetReplicaPending(), ReplicaBytes: j.GetReplicaBytes(),
+			TakenOver: j.GetTakenOver(), Takeovers: j.GetTakeovers(), HandedOver: j.GetHandedOver(),
+			UnderReplicated: j.GetUnderReplicated(), ReplicationInSync: j.GetReplicationInSync(),
+			Replicated: j.GetReplicated(), ReplicationFailures: j.GetReplicationFailures(),
+			ReplicationP50Us: j.GetReplicationP50Us(), ReplicationP99Us: j.GetReplicationP99Us(),
+			JournalID: j.GetJournalId(), ReplicaOrigins: []replicaOriginJSON{},
 		})
+		for _, o := range j.GetReplicaOrigins() {
+			v[len(v)-1].ReplicaOrigins = append(v[len(v)-1].ReplicaOrigins, replicaOriginJSON{
+				Node: o.GetNode(), JournalID: o.GetJournalId(), Records: o.GetRecords(), Departed: o.GetDeparted()})
+		}
 	}
 	errs := nodeErrors("journal", results)
 	if len(v) == 0 {
@@ -131,19 +168,34 @@ func (o *options) journalStatus(cmd *cobra.Command, nodeOnly bool) error {
 }
 
 func printJournal(w io.Writer, v []journalJSON) error {
-	t := newTable(w, "NODE", "PENDING", "BYTES", "OLDEST", "DEAD", "APPENDS", "COALESCED", "FLUSHED", "FAILURES", "LIMIT")
+	t := newTable(w, "NODE", "OWNED", "REPLICA", "TAKEN OVER", "BYTES", "OLDEST", "DEAD", "FLUSHED", "FAILURES", "UNDER-REPL", "SYNC", "LIMIT")
 	for _, j := range v {
 		if !j.Enabled {
 			t.row(j.Node, "(no write-behind)")
 			continue
 		}
-		t.row(j.Node, j.Pending, j.PendingBytes, formatAge(j.OldestPendingAgeMs), j.DeadLetters,
-			j.Appends, j.Coalesced, j.Flushed, j.FlushFailures, journalFill(j))
+		sync := "yes"
+		if !j.ReplicationInSync {
+			sync = "no"
+		}
+		t.row(j.Node, j.Pending, j.ReplicaPending, j.TakenOver, j.PendingBytes, formatAge(j.OldestPendingAgeMs), j.DeadLetters,
+			j.Flushed, j.FlushFailures, j.UnderReplicated, sync, journalFill(j))
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
 	sep := "\n"
+	for _, j := range v {
+		for _, o := range j.ReplicaOrigins {
+			if o.Departed {
+				if _, err := fmt.Fprintf(w, "%s# %s holds %d copies of the writes of departed %s; it is taking them over\n",
+					sep, j.Node, o.Records, o.Node); err != nil {
+					return err
+				}
+				sep = ""
+			}
+		}
+	}
 	for _, j := range v {
 		if j.Enabled && j.DeadLetters > 0 {
 			if _, err := fmt.Fprintf(w, "%s# %s holds %d dead letters: ringcachectl --addr %s journal dead\n",

@@ -21,6 +21,9 @@ func journalNodes(t *testing.T, n3State ringcachev1.MemberState, configure func(
 			Node: "n1", Enabled: true, Pending: 12, PendingBytes: 3400, OldestPendingAgeMs: 1234,
 			DeadLetters: 2, Appends: 100, Coalesced: 7, Flushed: 86, FlushFailures: 3,
 			MaxPending: 1000, MaxBytes: 10000,
+			ReplicaPending: 40, ReplicaBytes: 900, TakenOver: 5, Takeovers: 1, UnderReplicated: 4,
+			ReplicationInSync: true, JournalId: "j1",
+			ReplicaOrigins: []*ringcachev1.ReplicaOrigin{{Node: "n2", JournalId: "j2", Records: 30}, {Node: "n9", JournalId: "j9", Records: 10, Departed: true}},
 		}
 		n1.flush = &ringcachev1.FlushJournalResponse{Flushed: 12, Pending: 1}
 		if configure != nil {
@@ -32,10 +35,11 @@ func journalNodes(t *testing.T, n3State ringcachev1.MemberState, configure func(
 func TestJournal_TableAsksEveryAliveMember(t *testing.T) {
 	seed, _, _ := journalNodes(t, ringcachev1.MemberState_MEMBER_STATE_DEAD, nil)
 	want := [][]string{
-		{"NODE", "PENDING", "BYTES", "OLDEST", "DEAD", "APPENDS", "COALESCED", "FLUSHED", "FAILURES", "LIMIT"},
-		{"n1", "12", "3400", "1.2s", "2", "100", "7", "86", "3", "34.0%"},
+		{"NODE", "OWNED", "REPLICA", "TAKEN OVER", "BYTES", "OLDEST", "DEAD", "FLUSHED", "FAILURES", "UNDER-REPL", "SYNC", "LIMIT"},
+		{"n1", "12", "40", "5", "3400", "1.2s", "2", "86", "3", "4", "yes", "34.0%"},
 		{"n2", "(no write-behind)"},
 		{""},
+		{"# n1 holds 10 copies of the writes of departed n9; it is taking them over"},
 		{"# n1 holds 2 dead letters: ringcachectl --addr " + seed + " journal dead"},
 	}
 	for _, args := range [][]string{{"journal"}, {"journal", "status"}} {
@@ -50,10 +54,18 @@ func TestJournal_JSONListsEveryNode(t *testing.T) {
 	assertJSON(t, out, `[
 		{"node":"n1","addr":"`+seed+`","enabled":true,"pending":12,"pending_bytes":3400,
 		 "oldest_pending_age_ms":1234,"dead_letters":2,"appends":100,"coalesced":7,"flushed":86,
-		 "flush_failures":3,"max_pending":1000,"max_bytes":10000},
+		 "flush_failures":3,"max_pending":1000,"max_bytes":10000,
+		 "replica_pending":40,"replica_bytes":900,"taken_over":5,"takeovers":1,"handed_over":0,
+		 "under_replicated":4,"replication_in_sync":true,"replicated":0,"replication_failures":0,
+		 "replication_p50_us":0,"replication_p99_us":0,"journal_id":"j1",
+		 "replica_origins":[{"node":"n2","journal_id":"j2","records":30,"departed":false},
+		                    {"node":"n9","journal_id":"j9","records":10,"departed":true}]},
 		{"node":"n2","addr":"`+n2Addr(t, seed)+`","enabled":false,"pending":0,"pending_bytes":0,
 		 "oldest_pending_age_ms":0,"dead_letters":0,"appends":0,"coalesced":0,"flushed":0,
-		 "flush_failures":0,"max_pending":0,"max_bytes":0}]`)
+		 "flush_failures":0,"max_pending":0,"max_bytes":0,
+		 "replica_pending":0,"replica_bytes":0,"taken_over":0,"takeovers":0,"handed_over":0,
+		 "under_replicated":0,"replication_in_sync":false,"replicated":0,"replication_failures":0,
+		 "replication_p50_us":0,"replication_p99_us":0,"journal_id":"","replica_origins":[]}]`)
 }
 
 // n2Addr returns the gRPC address seed reports for n2.

@@ -211,6 +211,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		Namespaces:          specs,
 		Journal:             jc,
 		ClockPath:           filepath.Join(f.DataDir, "clock"),
+		ReplicationTimeout:  replicationTimeout(file),
 		FlushTimeout:        f.FlushTimeout,
 		BootstrapTimeout:    f.BootstrapTimeout,
 		BootstrapAlone:      f.BootstrapAlone,
@@ -296,6 +297,7 @@ func openNamespaces(ctx context.Context, log *slog.Logger, file *config.File) ([
 			spec.Policy.Write = strategy.WriteThrough
 		case config.ModeBehind:
 			spec.Policy.Write = strategy.WriteBehind
+			spec.Replicas, spec.MinReplicas = nc.WriteBehind.Replicas, nc.WriteBehind.MinReplicas
 		}
 		if nc.NeedsBackend() {
 			db, ok := dbs[nc.Backend]
@@ -352,6 +354,18 @@ func journalConfig(dataDir string, file *config.File) node.JournalConfig {
 		jc.MaxBytes = max(jc.MaxBytes, int64(wb.MaxBytes))
 	}
 	return jc
+}
+
+// replicationTimeout is the shortest replication_timeout of the
+// write-behind namespaces; 0 (the node's default) when none sets one.
+func replicationTimeout(file *config.File) time.Duration {
+	var d time.Duration
+	for _, nc := range file.Namespaces {
+		if t := nc.WriteBehind.ReplicationTimeout.Std(); nc.Write == config.ModeBehind && t > 0 && (d == 0 || t < d) {
+			d = t
+		}
+	}
+	return d
 }
 
 func sortedNames(m map[string]config.Namespace) []string {

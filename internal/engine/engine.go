@@ -54,6 +54,12 @@ type NamespaceSpec struct {
 	// Sensitive seals the namespace's values in the write-behind journal
 	// (Config.Sealer).
 	Sensitive bool
+	// Replicas is how many nodes hold each write-behind write before it is
+	// acknowledged, the owner included (write_behind.replicas): 0 means 2,
+	// or 1 while the ring has one member. MinReplicas is how many must
+	// (write_behind.min_replicas): 0 means all the ring can hold. See
+	// replicate.go.
+	Replicas, MinReplicas int
 }
 
 // Peers is the engine's transport to other nodes (internal/peer.Pool).
@@ -61,6 +67,10 @@ type Peers interface {
 	Forward(ctx context.Context, to ring.Member, req *pb.ForwardRequest) (*pb.ForwardResponse, error)
 	Lookup(ctx context.Context, to ring.Member, req *pb.LookupRequest) (*pb.LookupResponse, error)
 	Merged(ctx context.Context, to ring.Member, req *pb.MergedRequest) (*pb.MergedResponse, error)
+	// The replication plane of write-behind (replicate.go).
+	Replicate(ctx context.Context, to ring.Member) (pb.Peer_ReplicateClient, error)
+	Handover(ctx context.Context, to ring.Member, req *pb.HandoverRequest) (*pb.HandoverResponse, error)
+	StillPending(ctx context.Context, to ring.Member, req *pb.StillPendingRequest) (*pb.StillPendingResponse, error)
 }
 
 // Config configures an Engine. Self, Namespaces, Store, Versions and Peers
@@ -87,6 +97,9 @@ type Config struct {
 	// HandoffWindow is how long, after taking a partition over, the
 	// engine asks its previous owner for pending write-behind writes.
 	HandoffWindow time.Duration
+	// Replication tunes replicated write-behind (replicate.go); zero
+	// fields take their defaults.
+	Replication ReplicationConfig
 	// Now is the wall clock; nil means time.Now.
 	Now func() time.Time
 	// OnChange is told of every change to a cached value.
@@ -117,6 +130,8 @@ type Engine struct {
 	notes      notifier
 	stats      counters
 	bg         sync.WaitGroup // announcements of merges; Close waits
+	repl       *replication   // nil without a journal
+	replicas   atomic.Pointer[replicaTable]
 }
 
 type counters struct {
@@ -169,12 +184,23 @@ func New(cfg Config) (*Engine, error) {
 		e.names = append(e.names, name)
 		e.audited[name] = spec.Audit
 	}
+	if cfg.Journal != nil {
+		var err error
+		if e.repl, err = newReplication(e); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
-// Close ends the namespaces' background work (loads and refreshes) and
-// waits for announcements in flight (bounded by their timeout).
+// Close ends the namespaces' background work (loads and refreshes) and the
+// replication's, and waits for announcements in flight (bounded by their
+// timeout).
 func (e *Engine) Close() {
+	if e.repl != nil {
+		e.repl.close()
+	}
 	e.bg.Wait()
 	for _, ns := range e.namespaces {
 		ns.Close()

@@ -13,6 +13,7 @@ import (
 	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/internal/peer"
 	"github.com/ringcache/ringcache/internal/reason"
+	"github.com/ringcache/ringcache/internal/replica"
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
@@ -56,6 +57,10 @@ var mapping = []struct {
 	{journal.ErrInvalid, codes.InvalidArgument, reason.InvalidArgument},
 	{ErrUnknownNamespace, codes.NotFound, reason.UnknownNamespace},
 	{journal.ErrNotFound, codes.NotFound, reason.NotFound},
+	{ErrReplicaUnavailable, codes.Unavailable, reason.ReplicaUnavailable},
+	{replica.ErrUnavailable, codes.Unavailable, reason.ReplicaUnavailable},
+	{replica.ErrBadStream, codes.InvalidArgument, reason.InvalidArgument},
+	{replica.ErrStopping, codes.Unavailable, reason.NodeNotReady},
 	{peer.ErrUnreachable, codes.Unavailable, reason.OwnerUnreachable},
 	{peer.ErrConnectionLost, codes.Unavailable, reason.OwnerConnectionLost},
 	{strategy.ErrBackend, codes.Unavailable, reason.BackendUnavailable},

@@ -31,19 +31,36 @@ type handoffs struct {
 	until []time.Time
 }
 
-// handoffJournal is the write-behind journal as a namespace sees it: the
-// node's own pending write of a key and, while a handoff window is open for
-// its partition, those of the partition's previous owners (or of members
-// that returned after a partition); the newest version wins.
+// handoffJournal is the write-behind journal as a namespace sees it. A
+// write is appended here and copied to the key's replicas (replicate.go). A
+// read sees the node's own pending write of a key, the copies it holds of
+// the pending writes of departed nodes (takeover.go) and, while a handoff
+// window is open for its partition, those of the partition's previous
+// owners (or of members that returned after a partition); the newest
+// version wins.
 type handoffJournal struct {
 	strategy.Journal
 	e *Engine
+}
+
+// Append implements strategy.Journal: durable here and on the replicas.
+func (h handoffJournal) Append(ctx context.Context, ns string, w strategy.Write) error {
+	return h.replicatedAppend(ctx, ns, w)
 }
 
 func (h handoffJournal) Pending(ctx context.Context, ns, key string) (strategy.Write, bool, error) {
 	w, ok, err := h.Journal.Pending(ctx, ns, key)
 	if err != nil {
 		return w, ok, err
+	}
+	if s := h.e.repl; s != nil {
+		rw, rok, err := s.departedPending(ns, key)
+		if err != nil {
+			return w, ok, err
+		}
+		if rok && (!ok || rw.Version > w.Version) {
+			w, ok = rw, true
+		}
 	}
 	if pw, pok := h.e.lookupPrevious(ctx, ns, key); pok && (!ok || pw.Version > w.Version) {
 		return pw, true, nil

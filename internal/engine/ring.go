@@ -32,7 +32,15 @@ func (e *Engine) SetRingAfter(prev, r *ring.Ring) {
 		e.recordHandoffs(old, r, now)
 		e.dropUnowned(old, r)
 	}
+	if e.repl != nil {
+		// Also before: the replica table of r, and reads of the copies of
+		// nodes that r no longer holds.
+		e.repl.ringChanged(old, r)
+	}
 	e.ring.Store(r)
+	if e.repl != nil {
+		e.repl.poke() // re-replicate and take over on r
+	}
 	e.notes.notify()
 	if e.cfg.Hot != nil {
 		e.cfg.Hot.RingChanged(r, moved > 0)

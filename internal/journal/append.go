@@ -27,6 +27,9 @@ type appendReq struct {
 	res  result
 	err  error
 	done chan struct{}
+	// apply, when set, replaces the put of k and r: it runs in the group's
+	// transaction (replica.go). An error from it rolls the group back.
+	apply func(*bolt.Tx) error
 }
 
 // Append stores r as the pending write of (r.Namespace, r.Key) and returns
@@ -111,11 +114,17 @@ func (j *Journal) committer() {
 func (j *Journal) commit(batch []*appendReq) {
 	err := j.db.Update(func(tx *bolt.Tx) error {
 		for _, req := range batch {
+			if req.apply != nil {
+				if err := req.apply(tx); err != nil {
+					return err
+				}
+				continue
+			}
 			if req.ctx.Err() != nil {
 				req.res = result{out: outCancelled}
 				continue
 			}
-			res, err := j.put(tx, req.k, req.r)
+			res, err := j.put(tx, req.k, req.r, true)
 			if err != nil {
 				return err
 			}
@@ -136,10 +145,12 @@ type result struct {
 	full error
 }
 
-// put stores r under k in tx, enforcing the bounds. A bound yields outFull
-// and an error for the caller, not for bbolt: returning it would roll back
-// everyone else's writes in the group.
-func (j *Journal) put(tx *bolt.Tx, k []byte, r Record) (result, error) {
+// put stores r under k in tx, enforcing the bounds when bounded (writes
+// adopted from other nodes were acknowledged already: Adopt stores them
+// past the bounds). A bound yields outFull and an error for the caller, not
+// for bbolt: returning it would roll back everyone else's writes in the
+// group.
+func (j *Journal) put(tx *bolt.Tx, k []byte, r Record, bounded bool) (result, error) {
 	p := tx.Bucket(bucketPending)
 	c, err := readCounters(tx)
 	if err != nil {
@@ -155,7 +166,7 @@ func (j *Journal) put(tx *bolt.Tx, k []byte, r Record) (result, error) {
 			return result{out: outSuperseded}, nil
 		}
 		delta := size - prev.size()
-		if delta > 0 && int64(c.bytes)+delta > j.opts.MaxBytes {
+		if bounded && delta > 0 && int64(c.bytes)+delta > j.opts.MaxBytes {
 			return result{outFull, j.fullBytes(c, delta)}, nil
 		}
 		r.Appended = prev.Appended
@@ -165,11 +176,11 @@ func (j *Journal) put(tx *bolt.Tx, k []byte, r Record) (result, error) {
 		}
 		return result{out: outReplaced}, c.write(tx)
 	}
-	if c.pending >= uint64(j.opts.MaxPending) {
+	if bounded && c.pending >= uint64(j.opts.MaxPending) {
 		return result{outFull, fmt.Errorf("%w: %d pending writes (max_pending %d); the database is not keeping up or is down — retry later",
 			ErrFull, c.pending, j.opts.MaxPending)}, nil
 	}
-	if int64(c.bytes)+size > j.opts.MaxBytes {
+	if bounded && int64(c.bytes)+size > j.opts.MaxBytes {
 		return result{outFull, j.fullBytes(c, size)}, nil
 	}
 	q := tx.Bucket(bucketQueue)

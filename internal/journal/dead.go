@@ -73,7 +73,7 @@ func (j *Journal) Revive(ns, key string) error {
 			return err
 		}
 		r.Attempts, r.LastError, r.Appended = 0, "", now
-		res, err := j.put(tx, nsKey(ns, key), r)
+		res, err := j.put(tx, nsKey(ns, key), r, true)
 		if err != nil {
 			return err
 		}

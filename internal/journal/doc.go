@@ -33,6 +33,10 @@
 //   - Corruption is reported, never a panic: a record that does not decode
 //     (format version, CRC-32C, lengths) yields an error wrapping ErrCorrupt.
 //
+// The file also keeps copies of other nodes' pending writes, for
+// replicated write-behind (replica.go): committed with the node's own
+// Appends, bounded apart, read and adopted when their origin is gone.
+//
 // A Journal is safe for concurrent use. One process at a time may open a
 // file: another Open fails after Options.LockTimeout with ErrLocked.
 // Options.NoSync gives up durability and is for tests and benchmarks only.

@@ -99,6 +99,7 @@ type Journal struct {
 	committed chan struct{}   // closed when the committer has returned
 	appends   atomic.Uint64
 	coalesced atomic.Uint64
+	rep       replicaState // replica.go
 }
 
 // Open opens (creating it, mode 0600, and its directory, mode 0700, if
@@ -121,7 +122,7 @@ func Open(path string, opts Options) (*Journal, error) {
 		return nil, fmt.Errorf("journal: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketPending, bucketQueue, bucketDead, bucketMeta} {
+		for _, name := range [][]byte{bucketPending, bucketQueue, bucketDead, bucketMeta, bucketReplicas} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 // Package peer is a node's transport to its peers: one pooled gRPC
 // connection per peer, and the client side of the Peer service (Forward,
-// Lookup) and of the invalidation streams the hot cache follows.
+// Lookup, the replication streams, Handover, StillPending) and of the
+// invalidation streams the hot cache follows.
 //
 // A call that fails in the transport comes back wrapped in ErrUnreachable
 // when the peer surely received nothing (no connection could be made), or
@@ -144,11 +145,41 @@ func (p *Pool) GetTable(ctx context.Context, to ring.Member, req *pb.GetTableReq
 	return resp, err
 }
 
+// Replicate opens a Peer.Replicate stream to a replica (internal/replica).
+// A failure to reach it wraps ErrUnreachable.
+func (p *Pool) Replicate(ctx context.Context, to ring.Member) (pb.Peer_ReplicateClient, error) {
+	cc, err := p.Conn(to.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s at %s: %w", ErrUnreachable, to.Name, to.Addr, err)
+	}
+	return pb.NewPeerClient(cc).Replicate(ctx)
+}
+
+// Handover gives a peer write-behind records to own.
+func (p *Pool) Handover(ctx context.Context, to ring.Member, req *pb.HandoverRequest) (*pb.HandoverResponse, error) {
+	var resp *pb.HandoverResponse
+	err := p.call(ctx, to, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = pb.NewPeerClient(cc).Handover(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
 // PushTable offers a peer a partition table.
 func (p *Pool) PushTable(ctx context.Context, to ring.Member, req *pb.PushTableRequest) (*pb.PushTableResponse, error) {
 	var resp *pb.PushTableResponse
 	err := p.call(ctx, to, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = pb.NewPeerClient(cc).PushTable(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+// StillPending asks the origin of replica copies which are still pending.
+func (p *Pool) StillPending(ctx context.Context, to ring.Member, req *pb.StillPendingRequest) (*pb.StillPendingResponse, error) {
+	var resp *pb.StillPendingResponse
+	err := p.call(ctx, to, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = pb.NewPeerClient(cc).StillPending(ctx, req)
 		return err
 	})
 	return resp, err

@@ -27,6 +27,7 @@ const (
 	OwnerUnreachable    = "OWNER_UNREACHABLE"
 	OwnerConnectionLost = "OWNER_CONNECTION_LOST"
 	BackendUnavailable  = "BACKEND_UNAVAILABLE"
+	ReplicaUnavailable  = "REPLICA_UNAVAILABLE"
 	Backpressure        = "BACKPRESSURE"
 	RateLimited         = "RATE_LIMITED"
 	InvalidArgument     = "INVALID_ARGUMENT"

@@ -34,6 +34,18 @@ func (noPeers) Merged(context.Context, ring.Member, *pb.MergedRequest) (*pb.Merg
 	return nil, errors.New("no peers in this test")
 }
 
+func (noPeers) Replicate(context.Context, ring.Member) (pb.Peer_ReplicateClient, error) {
+	return nil, errors.New("no peers in this test")
+}
+
+func (noPeers) Handover(context.Context, ring.Member, *pb.HandoverRequest) (*pb.HandoverResponse, error) {
+	return nil, errors.New("no peers in this test")
+}
+
+func (noPeers) StillPending(context.Context, ring.Member, *pb.StillPendingRequest) (*pb.StillPendingResponse, error) {
+	return nil, errors.New("no peers in this test")
+}
+
 // newTestEngine returns a ready engine of one node, "n1", that owns every
 // key, with cache-aside namespaces "default" and "users".
 func newTestEngine(t testing.TB) *engine.Engine {

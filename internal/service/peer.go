@@ -107,3 +107,30 @@ func (p *Peer) PushTable(_ context.Context, req *pb.PushTableRequest) (*pb.PushT
 	}
 	return &pb.PushTableResponse{Version: v}, nil
 }
+
+// Replicate implements pb.PeerServer: copies of another node's write-behind
+// records, stored in this node's journal before each frame is answered.
+func (p *Peer) Replicate(stream pb.Peer_ReplicateServer) error {
+	return engine.StatusErr(p.s.e.ServeReplicas(stream))
+}
+
+// Handover implements pb.PeerServer: write-behind records this node now
+// owns, adopted and replicated before the answer.
+func (p *Peer) Handover(ctx context.Context, req *pb.HandoverRequest) (*pb.HandoverResponse, error) {
+	resp, err := p.s.e.AdoptHandover(ctx, req)
+	if err != nil {
+		p.s.log.Warn("handover refused", "from", req.GetFrom(), "records", len(req.GetRecords()), "err", err)
+		return nil, engine.StatusErr(err)
+	}
+	return resp, nil
+}
+
+// StillPending implements pb.PeerServer: which replicated records this
+// node still holds pending.
+func (p *Peer) StillPending(ctx context.Context, req *pb.StillPendingRequest) (*pb.StillPendingResponse, error) {
+	resp, err := p.s.e.StillPending(ctx, req)
+	if err != nil {
+		return nil, engine.StatusErr(err)
+	}
+	return resp, nil
+}

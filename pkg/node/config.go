@@ -52,6 +52,15 @@ type NamespaceSpec struct {
 	// write-behind journal and its replicas) with AES-256-GCM under
 	// Config.SealKeys. Values are never logged in any namespace.
 	Sensitive bool
+	// Replicas is how many nodes hold a write-behind write, this one
+	// included, before it is acknowledged (write_behind.replicas): 0 means
+	// 2, or 1 while the cluster has one member; 1 keeps the journal on the
+	// owner alone. MinReplicas is the least number of copies a write is
+	// acknowledged with when a replica is unreachable
+	// (write_behind.min_replicas): 0 means all of them, so such a write
+	// fails with UNAVAILABLE; fewer are accepted and counted as
+	// under-replicated. docs/architecture.md describes the replication.
+	Replicas, MinReplicas int
 }
 
 // TLSConfig secures the gRPC port with TLS 1.3: for clients, and for the
@@ -228,6 +237,10 @@ type Config struct {
 	// asks its previous owner for pending write-behind writes before
 	// reading the database; default DefaultHandoffWindow.
 	HandoffWindow time.Duration
+	// ReplicationTimeout bounds the wait for a replica's acknowledgement of
+	// a write-behind write; a replica that does not answer within it counts
+	// as unreachable. Default 2 s.
+	ReplicationTimeout time.Duration
 	// MaxConcurrentStreams bounds the concurrent RPCs and streams of one
 	// client connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; a client
 	// over it waits for one of its calls to end); default

@@ -121,18 +121,23 @@ func (n *Node) Close(ctx context.Context) error {
 		n.closing.Store(true)
 		n.engine.Drain() // ends WatchRing and Pipeline streams: clients move on
 		n.health.Shutdown()
-		// Write-behind: flush, then step out of the peers' rings and flush
-		// what arrived meanwhile, so the database is current before the
-		// keys move. Whatever a deadline leaves pending stays in the
-		// journal and is flushed when the node starts again.
+		// Write-behind: flush, tell the replicas what was flushed, then
+		// step out of the peers' rings and flush what arrived meanwhile,
+		// so the database is current before the keys move. When the
+		// database cannot be written, the pending records are handed to
+		// the nodes that take the partitions over (replication.go).
+		// Whatever is left stays in the journal and is flushed when the
+		// node starts again.
 		fctx, cancel := context.WithTimeout(ctx, n.cfg.FlushTimeout)
 		defer cancel()
-		n.flushJournal(fctx)
+		flushed := n.flushFirst(fctx)
+		n.settleDrops(fctx)
 		n.members.AnnounceLeaving(n.cfg.LeaveTimeout / 2)
-		n.flushJournal(fctx)
+		n.flushOrHandOver(fctx, flushed)
 		if err := n.members.Leave(n.cfg.LeaveTimeout); err != nil {
 			errs = append(errs, fmt.Errorf("leave did not complete: %w", err))
 		}
+		n.engine.StopReplicaStreams() // peers no longer copy to this node
 		done := make(chan struct{})
 		go func() { n.server.GracefulStop(); close(done) }()
 		select {
@@ -141,9 +146,10 @@ func (n *Node) Close(ctx context.Context) error {
 			n.server.Stop()
 			<-done
 		}
-		if err := n.flushJournal(fctx); err != nil { // writes served during the drain
+		if err := n.flushOrHandOver(fctx, true); err != nil { // writes served during the drain
 			errs = append(errs, err)
 		}
+		n.settleDrops(fctx)
 		n.release()
 	})
 	return errors.Join(errs...)

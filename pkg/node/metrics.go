@@ -40,6 +40,15 @@ import (
 //	journal_pending_bytes, journal_max_pending,
 //	journal_oldest_pending_age, journal_dead_letters      (gauges)
 //
+// With a write-behind journal, replication (replication.go):
+//
+//	replication_latency                                   (histogram, s)
+//	takeovers, taken_over, handed_over,
+//	under_replicated_writes, replicated,
+//	replication_failures                                  (counters)
+//	replica_pending, replica_pending_bytes,
+//	replication_in_sync                                   (gauges)
+//
 // With the hot cache enabled, per node:
 //
 //	hot_cache_hits, hot_cache_fills, hot_cache_invalidations,
@@ -164,6 +173,9 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 		jAge = age
 		insts = append(insts, jPending, jBytes, jMax, jDead, jFlushed, jFlushErrors, jAge)
 	}
+	replInsts, observeRepl, err := n.replicationInstruments(m) // replication.go
+	errs = append(errs, err)
+	insts = append(insts, replInsts...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -217,6 +229,7 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 		if n.journal == nil {
 			return nil
 		}
+		observeRepl(o)
 		fs := n.flusher.Stats()
 		o.ObserveInt64(jFlushed, int64(fs.Flushed))
 		o.ObserveInt64(jFlushErrors, int64(fs.Failures))

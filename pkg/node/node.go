@@ -11,8 +11,11 @@
 //     many callers on however many nodes wait for it.
 //   - When the owner cannot be reached the call fails with UNAVAILABLE; the
 //     node never loads locally in its place.
-//   - An acknowledged write-behind write is in the node's journal on disk
-//     (fsync) and reaches the database, after a crash on the next start.
+//   - An acknowledged write-behind write is in the journal on disk (fsync)
+//     of its owner and of its replicas (NamespaceSpec.Replicas, 2 by
+//     default), and reaches the database: after a crash on the next start,
+//     and after the loss of a node and its disk through the node that takes
+//     its partitions over, which reads it from then on.
 //   - With the hot cache on (Config.HotCacheBytes), a node answers the keys
 //     it does not own but is asked for often from the owner's earlier
 //     answer, invalidated by the owner over a stream; a Get through another
@@ -201,7 +204,8 @@ func (n *Node) startEngine() error {
 	specs := make([]engine.NamespaceSpec, len(cfg.Namespaces))
 	writers := map[string]strategy.Writer{}
 	for i, s := range cfg.Namespaces {
-		specs[i] = engine.NamespaceSpec{Policy: s.Policy, Loader: s.Loader, Writer: s.Writer, Audit: s.Audit, Sensitive: s.Sensitive}
+		specs[i] = engine.NamespaceSpec{Policy: s.Policy, Loader: s.Loader, Writer: s.Writer, Audit: s.Audit, Sensitive: s.Sensitive,
+			Replicas: s.Replicas, MinReplicas: s.MinReplicas}
 		if s.Policy.Write == strategy.WriteBehind {
 			writers[s.Policy.Name] = s.Writer
 		}
@@ -212,11 +216,15 @@ func (n *Node) startEngine() error {
 		Peers: n.peers, Hot: n.hot, Ring: cfg.Ring, ForwardTimeout: cfg.ForwardTimeout,
 		HandoffWindow: cfg.HandoffWindow, Now: n.now, OnChange: n.hub.Publish, Tracer: n.obs.tracer, Logger: n.log,
 		Auth: n.sec.auth, Audit: n.sec.audit, Sealer: n.sec.sealer,
+		Replication: engine.ReplicationConfig{Timeout: cfg.ReplicationTimeout, Latency: n.replicationLatency()},
 	})
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.closers = append(n.closers, n.engine.Close)
+	for name, w := range writers { // replicas drop their copies of what was flushed
+		writers[name] = n.engine.FlushedWriter(name, w)
+	}
 	if n.journal != nil {
 		jc := cfg.Journal
 		n.flusher = journal.NewFlusher(n.journal, journal.FlusherConfig{

@@ -619,8 +619,41 @@ type JournalResponse struct {
 	FlushFailures      uint64 `protobuf:"varint,10,opt,name=flush_failures,json=flushFailures,proto3" json:"flush_failures,omitempty"`
 	MaxPending         uint64 `protobuf:"varint,11,opt,name=max_pending,json=maxPending,proto3" json:"max_pending,omitempty"`
 	MaxBytes           uint64 `protobuf:"varint,12,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Replication (write_behind.replicas). pending above counts the node's
+	// own records (owned, and taken over from departed nodes); these count the
+	// copies it holds for other nodes, and what moved.
+	// Copies held for other nodes (their replica backlog) and their bytes.
+	ReplicaPending uint64 `protobuf:"varint,13,opt,name=replica_pending,json=replicaPending,proto3" json:"replica_pending,omitempty"`
+	ReplicaBytes   uint64 `protobuf:"varint,14,opt,name=replica_bytes,json=replicaBytes,proto3" json:"replica_bytes,omitempty"`
+	// Records taken over from departed nodes' journals since start, and how
+	// many departed journals were taken over.
+	TakenOver uint64 `protobuf:"varint,15,opt,name=taken_over,json=takenOver,proto3" json:"taken_over,omitempty"`
+	Takeovers uint64 `protobuf:"varint,16,opt,name=takeovers,proto3" json:"takeovers,omitempty"`
+	// Records handed to other nodes (graceful leave, takeover for
+	// partitions another node owns) since start.
+	HandedOver uint64 `protobuf:"varint,17,opt,name=handed_over,json=handedOver,proto3" json:"handed_over,omitempty"`
+	// Writes acknowledged with fewer copies than write_behind.replicas
+	// (min_replicas allowed it) since start.
+	UnderReplicated uint64 `protobuf:"varint,18,opt,name=under_replicated,json=underReplicated,proto3" json:"under_replicated,omitempty"`
+	// False while the node re-replicates its pending records after a ring
+	// change or an under-replicated write; true once every pending record has
+	// its replicas.
+	ReplicationInSync bool `protobuf:"varint,19,opt,name=replication_in_sync,json=replicationInSync,proto3" json:"replication_in_sync,omitempty"`
+	// Records acknowledged by replicas, and frames that failed, since start.
+	Replicated          uint64 `protobuf:"varint,20,opt,name=replicated,proto3" json:"replicated,omitempty"`
+	ReplicationFailures uint64 `protobuf:"varint,21,opt,name=replication_failures,json=replicationFailures,proto3" json:"replication_failures,omitempty"`
+	// Round trip of a replication frame (sent to fsync'd on the replica), in
+	// microseconds, over the last 4096 frames.
+	ReplicationP50Us int64 `protobuf:"varint,22,opt,name=replication_p50_us,json=replicationP50Us,proto3" json:"replication_p50_us,omitempty"`
+	ReplicationP99Us int64 `protobuf:"varint,23,opt,name=replication_p99_us,json=replicationP99Us,proto3" json:"replication_p99_us,omitempty"`
+	// This node's journal ID, and the journals it holds copies of.
+	JournalId      string           `protobuf:"bytes,24,opt,name=journal_id,json=journalId,proto3" json:"journal_id,omitempty"`
+	ReplicaOrigins []*ReplicaOrigin `protobuf:"bytes,25,rep,name=replica_origins,json=replicaOrigins,proto3" json:"replica_origins,omitempty"`
+	// Replication frames answered since start (each stored by one commit on
+	// its replica, or fewer: commits are shared).
+	ReplicationFrames uint64 `protobuf:"varint,26,opt,name=replication_frames,json=replicationFrames,proto3" json:"replication_frames,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *JournalResponse) Reset() {
@@ -737,6 +770,175 @@ func (x *JournalResponse) GetMaxBytes() uint64 {
 	return 0
 }
 
+func (x *JournalResponse) GetReplicaPending() uint64 {
+	if x != nil {
+		return x.ReplicaPending
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetReplicaBytes() uint64 {
+	if x != nil {
+		return x.ReplicaBytes
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetTakenOver() uint64 {
+	if x != nil {
+		return x.TakenOver
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetTakeovers() uint64 {
+	if x != nil {
+		return x.Takeovers
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetHandedOver() uint64 {
+	if x != nil {
+		return x.HandedOver
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetUnderReplicated() uint64 {
+	if x != nil {
+		return x.UnderReplicated
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetReplicationInSync() bool {
+	if x != nil {
+		return x.ReplicationInSync
+	}
+	return false
+}
+
+func (x *JournalResponse) GetReplicated() uint64 {
+	if x != nil {
+		return x.Replicated
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetReplicationFailures() uint64 {
+	if x != nil {
+		return x.ReplicationFailures
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetReplicationP50Us() int64 {
+	if x != nil {
+		return x.ReplicationP50Us
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetReplicationP99Us() int64 {
+	if x != nil {
+		return x.ReplicationP99Us
+	}
+	return 0
+}
+
+func (x *JournalResponse) GetJournalId() string {
+	if x != nil {
+		return x.JournalId
+	}
+	return ""
+}
+
+func (x *JournalResponse) GetReplicaOrigins() []*ReplicaOrigin {
+	if x != nil {
+		return x.ReplicaOrigins
+	}
+	return nil
+}
+
+func (x *JournalResponse) GetReplicationFrames() uint64 {
+	if x != nil {
+		return x.ReplicationFrames
+	}
+	return 0
+}
+
+// ReplicaOrigin is one journal a node holds replica copies of.
+type ReplicaOrigin struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Node      string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	JournalId string                 `protobuf:"bytes,2,opt,name=journal_id,json=journalId,proto3" json:"journal_id,omitempty"`
+	Records   uint64                 `protobuf:"varint,3,opt,name=records,proto3" json:"records,omitempty"`
+	// True when the origin is out of this node's ring (or came back with
+	// another journal): its copies are being taken over.
+	Departed      bool `protobuf:"varint,4,opt,name=departed,proto3" json:"departed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaOrigin) Reset() {
+	*x = ReplicaOrigin{}
+	mi := &file_ringcache_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaOrigin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaOrigin) ProtoMessage() {}
+
+func (x *ReplicaOrigin) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaOrigin.ProtoReflect.Descriptor instead.
+func (*ReplicaOrigin) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ReplicaOrigin) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ReplicaOrigin) GetJournalId() string {
+	if x != nil {
+		return x.JournalId
+	}
+	return ""
+}
+
+func (x *ReplicaOrigin) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *ReplicaOrigin) GetDeparted() bool {
+	if x != nil {
+		return x.Departed
+	}
+	return false
+}
+
 type FlushJournalRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -745,7 +947,7 @@ type FlushJournalRequest struct {
 
 func (x *FlushJournalRequest) Reset() {
 	*x = FlushJournalRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[12]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +959,7 @@ func (x *FlushJournalRequest) String() string {
 func (*FlushJournalRequest) ProtoMessage() {}
 
 func (x *FlushJournalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[12]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +972,7 @@ func (x *FlushJournalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushJournalRequest.ProtoReflect.Descriptor instead.
 func (*FlushJournalRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 type FlushJournalResponse struct {
@@ -783,7 +985,7 @@ type FlushJournalResponse struct {
 
 func (x *FlushJournalResponse) Reset() {
 	*x = FlushJournalResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[13]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +997,7 @@ func (x *FlushJournalResponse) String() string {
 func (*FlushJournalResponse) ProtoMessage() {}
 
 func (x *FlushJournalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[13]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +1010,7 @@ func (x *FlushJournalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushJournalResponse.ProtoReflect.Descriptor instead.
 func (*FlushJournalResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FlushJournalResponse) GetFlushed() uint64 {
@@ -835,7 +1037,7 @@ type DeadLettersRequest struct {
 
 func (x *DeadLettersRequest) Reset() {
 	*x = DeadLettersRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[14]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +1049,7 @@ func (x *DeadLettersRequest) String() string {
 func (*DeadLettersRequest) ProtoMessage() {}
 
 func (x *DeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[14]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +1062,7 @@ func (x *DeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*DeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeadLettersRequest) GetLimit() uint32 {
@@ -879,7 +1081,7 @@ type DeadLettersResponse struct {
 
 func (x *DeadLettersResponse) Reset() {
 	*x = DeadLettersResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[15]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1093,7 @@ func (x *DeadLettersResponse) String() string {
 func (*DeadLettersResponse) ProtoMessage() {}
 
 func (x *DeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[15]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1106,7 @@ func (x *DeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*DeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -929,7 +1131,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[16]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1143,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[16]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1156,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeadLetter) GetNamespace() string {
@@ -1016,7 +1218,7 @@ type RetryDeadLetterRequest struct {
 
 func (x *RetryDeadLetterRequest) Reset() {
 	*x = RetryDeadLetterRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[17]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1230,7 @@ func (x *RetryDeadLetterRequest) String() string {
 func (*RetryDeadLetterRequest) ProtoMessage() {}
 
 func (x *RetryDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[17]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1243,7 @@ func (x *RetryDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*RetryDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RetryDeadLetterRequest) GetNamespace() string {
@@ -1066,7 +1268,7 @@ type RetryDeadLetterResponse struct {
 
 func (x *RetryDeadLetterResponse) Reset() {
 	*x = RetryDeadLetterResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[18]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1280,7 @@ func (x *RetryDeadLetterResponse) String() string {
 func (*RetryDeadLetterResponse) ProtoMessage() {}
 
 func (x *RetryDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[18]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1293,7 @@ func (x *RetryDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*RetryDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 type DropDeadLetterRequest struct {
@@ -1104,7 +1306,7 @@ type DropDeadLetterRequest struct {
 
 func (x *DropDeadLetterRequest) Reset() {
 	*x = DropDeadLetterRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[19]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1318,7 @@ func (x *DropDeadLetterRequest) String() string {
 func (*DropDeadLetterRequest) ProtoMessage() {}
 
 func (x *DropDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[19]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1331,7 @@ func (x *DropDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*DropDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DropDeadLetterRequest) GetNamespace() string {
@@ -1154,7 +1356,7 @@ type DropDeadLetterResponse struct {
 
 func (x *DropDeadLetterResponse) Reset() {
 	*x = DropDeadLetterResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[20]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1368,7 @@ func (x *DropDeadLetterResponse) String() string {
 func (*DropDeadLetterResponse) ProtoMessage() {}
 
 func (x *DropDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[20]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1381,7 @@ func (x *DropDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*DropDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 type FlushNamespaceRequest struct {
@@ -1193,7 +1395,7 @@ type FlushNamespaceRequest struct {
 
 func (x *FlushNamespaceRequest) Reset() {
 	*x = FlushNamespaceRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1407,7 @@ func (x *FlushNamespaceRequest) String() string {
 func (*FlushNamespaceRequest) ProtoMessage() {}
 
 func (x *FlushNamespaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[21]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1420,7 @@ func (x *FlushNamespaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushNamespaceRequest.ProtoReflect.Descriptor instead.
 func (*FlushNamespaceRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FlushNamespaceRequest) GetNamespace() string {
@@ -1257,7 +1459,7 @@ type FlushNamespaceResponse struct {
 
 func (x *FlushNamespaceResponse) Reset() {
 	*x = FlushNamespaceResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1471,7 @@ func (x *FlushNamespaceResponse) String() string {
 func (*FlushNamespaceResponse) ProtoMessage() {}
 
 func (x *FlushNamespaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[22]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1484,7 @@ func (x *FlushNamespaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushNamespaceResponse.ProtoReflect.Descriptor instead.
 func (*FlushNamespaceResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FlushNamespaceResponse) GetNode() string {
@@ -1328,7 +1530,7 @@ type MembersRequest struct {
 
 func (x *MembersRequest) Reset() {
 	*x = MembersRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1542,7 @@ func (x *MembersRequest) String() string {
 func (*MembersRequest) ProtoMessage() {}
 
 func (x *MembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[23]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1555,7 @@ func (x *MembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
 func (*MembersRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 type MembersResponse struct {
@@ -1367,7 +1569,7 @@ type MembersResponse struct {
 
 func (x *MembersResponse) Reset() {
 	*x = MembersResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[24]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1581,7 @@ func (x *MembersResponse) String() string {
 func (*MembersResponse) ProtoMessage() {}
 
 func (x *MembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[24]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1594,7 @@ func (x *MembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
 func (*MembersResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MembersResponse) GetSelf() string {
@@ -1421,7 +1623,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[25]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1635,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[25]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1648,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Member) GetName() string {
@@ -1485,7 +1687,7 @@ type RingRequest struct {
 
 func (x *RingRequest) Reset() {
 	*x = RingRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[26]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +1699,7 @@ func (x *RingRequest) String() string {
 func (*RingRequest) ProtoMessage() {}
 
 func (x *RingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[26]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +1712,7 @@ func (x *RingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingRequest.ProtoReflect.Descriptor instead.
 func (*RingRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 type RingResponse struct {
@@ -1529,7 +1731,7 @@ type RingResponse struct {
 
 func (x *RingResponse) Reset() {
 	*x = RingResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[27]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1541,7 +1743,7 @@ func (x *RingResponse) String() string {
 func (*RingResponse) ProtoMessage() {}
 
 func (x *RingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[27]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1554,7 +1756,7 @@ func (x *RingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingResponse.ProtoReflect.Descriptor instead.
 func (*RingResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RingResponse) GetVersion() uint64 {
@@ -1603,7 +1805,7 @@ type RingMember struct {
 
 func (x *RingMember) Reset() {
 	*x = RingMember{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[28]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1817,7 @@ func (x *RingMember) String() string {
 func (*RingMember) ProtoMessage() {}
 
 func (x *RingMember) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[28]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1830,7 @@ func (x *RingMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingMember.ProtoReflect.Descriptor instead.
 func (*RingMember) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RingMember) GetName() string {
@@ -1662,7 +1864,7 @@ type LocateRequest struct {
 
 func (x *LocateRequest) Reset() {
 	*x = LocateRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[29]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +1876,7 @@ func (x *LocateRequest) String() string {
 func (*LocateRequest) ProtoMessage() {}
 
 func (x *LocateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[29]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +1889,7 @@ func (x *LocateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateRequest.ProtoReflect.Descriptor instead.
 func (*LocateRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LocateRequest) GetNamespace() string {
@@ -1715,7 +1917,7 @@ type LocateResponse struct {
 
 func (x *LocateResponse) Reset() {
 	*x = LocateResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[30]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +1929,7 @@ func (x *LocateResponse) String() string {
 func (*LocateResponse) ProtoMessage() {}
 
 func (x *LocateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[30]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +1942,7 @@ func (x *LocateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateResponse.ProtoReflect.Descriptor instead.
 func (*LocateResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LocateResponse) GetPartition() uint32 {
@@ -1772,7 +1974,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[31]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1986,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[31]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1999,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 type StatsResponse struct {
@@ -1834,7 +2036,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[32]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +2048,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[32]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +2061,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StatsResponse) GetNode() string {
@@ -1976,7 +2178,7 @@ type HotCacheStats struct {
 
 func (x *HotCacheStats) Reset() {
 	*x = HotCacheStats{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[33]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1988,7 +2190,7 @@ func (x *HotCacheStats) String() string {
 func (*HotCacheStats) ProtoMessage() {}
 
 func (x *HotCacheStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[33]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2001,7 +2203,7 @@ func (x *HotCacheStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HotCacheStats.ProtoReflect.Descriptor instead.
 func (*HotCacheStats) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *HotCacheStats) GetHits() uint64 {
@@ -2072,7 +2274,7 @@ type StoreStats struct {
 
 func (x *StoreStats) Reset() {
 	*x = StoreStats{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[34]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2084,7 +2286,7 @@ func (x *StoreStats) String() string {
 func (*StoreStats) ProtoMessage() {}
 
 func (x *StoreStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[34]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2097,7 +2299,7 @@ func (x *StoreStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreStats.ProtoReflect.Descriptor instead.
 func (*StoreStats) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *StoreStats) GetEntries() uint64 {
@@ -2175,7 +2377,7 @@ type NamespaceStats struct {
 
 func (x *NamespaceStats) Reset() {
 	*x = NamespaceStats{}
-	mi := &file_ringcache_v1_admin_proto_msgTypes[35]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2389,7 @@ func (x *NamespaceStats) String() string {
 func (*NamespaceStats) ProtoMessage() {}
 
 func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_admin_proto_msgTypes[35]
+	mi := &file_ringcache_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2402,7 @@ func (x *NamespaceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NamespaceStats.ProtoReflect.Descriptor instead.
 func (*NamespaceStats) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_ringcache_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *NamespaceStats) GetName() string {
@@ -2393,7 +2595,7 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"P\n" +
 	"\x17RemoveGossipKeyResponse\x125\n" +
 	"\akeyring\x18\x01 \x01(\v2\x1b.ringcache.v1.GossipKeyringR\akeyring\"\x10\n" +
-	"\x0eJournalRequest\"\x8b\x03\n" +
+	"\x0eJournalRequest\"\xd5\a\n" +
 	"\x0fJournalResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12\x18\n" +
@@ -2408,7 +2610,32 @@ const file_ringcache_v1_admin_proto_rawDesc = "" +
 	" \x01(\x04R\rflushFailures\x12\x1f\n" +
 	"\vmax_pending\x18\v \x01(\x04R\n" +
 	"maxPending\x12\x1b\n" +
-	"\tmax_bytes\x18\f \x01(\x04R\bmaxBytes\"\x15\n" +
+	"\tmax_bytes\x18\f \x01(\x04R\bmaxBytes\x12'\n" +
+	"\x0freplica_pending\x18\r \x01(\x04R\x0ereplicaPending\x12#\n" +
+	"\rreplica_bytes\x18\x0e \x01(\x04R\freplicaBytes\x12\x1d\n" +
+	"\n" +
+	"taken_over\x18\x0f \x01(\x04R\ttakenOver\x12\x1c\n" +
+	"\ttakeovers\x18\x10 \x01(\x04R\ttakeovers\x12\x1f\n" +
+	"\vhanded_over\x18\x11 \x01(\x04R\n" +
+	"handedOver\x12)\n" +
+	"\x10under_replicated\x18\x12 \x01(\x04R\x0funderReplicated\x12.\n" +
+	"\x13replication_in_sync\x18\x13 \x01(\bR\x11replicationInSync\x12\x1e\n" +
+	"\n" +
+	"replicated\x18\x14 \x01(\x04R\n" +
+	"replicated\x121\n" +
+	"\x14replication_failures\x18\x15 \x01(\x04R\x13replicationFailures\x12,\n" +
+	"\x12replication_p50_us\x18\x16 \x01(\x03R\x10replicationP50Us\x12,\n" +
+	"\x12replication_p99_us\x18\x17 \x01(\x03R\x10replicationP99Us\x12\x1d\n" +
+	"\n" +
+	"journal_id\x18\x18 \x01(\tR\tjournalId\x12D\n" +
+	"\x0freplica_origins\x18\x19 \x03(\v2\x1b.ringcache.v1.ReplicaOriginR\x0ereplicaOrigins\x12-\n" +
+	"\x12replication_frames\x18\x1a \x01(\x04R\x11replicationFrames\"x\n" +
+	"\rReplicaOrigin\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1d\n" +
+	"\n" +
+	"journal_id\x18\x02 \x01(\tR\tjournalId\x12\x18\n" +
+	"\arecords\x18\x03 \x01(\x04R\arecords\x12\x1a\n" +
+	"\bdeparted\x18\x04 \x01(\bR\bdeparted\"\x15\n" +
 	"\x13FlushJournalRequest\"J\n" +
 	"\x14FlushJournalResponse\x12\x18\n" +
 	"\aflushed\x18\x01 \x01(\x04R\aflushed\x12\x18\n" +
@@ -2573,7 +2800,7 @@ func file_ringcache_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_ringcache_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ringcache_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_ringcache_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_ringcache_v1_admin_proto_goTypes = []any{
 	(MemberState)(0),                 // 0: ringcache.v1.MemberState
 	(*GossipKeyring)(nil),            // 1: ringcache.v1.GossipKeyring
@@ -2588,30 +2815,31 @@ var file_ringcache_v1_admin_proto_goTypes = []any{
 	(*RemoveGossipKeyResponse)(nil),  // 10: ringcache.v1.RemoveGossipKeyResponse
 	(*JournalRequest)(nil),           // 11: ringcache.v1.JournalRequest
 	(*JournalResponse)(nil),          // 12: ringcache.v1.JournalResponse
-	(*FlushJournalRequest)(nil),      // 13: ringcache.v1.FlushJournalRequest
-	(*FlushJournalResponse)(nil),     // 14: ringcache.v1.FlushJournalResponse
-	(*DeadLettersRequest)(nil),       // 15: ringcache.v1.DeadLettersRequest
-	(*DeadLettersResponse)(nil),      // 16: ringcache.v1.DeadLettersResponse
-	(*DeadLetter)(nil),               // 17: ringcache.v1.DeadLetter
-	(*RetryDeadLetterRequest)(nil),   // 18: ringcache.v1.RetryDeadLetterRequest
-	(*RetryDeadLetterResponse)(nil),  // 19: ringcache.v1.RetryDeadLetterResponse
-	(*DropDeadLetterRequest)(nil),    // 20: ringcache.v1.DropDeadLetterRequest
-	(*DropDeadLetterResponse)(nil),   // 21: ringcache.v1.DropDeadLetterResponse
-	(*FlushNamespaceRequest)(nil),    // 22: ringcache.v1.FlushNamespaceRequest
-	(*FlushNamespaceResponse)(nil),   // 23: ringcache.v1.FlushNamespaceResponse
-	(*MembersRequest)(nil),           // 24: ringcache.v1.MembersRequest
-	(*MembersResponse)(nil),          // 25: ringcache.v1.MembersResponse
-	(*Member)(nil),                   // 26: ringcache.v1.Member
-	(*RingRequest)(nil),              // 27: ringcache.v1.RingRequest
-	(*RingResponse)(nil),             // 28: ringcache.v1.RingResponse
-	(*RingMember)(nil),               // 29: ringcache.v1.RingMember
-	(*LocateRequest)(nil),            // 30: ringcache.v1.LocateRequest
-	(*LocateResponse)(nil),           // 31: ringcache.v1.LocateResponse
-	(*StatsRequest)(nil),             // 32: ringcache.v1.StatsRequest
-	(*StatsResponse)(nil),            // 33: ringcache.v1.StatsResponse
-	(*HotCacheStats)(nil),            // 34: ringcache.v1.HotCacheStats
-	(*StoreStats)(nil),               // 35: ringcache.v1.StoreStats
-	(*NamespaceStats)(nil),           // 36: ringcache.v1.NamespaceStats
+	(*ReplicaOrigin)(nil),            // 13: ringcache.v1.ReplicaOrigin
+	(*FlushJournalRequest)(nil),      // 14: ringcache.v1.FlushJournalRequest
+	(*FlushJournalResponse)(nil),     // 15: ringcache.v1.FlushJournalResponse
+	(*DeadLettersRequest)(nil),       // 16: ringcache.v1.DeadLettersRequest
+	(*DeadLettersResponse)(nil),      // 17: ringcache.v1.DeadLettersResponse
+	(*DeadLetter)(nil),               // 18: ringcache.v1.DeadLetter
+	(*RetryDeadLetterRequest)(nil),   // 19: ringcache.v1.RetryDeadLetterRequest
+	(*RetryDeadLetterResponse)(nil),  // 20: ringcache.v1.RetryDeadLetterResponse
+	(*DropDeadLetterRequest)(nil),    // 21: ringcache.v1.DropDeadLetterRequest
+	(*DropDeadLetterResponse)(nil),   // 22: ringcache.v1.DropDeadLetterResponse
+	(*FlushNamespaceRequest)(nil),    // 23: ringcache.v1.FlushNamespaceRequest
+	(*FlushNamespaceResponse)(nil),   // 24: ringcache.v1.FlushNamespaceResponse
+	(*MembersRequest)(nil),           // 25: ringcache.v1.MembersRequest
+	(*MembersResponse)(nil),          // 26: ringcache.v1.MembersResponse
+	(*Member)(nil),                   // 27: ringcache.v1.Member
+	(*RingRequest)(nil),              // 28: ringcache.v1.RingRequest
+	(*RingResponse)(nil),             // 29: ringcache.v1.RingResponse
+	(*RingMember)(nil),               // 30: ringcache.v1.RingMember
+	(*LocateRequest)(nil),            // 31: ringcache.v1.LocateRequest
+	(*LocateResponse)(nil),           // 32: ringcache.v1.LocateResponse
+	(*StatsRequest)(nil),             // 33: ringcache.v1.StatsRequest
+	(*StatsResponse)(nil),            // 34: ringcache.v1.StatsResponse
+	(*HotCacheStats)(nil),            // 35: ringcache.v1.HotCacheStats
+	(*StoreStats)(nil),               // 36: ringcache.v1.StoreStats
+	(*NamespaceStats)(nil),           // 37: ringcache.v1.NamespaceStats
 }
 var file_ringcache_v1_admin_proto_depIdxs = []int32{
 	2,  // 0: ringcache.v1.GossipKeyring.keys:type_name -> ringcache.v1.GossipKey
@@ -2619,46 +2847,47 @@ var file_ringcache_v1_admin_proto_depIdxs = []int32{
 	1,  // 2: ringcache.v1.InstallGossipKeyResponse.keyring:type_name -> ringcache.v1.GossipKeyring
 	1,  // 3: ringcache.v1.UseGossipKeyResponse.keyring:type_name -> ringcache.v1.GossipKeyring
 	1,  // 4: ringcache.v1.RemoveGossipKeyResponse.keyring:type_name -> ringcache.v1.GossipKeyring
-	17, // 5: ringcache.v1.DeadLettersResponse.dead_letters:type_name -> ringcache.v1.DeadLetter
-	26, // 6: ringcache.v1.MembersResponse.members:type_name -> ringcache.v1.Member
-	0,  // 7: ringcache.v1.Member.state:type_name -> ringcache.v1.MemberState
-	29, // 8: ringcache.v1.RingResponse.members:type_name -> ringcache.v1.RingMember
-	35, // 9: ringcache.v1.StatsResponse.store:type_name -> ringcache.v1.StoreStats
-	36, // 10: ringcache.v1.StatsResponse.namespaces:type_name -> ringcache.v1.NamespaceStats
-	34, // 11: ringcache.v1.StatsResponse.hot_cache:type_name -> ringcache.v1.HotCacheStats
-	24, // 12: ringcache.v1.Admin.Members:input_type -> ringcache.v1.MembersRequest
-	27, // 13: ringcache.v1.Admin.Ring:input_type -> ringcache.v1.RingRequest
-	30, // 14: ringcache.v1.Admin.Locate:input_type -> ringcache.v1.LocateRequest
-	32, // 15: ringcache.v1.Admin.Stats:input_type -> ringcache.v1.StatsRequest
-	11, // 16: ringcache.v1.Admin.Journal:input_type -> ringcache.v1.JournalRequest
-	13, // 17: ringcache.v1.Admin.FlushJournal:input_type -> ringcache.v1.FlushJournalRequest
-	15, // 18: ringcache.v1.Admin.DeadLetters:input_type -> ringcache.v1.DeadLettersRequest
-	18, // 19: ringcache.v1.Admin.RetryDeadLetter:input_type -> ringcache.v1.RetryDeadLetterRequest
-	20, // 20: ringcache.v1.Admin.DropDeadLetter:input_type -> ringcache.v1.DropDeadLetterRequest
-	22, // 21: ringcache.v1.Admin.FlushNamespace:input_type -> ringcache.v1.FlushNamespaceRequest
-	3,  // 22: ringcache.v1.Admin.GossipKeys:input_type -> ringcache.v1.GossipKeysRequest
-	5,  // 23: ringcache.v1.Admin.InstallGossipKey:input_type -> ringcache.v1.InstallGossipKeyRequest
-	7,  // 24: ringcache.v1.Admin.UseGossipKey:input_type -> ringcache.v1.UseGossipKeyRequest
-	9,  // 25: ringcache.v1.Admin.RemoveGossipKey:input_type -> ringcache.v1.RemoveGossipKeyRequest
-	25, // 26: ringcache.v1.Admin.Members:output_type -> ringcache.v1.MembersResponse
-	28, // 27: ringcache.v1.Admin.Ring:output_type -> ringcache.v1.RingResponse
-	31, // 28: ringcache.v1.Admin.Locate:output_type -> ringcache.v1.LocateResponse
-	33, // 29: ringcache.v1.Admin.Stats:output_type -> ringcache.v1.StatsResponse
-	12, // 30: ringcache.v1.Admin.Journal:output_type -> ringcache.v1.JournalResponse
-	14, // 31: ringcache.v1.Admin.FlushJournal:output_type -> ringcache.v1.FlushJournalResponse
-	16, // 32: ringcache.v1.Admin.DeadLetters:output_type -> ringcache.v1.DeadLettersResponse
-	19, // 33: ringcache.v1.Admin.RetryDeadLetter:output_type -> ringcache.v1.RetryDeadLetterResponse
-	21, // 34: ringcache.v1.Admin.DropDeadLetter:output_type -> ringcache.v1.DropDeadLetterResponse
-	23, // 35: ringcache.v1.Admin.FlushNamespace:output_type -> ringcache.v1.FlushNamespaceResponse
-	4,  // 36: ringcache.v1.Admin.GossipKeys:output_type -> ringcache.v1.GossipKeysResponse
-	6,  // 37: ringcache.v1.Admin.InstallGossipKey:output_type -> ringcache.v1.InstallGossipKeyResponse
-	8,  // 38: ringcache.v1.Admin.UseGossipKey:output_type -> ringcache.v1.UseGossipKeyResponse
-	10, // 39: ringcache.v1.Admin.RemoveGossipKey:output_type -> ringcache.v1.RemoveGossipKeyResponse
-	26, // [26:40] is the sub-list for method output_type
-	12, // [12:26] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	13, // 5: ringcache.v1.JournalResponse.replica_origins:type_name -> ringcache.v1.ReplicaOrigin
+	18, // 6: ringcache.v1.DeadLettersResponse.dead_letters:type_name -> ringcache.v1.DeadLetter
+	27, // 7: ringcache.v1.MembersResponse.members:type_name -> ringcache.v1.Member
+	0,  // 8: ringcache.v1.Member.state:type_name -> ringcache.v1.MemberState
+	30, // 9: ringcache.v1.RingResponse.members:type_name -> ringcache.v1.RingMember
+	36, // 10: ringcache.v1.StatsResponse.store:type_name -> ringcache.v1.StoreStats
+	37, // 11: ringcache.v1.StatsResponse.namespaces:type_name -> ringcache.v1.NamespaceStats
+	35, // 12: ringcache.v1.StatsResponse.hot_cache:type_name -> ringcache.v1.HotCacheStats
+	25, // 13: ringcache.v1.Admin.Members:input_type -> ringcache.v1.MembersRequest
+	28, // 14: ringcache.v1.Admin.Ring:input_type -> ringcache.v1.RingRequest
+	31, // 15: ringcache.v1.Admin.Locate:input_type -> ringcache.v1.LocateRequest
+	33, // 16: ringcache.v1.Admin.Stats:input_type -> ringcache.v1.StatsRequest
+	11, // 17: ringcache.v1.Admin.Journal:input_type -> ringcache.v1.JournalRequest
+	14, // 18: ringcache.v1.Admin.FlushJournal:input_type -> ringcache.v1.FlushJournalRequest
+	16, // 19: ringcache.v1.Admin.DeadLetters:input_type -> ringcache.v1.DeadLettersRequest
+	19, // 20: ringcache.v1.Admin.RetryDeadLetter:input_type -> ringcache.v1.RetryDeadLetterRequest
+	21, // 21: ringcache.v1.Admin.DropDeadLetter:input_type -> ringcache.v1.DropDeadLetterRequest
+	23, // 22: ringcache.v1.Admin.FlushNamespace:input_type -> ringcache.v1.FlushNamespaceRequest
+	3,  // 23: ringcache.v1.Admin.GossipKeys:input_type -> ringcache.v1.GossipKeysRequest
+	5,  // 24: ringcache.v1.Admin.InstallGossipKey:input_type -> ringcache.v1.InstallGossipKeyRequest
+	7,  // 25: ringcache.v1.Admin.UseGossipKey:input_type -> ringcache.v1.UseGossipKeyRequest
+	9,  // 26: ringcache.v1.Admin.RemoveGossipKey:input_type -> ringcache.v1.RemoveGossipKeyRequest
+	26, // 27: ringcache.v1.Admin.Members:output_type -> ringcache.v1.MembersResponse
+	29, // 28: ringcache.v1.Admin.Ring:output_type -> ringcache.v1.RingResponse
+	32, // 29: ringcache.v1.Admin.Locate:output_type -> ringcache.v1.LocateResponse
+	34, // 30: ringcache.v1.Admin.Stats:output_type -> ringcache.v1.StatsResponse
+	12, // 31: ringcache.v1.Admin.Journal:output_type -> ringcache.v1.JournalResponse
+	15, // 32: ringcache.v1.Admin.FlushJournal:output_type -> ringcache.v1.FlushJournalResponse
+	17, // 33: ringcache.v1.Admin.DeadLetters:output_type -> ringcache.v1.DeadLettersResponse
+	20, // 34: ringcache.v1.Admin.RetryDeadLetter:output_type -> ringcache.v1.RetryDeadLetterResponse
+	22, // 35: ringcache.v1.Admin.DropDeadLetter:output_type -> ringcache.v1.DropDeadLetterResponse
+	24, // 36: ringcache.v1.Admin.FlushNamespace:output_type -> ringcache.v1.FlushNamespaceResponse
+	4,  // 37: ringcache.v1.Admin.GossipKeys:output_type -> ringcache.v1.GossipKeysResponse
+	6,  // 38: ringcache.v1.Admin.InstallGossipKey:output_type -> ringcache.v1.InstallGossipKeyResponse
+	8,  // 39: ringcache.v1.Admin.UseGossipKey:output_type -> ringcache.v1.UseGossipKeyResponse
+	10, // 40: ringcache.v1.Admin.RemoveGossipKey:output_type -> ringcache.v1.RemoveGossipKeyResponse
+	27, // [27:41] is the sub-list for method output_type
+	13, // [13:27] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_admin_proto_init() }
@@ -2672,7 +2901,7 @@ func file_ringcache_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_admin_proto_rawDesc), len(file_ringcache_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -57,6 +57,10 @@ const (
 //	                     applied; reads may be retried
 //	BACKEND_UNAVAILABLE  UNAVAILABLE: the database behind the namespace
 //	                     failed; another node would ask the same database
+//	REPLICA_UNAVAILABLE  UNAVAILABLE: a write-behind write reached fewer
+//	                     replicas than write_behind.min_replicas; the message
+//	                     names them. Nothing was stored when no copy was
+//	                     attempted, else the write may still be applied
 //	BACKPRESSURE         RESOURCE_EXHAUSTED: a bounded queue is full (RetryInfo)
 //	INVALID_ARGUMENT     INVALID_ARGUMENT: the request can never succeed as sent
 //	UNKNOWN_NAMESPACE    NOT_FOUND
@@ -252,6 +256,10 @@ type Cache_PipelineClient = grpc.BidiStreamingClient[PipelineRequest, PipelineRe
 //	                     applied; reads may be retried
 //	BACKEND_UNAVAILABLE  UNAVAILABLE: the database behind the namespace
 //	                     failed; another node would ask the same database
+//	REPLICA_UNAVAILABLE  UNAVAILABLE: a write-behind write reached fewer
+//	                     replicas than write_behind.min_replicas; the message
+//	                     names them. Nothing was stored when no copy was
+//	                     attempted, else the write may still be applied
 //	BACKPRESSURE         RESOURCE_EXHAUSTED: a bounded queue is full (RetryInfo)
 //	INVALID_ARGUMENT     INVALID_ARGUMENT: the request can never succeed as sent
 //	UNKNOWN_NAMESPACE    NOT_FOUND

@@ -299,6 +299,564 @@ func (x *Table) GetPreviousOwners() []uint32 {
 	return nil
 }
 
+// ReplicaRecord is one write-behind write as it travels between nodes.
+type ReplicaRecord struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key       string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// Absent for a delete, and in records that only name a version.
+	Value         []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Delete        bool   `protobuf:"varint,4,opt,name=delete,proto3" json:"delete,omitempty"`
+	Version       uint64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaRecord) Reset() {
+	*x = ReplicaRecord{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaRecord) ProtoMessage() {}
+
+func (x *ReplicaRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaRecord.ProtoReflect.Descriptor instead.
+func (*ReplicaRecord) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReplicaRecord) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ReplicaRecord) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ReplicaRecord) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *ReplicaRecord) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
+
+func (x *ReplicaRecord) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type ReplicateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first request of a stream, and only it: who sends.
+	Hello *ReplicateHello `protobuf:"bytes,1,opt,name=hello,proto3" json:"hello,omitempty"`
+	// A frame: its number on this stream (from 1), the sender's hybrid
+	// logical clock, records to store, and records the origin has written to
+	// the database (each drops the replica's copy of its key at or below its
+	// version; their values are absent).
+	Seq           uint64           `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Hlc           uint64           `protobuf:"varint,3,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	Records       []*ReplicaRecord `protobuf:"bytes,4,rep,name=records,proto3" json:"records,omitempty"`
+	Flushed       []*ReplicaRecord `protobuf:"bytes,5,rep,name=flushed,proto3" json:"flushed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateRequest) Reset() {
+	*x = ReplicateRequest{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateRequest) ProtoMessage() {}
+
+func (x *ReplicateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateRequest.ProtoReflect.Descriptor instead.
+func (*ReplicateRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReplicateRequest) GetHello() *ReplicateHello {
+	if x != nil {
+		return x.Hello
+	}
+	return nil
+}
+
+func (x *ReplicateRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *ReplicateRequest) GetRecords() []*ReplicaRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *ReplicateRequest) GetFlushed() []*ReplicaRecord {
+	if x != nil {
+		return x.Flushed
+	}
+	return nil
+}
+
+type ReplicateHello struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The origin's node name and its journal's ID (made once per journal
+	// file: a node that lost its disk comes back with another).
+	Origin        string `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	JournalId     string `protobuf:"bytes,2,opt,name=journal_id,json=journalId,proto3" json:"journal_id,omitempty"`
+	Hlc           uint64 `protobuf:"varint,3,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateHello) Reset() {
+	*x = ReplicateHello{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateHello) ProtoMessage() {}
+
+func (x *ReplicateHello) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateHello.ProtoReflect.Descriptor instead.
+func (*ReplicateHello) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ReplicateHello) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *ReplicateHello) GetJournalId() string {
+	if x != nil {
+		return x.JournalId
+	}
+	return ""
+}
+
+func (x *ReplicateHello) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+type ReplicateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The frame answered; 0 answers the hello.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Hlc uint64 `protobuf:"varint,2,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	// Indexes into the frame's records that the replica did not store
+	// because its replica backlog is at its bound; refused_reason says which.
+	Refused       []uint32 `protobuf:"varint,3,rep,packed,name=refused,proto3" json:"refused,omitempty"`
+	RefusedReason string   `protobuf:"bytes,4,opt,name=refused_reason,json=refusedReason,proto3" json:"refused_reason,omitempty"`
+	// In the answer to the hello: the replica's journal ID.
+	JournalId     string `protobuf:"bytes,5,opt,name=journal_id,json=journalId,proto3" json:"journal_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicateResponse) Reset() {
+	*x = ReplicateResponse{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicateResponse) ProtoMessage() {}
+
+func (x *ReplicateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicateResponse.ProtoReflect.Descriptor instead.
+func (*ReplicateResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ReplicateResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ReplicateResponse) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *ReplicateResponse) GetRefused() []uint32 {
+	if x != nil {
+		return x.Refused
+	}
+	return nil
+}
+
+func (x *ReplicateResponse) GetRefusedReason() string {
+	if x != nil {
+		return x.RefusedReason
+	}
+	return ""
+}
+
+func (x *ReplicateResponse) GetJournalId() string {
+	if x != nil {
+		return x.JournalId
+	}
+	return ""
+}
+
+type HandoverRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the sending node.
+	From string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Hlc  uint64 `protobuf:"varint,2,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	// The journal the records were pending in (the sender's own, or a
+	// departed origin's that the sender held copies of): the receiver drops
+	// its copies from that journal as it adopts the records.
+	Origin          string           `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"`
+	OriginJournalId string           `protobuf:"bytes,4,opt,name=origin_journal_id,json=originJournalId,proto3" json:"origin_journal_id,omitempty"`
+	Records         []*ReplicaRecord `protobuf:"bytes,5,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HandoverRequest) Reset() {
+	*x = HandoverRequest{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandoverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandoverRequest) ProtoMessage() {}
+
+func (x *HandoverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandoverRequest.ProtoReflect.Descriptor instead.
+func (*HandoverRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *HandoverRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *HandoverRequest) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *HandoverRequest) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *HandoverRequest) GetOriginJournalId() string {
+	if x != nil {
+		return x.OriginJournalId
+	}
+	return ""
+}
+
+func (x *HandoverRequest) GetRecords() []*ReplicaRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+type HandoverResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Hlc   uint64                 `protobuf:"varint,1,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	// Records stored (the others were older than a pending write of their key).
+	Adopted       uint32 `protobuf:"varint,2,opt,name=adopted,proto3" json:"adopted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandoverResponse) Reset() {
+	*x = HandoverResponse{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandoverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandoverResponse) ProtoMessage() {}
+
+func (x *HandoverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandoverResponse.ProtoReflect.Descriptor instead.
+func (*HandoverResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *HandoverResponse) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *HandoverResponse) GetAdopted() uint32 {
+	if x != nil {
+		return x.Adopted
+	}
+	return 0
+}
+
+type StillPendingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	From  string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Hlc   uint64                 `protobuf:"varint,2,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	// Keys and versions only.
+	Records       []*ReplicaRecord `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StillPendingRequest) Reset() {
+	*x = StillPendingRequest{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StillPendingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StillPendingRequest) ProtoMessage() {}
+
+func (x *StillPendingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StillPendingRequest.ProtoReflect.Descriptor instead.
+func (*StillPendingRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StillPendingRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *StillPendingRequest) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *StillPendingRequest) GetRecords() []*ReplicaRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+type StillPendingResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Hlc   uint64                 `protobuf:"varint,1,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	// The receiver's journal ID.
+	JournalId string `protobuf:"bytes,2,opt,name=journal_id,json=journalId,proto3" json:"journal_id,omitempty"`
+	// Per record: true when the receiver's journal holds a pending write of
+	// the key at its version or a higher one.
+	Pending       []bool `protobuf:"varint,3,rep,packed,name=pending,proto3" json:"pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StillPendingResponse) Reset() {
+	*x = StillPendingResponse{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StillPendingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StillPendingResponse) ProtoMessage() {}
+
+func (x *StillPendingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StillPendingResponse.ProtoReflect.Descriptor instead.
+func (*StillPendingResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *StillPendingResponse) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *StillPendingResponse) GetJournalId() string {
+	if x != nil {
+		return x.JournalId
+	}
+	return ""
+}
+
+func (x *StillPendingResponse) GetPending() []bool {
+	if x != nil {
+		return x.Pending
+	}
+	return nil
+}
+
 type MergedRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Name of the sending node.
@@ -310,7 +868,7 @@ type MergedRequest struct {
 
 func (x *MergedRequest) Reset() {
 	*x = MergedRequest{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[5]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -322,7 +880,7 @@ func (x *MergedRequest) String() string {
 func (*MergedRequest) ProtoMessage() {}
 
 func (x *MergedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[5]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -335,7 +893,7 @@ func (x *MergedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergedRequest.ProtoReflect.Descriptor instead.
 func (*MergedRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MergedRequest) GetFrom() string {
@@ -361,7 +919,7 @@ type MergedResponse struct {
 
 func (x *MergedResponse) Reset() {
 	*x = MergedResponse{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[6]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +931,7 @@ func (x *MergedResponse) String() string {
 func (*MergedResponse) ProtoMessage() {}
 
 func (x *MergedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[6]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +944,7 @@ func (x *MergedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergedResponse.ProtoReflect.Descriptor instead.
 func (*MergedResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MergedResponse) GetHlc() uint64 {
@@ -407,7 +965,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[7]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +977,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[7]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +990,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LookupRequest) GetNamespace() string {
@@ -471,7 +1029,7 @@ type LookupResponse struct {
 
 func (x *LookupResponse) Reset() {
 	*x = LookupResponse{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[8]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +1041,7 @@ func (x *LookupResponse) String() string {
 func (*LookupResponse) ProtoMessage() {}
 
 func (x *LookupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[8]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,7 +1054,7 @@ func (x *LookupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResponse.ProtoReflect.Descriptor instead.
 func (*LookupResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LookupResponse) GetPending() bool {
@@ -552,7 +1110,7 @@ type ForwardRequest struct {
 
 func (x *ForwardRequest) Reset() {
 	*x = ForwardRequest{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[9]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +1122,7 @@ func (x *ForwardRequest) String() string {
 func (*ForwardRequest) ProtoMessage() {}
 
 func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[9]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +1135,7 @@ func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardRequest.ProtoReflect.Descriptor instead.
 func (*ForwardRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ForwardRequest) GetFrom() string {
@@ -613,7 +1171,7 @@ type ForwardResponse struct {
 
 func (x *ForwardResponse) Reset() {
 	*x = ForwardResponse{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[10]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +1183,7 @@ func (x *ForwardResponse) String() string {
 func (*ForwardResponse) ProtoMessage() {}
 
 func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[10]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +1196,7 @@ func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardResponse.ProtoReflect.Descriptor instead.
 func (*ForwardResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ForwardResponse) GetHlc() uint64 {
@@ -675,7 +1233,49 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\x12)\n" +
 	"\x10previous_version\x18\x06 \x01(\x04R\x0fpreviousVersion\x12A\n" +
 	"\x10previous_members\x18\a \x03(\v2\x16.ringcache.v1.RingNodeR\x0fpreviousMembers\x12'\n" +
-	"\x0fprevious_owners\x18\b \x03(\rR\x0epreviousOwners\"5\n" +
+	"\x0fprevious_owners\x18\b \x03(\rR\x0epreviousOwners\"\x87\x01\n" +
+	"\rReplicaRecord\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x16\n" +
+	"\x06delete\x18\x04 \x01(\bR\x06delete\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\"\xd8\x01\n" +
+	"\x10ReplicateRequest\x122\n" +
+	"\x05hello\x18\x01 \x01(\v2\x1c.ringcache.v1.ReplicateHelloR\x05hello\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x10\n" +
+	"\x03hlc\x18\x03 \x01(\x04R\x03hlc\x125\n" +
+	"\arecords\x18\x04 \x03(\v2\x1b.ringcache.v1.ReplicaRecordR\arecords\x125\n" +
+	"\aflushed\x18\x05 \x03(\v2\x1b.ringcache.v1.ReplicaRecordR\aflushed\"Y\n" +
+	"\x0eReplicateHello\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x1d\n" +
+	"\n" +
+	"journal_id\x18\x02 \x01(\tR\tjournalId\x12\x10\n" +
+	"\x03hlc\x18\x03 \x01(\x04R\x03hlc\"\x97\x01\n" +
+	"\x11ReplicateResponse\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x10\n" +
+	"\x03hlc\x18\x02 \x01(\x04R\x03hlc\x12\x18\n" +
+	"\arefused\x18\x03 \x03(\rR\arefused\x12%\n" +
+	"\x0erefused_reason\x18\x04 \x01(\tR\rrefusedReason\x12\x1d\n" +
+	"\n" +
+	"journal_id\x18\x05 \x01(\tR\tjournalId\"\xb2\x01\n" +
+	"\x0fHandoverRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x10\n" +
+	"\x03hlc\x18\x02 \x01(\x04R\x03hlc\x12\x16\n" +
+	"\x06origin\x18\x03 \x01(\tR\x06origin\x12*\n" +
+	"\x11origin_journal_id\x18\x04 \x01(\tR\x0foriginJournalId\x125\n" +
+	"\arecords\x18\x05 \x03(\v2\x1b.ringcache.v1.ReplicaRecordR\arecords\">\n" +
+	"\x10HandoverResponse\x12\x10\n" +
+	"\x03hlc\x18\x01 \x01(\x04R\x03hlc\x12\x18\n" +
+	"\aadopted\x18\x02 \x01(\rR\aadopted\"r\n" +
+	"\x13StillPendingRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x10\n" +
+	"\x03hlc\x18\x02 \x01(\x04R\x03hlc\x125\n" +
+	"\arecords\x18\x03 \x03(\v2\x1b.ringcache.v1.ReplicaRecordR\arecords\"a\n" +
+	"\x14StillPendingResponse\x12\x10\n" +
+	"\x03hlc\x18\x01 \x01(\x04R\x03hlc\x12\x1d\n" +
+	"\n" +
+	"journal_id\x18\x02 \x01(\tR\tjournalId\x12\x18\n" +
+	"\apending\x18\x03 \x03(\bR\apending\"5\n" +
 	"\rMergedRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x10\n" +
 	"\x03hlc\x18\x02 \x01(\x04R\x03hlc\"\"\n" +
@@ -697,13 +1297,16 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x03ops\x18\b \x03(\v2\x18.ringcache.v1.PipelineOpR\x03opsJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06J\x04\b\a\x10\b\"y\n" +
 	"\x0fForwardResponse\x12\x10\n" +
 	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\x126\n" +
-	"\aresults\x18\a \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresultsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x06\x10\a2\xf1\x02\n" +
+	"\aresults\x18\a \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresultsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x06\x10\a2\xe5\x04\n" +
 	"\x04Peer\x12F\n" +
 	"\aForward\x12\x1c.ringcache.v1.ForwardRequest\x1a\x1d.ringcache.v1.ForwardResponse\x12C\n" +
 	"\x06Lookup\x12\x1b.ringcache.v1.LookupRequest\x1a\x1c.ringcache.v1.LookupResponse\x12C\n" +
 	"\x06Merged\x12\x1b.ringcache.v1.MergedRequest\x1a\x1c.ringcache.v1.MergedResponse\x12I\n" +
 	"\bGetTable\x12\x1d.ringcache.v1.GetTableRequest\x1a\x1e.ringcache.v1.GetTableResponse\x12L\n" +
-	"\tPushTable\x12\x1e.ringcache.v1.PushTableRequest\x1a\x1f.ringcache.v1.PushTableResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
+	"\tPushTable\x12\x1e.ringcache.v1.PushTableRequest\x1a\x1f.ringcache.v1.PushTableResponse\x12P\n" +
+	"\tReplicate\x12\x1e.ringcache.v1.ReplicateRequest\x1a\x1f.ringcache.v1.ReplicateResponse(\x010\x01\x12I\n" +
+	"\bHandover\x12\x1d.ringcache.v1.HandoverRequest\x1a\x1e.ringcache.v1.HandoverResponse\x12U\n" +
+	"\fStillPending\x12!.ringcache.v1.StillPendingRequest\x1a\".ringcache.v1.StillPendingResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
 
 var (
 	file_ringcache_v1_peer_proto_rawDescOnce sync.Once
@@ -717,45 +1320,64 @@ func file_ringcache_v1_peer_proto_rawDescGZIP() []byte {
 	return file_ringcache_v1_peer_proto_rawDescData
 }
 
-var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_ringcache_v1_peer_proto_goTypes = []any{
-	(*GetTableRequest)(nil),   // 0: ringcache.v1.GetTableRequest
-	(*GetTableResponse)(nil),  // 1: ringcache.v1.GetTableResponse
-	(*PushTableRequest)(nil),  // 2: ringcache.v1.PushTableRequest
-	(*PushTableResponse)(nil), // 3: ringcache.v1.PushTableResponse
-	(*Table)(nil),             // 4: ringcache.v1.Table
-	(*MergedRequest)(nil),     // 5: ringcache.v1.MergedRequest
-	(*MergedResponse)(nil),    // 6: ringcache.v1.MergedResponse
-	(*LookupRequest)(nil),     // 7: ringcache.v1.LookupRequest
-	(*LookupResponse)(nil),    // 8: ringcache.v1.LookupResponse
-	(*ForwardRequest)(nil),    // 9: ringcache.v1.ForwardRequest
-	(*ForwardResponse)(nil),   // 10: ringcache.v1.ForwardResponse
-	(*RingNode)(nil),          // 11: ringcache.v1.RingNode
-	(*PipelineOp)(nil),        // 12: ringcache.v1.PipelineOp
-	(*PipelineResult)(nil),    // 13: ringcache.v1.PipelineResult
+	(*GetTableRequest)(nil),      // 0: ringcache.v1.GetTableRequest
+	(*GetTableResponse)(nil),     // 1: ringcache.v1.GetTableResponse
+	(*PushTableRequest)(nil),     // 2: ringcache.v1.PushTableRequest
+	(*PushTableResponse)(nil),    // 3: ringcache.v1.PushTableResponse
+	(*Table)(nil),                // 4: ringcache.v1.Table
+	(*ReplicaRecord)(nil),        // 5: ringcache.v1.ReplicaRecord
+	(*ReplicateRequest)(nil),     // 6: ringcache.v1.ReplicateRequest
+	(*ReplicateHello)(nil),       // 7: ringcache.v1.ReplicateHello
+	(*ReplicateResponse)(nil),    // 8: ringcache.v1.ReplicateResponse
+	(*HandoverRequest)(nil),      // 9: ringcache.v1.HandoverRequest
+	(*HandoverResponse)(nil),     // 10: ringcache.v1.HandoverResponse
+	(*StillPendingRequest)(nil),  // 11: ringcache.v1.StillPendingRequest
+	(*StillPendingResponse)(nil), // 12: ringcache.v1.StillPendingResponse
+	(*MergedRequest)(nil),        // 13: ringcache.v1.MergedRequest
+	(*MergedResponse)(nil),       // 14: ringcache.v1.MergedResponse
+	(*LookupRequest)(nil),        // 15: ringcache.v1.LookupRequest
+	(*LookupResponse)(nil),       // 16: ringcache.v1.LookupResponse
+	(*ForwardRequest)(nil),       // 17: ringcache.v1.ForwardRequest
+	(*ForwardResponse)(nil),      // 18: ringcache.v1.ForwardResponse
+	(*RingNode)(nil),             // 19: ringcache.v1.RingNode
+	(*PipelineOp)(nil),           // 20: ringcache.v1.PipelineOp
+	(*PipelineResult)(nil),       // 21: ringcache.v1.PipelineResult
 }
 var file_ringcache_v1_peer_proto_depIdxs = []int32{
 	4,  // 0: ringcache.v1.GetTableResponse.table:type_name -> ringcache.v1.Table
 	4,  // 1: ringcache.v1.PushTableRequest.table:type_name -> ringcache.v1.Table
-	11, // 2: ringcache.v1.Table.members:type_name -> ringcache.v1.RingNode
-	11, // 3: ringcache.v1.Table.previous_members:type_name -> ringcache.v1.RingNode
-	12, // 4: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
-	13, // 5: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
-	9,  // 6: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
-	7,  // 7: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
-	5,  // 8: ringcache.v1.Peer.Merged:input_type -> ringcache.v1.MergedRequest
-	0,  // 9: ringcache.v1.Peer.GetTable:input_type -> ringcache.v1.GetTableRequest
-	2,  // 10: ringcache.v1.Peer.PushTable:input_type -> ringcache.v1.PushTableRequest
-	10, // 11: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
-	8,  // 12: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
-	6,  // 13: ringcache.v1.Peer.Merged:output_type -> ringcache.v1.MergedResponse
-	1,  // 14: ringcache.v1.Peer.GetTable:output_type -> ringcache.v1.GetTableResponse
-	3,  // 15: ringcache.v1.Peer.PushTable:output_type -> ringcache.v1.PushTableResponse
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	19, // 2: ringcache.v1.Table.members:type_name -> ringcache.v1.RingNode
+	19, // 3: ringcache.v1.Table.previous_members:type_name -> ringcache.v1.RingNode
+	7,  // 4: ringcache.v1.ReplicateRequest.hello:type_name -> ringcache.v1.ReplicateHello
+	5,  // 5: ringcache.v1.ReplicateRequest.records:type_name -> ringcache.v1.ReplicaRecord
+	5,  // 6: ringcache.v1.ReplicateRequest.flushed:type_name -> ringcache.v1.ReplicaRecord
+	5,  // 7: ringcache.v1.HandoverRequest.records:type_name -> ringcache.v1.ReplicaRecord
+	5,  // 8: ringcache.v1.StillPendingRequest.records:type_name -> ringcache.v1.ReplicaRecord
+	20, // 9: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
+	21, // 10: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
+	17, // 11: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
+	15, // 12: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
+	13, // 13: ringcache.v1.Peer.Merged:input_type -> ringcache.v1.MergedRequest
+	0,  // 14: ringcache.v1.Peer.GetTable:input_type -> ringcache.v1.GetTableRequest
+	2,  // 15: ringcache.v1.Peer.PushTable:input_type -> ringcache.v1.PushTableRequest
+	6,  // 16: ringcache.v1.Peer.Replicate:input_type -> ringcache.v1.ReplicateRequest
+	9,  // 17: ringcache.v1.Peer.Handover:input_type -> ringcache.v1.HandoverRequest
+	11, // 18: ringcache.v1.Peer.StillPending:input_type -> ringcache.v1.StillPendingRequest
+	18, // 19: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
+	16, // 20: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
+	14, // 21: ringcache.v1.Peer.Merged:output_type -> ringcache.v1.MergedResponse
+	1,  // 22: ringcache.v1.Peer.GetTable:output_type -> ringcache.v1.GetTableResponse
+	3,  // 23: ringcache.v1.Peer.PushTable:output_type -> ringcache.v1.PushTableResponse
+	8,  // 24: ringcache.v1.Peer.Replicate:output_type -> ringcache.v1.ReplicateResponse
+	10, // 25: ringcache.v1.Peer.Handover:output_type -> ringcache.v1.HandoverResponse
+	12, // 26: ringcache.v1.Peer.StillPending:output_type -> ringcache.v1.StillPendingResponse
+	19, // [19:27] is the sub-list for method output_type
+	11, // [11:19] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_peer_proto_init() }
@@ -770,7 +1392,7 @@ func file_ringcache_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_peer_proto_rawDesc), len(file_ringcache_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

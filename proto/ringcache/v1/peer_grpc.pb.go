@@ -19,11 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_Forward_FullMethodName   = "/ringcache.v1.Peer/Forward"
-	Peer_Lookup_FullMethodName    = "/ringcache.v1.Peer/Lookup"
-	Peer_Merged_FullMethodName    = "/ringcache.v1.Peer/Merged"
-	Peer_GetTable_FullMethodName  = "/ringcache.v1.Peer/GetTable"
-	Peer_PushTable_FullMethodName = "/ringcache.v1.Peer/PushTable"
+	Peer_Forward_FullMethodName      = "/ringcache.v1.Peer/Forward"
+	Peer_Lookup_FullMethodName       = "/ringcache.v1.Peer/Lookup"
+	Peer_Merged_FullMethodName       = "/ringcache.v1.Peer/Merged"
+	Peer_GetTable_FullMethodName     = "/ringcache.v1.Peer/GetTable"
+	Peer_PushTable_FullMethodName    = "/ringcache.v1.Peer/PushTable"
+	Peer_Replicate_FullMethodName    = "/ringcache.v1.Peer/Replicate"
+	Peer_Handover_FullMethodName     = "/ringcache.v1.Peer/Handover"
+	Peer_StillPending_FullMethodName = "/ringcache.v1.Peer/StillPending"
 )
 
 // PeerClient is the client API for Peer service.
@@ -54,6 +57,27 @@ type PeerClient interface {
 	// coordinator (the oldest member) sends each table it computes to every
 	// member. A table older than the receiver's is ignored.
 	PushTable(ctx context.Context, in *PushTableRequest, opts ...grpc.CallOption) (*PushTableResponse, error)
+	// Replicate carries write-behind records from the node that journaled
+	// them (the origin) to one of their replicas, on one stream per origin
+	// and replica. The first request is a hello naming the origin and its
+	// journal; each later request is a frame of records to store and of
+	// records the origin flushed (to drop), answered by one response with the
+	// frame's seq once the replica has them on disk (one fsync per frame, or
+	// fewer: frames of many origins share the replica's group commit).
+	Replicate(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ReplicateRequest, ReplicateResponse], error)
+	// Handover gives the receiver write-behind records to own: it stores them
+	// as its own pending writes (a newer pending write of a key wins),
+	// replicates them as it replicates its own writes, drops its replica
+	// copies of them, and answers once they are durable. A node hands over
+	// what it cannot flush when it leaves, and what it took over from a
+	// departed origin for partitions another node owns.
+	Handover(ctx context.Context, in *HandoverRequest, opts ...grpc.CallOption) (*HandoverResponse, error)
+	// StillPending asks the origin of replicated records which of them are
+	// still pending in its journal; a replica drops the copies that are not
+	// (flushed, or superseded), so copies whose cleanup was lost do not pile
+	// up. The answer names the origin's journal: a different one means the
+	// origin lost its disk, and the replica takes the copies over instead.
+	StillPending(ctx context.Context, in *StillPendingRequest, opts ...grpc.CallOption) (*StillPendingResponse, error)
 }
 
 type peerClient struct {
@@ -114,6 +138,39 @@ func (c *peerClient) PushTable(ctx context.Context, in *PushTableRequest, opts .
 	return out, nil
 }
 
+func (c *peerClient) Replicate(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ReplicateRequest, ReplicateResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[0], Peer_Replicate_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReplicateRequest, ReplicateResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_ReplicateClient = grpc.BidiStreamingClient[ReplicateRequest, ReplicateResponse]
+
+func (c *peerClient) Handover(ctx context.Context, in *HandoverRequest, opts ...grpc.CallOption) (*HandoverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HandoverResponse)
+	err := c.cc.Invoke(ctx, Peer_Handover_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) StillPending(ctx context.Context, in *StillPendingRequest, opts ...grpc.CallOption) (*StillPendingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StillPendingResponse)
+	err := c.cc.Invoke(ctx, Peer_StillPending_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -142,6 +199,27 @@ type PeerServer interface {
 	// coordinator (the oldest member) sends each table it computes to every
 	// member. A table older than the receiver's is ignored.
 	PushTable(context.Context, *PushTableRequest) (*PushTableResponse, error)
+	// Replicate carries write-behind records from the node that journaled
+	// them (the origin) to one of their replicas, on one stream per origin
+	// and replica. The first request is a hello naming the origin and its
+	// journal; each later request is a frame of records to store and of
+	// records the origin flushed (to drop), answered by one response with the
+	// frame's seq once the replica has them on disk (one fsync per frame, or
+	// fewer: frames of many origins share the replica's group commit).
+	Replicate(grpc.BidiStreamingServer[ReplicateRequest, ReplicateResponse]) error
+	// Handover gives the receiver write-behind records to own: it stores them
+	// as its own pending writes (a newer pending write of a key wins),
+	// replicates them as it replicates its own writes, drops its replica
+	// copies of them, and answers once they are durable. A node hands over
+	// what it cannot flush when it leaves, and what it took over from a
+	// departed origin for partitions another node owns.
+	Handover(context.Context, *HandoverRequest) (*HandoverResponse, error)
+	// StillPending asks the origin of replicated records which of them are
+	// still pending in its journal; a replica drops the copies that are not
+	// (flushed, or superseded), so copies whose cleanup was lost do not pile
+	// up. The answer names the origin's journal: a different one means the
+	// origin lost its disk, and the replica takes the copies over instead.
+	StillPending(context.Context, *StillPendingRequest) (*StillPendingResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -166,6 +244,15 @@ func (UnimplementedPeerServer) GetTable(context.Context, *GetTableRequest) (*Get
 }
 func (UnimplementedPeerServer) PushTable(context.Context, *PushTableRequest) (*PushTableResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PushTable not implemented")
+}
+func (UnimplementedPeerServer) Replicate(grpc.BidiStreamingServer[ReplicateRequest, ReplicateResponse]) error {
+	return status.Error(codes.Unimplemented, "method Replicate not implemented")
+}
+func (UnimplementedPeerServer) Handover(context.Context, *HandoverRequest) (*HandoverResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Handover not implemented")
+}
+func (UnimplementedPeerServer) StillPending(context.Context, *StillPendingRequest) (*StillPendingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StillPending not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -278,6 +365,49 @@ func _Peer_PushTable_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Replicate_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PeerServer).Replicate(&grpc.GenericServerStream[ReplicateRequest, ReplicateResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_ReplicateServer = grpc.BidiStreamingServer[ReplicateRequest, ReplicateResponse]
+
+func _Peer_Handover_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HandoverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Handover(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Handover_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Handover(ctx, req.(*HandoverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_StillPending_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StillPendingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).StillPending(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_StillPending_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).StillPending(ctx, req.(*StillPendingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -305,7 +435,22 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "PushTable",
 			Handler:    _Peer_PushTable_Handler,
 		},
+		{
+			MethodName: "Handover",
+			Handler:    _Peer_Handover_Handler,
+		},
+		{
+			MethodName: "StillPending",
+			Handler:    _Peer_StillPending_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Replicate",
+			Handler:       _Peer_Replicate_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "ringcache/v1/peer.proto",
 }
