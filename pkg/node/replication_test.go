@@ -14,7 +14,6 @@ import (
 	"github.com/ringcache/ringcache/internal/reason"
 	"github.com/ringcache/ringcache/internal/telemetry"
 	"github.com/ringcache/ringcache/pkg/node"
-	"github.com/ringcache/ringcache/pkg/ring"
 	"github.com/ringcache/ringcache/pkg/strategy"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
@@ -32,27 +31,18 @@ func behindNS(name string, db *clustertest.FakeDB, replicas, min int) node.Names
 
 // keyWith returns a key of ns whose owner among members is owner and whose
 // owner in the ring without the owner (its replica) is replica.
-func keyWith(t *testing.T, ns string, members []string, owner, replica string) string {
+// keyWith finds a key of ns that owner owns in c's table, with replica as
+// its first successor (the node that holds its write-behind copy).
+func keyWith(t *testing.T, c *clustertest.Cluster, ns, owner, replica string) string {
 	t.Helper()
-	var all, rest []ring.Member
-	for _, m := range members {
-		all = append(all, ring.Member{Name: m})
-		if m != owner {
-			rest = append(rest, ring.Member{Name: m})
-		}
-	}
-	full, err := ring.New(ring.Config{}, all, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	without, err := ring.New(ring.Config{}, rest, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := c.Node(0).Ring()
 	for k := 0; k < 100000; k++ {
 		key := fmt.Sprintf("k%d", k)
 		rk := node.RoutingKey(ns, key)
-		if full.Owner(rk).Name == owner && without.Owner(rk).Name == replica {
+		if r.Owner(rk).Name != owner {
+			continue
+		}
+		if succ := r.Successors(r.PartitionOf(rk), 2); len(succ) == 2 && succ[1].Name == replica {
 			return key
 		}
 	}
@@ -126,9 +116,8 @@ func TestReplication_AnUnreachableReplicaFailsTheWriteOrCountsIt(t *testing.T) {
 	c := clustertest.Start(t, 3, clustertest.Options{WriteBehind: true, FlushInterval: time.Hour,
 		Namespaces: []node.NamespaceSpec{behindNS("strict", db, 2, 0), behindNS("lenient", db, 2, 1)}})
 	ctx := ctxT(t)
-	members := []string{"n1", "n2", "n3"}
-	strict := keyWith(t, "strict", members, "n1", "n2")
-	lenient := keyWith(t, "lenient", members, "n1", "n2")
+	strict := keyWith(t, c, "strict", "n1", "n2")
+	lenient := keyWith(t, c, "lenient", "n1", "n2")
 	// n1 cannot reach n2; n3 still can, so gossip keeps n2 in n1's ring.
 	c.Net.Cut("n1", "n2")
 	_, err := c.Cache(0).Set(ctx, &pb.SetRequest{Namespace: "strict", Key: strict, Value: []byte("x")})
@@ -165,7 +154,7 @@ func TestReplication_AGracefulLeaveHandsItsWritesOverWhenTheDatabaseIsDown(t *te
 		Namespaces: []node.NamespaceSpec{behindNS("orders", db, 0, 0)}})
 	ctx := ctxT(t)
 	db.FailWrites(errors.New("database down"))
-	key := keyWith(t, "orders", []string{"n1", "n2", "n3"}, "n1", "n2")
+	key := keyWith(t, c, "orders", "n1", "n2")
 	if _, err := c.Cache(0).Set(ctx, &pb.SetRequest{Namespace: "orders", Key: key, Value: []byte("kept")}); err != nil {
 		t.Fatal(err)
 	}
