@@ -61,6 +61,13 @@ var exportedMetrics = map[string][]string{
 	"ringcache_hot_cache_fills_total":              nil,
 	"ringcache_hot_cache_invalidations_total":      nil,
 	"ringcache_hot_cache_resets_total":             nil,
+	"ringcache_connections_refused_total":          nil,
+	"ringcache_accept_errors_total":                nil,
+	"ringcache_watch_dropped_total":                nil,
+	"ringcache_stream_send_timeouts_total":         nil,
+	"ringcache_under_replicated_writes_total":      nil,
+	"ringcache_replication_failures_total":         nil,
+	"ringcache_replication_in_sync":                nil,
 	// otelgrpc's current semantic conventions label rpc_method
 	// "ringcache.v1.Cache/Get" and no rpc_service; the old ones
 	// rpc_service "ringcache.v1.Cache" and rpc_method "Get".
