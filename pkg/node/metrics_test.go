@@ -146,6 +146,13 @@ func TestMetrics_JournalAndForwards(t *testing.T) {
 	if got, _ := f1.Sum("ringcache_journal_max_pending"); got <= 0 {
 		t.Errorf("ringcache_journal_max_pending = %v, want the bound", got)
 	}
+	// What deploy/prometheus/alerts.yaml alerts on, as the node names it.
+	for _, name := range []string{"ringcache_accept_errors_total", "ringcache_connections_refused_total",
+		"ringcache_watch_dropped_total", "ringcache_stream_send_timeouts_total",
+		"ringcache_under_replicated_writes_total", "ringcache_replication_failures_total"} {
+		wantMetric(t, f1, 0, name)
+	}
+	wantMetric(t, f1, 1, "ringcache_replication_in_sync")
 	wantMetric(t, f0, 2, "ringcache_members", "state", "alive")
 	p0, _ := f0.Sum("ringcache_ring_partitions")
 	p1, _ := f1.Sum("ringcache_ring_partitions")
