@@ -55,6 +55,11 @@ func TestJournal_DiskFullFailsAppendAndStaysUsable(t *testing.T) {
 	if err := checkInvariants(j); err != nil {
 		t.Errorf("invariants while full: %v", err)
 	}
+	// bbolt reports a failed growth of its file as text only ("file
+	// resize error: %s"); the journal asks the device and still says full.
+	if err := j.wrap("grow", errors.New("file resize error: no space")); !errors.Is(err, ErrFull) || !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("an unwrapped growth failure on a full device = %v; want ErrFull and ENOSPC", err)
+	}
 	// Another append fails the same way, without a panic.
 	err = j.Append(context.Background(), Record{Namespace: "ns", Key: "again", Value: value, Version: 1})
 	t.Logf("append while still full: %v", err)
@@ -68,6 +73,9 @@ func TestJournal_DiskFullFailsAppendAndStaysUsable(t *testing.T) {
 	// Free space: appends work again.
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
+	}
+	if err := j.wrap("grow", errors.New("file resize error: io")); errors.Is(err, ErrFull) {
+		t.Errorf("an unwrapped failure with room on the device = %v; want it not taken for a full disk", err)
 	}
 	for i := range 5 {
 		r := Record{Namespace: "ns", Key: fmt.Sprint("after-", i), Value: value, Version: 1}

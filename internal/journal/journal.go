@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -306,16 +304,13 @@ func (j *Journal) wrap(op string, err error) error {
 	case errors.Is(err, ErrFull), errors.Is(err, ErrCorrupt), errors.Is(err, ErrInvalid),
 		errors.Is(err, ErrNotFound):
 		return err
-	case diskFull(err):
+	}
+	if errno, full := j.diskFull(err); full {
+		if !errors.Is(err, errno) {
+			err = fmt.Errorf("%w (%w)", err, errno)
+		}
 		return fmt.Errorf("%w: no space left on the device holding %s (%s); nothing was stored — free disk space, then retry: %w",
 			ErrFull, j.path, op, err)
 	}
 	return fmt.Errorf("journal: %s %s: %w", op, j.path, err)
-}
-
-// diskFull reports whether err is a full disk or quota. bbolt wraps some
-// file errors with %s, so the message is checked too.
-func diskFull(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
-		strings.Contains(err.Error(), syscall.ENOSPC.Error())
 }
