@@ -222,6 +222,9 @@ func (e *Engine) Namespace(name string) (*strategy.Namespace, error) {
 // Names returns the namespaces' names in configuration order.
 func (e *Engine) Names() []string { return e.names }
 
+// Self is this node's name, as the ring names its members.
+func (e *Engine) Self() string { return e.cfg.Self }
+
 // SetReady marks the node as joined to its cluster (or bootstrapped
 // alone): from then on it executes ops that are not forwarded.
 func (e *Engine) SetReady() {

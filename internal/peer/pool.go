@@ -185,6 +185,17 @@ func (p *Pool) StillPending(ctx context.Context, to ring.Member, req *pb.StillPe
 	return resp, err
 }
 
+// FlushNamespace asks a peer to flush a namespace on its side of a
+// cluster-wide flush.
+func (p *Pool) FlushNamespace(ctx context.Context, to ring.Member, req *pb.FlushNamespaceRequest) (*pb.FlushNamespaceResponse, error) {
+	var resp *pb.PeerFlushNamespaceResponse
+	err := p.call(ctx, to, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = pb.NewPeerClient(cc).FlushNamespace(ctx, &pb.PeerFlushNamespaceRequest{Flush: req})
+		return err
+	})
+	return resp.GetFlushed(), err
+}
+
 // WatchInvalidations opens a stream of every namespace's changes on a peer.
 func (p *Pool) WatchInvalidations(ctx context.Context, to ring.Member) (pb.Cache_WatchInvalidationsClient, error) {
 	cc, err := p.Conn(to.Addr)

@@ -1,10 +1,12 @@
 package resp
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ringcache/ringcache/internal/auth"
 )
@@ -49,7 +51,11 @@ func cmdDBSize(c *conn, _ [][]byte) {
 	c.reply(func(w *writer) { w.int(int64(n)) })
 }
 
-// cmdFlush is FLUSHDB and FLUSHALL: admin only, and not supported yet.
+// cmdFlush is FLUSHDB and FLUSHALL: admin only. Both empty every
+// namespace on every member (one database holds every namespace the door
+// reaches), in constant time per node; pending write-behind writes are
+// kept. SYNC and ASYNC are accepted: the flush is done when the reply is
+// sent either way.
 func cmdFlush(c *conn, argv [][]byte) {
 	if len(argv) > 2 || len(argv) == 2 && !is(argv[1], "ASYNC") && !is(argv[1], "SYNC") {
 		c.replyErr(errSyntax)
@@ -61,8 +67,21 @@ func cmdFlush(c *conn, argv [][]byte) {
 			return
 		}
 	}
-	c.replyErr("ERR " + strings.ToUpper(c.lastCmd) + " is not supported yet: the cluster-wide namespace flush is to come (issue 15); delete keys one by one meanwhile")
+	if c.s.cfg.Flush == nil {
+		c.replyErr("ERR " + strings.ToUpper(c.lastCmd) + " is not available on this server")
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, flushTimeout)
+	defer cancel()
+	if err := c.s.cfg.Flush(ctx); err != nil {
+		c.replyErr("ERR " + strings.ToUpper(c.lastCmd) + " failed: " + err.Error() + "; a flush is idempotent: run it again")
+		return
+	}
+	c.replySimple("OK")
 }
+
+// flushTimeout bounds a cluster-wide FLUSHDB.
+const flushTimeout = 10 * time.Second
 
 // authenticate identifies the caller of AUTH or HELLO AUTH by its token
 // (the password); a user name, when given, must be "default" or the

@@ -91,7 +91,7 @@ func TestDoor_RepliesAsRedisDoes(t *testing.T) {
 		{[]string{"SET", "k", "v", "PX", "100000"}, "+OK\r\n"},
 		{[]string{"EXPIRE", "k", "-1"}, ":1\r\n"}, // deletes, as in Redis
 		{[]string{"GET", "k"}, "$-1\r\n"},
-		{[]string{"FLUSHALL"}, "-ERR FLUSHALL is not supported yet: the cluster-wide namespace flush is to come (issue 15); delete keys one by one meanwhile\r\n"},
+		{[]string{"FLUSHALL"}, "-ERR FLUSHALL is not available on this server\r\n"},
 	} {
 		if got := c.do(tc.cmd...); got != tc.want {
 			t.Errorf("%q:\n got %q\nwant %q", tc.cmd, got, tc.want)

@@ -97,6 +97,9 @@ type Config struct {
 	Topology Topology
 	// Stats returns the node's figures for INFO; nil reports zeros.
 	Stats func() NodeStats
+	// Flush empties every namespace on every member (FLUSHDB, FLUSHALL,
+	// after the admin role is checked); nil: those commands are refused.
+	Flush func(ctx context.Context) error
 	// Name is the node's name (INFO, HELLO); Version the server's version.
 	Name, Version string
 	Logger        *slog.Logger

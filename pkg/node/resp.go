@@ -1,13 +1,17 @@
 package node
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 
+	"github.com/ringcache/ringcache/internal/engine"
 	"github.com/ringcache/ringcache/internal/resp"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
 // RESPConfig opens the Redis protocol door (docs/resp.md): RESP2 and RESP3
@@ -71,7 +75,7 @@ func (n *Node) listenRESP() error {
 	cfg := resp.Config{
 		Engine: n.engine, DefaultNamespace: def, Auth: n.sec.auth, MaxBatch: n.cfg.MaxBatchKeys,
 		MaxValueBytes: maxValue, Topology: resp.TopologyFunc(n.respView), Name: n.cfg.Name,
-		Logger: n.log, Now: n.now, Stats: n.respStats,
+		Logger: n.log, Now: n.now, Stats: n.respStats, Flush: n.flushEverywhere,
 	}
 	if n.sec.tls != nil {
 		tc, err := n.sec.tls.ServerConfig(n.cfg.TLS.RequireClientCert)
@@ -146,4 +150,36 @@ func (n *Node) respView() *resp.View {
 func (n *Node) respStats() resp.NodeStats {
 	st := n.store.Stats()
 	return resp.NodeStats{Keys: st.Entries, UsedMemory: st.Bytes, MaxMemory: st.MaxBytes, Evictions: st.Evictions}
+}
+
+// flushEverywhere flushes every namespace on this node and on every other
+// member of its table (Peer.FlushNamespace), all members at once: the
+// Redis door's FLUSHDB. It returns every member's failure.
+func (n *Node) flushEverywhere(ctx context.Context) error {
+	r := n.engine.Ring()
+	if r == nil {
+		return engine.ErrNotReady
+	}
+	members := r.Members()
+	errs := make([]error, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() {
+			for _, ns := range n.engine.Names() {
+				req := &pb.FlushNamespaceRequest{Namespace: ns}
+				var err error
+				if m.Name == n.cfg.Name {
+					_, err = n.services.FlushNamespace(n.cfg.Name, req)
+				} else {
+					_, err = n.peers.FlushNamespace(ctx, m, req)
+				}
+				if err != nil {
+					errs[i] = fmt.Errorf("%s: namespace %s: %w", m.Name, ns, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -1213,11 +1213,99 @@ func (x *ForwardResponse) GetResults() []*PipelineResult {
 	return nil
 }
 
+type PeerFlushNamespaceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Flush         *FlushNamespaceRequest `protobuf:"bytes,1,opt,name=flush,proto3" json:"flush,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerFlushNamespaceRequest) Reset() {
+	*x = PeerFlushNamespaceRequest{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerFlushNamespaceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerFlushNamespaceRequest) ProtoMessage() {}
+
+func (x *PeerFlushNamespaceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerFlushNamespaceRequest.ProtoReflect.Descriptor instead.
+func (*PeerFlushNamespaceRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PeerFlushNamespaceRequest) GetFlush() *FlushNamespaceRequest {
+	if x != nil {
+		return x.Flush
+	}
+	return nil
+}
+
+type PeerFlushNamespaceResponse struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Flushed       *FlushNamespaceResponse `protobuf:"bytes,1,opt,name=flushed,proto3" json:"flushed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerFlushNamespaceResponse) Reset() {
+	*x = PeerFlushNamespaceResponse{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerFlushNamespaceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerFlushNamespaceResponse) ProtoMessage() {}
+
+func (x *PeerFlushNamespaceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerFlushNamespaceResponse.ProtoReflect.Descriptor instead.
+func (*PeerFlushNamespaceResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PeerFlushNamespaceResponse) GetFlushed() *FlushNamespaceResponse {
+	if x != nil {
+		return x.Flushed
+	}
+	return nil
+}
+
 var File_ringcache_v1_peer_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x17ringcache/v1/peer.proto\x12\fringcache.v1\x1a\x18ringcache/v1/cache.proto\"\x11\n" +
+	"\x17ringcache/v1/peer.proto\x12\fringcache.v1\x1a\x18ringcache/v1/admin.proto\x1a\x18ringcache/v1/cache.proto\"\x11\n" +
 	"\x0fGetTableRequest\"=\n" +
 	"\x10GetTableResponse\x12)\n" +
 	"\x05table\x18\x01 \x01(\v2\x13.ringcache.v1.TableR\x05table\"=\n" +
@@ -1297,7 +1385,11 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x03ops\x18\b \x03(\v2\x18.ringcache.v1.PipelineOpR\x03opsJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06J\x04\b\a\x10\b\"y\n" +
 	"\x0fForwardResponse\x12\x10\n" +
 	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\x126\n" +
-	"\aresults\x18\a \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresultsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x06\x10\a2\xe5\x04\n" +
+	"\aresults\x18\a \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresultsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x06\x10\a\"V\n" +
+	"\x19PeerFlushNamespaceRequest\x129\n" +
+	"\x05flush\x18\x01 \x01(\v2#.ringcache.v1.FlushNamespaceRequestR\x05flush\"\\\n" +
+	"\x1aPeerFlushNamespaceResponse\x12>\n" +
+	"\aflushed\x18\x01 \x01(\v2$.ringcache.v1.FlushNamespaceResponseR\aflushed2\xca\x05\n" +
 	"\x04Peer\x12F\n" +
 	"\aForward\x12\x1c.ringcache.v1.ForwardRequest\x1a\x1d.ringcache.v1.ForwardResponse\x12C\n" +
 	"\x06Lookup\x12\x1b.ringcache.v1.LookupRequest\x1a\x1c.ringcache.v1.LookupResponse\x12C\n" +
@@ -1306,7 +1398,8 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\tPushTable\x12\x1e.ringcache.v1.PushTableRequest\x1a\x1f.ringcache.v1.PushTableResponse\x12P\n" +
 	"\tReplicate\x12\x1e.ringcache.v1.ReplicateRequest\x1a\x1f.ringcache.v1.ReplicateResponse(\x010\x01\x12I\n" +
 	"\bHandover\x12\x1d.ringcache.v1.HandoverRequest\x1a\x1e.ringcache.v1.HandoverResponse\x12U\n" +
-	"\fStillPending\x12!.ringcache.v1.StillPendingRequest\x1a\".ringcache.v1.StillPendingResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
+	"\fStillPending\x12!.ringcache.v1.StillPendingRequest\x1a\".ringcache.v1.StillPendingResponse\x12c\n" +
+	"\x0eFlushNamespace\x12'.ringcache.v1.PeerFlushNamespaceRequest\x1a(.ringcache.v1.PeerFlushNamespaceResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
 
 var (
 	file_ringcache_v1_peer_proto_rawDescOnce sync.Once
@@ -1320,64 +1413,72 @@ func file_ringcache_v1_peer_proto_rawDescGZIP() []byte {
 	return file_ringcache_v1_peer_proto_rawDescData
 }
 
-var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_ringcache_v1_peer_proto_goTypes = []any{
-	(*GetTableRequest)(nil),      // 0: ringcache.v1.GetTableRequest
-	(*GetTableResponse)(nil),     // 1: ringcache.v1.GetTableResponse
-	(*PushTableRequest)(nil),     // 2: ringcache.v1.PushTableRequest
-	(*PushTableResponse)(nil),    // 3: ringcache.v1.PushTableResponse
-	(*Table)(nil),                // 4: ringcache.v1.Table
-	(*ReplicaRecord)(nil),        // 5: ringcache.v1.ReplicaRecord
-	(*ReplicateRequest)(nil),     // 6: ringcache.v1.ReplicateRequest
-	(*ReplicateHello)(nil),       // 7: ringcache.v1.ReplicateHello
-	(*ReplicateResponse)(nil),    // 8: ringcache.v1.ReplicateResponse
-	(*HandoverRequest)(nil),      // 9: ringcache.v1.HandoverRequest
-	(*HandoverResponse)(nil),     // 10: ringcache.v1.HandoverResponse
-	(*StillPendingRequest)(nil),  // 11: ringcache.v1.StillPendingRequest
-	(*StillPendingResponse)(nil), // 12: ringcache.v1.StillPendingResponse
-	(*MergedRequest)(nil),        // 13: ringcache.v1.MergedRequest
-	(*MergedResponse)(nil),       // 14: ringcache.v1.MergedResponse
-	(*LookupRequest)(nil),        // 15: ringcache.v1.LookupRequest
-	(*LookupResponse)(nil),       // 16: ringcache.v1.LookupResponse
-	(*ForwardRequest)(nil),       // 17: ringcache.v1.ForwardRequest
-	(*ForwardResponse)(nil),      // 18: ringcache.v1.ForwardResponse
-	(*RingNode)(nil),             // 19: ringcache.v1.RingNode
-	(*PipelineOp)(nil),           // 20: ringcache.v1.PipelineOp
-	(*PipelineResult)(nil),       // 21: ringcache.v1.PipelineResult
+	(*GetTableRequest)(nil),            // 0: ringcache.v1.GetTableRequest
+	(*GetTableResponse)(nil),           // 1: ringcache.v1.GetTableResponse
+	(*PushTableRequest)(nil),           // 2: ringcache.v1.PushTableRequest
+	(*PushTableResponse)(nil),          // 3: ringcache.v1.PushTableResponse
+	(*Table)(nil),                      // 4: ringcache.v1.Table
+	(*ReplicaRecord)(nil),              // 5: ringcache.v1.ReplicaRecord
+	(*ReplicateRequest)(nil),           // 6: ringcache.v1.ReplicateRequest
+	(*ReplicateHello)(nil),             // 7: ringcache.v1.ReplicateHello
+	(*ReplicateResponse)(nil),          // 8: ringcache.v1.ReplicateResponse
+	(*HandoverRequest)(nil),            // 9: ringcache.v1.HandoverRequest
+	(*HandoverResponse)(nil),           // 10: ringcache.v1.HandoverResponse
+	(*StillPendingRequest)(nil),        // 11: ringcache.v1.StillPendingRequest
+	(*StillPendingResponse)(nil),       // 12: ringcache.v1.StillPendingResponse
+	(*MergedRequest)(nil),              // 13: ringcache.v1.MergedRequest
+	(*MergedResponse)(nil),             // 14: ringcache.v1.MergedResponse
+	(*LookupRequest)(nil),              // 15: ringcache.v1.LookupRequest
+	(*LookupResponse)(nil),             // 16: ringcache.v1.LookupResponse
+	(*ForwardRequest)(nil),             // 17: ringcache.v1.ForwardRequest
+	(*ForwardResponse)(nil),            // 18: ringcache.v1.ForwardResponse
+	(*PeerFlushNamespaceRequest)(nil),  // 19: ringcache.v1.PeerFlushNamespaceRequest
+	(*PeerFlushNamespaceResponse)(nil), // 20: ringcache.v1.PeerFlushNamespaceResponse
+	(*RingNode)(nil),                   // 21: ringcache.v1.RingNode
+	(*PipelineOp)(nil),                 // 22: ringcache.v1.PipelineOp
+	(*PipelineResult)(nil),             // 23: ringcache.v1.PipelineResult
+	(*FlushNamespaceRequest)(nil),      // 24: ringcache.v1.FlushNamespaceRequest
+	(*FlushNamespaceResponse)(nil),     // 25: ringcache.v1.FlushNamespaceResponse
 }
 var file_ringcache_v1_peer_proto_depIdxs = []int32{
 	4,  // 0: ringcache.v1.GetTableResponse.table:type_name -> ringcache.v1.Table
 	4,  // 1: ringcache.v1.PushTableRequest.table:type_name -> ringcache.v1.Table
-	19, // 2: ringcache.v1.Table.members:type_name -> ringcache.v1.RingNode
-	19, // 3: ringcache.v1.Table.previous_members:type_name -> ringcache.v1.RingNode
+	21, // 2: ringcache.v1.Table.members:type_name -> ringcache.v1.RingNode
+	21, // 3: ringcache.v1.Table.previous_members:type_name -> ringcache.v1.RingNode
 	7,  // 4: ringcache.v1.ReplicateRequest.hello:type_name -> ringcache.v1.ReplicateHello
 	5,  // 5: ringcache.v1.ReplicateRequest.records:type_name -> ringcache.v1.ReplicaRecord
 	5,  // 6: ringcache.v1.ReplicateRequest.flushed:type_name -> ringcache.v1.ReplicaRecord
 	5,  // 7: ringcache.v1.HandoverRequest.records:type_name -> ringcache.v1.ReplicaRecord
 	5,  // 8: ringcache.v1.StillPendingRequest.records:type_name -> ringcache.v1.ReplicaRecord
-	20, // 9: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
-	21, // 10: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
-	17, // 11: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
-	15, // 12: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
-	13, // 13: ringcache.v1.Peer.Merged:input_type -> ringcache.v1.MergedRequest
-	0,  // 14: ringcache.v1.Peer.GetTable:input_type -> ringcache.v1.GetTableRequest
-	2,  // 15: ringcache.v1.Peer.PushTable:input_type -> ringcache.v1.PushTableRequest
-	6,  // 16: ringcache.v1.Peer.Replicate:input_type -> ringcache.v1.ReplicateRequest
-	9,  // 17: ringcache.v1.Peer.Handover:input_type -> ringcache.v1.HandoverRequest
-	11, // 18: ringcache.v1.Peer.StillPending:input_type -> ringcache.v1.StillPendingRequest
-	18, // 19: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
-	16, // 20: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
-	14, // 21: ringcache.v1.Peer.Merged:output_type -> ringcache.v1.MergedResponse
-	1,  // 22: ringcache.v1.Peer.GetTable:output_type -> ringcache.v1.GetTableResponse
-	3,  // 23: ringcache.v1.Peer.PushTable:output_type -> ringcache.v1.PushTableResponse
-	8,  // 24: ringcache.v1.Peer.Replicate:output_type -> ringcache.v1.ReplicateResponse
-	10, // 25: ringcache.v1.Peer.Handover:output_type -> ringcache.v1.HandoverResponse
-	12, // 26: ringcache.v1.Peer.StillPending:output_type -> ringcache.v1.StillPendingResponse
-	19, // [19:27] is the sub-list for method output_type
-	11, // [11:19] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	22, // 9: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
+	23, // 10: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
+	24, // 11: ringcache.v1.PeerFlushNamespaceRequest.flush:type_name -> ringcache.v1.FlushNamespaceRequest
+	25, // 12: ringcache.v1.PeerFlushNamespaceResponse.flushed:type_name -> ringcache.v1.FlushNamespaceResponse
+	17, // 13: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
+	15, // 14: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
+	13, // 15: ringcache.v1.Peer.Merged:input_type -> ringcache.v1.MergedRequest
+	0,  // 16: ringcache.v1.Peer.GetTable:input_type -> ringcache.v1.GetTableRequest
+	2,  // 17: ringcache.v1.Peer.PushTable:input_type -> ringcache.v1.PushTableRequest
+	6,  // 18: ringcache.v1.Peer.Replicate:input_type -> ringcache.v1.ReplicateRequest
+	9,  // 19: ringcache.v1.Peer.Handover:input_type -> ringcache.v1.HandoverRequest
+	11, // 20: ringcache.v1.Peer.StillPending:input_type -> ringcache.v1.StillPendingRequest
+	19, // 21: ringcache.v1.Peer.FlushNamespace:input_type -> ringcache.v1.PeerFlushNamespaceRequest
+	18, // 22: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
+	16, // 23: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
+	14, // 24: ringcache.v1.Peer.Merged:output_type -> ringcache.v1.MergedResponse
+	1,  // 25: ringcache.v1.Peer.GetTable:output_type -> ringcache.v1.GetTableResponse
+	3,  // 26: ringcache.v1.Peer.PushTable:output_type -> ringcache.v1.PushTableResponse
+	8,  // 27: ringcache.v1.Peer.Replicate:output_type -> ringcache.v1.ReplicateResponse
+	10, // 28: ringcache.v1.Peer.Handover:output_type -> ringcache.v1.HandoverResponse
+	12, // 29: ringcache.v1.Peer.StillPending:output_type -> ringcache.v1.StillPendingResponse
+	20, // 30: ringcache.v1.Peer.FlushNamespace:output_type -> ringcache.v1.PeerFlushNamespaceResponse
+	22, // [22:31] is the sub-list for method output_type
+	13, // [13:22] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_peer_proto_init() }
@@ -1385,6 +1486,7 @@ func file_ringcache_v1_peer_proto_init() {
 	if File_ringcache_v1_peer_proto != nil {
 		return
 	}
+	file_ringcache_v1_admin_proto_init()
 	file_ringcache_v1_cache_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1392,7 +1494,7 @@ func file_ringcache_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_peer_proto_rawDesc), len(file_ringcache_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

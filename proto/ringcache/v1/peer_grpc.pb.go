@@ -19,14 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_Forward_FullMethodName      = "/ringcache.v1.Peer/Forward"
-	Peer_Lookup_FullMethodName       = "/ringcache.v1.Peer/Lookup"
-	Peer_Merged_FullMethodName       = "/ringcache.v1.Peer/Merged"
-	Peer_GetTable_FullMethodName     = "/ringcache.v1.Peer/GetTable"
-	Peer_PushTable_FullMethodName    = "/ringcache.v1.Peer/PushTable"
-	Peer_Replicate_FullMethodName    = "/ringcache.v1.Peer/Replicate"
-	Peer_Handover_FullMethodName     = "/ringcache.v1.Peer/Handover"
-	Peer_StillPending_FullMethodName = "/ringcache.v1.Peer/StillPending"
+	Peer_Forward_FullMethodName        = "/ringcache.v1.Peer/Forward"
+	Peer_Lookup_FullMethodName         = "/ringcache.v1.Peer/Lookup"
+	Peer_Merged_FullMethodName         = "/ringcache.v1.Peer/Merged"
+	Peer_GetTable_FullMethodName       = "/ringcache.v1.Peer/GetTable"
+	Peer_PushTable_FullMethodName      = "/ringcache.v1.Peer/PushTable"
+	Peer_Replicate_FullMethodName      = "/ringcache.v1.Peer/Replicate"
+	Peer_Handover_FullMethodName       = "/ringcache.v1.Peer/Handover"
+	Peer_StillPending_FullMethodName   = "/ringcache.v1.Peer/StillPending"
+	Peer_FlushNamespace_FullMethodName = "/ringcache.v1.Peer/FlushNamespace"
 )
 
 // PeerClient is the client API for Peer service.
@@ -78,6 +79,11 @@ type PeerClient interface {
 	// up. The answer names the origin's journal: a different one means the
 	// origin lost its disk, and the replica takes the copies over instead.
 	StillPending(ctx context.Context, in *StillPendingRequest, opts ...grpc.CallOption) (*StillPendingResponse, error)
+	// FlushNamespace flushes a namespace (or its keys under a prefix) on the
+	// receiver, as Admin.FlushNamespace does: the node that runs a
+	// cluster-wide flush (the Redis door's FLUSHDB, which the caller's admin
+	// role allowed) asks every member for its part.
+	FlushNamespace(ctx context.Context, in *PeerFlushNamespaceRequest, opts ...grpc.CallOption) (*PeerFlushNamespaceResponse, error)
 }
 
 type peerClient struct {
@@ -171,6 +177,16 @@ func (c *peerClient) StillPending(ctx context.Context, in *StillPendingRequest, 
 	return out, nil
 }
 
+func (c *peerClient) FlushNamespace(ctx context.Context, in *PeerFlushNamespaceRequest, opts ...grpc.CallOption) (*PeerFlushNamespaceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PeerFlushNamespaceResponse)
+	err := c.cc.Invoke(ctx, Peer_FlushNamespace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -220,6 +236,11 @@ type PeerServer interface {
 	// up. The answer names the origin's journal: a different one means the
 	// origin lost its disk, and the replica takes the copies over instead.
 	StillPending(context.Context, *StillPendingRequest) (*StillPendingResponse, error)
+	// FlushNamespace flushes a namespace (or its keys under a prefix) on the
+	// receiver, as Admin.FlushNamespace does: the node that runs a
+	// cluster-wide flush (the Redis door's FLUSHDB, which the caller's admin
+	// role allowed) asks every member for its part.
+	FlushNamespace(context.Context, *PeerFlushNamespaceRequest) (*PeerFlushNamespaceResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -253,6 +274,9 @@ func (UnimplementedPeerServer) Handover(context.Context, *HandoverRequest) (*Han
 }
 func (UnimplementedPeerServer) StillPending(context.Context, *StillPendingRequest) (*StillPendingResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StillPending not implemented")
+}
+func (UnimplementedPeerServer) FlushNamespace(context.Context, *PeerFlushNamespaceRequest) (*PeerFlushNamespaceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FlushNamespace not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -408,6 +432,24 @@ func _Peer_StillPending_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_FlushNamespace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PeerFlushNamespaceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).FlushNamespace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_FlushNamespace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).FlushNamespace(ctx, req.(*PeerFlushNamespaceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -442,6 +484,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StillPending",
 			Handler:    _Peer_StillPending_Handler,
+		},
+		{
+			MethodName: "FlushNamespace",
+			Handler:    _Peer_FlushNamespace_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
