@@ -81,10 +81,7 @@ func (n *Node) awaitJoin() {
 // newer table is pulled or pushed within moments, and a forwarded op is
 // served by its receiver whatever its table says).
 func (n *Node) updateReady() {
-	n.table.mu.Lock()
-	current := n.table.current
-	n.table.mu.Unlock()
-	if n.joined.Load() && current && !n.engine.Ready() {
+	if n.joined.Load() && n.table.Current() && !n.engine.Ready() {
 		n.engine.SetReady()
 	}
 	n.setServing()

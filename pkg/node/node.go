@@ -54,6 +54,7 @@ import (
 	"github.com/ringcache/ringcache/internal/peer"
 	"github.com/ringcache/ringcache/internal/service"
 	"github.com/ringcache/ringcache/internal/store"
+	"github.com/ringcache/ringcache/internal/table"
 	"github.com/ringcache/ringcache/pkg/ring"
 	"github.com/ringcache/ringcache/pkg/strategy"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
@@ -90,9 +91,9 @@ type Node struct {
 	sec      security
 	closing  atomic.Bool
 	// joined is set once the node has joined its cluster (or bootstrapped
-	// alone); table tracks the partition table protocol (table.go).
+	// alone); table runs the partition table protocol (table.go).
 	joined atomic.Bool
-	table  tableState
+	table  *table.Coordinator
 	// departed holds the names that dropped out of the ring without a
 	// graceful leave (merge.go); the ring loop's alone.
 	departed map[string]bool
@@ -233,7 +234,8 @@ func (n *Node) startEngine() error {
 			MinBackoff: jc.MinBackoff, MaxBackoff: jc.MaxBackoff, Clock: n.clock, Logger: n.log,
 		})
 	}
-	n.services = service.New(service.Config{Engine: n.engine, Hub: &n.hub, MaxBatch: cfg.MaxBatchKeys, Auth: n.sec.auth, Tables: nodeTables{n}, Logger: n.log})
+	n.table = n.newTable()
+	n.services = service.New(service.Config{Engine: n.engine, Hub: &n.hub, MaxBatch: cfg.MaxBatchKeys, Auth: n.sec.auth, Tables: n.table, Logger: n.log})
 	n.admin = admin.New(admin.Config{
 		Name: cfg.Name, Members: func() []membership.Member { return n.members.Members() },
 		Keyring: func() admin.Keyring { return n.members }, KeyFile: cfg.GossipKeyFile, Logger: n.log,

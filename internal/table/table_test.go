@@ -1,0 +1,159 @@
+package table
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ringcache/ringcache/internal/membership"
+	"github.com/ringcache/ringcache/pkg/ring"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// fakeNode is one member's side of the seams: its gossip view, its routing
+// table, and the tables it pushed.
+type fakeNode struct {
+	mu      sync.Mutex
+	alive   []membership.Member
+	routing *ring.Ring
+	pushed  map[string]*pb.Table
+	version uint64 // published in gossip
+	others  map[string]*Coordinator
+	changes int // CurrentChanged calls
+}
+
+func (f *fakeNode) Alive() []membership.Member { return f.alive }
+
+func (f *fakeNode) SetTableVersion(v uint64, _ time.Duration) error {
+	f.version = v
+	return nil
+}
+
+func (f *fakeNode) GetTable(_ context.Context, to ring.Member, _ *pb.GetTableRequest) (*pb.GetTableResponse, error) {
+	c := f.others[to.Name]
+	if c == nil {
+		return nil, errors.New("unreachable")
+	}
+	return &pb.GetTableResponse{Table: c.Table()}, nil
+}
+
+func (f *fakeNode) PushTable(_ context.Context, to ring.Member, req *pb.PushTableRequest) (*pb.PushTableResponse, error) {
+	f.mu.Lock()
+	f.pushed[to.Name] = req.Table
+	f.mu.Unlock()
+	return &pb.PushTableResponse{}, nil
+}
+
+func newCoordinator(self string, f *fakeNode) *Coordinator {
+	f.pushed, f.others = map[string]*pb.Table{}, map[string]*Coordinator{}
+	return New(Config{
+		Self: self, Ring: ring.Config{PartitionCount: ring.MinPartitionCount}, Members: f, Peers: f,
+		Routing: func() *ring.Ring { return f.routing },
+		Install: func(_, _, r *ring.Ring) { f.routing = r },
+		Clock:   func() uint64 { return 1 }, CurrentChanged: func() { f.changes++ },
+		Joined: func() bool { return true }, Closing: func() bool { return false },
+		Go: func(fn func()) { fn() },
+	})
+}
+
+func members(names ...string) []membership.Member {
+	start := time.Unix(1000, 0)
+	out := make([]membership.Member, len(names))
+	for i, name := range names {
+		// The first is the oldest: it coordinates.
+		out[i] = membership.Member{Name: name, GRPCAddr: name + ":7101", Since: start.Add(time.Duration(i) * time.Second)}
+	}
+	return out
+}
+
+func TestCoordinator_TheOldestComputesAndEveryMemberRoutesByItsTable(t *testing.T) {
+	f1, f2 := &fakeNode{alive: members("n1", "n2")}, &fakeNode{alive: members("n1", "n2")}
+	c1, c2 := newCoordinator("n1", f1), newCoordinator("n2", f2)
+	f2.others["n1"] = c1
+
+	c2.Reconcile() // not the coordinator, and n1 publishes no table yet
+	if f2.routing != nil || c2.Current() {
+		t.Fatalf("n2 computed a table of its own (%v) or is current before its coordinator has one", f2.routing)
+	}
+	c1.Reconcile()
+	if f1.routing == nil || len(f1.routing.Members()) != 2 || !c1.Current() || f1.version != f1.routing.Version() {
+		t.Fatalf("the coordinator's table = %v, current %v, published %d", f1.routing, c1.Current(), f1.version)
+	}
+	pushed := f1.pushed["n2"]
+	if pushed == nil || pushed.Version != f1.routing.Version() {
+		t.Fatalf("pushed to n2: %v; want the table of version %d", pushed, f1.routing.Version())
+	}
+	// n2 receives the push; or, had it been lost, pulls it on its next
+	// reconcile once gossip shows the coordinator's version.
+	if v, err := c2.Receive(pushed); err != nil || v != pushed.Version || !c2.Current() {
+		t.Fatalf("n2 Receive = %d, %v; current %v", v, err, c2.Current())
+	}
+	f3 := &fakeNode{alive: members("n1", "n2")}
+	f3.alive[0].TableVersion = f1.routing.Version()
+	c3 := newCoordinator("n2", f3)
+	f3.others["n1"] = c1
+	c3.Reconcile()
+	if f3.routing == nil || f3.routing.Version() != f1.routing.Version() || !c3.Current() {
+		t.Fatalf("a member that missed the push pulled %v, current %v", f3.routing, c3.Current())
+	}
+	if c3.Table().GetVersion() != f1.routing.Version() {
+		t.Fatalf("Table() = %v", c3.Table())
+	}
+}
+
+func TestCoordinator_AJoinMovesFewPartitionsAndVersionsGrow(t *testing.T) {
+	f := &fakeNode{alive: members("n1", "n2")}
+	c := newCoordinator("n1", f)
+	c.Reconcile()
+	before := f.routing
+	f.alive = members("n1", "n2", "n3")
+	c.Reconcile()
+	after := f.routing
+	if !newer(after.Version(), before.Version()) {
+		t.Fatalf("version %x after a join is not newer than %x", after.Version(), before.Version())
+	}
+	moved := len(ring.Diff(before, after))
+	if ideal := after.PartitionCount() / 3; moved > ideal+ideal/10+1 {
+		t.Fatalf("a join moved %d partitions; the ideal is %d", moved, ideal)
+	}
+	// The table it was computed from travels with it, for the handoffs.
+	if p := f.pushed["n3"]; p == nil || p.PreviousVersion != before.Version() {
+		t.Fatalf("push to the new member = %v; want the previous version %d with it", p, before.Version())
+	}
+}
+
+func TestCoordinator_RefusesBadAndOlderTables(t *testing.T) {
+	f := &fakeNode{alive: members("n1", "n2")}
+	c := newCoordinator("n2", f)
+	if _, err := c.Receive(nil); !errors.Is(err, ErrBad) {
+		t.Fatalf("Receive(nil) = %v; want ErrBad", err)
+	}
+	if _, err := c.Receive(&pb.Table{Version: 3, Owners: []uint32{9}, Members: []*pb.RingNode{{Name: "n1"}}}); !errors.Is(err, ErrBad) {
+		t.Fatalf("Receive of a table owned by a member it does not list = %v; want ErrBad", err)
+	}
+	fc := &fakeNode{alive: members("n1", "n2")}
+	coord := newCoordinator("n1", fc)
+	coord.Reconcile()
+	old := coord.Table()
+	fc.alive = members("n1", "n2", "n3")
+	coord.Reconcile()
+	current := coord.Table()
+	if v, err := c.Receive(current); err != nil || v != current.Version {
+		t.Fatalf("Receive(current) = %d, %v", v, err)
+	}
+	if v, err := c.Receive(old); err != nil || v != current.Version || f.routing.Version() != current.Version {
+		t.Fatalf("Receive of an older table = %d, %v, routing %d; want it ignored at %d", v, err, f.routing.Version(), current.Version)
+	}
+}
+
+func TestVersions_CountUpAndTagTheirAuthor(t *testing.T) {
+	a, b := nextVersion(0, "n1"), nextVersion(0, "n2")
+	if a == b || newer(a, b) || newer(b, a) {
+		t.Fatalf("first versions of two authors: %x %x; want equal counters, different tags", a, b)
+	}
+	if next := nextVersion(a, "n2"); !newer(next, a) || !newer(next, b) {
+		t.Fatalf("nextVersion(%x) = %x is not newer", a, next)
+	}
+}
