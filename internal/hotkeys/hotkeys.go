@@ -118,10 +118,21 @@ func New(cfg Config) *Tracker {
 // owner: counted with probability 1/SampleEvery. The strings are copied
 // when kept.
 func (t *Tracker) Touch(ns, key string, p int) {
-	if t == nil || p < 0 || p >= len(t.parts) {
-		return
+	if t.Sample() {
+		t.Count(ns, key, p)
 	}
-	if t.cfg.SampleEvery > 1 && rand.Uint32N(t.cfg.SampleEvery) != 0 {
+}
+
+// Sample reports whether to count this read: true with probability
+// 1/SampleEvery. A caller whose partition costs work to compute asks first,
+// then calls Count.
+func (t *Tracker) Sample() bool {
+	return t != nil && (t.cfg.SampleEvery <= 1 || rand.Uint32N(t.cfg.SampleEvery) == 0)
+}
+
+// Count counts one sampled read (see Sample).
+func (t *Tracker) Count(ns, key string, p int) {
+	if p < 0 || p >= len(t.parts) {
 		return
 	}
 	t.sampled.Add(1)
@@ -149,6 +160,24 @@ func (t *Tracker) Touch(ns, key string, p int) {
 	c := &part.cands[least]
 	c.ns, c.key, c.err = strings.Clone(ns), strings.Clone(key), c.count
 	c.count++
+}
+
+// Seed counts keys as if read Count times each, as candidates of their
+// partitions: a restarted node seeds its tracker with the list it saved, so
+// the next list keeps the keys that were hot before the restart until
+// hotter ones displace them.
+func (t *Tracker) Seed(keys []Key) {
+	for _, k := range keys {
+		if k.Partition < 0 || k.Partition >= len(t.parts) || k.Count == 0 {
+			continue
+		}
+		part := &t.parts[k.Partition]
+		part.mu.Lock()
+		if len(part.cands) < candidatesPer*t.cfg.PerPartition {
+			part.cands = append(part.cands, candidate{ns: k.Namespace, key: k.Key, count: k.Count})
+		}
+		part.mu.Unlock()
+	}
 }
 
 // Sampled returns how many reads were counted since New.

@@ -143,3 +143,18 @@ func BenchmarkTouch(b *testing.B) {
 		}
 	})
 }
+
+func TestTracker_SeedKeepsTheSavedListUntilHotterKeysCome(t *testing.T) {
+	tr := New(Config{Partitions: 2, PerPartition: 1, SampleEvery: 1})
+	tr.Seed([]Key{{Namespace: "users", Key: "old", Partition: 1, Count: 4}, {Namespace: "users", Key: "x", Partition: 9, Count: 4}})
+	tr.Touch("users", "new", 1)
+	if got := tr.Snapshot(); len(got) != 1 || got[0].Key != "old" {
+		t.Fatalf("snapshot after seeding = %+v, want the seeded key", got)
+	}
+	for range 10 {
+		tr.Touch("users", "new", 1)
+	}
+	if got := tr.Snapshot(); len(got) != 1 || got[0].Key != "new" {
+		t.Fatalf("snapshot after 11 reads of a new key = %+v, want it", got)
+	}
+}

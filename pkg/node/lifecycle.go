@@ -87,6 +87,9 @@ func (n *Node) updateReady() {
 	if n.joined.Load() && current && !n.engine.Ready() {
 		n.engine.SetReady()
 	}
+	if n.engine.Ready() {
+		n.startWarm()
+	}
 	n.setServing()
 }
 
@@ -119,8 +122,12 @@ func (n *Node) Close(ctx context.Context) error {
 	var errs []error
 	n.closeOnce.Do(func() {
 		n.closing.Store(true)
+		n.stopWarm()
 		n.engine.Drain() // ends WatchRing and Pipeline streams: clients move on
 		n.health.Shutdown()
+		if err := n.saveHotKeys(); err != nil {
+			n.log.Warn("hot-key list not written; the next start warms from the last one", "err", err)
+		}
 		// Write-behind: flush, tell the replicas what was flushed, then
 		// step out of the peers' rings and flush what arrived meanwhile,
 		// so the database is current before the keys move. When the
