@@ -144,6 +144,9 @@ func (n *Node) Close(ctx context.Context) error {
 		if err := n.members.Leave(n.cfg.LeaveTimeout); err != nil {
 			errs = append(errs, fmt.Errorf("leave did not complete: %w", err))
 		}
+		if r := n.engine.Ring(); r != nil {
+			n.awaitRoutedAround(ctx, r.Members()) // no peer forwards here any more
+		}
 		n.engine.StopReplicaStreams() // peers no longer copy to this node
 		done := make(chan struct{})
 		go func() { n.server.GracefulStop(); close(done) }()
