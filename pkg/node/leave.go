@@ -9,19 +9,19 @@ import (
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
-// routedAroundTimeout bounds how long a leaving node waits for its peers
+// RoutedAroundTimeout bounds how long a leaving node waits for its peers
 // to route by a table without it before it stops serving.
-const routedAroundTimeout = 3 * time.Second
+const RoutedAroundTimeout = 3 * time.Second
 
 // awaitRoutedAround waits, after the leave, until every other member of
 // the last table this node routed by routes by a table without this node
-// (Peer.GetTable), or routedAroundTimeout passes, or ctx ends. Until then
+// (Peer.GetTable), or RoutedAroundTimeout passes, or ctx ends. Until then
 // a peer may still forward a call to this node: stopping the server
 // earlier fails that call with OWNER_UNREACHABLE, a client-visible error
 // of a graceful stop. A peer that cannot be asked counts as done: it is
 // leaving or gone too.
 func (n *Node) awaitRoutedAround(ctx context.Context, members []ring.Member) {
-	ctx, cancel := context.WithTimeout(ctx, routedAroundTimeout)
+	ctx, cancel := context.WithTimeout(ctx, RoutedAroundTimeout)
 	defer cancel()
 	waiting := slices.DeleteFunc(slices.Clone(members), func(m ring.Member) bool { return m.Name == n.cfg.Name })
 	start := time.Now()

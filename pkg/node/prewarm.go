@@ -51,7 +51,9 @@ type PrewarmConfig struct {
 type warmState struct {
 	tracker *hotkeys.Tracker // nil without a Path
 	list    []hotkeys.Key    // loaded at start: what to warm
-	once    sync.Once
+	once    sync.Once   // the budget starts
+	running atomic.Bool // the warm started
+	ended   chan struct{}
 	run     atomic.Pointer[prewarm.Run]
 	settled atomic.Bool // readiness waits for the warm no more
 	cancel  atomic.Pointer[context.CancelFunc]
@@ -62,6 +64,7 @@ type warmState struct {
 func (n *Node) openHotKeys() {
 	c := &n.cfg.Prewarm
 	w := &n.warm
+	w.ended = make(chan struct{})
 	if c.Path == "" {
 		w.settled.Store(true)
 		return
@@ -91,38 +94,55 @@ func boundDefault(v, def int) int {
 	return def
 }
 
-// startWarm begins the warm once the engine is ready: at most once per
-// start, and only with a list.
+// startWarm starts the warm's budget once the engine is ready (at most
+// once per start, and only with a list), and the warm itself once the
+// table the node routes by includes it: the coordinator's table at the
+// join may not yet, and then every key would look owned by others.
 func (n *Node) startWarm() {
 	w := &n.warm
 	if w.settled.Load() {
 		return
 	}
 	w.once.Do(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		w.cancel.Store(&cancel)
-		run := prewarm.Start(ctx, prewarm.Config{Keys: w.list, Warmer: n.engine, Rate: n.cfg.Prewarm.Rate, Logger: n.log})
-		w.run.Store(run)
-		n.log.Info("pre-warm started", "keys", len(w.list), "budget", n.cfg.Prewarm.Budget)
+		n.log.Info("pre-warm waiting for a table that includes this node", "keys", len(w.list), "budget", n.cfg.Prewarm.Budget)
 		n.wg.Go(func() {
 			t := time.NewTimer(n.cfg.Prewarm.Budget)
 			defer t.Stop()
 			select {
-			case <-run.Done():
+			case <-w.ended:
 			case <-t.C:
-				s := run.Stats()
-				n.log.Info("pre-warm budget spent; ready while the warm goes on", "loaded", s.Loaded(), "listed", s.Listed)
+				s := w.run.Load().Stats()
+				n.log.Info("pre-warm budget spent; ready while the warm goes on", "loaded", s.Loaded(), "listed", len(w.list))
 			case <-n.stop:
 			}
 			w.settled.Store(true)
 			n.setServing()
-			select {
-			case <-run.Done():
-			case <-n.stop:
-				cancel()
-				<-run.Done()
-			}
 		})
+	})
+	n.runWarm()
+}
+
+// runWarm starts the warm when its budget runs and the node's table
+// includes it; called again at every table change.
+func (n *Node) runWarm() {
+	w := &n.warm
+	r := n.engine.Ring()
+	if w.settled.Load() || !n.engine.Ready() || r == nil || !r.Has(n.cfg.Name) || !w.running.CompareAndSwap(false, true) {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.cancel.Store(&cancel)
+	run := prewarm.Start(ctx, prewarm.Config{Keys: w.list, Warmer: n.engine, Rate: n.cfg.Prewarm.Rate, Logger: n.log})
+	w.run.Store(run)
+	n.log.Info("pre-warm started", "keys", len(w.list), "table", r.Version())
+	n.wg.Go(func() {
+		select {
+		case <-run.Done():
+		case <-n.stop:
+			cancel()
+			<-run.Done()
+		}
+		close(w.ended)
 	})
 }
 

@@ -189,6 +189,7 @@ func (n *Node) install(prev, r *ring.Ring) bool {
 	n.engine.SetRingAfter(prev, r)
 	n.engine.Announce(back)
 	n.peers.Retain(r.Members())
+	n.runWarm() // a table that includes this node starts the warm
 	return true
 }
 
