@@ -51,8 +51,8 @@ type PrewarmConfig struct {
 type warmState struct {
 	tracker *hotkeys.Tracker // nil without a Path
 	list    []hotkeys.Key    // loaded at start: what to warm
-	once    sync.Once   // the budget starts
-	running atomic.Bool // the warm started
+	once    sync.Once        // the budget starts
+	running atomic.Bool      // the warm started
 	ended   chan struct{}
 	run     atomic.Pointer[prewarm.Run]
 	settled atomic.Bool // readiness waits for the warm no more
