@@ -569,8 +569,9 @@ func TestBase(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Node.Close: announce leaving (LeaveTimeout/2), then leave (LeaveTimeout).
-		leave := node.DefaultLeaveTimeout * 3 / 2
+		// Node.Close: announce leaving (LeaveTimeout/2), then leave
+		// (LeaveTimeout), then wait for the peers to route around it.
+		leave := node.DefaultLeaveTimeout*3/2 + node.RoutedAroundTimeout
 		drain := flush + leave + shutdown
 		g := pod.TerminationGracePeriodSeconds
 		if g == nil {
@@ -715,6 +716,55 @@ func TestBase(t *testing.T) {
 			if gml <= maxMem || gml >= uint64(limit.Value()) {
 				t.Errorf("GOMEMLIMIT %s must lie between --max-memory %s and the limit %s", v, humanize.IBytes(maxMem), limit)
 			}
+		}
+	})
+
+	t.Run("rolling update", func(t *testing.T) {
+		// The update strategy is what makes a rollout a rolling restart
+		// without client-visible errors (internal/e2e rolling_test.go rolls
+		// real processes the same way): one pod at a time, the next only
+		// once the previous is Ready.
+		us := sts.Spec.UpdateStrategy
+		if us.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+			t.Fatalf("updateStrategy %q, want RollingUpdate: OnDelete leaves a rollout to hand-deleted pods, in any number at once", us.Type)
+		}
+		ru := us.RollingUpdate
+		if ru == nil || ru.Partition == nil {
+			t.Fatalf("updateStrategy.rollingUpdate.partition unset: state it (0) so that a canary is a one-field change")
+		}
+		if *ru.Partition != 0 {
+			t.Errorf("rollingUpdate.partition %d: the base must update every pod; a canary raises it in an overlay", *ru.Partition)
+		}
+		if ru.MaxUnavailable != nil && ru.MaxUnavailable.String() != "1" {
+			t.Errorf("rollingUpdate.maxUnavailable %v: two nodes down at once can take a key's owner and its write-behind replica together", ru.MaxUnavailable)
+		}
+		// Ready means joined, routing by the cluster's table and warmed
+		// (or the warm's budget spent): the next pod goes down only then,
+		// and only after minReadySeconds more, long enough for a readiness
+		// probe to see the pod fall back should it fail right away.
+		if c.ReadinessProbe == nil || c.ReadinessProbe.GRPC == nil {
+			t.Fatalf("the readiness probe must ask the gRPC health service, which waits for the join, the table and the warm")
+		}
+		if sts.Spec.MinReadySeconds < c.ReadinessProbe.PeriodSeconds {
+			t.Errorf("minReadySeconds %d < readiness period %ds: the next pod may go down before a failing node is seen unready", sts.Spec.MinReadySeconds, c.ReadinessProbe.PeriodSeconds)
+		}
+		// The startup probe must outlast the join and the warm.
+		boot, err := time.ParseDuration(flag("bootstrap-timeout"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		budget, err := time.ParseDuration(flag("prewarm-budget"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sp := c.StartupProbe; sp == nil || time.Duration(sp.PeriodSeconds*sp.FailureThreshold)*time.Second <= boot+budget {
+			t.Errorf("the startup probe must allow more than --bootstrap-timeout %v + --prewarm-budget %v", boot, budget)
+		}
+		// The disruption budget lets an eviction take only a Ready pod
+		// while every other one is Ready: the rollout and a node drain
+		// never have two nodes down between them.
+		if len(m.pdbs) != 1 || m.pdbs[0].Spec.MaxUnavailable == nil || m.pdbs[0].Spec.MaxUnavailable.String() != "1" {
+			t.Errorf("want one PodDisruptionBudget with maxUnavailable 1 beside the rolling update")
 		}
 	})
 

@@ -57,6 +57,7 @@ type File struct {
 	Namespaces map[string]Namespace `yaml:"namespaces"`
 	Auth       *Auth                `yaml:"auth"` // nil: no auth section, every caller may do everything
 	RESP       RESP                 `yaml:"resp"`
+	Prewarm    Prewarm              `yaml:"prewarm"`
 }
 
 // Ring fixes the shape of the hash ring; all nodes must agree on it.
@@ -364,6 +365,9 @@ func (f *File) Validate() error {
 		}
 	}
 	if err := f.validateRESP(); err != nil {
+		return err
+	}
+	if err := f.validatePrewarm(); err != nil {
 		return err
 	}
 	return f.validateAuth()

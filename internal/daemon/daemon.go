@@ -69,6 +69,7 @@ type Flags struct {
 	Pprof    bool
 	Security SecurityFlags
 	Limits   LimitFlags
+	Prewarm  PrewarmFlags
 
 	// RESPAddr opens the Redis protocol door; empty keeps it closed.
 	RESPAddr, AdvertiseRESPAddr string
@@ -117,6 +118,7 @@ func NewCommand() *cobra.Command {
 	fl.StringVar(&f.AdminAddr, "admin-addr", DefaultAdminAddr, "HTTP listen address of /metrics (Prometheus), /healthz and /readyz; empty disables them")
 	f.Security.register(fl)
 	f.Limits.register(fl)
+	f.Prewarm.register(fl)
 	fl.BoolVar(&f.Pprof, "pprof", false, "also serve the Go profiler at /debug/pprof/ on --admin-addr (off by default: profiles expose internals)")
 	fl.DurationVar(&f.BootstrapTimeout, "bootstrap-timeout", node.DefaultBootstrap, "how long to wait for a peer from --join before deciding what to do alone (see --bootstrap-alone)")
 	fl.BoolVar(&f.BootstrapAlone, "bootstrap-alone", false, "serve as a cluster of one when no seed from --join has answered within --bootstrap-timeout (a single-node cluster, or the first node of a new one); a node that seeds refuse never serves alone")
@@ -149,6 +151,10 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		return fmt.Errorf("--max-memory %q is not a positive size (use e.g. 256MiB)", f.MaxMemory)
 	}
 	hotBytes, err := parseHotCache(f)
+	if err != nil {
+		return err
+	}
+	pw, err := prewarmConfig(f.Prewarm, file.Prewarm, f.DataDir)
 	if err != nil {
 		return err
 	}
@@ -214,6 +220,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		Journal:             jc,
 		ClockPath:           filepath.Join(f.DataDir, "clock"),
 		ReplicationTimeout:  replicationTimeout(file),
+		Prewarm:             pw,
 		FlushTimeout:        f.FlushTimeout,
 		BootstrapTimeout:    f.BootstrapTimeout,
 		BootstrapAlone:      f.BootstrapAlone,

@@ -30,6 +30,7 @@ import (
 	"github.com/ringcache/ringcache/internal/auth"
 	"github.com/ringcache/ringcache/internal/hlc"
 	"github.com/ringcache/ringcache/internal/hotcache"
+	"github.com/ringcache/ringcache/internal/hotkeys"
 	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/internal/seal"
 	"github.com/ringcache/ringcache/internal/store"
@@ -88,6 +89,10 @@ type Config struct {
 	Peers    Peers
 	// Hot is the hot cache of keys other nodes own; nil means none.
 	Hot *hotcache.Cache
+	// HotKeys counts the Gets this node serves as owner of read-through
+	// keys, for the hot-key list it re-warms after a restart; nil counts
+	// none.
+	HotKeys *hotkeys.Tracker
 	// Ring is the shape of the ring, for the handoff's ring without this
 	// node.
 	Ring ring.Config

@@ -152,6 +152,9 @@ func (e *Engine) serve(ctx context.Context, ns *strategy.Namespace, i int, op *O
 	switch op.Kind {
 	case Get:
 		v, found, answered, err := ns.Peek(op.Key) // checks the key
+		if err == nil {
+			e.track(ns, op)
+		}
 		if answered || err != nil {
 			done(i, Result{Value: v, Found: found, Err: err})
 			return

@@ -339,6 +339,9 @@ type Config struct {
 	GossipTransport memberlist.Transport
 	TuneGossip      func(*memberlist.Config)
 	PeerDialer      func(ctx context.Context, addr string) (net.Conn, error)
+	// Prewarm keeps the hot-key list and warms it after a restart
+	// (prewarm.go); the zero value keeps no list.
+	Prewarm PrewarmConfig
 }
 
 // Defaults of the node's bounds on connections, calls and streams

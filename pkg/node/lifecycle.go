@@ -84,6 +84,9 @@ func (n *Node) updateReady() {
 	if n.joined.Load() && n.table.Current() && !n.engine.Ready() {
 		n.engine.SetReady()
 	}
+	if n.engine.Ready() {
+		n.startWarm()
+	}
 	n.setServing()
 }
 
@@ -116,8 +119,12 @@ func (n *Node) Close(ctx context.Context) error {
 	var errs []error
 	n.closeOnce.Do(func() {
 		n.closing.Store(true)
+		n.stopWarm()
 		n.engine.Drain() // ends WatchRing and Pipeline streams: clients move on
 		n.health.Shutdown()
+		if err := n.saveHotKeys(); err != nil {
+			n.log.Warn("hot-key list not written; the next start warms from the last one", "err", err)
+		}
 		// Write-behind: flush, tell the replicas what was flushed, then
 		// step out of the peers' rings and flush what arrived meanwhile,
 		// so the database is current before the keys move. When the
@@ -133,6 +140,9 @@ func (n *Node) Close(ctx context.Context) error {
 		n.flushOrHandOver(fctx, flushed)
 		if err := n.members.Leave(n.cfg.LeaveTimeout); err != nil {
 			errs = append(errs, fmt.Errorf("leave did not complete: %w", err))
+		}
+		if r := n.engine.Ring(); r != nil {
+			n.awaitRoutedAround(ctx, r.Members()) // no peer forwards here any more
 		}
 		n.engine.StopReplicaStreams() // peers no longer copy to this node
 		done := make(chan struct{})

@@ -90,6 +90,7 @@ type Node struct {
 	obs      observability
 	sec      security
 	closing  atomic.Bool
+	warm     warmState // hot-key list and the warm after a restart (prewarm.go)
 	// joined is set once the node has joined its cluster (or bootstrapped
 	// alone); table runs the partition table protocol (table.go).
 	joined atomic.Bool
@@ -130,6 +131,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := n.openStorage(); err != nil {
 		return nil, err
 	}
+	n.openHotKeys()
 	n.obs.tracer = cfg.tracerProvider().Tracer(tracerName)
 	n.peers = peer.New(peer.Config{Linger: cfg.ForwardTimeout, Credentials: n.peerCredentials(), Dialer: cfg.PeerDialer, DialOptions: cfg.peerDialOptions()})
 	n.closers = append(n.closers, n.peers.Close)
@@ -158,6 +160,11 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 		// First to go: no scrape reads the store or journal after this.
 		n.closers = append(n.closers, func() { _ = n.obs.reg.Unregister() })
+		reg, err := n.registerPrewarmMetrics(cfg.MeterProvider)
+		if err != nil {
+			return nil, fmt.Errorf("node: metrics: %w", err)
+		}
+		n.closers = append(n.closers, func() { _ = reg.Unregister() })
 	}
 	n.start()
 	n.log.Info("node started", "name", cfg.Name, "grpc", n.grpcAddr, "gossip", n.members.LocalAddr())
@@ -214,7 +221,7 @@ func (n *Node) startEngine() error {
 	var err error
 	n.engine, err = engine.New(engine.Config{
 		Self: cfg.Name, Namespaces: specs, Store: n.store, Journal: n.journal, Versions: n.clock,
-		Peers: n.peers, Hot: n.hot, Ring: cfg.Ring, ForwardTimeout: cfg.ForwardTimeout,
+		Peers: n.peers, Hot: n.hot, HotKeys: n.warm.tracker, Ring: cfg.Ring, ForwardTimeout: cfg.ForwardTimeout,
 		HandoffWindow: cfg.HandoffWindow, Now: n.now, OnChange: n.hub.Publish, Tracer: n.obs.tracer, Logger: n.log,
 		Auth: n.sec.auth, Audit: n.sec.audit, Sealer: n.sec.sealer,
 		Replication: engine.ReplicationConfig{Timeout: cfg.ReplicationTimeout, Latency: n.replicationLatency()},
@@ -355,6 +362,9 @@ func (n *Node) start() {
 		n.wg.Go(func() { n.hot.Run(n.stop) })
 	}
 	n.wg.Go(n.ringLoop)
+	if n.warm.tracker != nil {
+		n.wg.Go(n.hotKeysLoop)
+	}
 	n.wg.Go(n.awaitJoin)
 	n.warnInsecure()
 	n.wg.Go(func() {
@@ -387,10 +397,13 @@ func (n *Node) Members() []Member {
 }
 
 // Ready reports what the gRPC health service reports: true once the node
-// has joined its cluster (or bootstrapped alone) and built its ring, false
-// again from the start of Close, and false while it cannot take a new
-// client (limits.go).
-func (n *Node) Ready() bool { return !n.closing.Load() && n.engine.Ready() && n.acceptErr() == nil }
+// has joined its cluster (or bootstrapped alone), built its ring and
+// warmed its hot keys or spent the warm's budget (prewarm.go), false again
+// from the start of Close, and false while it cannot take a new client
+// (limits.go).
+func (n *Node) Ready() bool {
+	return !n.closing.Load() && n.engine.Ready() && n.warm.settled.Load() && n.acceptErr() == nil
+}
 
 // NotReady returns nil when the node is ready, else why it is not, in
 // words an operator can act on (/readyz shows it).
@@ -402,6 +415,8 @@ func (n *Node) NotReady() error {
 		return n.acceptErr()
 	case n.Ready():
 		return nil
+	case n.engine.Ready():
+		return n.warmErr()
 	}
 	st := n.members.JoinStatus()
 	switch st.State {

@@ -37,6 +37,7 @@ func (n *Node) install(old, prev, r *ring.Ring) {
 	n.engine.SetRingAfter(prev, r)
 	n.engine.Announce(back)
 	n.peers.Retain(r.Members())
+	n.runWarm() // a table that includes this node starts the warm
 }
 
 // gossip is the membership the table protocol reads, once it exists.

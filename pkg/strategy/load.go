@@ -114,6 +114,13 @@ func (n *Namespace) install(skey string, gen uint64, r loadResult, replace bool)
 }
 
 func (n *Namespace) load(ctx context.Context, key, skey string) ([]byte, bool, error) {
+	r, err := n.loadResult(ctx, key, skey)
+	return r.value, r.found, err
+}
+
+// loadResult is load, returning the whole result: its version tells a
+// pending write (non-zero) from a database row.
+func (n *Namespace) loadResult(ctx context.Context, key, skey string) (loadResult, error) {
 	// led is set in the function only by the caller that runs the load.
 	// The function runs on a goroutine of its own, with a context that
 	// ends when no caller waits any more: a load whose callers all gave up
@@ -147,11 +154,11 @@ func (n *Namespace) load(ctx context.Context, key, skey string) ([]byte, bool, e
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, false, ctx.Err()
+			return loadResult{}, ctx.Err()
 		}
-		return nil, false, err
+		return loadResult{}, err
 	}
-	return r.value, r.found, nil
+	return r, nil
 }
 
 // refreshAsync reloads a hot entry in the background, at most once at a

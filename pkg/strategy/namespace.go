@@ -156,12 +156,13 @@ type Stats struct {
 	LoadsWaiting        int64  // callers waiting on a load right now
 	LoadsRunning        int64  // loads in flight right now (against MaxLoads)
 	LoadsRefused        uint64 // misses refused because MaxLoads loads were in flight
+	Warms               uint64 // Warm calls that loaded or joined a load (not Gets, not misses)
 }
 
 type counters struct {
 	gets, hits, misses, loads, deduped, loadErrors, negHits, sets, deletes atomic.Uint64
 	writeErrors, backpressure, refreshes, refreshSkips, pendingHits        atomic.Uint64
-	loadsRefused, xfetches, flushes                                        atomic.Uint64
+	loadsRefused, xfetches, flushes, warms                                 atomic.Uint64
 	staleRetries                                                           atomic.Uint64
 	leasesGranted, leaseWaits, leaseRejected                               atomic.Uint64
 	waiting                                                                atomic.Int64
@@ -407,5 +408,6 @@ func (n *Namespace) Stats() Stats {
 		RefreshesSkipped: n.c.refreshSkips.Load(), PendingHits: n.c.pendingHits.Load(),
 		LeasesGranted: n.c.leasesGranted.Load(), LeaseWaits: n.c.leaseWaits.Load(), LeaseRejected: n.c.leaseRejected.Load(),
 		LoadsWaiting: n.c.waiting.Load(), LoadsRunning: n.inflight.Load(), LoadsRefused: n.c.loadsRefused.Load(),
+		Warms: n.c.warms.Load(),
 	}
 }

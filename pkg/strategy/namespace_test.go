@@ -84,7 +84,7 @@ func newEnv(t testing.TB, p strategy.Policy, l strategy.Loader) env {
 		if s.LoadsWaiting != 0 {
 			t.Errorf("invariant: %d callers still counted as waiting after the test", s.LoadsWaiting)
 		}
-		if s.Loads+s.LoadsDeduped > s.Misses+s.Refreshes {
+		if s.Loads+s.LoadsDeduped > s.Misses+s.Refreshes+s.Warms {
 			t.Errorf("invariant: %d loads + %d deduped > %d misses", s.Loads, s.LoadsDeduped, s.Misses)
 		}
 		ns.Close()
