@@ -82,3 +82,14 @@ chaos: ## the chaos suite for CHAOS_DURATION (20m): nemeses against 3 nodes and 
 	status=$${PIPESTATUS[0]}; echo; cat $(CHAOS_OUT)/table.txt 2>/dev/null || tail -50 $(CHAOS_OUT)/test.log; \
 	grep -E '^(--- |ok|FAIL)|known failure|passed, but' $(CHAOS_OUT)/test.log; \
 	echo "log: $(CHAOS_OUT)/test.log, history (JSON lines): $(CHAOS_OUT)/history.jsonl"; exit $$status
+
+SCALE_NODES  ?= 50
+SCALE_WINDOW ?= 60s
+SCALE_SEEDS  ?= 3
+.PHONY: scale
+scale: ## in-process cluster of SCALE_NODES (50) on memberlist's local preset: time until rings agree after start, join, crashes; gossip bytes; heap per node; table costs at 500 (docs/capacity-planning.md)
+	@set -o pipefail; \
+	RINGCACHE_SCALE_NODES=$(SCALE_NODES) RINGCACHE_SCALE_WINDOW=$(SCALE_WINDOW) RINGCACHE_SCALE_SEEDS=$(SCALE_SEEDS) \
+	$(GO) test -count=1 -v -run '^TestScale_' -timeout 10m ./internal/clustertest/ | grep -E 'scale n=|^(--- |ok|FAIL)' && \
+	$(GO) test -count=1 -v -run '^(TestRing_HeapPerTable|TestTableMessage_FitsOneMessageAt500Members)$$' ./pkg/ring/ ./pkg/node/ | grep -E 'members=|^(--- |ok|FAIL)' && \
+	$(GO) test -run '^$$' -bench '^Benchmark(New|Rebalance|FromOwners)$$' -benchmem -count 1 ./pkg/ring/ | grep -E '^Benchmark|^ok'

@@ -261,37 +261,50 @@ func (c *Cluster) WaitConverged() {
 	for k, i := range up {
 		want[k] = NodeName(i)
 	}
+	slices.Sort(want) // as rings list members: n10 before n2
 	c.WaitRing(up, want)
 }
 
-// WaitRing waits until each node in nodes has a ring of exactly members,
-// and all route by the same partition table.
+// WaitRing waits until each node in nodes has a ring of exactly members
+// (sorted by name), and all route by the same partition table.
 func (c *Cluster) WaitRing(nodes []int, members []string) {
 	c.t.Helper()
-	Eventually(c.t, 10*time.Second, func() error {
-		// One partition table: rings of the same members may still
-		// differ until the coordinator's table has reached every node.
-		version, from := uint64(0), -1
-		for _, i := range nodes {
-			var got []string
-			if r := c.Node(i).Ring(); r != nil {
-				if from >= 0 && r.Version() != version {
-					return fmt.Errorf("%s routes by table %d, %s by %d", NodeName(from), version, NodeName(i), r.Version())
-				}
-				version, from = r.Version(), i
-				for _, m := range r.Members() {
-					got = append(got, m.Name)
-				}
+	c.WaitRingWithin(10*time.Second, nodes, members)
+}
+
+// WaitRingWithin is WaitRing with a timeout other than 10 s, for large
+// clusters.
+func (c *Cluster) WaitRingWithin(timeout time.Duration, nodes []int, members []string) {
+	c.t.Helper()
+	Eventually(c.t, timeout, func() error { return c.RingsAgree(nodes, members) })
+}
+
+// RingsAgree returns nil when each node in nodes is ready with a ring of
+// exactly members and all route by the same partition table, else what
+// differs.
+func (c *Cluster) RingsAgree(nodes []int, members []string) error {
+	// One partition table: rings of the same members may still differ
+	// until the coordinator's table has reached every node.
+	version, from := uint64(0), -1
+	for _, i := range nodes {
+		var got []string
+		if r := c.Node(i).Ring(); r != nil {
+			if from >= 0 && r.Version() != version {
+				return fmt.Errorf("%s routes by table %d, %s by %d", NodeName(from), version, NodeName(i), r.Version())
 			}
-			if !slices.Equal(got, members) {
-				return fmt.Errorf("%s ring has %v, want %v", NodeName(i), got, members)
-			}
-			if err := c.Node(i).NotReady(); err != nil {
-				return fmt.Errorf("%s: %w", NodeName(i), err)
+			version, from = r.Version(), i
+			for _, m := range r.Members() {
+				got = append(got, m.Name)
 			}
 		}
-		return nil
-	})
+		if !slices.Equal(got, members) {
+			return fmt.Errorf("%s ring has %v, want %v", NodeName(i), got, members)
+		}
+		if err := c.Node(i).NotReady(); err != nil {
+			return fmt.Errorf("%s: %w", NodeName(i), err)
+		}
+	}
+	return nil
 }
 
 // Shutdown stops every running node. Start registers it with t.Cleanup.

@@ -20,6 +20,7 @@ type Network struct {
 	cut   map[[2]string]bool // {from, to} gossip or gRPC address pairs
 	alias map[string]string  // any address of a node → its name
 	conns map[[2]string][]net.Conn
+	meters
 }
 
 func newNetwork() *Network {
@@ -73,10 +74,11 @@ func (nw *Network) dialer(self string) func(ctx context.Context, addr string) (n
 		if cut {
 			return nil, errCut
 		}
-		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return nil, err
 		}
+		c := countedConn{raw, &nw.of(self).peer}
 		nw.mu.Lock()
 		k := [2]string{self, to}
 		nw.conns[k] = append(nw.conns[k], c)
@@ -143,6 +145,7 @@ func (t *transport) WriteTo(b []byte, addr string) (time.Time, error) {
 	if t.nw.blocked(t.addr(), addr) {
 		return time.Now(), nil // dropped, as a lossy network would
 	}
+	t.nw.of(t.self).packets.Add(int64(len(b)))
 	return t.NetTransport.WriteTo(b, addr)
 }
 
@@ -150,7 +153,11 @@ func (t *transport) DialTimeout(addr string, timeout time.Duration) (net.Conn, e
 	if t.nw.blocked(t.addr(), addr) {
 		return nil, errCut
 	}
-	return t.NetTransport.DialTimeout(addr, timeout)
+	c, err := t.NetTransport.DialTimeout(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return countedConn{c, &t.nw.of(t.self).streams}, nil
 }
 
 func (t *transport) Shutdown() error {

@@ -150,6 +150,9 @@ type Membership struct {
 	joinOnce  sync.Once
 	wg        sync.WaitGroup
 	keyMu     sync.Mutex // serializes keyring changes
+	// updateMu serializes memberlist's UpdateNode, which reads the local
+	// node's state unlocked while another call writes it.
+	updateMu sync.Mutex
 
 	mu         sync.Mutex
 	nodes      map[string]record // every node seen within Linger
@@ -327,9 +330,18 @@ func (m *Membership) Leave(timeout time.Duration) error {
 // their rings at once while it stays in the cluster to drain. Leave follows.
 func (m *Membership) AnnounceLeaving(timeout time.Duration) {
 	m.leavingSelf.Store(true)
-	if err := m.list.UpdateNode(timeout); err != nil {
+	if err := m.updateNode(timeout); err != nil {
 		m.log.Warn("could not announce leaving", "err", err)
 	}
+}
+
+// updateNode re-advertises this node's metadata, waiting at most timeout
+// for the broadcast. Calls take turns; each publishes the metadata as it
+// is when its turn comes.
+func (m *Membership) updateNode(timeout time.Duration) error {
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
+	return m.list.UpdateNode(timeout)
 }
 
 // Shutdown stops gossip without a leave message (peers will detect the

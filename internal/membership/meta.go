@@ -43,7 +43,7 @@ func (m *Membership) SetTableVersion(v uint64, timeout time.Duration) error {
 	if m.table.Swap(v) == v {
 		return nil
 	}
-	return m.list.UpdateNode(timeout)
+	return m.updateNode(timeout)
 }
 
 // compatible refuses a peer whose partitioning differs from this node's:

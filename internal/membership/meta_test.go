@@ -2,6 +2,7 @@ package membership
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,4 +56,33 @@ func seedSince(m *Membership) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// A node installs tables from several goroutines at once (pushes from the
+// coordinator, pulls, its ring loop), each publishing its version;
+// memberlist's UpdateNode reads the local node's state unlocked while
+// another call writes it, so the calls must not overlap (found by the
+// 12-node scale test in internal/clustertest under -race).
+func TestMembership_ConcurrentPublishesDoNotRace(t *testing.T) {
+	seed := parted(t, "seed", 4096, "")
+	m := parted(t, "m", 4096, seed.LocalAddr())
+	waitFor(t, "m to join", func() bool { return len(seed.Alive()) == 2 })
+	var wg sync.WaitGroup
+	for v := range uint64(8) {
+		wg.Go(func() {
+			if err := m.SetTableVersion(v+1, time.Second); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	final := m.table.Load()
+	waitFor(t, "the last version to spread", func() bool {
+		for _, x := range seed.Alive() {
+			if x.Name == "m" {
+				return x.TableVersion == final
+			}
+		}
+		return false
+	})
 }
