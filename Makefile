@@ -91,5 +91,5 @@ scale: ## in-process cluster of SCALE_NODES (50) on memberlist's local preset: t
 	@set -o pipefail; \
 	RINGCACHE_SCALE_NODES=$(SCALE_NODES) RINGCACHE_SCALE_WINDOW=$(SCALE_WINDOW) RINGCACHE_SCALE_SEEDS=$(SCALE_SEEDS) \
 	$(GO) test -count=1 -v -run '^TestScale_' -timeout 10m ./internal/clustertest/ | grep -E 'scale n=|^(--- |ok|FAIL)' && \
-	$(GO) test -count=1 -v -run '^(TestRing_HeapPerTable|TestTableMessage_FitsOneMessageAt500Members)$$' ./pkg/ring/ ./pkg/node/ | grep -E 'members=|^(--- |ok|FAIL)' && \
+	$(GO) test -count=1 -v -run '^(TestRing_HeapPerTable|TestTableMessage_FitsOneMessageAt500Members)$$' ./pkg/ring/ ./internal/table/ | grep -E 'members=|^(--- |ok|FAIL)' && \
 	$(GO) test -run '^$$' -bench '^Benchmark(New|Rebalance|FromOwners)$$' -benchmem -count 1 ./pkg/ring/ | grep -E '^Benchmark|^ok'
