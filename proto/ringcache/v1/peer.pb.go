@@ -1213,6 +1213,348 @@ func (x *ForwardResponse) GetResults() []*PipelineResult {
 	return nil
 }
 
+type TransferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the sending node (the partitions' new owner).
+	From          string   `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Hlc           uint64   `protobuf:"varint,2,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	Partitions    []uint32 `protobuf:"varint,3,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferRequest) Reset() {
+	*x = TransferRequest{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferRequest) ProtoMessage() {}
+
+func (x *TransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferRequest.ProtoReflect.Descriptor instead.
+func (*TransferRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *TransferRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *TransferRequest) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *TransferRequest) GetPartitions() []uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// TransferEntry is one cached entry with the life it has left.
+type TransferEntry struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key       string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Value     []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// False for a cached not-found (a negative entry).
+	Found bool `protobuf:"varint,4,opt,name=found,proto3" json:"found,omitempty"`
+	// The write's version (hybrid logical clock); 0 for a loaded value.
+	Version uint64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// Life left in nanoseconds; 0 when the entry never expires.
+	LifeNanos int64 `protobuf:"varint,6,opt,name=life_nanos,json=lifeNanos,proto3" json:"life_nanos,omitempty"`
+	// How long the load that produced it took (XFetch's delta), in the
+	// 16-bit form the cache keeps.
+	Cost          uint32 `protobuf:"varint,7,opt,name=cost,proto3" json:"cost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferEntry) Reset() {
+	*x = TransferEntry{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferEntry) ProtoMessage() {}
+
+func (x *TransferEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferEntry.ProtoReflect.Descriptor instead.
+func (*TransferEntry) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TransferEntry) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *TransferEntry) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *TransferEntry) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *TransferEntry) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *TransferEntry) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *TransferEntry) GetLifeNanos() int64 {
+	if x != nil {
+		return x.LifeNanos
+	}
+	return 0
+}
+
+func (x *TransferEntry) GetCost() uint32 {
+	if x != nil {
+		return x.Cost
+	}
+	return 0
+}
+
+type TransferResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Hlc     uint64                 `protobuf:"varint,1,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	Entries []*TransferEntry       `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Set in the last message only: requested partitions the receiver still
+	// owns by its table (it has not seen the change yet).
+	NotYet        []uint32 `protobuf:"varint,3,rep,packed,name=not_yet,json=notYet,proto3" json:"not_yet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferResponse) Reset() {
+	*x = TransferResponse{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferResponse) ProtoMessage() {}
+
+func (x *TransferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferResponse.ProtoReflect.Descriptor instead.
+func (*TransferResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *TransferResponse) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *TransferResponse) GetEntries() []*TransferEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *TransferResponse) GetNotYet() []uint32 {
+	if x != nil {
+		return x.NotYet
+	}
+	return nil
+}
+
+type TransferLookupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Hlc           uint64                 `protobuf:"varint,3,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLookupRequest) Reset() {
+	*x = TransferLookupRequest{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLookupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLookupRequest) ProtoMessage() {}
+
+func (x *TransferLookupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLookupRequest.ProtoReflect.Descriptor instead.
+func (*TransferLookupRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TransferLookupRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *TransferLookupRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *TransferLookupRequest) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+type TransferLookupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Hlc   uint64                 `protobuf:"varint,1,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	// True when the receiver holds an entry of the key for a new owner.
+	Held          bool           `protobuf:"varint,2,opt,name=held,proto3" json:"held,omitempty"`
+	Entry         *TransferEntry `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLookupResponse) Reset() {
+	*x = TransferLookupResponse{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLookupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLookupResponse) ProtoMessage() {}
+
+func (x *TransferLookupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLookupResponse.ProtoReflect.Descriptor instead.
+func (*TransferLookupResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TransferLookupResponse) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *TransferLookupResponse) GetHeld() bool {
+	if x != nil {
+		return x.Held
+	}
+	return false
+}
+
+func (x *TransferLookupResponse) GetEntry() *TransferEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
 var File_ringcache_v1_peer_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_peer_proto_rawDesc = "" +
@@ -1297,7 +1639,34 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x03ops\x18\b \x03(\v2\x18.ringcache.v1.PipelineOpR\x03opsJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06J\x04\b\a\x10\b\"y\n" +
 	"\x0fForwardResponse\x12\x10\n" +
 	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\x126\n" +
-	"\aresults\x18\a \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresultsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x06\x10\a2\xe5\x04\n" +
+	"\aresults\x18\a \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresultsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x06\x10\a\"W\n" +
+	"\x0fTransferRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x10\n" +
+	"\x03hlc\x18\x02 \x01(\x04R\x03hlc\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x03 \x03(\rR\n" +
+	"partitions\"\xb8\x01\n" +
+	"\rTransferEntry\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x14\n" +
+	"\x05found\x18\x04 \x01(\bR\x05found\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\x12\x1d\n" +
+	"\n" +
+	"life_nanos\x18\x06 \x01(\x03R\tlifeNanos\x12\x12\n" +
+	"\x04cost\x18\a \x01(\rR\x04cost\"t\n" +
+	"\x10TransferResponse\x12\x10\n" +
+	"\x03hlc\x18\x01 \x01(\x04R\x03hlc\x125\n" +
+	"\aentries\x18\x02 \x03(\v2\x1b.ringcache.v1.TransferEntryR\aentries\x12\x17\n" +
+	"\anot_yet\x18\x03 \x03(\rR\x06notYet\"Y\n" +
+	"\x15TransferLookupRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x10\n" +
+	"\x03hlc\x18\x03 \x01(\x04R\x03hlc\"q\n" +
+	"\x16TransferLookupResponse\x12\x10\n" +
+	"\x03hlc\x18\x01 \x01(\x04R\x03hlc\x12\x12\n" +
+	"\x04held\x18\x02 \x01(\bR\x04held\x121\n" +
+	"\x05entry\x18\x03 \x01(\v2\x1b.ringcache.v1.TransferEntryR\x05entry2\x8f\x06\n" +
 	"\x04Peer\x12F\n" +
 	"\aForward\x12\x1c.ringcache.v1.ForwardRequest\x1a\x1d.ringcache.v1.ForwardResponse\x12C\n" +
 	"\x06Lookup\x12\x1b.ringcache.v1.LookupRequest\x1a\x1c.ringcache.v1.LookupResponse\x12C\n" +
@@ -1306,7 +1675,9 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\tPushTable\x12\x1e.ringcache.v1.PushTableRequest\x1a\x1f.ringcache.v1.PushTableResponse\x12P\n" +
 	"\tReplicate\x12\x1e.ringcache.v1.ReplicateRequest\x1a\x1f.ringcache.v1.ReplicateResponse(\x010\x01\x12I\n" +
 	"\bHandover\x12\x1d.ringcache.v1.HandoverRequest\x1a\x1e.ringcache.v1.HandoverResponse\x12U\n" +
-	"\fStillPending\x12!.ringcache.v1.StillPendingRequest\x1a\".ringcache.v1.StillPendingResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
+	"\fStillPending\x12!.ringcache.v1.StillPendingRequest\x1a\".ringcache.v1.StillPendingResponse\x12K\n" +
+	"\bTransfer\x12\x1d.ringcache.v1.TransferRequest\x1a\x1e.ringcache.v1.TransferResponse0\x01\x12[\n" +
+	"\x0eTransferLookup\x12#.ringcache.v1.TransferLookupRequest\x1a$.ringcache.v1.TransferLookupResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
 
 var (
 	file_ringcache_v1_peer_proto_rawDescOnce sync.Once
@@ -1320,64 +1691,75 @@ func file_ringcache_v1_peer_proto_rawDescGZIP() []byte {
 	return file_ringcache_v1_peer_proto_rawDescData
 }
 
-var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_ringcache_v1_peer_proto_goTypes = []any{
-	(*GetTableRequest)(nil),      // 0: ringcache.v1.GetTableRequest
-	(*GetTableResponse)(nil),     // 1: ringcache.v1.GetTableResponse
-	(*PushTableRequest)(nil),     // 2: ringcache.v1.PushTableRequest
-	(*PushTableResponse)(nil),    // 3: ringcache.v1.PushTableResponse
-	(*Table)(nil),                // 4: ringcache.v1.Table
-	(*ReplicaRecord)(nil),        // 5: ringcache.v1.ReplicaRecord
-	(*ReplicateRequest)(nil),     // 6: ringcache.v1.ReplicateRequest
-	(*ReplicateHello)(nil),       // 7: ringcache.v1.ReplicateHello
-	(*ReplicateResponse)(nil),    // 8: ringcache.v1.ReplicateResponse
-	(*HandoverRequest)(nil),      // 9: ringcache.v1.HandoverRequest
-	(*HandoverResponse)(nil),     // 10: ringcache.v1.HandoverResponse
-	(*StillPendingRequest)(nil),  // 11: ringcache.v1.StillPendingRequest
-	(*StillPendingResponse)(nil), // 12: ringcache.v1.StillPendingResponse
-	(*MergedRequest)(nil),        // 13: ringcache.v1.MergedRequest
-	(*MergedResponse)(nil),       // 14: ringcache.v1.MergedResponse
-	(*LookupRequest)(nil),        // 15: ringcache.v1.LookupRequest
-	(*LookupResponse)(nil),       // 16: ringcache.v1.LookupResponse
-	(*ForwardRequest)(nil),       // 17: ringcache.v1.ForwardRequest
-	(*ForwardResponse)(nil),      // 18: ringcache.v1.ForwardResponse
-	(*RingNode)(nil),             // 19: ringcache.v1.RingNode
-	(*PipelineOp)(nil),           // 20: ringcache.v1.PipelineOp
-	(*PipelineResult)(nil),       // 21: ringcache.v1.PipelineResult
+	(*GetTableRequest)(nil),        // 0: ringcache.v1.GetTableRequest
+	(*GetTableResponse)(nil),       // 1: ringcache.v1.GetTableResponse
+	(*PushTableRequest)(nil),       // 2: ringcache.v1.PushTableRequest
+	(*PushTableResponse)(nil),      // 3: ringcache.v1.PushTableResponse
+	(*Table)(nil),                  // 4: ringcache.v1.Table
+	(*ReplicaRecord)(nil),          // 5: ringcache.v1.ReplicaRecord
+	(*ReplicateRequest)(nil),       // 6: ringcache.v1.ReplicateRequest
+	(*ReplicateHello)(nil),         // 7: ringcache.v1.ReplicateHello
+	(*ReplicateResponse)(nil),      // 8: ringcache.v1.ReplicateResponse
+	(*HandoverRequest)(nil),        // 9: ringcache.v1.HandoverRequest
+	(*HandoverResponse)(nil),       // 10: ringcache.v1.HandoverResponse
+	(*StillPendingRequest)(nil),    // 11: ringcache.v1.StillPendingRequest
+	(*StillPendingResponse)(nil),   // 12: ringcache.v1.StillPendingResponse
+	(*MergedRequest)(nil),          // 13: ringcache.v1.MergedRequest
+	(*MergedResponse)(nil),         // 14: ringcache.v1.MergedResponse
+	(*LookupRequest)(nil),          // 15: ringcache.v1.LookupRequest
+	(*LookupResponse)(nil),         // 16: ringcache.v1.LookupResponse
+	(*ForwardRequest)(nil),         // 17: ringcache.v1.ForwardRequest
+	(*ForwardResponse)(nil),        // 18: ringcache.v1.ForwardResponse
+	(*TransferRequest)(nil),        // 19: ringcache.v1.TransferRequest
+	(*TransferEntry)(nil),          // 20: ringcache.v1.TransferEntry
+	(*TransferResponse)(nil),       // 21: ringcache.v1.TransferResponse
+	(*TransferLookupRequest)(nil),  // 22: ringcache.v1.TransferLookupRequest
+	(*TransferLookupResponse)(nil), // 23: ringcache.v1.TransferLookupResponse
+	(*RingNode)(nil),               // 24: ringcache.v1.RingNode
+	(*PipelineOp)(nil),             // 25: ringcache.v1.PipelineOp
+	(*PipelineResult)(nil),         // 26: ringcache.v1.PipelineResult
 }
 var file_ringcache_v1_peer_proto_depIdxs = []int32{
 	4,  // 0: ringcache.v1.GetTableResponse.table:type_name -> ringcache.v1.Table
 	4,  // 1: ringcache.v1.PushTableRequest.table:type_name -> ringcache.v1.Table
-	19, // 2: ringcache.v1.Table.members:type_name -> ringcache.v1.RingNode
-	19, // 3: ringcache.v1.Table.previous_members:type_name -> ringcache.v1.RingNode
+	24, // 2: ringcache.v1.Table.members:type_name -> ringcache.v1.RingNode
+	24, // 3: ringcache.v1.Table.previous_members:type_name -> ringcache.v1.RingNode
 	7,  // 4: ringcache.v1.ReplicateRequest.hello:type_name -> ringcache.v1.ReplicateHello
 	5,  // 5: ringcache.v1.ReplicateRequest.records:type_name -> ringcache.v1.ReplicaRecord
 	5,  // 6: ringcache.v1.ReplicateRequest.flushed:type_name -> ringcache.v1.ReplicaRecord
 	5,  // 7: ringcache.v1.HandoverRequest.records:type_name -> ringcache.v1.ReplicaRecord
 	5,  // 8: ringcache.v1.StillPendingRequest.records:type_name -> ringcache.v1.ReplicaRecord
-	20, // 9: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
-	21, // 10: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
-	17, // 11: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
-	15, // 12: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
-	13, // 13: ringcache.v1.Peer.Merged:input_type -> ringcache.v1.MergedRequest
-	0,  // 14: ringcache.v1.Peer.GetTable:input_type -> ringcache.v1.GetTableRequest
-	2,  // 15: ringcache.v1.Peer.PushTable:input_type -> ringcache.v1.PushTableRequest
-	6,  // 16: ringcache.v1.Peer.Replicate:input_type -> ringcache.v1.ReplicateRequest
-	9,  // 17: ringcache.v1.Peer.Handover:input_type -> ringcache.v1.HandoverRequest
-	11, // 18: ringcache.v1.Peer.StillPending:input_type -> ringcache.v1.StillPendingRequest
-	18, // 19: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
-	16, // 20: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
-	14, // 21: ringcache.v1.Peer.Merged:output_type -> ringcache.v1.MergedResponse
-	1,  // 22: ringcache.v1.Peer.GetTable:output_type -> ringcache.v1.GetTableResponse
-	3,  // 23: ringcache.v1.Peer.PushTable:output_type -> ringcache.v1.PushTableResponse
-	8,  // 24: ringcache.v1.Peer.Replicate:output_type -> ringcache.v1.ReplicateResponse
-	10, // 25: ringcache.v1.Peer.Handover:output_type -> ringcache.v1.HandoverResponse
-	12, // 26: ringcache.v1.Peer.StillPending:output_type -> ringcache.v1.StillPendingResponse
-	19, // [19:27] is the sub-list for method output_type
-	11, // [11:19] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	25, // 9: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
+	26, // 10: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
+	20, // 11: ringcache.v1.TransferResponse.entries:type_name -> ringcache.v1.TransferEntry
+	20, // 12: ringcache.v1.TransferLookupResponse.entry:type_name -> ringcache.v1.TransferEntry
+	17, // 13: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
+	15, // 14: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
+	13, // 15: ringcache.v1.Peer.Merged:input_type -> ringcache.v1.MergedRequest
+	0,  // 16: ringcache.v1.Peer.GetTable:input_type -> ringcache.v1.GetTableRequest
+	2,  // 17: ringcache.v1.Peer.PushTable:input_type -> ringcache.v1.PushTableRequest
+	6,  // 18: ringcache.v1.Peer.Replicate:input_type -> ringcache.v1.ReplicateRequest
+	9,  // 19: ringcache.v1.Peer.Handover:input_type -> ringcache.v1.HandoverRequest
+	11, // 20: ringcache.v1.Peer.StillPending:input_type -> ringcache.v1.StillPendingRequest
+	19, // 21: ringcache.v1.Peer.Transfer:input_type -> ringcache.v1.TransferRequest
+	22, // 22: ringcache.v1.Peer.TransferLookup:input_type -> ringcache.v1.TransferLookupRequest
+	18, // 23: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
+	16, // 24: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
+	14, // 25: ringcache.v1.Peer.Merged:output_type -> ringcache.v1.MergedResponse
+	1,  // 26: ringcache.v1.Peer.GetTable:output_type -> ringcache.v1.GetTableResponse
+	3,  // 27: ringcache.v1.Peer.PushTable:output_type -> ringcache.v1.PushTableResponse
+	8,  // 28: ringcache.v1.Peer.Replicate:output_type -> ringcache.v1.ReplicateResponse
+	10, // 29: ringcache.v1.Peer.Handover:output_type -> ringcache.v1.HandoverResponse
+	12, // 30: ringcache.v1.Peer.StillPending:output_type -> ringcache.v1.StillPendingResponse
+	21, // 31: ringcache.v1.Peer.Transfer:output_type -> ringcache.v1.TransferResponse
+	23, // 32: ringcache.v1.Peer.TransferLookup:output_type -> ringcache.v1.TransferLookupResponse
+	23, // [23:33] is the sub-list for method output_type
+	13, // [13:23] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_peer_proto_init() }
@@ -1392,7 +1774,7 @@ func file_ringcache_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_peer_proto_rawDesc), len(file_ringcache_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

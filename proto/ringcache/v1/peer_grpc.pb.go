@@ -19,14 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_Forward_FullMethodName      = "/ringcache.v1.Peer/Forward"
-	Peer_Lookup_FullMethodName       = "/ringcache.v1.Peer/Lookup"
-	Peer_Merged_FullMethodName       = "/ringcache.v1.Peer/Merged"
-	Peer_GetTable_FullMethodName     = "/ringcache.v1.Peer/GetTable"
-	Peer_PushTable_FullMethodName    = "/ringcache.v1.Peer/PushTable"
-	Peer_Replicate_FullMethodName    = "/ringcache.v1.Peer/Replicate"
-	Peer_Handover_FullMethodName     = "/ringcache.v1.Peer/Handover"
-	Peer_StillPending_FullMethodName = "/ringcache.v1.Peer/StillPending"
+	Peer_Forward_FullMethodName        = "/ringcache.v1.Peer/Forward"
+	Peer_Lookup_FullMethodName         = "/ringcache.v1.Peer/Lookup"
+	Peer_Merged_FullMethodName         = "/ringcache.v1.Peer/Merged"
+	Peer_GetTable_FullMethodName       = "/ringcache.v1.Peer/GetTable"
+	Peer_PushTable_FullMethodName      = "/ringcache.v1.Peer/PushTable"
+	Peer_Replicate_FullMethodName      = "/ringcache.v1.Peer/Replicate"
+	Peer_Handover_FullMethodName       = "/ringcache.v1.Peer/Handover"
+	Peer_StillPending_FullMethodName   = "/ringcache.v1.Peer/StillPending"
+	Peer_Transfer_FullMethodName       = "/ringcache.v1.Peer/Transfer"
+	Peer_TransferLookup_FullMethodName = "/ringcache.v1.Peer/TransferLookup"
 )
 
 // PeerClient is the client API for Peer service.
@@ -78,6 +80,17 @@ type PeerClient interface {
 	// up. The answer names the origin's journal: a different one means the
 	// origin lost its disk, and the replica takes the copies over instead.
 	StillPending(ctx context.Context, in *StillPendingRequest, opts ...grpc.CallOption) (*StillPendingResponse, error)
+	// Transfer streams the cached entries the receiver held for partitions
+	// it lost to the sender (warm hand-over): when a partition changes
+	// owner, its previous owner moves its entries out of its cache into a
+	// holding area that only this call reads, and the new owner pulls them
+	// instead of loading the keys from the database. Messages are bounded
+	// in bytes and the stream in rate. Partitions the receiver still owns
+	// by its own table are named in not_yet: the sender asks again.
+	Transfer(ctx context.Context, in *TransferRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TransferResponse], error)
+	// TransferLookup returns one held entry: a new owner's miss on a moved
+	// partition asks its previous owner before it loads from the database.
+	TransferLookup(ctx context.Context, in *TransferLookupRequest, opts ...grpc.CallOption) (*TransferLookupResponse, error)
 }
 
 type peerClient struct {
@@ -171,6 +184,35 @@ func (c *peerClient) StillPending(ctx context.Context, in *StillPendingRequest, 
 	return out, nil
 }
 
+func (c *peerClient) Transfer(ctx context.Context, in *TransferRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TransferResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[1], Peer_Transfer_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TransferRequest, TransferResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_TransferClient = grpc.ServerStreamingClient[TransferResponse]
+
+func (c *peerClient) TransferLookup(ctx context.Context, in *TransferLookupRequest, opts ...grpc.CallOption) (*TransferLookupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TransferLookupResponse)
+	err := c.cc.Invoke(ctx, Peer_TransferLookup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -220,6 +262,17 @@ type PeerServer interface {
 	// up. The answer names the origin's journal: a different one means the
 	// origin lost its disk, and the replica takes the copies over instead.
 	StillPending(context.Context, *StillPendingRequest) (*StillPendingResponse, error)
+	// Transfer streams the cached entries the receiver held for partitions
+	// it lost to the sender (warm hand-over): when a partition changes
+	// owner, its previous owner moves its entries out of its cache into a
+	// holding area that only this call reads, and the new owner pulls them
+	// instead of loading the keys from the database. Messages are bounded
+	// in bytes and the stream in rate. Partitions the receiver still owns
+	// by its own table are named in not_yet: the sender asks again.
+	Transfer(*TransferRequest, grpc.ServerStreamingServer[TransferResponse]) error
+	// TransferLookup returns one held entry: a new owner's miss on a moved
+	// partition asks its previous owner before it loads from the database.
+	TransferLookup(context.Context, *TransferLookupRequest) (*TransferLookupResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -253,6 +306,12 @@ func (UnimplementedPeerServer) Handover(context.Context, *HandoverRequest) (*Han
 }
 func (UnimplementedPeerServer) StillPending(context.Context, *StillPendingRequest) (*StillPendingResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StillPending not implemented")
+}
+func (UnimplementedPeerServer) Transfer(*TransferRequest, grpc.ServerStreamingServer[TransferResponse]) error {
+	return status.Error(codes.Unimplemented, "method Transfer not implemented")
+}
+func (UnimplementedPeerServer) TransferLookup(context.Context, *TransferLookupRequest) (*TransferLookupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TransferLookup not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -408,6 +467,35 @@ func _Peer_StillPending_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Transfer_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TransferRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerServer).Transfer(m, &grpc.GenericServerStream[TransferRequest, TransferResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_TransferServer = grpc.ServerStreamingServer[TransferResponse]
+
+func _Peer_TransferLookup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransferLookupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).TransferLookup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_TransferLookup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).TransferLookup(ctx, req.(*TransferLookupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -443,6 +531,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "StillPending",
 			Handler:    _Peer_StillPending_Handler,
 		},
+		{
+			MethodName: "TransferLookup",
+			Handler:    _Peer_TransferLookup_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -450,6 +542,11 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Peer_Replicate_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Transfer",
+			Handler:       _Peer_Transfer_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "ringcache/v1/peer.proto",

@@ -1,0 +1,258 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/ringcache/ringcache/pkg/ring"
+	"github.com/ringcache/ringcache/pkg/strategy"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// Warm hand-over, the new owner's side. When this node gains partitions,
+// every namespace starts remembering the keys written here
+// (strategy.Namespace.BeginAdopt) before the new table routes anything
+// here; then one puller per previous owner streams that owner's held
+// entries (Peer.Transfer) and adopts them, and until a partition's pull
+// has finished a miss on it asks the previous owner first
+// (Peer.TransferLookup, inside the key's single flight). A key written
+// here since the change is never overwritten by an entry of the previous
+// owner. See warm_out.go for the previous owner's side.
+
+// transfer is one gained partition's pull.
+type transfer struct {
+	from  ring.Member
+	until time.Time
+	done  atomic.Bool
+}
+
+// inbound maps gained partitions to their pulls; immutable once published.
+type inbound map[int]*transfer
+
+// warmState is the engine's hand-over state.
+type warmState struct {
+	in  atomic.Pointer[inbound]
+	out *outbox
+	c   warmCounters
+	// ctx ends at Close: pullers stop.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// pullRetry is how long a puller waits before asking a previous owner
+// again for partitions it has not let go of yet (it has not seen the new
+// table), or after a failed pull.
+const pullRetry = 100 * time.Millisecond
+
+// gained returns, per previous owner, the partitions this node owns in r
+// and another member owned in src.
+func (e *Engine) gained(src, r *ring.Ring) map[string][]int {
+	if src == nil || src.PartitionCount() != r.PartitionCount() {
+		return nil
+	}
+	out := map[string][]int{}
+	for p := range r.PartitionCount() {
+		if r.PartitionOwner(p).Name != e.cfg.Self {
+			continue
+		}
+		if o := src.PartitionOwner(p); o.Name != e.cfg.Self {
+			out[o.Name] = append(out[o.Name], p)
+		}
+	}
+	return out
+}
+
+// beginWarm prepares the pulls of the partitions gained from src to r;
+// the caller publishes r, then runs the returned start. It returns nil
+// when there is nothing to pull.
+func (e *Engine) beginWarm(src, r *ring.Ring) func() {
+	if e.cfg.Warm.Off {
+		return nil
+	}
+	byOwner := e.gained(src, r)
+	if len(byOwner) == 0 {
+		return nil
+	}
+	for _, ns := range e.namespaces {
+		ns.BeginAdopt()
+	}
+	until := e.cfg.Now().Add(e.cfg.Warm.Window)
+	next := inbound{}
+	if cur := e.warm.in.Load(); cur != nil {
+		for p, t := range *cur { // earlier pulls still running for partitions kept
+			if !t.done.Load() && r.PartitionOwner(p).Name == e.cfg.Self {
+				next[p] = t
+			}
+		}
+	}
+	pulls := map[string]map[int]*transfer{}
+	for name, parts := range byOwner {
+		from := src.PartitionOwner(parts[0])
+		pulls[name] = map[int]*transfer{}
+		for _, p := range parts {
+			t := &transfer{from: from, until: until}
+			next[p] = t
+			pulls[name][p] = t
+		}
+	}
+	e.warm.in.Store(&next)
+	return func() {
+		left := atomic.Int32{}
+		left.Store(int32(len(pulls)))
+		for _, ts := range pulls {
+			e.bg.Add(1)
+			go func() {
+				defer e.bg.Done()
+				e.pull(ts, until)
+				if left.Add(-1) == 0 {
+					for _, ns := range e.namespaces {
+						ns.EndAdopt()
+					}
+				}
+			}()
+		}
+	}
+}
+
+// pull streams the held entries of one previous owner's partitions until
+// each is pulled, the window ends or the engine closes.
+func (e *Engine) pull(ts map[int]*transfer, until time.Time) {
+	var from ring.Member
+	parts := make([]uint32, 0, len(ts))
+	for p, t := range ts {
+		from = t.from
+		parts = append(parts, uint32(p))
+	}
+	defer func() {
+		for _, t := range ts {
+			t.done.Store(true)
+		}
+	}()
+	for len(parts) > 0 && e.cfg.Now().Before(until) {
+		notYet, err := e.pullOnce(from, parts)
+		if err != nil {
+			e.log.Debug("warm hand-over pull failed; retrying", "previous_owner", from.Name, "err", err)
+		} else {
+			pending := map[uint32]bool{}
+			for _, p := range notYet {
+				pending[p] = true
+			}
+			for _, p := range parts {
+				if !pending[p] {
+					ts[int(p)].done.Store(true)
+				}
+			}
+			parts = notYet
+		}
+		if len(parts) == 0 {
+			break
+		}
+		select {
+		case <-e.warm.ctx.Done():
+			return
+		case <-time.After(pullRetry):
+		}
+	}
+}
+
+// pullOnce runs one Transfer call and adopts what it brings.
+func (e *Engine) pullOnce(from ring.Member, parts []uint32) ([]uint32, error) {
+	ctx, cancel := context.WithCancel(e.warm.ctx)
+	defer cancel()
+	stream, err := e.cfg.Peers.Transfer(ctx, from, &pb.TransferRequest{From: e.cfg.Self, Hlc: e.Versions(), Partitions: parts})
+	if err != nil {
+		return nil, err
+	}
+	var notYet []uint32
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return notYet, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := e.ObserveClock(resp.Hlc); err != nil {
+			return nil, err
+		}
+		for _, te := range resp.Entries {
+			e.warm.c.entriesIn.Add(1)
+			e.warm.c.bytesIn.Add(uint64(len(te.Namespace) + 1 + len(te.Key) + len(te.Value) + heldOverhead))
+			if ns, ok := e.namespaces[te.Namespace]; ok {
+				ns.Adopt(te.Key, entryOf(te))
+			}
+		}
+		notYet = append(notYet, resp.NotYet...)
+	}
+}
+
+// entryOf is a transferred entry as the store keeps it: its life left as
+// its TTL.
+func entryOf(te *pb.TransferEntry) strategy.Entry {
+	return strategy.Entry{Value: te.Value, Found: te.Found, Version: te.Version,
+		TTL: time.Duration(te.LifeNanos), Cost: strategy.LoadCost(te.Cost)}
+}
+
+// previousOwner implements strategy.Previous for the namespaces.
+type previousOwner struct{ e *Engine }
+
+func (po previousOwner) transfer(ns, key string) *transfer {
+	in, r := po.e.warm.in.Load(), po.e.ring.Load()
+	if in == nil || r == nil || len(*in) == 0 {
+		return nil
+	}
+	t := (*in)[r.PartitionOf(ring.Key(ns, key))]
+	if t == nil || t.done.Load() || po.e.cfg.Now().After(t.until) {
+		return nil
+	}
+	return t
+}
+
+func (po previousOwner) Open(ns, key string) bool { return po.transfer(ns, key) != nil }
+
+func (po previousOwner) Held(ctx context.Context, ns, key string) (strategy.Entry, bool) {
+	t := po.transfer(ns, key)
+	if t == nil {
+		return strategy.Entry{}, false
+	}
+	e := po.e
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	resp, err := e.cfg.Peers.TransferLookup(ctx, t.from, &pb.TransferLookupRequest{Namespace: ns, Key: key, Hlc: e.Versions()})
+	if err != nil {
+		e.log.Debug("warm hand-over lookup failed; loading", "previous_owner", t.from.Name, "err", err)
+		return strategy.Entry{}, false
+	}
+	if err := e.ObserveClock(resp.Hlc); err != nil || !resp.Held || resp.Entry == nil {
+		return strategy.Entry{}, false
+	}
+	e.warm.c.missesServed.Add(1)
+	return entryOf(resp.Entry), true
+}
+
+// WarmStats are the warm hand-over's counters since start.
+type WarmStats struct {
+	// EntriesIn and BytesIn were received from previous owners (bulk
+	// pulls); EntriesOut and BytesOut were sent to new owners.
+	EntriesIn, BytesIn, EntriesOut, BytesOut uint64
+	// MissesServed are misses here answered by a previous owner's entry;
+	// LookupsServed are such misses of new owners answered here.
+	MissesServed, LookupsServed uint64
+	// Dropped entries did not fit the outbox (WarmConfig.MaxBytes).
+	Dropped uint64
+	// HeldPartitions and HeldBytes wait in the outbox now.
+	HeldPartitions int
+	HeldBytes      int64
+}
+
+// WarmStats returns the counters.
+func (e *Engine) WarmStats() WarmStats {
+	c := &e.warm.c
+	parts, bytes := e.warm.out.size()
+	return WarmStats{EntriesIn: c.entriesIn.Load(), BytesIn: c.bytesIn.Load(), EntriesOut: c.entriesOut.Load(),
+		BytesOut: c.bytesOut.Load(), MissesServed: c.missesServed.Load(), LookupsServed: c.lookupsServed.Load(),
+		Dropped: c.dropped.Load(), HeldPartitions: parts, HeldBytes: bytes}
+}
