@@ -170,7 +170,7 @@ func New(cfg Config) (*Engine, error) {
 			e.Close()
 			return nil, fmt.Errorf("namespace %q defined twice", name)
 		}
-		deps := strategy.Deps{Store: cfg.Store, Loader: spec.Loader, Writer: spec.Writer, Versions: cfg.Versions, Tracer: cfg.Tracer, OnChange: cfg.OnChange}
+		deps := strategy.Deps{Store: cfg.Store, Loader: spec.Loader, Writer: spec.Writer, Versions: cfg.Versions, Tracer: cfg.Tracer, OnChange: e.onChange(name)}
 		if !cfg.Warm.Off {
 			deps.Previous = previousOwner{e}
 		}

@@ -211,26 +211,70 @@ func (po previousOwner) transfer(ns, key string) *transfer {
 	return t
 }
 
-func (po previousOwner) Open(ns, key string) bool { return po.transfer(ns, key) != nil }
-
-func (po previousOwner) Held(ctx context.Context, ns, key string) (strategy.Entry, bool) {
-	t := po.transfer(ns, key)
-	if t == nil {
-		return strategy.Entry{}, false
+// Open reports whether a miss of key may be answered by a previous owner:
+// this node's own outbox holds the key's partition (a member that routes
+// by an older table forwarded the miss here), or a pull of it is open.
+func (po previousOwner) Open(ns, key string) bool {
+	r := po.e.ring.Load()
+	if r == nil {
+		return false
 	}
+	if po.e.warm.out.holds(r.PartitionOf(ring.Key(ns, key))) {
+		return true
+	}
+	return po.transfer(ns, key) != nil
+}
+
+// Held answers from this node's outbox, else, with remote, from the
+// previous owner of an open pull.
+func (po previousOwner) Held(ctx context.Context, ns, key string, remote bool) (strategy.Entry, bool, bool) {
 	e := po.e
+	if r := e.ring.Load(); r != nil {
+		skey := ring.Key(ns, key)
+		if h, ok := e.warm.out.get(r.PartitionOf(skey), skey); ok {
+			if te, live := e.transferEntry(skey, h, e.cfg.Now()); live {
+				return entryOf(te), true, true
+			}
+		}
+	}
+	t := po.transfer(ns, key)
+	if !remote || t == nil {
+		return strategy.Entry{}, false, false
+	}
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	resp, err := e.cfg.Peers.TransferLookup(ctx, t.from, &pb.TransferLookupRequest{Namespace: ns, Key: key, Hlc: e.Versions()})
 	if err != nil {
 		e.log.Debug("warm hand-over lookup failed; loading", "previous_owner", t.from.Name, "err", err)
-		return strategy.Entry{}, false
+		return strategy.Entry{}, false, false
 	}
 	if err := e.ObserveClock(resp.Hlc); err != nil || !resp.Held || resp.Entry == nil {
-		return strategy.Entry{}, false
+		return strategy.Entry{}, false, false
 	}
 	e.warm.c.missesServed.Add(1)
-	return entryOf(resp.Entry), true
+	return entryOf(resp.Entry), false, true
+}
+
+// onChange is namespace ns's change hook: Config.OnChange, after the
+// held entry of the key, if any, is dropped (this node changed the key).
+func (e *Engine) onChange(ns string) strategy.ChangeHook {
+	return func(namespace, key string) {
+		e.forgetWritten(ns, key)
+		if e.cfg.OnChange != nil {
+			e.cfg.OnChange(namespace, key)
+		}
+	}
+}
+
+// forgetWritten drops the held entry of a key this node just changed.
+func (e *Engine) forgetWritten(ns, key string) {
+	if e.warm.out.count.Load() == 0 {
+		return
+	}
+	if r := e.ring.Load(); r != nil {
+		skey := ring.Key(ns, key)
+		e.warm.out.forget(r.PartitionOf(skey), skey)
+	}
 }
 
 // WarmStats are the warm hand-over's counters since start.

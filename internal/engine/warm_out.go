@@ -71,7 +71,9 @@ type outbox struct {
 	bytes int64
 	// owed are the partitions a leaving node still owns and their new
 	// owners have not pulled yet; nil unless leaving.
-	owed  map[int]bool
+	owed map[int]bool
+	// count is len(parts), read without the lock on every write.
+	count atomic.Int64
 	limit *rate.Limiter
 	c     *warmCounters
 }
@@ -128,27 +130,6 @@ func (e *Engine) holdLost(old, r *ring.Ring) (held, dropped int) {
 	return held, dropped
 }
 
-// holdOwned moves the store's entries of the given partitions, which this
-// node still owns by its table, into the outbox: the node is leaving, and
-// their new owner asks for them.
-func (e *Engine) holdOwned(parts map[int]bool) {
-	r := e.ring.Load()
-	now := e.cfg.Now()
-	until := now.Add(e.cfg.Warm.Window)
-	e.cfg.Store.TakeFunc(func(skey string) bool { return parts[r.PartitionOf(skey)] }, func(skey string, en store.Entry, life time.Duration) {
-		if e.visibleEntry(skey, en) {
-			e.warm.out.hold(r.PartitionOf(skey), skey, en, life, now, until, e.cfg.Warm.MaxBytes)
-		}
-	})
-	e.warm.out.mu.Lock()
-	for p := range parts { // an empty partition is pulled too
-		if e.warm.out.parts[p] == nil {
-			e.warm.out.parts[p] = &heldPart{entries: map[string]heldEntry{}, until: until}
-		}
-	}
-	e.warm.out.mu.Unlock()
-}
-
 func (ob *outbox) hold(p int, skey string, en strategy.Entry, life time.Duration, now, until time.Time, maxBytes int64) bool {
 	h := heldEntry{e: en, size: int64(len(skey)+len(en.Value)) + heldOverhead}
 	if en.TTL > 0 {
@@ -163,6 +144,7 @@ func (ob *outbox) hold(p int, skey string, en strategy.Entry, life time.Duration
 	if part == nil {
 		part = &heldPart{entries: map[string]heldEntry{}}
 		ob.parts[p] = part
+		ob.count.Store(int64(len(ob.parts)))
 	}
 	part.until = until
 	old, had := part.entries[skey]
@@ -187,6 +169,7 @@ func (ob *outbox) prune(now time.Time) {
 		if now.After(part.until) {
 			ob.bytes -= part.bytes
 			delete(ob.parts, p)
+			ob.count.Store(int64(len(ob.parts)))
 		}
 	}
 }
@@ -200,6 +183,7 @@ func (ob *outbox) release(parts []uint32) {
 		if part := ob.parts[int(p)]; part != nil {
 			ob.bytes -= part.bytes
 			delete(ob.parts, int(p))
+			ob.count.Store(int64(len(ob.parts)))
 		}
 	}
 }
@@ -217,58 +201,6 @@ func (ob *outbox) snapshot(p int) map[string]heldEntry {
 		out[k] = v
 	}
 	return out
-}
-
-// StartLeaving makes this node hand its partitions over as it leaves
-// (graceful leave): from now on a new owner's pull of a partition this
-// node still owns takes its entries out of the store, and AwaitTransfers waits
-// for the pulls. Call it before announcing the leave.
-func (e *Engine) StartLeaving() {
-	r := e.ring.Load()
-	if r == nil || e.cfg.Warm.Off {
-		return
-	}
-	owed := map[int]bool{}
-	for p := range r.PartitionCount() {
-		if r.PartitionOwner(p).Name == e.cfg.Self {
-			owed[p] = true
-		}
-	}
-	ob := e.warm.out
-	ob.mu.Lock()
-	ob.owed = owed
-	ob.mu.Unlock()
-}
-
-func (e *Engine) leaving() bool {
-	ob := e.warm.out
-	ob.mu.Lock()
-	defer ob.mu.Unlock()
-	return ob.owed != nil
-}
-
-// AwaitTransfers waits, after StartLeaving and the leave, until the members that
-// took this node's partitions have pulled them all, or ctx ends. It
-// returns how many partitions were not pulled.
-func (e *Engine) AwaitTransfers(ctx context.Context) int {
-	if !e.leaving() {
-		return 0
-	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		e.warm.out.mu.Lock()
-		left := len(e.warm.out.owed)
-		e.warm.out.mu.Unlock()
-		if left == 0 {
-			return 0
-		}
-		select {
-		case <-ctx.Done():
-			return left
-		case <-tick.C:
-		}
-	}
 }
 
 // size returns the held partitions and bytes.
@@ -396,33 +328,75 @@ func (e *Engine) TransferLookup(req *pb.TransferLookupRequest) (*pb.TransferLook
 		return nil, err
 	}
 	resp := &pb.TransferLookupResponse{}
-	r := e.ring.Load()
-	if r != nil {
-		skey := ring.Key(req.Namespace, req.Key)
-		ob := e.warm.out
-		ob.mu.Lock()
-		var h heldEntry
-		ok := false
-		if part := ob.parts[r.PartitionOf(skey)]; part != nil {
-			h, ok = part.entries[skey]
-		}
-		ob.mu.Unlock()
-		if !ok && e.leaving() && r.PartitionOwner(r.PartitionOf(skey)).Name == e.cfg.Self {
-			// Not pulled yet: the entry is still in the store.
-			if en, life, found := e.cfg.Store.GetWithLife(skey); found {
-				h, ok = heldEntry{e: en, size: int64(len(skey) + len(en.Value))}, true
-				if en.TTL > 0 {
-					h.expires = e.cfg.Now().Add(life)
-				}
-			}
-		}
-		if ok {
-			if te, live := e.transferEntry(skey, h, e.cfg.Now()); live {
-				resp.Held, resp.Entry = true, te
-				e.warm.c.lookupsServed.Add(1)
-			}
-		}
+	if te, ok := e.heldOrOwned(req.Namespace, req.Key); ok {
+		resp.Held, resp.Entry = true, te
+		e.warm.c.lookupsServed.Add(1)
 	}
 	resp.Hlc = e.Versions()
 	return resp, nil
+}
+
+// heldOrOwned returns key's entry for a new owner: the one held in the
+// outbox, else, when this node still owns the key's partition by its table
+// (it has not seen the change yet, or it is leaving), the one in its
+// store, as a forwarded Get would read it.
+func (e *Engine) heldOrOwned(ns, key string) (*pb.TransferEntry, bool) {
+	r := e.ring.Load()
+	if r == nil {
+		return nil, false
+	}
+	skey := ring.Key(ns, key)
+	p := r.PartitionOf(skey)
+	h, ok := e.warm.out.get(p, skey)
+	if !ok && r.PartitionOwner(p).Name == e.cfg.Self {
+		if en, life, found := e.cfg.Store.GetWithLife(skey); found {
+			h, ok = heldEntry{e: en}, true
+			if en.TTL > 0 {
+				h.expires = e.cfg.Now().Add(life)
+			}
+		}
+	}
+	if !ok {
+		return nil, false
+	}
+	return e.transferEntry(skey, h, e.cfg.Now())
+}
+
+// get returns the held entry of skey in partition p.
+func (ob *outbox) get(p int, skey string) (heldEntry, bool) {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if part := ob.parts[p]; part != nil {
+		h, ok := part.entries[skey]
+		return h, ok
+	}
+	return heldEntry{}, false
+}
+
+// holds reports whether partition p is held.
+func (ob *outbox) holds(p int) bool {
+	if ob.count.Load() == 0 {
+		return false
+	}
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	return ob.parts[p] != nil
+}
+
+// forget drops the held entry of skey: this node served a write of the
+// key (a forwarded op of a member that routes by an older table), so the
+// held entry is stale.
+func (ob *outbox) forget(p int, skey string) {
+	if ob.count.Load() == 0 {
+		return
+	}
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if part := ob.parts[p]; part != nil {
+		if h, ok := part.entries[skey]; ok {
+			delete(part.entries, skey)
+			part.bytes -= h.size
+			ob.bytes -= h.size
+		}
+	}
 }

@@ -26,12 +26,16 @@ import (
 
 // Previous is the seam to the previous owners of moved partitions. Held
 // returns the entry a previous owner holds for key of namespace ns, with
-// its life left as TTL (≤ 0: none), when a transfer of the key's partition
-// is open; Open reports, without a call, whether one is. Any failure is
-// reported as nothing held. Called on the key's owner, from loads.
+// its life left as TTL (≤ 0: none): the one this node holds itself for
+// the key's new owner (a member that routes by an older table sent the
+// miss here), else, with remote, the one the previous owner holds when a
+// transfer of the key's partition here is open; here says it was this
+// node's own (the answer is then not cached: this node does not own the
+// key). Open reports, without a call, whether either may answer. Any
+// failure is reported as nothing held. Called from loads.
 type Previous interface {
 	Open(ns, key string) bool
-	Held(ctx context.Context, ns, key string) (Entry, bool)
+	Held(ctx context.Context, ns, key string, remote bool) (e Entry, here, ok bool)
 }
 
 // maxTouched bounds the keys remembered as written while adoptions run;
@@ -158,28 +162,27 @@ func (n *Namespace) Visible(skey string, e Entry) bool {
 // written here since the adoption began. It runs inside the key's single
 // flight, after the journal and before the Loader.
 func (n *Namespace) fromPrevious(ctx context.Context, key string) (loadResult, bool) {
-	if n.previous == nil || n.adopt.cur.Load() == nil || !n.previous.Open(n.p.Name, key) {
+	if n.previous == nil || !n.previous.Open(n.p.Name, key) {
 		return loadResult{}, false
 	}
+	// Another node's entry only while an adoption runs, and not for a key
+	// written here since it began.
 	skey := n.prefix + key
 	i := n.stripe(skey)
 	n.genMu[i].Lock()
 	a := n.adopt.cur.Load()
-	written := a == nil || a.touched(i, skey)
+	remote := a != nil && !a.touched(i, skey)
 	n.genMu[i].Unlock()
-	if written {
-		return loadResult{}, false
-	}
-	e, ok := n.previous.Held(ctx, n.p.Name, key)
+	e, here, ok := n.previous.Held(ctx, n.p.Name, key, remote)
 	if !ok {
 		return loadResult{}, false
 	}
 	n.c.previousHits.Add(1)
-	return loadResult{value: e.Value, found: e.Found, version: e.Version, life: e.TTL, held: true, heldCost: e.Cost}, true
+	return loadResult{value: e.Value, found: e.Found, version: e.Version, life: e.TTL, held: true, heldCost: e.Cost, noCache: here}, true
 }
 
 // awaitsPrevious reports whether a miss of key in a namespace that never
 // loads should still ask a previous owner.
 func (n *Namespace) awaitsPrevious(key string) bool {
-	return n.previous != nil && n.adopt.cur.Load() != nil && n.previous.Open(n.p.Name, key)
+	return n.previous != nil && n.previous.Open(n.p.Name, key)
 }

@@ -19,6 +19,7 @@ type loadResult struct {
 	held     bool
 	life     time.Duration
 	heldCost LoadCost
+	noCache  bool // answered, not cached: this node does not own the key
 }
 
 // fetch reads the key's current value: a write still queued in the
@@ -99,6 +100,9 @@ func (n *Namespace) fetchGuarded(ctx context.Context, key, skey string, miss boo
 // install caches a fetched result unless a write touched the key's stripe
 // since gen was read.
 func (n *Namespace) install(skey string, gen uint64, r loadResult, replace bool) {
+	if r.noCache {
+		return
+	}
 	i := n.stripe(skey)
 	n.genMu[i].Lock()
 	defer n.genMu[i].Unlock()
