@@ -133,7 +133,9 @@ func TestWarm_JoinerPullsThePreviousOwnersEntries(t *testing.T) {
 	}
 }
 
-func key(i int) string { return "k" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676)) }
+func key(i int) string {
+	return "k" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))
+}
 
 func mustGetValue(t *testing.T, ns *strategy.Namespace, k, want string) {
 	t.Helper()
