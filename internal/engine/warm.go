@@ -47,6 +47,9 @@ type warmState struct {
 // table), or after a failed pull.
 const pullRetry = 100 * time.Millisecond
 
+// maxPullFailures is how many failed pulls end a puller.
+const maxPullFailures = 3
+
 // gained returns, per previous owner, the partitions this node owns in r
 // and another member owned in src.
 func (e *Engine) gained(src, r *ring.Ring) map[string][]int {
@@ -54,11 +57,17 @@ func (e *Engine) gained(src, r *ring.Ring) map[string][]int {
 		return nil
 	}
 	out := map[string][]int{}
+	failed := map[string]bool{}
+	if f := e.cfg.Warm.Failed; f != nil {
+		for _, m := range src.Members() {
+			failed[m.Name] = !r.Has(m.Name) && f(m.Name)
+		}
+	}
 	for p := range r.PartitionCount() {
 		if r.PartitionOwner(p).Name != e.cfg.Self {
 			continue
 		}
-		if o := src.PartitionOwner(p); o.Name != e.cfg.Self {
+		if o := src.PartitionOwner(p); o.Name != e.cfg.Self && !failed[o.Name] {
 			out[o.Name] = append(out[o.Name], p)
 		}
 	}
@@ -131,10 +140,22 @@ func (e *Engine) pull(ts map[int]*transfer, until time.Time) {
 			t.done.Store(true)
 		}
 	}()
+	failures := 0
 	for len(parts) > 0 && e.cfg.Now().Before(until) {
 		notYet, err := e.pullOnce(from, parts)
+		wait := pullRetry
 		if err != nil {
-			e.log.Debug("warm hand-over pull failed; retrying", "previous_owner", from.Name, "err", err)
+			// A previous owner that is no longer a member answers at once
+			// if it is leaving gracefully; one that cannot be reached is
+			// not asked again and again (its connection would only back
+			// off further), and its partitions start cold.
+			failures++
+			r := e.ring.Load()
+			if failures >= maxPullFailures || r == nil || !r.Has(from.Name) {
+				e.log.Debug("warm hand-over pull failed; loading from the database instead", "previous_owner", from.Name, "err", err)
+				return
+			}
+			wait = pullRetry << failures
 		} else {
 			pending := map[uint32]bool{}
 			for _, p := range notYet {
@@ -153,7 +174,7 @@ func (e *Engine) pull(ts map[int]*transfer, until time.Time) {
 		select {
 		case <-e.warm.ctx.Done():
 			return
-		case <-time.After(pullRetry):
+		case <-time.After(wait):
 		}
 	}
 }

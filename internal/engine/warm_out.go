@@ -40,6 +40,10 @@ type WarmConfig struct {
 	// Window is how long held entries wait to be pulled, and how long a
 	// new owner keeps pulling and asking. Default Config.HandoffWindow.
 	Window time.Duration
+	// Failed reports whether a member failed (crashed, or was cut off)
+	// rather than left gracefully: a new owner does not pull from it, so
+	// it does not dial a node it cannot reach. nil: none failed.
+	Failed func(name string) bool
 }
 
 // Defaults of WarmConfig.

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/ringcache/ringcache/internal/engine"
+	"github.com/ringcache/ringcache/internal/membership"
 )
 
 // Warm hand-over, the node's part: its configuration, its instruments,
@@ -35,8 +36,23 @@ type WarmHandoverConfig struct {
 	Timeout time.Duration
 }
 
-func (c WarmHandoverConfig) engine(window time.Duration) engine.WarmConfig {
-	return engine.WarmConfig{Off: c.Disabled, MaxBytes: c.MaxBytes, Rate: c.Rate, Window: window}
+func (n *Node) warmConfig() engine.WarmConfig {
+	c := n.cfg.WarmHandover
+	return engine.WarmConfig{Off: c.Disabled, MaxBytes: c.MaxBytes, Rate: c.Rate, Window: n.cfg.HandoffWindow, Failed: n.memberFailed}
+}
+
+// memberFailed reports whether gossip declared the member dead (not gone
+// gracefully): its cached entries are not pulled.
+func (n *Node) memberFailed(name string) bool {
+	if n.members == nil {
+		return false
+	}
+	for _, m := range n.members.Members() {
+		if m.Name == name {
+			return m.State == membership.StateDead
+		}
+	}
+	return true // forgotten: long gone
 }
 
 // awaitWarmPulls waits, on a graceful leave, until the new owners of this
