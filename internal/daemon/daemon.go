@@ -59,6 +59,7 @@ type Flags struct {
 	BootstrapTimeout time.Duration
 	BootstrapAlone   bool
 	FlushTimeout     time.Duration
+	WarmHandover     bool
 	GossipKeyFile    string
 	// AdminAddr is the listen address of /metrics, /healthz and /readyz;
 	// empty disables them. AdminAddrSet tells whether it was given on the
@@ -115,6 +116,7 @@ func NewCommand() *cobra.Command {
 	fl.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop may take before open calls are cut")
 	fl.StringVar(&f.GossipKeyFile, "gossip-key-file", "", "file holding the gossip encryption keys, one base64 key (16, 24 or 32 bytes) per line, the first primary (or a single raw key); SIGHUP re-reads it to rotate keys, and the node rewrites it when ringcachectl gossip-keys changes them")
 	fl.DurationVar(&f.FlushTimeout, "flush-timeout", node.DefaultFlushTimeout, "how long a graceful stop may spend writing the write-behind journal to the database (the rest is flushed on the next start)")
+	fl.BoolVar(&f.WarmHandover, "warm-handover", true, "when partitions change owner (a join, a graceful leave), the new owner pulls the entries the previous owner had cached instead of loading them from the database; false starts moved partitions cold")
 	fl.StringVar(&f.AdminAddr, "admin-addr", DefaultAdminAddr, "HTTP listen address of /metrics (Prometheus), /healthz and /readyz; empty disables them")
 	f.Security.register(fl)
 	f.Limits.register(fl)
@@ -222,6 +224,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		ReplicationTimeout:  replicationTimeout(file),
 		Prewarm:             pw,
 		FlushTimeout:        f.FlushTimeout,
+		WarmHandover:        node.WarmHandoverConfig{Disabled: !f.WarmHandover},
 		BootstrapTimeout:    f.BootstrapTimeout,
 		BootstrapAlone:      f.BootstrapAlone,
 		Logger:              log,

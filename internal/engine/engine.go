@@ -72,6 +72,9 @@ type Peers interface {
 	Replicate(ctx context.Context, to ring.Member) (pb.Peer_ReplicateClient, error)
 	Handover(ctx context.Context, to ring.Member, req *pb.HandoverRequest) (*pb.HandoverResponse, error)
 	StillPending(ctx context.Context, to ring.Member, req *pb.StillPendingRequest) (*pb.StillPendingResponse, error)
+	// The warm hand-over of cached entries (warm.go).
+	Transfer(ctx context.Context, to ring.Member, req *pb.TransferRequest) (pb.Peer_TransferClient, error)
+	TransferLookup(ctx context.Context, to ring.Member, req *pb.TransferLookupRequest) (*pb.TransferLookupResponse, error)
 }
 
 // Config configures an Engine. Self, Namespaces, Store, Versions and Peers
@@ -102,6 +105,9 @@ type Config struct {
 	// HandoffWindow is how long, after taking a partition over, the
 	// engine asks its previous owner for pending write-behind writes.
 	HandoffWindow time.Duration
+	// Warm tunes the warm hand-over of cached entries when partitions
+	// change owner (warm.go, warm_out.go).
+	Warm WarmConfig
 	// Replication tunes replicated write-behind (replicate.go); zero
 	// fields take their defaults.
 	Replication ReplicationConfig
@@ -137,6 +143,7 @@ type Engine struct {
 	bg         sync.WaitGroup // announcements of merges; Close waits
 	repl       *replication   // nil without a journal
 	replicas   atomic.Pointer[replicaTable]
+	warm       warmState
 }
 
 type counters struct {
@@ -158,14 +165,20 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Warm.defaults(cfg.HandoffWindow)
 	e := &Engine{cfg: cfg, log: cfg.Logger, namespaces: map[string]*strategy.Namespace{}, audited: map[string]bool{}}
+	e.warm.out = newOutbox(cfg.Warm, &e.warm.c)
+	e.warm.ctx, e.warm.cancel = context.WithCancel(context.Background())
 	for _, spec := range cfg.Namespaces {
 		name := spec.Policy.Name
 		if _, dup := e.namespaces[name]; dup {
 			e.Close()
 			return nil, fmt.Errorf("namespace %q defined twice", name)
 		}
-		deps := strategy.Deps{Store: cfg.Store, Loader: spec.Loader, Writer: spec.Writer, Versions: cfg.Versions, Tracer: cfg.Tracer, OnChange: cfg.OnChange}
+		deps := strategy.Deps{Store: cfg.Store, Loader: spec.Loader, Writer: spec.Writer, Versions: cfg.Versions, Tracer: cfg.Tracer, OnChange: e.onChange(name)}
+		if !cfg.Warm.Off {
+			deps.Previous = previousOwner{e}
+		}
 		if spec.Policy.Write == strategy.WriteBehind {
 			if cfg.Journal == nil || spec.Writer == nil {
 				e.Close()
@@ -203,6 +216,7 @@ func New(cfg Config) (*Engine, error) {
 // replication's, and waits for announcements in flight (bounded by their
 // timeout).
 func (e *Engine) Close() {
+	e.warm.cancel() // pullers stop
 	if e.repl != nil {
 		e.repl.close()
 	}

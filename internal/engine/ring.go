@@ -23,6 +23,13 @@ func (e *Engine) SetRingAfter(prev, r *ring.Ring) {
 		moved = len(ring.Diff(old, r))
 	}
 	now := e.cfg.Now()
+	// The table the gained partitions were taken from: the coordinator's
+	// previous one when known (a joining node has no table of its own).
+	src := old
+	if prev != nil && prev.PartitionCount() == r.PartitionCount() {
+		src = prev
+	}
+	startPulls := e.beginWarm(src, r) // before r routes anything here
 	if prev != nil && (old == nil || old.Version() != prev.Version()) && prev.PartitionCount() == r.PartitionCount() {
 		e.recordHandoffs(prev, r, now)
 	}
@@ -53,6 +60,9 @@ func (e *Engine) SetRingAfter(prev, r *ring.Ring) {
 		}
 		e.dropUnowned(old, r)
 	}
+	if startPulls != nil {
+		startPulls()
+	}
 	if old != nil {
 		e.log.Info("ring rebuilt", "version", r.Version(), "members", len(r.Members()), "moved_partitions", moved)
 	}
@@ -61,8 +71,16 @@ func (e *Engine) SetRingAfter(prev, r *ring.Ring) {
 // dropUnowned removes cached entries of partitions this node does not own
 // in r, or did not own in old. An entry of a partition that moved away and
 // comes back later would otherwise be served although the key was written
-// on another owner meanwhile.
+// on another owner meanwhile. With the warm hand-over on, the entries of
+// partitions it lost go to the outbox for their new owners (warm_out.go).
 func (e *Engine) dropUnowned(old, r *ring.Ring) {
+	if !e.cfg.Warm.Off {
+		held, dropped := e.holdLost(old, r)
+		if held+dropped > 0 {
+			e.log.Info("moved entries of partitions that changed owner", "held_for_new_owners", held, "dropped", dropped)
+		}
+		return
+	}
 	self := e.cfg.Self
 	dropped := e.cfg.Store.DeleteFunc(func(skey string) bool {
 		p := r.PartitionOf(skey) // store keys are routing keys

@@ -2,47 +2,322 @@ package engine
 
 import (
 	"context"
-	"fmt"
+	"errors"
+	"io"
+	"sync/atomic"
+	"time"
 
 	"github.com/ringcache/ringcache/pkg/ring"
 	"github.com/ringcache/ringcache/pkg/strategy"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
-// track counts a Get served here as the key's owner toward the hot-key
-// list (Config.HotKeys), in read-through namespaces only: only those can be
-// loaded again after a restart. The partition is computed only for the
-// sampled reads.
-func (e *Engine) track(ns *strategy.Namespace, op *Op) {
-	t := e.cfg.HotKeys
-	if !t.Sample() || ns.Policy().Read != strategy.ReadThrough {
-		return
-	}
-	parts := e.cfg.Ring.PartitionCount
-	if parts == 0 {
-		parts = ring.DefaultPartitionCount
-	}
-	t.Count(op.Namespace, op.Key, ring.PartitionFor(e.cfg.Ring.DefaultNamespace, op.Namespace, op.Key, parts))
+// Warm hand-over, the new owner's side. When this node gains partitions,
+// every namespace starts remembering the keys written here
+// (strategy.Namespace.BeginAdopt) before the new table routes anything
+// here; then one puller per previous owner streams that owner's held
+// entries (Peer.Transfer) and adopts them, and until a partition's pull
+// has finished a miss on it asks the previous owner first
+// (Peer.TransferLookup, inside the key's single flight). A key written
+// here since the change is never overwritten by an entry of the previous
+// owner. See warm_out.go for the previous owner's side.
+
+// transfer is one gained partition's pull.
+type transfer struct {
+	from  ring.Member
+	until time.Time
+	done  atomic.Bool
 }
 
-// Warm loads key of namespace ns into memory when this node owns it by the
-// ring it routes by and does not hold it, through the namespace's one load
-// per key (strategy.Namespace.Warm): a client's miss of the key meanwhile
-// waits for the same load. owned is false, and nothing is loaded, when
-// another node owns the key or the node is not ready.
-func (e *Engine) Warm(ctx context.Context, namespace, key string) (src strategy.WarmSource, owned bool, err error) {
-	r := e.ring.Load()
-	if r == nil || !e.Ready() {
-		return strategy.WarmNotLoaded, false, fmt.Errorf("warm: %w", ErrNotReady)
+// inbound maps gained partitions to their pulls; immutable once published.
+type inbound map[int]*transfer
+
+// warmState is the engine's hand-over state.
+type warmState struct {
+	in  atomic.Pointer[inbound]
+	out *outbox
+	c   warmCounters
+	// ctx ends at Close: pullers stop.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// pullRetry is how long a puller waits before asking a previous owner
+// again for partitions it has not let go of yet (it has not seen the new
+// table), or after a failed pull.
+const pullRetry = 100 * time.Millisecond
+
+// maxPullFailures is how many failed pulls end a puller.
+const maxPullFailures = 3
+
+// gained returns, per previous owner, the partitions this node owns in r
+// and another member owned in src.
+func (e *Engine) gained(src, r *ring.Ring) map[string][]int {
+	if src == nil || src.PartitionCount() != r.PartitionCount() {
+		return nil
 	}
-	ns, err := e.Namespace(namespace)
-	if err != nil {
-		return strategy.WarmNotLoaded, false, err
+	out := map[string][]int{}
+	failed := map[string]bool{}
+	if f := e.cfg.Warm.Failed; f != nil {
+		for _, m := range src.Members() {
+			failed[m.Name] = !r.Has(m.Name) && f(m.Name)
+		}
 	}
-	if r.Owner(ring.Key(namespace, key)).Name != e.cfg.Self {
-		return strategy.WarmNotLoaded, false, nil
+	for p := range r.PartitionCount() {
+		if r.PartitionOwner(p).Name != e.cfg.Self {
+			continue
+		}
+		if o := src.PartitionOwner(p); o.Name != e.cfg.Self && !failed[o.Name] {
+			out[o.Name] = append(out[o.Name], p)
+		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.ForwardTimeout)
+	return out
+}
+
+// beginWarm prepares the pulls of the partitions gained from src to r;
+// the caller publishes r, then runs the returned start. It returns nil
+// when there is nothing to pull.
+func (e *Engine) beginWarm(src, r *ring.Ring) func() {
+	if e.cfg.Warm.Off {
+		return nil
+	}
+	byOwner := e.gained(src, r)
+	if len(byOwner) == 0 {
+		return nil
+	}
+	for _, ns := range e.namespaces {
+		ns.BeginAdopt()
+	}
+	until := e.cfg.Now().Add(e.cfg.Warm.Window)
+	next := inbound{}
+	if cur := e.warm.in.Load(); cur != nil {
+		for p, t := range *cur { // earlier pulls still running for partitions kept
+			if !t.done.Load() && r.PartitionOwner(p).Name == e.cfg.Self {
+				next[p] = t
+			}
+		}
+	}
+	pulls := map[string]map[int]*transfer{}
+	for name, parts := range byOwner {
+		from := src.PartitionOwner(parts[0])
+		pulls[name] = map[int]*transfer{}
+		for _, p := range parts {
+			t := &transfer{from: from, until: until}
+			next[p] = t
+			pulls[name][p] = t
+		}
+	}
+	e.warm.in.Store(&next)
+	return func() {
+		left := atomic.Int32{}
+		left.Store(int32(len(pulls)))
+		for _, ts := range pulls {
+			e.bg.Add(1)
+			go func() {
+				defer e.bg.Done()
+				e.pull(ts, until)
+				if left.Add(-1) == 0 {
+					for _, ns := range e.namespaces {
+						ns.EndAdopt()
+					}
+				}
+			}()
+		}
+	}
+}
+
+// pull streams the held entries of one previous owner's partitions until
+// each is pulled, the window ends or the engine closes.
+func (e *Engine) pull(ts map[int]*transfer, until time.Time) {
+	var from ring.Member
+	parts := make([]uint32, 0, len(ts))
+	for p, t := range ts {
+		from = t.from
+		parts = append(parts, uint32(p))
+	}
+	defer func() {
+		for _, t := range ts {
+			t.done.Store(true)
+		}
+	}()
+	failures := 0
+	for len(parts) > 0 && e.cfg.Now().Before(until) {
+		notYet, err := e.pullOnce(from, parts)
+		wait := pullRetry
+		if err != nil {
+			// A previous owner that is no longer a member answers at once
+			// if it is leaving gracefully; one that cannot be reached is
+			// not asked again and again (its connection would only back
+			// off further), and its partitions start cold.
+			failures++
+			r := e.ring.Load()
+			if failures >= maxPullFailures || r == nil || !r.Has(from.Name) {
+				e.log.Debug("warm hand-over pull failed; loading from the database instead", "previous_owner", from.Name, "err", err)
+				return
+			}
+			wait = pullRetry << failures
+		} else {
+			pending := map[uint32]bool{}
+			for _, p := range notYet {
+				pending[p] = true
+			}
+			for _, p := range parts {
+				if !pending[p] {
+					ts[int(p)].done.Store(true)
+				}
+			}
+			parts = notYet
+		}
+		if len(parts) == 0 {
+			break
+		}
+		select {
+		case <-e.warm.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// pullOnce runs one Transfer call and adopts what it brings.
+func (e *Engine) pullOnce(from ring.Member, parts []uint32) ([]uint32, error) {
+	ctx, cancel := context.WithCancel(e.warm.ctx)
 	defer cancel()
-	src, err = ns.Warm(ctx, key)
-	return src, true, err
+	stream, err := e.cfg.Peers.Transfer(ctx, from, &pb.TransferRequest{From: e.cfg.Self, Hlc: e.Versions(), Partitions: parts})
+	if err != nil {
+		return nil, err
+	}
+	var notYet []uint32
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return notYet, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := e.ObserveClock(resp.Hlc); err != nil {
+			return nil, err
+		}
+		for _, te := range resp.Entries {
+			e.warm.c.entriesIn.Add(1)
+			e.warm.c.bytesIn.Add(uint64(len(te.Namespace) + 1 + len(te.Key) + len(te.Value) + heldOverhead))
+			if ns, ok := e.namespaces[te.Namespace]; ok {
+				ns.Adopt(te.Key, entryOf(te))
+			}
+		}
+		notYet = append(notYet, resp.NotYet...)
+	}
+}
+
+// entryOf is a transferred entry as the store keeps it: its life left as
+// its TTL.
+func entryOf(te *pb.TransferEntry) strategy.Entry {
+	return strategy.Entry{Value: te.Value, Found: te.Found, Version: te.Version,
+		TTL: time.Duration(te.LifeNanos), Cost: strategy.LoadCost(te.Cost)}
+}
+
+// previousOwner implements strategy.Previous for the namespaces.
+type previousOwner struct{ e *Engine }
+
+func (po previousOwner) transfer(ns, key string) *transfer {
+	in, r := po.e.warm.in.Load(), po.e.ring.Load()
+	if in == nil || r == nil || len(*in) == 0 {
+		return nil
+	}
+	t := (*in)[r.PartitionOf(ring.Key(ns, key))]
+	if t == nil || t.done.Load() || po.e.cfg.Now().After(t.until) {
+		return nil
+	}
+	return t
+}
+
+// Open reports whether a miss of key may be answered by a previous owner:
+// this node's own outbox holds the key's partition (a member that routes
+// by an older table forwarded the miss here), or a pull of it is open.
+func (po previousOwner) Open(ns, key string) bool {
+	r := po.e.ring.Load()
+	if r == nil {
+		return false
+	}
+	if po.e.warm.out.holds(r.PartitionOf(ring.Key(ns, key))) {
+		return true
+	}
+	return po.transfer(ns, key) != nil
+}
+
+// Held answers from this node's outbox, else, with remote, from the
+// previous owner of an open pull.
+func (po previousOwner) Held(ctx context.Context, ns, key string, remote bool) (strategy.Entry, bool, bool) {
+	e := po.e
+	if r := e.ring.Load(); r != nil {
+		skey := ring.Key(ns, key)
+		if h, ok := e.warm.out.get(r.PartitionOf(skey), skey); ok {
+			if te, live := e.transferEntry(skey, h, e.cfg.Now()); live {
+				return entryOf(te), true, true
+			}
+		}
+	}
+	t := po.transfer(ns, key)
+	if !remote || t == nil {
+		return strategy.Entry{}, false, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	resp, err := e.cfg.Peers.TransferLookup(ctx, t.from, &pb.TransferLookupRequest{Namespace: ns, Key: key, Hlc: e.Versions()})
+	if err != nil {
+		e.log.Debug("warm hand-over lookup failed; loading", "previous_owner", t.from.Name, "err", err)
+		return strategy.Entry{}, false, false
+	}
+	if err := e.ObserveClock(resp.Hlc); err != nil || !resp.Held || resp.Entry == nil {
+		return strategy.Entry{}, false, false
+	}
+	e.warm.c.missesServed.Add(1)
+	return entryOf(resp.Entry), false, true
+}
+
+// onChange is namespace ns's change hook: Config.OnChange, after the
+// held entry of the key, if any, is dropped (this node changed the key).
+func (e *Engine) onChange(ns string) strategy.ChangeHook {
+	return func(namespace, key string) {
+		e.forgetWritten(ns, key)
+		if e.cfg.OnChange != nil {
+			e.cfg.OnChange(namespace, key)
+		}
+	}
+}
+
+// forgetWritten drops the held entry of a key this node just changed.
+func (e *Engine) forgetWritten(ns, key string) {
+	if e.warm.out.count.Load() == 0 {
+		return
+	}
+	if r := e.ring.Load(); r != nil {
+		skey := ring.Key(ns, key)
+		e.warm.out.forget(r.PartitionOf(skey), skey)
+	}
+}
+
+// WarmStats are the warm hand-over's counters since start.
+type WarmStats struct {
+	// EntriesIn and BytesIn were received from previous owners (bulk
+	// pulls); EntriesOut and BytesOut were sent to new owners.
+	EntriesIn, BytesIn, EntriesOut, BytesOut uint64
+	// MissesServed are misses here answered by a previous owner's entry;
+	// LookupsServed are such misses of new owners answered here.
+	MissesServed, LookupsServed uint64
+	// Dropped entries did not fit the outbox (WarmConfig.MaxBytes).
+	Dropped uint64
+	// HeldPartitions and HeldBytes wait in the outbox now.
+	HeldPartitions int
+	HeldBytes      int64
+}
+
+// WarmStats returns the counters.
+func (e *Engine) WarmStats() WarmStats {
+	c := &e.warm.c
+	parts, bytes := e.warm.out.size()
+	return WarmStats{EntriesIn: c.entriesIn.Load(), BytesIn: c.bytesIn.Load(), EntriesOut: c.entriesOut.Load(),
+		BytesOut: c.bytesOut.Load(), MissesServed: c.missesServed.Load(), LookupsServed: c.lookupsServed.Load(),
+		Dropped: c.dropped.Load(), HeldPartitions: parts, HeldBytes: bytes}
 }

@@ -196,6 +196,27 @@ func (p *Pool) FlushNamespace(ctx context.Context, to ring.Member, req *pb.Flush
 	return resp.GetFlushed(), err
 }
 
+// Transfer opens a stream of the cached entries a peer holds for
+// partitions this node took from it (the warm hand-over).
+func (p *Pool) Transfer(ctx context.Context, to ring.Member, req *pb.TransferRequest) (pb.Peer_TransferClient, error) {
+	cc, err := p.Conn(to.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s at %s: %w", ErrUnreachable, to.Name, to.Addr, err)
+	}
+	return pb.NewPeerClient(cc).Transfer(ctx, req)
+}
+
+// TransferLookup asks a peer for the entry it holds of one key for this
+// node (a miss during the warm hand-over).
+func (p *Pool) TransferLookup(ctx context.Context, to ring.Member, req *pb.TransferLookupRequest) (*pb.TransferLookupResponse, error) {
+	var resp *pb.TransferLookupResponse
+	err := p.call(ctx, to, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = pb.NewPeerClient(cc).TransferLookup(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
 // WatchInvalidations opens a stream of every namespace's changes on a peer.
 func (p *Pool) WatchInvalidations(ctx context.Context, to ring.Member) (pb.Cache_WatchInvalidationsClient, error) {
 	cc, err := p.Conn(to.Addr)

@@ -46,6 +46,14 @@ func (noPeers) StillPending(context.Context, ring.Member, *pb.StillPendingReques
 	return nil, errors.New("no peers in this test")
 }
 
+func (noPeers) Transfer(context.Context, ring.Member, *pb.TransferRequest) (pb.Peer_TransferClient, error) {
+	return nil, errors.New("no peers in this test")
+}
+
+func (noPeers) TransferLookup(context.Context, ring.Member, *pb.TransferLookupRequest) (*pb.TransferLookupResponse, error) {
+	return nil, errors.New("no peers in this test")
+}
+
 // newTestEngine returns a ready engine of one node, "n1", that owns every
 // key, with cache-aside namespaces "default" and "users".
 func newTestEngine(t testing.TB) *engine.Engine {

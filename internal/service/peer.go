@@ -134,3 +134,22 @@ func (p *Peer) StillPending(ctx context.Context, req *pb.StillPendingRequest) (*
 	}
 	return resp, nil
 }
+
+// Transfer implements pb.PeerServer: the cached entries this node holds
+// for partitions the caller took from it (warm hand-over).
+func (p *Peer) Transfer(req *pb.TransferRequest, stream pb.Peer_TransferServer) error {
+	if err := p.s.e.ServeTransfer(stream.Context(), req, stream.Send); err != nil {
+		return engine.StatusErr(err)
+	}
+	return nil
+}
+
+// TransferLookup implements pb.PeerServer: one held entry, for a miss of
+// the partition's new owner.
+func (p *Peer) TransferLookup(_ context.Context, req *pb.TransferLookupRequest) (*pb.TransferLookupResponse, error) {
+	resp, err := p.s.e.TransferLookup(req)
+	if err != nil {
+		return nil, engine.StatusErr(err)
+	}
+	return resp, nil
+}

@@ -232,3 +232,30 @@ func (s *Store) DeleteFunc(drop func(key string) bool) int {
 	}
 	return len(victims)
 }
+
+// TakeFunc removes every live entry whose key satisfies take and hands
+// each to fn with the life it had left; it returns how many it removed.
+// Like DeleteFunc it walks the whole store, for rare events (a partition
+// changing owner). fn must not call the Store.
+func (s *Store) TakeFunc(take func(key string) bool, fn func(key string, e Entry, life time.Duration)) int {
+	var victims []string
+	for k := range s.c.Keys() {
+		if take(k) {
+			victims = append(victims, k)
+		}
+	}
+	n := 0
+	for _, k := range victims {
+		e, ok := s.c.GetEntry(k)
+		if !ok {
+			continue
+		}
+		v, removed := s.c.Invalidate(k)
+		if !removed {
+			continue
+		}
+		fn(k, v, time.Duration(e.ExpiresAtNano-e.SnapshotAtNano))
+		n++
+	}
+	return n
+}

@@ -237,6 +237,9 @@ type Config struct {
 	// asks its previous owner for pending write-behind writes before
 	// reading the database; default DefaultHandoffWindow.
 	HandoffWindow time.Duration
+	// WarmHandover tunes the hand-over of cached entries to the new owners
+	// of moved partitions (warm.go); on by default.
+	WarmHandover WarmHandoverConfig
 	// ReplicationTimeout bounds the wait for a replica's acknowledgement of
 	// a write-behind write; a replica that does not answer within it counts
 	// as unreachable. Default 2 s.

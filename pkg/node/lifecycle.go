@@ -136,6 +136,10 @@ func (n *Node) Close(ctx context.Context) error {
 		defer cancel()
 		flushed := n.flushFirst(fctx)
 		n.settleDrops(fctx)
+		// Warm hand-over: from the leave on, a new owner's pull of one of
+		// this node's partitions takes its cached entries; the server keeps
+		// serving those pulls (bounded) before it stops.
+		n.engine.StartLeaving()
 		n.members.AnnounceLeaving(n.cfg.LeaveTimeout / 2)
 		n.flushOrHandOver(fctx, flushed)
 		if err := n.members.Leave(n.cfg.LeaveTimeout); err != nil {
@@ -144,6 +148,7 @@ func (n *Node) Close(ctx context.Context) error {
 		if r := n.engine.Ring(); r != nil {
 			n.awaitRoutedAround(ctx, r.Members()) // no peer forwards here any more
 		}
+		n.awaitWarmPulls(ctx)
 		n.engine.StopReplicaStreams() // peers no longer copy to this node
 		done := make(chan struct{})
 		go func() { n.server.GracefulStop(); close(done) }()

@@ -49,6 +49,14 @@ import (
 //	replica_pending, replica_pending_bytes,
 //	replication_in_sync                                   (gauges)
 //
+// Warm hand-over of cached entries when partitions change owner (warm.go):
+//
+//	handover_entries_in, handover_bytes_in,
+//	handover_entries_out, handover_bytes_out,
+//	handover_misses_served, handover_lookups_served,
+//	handover_dropped                                      (counters)
+//	handover_held_bytes                                   (gauge)
+//
 // With the hot cache enabled, per node:
 //
 //	hot_cache_hits, hot_cache_fills, hot_cache_invalidations,
@@ -176,6 +184,9 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 	replInsts, observeRepl, err := n.replicationInstruments(m) // replication.go
 	errs = append(errs, err)
 	insts = append(insts, replInsts...)
+	warmInsts, observeWarm, err := n.warmInstruments(m) // warm.go
+	errs = append(errs, err)
+	insts = append(insts, warmInsts...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -216,6 +227,7 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 			o.ObserveInt64(ringChanges, int64(r.Version()-1))
 			o.ObserveInt64(partitions, int64(r.Partitions(n.cfg.Name)))
 		}
+		observeWarm(o)
 		if h := snap.HotCache; h != nil {
 			o.ObserveInt64(hHits, int64(h.Hits))
 			o.ObserveInt64(hFills, int64(h.Fills))

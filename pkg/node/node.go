@@ -225,6 +225,7 @@ func (n *Node) startEngine() error {
 		HandoffWindow: cfg.HandoffWindow, Now: n.now, OnChange: n.hub.Publish, Tracer: n.obs.tracer, Logger: n.log,
 		Auth: n.sec.auth, Audit: n.sec.audit, Sealer: n.sec.sealer,
 		Replication: engine.ReplicationConfig{Timeout: cfg.ReplicationTimeout, Latency: n.replicationLatency()},
+		Warm:        n.warmConfig(),
 	})
 	if err != nil {
 		return fmt.Errorf("node: %w", err)

@@ -14,12 +14,21 @@ type loadResult struct {
 	version uint64
 	epoch   uint32        // the flush epoch before the read began
 	cost    time.Duration // how long the read took
+	// held: the entry came from a previous owner (adopt.go), with its
+	// life left and its load cost.
+	held     bool
+	life     time.Duration
+	heldCost LoadCost
+	noCache  bool // answered, not cached: this node does not own the key
 }
 
 // fetch reads the key's current value: a write still queued in the
 // write-behind journal wins over the database, so a load never shadows an
 // acknowledged write, even after its entry was evicted from memory.
-func (n *Namespace) fetch(ctx context.Context, key string) (loadResult, error) {
+//
+// A miss (not a refresh) of a key whose partition just moved here asks
+// the partition's previous owner next (adopt.go).
+func (n *Namespace) fetch(ctx context.Context, key string, miss bool) (loadResult, error) {
 	if n.journal != nil {
 		w, ok, err := n.journal.Pending(ctx, n.p.Name, key)
 		if err != nil {
@@ -28,6 +37,11 @@ func (n *Namespace) fetch(ctx context.Context, key string) (loadResult, error) {
 		if ok {
 			n.c.pendingHits.Add(1)
 			return loadResult{value: w.Value, found: !w.Delete, version: w.Version}, nil
+		}
+	}
+	if miss {
+		if r, ok := n.fromPrevious(ctx, key); ok {
+			return r, nil
 		}
 	}
 	if n.p.Read != ReadThrough {
@@ -60,7 +74,7 @@ func (n *Namespace) fetch(ctx context.Context, key string) (loadResult, error) {
 // reports the stripe generation it started at. The caller has entered
 // n.life and exits it only after caching the result, so nothing of a load
 // touches the store after Close.
-func (n *Namespace) fetchGuarded(ctx context.Context, key, skey string) (r loadResult, gen uint64, err error) {
+func (n *Namespace) fetchGuarded(ctx context.Context, key, skey string, miss bool) (r loadResult, gen uint64, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			n.c.loadErrors.Add(1)
@@ -75,7 +89,7 @@ func (n *Namespace) fetchGuarded(ctx context.Context, key, skey string) (r loadR
 	defer cancel()
 	stop := context.AfterFunc(n.life.ctx, cancel)
 	defer stop()
-	r, err = n.fetch(lctx, key)
+	r, err = n.fetch(lctx, key, miss)
 	r.epoch, r.cost = epoch, time.Duration(n.clock.NowNano()-start)
 	if err == nil {
 		n.cost.observe(r.cost)
@@ -86,6 +100,9 @@ func (n *Namespace) fetchGuarded(ctx context.Context, key, skey string) (r loadR
 // install caches a fetched result unless a write touched the key's stripe
 // since gen was read.
 func (n *Namespace) install(skey string, gen uint64, r loadResult, replace bool) {
+	if r.noCache {
+		return
+	}
 	i := n.stripe(skey)
 	n.genMu[i].Lock()
 	defer n.genMu[i].Unlock()
@@ -95,6 +112,8 @@ func (n *Namespace) install(skey string, gen uint64, r loadResult, replace bool)
 	defer n.changed(skey[len(n.prefix):])
 	var e Entry
 	switch {
+	case r.held: // a previous owner's entry keeps its kind and life left
+		e = Entry{Value: r.value, Found: r.found, TTL: r.life, Version: r.version}
 	case r.found:
 		e = Entry{Value: r.value, Found: true, TTL: n.ttl(0), Version: r.version}
 	case n.p.NegativeTTL > 0:
@@ -106,6 +125,9 @@ func (n *Namespace) install(skey string, gen uint64, r loadResult, replace bool)
 		return
 	}
 	e.Epoch, e.Cost = r.epoch, CostOf(r.cost)
+	if r.held {
+		e.Cost = r.heldCost
+	}
 	if replace {
 		n.putIfNewer(skey, e)
 	} else {
@@ -141,7 +163,7 @@ func (n *Namespace) loadResult(ctx context.Context, key, skey string) (loadResul
 			return loadResult{}, n.errClosed()
 		}
 		defer n.life.exit()
-		r, gen, err := n.fetchGuarded(fctx, key, skey)
+		r, gen, err := n.fetchGuarded(fctx, key, skey, true)
 		if err != nil {
 			return loadResult{}, err
 		}
@@ -191,7 +213,7 @@ func (n *Namespace) refreshAsync(key, skey string, early bool) {
 		if early {
 			n.c.xfetches.Add(1)
 		}
-		r, gen, err := n.fetchGuarded(context.Background(), key, skey)
+		r, gen, err := n.fetchGuarded(context.Background(), key, skey, false)
 		if err == nil {
 			n.install(skey, gen, r, true)
 		}

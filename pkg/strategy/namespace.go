@@ -126,6 +126,9 @@ type Deps struct {
 	OnChange ChangeHook
 	// Clock times loads (XFetch's Δ); nil means the wall clock.
 	Clock Clock
+	// Previous asks the previous owner of a moved key on a miss, before
+	// the Loader (warm hand-over, adopt.go); nil means never.
+	Previous Previous
 }
 
 // DefaultMaxRefreshes bounds the background refresh-ahead reloads of one
@@ -157,13 +160,15 @@ type Stats struct {
 	LoadsRunning        int64  // loads in flight right now (against MaxLoads)
 	LoadsRefused        uint64 // misses refused because MaxLoads loads were in flight
 	Warms               uint64 // Warm calls that loaded or joined a load (not Gets, not misses)
+	Adopted             uint64 // entries taken in bulk from a previous owner (Adopt)
+	PreviousHits        uint64 // misses answered by a previous owner's entry
 }
 
 type counters struct {
 	gets, hits, misses, loads, deduped, loadErrors, negHits, sets, deletes atomic.Uint64
 	writeErrors, backpressure, refreshes, refreshSkips, pendingHits        atomic.Uint64
 	loadsRefused, xfetches, flushes, warms                                 atomic.Uint64
-	staleRetries                                                           atomic.Uint64
+	staleRetries, adopted, previousHits                                    atomic.Uint64
 	leasesGranted, leaseWaits, leaseRejected                               atomic.Uint64
 	waiting                                                                atomic.Int64
 }
@@ -210,6 +215,9 @@ type Namespace struct {
 	cost    loadCostAvg                // Δ of entries that were never loaded
 	flushMu sync.Mutex                 // serializes Flush
 	flushes atomic.Pointer[flushState] // see flush.go
+
+	previous Previous   // see Deps.Previous
+	adopt    adoptState // see adopt.go
 }
 
 // New returns a Namespace with the collaborators its policy needs.
@@ -251,6 +259,7 @@ func New(p Policy, d Deps) (*Namespace, error) {
 	n := &Namespace{
 		p: p, prefix: p.Name + "\x00", store: d.Store, loader: d.Loader, versions: d.Versions, tracer: d.Tracer,
 		leases: newLeases(p.LeaseTTL), onChange: d.OnChange, refreshN: make(chan struct{}, p.MaxRefreshes),
+		previous: d.Previous,
 	}
 	n.life.init()
 	n.flushes.Store(&flushState{})
@@ -348,7 +357,7 @@ func (n *Namespace) Peek(key string) (value []byte, found, answered bool, err er
 		return e.Value, e.Found, true, nil
 	}
 	n.c.misses.Add(1)
-	if n.p.Read != ReadThrough && n.journal == nil {
+	if n.p.Read != ReadThrough && n.journal == nil && !n.awaitsPrevious(key) {
 		return nil, false, true, nil
 	}
 	return nil, false, false, nil
@@ -379,6 +388,9 @@ func (n *Namespace) bump(skey string) {
 	i := n.stripe(skey)
 	n.genMu[i].Lock()
 	n.gen[i].Add(1)
+	if a := n.adopt.cur.Load(); a != nil {
+		a.touch(i, skey)
+	}
 	n.flight.Forget(n.flightKey(skey))
 	n.leases.Invalidate(skey)
 	n.genMu[i].Unlock()
@@ -408,6 +420,7 @@ func (n *Namespace) Stats() Stats {
 		RefreshesSkipped: n.c.refreshSkips.Load(), PendingHits: n.c.pendingHits.Load(),
 		LeasesGranted: n.c.leasesGranted.Load(), LeaseWaits: n.c.leaseWaits.Load(), LeaseRejected: n.c.leaseRejected.Load(),
 		LoadsWaiting: n.c.waiting.Load(), LoadsRunning: n.inflight.Load(), LoadsRefused: n.c.loadsRefused.Load(),
-		Warms: n.c.warms.Load(),
+		Warms:   n.c.warms.Load(),
+		Adopted: n.c.adopted.Load(), PreviousHits: n.c.previousHits.Load(),
 	}
 }

@@ -1301,6 +1301,348 @@ func (x *PeerFlushNamespaceResponse) GetFlushed() *FlushNamespaceResponse {
 	return nil
 }
 
+type TransferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the sending node (the partitions' new owner).
+	From          string   `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Hlc           uint64   `protobuf:"varint,2,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	Partitions    []uint32 `protobuf:"varint,3,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferRequest) Reset() {
+	*x = TransferRequest{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferRequest) ProtoMessage() {}
+
+func (x *TransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferRequest.ProtoReflect.Descriptor instead.
+func (*TransferRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *TransferRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *TransferRequest) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *TransferRequest) GetPartitions() []uint32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// TransferEntry is one cached entry with the life it has left.
+type TransferEntry struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key       string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Value     []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// False for a cached not-found (a negative entry).
+	Found bool `protobuf:"varint,4,opt,name=found,proto3" json:"found,omitempty"`
+	// The write's version (hybrid logical clock); 0 for a loaded value.
+	Version uint64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// Life left in nanoseconds; 0 when the entry never expires.
+	LifeNanos int64 `protobuf:"varint,6,opt,name=life_nanos,json=lifeNanos,proto3" json:"life_nanos,omitempty"`
+	// How long the load that produced it took (XFetch's delta), in the
+	// 16-bit form the cache keeps.
+	Cost          uint32 `protobuf:"varint,7,opt,name=cost,proto3" json:"cost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferEntry) Reset() {
+	*x = TransferEntry{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferEntry) ProtoMessage() {}
+
+func (x *TransferEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferEntry.ProtoReflect.Descriptor instead.
+func (*TransferEntry) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TransferEntry) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *TransferEntry) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *TransferEntry) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *TransferEntry) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *TransferEntry) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *TransferEntry) GetLifeNanos() int64 {
+	if x != nil {
+		return x.LifeNanos
+	}
+	return 0
+}
+
+func (x *TransferEntry) GetCost() uint32 {
+	if x != nil {
+		return x.Cost
+	}
+	return 0
+}
+
+type TransferResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Hlc     uint64                 `protobuf:"varint,1,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	Entries []*TransferEntry       `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Set in the last message only: requested partitions the receiver still
+	// owns by its table (it has not seen the change yet).
+	NotYet        []uint32 `protobuf:"varint,3,rep,packed,name=not_yet,json=notYet,proto3" json:"not_yet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferResponse) Reset() {
+	*x = TransferResponse{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferResponse) ProtoMessage() {}
+
+func (x *TransferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferResponse.ProtoReflect.Descriptor instead.
+func (*TransferResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TransferResponse) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *TransferResponse) GetEntries() []*TransferEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *TransferResponse) GetNotYet() []uint32 {
+	if x != nil {
+		return x.NotYet
+	}
+	return nil
+}
+
+type TransferLookupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Hlc           uint64                 `protobuf:"varint,3,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLookupRequest) Reset() {
+	*x = TransferLookupRequest{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLookupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLookupRequest) ProtoMessage() {}
+
+func (x *TransferLookupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLookupRequest.ProtoReflect.Descriptor instead.
+func (*TransferLookupRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *TransferLookupRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *TransferLookupRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *TransferLookupRequest) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+type TransferLookupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Hlc   uint64                 `protobuf:"varint,1,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	// True when the receiver holds an entry of the key for a new owner.
+	Held          bool           `protobuf:"varint,2,opt,name=held,proto3" json:"held,omitempty"`
+	Entry         *TransferEntry `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLookupResponse) Reset() {
+	*x = TransferLookupResponse{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLookupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLookupResponse) ProtoMessage() {}
+
+func (x *TransferLookupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLookupResponse.ProtoReflect.Descriptor instead.
+func (*TransferLookupResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *TransferLookupResponse) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *TransferLookupResponse) GetHeld() bool {
+	if x != nil {
+		return x.Held
+	}
+	return false
+}
+
+func (x *TransferLookupResponse) GetEntry() *TransferEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
 var File_ringcache_v1_peer_proto protoreflect.FileDescriptor
 
 const file_ringcache_v1_peer_proto_rawDesc = "" +
@@ -1389,7 +1731,34 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x19PeerFlushNamespaceRequest\x129\n" +
 	"\x05flush\x18\x01 \x01(\v2#.ringcache.v1.FlushNamespaceRequestR\x05flush\"\\\n" +
 	"\x1aPeerFlushNamespaceResponse\x12>\n" +
-	"\aflushed\x18\x01 \x01(\v2$.ringcache.v1.FlushNamespaceResponseR\aflushed2\xca\x05\n" +
+	"\aflushed\x18\x01 \x01(\v2$.ringcache.v1.FlushNamespaceResponseR\aflushed\"W\n" +
+	"\x0fTransferRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x10\n" +
+	"\x03hlc\x18\x02 \x01(\x04R\x03hlc\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x03 \x03(\rR\n" +
+	"partitions\"\xb8\x01\n" +
+	"\rTransferEntry\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x14\n" +
+	"\x05found\x18\x04 \x01(\bR\x05found\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\x12\x1d\n" +
+	"\n" +
+	"life_nanos\x18\x06 \x01(\x03R\tlifeNanos\x12\x12\n" +
+	"\x04cost\x18\a \x01(\rR\x04cost\"t\n" +
+	"\x10TransferResponse\x12\x10\n" +
+	"\x03hlc\x18\x01 \x01(\x04R\x03hlc\x125\n" +
+	"\aentries\x18\x02 \x03(\v2\x1b.ringcache.v1.TransferEntryR\aentries\x12\x17\n" +
+	"\anot_yet\x18\x03 \x03(\rR\x06notYet\"Y\n" +
+	"\x15TransferLookupRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x10\n" +
+	"\x03hlc\x18\x03 \x01(\x04R\x03hlc\"q\n" +
+	"\x16TransferLookupResponse\x12\x10\n" +
+	"\x03hlc\x18\x01 \x01(\x04R\x03hlc\x12\x12\n" +
+	"\x04held\x18\x02 \x01(\bR\x04held\x121\n" +
+	"\x05entry\x18\x03 \x01(\v2\x1b.ringcache.v1.TransferEntryR\x05entry2\xf4\x06\n" +
 	"\x04Peer\x12F\n" +
 	"\aForward\x12\x1c.ringcache.v1.ForwardRequest\x1a\x1d.ringcache.v1.ForwardResponse\x12C\n" +
 	"\x06Lookup\x12\x1b.ringcache.v1.LookupRequest\x1a\x1c.ringcache.v1.LookupResponse\x12C\n" +
@@ -1399,7 +1768,9 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\tReplicate\x12\x1e.ringcache.v1.ReplicateRequest\x1a\x1f.ringcache.v1.ReplicateResponse(\x010\x01\x12I\n" +
 	"\bHandover\x12\x1d.ringcache.v1.HandoverRequest\x1a\x1e.ringcache.v1.HandoverResponse\x12U\n" +
 	"\fStillPending\x12!.ringcache.v1.StillPendingRequest\x1a\".ringcache.v1.StillPendingResponse\x12c\n" +
-	"\x0eFlushNamespace\x12'.ringcache.v1.PeerFlushNamespaceRequest\x1a(.ringcache.v1.PeerFlushNamespaceResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
+	"\x0eFlushNamespace\x12'.ringcache.v1.PeerFlushNamespaceRequest\x1a(.ringcache.v1.PeerFlushNamespaceResponse\x12K\n" +
+	"\bTransfer\x12\x1d.ringcache.v1.TransferRequest\x1a\x1e.ringcache.v1.TransferResponse0\x01\x12[\n" +
+	"\x0eTransferLookup\x12#.ringcache.v1.TransferLookupRequest\x1a$.ringcache.v1.TransferLookupResponseB?Z=github.com/ringcache/ringcache/proto/ringcache/v1;ringcachev1b\x06proto3"
 
 var (
 	file_ringcache_v1_peer_proto_rawDescOnce sync.Once
@@ -1413,7 +1784,7 @@ func file_ringcache_v1_peer_proto_rawDescGZIP() []byte {
 	return file_ringcache_v1_peer_proto_rawDescData
 }
 
-var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_ringcache_v1_peer_proto_goTypes = []any{
 	(*GetTableRequest)(nil),            // 0: ringcache.v1.GetTableRequest
 	(*GetTableResponse)(nil),           // 1: ringcache.v1.GetTableResponse
@@ -1436,49 +1807,60 @@ var file_ringcache_v1_peer_proto_goTypes = []any{
 	(*ForwardResponse)(nil),            // 18: ringcache.v1.ForwardResponse
 	(*PeerFlushNamespaceRequest)(nil),  // 19: ringcache.v1.PeerFlushNamespaceRequest
 	(*PeerFlushNamespaceResponse)(nil), // 20: ringcache.v1.PeerFlushNamespaceResponse
-	(*RingNode)(nil),                   // 21: ringcache.v1.RingNode
-	(*PipelineOp)(nil),                 // 22: ringcache.v1.PipelineOp
-	(*PipelineResult)(nil),             // 23: ringcache.v1.PipelineResult
-	(*FlushNamespaceRequest)(nil),      // 24: ringcache.v1.FlushNamespaceRequest
-	(*FlushNamespaceResponse)(nil),     // 25: ringcache.v1.FlushNamespaceResponse
+	(*TransferRequest)(nil),            // 21: ringcache.v1.TransferRequest
+	(*TransferEntry)(nil),              // 22: ringcache.v1.TransferEntry
+	(*TransferResponse)(nil),           // 23: ringcache.v1.TransferResponse
+	(*TransferLookupRequest)(nil),      // 24: ringcache.v1.TransferLookupRequest
+	(*TransferLookupResponse)(nil),     // 25: ringcache.v1.TransferLookupResponse
+	(*RingNode)(nil),                   // 26: ringcache.v1.RingNode
+	(*PipelineOp)(nil),                 // 27: ringcache.v1.PipelineOp
+	(*PipelineResult)(nil),             // 28: ringcache.v1.PipelineResult
+	(*FlushNamespaceRequest)(nil),      // 29: ringcache.v1.FlushNamespaceRequest
+	(*FlushNamespaceResponse)(nil),     // 30: ringcache.v1.FlushNamespaceResponse
 }
 var file_ringcache_v1_peer_proto_depIdxs = []int32{
 	4,  // 0: ringcache.v1.GetTableResponse.table:type_name -> ringcache.v1.Table
 	4,  // 1: ringcache.v1.PushTableRequest.table:type_name -> ringcache.v1.Table
-	21, // 2: ringcache.v1.Table.members:type_name -> ringcache.v1.RingNode
-	21, // 3: ringcache.v1.Table.previous_members:type_name -> ringcache.v1.RingNode
+	26, // 2: ringcache.v1.Table.members:type_name -> ringcache.v1.RingNode
+	26, // 3: ringcache.v1.Table.previous_members:type_name -> ringcache.v1.RingNode
 	7,  // 4: ringcache.v1.ReplicateRequest.hello:type_name -> ringcache.v1.ReplicateHello
 	5,  // 5: ringcache.v1.ReplicateRequest.records:type_name -> ringcache.v1.ReplicaRecord
 	5,  // 6: ringcache.v1.ReplicateRequest.flushed:type_name -> ringcache.v1.ReplicaRecord
 	5,  // 7: ringcache.v1.HandoverRequest.records:type_name -> ringcache.v1.ReplicaRecord
 	5,  // 8: ringcache.v1.StillPendingRequest.records:type_name -> ringcache.v1.ReplicaRecord
-	22, // 9: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
-	23, // 10: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
-	24, // 11: ringcache.v1.PeerFlushNamespaceRequest.flush:type_name -> ringcache.v1.FlushNamespaceRequest
-	25, // 12: ringcache.v1.PeerFlushNamespaceResponse.flushed:type_name -> ringcache.v1.FlushNamespaceResponse
-	17, // 13: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
-	15, // 14: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
-	13, // 15: ringcache.v1.Peer.Merged:input_type -> ringcache.v1.MergedRequest
-	0,  // 16: ringcache.v1.Peer.GetTable:input_type -> ringcache.v1.GetTableRequest
-	2,  // 17: ringcache.v1.Peer.PushTable:input_type -> ringcache.v1.PushTableRequest
-	6,  // 18: ringcache.v1.Peer.Replicate:input_type -> ringcache.v1.ReplicateRequest
-	9,  // 19: ringcache.v1.Peer.Handover:input_type -> ringcache.v1.HandoverRequest
-	11, // 20: ringcache.v1.Peer.StillPending:input_type -> ringcache.v1.StillPendingRequest
-	19, // 21: ringcache.v1.Peer.FlushNamespace:input_type -> ringcache.v1.PeerFlushNamespaceRequest
-	18, // 22: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
-	16, // 23: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
-	14, // 24: ringcache.v1.Peer.Merged:output_type -> ringcache.v1.MergedResponse
-	1,  // 25: ringcache.v1.Peer.GetTable:output_type -> ringcache.v1.GetTableResponse
-	3,  // 26: ringcache.v1.Peer.PushTable:output_type -> ringcache.v1.PushTableResponse
-	8,  // 27: ringcache.v1.Peer.Replicate:output_type -> ringcache.v1.ReplicateResponse
-	10, // 28: ringcache.v1.Peer.Handover:output_type -> ringcache.v1.HandoverResponse
-	12, // 29: ringcache.v1.Peer.StillPending:output_type -> ringcache.v1.StillPendingResponse
-	20, // 30: ringcache.v1.Peer.FlushNamespace:output_type -> ringcache.v1.PeerFlushNamespaceResponse
-	22, // [22:31] is the sub-list for method output_type
-	13, // [13:22] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	27, // 9: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
+	28, // 10: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
+	29, // 11: ringcache.v1.PeerFlushNamespaceRequest.flush:type_name -> ringcache.v1.FlushNamespaceRequest
+	30, // 12: ringcache.v1.PeerFlushNamespaceResponse.flushed:type_name -> ringcache.v1.FlushNamespaceResponse
+	22, // 13: ringcache.v1.TransferResponse.entries:type_name -> ringcache.v1.TransferEntry
+	22, // 14: ringcache.v1.TransferLookupResponse.entry:type_name -> ringcache.v1.TransferEntry
+	17, // 15: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
+	15, // 16: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
+	13, // 17: ringcache.v1.Peer.Merged:input_type -> ringcache.v1.MergedRequest
+	0,  // 18: ringcache.v1.Peer.GetTable:input_type -> ringcache.v1.GetTableRequest
+	2,  // 19: ringcache.v1.Peer.PushTable:input_type -> ringcache.v1.PushTableRequest
+	6,  // 20: ringcache.v1.Peer.Replicate:input_type -> ringcache.v1.ReplicateRequest
+	9,  // 21: ringcache.v1.Peer.Handover:input_type -> ringcache.v1.HandoverRequest
+	11, // 22: ringcache.v1.Peer.StillPending:input_type -> ringcache.v1.StillPendingRequest
+	19, // 23: ringcache.v1.Peer.FlushNamespace:input_type -> ringcache.v1.PeerFlushNamespaceRequest
+	21, // 24: ringcache.v1.Peer.Transfer:input_type -> ringcache.v1.TransferRequest
+	24, // 25: ringcache.v1.Peer.TransferLookup:input_type -> ringcache.v1.TransferLookupRequest
+	18, // 26: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
+	16, // 27: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
+	14, // 28: ringcache.v1.Peer.Merged:output_type -> ringcache.v1.MergedResponse
+	1,  // 29: ringcache.v1.Peer.GetTable:output_type -> ringcache.v1.GetTableResponse
+	3,  // 30: ringcache.v1.Peer.PushTable:output_type -> ringcache.v1.PushTableResponse
+	8,  // 31: ringcache.v1.Peer.Replicate:output_type -> ringcache.v1.ReplicateResponse
+	10, // 32: ringcache.v1.Peer.Handover:output_type -> ringcache.v1.HandoverResponse
+	12, // 33: ringcache.v1.Peer.StillPending:output_type -> ringcache.v1.StillPendingResponse
+	20, // 34: ringcache.v1.Peer.FlushNamespace:output_type -> ringcache.v1.PeerFlushNamespaceResponse
+	23, // 35: ringcache.v1.Peer.Transfer:output_type -> ringcache.v1.TransferResponse
+	25, // 36: ringcache.v1.Peer.TransferLookup:output_type -> ringcache.v1.TransferLookupResponse
+	26, // [26:37] is the sub-list for method output_type
+	15, // [15:26] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_peer_proto_init() }
@@ -1494,7 +1876,7 @@ func file_ringcache_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_peer_proto_rawDesc), len(file_ringcache_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

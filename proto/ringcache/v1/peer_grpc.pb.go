@@ -28,6 +28,8 @@ const (
 	Peer_Handover_FullMethodName       = "/ringcache.v1.Peer/Handover"
 	Peer_StillPending_FullMethodName   = "/ringcache.v1.Peer/StillPending"
 	Peer_FlushNamespace_FullMethodName = "/ringcache.v1.Peer/FlushNamespace"
+	Peer_Transfer_FullMethodName       = "/ringcache.v1.Peer/Transfer"
+	Peer_TransferLookup_FullMethodName = "/ringcache.v1.Peer/TransferLookup"
 )
 
 // PeerClient is the client API for Peer service.
@@ -84,6 +86,17 @@ type PeerClient interface {
 	// cluster-wide flush (the Redis door's FLUSHDB, which the caller's admin
 	// role allowed) asks every member for its part.
 	FlushNamespace(ctx context.Context, in *PeerFlushNamespaceRequest, opts ...grpc.CallOption) (*PeerFlushNamespaceResponse, error)
+	// Transfer streams the cached entries the receiver held for partitions
+	// it lost to the sender (warm hand-over): when a partition changes
+	// owner, its previous owner moves its entries out of its cache into a
+	// holding area that only this call reads, and the new owner pulls them
+	// instead of loading the keys from the database. Messages are bounded
+	// in bytes and the stream in rate. Partitions the receiver still owns
+	// by its own table are named in not_yet: the sender asks again.
+	Transfer(ctx context.Context, in *TransferRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TransferResponse], error)
+	// TransferLookup returns one held entry: a new owner's miss on a moved
+	// partition asks its previous owner before it loads from the database.
+	TransferLookup(ctx context.Context, in *TransferLookupRequest, opts ...grpc.CallOption) (*TransferLookupResponse, error)
 }
 
 type peerClient struct {
@@ -187,6 +200,35 @@ func (c *peerClient) FlushNamespace(ctx context.Context, in *PeerFlushNamespaceR
 	return out, nil
 }
 
+func (c *peerClient) Transfer(ctx context.Context, in *TransferRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TransferResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[1], Peer_Transfer_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TransferRequest, TransferResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_TransferClient = grpc.ServerStreamingClient[TransferResponse]
+
+func (c *peerClient) TransferLookup(ctx context.Context, in *TransferLookupRequest, opts ...grpc.CallOption) (*TransferLookupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TransferLookupResponse)
+	err := c.cc.Invoke(ctx, Peer_TransferLookup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -241,6 +283,17 @@ type PeerServer interface {
 	// cluster-wide flush (the Redis door's FLUSHDB, which the caller's admin
 	// role allowed) asks every member for its part.
 	FlushNamespace(context.Context, *PeerFlushNamespaceRequest) (*PeerFlushNamespaceResponse, error)
+	// Transfer streams the cached entries the receiver held for partitions
+	// it lost to the sender (warm hand-over): when a partition changes
+	// owner, its previous owner moves its entries out of its cache into a
+	// holding area that only this call reads, and the new owner pulls them
+	// instead of loading the keys from the database. Messages are bounded
+	// in bytes and the stream in rate. Partitions the receiver still owns
+	// by its own table are named in not_yet: the sender asks again.
+	Transfer(*TransferRequest, grpc.ServerStreamingServer[TransferResponse]) error
+	// TransferLookup returns one held entry: a new owner's miss on a moved
+	// partition asks its previous owner before it loads from the database.
+	TransferLookup(context.Context, *TransferLookupRequest) (*TransferLookupResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -277,6 +330,12 @@ func (UnimplementedPeerServer) StillPending(context.Context, *StillPendingReques
 }
 func (UnimplementedPeerServer) FlushNamespace(context.Context, *PeerFlushNamespaceRequest) (*PeerFlushNamespaceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FlushNamespace not implemented")
+}
+func (UnimplementedPeerServer) Transfer(*TransferRequest, grpc.ServerStreamingServer[TransferResponse]) error {
+	return status.Error(codes.Unimplemented, "method Transfer not implemented")
+}
+func (UnimplementedPeerServer) TransferLookup(context.Context, *TransferLookupRequest) (*TransferLookupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TransferLookup not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -450,6 +509,35 @@ func _Peer_FlushNamespace_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Transfer_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TransferRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerServer).Transfer(m, &grpc.GenericServerStream[TransferRequest, TransferResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_TransferServer = grpc.ServerStreamingServer[TransferResponse]
+
+func _Peer_TransferLookup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransferLookupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).TransferLookup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_TransferLookup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).TransferLookup(ctx, req.(*TransferLookupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -489,6 +577,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "FlushNamespace",
 			Handler:    _Peer_FlushNamespace_Handler,
 		},
+		{
+			MethodName: "TransferLookup",
+			Handler:    _Peer_TransferLookup_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -496,6 +588,11 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Peer_Replicate_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Transfer",
+			Handler:       _Peer_Transfer_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "ringcache/v1/peer.proto",

@@ -1,0 +1,157 @@
+package engine
+
+import (
+	"context"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/ringcache/ringcache/internal/hlc"
+	"github.com/ringcache/ringcache/internal/store"
+	"github.com/ringcache/ringcache/pkg/ring"
+	"github.com/ringcache/ringcache/pkg/strategy"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
+)
+
+// warmPeers connects engines in one process: Transfer and TransferLookup
+// are served by the named engine; nothing else is used here.
+type warmPeers struct {
+	Peers
+	mu      sync.Mutex
+	engines map[string]*Engine
+}
+
+func (w *warmPeers) get(name string) *Engine {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.engines[name]
+}
+
+type sliceStream struct {
+	grpc.ClientStream
+	msgs []*pb.TransferResponse
+}
+
+func (s *sliceStream) Recv() (*pb.TransferResponse, error) {
+	if len(s.msgs) == 0 {
+		return nil, io.EOF
+	}
+	m := s.msgs[0]
+	s.msgs = s.msgs[1:]
+	return m, nil
+}
+
+func (w *warmPeers) Transfer(ctx context.Context, to ring.Member, req *pb.TransferRequest) (pb.Peer_TransferClient, error) {
+	s := &sliceStream{}
+	err := w.get(to.Name).ServeTransfer(ctx, req, func(m *pb.TransferResponse) error { s.msgs = append(s.msgs, m); return nil })
+	return s, err
+}
+
+func (w *warmPeers) TransferLookup(_ context.Context, to ring.Member, req *pb.TransferLookupRequest) (*pb.TransferLookupResponse, error) {
+	return w.get(to.Name).TransferLookup(req)
+}
+
+func newWarmEngine(t *testing.T, name string, peers *warmPeers, loads *int) *Engine {
+	t.Helper()
+	st, err := store.New(store.Config{MaxBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	var mu sync.Mutex
+	loader := strategy.LoaderFunc(func(_ context.Context, key string) ([]byte, bool, error) {
+		mu.Lock()
+		*loads++
+		mu.Unlock()
+		return []byte("db-" + key), true, nil
+	})
+	e, err := New(Config{Self: name, Store: st, Versions: &hlc.Clock{}, Peers: peers,
+		Namespaces: []NamespaceSpec{{Policy: strategy.Policy{Name: "users", Read: strategy.ReadThrough, TTL: time.Hour, MaxKeyBytes: 64}, Loader: loader}},
+		Warm:       WarmConfig{MessageBytes: 4096}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	peers.mu.Lock()
+	peers.engines[name] = e
+	peers.mu.Unlock()
+	return e
+}
+
+// A join: the joiner pulls the entries of the partitions it gains from
+// their previous owner, which no longer holds them in its store; a key
+// the joiner wrote before the pull keeps its value; nothing is loaded.
+func TestWarm_JoinerPullsThePreviousOwnersEntries(t *testing.T) {
+	peers := &warmPeers{engines: map[string]*Engine{}}
+	var loadsA, loadsB int
+	a := newWarmEngine(t, "a", peers, &loadsA)
+	b := newWarmEngine(t, "b", peers, &loadsB)
+	ms := members("a", "b")
+	r1 := mustRing(t, ms[:1])
+	r2 := rebalance(t, r1, ms)
+	a.SetRing(r1)
+	nsA, _ := a.Namespace("users")
+	const keys = 400
+	for i := range keys {
+		mustGetValue(t, nsA, key(i), "db-"+key(i))
+	}
+	var moved []string
+	for i := range keys {
+		if r2.PartitionOwner(r2.PartitionOf(ring.Key("users", key(i)))).Name == "b" {
+			moved = append(moved, key(i))
+		}
+	}
+	if len(moved) < keys/4 {
+		t.Fatalf("only %d of %d keys move", len(moved), keys)
+	}
+	// b sees the new table first: a has not let go yet, so b's pull waits.
+	b.SetRingAfter(r1, r2)
+	nsB, _ := b.Namespace("users")
+	if err := nsB.Set(context.Background(), moved[0], []byte("written-on-b"), 0); err != nil {
+		t.Fatal(err)
+	}
+	a.SetRing(r2)
+	waitFor(t, "b to pull every moved key", func() bool { return b.WarmStats().EntriesIn >= uint64(len(moved)) })
+	waitFor(t, "a's outbox to be released", func() bool { _, bytes := a.warm.out.size(); return bytes == 0 })
+	for _, k := range moved {
+		if _, ok := a.cfg.Store.Get(ring.Key("users", k)); ok {
+			t.Fatalf("a still caches moved key %s", k)
+		}
+	}
+	mustGetValue(t, nsB, moved[0], "written-on-b")
+	for _, k := range moved[1:] {
+		mustGetValue(t, nsB, k, "db-"+k)
+	}
+	if loadsB != 0 {
+		t.Fatalf("b loaded %d keys from the database, want none", loadsB)
+	}
+	if st := a.WarmStats(); st.EntriesOut < uint64(len(moved)) {
+		t.Fatalf("a sent %d entries, want %d", st.EntriesOut, len(moved))
+	}
+}
+
+func key(i int) string {
+	return "k" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))
+}
+
+func mustGetValue(t *testing.T, ns *strategy.Namespace, k, want string) {
+	t.Helper()
+	v, found, err := ns.Get(context.Background(), k)
+	if err != nil || !found || string(v) != want {
+		t.Fatalf("Get %s = %q %v %v, want %q", k, v, found, err, want)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,111 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/ringcache/ringcache/internal/engine"
+	"github.com/ringcache/ringcache/internal/membership"
+)
+
+// Warm hand-over, the node's part: its configuration, its instruments,
+// and the wait of a graceful leave for the new owners' pulls.
+
+// DefaultWarmHandoverTimeout bounds how long a leaving node waits for the
+// members that take its partitions to pull its cached entries.
+const DefaultWarmHandoverTimeout = 10 * time.Second
+
+// WarmHandoverConfig tunes the warm hand-over: when a partition changes
+// owner (a join, a graceful leave, a rebalance), its new owner pulls the
+// entries its previous owner had cached instead of loading them from the
+// database (engine.WarmConfig). Zero fields take their defaults.
+type WarmHandoverConfig struct {
+	// Disabled turns it off: moved partitions start cold.
+	Disabled bool
+	// MaxBytes bounds the entries a node holds for new owners; default
+	// engine.DefaultWarmMaxBytes (256 MiB).
+	MaxBytes int64
+	// Rate bounds the bytes per second a node streams to new owners;
+	// default engine.DefaultWarmRate (64 MiB/s).
+	Rate int64
+	// Timeout bounds a graceful leave's wait for the pulls; default
+	// DefaultWarmHandoverTimeout. Close's context bounds it too.
+	Timeout time.Duration
+}
+
+func (n *Node) warmConfig() engine.WarmConfig {
+	c := n.cfg.WarmHandover
+	return engine.WarmConfig{Off: c.Disabled, MaxBytes: c.MaxBytes, Rate: c.Rate, Window: n.cfg.HandoffWindow, Failed: n.memberFailed}
+}
+
+// memberFailed reports whether gossip declared the member dead (not gone
+// gracefully): its cached entries are not pulled.
+func (n *Node) memberFailed(name string) bool {
+	if n.members == nil {
+		return false
+	}
+	for _, m := range n.members.Members() {
+		if m.Name == name {
+			return m.State == membership.StateDead
+		}
+	}
+	return true // forgotten: long gone
+}
+
+// awaitWarmPulls waits, on a graceful leave, until the new owners of this
+// node's partitions have pulled its entries, or the timeout passes.
+func (n *Node) awaitWarmPulls(ctx context.Context) {
+	if n.cfg.WarmHandover.Disabled {
+		return
+	}
+	timeout := n.cfg.WarmHandover.Timeout
+	if timeout <= 0 {
+		timeout = DefaultWarmHandoverTimeout
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	if left := n.engine.AwaitTransfers(wctx); left > 0 {
+		n.log.Warn("leaving before every new owner pulled its cached entries; those partitions start cold", "partitions_left", left, "waited", time.Since(start))
+		return
+	}
+	n.log.Info("new owners pulled this node's cached entries", "took", time.Since(start))
+}
+
+// warmInstruments creates the warm hand-over's instruments on m and
+// returns them with the function that observes them.
+func (n *Node) warmInstruments(m metric.Meter) ([]metric.Observable, func(metric.Observer), error) {
+	var errs []error
+	counter := func(name, desc string) metric.Int64ObservableCounter {
+		c, err := m.Int64ObservableCounter(name, metric.WithDescription(desc))
+		errs = append(errs, err)
+		return c
+	}
+	in := counter("handover_entries_in", "Cached entries received from previous owners of partitions this node gained (warm hand-over).")
+	inBytes := counter("handover_bytes_in", "Bytes of the cached entries received from previous owners.")
+	out := counter("handover_entries_out", "Cached entries sent to new owners of partitions this node lost.")
+	outBytes := counter("handover_bytes_out", "Bytes of the cached entries sent to new owners.")
+	misses := counter("handover_misses_served", "Misses on partitions this node just gained answered by the previous owner instead of the database.")
+	lookups := counter("handover_lookups_served", "New owners' misses this node answered from the entries it held for them.")
+	dropped := counter("handover_dropped", "Entries of lost partitions not held for their new owner because the hand-over bound was full.")
+	held, err := m.Int64ObservableGauge("handover_held_bytes", metric.WithUnit("By"),
+		metric.WithDescription("Bytes of cached entries held for new owners to pull."))
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	return []metric.Observable{in, inBytes, out, outBytes, misses, lookups, dropped, held}, func(o metric.Observer) {
+		st := n.engine.WarmStats()
+		o.ObserveInt64(in, int64(st.EntriesIn))
+		o.ObserveInt64(inBytes, int64(st.BytesIn))
+		o.ObserveInt64(out, int64(st.EntriesOut))
+		o.ObserveInt64(outBytes, int64(st.BytesOut))
+		o.ObserveInt64(misses, int64(st.MissesServed))
+		o.ObserveInt64(lookups, int64(st.LookupsServed))
+		o.ObserveInt64(dropped, int64(st.Dropped))
+		o.ObserveInt64(held, st.HeldBytes)
+	}, nil
+}
