@@ -62,6 +62,10 @@ clean: ## remove build output and the demo data
 bench-compare: build ## ringcache beside Redis: throughput, latency, stampede, memory per entry (needs redis-server; see BENCHMARKS.md)
 	scripts/bench-compare.sh
 
+.PHONY: bench-tls
+bench-tls: build ## pipelined throughput with mTLS and ACLs against plaintext, 3 nodes, 50 callers (see BENCHMARKS.md)
+	scripts/bench-tls.sh
+
 .PHONY: bench-write
 bench-write: ## benchmark Set per write mode, write-behind coalescing and replication (starts a throwaway PostgreSQL; see docs/benchmarks.md)
 	@set -o pipefail; out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
