@@ -63,9 +63,11 @@ func (e *Engine) leaving() bool {
 }
 
 // AwaitTransfers waits, after StartLeaving and the leave, until the members that
-// took this node's partitions have pulled them all, or ctx ends. It
-// returns how many partitions were not pulled.
-func (e *Engine) AwaitTransfers(ctx context.Context) int {
+// took this node's partitions have pulled them all, or ctx ends, or
+// anyonePulling (when not nil) reports that no member is left to pull (the
+// others left or died too). It returns how many partitions were not
+// pulled.
+func (e *Engine) AwaitTransfers(ctx context.Context, anyonePulling func() bool) int {
 	if !e.leaving() {
 		return 0
 	}
@@ -77,6 +79,9 @@ func (e *Engine) AwaitTransfers(ctx context.Context) int {
 		e.warm.out.mu.Unlock()
 		if left == 0 {
 			return 0
+		}
+		if anyonePulling != nil && !anyonePulling() {
+			return left
 		}
 		select {
 		case <-ctx.Done():

@@ -155,3 +155,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A leaving node waits for its partitions' pulls only while some member
+// could still pull them: alone, or with every other member gone too, its
+// Close does not wait out the timeout.
+func TestWarm_LeavingWaitsOnlyWhileSomeoneCanPull(t *testing.T) {
+	peers := &warmPeers{engines: map[string]*Engine{}}
+	var loads int
+	a := newWarmEngine(t, "a", peers, &loads)
+	a.SetRing(rebalance(t, mustRing(t, members("a")), members("a", "b")))
+	a.StartLeaving()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	if left := a.AwaitTransfers(ctx, func() bool { return false }); left == 0 {
+		t.Fatal("no partition owed to b although nobody pulled")
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("waited %s with nobody left to pull", waited)
+	}
+	pulling := 3
+	left := a.AwaitTransfers(ctx, func() bool { pulling--; return pulling > 0 })
+	if left == 0 || pulling != 0 {
+		t.Fatalf("AwaitTransfers returned %d owed after %d checks; want it to wait while someone could pull", left, 3-pulling)
+	}
+}
