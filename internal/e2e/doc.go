@@ -5,5 +5,8 @@
 // ringcachectl (and, where the CLI cannot express a request, a raw gRPC
 // client), the way an operator would.
 //
+// A failing test prints its nodes' logs; RINGCACHE_E2E_LOG_LEVEL=debug
+// makes them say more.
+//
 // The package has no non-test code; `go test -short` skips it.
 package e2e

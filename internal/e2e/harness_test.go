@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -199,6 +200,7 @@ func (c *cluster) start(p *proc, extra ...string) error {
 		"--grpc-addr", p.grpcAddr,
 		"--gossip-addr", p.gossipAddr,
 		"--gossip-preset", "local",
+		"--log-level", cmp.Or(os.Getenv("RINGCACHE_E2E_LOG_LEVEL"), "info"),
 		"--data-dir", filepath.Join(c.dir, p.name),
 		"--config", config,
 	}, append(append([]string(nil), c.nodeFlags...), extra...)...)

@@ -295,6 +295,8 @@ func (e *Engine) ServeTransfer(ctx context.Context, req *pb.TransferRequest, sen
 		if held == nil {
 			if r != nil && int(p) < r.PartitionCount() && r.PartitionOwner(int(p)).Name == e.cfg.Self {
 				notYet = append(notYet, p)
+			} else {
+				sent = append(sent, p) // nothing held: pulled, and owed no more
 			}
 			continue
 		}

@@ -180,3 +180,40 @@ func TestWarm_LeavingWaitsOnlyWhileSomeoneCanPull(t *testing.T) {
 		t.Fatalf("AwaitTransfers returned %d owed after %d checks; want it to wait while someone could pull", left, 3-pulling)
 	}
 }
+
+// A graceful leave: the members that take the leaving node's partitions
+// pull them, those it held entries of and those it held none of, and its
+// wait for the pulls ends.
+func TestWarm_ALeavingNodesPartitionsArePulledAndItsWaitEnds(t *testing.T) {
+	peers := &warmPeers{engines: map[string]*Engine{}}
+	var loadsA, loadsB int
+	a := newWarmEngine(t, "a", peers, &loadsA)
+	b := newWarmEngine(t, "b", peers, &loadsB)
+	r2 := rebalance(t, mustRing(t, members("a")), members("a", "b"))
+	a.SetRing(r2)
+	b.SetRing(r2)
+	nsA, _ := a.Namespace("users")
+	var mine []string
+	for i := 0; len(mine) < 5; i++ {
+		if r2.PartitionOwner(r2.PartitionOf(ring.Key("users", key(i)))).Name == "a" {
+			mine = append(mine, key(i))
+			mustGetValue(t, nsA, key(i), "db-"+key(i))
+		}
+	}
+	a.StartLeaving()
+	r3 := rebalance(t, r2, members("b"))
+	a.SetRingAfter(r2, r3)
+	b.SetRingAfter(r2, r3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if left := a.AwaitTransfers(ctx, nil); left != 0 {
+		t.Fatalf("%d of the leaving node's partitions were never pulled", left)
+	}
+	nsB, _ := b.Namespace("users")
+	for _, k := range mine {
+		mustGetValue(t, nsB, k, "db-"+k)
+	}
+	if loadsB != 0 {
+		t.Fatalf("b loaded %d keys the leaving node had cached", loadsB)
+	}
+}
