@@ -42,7 +42,7 @@ namespaces:
 	f.launch(cfg, nil, f.all...)
 	f.waitUp(3, f.all...)
 	// Keys n1 owns whose replica (the owner without n1) is n2.
-	strictKey, lenientKey := keyOwnedWithReplica(t, "strict", "n1", "n2"), keyOwnedWithReplica(t, "lenient", "n1", "n2")
+	strictKey, lenientKey := keyOwnedWithReplica(t, f, n1.grpcAddr, "strict", "n1", "n2"), keyOwnedWithReplica(t, f, n1.grpcAddr, "lenient", "n1", "n2")
 	c1 := dial(t, n1)[0]
 	ctx := context.Background()
 	for _, ns := range []string{"strict", "lenient"} { // the streams are open
@@ -106,32 +106,36 @@ namespaces:
 	})
 }
 
-// keyOwnedWithReplica returns a key of ns that owner owns among n1..n3 and
-// whose replica (its owner in the ring without owner) is replica.
-func keyOwnedWithReplica(t *testing.T, ns, owner, replica string) string {
+// keyOwnedWithReplica finds a key of ns that owner owns in the table the
+// cluster routes by (as the node at addr shows it), with replica as its
+// first successor: the node that holds its write-behind copy.
+func keyOwnedWithReplica(t *testing.T, f *fleet, addr, ns, owner, replica string) string {
 	t.Helper()
-	all := []ring.Member{{Name: "n1"}, {Name: "n2"}, {Name: "n3"}}
-	full, err := ring.New(ring.Config{}, all, 1)
+	var rj ringJSON
+	f.ctlJSON(addr, &rj, "ring")
+	var members []ring.Member
+	index := map[string]uint32{}
+	for _, m := range rj.Members {
+		index[m.Name] = uint32(len(members))
+		members = append(members, ring.Member{Name: m.Name})
+	}
+	owners := make([]uint32, len(rj.PartitionOwners))
+	for p, name := range rj.PartitionOwners {
+		owners[p] = index[name]
+	}
+	r, err := ring.FromOwners(ring.Config{PartitionCount: int(rj.PartitionCount)}, members, owners, rj.Version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rest []ring.Member
-	for _, m := range all {
-		if m.Name != owner {
-			rest = append(rest, m)
-		}
-	}
-	without, err := ring.New(ring.Config{}, rest, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k := 0; ; k++ {
+	for k := 0; k < 1_000_000; k++ {
 		key := fmt.Sprintf("%s-%d", ns, k)
-		rk := strategy.StoreKey(ns, key)
-		if full.Owner(rk).Name == owner && without.Owner(rk).Name == replica {
+		p := r.PartitionOf(strategy.StoreKey(ns, key))
+		if succ := r.Successors(p, 2); r.PartitionOwner(p).Name == owner && len(succ) == 2 && succ[1].Name == replica {
 			return key
 		}
 	}
+	t.Fatalf("no key of %s owned by %s with replica %s", ns, owner, replica)
+	return ""
 }
 
 // reasonOf returns the ErrorInfo reason of a status error.
