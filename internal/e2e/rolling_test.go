@@ -272,13 +272,24 @@ func TestRollingRestart_NoFailedCallsAndTheHotKeysAreWarmed(t *testing.T) {
 	if res.failed != 0 {
 		t.Fatalf("%d of %d client calls failed during the rolling restart, e.g.:\n  %s", res.failed, res.calls, strings.Join(res.failures, "\n  "))
 	}
-	// Every restarted node went through its list: a listed key it owns is
-	// loaded, or already held (the warm hand-over brought it from the
-	// partition's interim owner), and none failed.
+	// Every restarted node went through its list with no failure: a listed
+	// key it owns is loaded, or already held (the warm hand-over brought it
+	// from the partition's interim owner); a rejoining node may be given
+	// other partitions than it had, so some lists are all not_owned. Across
+	// the cluster, listed keys were warmed.
+	warmed := 0.0
 	for name, w := range res.prewarm {
-		if w["database"]+w["pending"]+w["held"] == 0 || w["failed"] != 0 {
-			t.Errorf("%s did not warm its listed keys after its restart: %v", name, w)
+		tried := 0.0
+		for _, v := range w {
+			tried += v
 		}
+		if tried == 0 || w["failed"] != 0 {
+			t.Errorf("%s did not go through its listed keys after its restart: %v", name, w)
+		}
+		warmed += w["database"] + w["pending"] + w["held"]
+	}
+	if warmed == 0 {
+		t.Errorf("no restarted node warmed a listed key: %v", res.prewarm)
 	}
 }
 
