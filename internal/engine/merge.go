@@ -34,6 +34,10 @@ func (e *Engine) Merge(returning []ring.Member) {
 		ns.ForgetLoads()
 	}
 	dropped := e.cfg.Store.DeleteFunc(func(string) bool { return true })
+	// Entries held for new owners (warm hand-over) are as untrustworthy:
+	// served to a stale-routed miss or pulled, they would bring back what
+	// the returning members overwrote.
+	dropped += e.warm.out.empty()
 	if e.cfg.Hot != nil {
 		e.cfg.Hot.Reset()
 	}

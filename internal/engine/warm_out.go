@@ -165,6 +165,21 @@ func (ob *outbox) hold(p int, skey string, en strategy.Entry, life time.Duration
 	return true
 }
 
+// empty drops every held entry and keeps the partitions, so their pulls
+// still complete (with nothing): the entries cannot be trusted after a
+// merge. It returns how many entries it dropped.
+func (ob *outbox) empty() int {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	n := 0
+	for _, part := range ob.parts {
+		n += len(part.entries)
+		part.entries, part.bytes = map[string]heldEntry{}, 0
+	}
+	ob.bytes = 0
+	return n
+}
+
 // prune drops partitions whose window has passed.
 func (ob *outbox) prune(now time.Time) {
 	ob.mu.Lock()

@@ -217,3 +217,26 @@ func TestWarm_ALeavingNodesPartitionsArePulledAndItsWaitEnds(t *testing.T) {
 		t.Fatalf("b loaded %d keys the leaving node had cached", loadsB)
 	}
 }
+
+// A merge drops the entries held for new owners with the store's: after a
+// member returns without a graceful leave (a healed partition, a pause past
+// detection), neither may be served or handed over.
+func TestWarm_AMergeEmptiesTheHeldEntries(t *testing.T) {
+	peers := &warmPeers{engines: map[string]*Engine{}}
+	var loads int
+	a := newWarmEngine(t, "a", peers, &loads)
+	r1 := mustRing(t, members("a"))
+	a.SetRing(r1)
+	nsA, _ := a.Namespace("users")
+	for i := range 200 {
+		mustGetValue(t, nsA, key(i), "db-"+key(i))
+	}
+	a.SetRing(rebalance(t, r1, members("a", "b"))) // b gains partitions: a holds their entries
+	if _, bytes := a.warm.out.size(); bytes == 0 {
+		t.Fatal("a holds nothing for b after b joined")
+	}
+	a.Merge(members("b"))
+	if _, bytes := a.warm.out.size(); bytes != 0 {
+		t.Fatalf("a still holds %d bytes for new owners after a merge", bytes)
+	}
+}
