@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"math"
 	"net"
 
@@ -128,17 +127,8 @@ func (n *Node) acceptChanged(err error) {
 //	watch_refused, watch_dropped, stream_send_timeouts   (counters)
 func (n *Node) registerLimitMetrics(mp metric.MeterProvider) (metric.Registration, error) {
 	m := mp.Meter(meterName)
-	var errs []error
-	counter := func(name, desc string) metric.Int64ObservableCounter {
-		c, err := m.Int64ObservableCounter(name, metric.WithDescription(desc))
-		errs = append(errs, err)
-		return c
-	}
-	gauge := func(name, desc, unit string) metric.Int64ObservableGauge {
-		g, err := m.Int64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit))
-		errs = append(errs, err)
-		return g
-	}
+	k := &meterKit{m: m}
+	counter, gauge := k.counter, k.gauge
 	conns := gauge("connections", "Open gRPC connections admitted by the connection limit, by kind: client, or peer (from a member's host).", "{connection}")
 	limit := gauge("connection_limit", "Bound on client connections (0: none); peers have PeerConnections more.", "{connection}")
 	refused := counter("connections_refused", "Connections closed as soon as accepted, over the connection limit or shed while out of file descriptors.")
@@ -149,7 +139,7 @@ func (n *Node) registerLimitMetrics(mp metric.MeterProvider) (metric.Registratio
 	wRefused := counter("watch_refused", "WatchInvalidations subscriptions refused because the node had its most subscribers.")
 	wDropped := counter("watch_dropped", "WatchInvalidations subscribers dropped because they fell further behind than the backlog holds.")
 	timeouts := counter("stream_send_timeouts", "Streams ended because a send waited the send timeout for its client to read.")
-	if err := errors.Join(errs...); err != nil {
+	if err := k.err(); err != nil {
 		return nil, err
 	}
 	client := metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", "client")))

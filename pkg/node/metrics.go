@@ -113,22 +113,34 @@ var nodeCounters = []struct {
 	{"store_evictions", "Entries evicted from the local store for room.", func(s *pb.StatsResponse) uint64 { return s.GetStore().GetEvictions() }},
 }
 
+// meterKit creates observable instruments on one meter and keeps their
+// errors, so that registering reads as the list of instruments.
+type meterKit struct {
+	m    metric.Meter
+	errs []error
+}
+
+func (k *meterKit) counter(name, desc string) metric.Int64ObservableCounter {
+	c, err := k.m.Int64ObservableCounter(name, metric.WithDescription(desc))
+	k.errs = append(k.errs, err)
+	return c
+}
+
+func (k *meterKit) gauge(name, desc, unit string) metric.Int64ObservableGauge {
+	g, err := k.m.Int64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit))
+	k.errs = append(k.errs, err)
+	return g
+}
+
+func (k *meterKit) err() error { return errors.Join(k.errs...) }
+
 // registerMetrics creates the node's instruments on mp and the one callback
 // that observes them all. The returned registration is unregistered when the
 // node shuts down, before the store and the journal go away.
 func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, error) {
 	m := mp.Meter(meterName)
-	var errs []error
-	counter := func(name, desc string) metric.Int64ObservableCounter {
-		c, err := m.Int64ObservableCounter(name, metric.WithDescription(desc))
-		errs = append(errs, err)
-		return c
-	}
-	gauge := func(name, desc, unit string) metric.Int64ObservableGauge {
-		g, err := m.Int64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit))
-		errs = append(errs, err)
-		return g
-	}
+	k := &meterKit{m: m}
+	counter, gauge := k.counter, k.gauge
 	var insts []metric.Observable
 	perNS := make([]metric.Int64ObservableCounter, len(nsCounters))
 	for i, c := range nsCounters {
@@ -177,17 +189,17 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 		jFlushErrors = counter("journal_flush_errors", "Database batches or writes of the flusher that failed.")
 		age, err := m.Float64ObservableGauge("journal_oldest_pending_age", metric.WithUnit("s"),
 			metric.WithDescription("Age of the oldest pending write-behind record; 0 when none."))
-		errs = append(errs, err)
+		k.errs = append(k.errs, err)
 		jAge = age
 		insts = append(insts, jPending, jBytes, jMax, jDead, jFlushed, jFlushErrors, jAge)
 	}
 	replInsts, observeRepl, err := n.replicationInstruments(m) // replication.go
-	errs = append(errs, err)
+	k.errs = append(k.errs, err)
 	insts = append(insts, replInsts...)
 	warmInsts, observeWarm, err := n.warmInstruments(m) // warm.go
-	errs = append(errs, err)
+	k.errs = append(k.errs, err)
 	insts = append(insts, warmInsts...)
-	if err := errors.Join(errs...); err != nil {
+	if err := k.err(); err != nil {
 		return nil, err
 	}
 

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -39,17 +38,8 @@ func (n *Node) replicationInstruments(m metric.Meter) ([]metric.Observable, func
 	if n.journal == nil {
 		return nil, func(metric.Observer) {}, nil
 	}
-	var errs []error
-	counter := func(name, desc string) metric.Int64ObservableCounter {
-		c, err := m.Int64ObservableCounter(name, metric.WithDescription(desc))
-		errs = append(errs, err)
-		return c
-	}
-	gauge := func(name, desc, unit string) metric.Int64ObservableGauge {
-		g, err := m.Int64ObservableGauge(name, metric.WithDescription(desc), metric.WithUnit(unit))
-		errs = append(errs, err)
-		return g
-	}
+	k := &meterKit{m: m}
+	counter, gauge := k.counter, k.gauge
 	backlog := gauge("replica_pending", "Copies of other nodes' pending write-behind records held here (the replica backlog).", "{record}")
 	backlogBytes := gauge("replica_pending_bytes", "Bytes of the replica copies held here.", "By")
 	inSync := gauge("replication_in_sync", "1 when every pending write-behind record has its replicas, 0 while re-replicating.", "")
@@ -59,7 +49,7 @@ func (n *Node) replicationInstruments(m metric.Meter) ([]metric.Observable, func
 	under := counter("under_replicated_writes", "Write-behind writes acknowledged with fewer copies than write_behind.replicas.")
 	replicated := counter("replicated", "Write-behind records acknowledged by replicas.")
 	failures := counter("replication_failures", "Replication frames or connection attempts that failed.")
-	if err := errors.Join(errs...); err != nil {
+	if err := k.err(); err != nil {
 		return nil, nil, err
 	}
 	insts := []metric.Observable{backlog, backlogBytes, inSync, takeovers, takenOver, handed, under, replicated, failures}

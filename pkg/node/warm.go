@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -89,12 +88,8 @@ func (n *Node) othersAlive() bool {
 // warmInstruments creates the warm hand-over's instruments on m and
 // returns them with the function that observes them.
 func (n *Node) warmInstruments(m metric.Meter) ([]metric.Observable, func(metric.Observer), error) {
-	var errs []error
-	counter := func(name, desc string) metric.Int64ObservableCounter {
-		c, err := m.Int64ObservableCounter(name, metric.WithDescription(desc))
-		errs = append(errs, err)
-		return c
-	}
+	k := &meterKit{m: m}
+	counter := k.counter
 	in := counter("handover_entries_in", "Cached entries received from previous owners of partitions this node gained (warm hand-over).")
 	inBytes := counter("handover_bytes_in", "Bytes of the cached entries received from previous owners.")
 	out := counter("handover_entries_out", "Cached entries sent to new owners of partitions this node lost.")
@@ -104,8 +99,8 @@ func (n *Node) warmInstruments(m metric.Meter) ([]metric.Observable, func(metric
 	dropped := counter("handover_dropped", "Entries of lost partitions not held for their new owner because the hand-over bound was full.")
 	held, err := m.Int64ObservableGauge("handover_held_bytes", metric.WithUnit("By"),
 		metric.WithDescription("Bytes of cached entries held for new owners to pull."))
-	errs = append(errs, err)
-	if err := errors.Join(errs...); err != nil {
+	k.errs = append(k.errs, err)
+	if err := k.err(); err != nil {
 		return nil, nil, err
 	}
 	return []metric.Observable{in, inBytes, out, outBytes, misses, lookups, dropped, held}, func(o metric.Observer) {
