@@ -103,14 +103,8 @@ func (s *replication) takeOver(ctx context.Context, r *ring.Ring, o journal.Orig
 		}
 		last := copies[len(copies)-1]
 		afterNS, afterKey = last.Namespace, last.Key
-		byOwner := map[string][]journal.Record{}
-		owners := map[string]ring.Member{}
-		for _, c := range copies {
-			m := r.Owner(ring.Key(c.Namespace, c.Key))
-			byOwner[m.Name] = append(byOwner[m.Name], c)
-			owners[m.Name] = m
-		}
-		for name, recs := range byOwner {
+		groups, owners := byOwner(r, copies)
+		for name, recs := range groups {
 			if name == self {
 				got, err := s.adopt(ctx, r, o, recs)
 				adopted += len(got)
@@ -259,13 +253,7 @@ func (e *Engine) HandOver(ctx context.Context) (int, error) {
 			break
 		}
 		after = next
-		by := map[string][]journal.Record{}
-		to := map[string]ring.Member{}
-		for _, rec := range page {
-			m := without.Owner(ring.Key(rec.Namespace, rec.Key))
-			by[m.Name] = append(by[m.Name], rec)
-			to[m.Name] = m
-		}
+		by, to := byOwner(without, page)
 		for name, recs := range by {
 			if err := s.handOver(ctx, to[name], s.self, recs); err != nil {
 				errs = append(errs, err)
@@ -312,4 +300,15 @@ func dropOps(recs []journal.Record) []journal.ReplicaOp {
 		ops[i] = journal.ReplicaOp{Record: journal.Record{Namespace: r.Namespace, Key: r.Key, Version: r.Version}, Drop: true}
 	}
 	return ops
+}
+
+// byOwner groups recs by their keys' owners in r, and names the owners.
+func byOwner(r *ring.Ring, recs []journal.Record) (map[string][]journal.Record, map[string]ring.Member) {
+	groups, owners := map[string][]journal.Record{}, map[string]ring.Member{}
+	for _, rec := range recs {
+		m := r.Owner(ring.Key(rec.Namespace, rec.Key))
+		groups[m.Name] = append(groups[m.Name], rec)
+		owners[m.Name] = m
+	}
+	return groups, owners
 }
