@@ -11,8 +11,8 @@
 #      per call (--unary), Redis through rueidis (auto-pipelining) and through
 #      go-redis (one connection per caller), and ringcache's RESP door through
 #      rueidis, standalone (node 1 forwards) and in cluster mode
-#      (redis-cluster://: rueidis reads CLUSTER SLOTS; until slots decide
-#      ownership each node shows itself as owner of every slot);
+#      (redis-cluster://: rueidis reads CLUSTER SLOTS and sends each key to
+#      its owner);
 #   2. latency with 1 caller, 90/10;
 #   2b. redis-benchmark -c 50 -P 1 and -P 16 (GET and SET, 100 B, 100k keys)
 #      against Redis and the RESP door;

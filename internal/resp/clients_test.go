@@ -19,6 +19,7 @@ import (
 	"github.com/ringcache/ringcache/internal/clustertest"
 	"github.com/ringcache/ringcache/pkg/node"
 	"github.com/ringcache/ringcache/pkg/strategy"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
 // startCluster starts n in-process nodes with the RESP door open, serving
@@ -349,8 +350,7 @@ func writeTokens(t *testing.T, path string, tokens map[string]string) {
 
 // Cluster clients (go-redis ClusterClient, rueidis in cluster mode) work
 // against the door: they read CLUSTER SLOTS and send each key where it
-// says. Until slots decide ownership, each node shows itself as owner of
-// every slot and forwards.
+// says.
 func TestClusterClients_WorkThroughTheDoor(t *testing.T) {
 	c := startCluster(t, 3, nil)
 	var addrs []string
@@ -379,6 +379,54 @@ func TestClusterClients_WorkThroughTheDoor(t *testing.T) {
 		if n, err := gc.Del(ctx, k).Result(); err != nil || n != 1 {
 			t.Fatalf("ClusterClient DEL = %d, %v", n, err)
 		}
+	}
+}
+
+// A cluster client's keys reach their owners with no forwarding hop,
+// whichever namespace they address: bare keys of the default namespace,
+// keys spelled with the default namespace's own name (a key of its own, in
+// its own slot), and keys of another namespace.
+func TestClusterClients_ReachOwnersWithoutForwarding(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	var addrs []string
+	for i := range 3 {
+		addrs = append(addrs, c.Node(i).RESPAddr())
+	}
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rc.Close)
+	forwards := func() (n uint64) {
+		for i := range 3 {
+			s, err := c.Admin(i).Stats(ctx, &pb.StatsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += s.Forwards
+		}
+		return n
+	}
+	before := forwards()
+	for i := range 100 {
+		for _, k := range []string{fmt.Sprintf("k%d", i), fmt.Sprintf("default:k%d", i), fmt.Sprintf("%s:k%d", clustertest.NSCache, i)} {
+			if err := rc.Do(ctx, rc.B().Set().Key(k).Value(k).Build()).Error(); err != nil {
+				t.Fatalf("SET %s: %v", k, err)
+			}
+			if got, err := rc.Do(ctx, rc.B().Get().Key(k).Build()).ToString(); err != nil || got != k {
+				t.Fatalf("GET %s = %q, %v", k, got, err)
+			}
+		}
+	}
+	if n := forwards() - before; n != 0 {
+		t.Fatalf("the nodes forwarded %d ops of a cluster client; every key should reach its owner directly", n)
+	}
+	// "default:k1" is not "k1": the default namespace's name is no prefix.
+	if err := rc.Do(ctx, rc.B().Set().Key("k1").Value("bare").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rc.Do(ctx, rc.B().Get().Key("default:k1").Build()).ToString(); err != nil || got != "default:k1" {
+		t.Fatalf("GET default:k1 = %q, %v; want its own value", got, err)
 	}
 }
 

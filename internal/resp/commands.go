@@ -129,11 +129,14 @@ func (c *conn) dispatch(argv [][]byte) {
 }
 
 // key returns the namespace and key a Redis key addresses: "NS:KEY" is KEY
-// of namespace NS when NS is configured; any other key is a key of the
-// default namespace, whole.
+// of namespace NS when NS is configured and not the default namespace; any
+// other key is a key of the default namespace, whole. The default
+// namespace's own prefix is kept: were "default:x" the key "x", it would
+// have two Redis spellings in two slots, and a cluster client sending the
+// prefixed one would land on a node that does not own it.
 func (c *conn) key(k []byte) (ns, key string) {
 	if i := bytes.IndexByte(k, ':'); i > 0 {
-		if name, ok := c.s.namespaces[string(k[:i])]; ok {
+		if name, ok := c.s.namespaces[string(k[:i])]; ok && name != c.s.cfg.DefaultNamespace {
 			return name, string(k[i+1:])
 		}
 	}
