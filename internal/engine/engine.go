@@ -136,6 +136,8 @@ type Engine struct {
 	ring       atomic.Pointer[ring.Ring]
 	ready      atomic.Bool // joined (or bootstrapped alone)
 	draining   atomic.Bool
+	// peersGone: no peer forwards here any more (StopForwardStreams)
+	peersGone atomic.Bool
 	frozen     atomic.Bool // tests pin a ring to make nodes disagree
 	handoff    atomic.Pointer[handoffs]
 	notes      notifier
@@ -265,6 +267,18 @@ func (e *Engine) Ready() bool {
 
 // Draining reports whether Drain was called.
 func (e *Engine) Draining() bool { return e.draining.Load() }
+
+// StopForwardStreams ends the peers' forwarding streams into this node
+// (Peer.ForwardStream), once they have answered what they read. A leaving
+// node calls it when no peer routes to it any more, so that the server can
+// stop: until then it serves what peers forward, draining or not.
+func (e *Engine) StopForwardStreams() {
+	e.peersGone.Store(true)
+	e.notes.notify()
+}
+
+// ForwardStreamsStopped reports whether StopForwardStreams was called.
+func (e *Engine) ForwardStreamsStopped() bool { return e.peersGone.Load() }
 
 // Changed returns a channel that closes at the next ring change, SetReady
 // or Drain. Take it before reading the state it guards, so no change is

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -52,21 +53,44 @@ type Config struct {
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 	// DialOptions come last (telemetry).
 	DialOptions []grpc.DialOption
+	// MaxFrameOps bounds the ops of one ForwardStream frame (the peers'
+	// batch limit); 0 means 512.
+	MaxFrameOps int
+	// Latency, when set, is told the round trip of every Forward.
+	Latency func(time.Duration)
 }
 
 // Pool keeps one gRPC connection per peer address. Safe for concurrent use.
 type Pool struct {
 	cfg Config
 
+	ctx     context.Context // ends with Close: the forwarding streams' context
+	cancel  context.CancelFunc
+	streams sync.WaitGroup // goroutines of the forwarding streams; added under mu while !closed
+
 	mu        sync.Mutex
 	conns     map[string]*grpc.ClientConn
 	lingering map[*grpc.ClientConn]*time.Timer // closing after Linger
+	pipes     map[string]*fwdPipe              // forwarding streams by address
 	closed    bool
 }
 
 // New returns a Pool.
 func New(cfg Config) *Pool {
-	return &Pool{cfg: cfg, conns: map[string]*grpc.ClientConn{}, lingering: map[*grpc.ClientConn]*time.Timer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pool{cfg: cfg, ctx: ctx, cancel: cancel, conns: map[string]*grpc.ClientConn{}, lingering: map[*grpc.ClientConn]*time.Timer{}, pipes: map[string]*fwdPipe{}}
+}
+
+// goStream runs f on a goroutine Close waits for, unless the pool is
+// closed.
+func (p *Pool) goStream(f func()) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.streams.Go(f)
+	return true
 }
 
 // Conn returns the connection to addr, dialling (lazily) if there is none.
@@ -105,8 +129,23 @@ func (p *Pool) Conn(addr string) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
-// Forward sends a batch of ops to their owner.
+// Forward sends a batch of ops to their owner: over the forwarding stream
+// to it (ForwardStream, shared by every batch to that peer), or as a unary
+// Forward call when the peer lacks the stream.
+//
+// A call whose context carries a sampled span goes unary, so that its
+// trace continues on the owner (the stream is one long RPC, outside any
+// trace).
 func (p *Pool) Forward(ctx context.Context, to ring.Member, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
+	if p.cfg.Latency != nil {
+		defer func(start time.Time) { p.cfg.Latency(time.Since(start)) }(time.Now())
+	}
+	if fp := p.pipe(to.Addr); fp != nil && len(req.Ops) > 0 && !trace.SpanContextFromContext(ctx).IsSampled() {
+		resp, err := fp.forward(ctx, to, req)
+		if !errors.Is(err, errStreamUnsupported) {
+			return resp, err
+		}
+	}
 	var resp *pb.ForwardResponse
 	err := p.call(ctx, to, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = pb.NewPeerClient(cc).Forward(ctx, req)
@@ -258,6 +297,11 @@ func (p *Pool) Retain(keep []ring.Member) {
 	for _, m := range keep {
 		live[m.Addr] = true
 	}
+	for addr := range p.pipes {
+		if !live[addr] {
+			delete(p.pipes, addr) // its stream ends with the connection
+		}
+	}
 	for addr, cc := range p.conns {
 		if live[addr] {
 			continue
@@ -274,6 +318,8 @@ func (p *Pool) Retain(keep []ring.Member) {
 
 // Close closes every connection at once; the pool hands out no more.
 func (p *Pool) Close() {
+	defer p.streams.Wait()
+	p.cancel()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true

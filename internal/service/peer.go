@@ -53,6 +53,39 @@ func (p *Peer) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.Forward
 	return &pb.ForwardResponse{Results: results, Hlc: e.Versions()}, nil
 }
 
+// ForwardStream implements pb.PeerServer: the batches a peer forwards,
+// served as Cache.Pipeline serves a client's frames, with the sender's
+// clock observed on every frame and this node's on every response. A
+// draining node keeps serving it (peers route here until they learn of the
+// leave) until engine.StopForwardStreams.
+func (p *Peer) ForwardStream(stream pb.Peer_ForwardStreamServer) error {
+	c := CallerFrom(stream.Context())
+	c.Forwarded = true
+	return p.s.pipeline(stream.Context(), forwardFrames{p.s, stream}, c, p.s.e.ForwardStreamsStopped)
+}
+
+// forwardFrames is a ForwardStream as the frames a pipe reads and answers.
+type forwardFrames struct {
+	s      *Services
+	stream pb.Peer_ForwardStreamServer
+}
+
+func (f forwardFrames) Recv() (*pb.PipelineRequest, error) {
+	req, err := f.stream.Recv()
+	if err != nil {
+		return nil, err
+	}
+	if err := f.s.e.ObserveClock(req.Hlc); err != nil {
+		f.s.log.Warn("forward stream ended: the sender's clock is too far ahead", "from", req.From, "err", err)
+		return nil, engine.StatusErr(err)
+	}
+	return &pb.PipelineRequest{Ops: req.Ops}, nil
+}
+
+func (f forwardFrames) Send(r *pb.PipelineResponse) error {
+	return f.stream.Send(&pb.ForwardStreamResponse{Hlc: f.s.e.Versions(), Results: r.Results, FramesRead: r.FramesRead})
+}
+
 // Lookup implements pb.PeerServer: this node's own pending write-behind
 // write of a key, for a new owner of its partition.
 func (p *Peer) Lookup(ctx context.Context, req *pb.LookupRequest) (*pb.LookupResponse, error) {

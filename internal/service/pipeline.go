@@ -45,10 +45,24 @@ const pipelineMaxResponseBytes = 4 << 20
 // while another send was in progress, which saves a goroutine handoff per
 // frame.
 func (c *Cache) Pipeline(stream pb.Cache_PipelineServer) error {
-	e := c.s.e
-	ctx, cancel := context.WithCancel(stream.Context())
+	return c.s.pipeline(stream.Context(), stream, CallerFrom(stream.Context()), c.s.e.Draining)
+}
+
+// frames is the stream a pipe reads frames from and sends answers on:
+// Cache.Pipeline's, or Peer.ForwardStream's through forwardFrames.
+type frames interface {
+	Recv() (*pb.PipelineRequest, error)
+	Send(*pb.PipelineResponse) error
+}
+
+// pipeline serves a stream of frames for caller until it ends, or until
+// ended reports true (checked at every change of the engine's state): the
+// stream then answers every op it has read and ends with NODE_NOT_READY.
+func (s *Services) pipeline(ctx context.Context, stream frames, caller engine.Caller, ended func() bool) error {
+	e := s.e
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	p := &pipe{s: c.s, ctx: ctx, caller: CallerFrom(ctx), stream: stream, sendFailed: make(chan struct{}), waiting: make(chan struct{}, pipelineMaxWaiting)}
+	p := &pipe{s: s, ctx: ctx, caller: caller, stream: stream, sendFailed: make(chan struct{}), waiting: make(chan struct{}, pipelineMaxWaiting)}
 	p.outTaken = sync.NewCond(&p.outMu)
 	recvDone := make(chan error, 1)
 	go func() { recvDone <- p.recvLoop() }()
@@ -57,7 +71,7 @@ func (c *Cache) Pipeline(stream pb.Cache_PipelineServer) error {
 wait:
 	for {
 		changed := e.Changed()
-		if e.Draining() {
+		if ended() {
 			err = engine.StatusErr(engine.ErrNotReady)
 			break
 		}
@@ -94,7 +108,7 @@ type pipe struct {
 	ops     sync.WaitGroup // frames being answered, and ops that wait
 	waiting chan struct{}  // semaphore of pipelineMaxWaiting
 
-	stream     pb.Cache_PipelineServer
+	stream     frames
 	outMu      sync.Mutex
 	out        []*pb.PipelineResult // results not yet sent
 	outFrames  uint32               // request frames read and not yet acknowledged

@@ -150,6 +150,7 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 		n.awaitWarmPulls(ctx)
 		n.engine.StopReplicaStreams() // peers no longer copy to this node
+		n.engine.StopForwardStreams() // nor forward to it
 		done := make(chan struct{})
 		go func() { n.server.GracefulStop(); close(done) }()
 		select {

@@ -133,7 +133,8 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.openHotKeys()
 	n.obs.tracer = cfg.tracerProvider().Tracer(tracerName)
-	n.peers = peer.New(peer.Config{Linger: cfg.ForwardTimeout, Credentials: n.peerCredentials(), Dialer: cfg.PeerDialer, DialOptions: cfg.peerDialOptions()})
+	n.peers = peer.New(peer.Config{Linger: cfg.ForwardTimeout, Credentials: n.peerCredentials(), Dialer: cfg.PeerDialer, DialOptions: cfg.peerDialOptions(), MaxFrameOps: cfg.MaxBatchKeys,
+		Latency: n.latencyHistogram("forward_latency", "Round trip of a batch forwarded to its owner: sent, served there, answered.")})
 	n.closers = append(n.closers, n.peers.Close)
 	if cfg.HotCacheBytes > 0 {
 		n.hot = hotcache.New(hotcache.Config{

@@ -19,14 +19,23 @@ const handoverAfter = 2 * time.Second
 // replicationLatency returns the hook that records replication round trips
 // in the replication_latency histogram, or nil without metrics.
 func (n *Node) replicationLatency() func(time.Duration) {
-	if n.cfg.MeterProvider == nil || n.cfg.Journal.Path == "" {
+	if n.cfg.Journal.Path == "" {
 		return nil
 	}
-	h, err := n.cfg.MeterProvider.Meter(meterName).Float64Histogram("replication_latency", metric.WithUnit("s"),
-		metric.WithDescription("Round trip of a write-behind replication frame: sent to a replica, fsync'd there, answered."),
+	return n.latencyHistogram("replication_latency", "Round trip of a write-behind replication frame: sent to a replica, fsync'd there, answered.")
+}
+
+// latencyHistogram returns a hook that records durations in the histogram
+// name (seconds, 100 µs to 2.5 s), or nil without metrics.
+func (n *Node) latencyHistogram(name, description string) func(time.Duration) {
+	if n.cfg.MeterProvider == nil {
+		return nil
+	}
+	h, err := n.cfg.MeterProvider.Meter(meterName).Float64Histogram(name, metric.WithUnit("s"),
+		metric.WithDescription(description),
 		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 	if err != nil {
-		n.log.Warn("no replication latency histogram", "err", err)
+		n.log.Warn("no latency histogram", "name", name, "err", err)
 		return nil
 	}
 	return func(d time.Duration) { h.Record(context.Background(), d.Seconds()) }

@@ -59,10 +59,14 @@ func (c Config) otelgrpcOptions() []otelgrpc.Option {
 		// calls: as one RPC its span and duration say nothing, and the
 		// handler's per-message work lands on every pipelined call; the
 		// node counts its frames and ops itself (ringcache_pipeline_*).
+		// The same goes for the peers' forwarding streams: a sampled
+		// forward goes unary (peer.Pool.Forward), so traces still span
+		// nodes, and ringcache_forward_latency_seconds times every batch.
 		otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool {
 			return !strings.HasPrefix(info.FullMethodName, "/grpc.health.v1.") &&
 				!strings.HasPrefix(info.FullMethodName, "/grpc.reflection.") &&
-				info.FullMethodName != pb.Cache_Pipeline_FullMethodName
+				info.FullMethodName != pb.Cache_Pipeline_FullMethodName &&
+				info.FullMethodName != pb.Peer_ForwardStream_FullMethodName
 		}),
 	}
 	if c.MeterProvider != nil {

@@ -1159,6 +1159,131 @@ func (x *ForwardRequest) GetOps() []*PipelineOp {
 	return nil
 }
 
+type ForwardStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As in ForwardRequest.
+	From          string        `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	Hlc           uint64        `protobuf:"varint,2,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	Ops           []*PipelineOp `protobuf:"bytes,3,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardStreamRequest) Reset() {
+	*x = ForwardStreamRequest{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardStreamRequest) ProtoMessage() {}
+
+func (x *ForwardStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardStreamRequest.ProtoReflect.Descriptor instead.
+func (*ForwardStreamRequest) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ForwardStreamRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *ForwardStreamRequest) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *ForwardStreamRequest) GetOps() []*PipelineOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+type ForwardStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The receiver's hybrid logical clock.
+	Hlc uint64 `protobuf:"varint,1,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	// Results of ops of this or earlier frames, by id, in any order.
+	Results []*PipelineResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	// The request frames the receiver finished reading since its previous
+	// response (PipelineResponse.frames_read).
+	FramesRead    uint32 `protobuf:"varint,3,opt,name=frames_read,json=framesRead,proto3" json:"frames_read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardStreamResponse) Reset() {
+	*x = ForwardStreamResponse{}
+	mi := &file_ringcache_v1_peer_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardStreamResponse) ProtoMessage() {}
+
+func (x *ForwardStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringcache_v1_peer_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardStreamResponse.ProtoReflect.Descriptor instead.
+func (*ForwardStreamResponse) Descriptor() ([]byte, []int) {
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ForwardStreamResponse) GetHlc() uint64 {
+	if x != nil {
+		return x.Hlc
+	}
+	return 0
+}
+
+func (x *ForwardStreamResponse) GetResults() []*PipelineResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *ForwardStreamResponse) GetFramesRead() uint32 {
+	if x != nil {
+		return x.FramesRead
+	}
+	return 0
+}
+
 type ForwardResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The receiver's hybrid logical clock.
@@ -1171,7 +1296,7 @@ type ForwardResponse struct {
 
 func (x *ForwardResponse) Reset() {
 	*x = ForwardResponse{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[18]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1308,7 @@ func (x *ForwardResponse) String() string {
 func (*ForwardResponse) ProtoMessage() {}
 
 func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[18]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1321,7 @@ func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardResponse.ProtoReflect.Descriptor instead.
 func (*ForwardResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{18}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ForwardResponse) GetHlc() uint64 {
@@ -1222,7 +1347,7 @@ type PeerFlushNamespaceRequest struct {
 
 func (x *PeerFlushNamespaceRequest) Reset() {
 	*x = PeerFlushNamespaceRequest{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[19]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1359,7 @@ func (x *PeerFlushNamespaceRequest) String() string {
 func (*PeerFlushNamespaceRequest) ProtoMessage() {}
 
 func (x *PeerFlushNamespaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[19]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1372,7 @@ func (x *PeerFlushNamespaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerFlushNamespaceRequest.ProtoReflect.Descriptor instead.
 func (*PeerFlushNamespaceRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{19}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PeerFlushNamespaceRequest) GetFlush() *FlushNamespaceRequest {
@@ -1266,7 +1391,7 @@ type PeerFlushNamespaceResponse struct {
 
 func (x *PeerFlushNamespaceResponse) Reset() {
 	*x = PeerFlushNamespaceResponse{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[20]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1403,7 @@ func (x *PeerFlushNamespaceResponse) String() string {
 func (*PeerFlushNamespaceResponse) ProtoMessage() {}
 
 func (x *PeerFlushNamespaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[20]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1416,7 @@ func (x *PeerFlushNamespaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerFlushNamespaceResponse.ProtoReflect.Descriptor instead.
 func (*PeerFlushNamespaceResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{20}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PeerFlushNamespaceResponse) GetFlushed() *FlushNamespaceResponse {
@@ -1313,7 +1438,7 @@ type TransferRequest struct {
 
 func (x *TransferRequest) Reset() {
 	*x = TransferRequest{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[21]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1325,7 +1450,7 @@ func (x *TransferRequest) String() string {
 func (*TransferRequest) ProtoMessage() {}
 
 func (x *TransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[21]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1338,7 +1463,7 @@ func (x *TransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferRequest.ProtoReflect.Descriptor instead.
 func (*TransferRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{21}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TransferRequest) GetFrom() string {
@@ -1383,7 +1508,7 @@ type TransferEntry struct {
 
 func (x *TransferEntry) Reset() {
 	*x = TransferEntry{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[22]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1520,7 @@ func (x *TransferEntry) String() string {
 func (*TransferEntry) ProtoMessage() {}
 
 func (x *TransferEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[22]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1533,7 @@ func (x *TransferEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferEntry.ProtoReflect.Descriptor instead.
 func (*TransferEntry) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{22}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TransferEntry) GetNamespace() string {
@@ -1473,7 +1598,7 @@ type TransferResponse struct {
 
 func (x *TransferResponse) Reset() {
 	*x = TransferResponse{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[23]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1485,7 +1610,7 @@ func (x *TransferResponse) String() string {
 func (*TransferResponse) ProtoMessage() {}
 
 func (x *TransferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[23]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,7 +1623,7 @@ func (x *TransferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferResponse.ProtoReflect.Descriptor instead.
 func (*TransferResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{23}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TransferResponse) GetHlc() uint64 {
@@ -1533,7 +1658,7 @@ type TransferLookupRequest struct {
 
 func (x *TransferLookupRequest) Reset() {
 	*x = TransferLookupRequest{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[24]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1670,7 @@ func (x *TransferLookupRequest) String() string {
 func (*TransferLookupRequest) ProtoMessage() {}
 
 func (x *TransferLookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[24]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1683,7 @@ func (x *TransferLookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLookupRequest.ProtoReflect.Descriptor instead.
 func (*TransferLookupRequest) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{24}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TransferLookupRequest) GetNamespace() string {
@@ -1594,7 +1719,7 @@ type TransferLookupResponse struct {
 
 func (x *TransferLookupResponse) Reset() {
 	*x = TransferLookupResponse{}
-	mi := &file_ringcache_v1_peer_proto_msgTypes[25]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1731,7 @@ func (x *TransferLookupResponse) String() string {
 func (*TransferLookupResponse) ProtoMessage() {}
 
 func (x *TransferLookupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringcache_v1_peer_proto_msgTypes[25]
+	mi := &file_ringcache_v1_peer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1744,7 @@ func (x *TransferLookupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLookupResponse.ProtoReflect.Descriptor instead.
 func (*TransferLookupResponse) Descriptor() ([]byte, []int) {
-	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{25}
+	return file_ringcache_v1_peer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TransferLookupResponse) GetHlc() uint64 {
@@ -1724,7 +1849,16 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x0eForwardRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x10\n" +
 	"\x03hlc\x18\x06 \x01(\x04R\x03hlc\x12*\n" +
-	"\x03ops\x18\b \x03(\v2\x18.ringcache.v1.PipelineOpR\x03opsJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06J\x04\b\a\x10\b\"y\n" +
+	"\x03ops\x18\b \x03(\v2\x18.ringcache.v1.PipelineOpR\x03opsJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06J\x04\b\a\x10\b\"h\n" +
+	"\x14ForwardStreamRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x10\n" +
+	"\x03hlc\x18\x02 \x01(\x04R\x03hlc\x12*\n" +
+	"\x03ops\x18\x03 \x03(\v2\x18.ringcache.v1.PipelineOpR\x03ops\"\x82\x01\n" +
+	"\x15ForwardStreamResponse\x12\x10\n" +
+	"\x03hlc\x18\x01 \x01(\x04R\x03hlc\x126\n" +
+	"\aresults\x18\x02 \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresults\x12\x1f\n" +
+	"\vframes_read\x18\x03 \x01(\rR\n" +
+	"framesRead\"y\n" +
 	"\x0fForwardResponse\x12\x10\n" +
 	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\x126\n" +
 	"\aresults\x18\a \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresultsJ\x04\b\x01\x10\x02J\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x06\x10\a\"V\n" +
@@ -1758,9 +1892,10 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x16TransferLookupResponse\x12\x10\n" +
 	"\x03hlc\x18\x01 \x01(\x04R\x03hlc\x12\x12\n" +
 	"\x04held\x18\x02 \x01(\bR\x04held\x121\n" +
-	"\x05entry\x18\x03 \x01(\v2\x1b.ringcache.v1.TransferEntryR\x05entry2\xf4\x06\n" +
+	"\x05entry\x18\x03 \x01(\v2\x1b.ringcache.v1.TransferEntryR\x05entry2\xd2\a\n" +
 	"\x04Peer\x12F\n" +
-	"\aForward\x12\x1c.ringcache.v1.ForwardRequest\x1a\x1d.ringcache.v1.ForwardResponse\x12C\n" +
+	"\aForward\x12\x1c.ringcache.v1.ForwardRequest\x1a\x1d.ringcache.v1.ForwardResponse\x12\\\n" +
+	"\rForwardStream\x12\".ringcache.v1.ForwardStreamRequest\x1a#.ringcache.v1.ForwardStreamResponse(\x010\x01\x12C\n" +
 	"\x06Lookup\x12\x1b.ringcache.v1.LookupRequest\x1a\x1c.ringcache.v1.LookupResponse\x12C\n" +
 	"\x06Merged\x12\x1b.ringcache.v1.MergedRequest\x1a\x1c.ringcache.v1.MergedResponse\x12I\n" +
 	"\bGetTable\x12\x1d.ringcache.v1.GetTableRequest\x1a\x1e.ringcache.v1.GetTableResponse\x12L\n" +
@@ -1784,7 +1919,7 @@ func file_ringcache_v1_peer_proto_rawDescGZIP() []byte {
 	return file_ringcache_v1_peer_proto_rawDescData
 }
 
-var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_ringcache_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_ringcache_v1_peer_proto_goTypes = []any{
 	(*GetTableRequest)(nil),            // 0: ringcache.v1.GetTableRequest
 	(*GetTableResponse)(nil),           // 1: ringcache.v1.GetTableResponse
@@ -1804,63 +1939,69 @@ var file_ringcache_v1_peer_proto_goTypes = []any{
 	(*LookupRequest)(nil),              // 15: ringcache.v1.LookupRequest
 	(*LookupResponse)(nil),             // 16: ringcache.v1.LookupResponse
 	(*ForwardRequest)(nil),             // 17: ringcache.v1.ForwardRequest
-	(*ForwardResponse)(nil),            // 18: ringcache.v1.ForwardResponse
-	(*PeerFlushNamespaceRequest)(nil),  // 19: ringcache.v1.PeerFlushNamespaceRequest
-	(*PeerFlushNamespaceResponse)(nil), // 20: ringcache.v1.PeerFlushNamespaceResponse
-	(*TransferRequest)(nil),            // 21: ringcache.v1.TransferRequest
-	(*TransferEntry)(nil),              // 22: ringcache.v1.TransferEntry
-	(*TransferResponse)(nil),           // 23: ringcache.v1.TransferResponse
-	(*TransferLookupRequest)(nil),      // 24: ringcache.v1.TransferLookupRequest
-	(*TransferLookupResponse)(nil),     // 25: ringcache.v1.TransferLookupResponse
-	(*RingNode)(nil),                   // 26: ringcache.v1.RingNode
-	(*PipelineOp)(nil),                 // 27: ringcache.v1.PipelineOp
-	(*PipelineResult)(nil),             // 28: ringcache.v1.PipelineResult
-	(*FlushNamespaceRequest)(nil),      // 29: ringcache.v1.FlushNamespaceRequest
-	(*FlushNamespaceResponse)(nil),     // 30: ringcache.v1.FlushNamespaceResponse
+	(*ForwardStreamRequest)(nil),       // 18: ringcache.v1.ForwardStreamRequest
+	(*ForwardStreamResponse)(nil),      // 19: ringcache.v1.ForwardStreamResponse
+	(*ForwardResponse)(nil),            // 20: ringcache.v1.ForwardResponse
+	(*PeerFlushNamespaceRequest)(nil),  // 21: ringcache.v1.PeerFlushNamespaceRequest
+	(*PeerFlushNamespaceResponse)(nil), // 22: ringcache.v1.PeerFlushNamespaceResponse
+	(*TransferRequest)(nil),            // 23: ringcache.v1.TransferRequest
+	(*TransferEntry)(nil),              // 24: ringcache.v1.TransferEntry
+	(*TransferResponse)(nil),           // 25: ringcache.v1.TransferResponse
+	(*TransferLookupRequest)(nil),      // 26: ringcache.v1.TransferLookupRequest
+	(*TransferLookupResponse)(nil),     // 27: ringcache.v1.TransferLookupResponse
+	(*RingNode)(nil),                   // 28: ringcache.v1.RingNode
+	(*PipelineOp)(nil),                 // 29: ringcache.v1.PipelineOp
+	(*PipelineResult)(nil),             // 30: ringcache.v1.PipelineResult
+	(*FlushNamespaceRequest)(nil),      // 31: ringcache.v1.FlushNamespaceRequest
+	(*FlushNamespaceResponse)(nil),     // 32: ringcache.v1.FlushNamespaceResponse
 }
 var file_ringcache_v1_peer_proto_depIdxs = []int32{
 	4,  // 0: ringcache.v1.GetTableResponse.table:type_name -> ringcache.v1.Table
 	4,  // 1: ringcache.v1.PushTableRequest.table:type_name -> ringcache.v1.Table
-	26, // 2: ringcache.v1.Table.members:type_name -> ringcache.v1.RingNode
-	26, // 3: ringcache.v1.Table.previous_members:type_name -> ringcache.v1.RingNode
+	28, // 2: ringcache.v1.Table.members:type_name -> ringcache.v1.RingNode
+	28, // 3: ringcache.v1.Table.previous_members:type_name -> ringcache.v1.RingNode
 	7,  // 4: ringcache.v1.ReplicateRequest.hello:type_name -> ringcache.v1.ReplicateHello
 	5,  // 5: ringcache.v1.ReplicateRequest.records:type_name -> ringcache.v1.ReplicaRecord
 	5,  // 6: ringcache.v1.ReplicateRequest.flushed:type_name -> ringcache.v1.ReplicaRecord
 	5,  // 7: ringcache.v1.HandoverRequest.records:type_name -> ringcache.v1.ReplicaRecord
 	5,  // 8: ringcache.v1.StillPendingRequest.records:type_name -> ringcache.v1.ReplicaRecord
-	27, // 9: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
-	28, // 10: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
-	29, // 11: ringcache.v1.PeerFlushNamespaceRequest.flush:type_name -> ringcache.v1.FlushNamespaceRequest
-	30, // 12: ringcache.v1.PeerFlushNamespaceResponse.flushed:type_name -> ringcache.v1.FlushNamespaceResponse
-	22, // 13: ringcache.v1.TransferResponse.entries:type_name -> ringcache.v1.TransferEntry
-	22, // 14: ringcache.v1.TransferLookupResponse.entry:type_name -> ringcache.v1.TransferEntry
-	17, // 15: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
-	15, // 16: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
-	13, // 17: ringcache.v1.Peer.Merged:input_type -> ringcache.v1.MergedRequest
-	0,  // 18: ringcache.v1.Peer.GetTable:input_type -> ringcache.v1.GetTableRequest
-	2,  // 19: ringcache.v1.Peer.PushTable:input_type -> ringcache.v1.PushTableRequest
-	6,  // 20: ringcache.v1.Peer.Replicate:input_type -> ringcache.v1.ReplicateRequest
-	9,  // 21: ringcache.v1.Peer.Handover:input_type -> ringcache.v1.HandoverRequest
-	11, // 22: ringcache.v1.Peer.StillPending:input_type -> ringcache.v1.StillPendingRequest
-	19, // 23: ringcache.v1.Peer.FlushNamespace:input_type -> ringcache.v1.PeerFlushNamespaceRequest
-	21, // 24: ringcache.v1.Peer.Transfer:input_type -> ringcache.v1.TransferRequest
-	24, // 25: ringcache.v1.Peer.TransferLookup:input_type -> ringcache.v1.TransferLookupRequest
-	18, // 26: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
-	16, // 27: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
-	14, // 28: ringcache.v1.Peer.Merged:output_type -> ringcache.v1.MergedResponse
-	1,  // 29: ringcache.v1.Peer.GetTable:output_type -> ringcache.v1.GetTableResponse
-	3,  // 30: ringcache.v1.Peer.PushTable:output_type -> ringcache.v1.PushTableResponse
-	8,  // 31: ringcache.v1.Peer.Replicate:output_type -> ringcache.v1.ReplicateResponse
-	10, // 32: ringcache.v1.Peer.Handover:output_type -> ringcache.v1.HandoverResponse
-	12, // 33: ringcache.v1.Peer.StillPending:output_type -> ringcache.v1.StillPendingResponse
-	20, // 34: ringcache.v1.Peer.FlushNamespace:output_type -> ringcache.v1.PeerFlushNamespaceResponse
-	23, // 35: ringcache.v1.Peer.Transfer:output_type -> ringcache.v1.TransferResponse
-	25, // 36: ringcache.v1.Peer.TransferLookup:output_type -> ringcache.v1.TransferLookupResponse
-	26, // [26:37] is the sub-list for method output_type
-	15, // [15:26] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	29, // 9: ringcache.v1.ForwardRequest.ops:type_name -> ringcache.v1.PipelineOp
+	29, // 10: ringcache.v1.ForwardStreamRequest.ops:type_name -> ringcache.v1.PipelineOp
+	30, // 11: ringcache.v1.ForwardStreamResponse.results:type_name -> ringcache.v1.PipelineResult
+	30, // 12: ringcache.v1.ForwardResponse.results:type_name -> ringcache.v1.PipelineResult
+	31, // 13: ringcache.v1.PeerFlushNamespaceRequest.flush:type_name -> ringcache.v1.FlushNamespaceRequest
+	32, // 14: ringcache.v1.PeerFlushNamespaceResponse.flushed:type_name -> ringcache.v1.FlushNamespaceResponse
+	24, // 15: ringcache.v1.TransferResponse.entries:type_name -> ringcache.v1.TransferEntry
+	24, // 16: ringcache.v1.TransferLookupResponse.entry:type_name -> ringcache.v1.TransferEntry
+	17, // 17: ringcache.v1.Peer.Forward:input_type -> ringcache.v1.ForwardRequest
+	18, // 18: ringcache.v1.Peer.ForwardStream:input_type -> ringcache.v1.ForwardStreamRequest
+	15, // 19: ringcache.v1.Peer.Lookup:input_type -> ringcache.v1.LookupRequest
+	13, // 20: ringcache.v1.Peer.Merged:input_type -> ringcache.v1.MergedRequest
+	0,  // 21: ringcache.v1.Peer.GetTable:input_type -> ringcache.v1.GetTableRequest
+	2,  // 22: ringcache.v1.Peer.PushTable:input_type -> ringcache.v1.PushTableRequest
+	6,  // 23: ringcache.v1.Peer.Replicate:input_type -> ringcache.v1.ReplicateRequest
+	9,  // 24: ringcache.v1.Peer.Handover:input_type -> ringcache.v1.HandoverRequest
+	11, // 25: ringcache.v1.Peer.StillPending:input_type -> ringcache.v1.StillPendingRequest
+	21, // 26: ringcache.v1.Peer.FlushNamespace:input_type -> ringcache.v1.PeerFlushNamespaceRequest
+	23, // 27: ringcache.v1.Peer.Transfer:input_type -> ringcache.v1.TransferRequest
+	26, // 28: ringcache.v1.Peer.TransferLookup:input_type -> ringcache.v1.TransferLookupRequest
+	20, // 29: ringcache.v1.Peer.Forward:output_type -> ringcache.v1.ForwardResponse
+	19, // 30: ringcache.v1.Peer.ForwardStream:output_type -> ringcache.v1.ForwardStreamResponse
+	16, // 31: ringcache.v1.Peer.Lookup:output_type -> ringcache.v1.LookupResponse
+	14, // 32: ringcache.v1.Peer.Merged:output_type -> ringcache.v1.MergedResponse
+	1,  // 33: ringcache.v1.Peer.GetTable:output_type -> ringcache.v1.GetTableResponse
+	3,  // 34: ringcache.v1.Peer.PushTable:output_type -> ringcache.v1.PushTableResponse
+	8,  // 35: ringcache.v1.Peer.Replicate:output_type -> ringcache.v1.ReplicateResponse
+	10, // 36: ringcache.v1.Peer.Handover:output_type -> ringcache.v1.HandoverResponse
+	12, // 37: ringcache.v1.Peer.StillPending:output_type -> ringcache.v1.StillPendingResponse
+	22, // 38: ringcache.v1.Peer.FlushNamespace:output_type -> ringcache.v1.PeerFlushNamespaceResponse
+	25, // 39: ringcache.v1.Peer.Transfer:output_type -> ringcache.v1.TransferResponse
+	27, // 40: ringcache.v1.Peer.TransferLookup:output_type -> ringcache.v1.TransferLookupResponse
+	29, // [29:41] is the sub-list for method output_type
+	17, // [17:29] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_ringcache_v1_peer_proto_init() }
@@ -1876,7 +2017,7 @@ func file_ringcache_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringcache_v1_peer_proto_rawDesc), len(file_ringcache_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

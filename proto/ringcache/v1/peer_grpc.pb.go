@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Peer_Forward_FullMethodName        = "/ringcache.v1.Peer/Forward"
+	Peer_ForwardStream_FullMethodName  = "/ringcache.v1.Peer/ForwardStream"
 	Peer_Lookup_FullMethodName         = "/ringcache.v1.Peer/Lookup"
 	Peer_Merged_FullMethodName         = "/ringcache.v1.Peer/Merged"
 	Peer_GetTable_FullMethodName       = "/ringcache.v1.Peer/GetTable"
@@ -43,6 +44,14 @@ type PeerClient interface {
 	// Forward runs a batch of Cache operations on the receiving node as the
 	// keys' owner.
 	Forward(ctx context.Context, in *ForwardRequest, opts ...grpc.CallOption) (*ForwardResponse, error)
+	// ForwardStream carries the batches a node forwards to one peer over one
+	// stream, saving a unary call's per-call cost. Each request is a frame of
+	// ops from one or more batches (ids unique among the stream's ops in
+	// flight); each response carries results by id, as Cache.Pipeline does,
+	// with frames_read acknowledging the frames read, so the sender gathers
+	// calls into its next frame. A node whose peer lacks it uses Forward. A
+	// sender's clock too far ahead ends the stream with Forward's error.
+	ForwardStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ForwardStreamRequest, ForwardStreamResponse], error)
 	// Lookup returns the receiver's write-behind write of a key that is still
 	// waiting for the database. A node that just took a partition over asks
 	// the partition's previous owner before it loads from the database, so a
@@ -117,6 +126,19 @@ func (c *peerClient) Forward(ctx context.Context, in *ForwardRequest, opts ...gr
 	return out, nil
 }
 
+func (c *peerClient) ForwardStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ForwardStreamRequest, ForwardStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[0], Peer_ForwardStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ForwardStreamRequest, ForwardStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_ForwardStreamClient = grpc.BidiStreamingClient[ForwardStreamRequest, ForwardStreamResponse]
+
 func (c *peerClient) Lookup(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*LookupResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LookupResponse)
@@ -159,7 +181,7 @@ func (c *peerClient) PushTable(ctx context.Context, in *PushTableRequest, opts .
 
 func (c *peerClient) Replicate(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ReplicateRequest, ReplicateResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[0], Peer_Replicate_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[1], Peer_Replicate_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +224,7 @@ func (c *peerClient) FlushNamespace(ctx context.Context, in *PeerFlushNamespaceR
 
 func (c *peerClient) Transfer(ctx context.Context, in *TransferRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TransferResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[1], Peer_Transfer_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[2], Peer_Transfer_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -240,6 +262,14 @@ type PeerServer interface {
 	// Forward runs a batch of Cache operations on the receiving node as the
 	// keys' owner.
 	Forward(context.Context, *ForwardRequest) (*ForwardResponse, error)
+	// ForwardStream carries the batches a node forwards to one peer over one
+	// stream, saving a unary call's per-call cost. Each request is a frame of
+	// ops from one or more batches (ids unique among the stream's ops in
+	// flight); each response carries results by id, as Cache.Pipeline does,
+	// with frames_read acknowledging the frames read, so the sender gathers
+	// calls into its next frame. A node whose peer lacks it uses Forward. A
+	// sender's clock too far ahead ends the stream with Forward's error.
+	ForwardStream(grpc.BidiStreamingServer[ForwardStreamRequest, ForwardStreamResponse]) error
 	// Lookup returns the receiver's write-behind write of a key that is still
 	// waiting for the database. A node that just took a partition over asks
 	// the partition's previous owner before it loads from the database, so a
@@ -306,6 +336,9 @@ type UnimplementedPeerServer struct{}
 
 func (UnimplementedPeerServer) Forward(context.Context, *ForwardRequest) (*ForwardResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Forward not implemented")
+}
+func (UnimplementedPeerServer) ForwardStream(grpc.BidiStreamingServer[ForwardStreamRequest, ForwardStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method ForwardStream not implemented")
 }
 func (UnimplementedPeerServer) Lookup(context.Context, *LookupRequest) (*LookupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Lookup not implemented")
@@ -375,6 +408,13 @@ func _Peer_Forward_Handler(srv interface{}, ctx context.Context, dec func(interf
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _Peer_ForwardStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PeerServer).ForwardStream(&grpc.GenericServerStream[ForwardStreamRequest, ForwardStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_ForwardStreamServer = grpc.BidiStreamingServer[ForwardStreamRequest, ForwardStreamResponse]
 
 func _Peer_Lookup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(LookupRequest)
@@ -583,6 +623,12 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ForwardStream",
+			Handler:       _Peer_ForwardStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Replicate",
 			Handler:       _Peer_Replicate_Handler,
