@@ -138,14 +138,14 @@ type Engine struct {
 	draining   atomic.Bool
 	// peersGone: no peer forwards here any more (StopForwardStreams)
 	peersGone atomic.Bool
-	frozen     atomic.Bool // tests pin a ring to make nodes disagree
-	handoff    atomic.Pointer[handoffs]
-	notes      notifier
-	stats      counters
-	bg         sync.WaitGroup // announcements of merges; Close waits
-	repl       *replication   // nil without a journal
-	replicas   atomic.Pointer[replicaTable]
-	warm       warmState
+	frozen    atomic.Bool // tests pin a ring to make nodes disagree
+	handoff   atomic.Pointer[handoffs]
+	notes     notifier
+	stats     counters
+	bg        sync.WaitGroup // announcements of merges; Close waits
+	repl      *replication   // nil without a journal
+	replicas  atomic.Pointer[replicaTable]
+	warm      warmState
 }
 
 type counters struct {
