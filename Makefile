@@ -59,7 +59,7 @@ clean: ## remove build output and the demo data
 	rm -rf $(BIN)/ringcached $(BIN)/ringcachectl $(BIN)/ringcachectl-bench data/
 
 .PHONY: bench-compare
-bench-compare: build ## ringcache beside Redis: throughput, latency, stampede, memory per entry (needs redis-server; see BENCHMARKS.md)
+bench-compare: build ## ringcache (gRPC, RESP door) beside Redis and a 3-shard Redis Cluster: throughput, CPU/op, latency, stampede, memory (needs redis-server, redis-tools; see BENCHMARKS.md)
 	scripts/bench-compare.sh
 
 .PHONY: bench-tls

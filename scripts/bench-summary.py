@@ -35,18 +35,45 @@ def ratio(a, b):
     return f"{a / b:.2f}x" if a is not None and b else "-"
 
 
-def cpu_us_per_op(name, r):
-    """Server CPU microseconds per operation of run r (a round of name), or None."""
-    path = os.path.join(out, f"{name}.{r['_round']}.cpu")
+def read_pair(path):
+    """The two numbers of a .cpu ("ticks hz") or .client ("user system") file, or None."""
     if not os.path.exists(path):
         return None
-    ticks, hz = (int(x) for x in open(path).read().split())
-    ops = r["ops"] + (r["keys"] if r.get("prefilled", True) else 0)
-    return 1e6 * ticks / hz / ops if ops else None
+    fields = open(path).read().split()
+    return float(fields[-2]), float(fields[-1])
+
+
+def run_ops(r):
+    """Operations of run r, the prefill's Sets included (the CPU figures cover it)."""
+    return r["ops"] + (r["keys"] if r.get("prefilled", True) else 0)
+
+
+def cpu_us_per_op(name, r):
+    """Server CPU microseconds per operation of run r (a round of name), or None."""
+    pair, ops = read_pair(os.path.join(out, f"{name}.{r['_round']}.cpu")), run_ops(r)
+    return 1e6 * pair[0] / pair[1] / ops if pair and ops else None
+
+
+def client_us_per_op(name, r):
+    """Client (ringcachectl and ringcachectl-bench) CPU microseconds per operation, or None."""
+    pair, ops = read_pair(os.path.join(out, f"{name}.{r['_round']}.client")), run_ops(r)
+    return 1e6 * (pair[0] + pair[1]) / ops if pair and ops else None
+
+
+def forwards_per_op(name, r):
+    """Operations the nodes forwarded per operation of run r, or None."""
+    path = os.path.join(out, f"{name}.{r['_round']}.fwd")
+    if not os.path.exists(path) or not run_ops(r):
+        return None
+    return int(open(path).read()) / run_ops(r)
 
 
 def fmt_cpu(v):
     return f"{v:.1f}" if v is not None else "-"
+
+
+def have(name):
+    return bool(glob.glob(os.path.join(out, name + ".*.json")))
 
 
 env = os.path.join(out, "environment.txt")
@@ -54,48 +81,63 @@ if os.path.exists(env):
     print(open(env).read().strip())
 print("\n# throughput and latency (100-byte values, 100k keys, uniform)")
 print("(median round by ops/s; the ops/s of every round in brackets)")
-print("(redis: Redis through rueidis; redis-goredis: through go-redis; resp: ringcache's RESP door")
-print(" through rueidis, standalone at node 1; resp-cluster: rueidis in cluster mode; CPU: server")
-print(" CPU microseconds per operation, the three nodes summed)")
-print(f"{'run':<34}{'ops/s':>9}{'p50 us':>8}{'p99 us':>8}{'CPU us/op':>10}{'errors':>7}{'calls/frame':>12}   rounds")
-TARGETS = ("ringcache", "ringcache-unary", "redis", "redis-goredis", "resp", "resp-cluster")
+print("(redis: Redis through rueidis; redis-goredis: through go-redis; redis-cluster: the 3-shard")
+print(" Redis Cluster through rueidis in cluster mode; resp: ringcache's RESP door through rueidis,")
+print(" standalone at node 1; resp-cluster: rueidis in cluster mode. srv CPU: server CPU")
+print(" microseconds per operation, the three nodes or shards summed; cli CPU: the load generator's;")
+print(" fwd/op: operations the nodes forwarded to an owner, per operation)")
+print(f"{'run':<34}{'ops/s':>9}{'p50 us':>8}{'p99 us':>8}{'srv CPU':>8}{'cli CPU':>8}{'fwd/op':>7}{'errors':>7}{'calls/frame':>12}   rounds")
+TARGETS = ("ringcache", "ringcache-unary", "redis", "redis-goredis", "redis-cluster", "resp", "resp-cluster")
 for mix in ("0.9", "1.0", "1caller"):
     for target in TARGETS:
         name = f"{target}-{mix}"
-        if not glob.glob(os.path.join(out, name + ".*.json")):
+        if not have(name):
             continue
         r, all_rounds = median(name), rounds(name)
         label = f"{target} {'90/10' if mix == '0.9' else '100/0' if mix == '1.0' else '1 caller 90/10'}"
         per_frame = f"{r['calls_per_frame']:.1f}" if r.get("calls_per_frame") else "-"
         each = ", ".join(f"{x['ops_per_sec']:.0f}" for x in all_rounds)
         errors = sum(x["errors"] for x in all_rounds)
-        print(f"{label:<34}{r['ops_per_sec']:>9.0f}{r['p50_us']:>8.0f}{r['p99_us']:>8.0f}{fmt_cpu(cpu_us_per_op(name, r)):>10}{errors:>7}{per_frame:>12}   [{each}]")
+        fwd = forwards_per_op(name, r)
+        print(f"{label:<34}{r['ops_per_sec']:>9.0f}{r['p50_us']:>8.0f}{r['p99_us']:>8.0f}"
+              f"{fmt_cpu(cpu_us_per_op(name, r)):>8}{fmt_cpu(client_us_per_op(name, r)):>8}"
+              f"{f'{fwd:.2f}' if fwd is not None else '-':>7}{errors:>7}{per_frame:>12}   [{each}]")
 
 
-def have(name):
-    return bool(glob.glob(os.path.join(out, name + ".*.json")))
+def compare(label, ours, theirs, target=True):
+    """One line of ratios, run ours over run theirs (medians): ops/s, server and client CPU per op."""
+    if not (have(ours) and have(theirs)):
+        return
+    a, b = median(ours), median(theirs)
+    t1, t2 = (" (target >= 1.0x)", " (target <= 1.0x)") if target else ("", "")
+    print(f"{label:<48} ops/s {ratio(a['ops_per_sec'], b['ops_per_sec']):>6}{t1:<19}"
+          f"srv CPU/op {ratio(cpu_us_per_op(ours, a), cpu_us_per_op(theirs, b)):>6}{t2:<19}"
+          f"cli CPU/op {ratio(client_us_per_op(ours, a), client_us_per_op(theirs, b)):>6}")
 
 
-print("\n# against Redis through rueidis, 50 callers")
-for ours, label in (("ringcache", "ringcache (Go client)"), ("resp", "RESP door, rueidis standalone"), ("resp-cluster", "RESP door, rueidis cluster mode")):
-    for mix in ("0.9", "1.0"):
-        if not have(f"{ours}-{mix}"):
-            continue
-        rc, rd = median(f"{ours}-{mix}"), median(f"redis-{mix}")
-        mixl = "90/10" if mix == "0.9" else "100/0"
-        print(f"{label + ' ' + mixl:<44} ops/s {ratio(rc['ops_per_sec'], rd['ops_per_sec']):>7} (target >= 1.0x)"
-              f"   CPU/op {ratio(cpu_us_per_op(f'{ours}-{mix}', rc), cpu_us_per_op(f'redis-{mix}', rd)):>7} (target <= 1.0x)")
-rc, rd = median("ringcache-1caller"), median("redis-1caller")
-print(f"{'p50 latency 1 caller, Go client':<44} {ratio(rc['p50_us'], rd['p50_us']):>7}")
-if have("resp-1caller"):
-    rc = median("resp-1caller")
-    print(f"{'p50 latency 1 caller, RESP door':<44} {ratio(rc['p50_us'], rd['p50_us']):>7}   (target <= 1.5x on an owner-routed key;")
-    print(f"{'':<44}          this run is standalone through node 1: 2/3 of keys forwarded)")
+print("\n# ratios at 50 callers (medians; CPU per op: lower is better)")
+for mix, mixl in (("0.9", "90/10"), ("1.0", "100/0")):
+    compare(f"Go client / Redis+rueidis, {mixl}", f"ringcache-{mix}", f"redis-{mix}")
+compare("RESP door cluster mode / Redis+rueidis, 90/10", "resp-cluster-0.9", "redis-0.9")
+compare("RESP door cluster mode / Redis Cluster, 90/10", "resp-cluster-0.9", "redis-cluster-0.9")
+for mix, mixl in (("0.9", "90/10"), ("1.0", "100/0")):
+    compare(f"RESP door standalone / Redis+rueidis, {mixl}", f"resp-{mix}", f"redis-{mix}", target=False)
+compare("Redis Cluster / Redis, 90/10 (no target)", "redis-cluster-0.9", "redis-0.9", target=False)
+
+print("\n# p50 latency, 1 caller, 90/10 (medians)")
+for ours, theirs, label, note in (
+        ("ringcache-1caller", "redis-1caller", "Go client / Redis+rueidis", ""),
+        ("resp-cluster-1caller", "redis-1caller", "RESP door cluster mode / Redis", "   (target <= 1.5x: keys go to their owner)"),
+        ("resp-cluster-1caller", "redis-cluster-1caller", "RESP door cluster mode / Redis Cluster", ""),
+        ("resp-1caller", "redis-1caller", "RESP door standalone / Redis", "   (node 1 forwards 2/3 of keys)")):
+    if have(ours) and have(theirs):
+        print(f"{label:<48} {ratio(median(ours)['p50_us'], median(theirs)['p50_us']):>6}{note}")
 
 csvs = sorted(glob.glob(os.path.join(out, "rb-*.csv")))
 if csvs:
-    print("\n# redis-benchmark -c 50, 100-byte values, 100k keys (requests/s; server CPU us/op)")
-    print(f"{'run':<16}{'SET rps':>10}{'GET rps':>10}{'CPU us/op':>10}")
+    print("\n# redis-benchmark -c 50, 100-byte values, 100k keys (requests/s; CPU us/op, server and client)")
+    print("(redis-cluster and resp-cluster: redis-benchmark --cluster; resp: the door at node 1)")
+    print(f"{'run':<20}{'SET rps':>10}{'GET rps':>10}{'srv CPU':>9}{'cli CPU':>9}{'fwd/op':>8}")
     for path in csvs:
         name = os.path.basename(path)[:-4]
         rps = {}
@@ -103,13 +145,13 @@ if csvs:
             cols = [c.strip('"') for c in line.strip().split(",")]
             if len(cols) > 1 and cols[0] in ("SET", "GET"):
                 rps[cols[0]] = float(cols[1])
-        cpu = None
-        cpath = os.path.join(out, name + ".cpu")
-        if os.path.exists(cpath) and rps:
-            ticks, hz = (int(x) for x in open(cpath).read().split())
-            n = 200000 * (16 if name.endswith("P16") else 1)
-            cpu = 1e6 * ticks / hz / (2 * min(n, 2000000))
-        print(f"{name[3:]:<16}{rps.get('SET', 0):>10.0f}{rps.get('GET', 0):>10.0f}{fmt_cpu(cpu):>10}")
+        n = 2 * min(200000 * (16 if name.endswith("P16") else 1), 2000000)
+        srv, cli = read_pair(os.path.join(out, name + ".cpu")), read_pair(os.path.join(out, name + ".client"))
+        fpath = os.path.join(out, name + ".fwd")
+        fwd = f"{int(open(fpath).read()) / n:.2f}" if os.path.exists(fpath) else "-"
+        print(f"{name[3:]:<20}{rps.get('SET', 0):>10.0f}{rps.get('GET', 0):>10.0f}"
+              f"{fmt_cpu(1e6 * srv[0] / srv[1] / n if srv and rps else None):>9}"
+              f"{fmt_cpu(1e6 * (cli[0] + cli[1]) / n if cli and rps else None):>9}{fwd:>8}")
 
 s = load("stampede")
 print(f"\n# stampede: {s['concurrency']} concurrent Gets of one cold key over {s['nodes']} nodes")
