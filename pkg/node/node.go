@@ -160,11 +160,6 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 		// First to go: no scrape reads the store or journal after this.
 		n.closers = append(n.closers, func() { _ = n.obs.reg.Unregister() })
-		reg, err := n.registerPrewarmMetrics(cfg.MeterProvider)
-		if err != nil {
-			return nil, fmt.Errorf("node: metrics: %w", err)
-		}
-		n.closers = append(n.closers, func() { _ = reg.Unregister() })
 	}
 	n.start()
 	n.log.Info("node started", "name", cfg.Name, "grpc", n.grpcAddr, "gossip", n.members.LocalAddr())
@@ -261,13 +256,6 @@ func (n *Node) listen() error {
 	}
 	n.lis = n.limitListener(n.lis)
 	n.closers = append(n.closers, func() { n.lis.Close() }, n.sec.guard.Wait)
-	if cfg.MeterProvider != nil {
-		reg, err := n.registerLimitMetrics(cfg.MeterProvider)
-		if err != nil {
-			return fmt.Errorf("node: metrics: %w", err)
-		}
-		n.closers = append(n.closers, func() { _ = reg.Unregister() })
-	}
 	if n.grpcAddr, err = advertiseAddr(cfg.AdvertiseGRPCAddr, cfg.AdvertiseGossipAddr, n.lis.Addr().(*net.TCPAddr)); err != nil {
 		return err
 	}

@@ -7,9 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
-
 	"github.com/ringcache/ringcache/internal/hotkeys"
 	"github.com/ringcache/ringcache/internal/prewarm"
 )
@@ -201,27 +198,4 @@ func (n *Node) hotKeysLoop() {
 			}
 		}
 	}
-}
-
-// registerPrewarmMetrics reports the warm's counts: prewarm_keys{outcome}.
-func (n *Node) registerPrewarmMetrics(mp metric.MeterProvider) (metric.Registration, error) {
-	m := mp.Meter(meterName)
-	keys, err := m.Int64ObservableCounter("prewarm_keys", metric.WithDescription(
-		"Keys of the hot-key list the warm after a restart tried, by outcome: pending (a write-behind write, this node's or a previous owner's), database, held (already in memory), not_owned, skipped, failed."))
-	if err != nil {
-		return nil, err
-	}
-	outcome := func(s string) metric.ObserveOption {
-		return metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", s)))
-	}
-	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		s := n.PrewarmStats()
-		for _, x := range []struct {
-			name string
-			v    uint64
-		}{{"pending", s.FromPending}, {"database", s.FromDatabase}, {"held", s.Held}, {"not_owned", s.NotOwned}, {"skipped", s.Skipped}, {"failed", s.Failed}} {
-			o.ObserveInt64(keys, int64(x.v), outcome(x.name))
-		}
-		return nil
-	}, keys)
 }
