@@ -216,7 +216,7 @@ func (n *Node) startEngine() error {
 	var err error
 	n.engine, err = engine.New(engine.Config{
 		Self: cfg.Name, Namespaces: specs, Store: n.store, Journal: n.journal, Versions: n.clock,
-		Peers: n.peers, Hot: n.hot, HotKeys: n.warm.tracker, Ring: cfg.Ring, ForwardTimeout: cfg.ForwardTimeout,
+		Peers: n.peers, Hot: n.hot, HotKeys: n.warm.book.Tracker(), Ring: cfg.Ring, ForwardTimeout: cfg.ForwardTimeout,
 		HandoffWindow: cfg.HandoffWindow, Now: n.now, OnChange: n.hub.Publish, Tracer: n.obs.tracer, Logger: n.log,
 		Auth: n.sec.auth, Audit: n.sec.audit, Sealer: n.sec.sealer,
 		Replication: engine.ReplicationConfig{Timeout: cfg.ReplicationTimeout, Latency: n.replicationLatency()},
@@ -351,7 +351,7 @@ func (n *Node) start() {
 		n.wg.Go(func() { n.hot.Run(n.stop) })
 	}
 	n.wg.Go(n.ringLoop)
-	if n.warm.tracker != nil {
+	if n.warm.book != nil {
 		n.wg.Go(n.hotKeysLoop)
 	}
 	n.wg.Go(n.awaitJoin)
@@ -391,7 +391,7 @@ func (n *Node) Members() []Member {
 // from the start of Close, and false while it cannot take a new client
 // (limits.go).
 func (n *Node) Ready() bool {
-	return !n.closing.Load() && n.engine.Ready() && n.warm.settled.Load() && n.acceptErr() == nil
+	return !n.closing.Load() && n.engine.Ready() && n.warm.gate.Open() && n.acceptErr() == nil
 }
 
 // NotReady returns nil when the node is ready, else why it is not, in
