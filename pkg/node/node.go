@@ -95,9 +95,9 @@ type Node struct {
 	// alone); table runs the partition table protocol (table.go).
 	joined atomic.Bool
 	table  *table.Coordinator
-	// departed holds the names that dropped out of the ring without a
-	// graceful leave (merge.go); the ring loop's alone.
-	departed map[string]bool
+	// departed remembers who dropped out of the ring without a graceful
+	// leave (merge.go); the ring loop's alone.
+	departed membership.Departures
 	stop     chan struct{}
 	wg       sync.WaitGroup
 
