@@ -24,7 +24,9 @@
 //
 // Save writes a snapshot crash-safely (a temporary file, fsync, rename,
 // fsync of the directory): a crash leaves the previous list or the new one,
-// never a torn file. Load reads it back.
+// never a torn file. Load reads it back. A Book ties the two to a node's
+// file: it reads the list at start, seeds a Tracker with it, and writes the
+// Tracker's snapshot when asked and periodically.
 package hotkeys
 
 import (

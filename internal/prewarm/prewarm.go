@@ -6,8 +6,8 @@
 //
 // A warm runs once, after the node has joined and routes by the cluster's
 // table. The node reports ready when the warm is done or its budget has
-// passed, whichever comes first; the warm goes on at its rate after that
-// until the list is done or the node stops.
+// passed, whichever comes first (a Gate keeps that state); the warm goes on
+// at its rate after that until the list is done or the node stops.
 package prewarm
 
 import (

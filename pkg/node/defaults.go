@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/ringcache/ringcache/internal/connlimit"
 	"github.com/ringcache/ringcache/internal/service"
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
@@ -97,7 +98,7 @@ func (c Config) withDefaults() Config {
 		c.MaxStreams = DefaultMaxStreams
 	}
 	if c.MaxConnections == 0 {
-		c.MaxConnections = min(DefaultMaxConnections, DefaultConnections(openFileLimit()))
+		c.MaxConnections = min(DefaultMaxConnections, DefaultConnections(connlimit.OpenFileLimit()))
 	}
 	if c.PeerConnections <= 0 {
 		c.PeerConnections = DefaultPeerConnections

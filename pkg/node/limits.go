@@ -1,12 +1,9 @@
 package node
 
 import (
-	"context"
 	"math"
 	"net"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -117,46 +114,4 @@ func (n *Node) acceptChanged(err error) {
 	}
 	n.log.Info("taking new clients again")
 	n.setServing()
-}
-
-// registerLimitMetrics creates the instruments of the bounds:
-//
-//	connections{kind=client|peer}, connection_limit,
-//	watch_subscribers, watch_backlog_bytes               (gauges)
-//	connections_refused, accept_errors, connections_struck,
-//	watch_refused, watch_dropped, stream_send_timeouts   (counters)
-func (n *Node) registerLimitMetrics(mp metric.MeterProvider) (metric.Registration, error) {
-	m := mp.Meter(meterName)
-	k := &meterKit{m: m}
-	counter, gauge := k.counter, k.gauge
-	conns := gauge("connections", "Open gRPC connections admitted by the connection limit, by kind: client, or peer (from a member's host).", "{connection}")
-	limit := gauge("connection_limit", "Bound on client connections (0: none); peers have PeerConnections more.", "{connection}")
-	refused := counter("connections_refused", "Connections closed as soon as accepted, over the connection limit or shed while out of file descriptors.")
-	acceptErrs := counter("accept_errors", "Accepts that failed for want of file descriptors (EMFILE, ENFILE).")
-	struck := counter("connections_struck", "Connections closed because their client left several streams unread past the send timeout.")
-	subs := gauge("watch_subscribers", "Open WatchInvalidations subscriptions, peers' included.", "{subscriber}")
-	backlog := gauge("watch_backlog", "Bytes of changes kept for invalidation subscribers that have not sent them yet.", "By")
-	wRefused := counter("watch_refused", "WatchInvalidations subscriptions refused because the node had its most subscribers.")
-	wDropped := counter("watch_dropped", "WatchInvalidations subscribers dropped because they fell further behind than the backlog holds.")
-	timeouts := counter("stream_send_timeouts", "Streams ended because a send waited the send timeout for its client to read.")
-	if err := k.err(); err != nil {
-		return nil, err
-	}
-	client := metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", "client")))
-	peer := metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", "peer")))
-	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		cs, hs := n.conns.Stats(), n.hub.Stats()
-		o.ObserveInt64(conns, cs.Clients, client)
-		o.ObserveInt64(conns, cs.Peers, peer)
-		o.ObserveInt64(limit, int64(max(0, n.cfg.MaxConnections)))
-		o.ObserveInt64(refused, int64(cs.Refused))
-		o.ObserveInt64(acceptErrs, int64(cs.AcceptErrors))
-		o.ObserveInt64(struck, int64(cs.Struck))
-		o.ObserveInt64(subs, hs.Subscribers)
-		o.ObserveInt64(backlog, hs.BacklogBytes)
-		o.ObserveInt64(wRefused, int64(hs.Refused))
-		o.ObserveInt64(wDropped, int64(hs.Dropped))
-		o.ObserveInt64(timeouts, int64(n.sec.guard.SendTimeouts()))
-		return nil
-	}, conns, limit, refused, acceptErrs, struck, subs, backlog, wRefused, wDropped, timeouts)
 }

@@ -51,6 +51,7 @@ import (
 	"github.com/ringcache/ringcache/internal/hotcache"
 	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/internal/membership"
+	"github.com/ringcache/ringcache/internal/nodemetrics"
 	"github.com/ringcache/ringcache/internal/peer"
 	"github.com/ringcache/ringcache/internal/service"
 	"github.com/ringcache/ringcache/internal/store"
@@ -95,9 +96,9 @@ type Node struct {
 	// alone); table runs the partition table protocol (table.go).
 	joined atomic.Bool
 	table  *table.Coordinator
-	// departed holds the names that dropped out of the ring without a
-	// graceful leave (merge.go); the ring loop's alone.
-	departed map[string]bool
+	// departed remembers who dropped out of the ring without a graceful
+	// leave (merge.go); the ring loop's alone.
+	departed membership.Departures
 	stop     chan struct{}
 	wg       sync.WaitGroup
 
@@ -134,7 +135,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.openHotKeys()
 	n.obs.tracer = cfg.tracerProvider().Tracer(tracerName)
 	n.peers = peer.New(peer.Config{Linger: cfg.ForwardTimeout, Credentials: n.peerCredentials(), Dialer: cfg.PeerDialer, DialOptions: cfg.peerDialOptions(), MaxFrameOps: cfg.MaxBatchKeys,
-		Latency: n.latencyHistogram("forward_latency", "Round trip of a batch forwarded to its owner: sent, served there, answered.")})
+		Latency: n.latency(nodemetrics.ForwardLatency)})
 	n.closers = append(n.closers, n.peers.Close)
 	if cfg.HotCacheBytes > 0 {
 		n.hot = hotcache.New(hotcache.Config{
@@ -161,11 +162,6 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 		// First to go: no scrape reads the store or journal after this.
 		n.closers = append(n.closers, func() { _ = n.obs.reg.Unregister() })
-		reg, err := n.registerPrewarmMetrics(cfg.MeterProvider)
-		if err != nil {
-			return nil, fmt.Errorf("node: metrics: %w", err)
-		}
-		n.closers = append(n.closers, func() { _ = reg.Unregister() })
 	}
 	n.start()
 	n.log.Info("node started", "name", cfg.Name, "grpc", n.grpcAddr, "gossip", n.members.LocalAddr())
@@ -222,7 +218,7 @@ func (n *Node) startEngine() error {
 	var err error
 	n.engine, err = engine.New(engine.Config{
 		Self: cfg.Name, Namespaces: specs, Store: n.store, Journal: n.journal, Versions: n.clock,
-		Peers: n.peers, Hot: n.hot, HotKeys: n.warm.tracker, Ring: cfg.Ring, ForwardTimeout: cfg.ForwardTimeout,
+		Peers: n.peers, Hot: n.hot, HotKeys: n.warm.book.Tracker(), Ring: cfg.Ring, ForwardTimeout: cfg.ForwardTimeout,
 		HandoffWindow: cfg.HandoffWindow, Now: n.now, OnChange: n.hub.Publish, Tracer: n.obs.tracer, Logger: n.log,
 		Auth: n.sec.auth, Audit: n.sec.audit, Sealer: n.sec.sealer,
 		Replication: engine.ReplicationConfig{Timeout: cfg.ReplicationTimeout, Latency: n.replicationLatency()},
@@ -262,13 +258,6 @@ func (n *Node) listen() error {
 	}
 	n.lis = n.limitListener(n.lis)
 	n.closers = append(n.closers, func() { n.lis.Close() }, n.sec.guard.Wait)
-	if cfg.MeterProvider != nil {
-		reg, err := n.registerLimitMetrics(cfg.MeterProvider)
-		if err != nil {
-			return fmt.Errorf("node: metrics: %w", err)
-		}
-		n.closers = append(n.closers, func() { _ = reg.Unregister() })
-	}
 	if n.grpcAddr, err = advertiseAddr(cfg.AdvertiseGRPCAddr, cfg.AdvertiseGossipAddr, n.lis.Addr().(*net.TCPAddr)); err != nil {
 		return err
 	}
@@ -364,7 +353,7 @@ func (n *Node) start() {
 		n.wg.Go(func() { n.hot.Run(n.stop) })
 	}
 	n.wg.Go(n.ringLoop)
-	if n.warm.tracker != nil {
+	if n.warm.book != nil {
 		n.wg.Go(n.hotKeysLoop)
 	}
 	n.wg.Go(n.awaitJoin)
@@ -404,7 +393,7 @@ func (n *Node) Members() []Member {
 // from the start of Close, and false while it cannot take a new client
 // (limits.go).
 func (n *Node) Ready() bool {
-	return !n.closing.Load() && n.engine.Ready() && n.warm.settled.Load() && n.acceptErr() == nil
+	return !n.closing.Load() && n.engine.Ready() && n.warm.gate.Open() && n.acceptErr() == nil
 }
 
 // NotReady returns nil when the node is ready, else why it is not, in

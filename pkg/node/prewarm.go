@@ -2,25 +2,20 @@ package node
 
 import (
 	"context"
-	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 
 	"github.com/ringcache/ringcache/internal/hotkeys"
 	"github.com/ringcache/ringcache/internal/prewarm"
+	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
 // Pre-warm on restart. While it serves, a node counts the Gets it answers
 // as owner of read-through keys (sampled; internal/hotkeys) and writes its
 // hottest keys per partition to PrewarmConfig.Path every Interval and when
-// it stops. On the next start it loads that list, and once it has joined
-// and routes by the cluster's table it loads the listed keys it owns and
-// does not hold (internal/prewarm), reporting ready when that is done or
-// Budget has passed.
+// it stops (hotkeys.Book). On the next start it loads that list, and once
+// it has joined and routes by the cluster's table it loads the listed keys
+// it owns and does not hold, reporting ready when that is done or Budget
+// has passed (prewarm.Gate).
 
 // Defaults of PrewarmConfig.
 const (
@@ -49,139 +44,59 @@ type PrewarmConfig struct {
 
 // warmState is the node's hot-key list and its one warm.
 type warmState struct {
-	tracker *hotkeys.Tracker // nil without a Path
-	list    []hotkeys.Key    // loaded at start: what to warm
-	once    sync.Once        // the budget starts
-	running atomic.Bool      // the warm started
-	ended   chan struct{}
-	run     atomic.Pointer[prewarm.Run]
-	settled atomic.Bool // readiness waits for the warm no more
-	cancel  atomic.Pointer[context.CancelFunc]
-	mu      sync.Mutex // serializes writes of the list
+	book *hotkeys.Book // nil without a Path
+	gate *prewarm.Gate
 }
 
 // openHotKeys loads the saved list and starts counting, seeded with it.
 func (n *Node) openHotKeys() {
-	c := &n.cfg.Prewarm
-	w := &n.warm
-	w.ended = make(chan struct{})
-	if c.Path == "" {
-		w.settled.Store(true)
-		return
-	}
-	w.tracker = hotkeys.New(hotkeys.Config{Partitions: partitionCount(n.cfg.Ring), MaxKeys: c.MaxKeys, MaxBytes: c.MaxBytes})
-	list, err := hotkeys.Load(c.Path, boundDefault(c.MaxKeys, hotkeys.DefaultMaxKeys), boundDefault(c.MaxBytes, hotkeys.DefaultMaxBytes))
-	if err != nil {
-		n.log.Warn("hot-key list unreadable; starting without it", "err", err)
-	}
-	if list.Partitions != partitionCount(n.cfg.Ring) {
-		list.Keys = nil // counted under another partition count: the partitions mean other slots
-	}
-	w.tracker.Seed(list.Keys)
-	if c.Budget > 0 {
-		w.list = list.Keys
-	}
-	if len(w.list) == 0 {
-		w.settled.Store(true)
-	}
-}
-
-// boundDefault is v when set, else def: Load needs the defaults applied.
-func boundDefault(v, def int) int {
-	if v > 0 {
-		return v
-	}
-	return def
-}
-
-// startWarm starts the warm's budget once the engine is ready (at most
-// once per start, and only with a list), and the warm itself once the
-// table the node routes by includes it: the coordinator's table at the
-// join may not yet, and then every key would look owned by others.
-func (n *Node) startWarm() {
-	w := &n.warm
-	if w.settled.Load() {
-		return
-	}
-	w.once.Do(func() {
-		n.log.Info("pre-warm waiting for a table that includes this node", "keys", len(w.list), "budget", n.cfg.Prewarm.Budget)
-		n.wg.Go(func() {
-			t := time.NewTimer(n.cfg.Prewarm.Budget)
-			defer t.Stop()
-			select {
-			case <-w.ended:
-			case <-t.C:
-				s := w.run.Load().Stats()
-				n.log.Info("pre-warm budget spent; ready while the warm goes on", "loaded", s.Loaded(), "listed", len(w.list))
-			case <-n.stop:
-			}
-			w.settled.Store(true)
-			n.setServing()
+	c := n.cfg.Prewarm
+	var keys []hotkeys.Key
+	if c.Path != "" {
+		var err error
+		n.warm.book, keys, err = hotkeys.OpenBook(hotkeys.BookConfig{
+			Path: c.Path, Node: n.cfg.Name, Now: n.now, Logger: n.log,
+			Tracker: hotkeys.Config{Partitions: partitionCount(n.cfg.Ring), MaxKeys: c.MaxKeys, MaxBytes: c.MaxBytes},
 		})
+		if err != nil {
+			n.log.Warn("hot-key list unreadable; starting without it", "err", err)
+		}
+	}
+	n.warm.gate = prewarm.NewGate(prewarm.GateConfig{
+		Keys: keys, Budget: c.Budget, Rate: c.Rate, Warmer: prewarm.WarmerFunc(func(ctx context.Context, ns, key string) (strategy.WarmSource, bool, error) {
+			return n.engine.Warm(ctx, ns, key) // the engine starts after the list is read, the warm after the engine
+		}),
+		Go: n.wg.Go, Stop: n.stop, Logger: n.log, OnOpen: n.setServing,
 	})
+}
+
+// startWarm starts the warm's budget once the engine is ready, and the
+// warm itself once the table the node routes by includes it.
+func (n *Node) startWarm() {
+	n.warm.gate.Begin()
 	n.runWarm()
 }
 
-// runWarm starts the warm when its budget runs and the node's table
-// includes it; called again at every table change.
+// runWarm starts the warm when the node's table includes it (the
+// coordinator's table at the join may not yet, and then every key would
+// look owned by others); called again at every table change.
 func (n *Node) runWarm() {
-	w := &n.warm
-	r := n.engine.Ring()
-	if w.settled.Load() || !n.engine.Ready() || r == nil || !r.Has(n.cfg.Name) || !w.running.CompareAndSwap(false, true) {
-		return
+	if r := n.engine.Ring(); n.engine.Ready() && r != nil && r.Has(n.cfg.Name) {
+		n.warm.gate.Start(r.Version())
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	w.cancel.Store(&cancel)
-	run := prewarm.Start(ctx, prewarm.Config{Keys: w.list, Warmer: n.engine, Rate: n.cfg.Prewarm.Rate, Logger: n.log})
-	w.run.Store(run)
-	n.log.Info("pre-warm started", "keys", len(w.list), "table", r.Version())
-	n.wg.Go(func() {
-		select {
-		case <-run.Done():
-		case <-n.stop:
-			cancel()
-			<-run.Done()
-		}
-		close(w.ended)
-	})
 }
 
 // stopWarm ends a warm in progress (a drain begins).
-func (n *Node) stopWarm() {
-	if c := n.warm.cancel.Load(); c != nil {
-		(*c)()
-	}
-}
+func (n *Node) stopWarm() { n.warm.gate.Cancel() }
 
 // warmErr says why readiness waits for the warm; nil when it does not.
-func (n *Node) warmErr() error {
-	if n.warm.settled.Load() {
-		return nil
-	}
-	s := n.warm.run.Load().Stats()
-	return fmt.Errorf("warming: %d of %d hot keys tried; ready when done or after --prewarm-budget (%v)",
-		s.FromPending+s.FromDatabase+s.Held+s.NotOwned+s.Skipped+s.Failed, len(n.warm.list), n.cfg.Prewarm.Budget)
-}
+func (n *Node) warmErr() error { return n.warm.gate.Err() }
 
 // PrewarmStats returns the warm's counts since start (zero without one).
-func (n *Node) PrewarmStats() prewarm.Stats { return n.warm.run.Load().Stats() }
+func (n *Node) PrewarmStats() prewarm.Stats { return n.warm.gate.Stats() }
 
 // saveHotKeys writes the hot-key list.
-func (n *Node) saveHotKeys() error {
-	w := &n.warm
-	if w.tracker == nil {
-		return nil
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	keys := w.tracker.Snapshot()
-	err := hotkeys.Save(n.cfg.Prewarm.Path, hotkeys.List{Node: n.cfg.Name, Written: n.now(), Partitions: partitionCount(n.cfg.Ring), Keys: keys})
-	if err != nil {
-		return err
-	}
-	n.log.Debug("hot-key list written", "keys", len(keys))
-	return nil
-}
+func (n *Node) saveHotKeys() error { return n.warm.book.Save() }
 
 // hotKeysLoop writes the list every Interval until the node stops.
 func (n *Node) hotKeysLoop() {
@@ -189,39 +104,5 @@ func (n *Node) hotKeysLoop() {
 	if interval <= 0 {
 		interval = DefaultHotKeysInterval
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-			if err := n.saveHotKeys(); err != nil {
-				n.log.Warn("hot-key list not written", "err", err)
-			}
-		}
-	}
-}
-
-// registerPrewarmMetrics reports the warm's counts: prewarm_keys{outcome}.
-func (n *Node) registerPrewarmMetrics(mp metric.MeterProvider) (metric.Registration, error) {
-	m := mp.Meter(meterName)
-	keys, err := m.Int64ObservableCounter("prewarm_keys", metric.WithDescription(
-		"Keys of the hot-key list the warm after a restart tried, by outcome: pending (a write-behind write, this node's or a previous owner's), database, held (already in memory), not_owned, skipped, failed."))
-	if err != nil {
-		return nil, err
-	}
-	outcome := func(s string) metric.ObserveOption {
-		return metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", s)))
-	}
-	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		s := n.PrewarmStats()
-		for _, x := range []struct {
-			name string
-			v    uint64
-		}{{"pending", s.FromPending}, {"database", s.FromDatabase}, {"held", s.Held}, {"not_owned", s.NotOwned}, {"skipped", s.Skipped}, {"failed", s.Failed}} {
-			o.ObserveInt64(keys, int64(x.v), outcome(x.name))
-		}
-		return nil
-	}, keys)
+	n.warm.book.Run(n.stop, interval)
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/stats"
 
+	"github.com/ringcache/ringcache/internal/nodemetrics"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -27,9 +28,9 @@ import (
 
 // observability is the node's telemetry state.
 type observability struct {
-	tracer trace.Tracer        // for the strategy's spans
-	conns  connCounter         // open server connections
-	reg    metric.Registration // the metrics callback; nil without metrics
+	tracer trace.Tracer            // for the strategy's spans
+	conns  nodemetrics.ConnCounter // open server connections
+	reg    metric.Registration     // the metrics callback; nil without metrics
 }
 
 // tracerName is the instrumentation scope of the namespaces' spans.
