@@ -430,6 +430,96 @@ func TestClusterClients_ReachOwnersWithoutForwarding(t *testing.T) {
 	}
 }
 
+// Cluster clients under load follow a ring change: a node joins, another
+// leaves gracefully; they get MOVED for the slots that moved, refresh their
+// maps, and once refreshed see no error and reach every owner directly.
+func TestClusterClients_FollowRingChangesUnderLoad(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	var addrs []string
+	for i := range 3 {
+		addrs = append(addrs, c.Node(i).RESPAddr())
+	}
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rc.Close)
+	// go-redis learns of slots that moved from a MOVED reply or its periodic
+	// reload (60 s by default); a node that left answers neither, so
+	// docs/resp.md advises a short reload interval.
+	gc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ClusterStateReloadInterval: 2 * time.Second})
+	t.Cleanup(func() { gc.Close() })
+	// pass writes and reads every key through both clients; it returns the
+	// first error.
+	pass := func(round int) error {
+		for k := range 100 {
+			key, v := fmt.Sprintf("k%d", k), fmt.Sprintf("v%d-%d", k, round)
+			if err := rc.Do(ctx, rc.B().Set().Key(key).Value(v).Build()).Error(); err != nil {
+				return fmt.Errorf("rueidis SET %s: %w", key, err)
+			}
+			if got, err := gc.Get(ctx, key).Result(); err != nil || got != v {
+				return fmt.Errorf("ClusterClient GET %s = %q, %v; want %q", key, got, err, v)
+			}
+		}
+		return nil
+	}
+	forwards := func() (n uint64) {
+		for _, i := range c.Up() {
+			s, err := c.Admin(i).Stats(ctx, &pb.StatsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += s.Forwards
+		}
+		return n
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { // load through the changes; errors here are allowed
+		defer close(done)
+		for r := 0; ; r++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = pass(r)
+		}
+	}()
+	added := c.AddNode()
+	c.WaitConverged()
+	c.Stop(0)
+	c.WaitConverged()
+	close(stop)
+	<-done
+	// The clients refresh their maps: rueidis on the MOVED replies and
+	// connection errors it met, go-redis's ClusterClient on a MOVED or at
+	// its periodic reload, so keys of the node that left fail through it
+	// until then.
+	refreshed := time.Now()
+	deadline := refreshed.Add(20 * time.Second)
+	for err := pass(-1); err != nil; err = pass(-1) {
+		if time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		for _, i := range c.Up() {
+			slots, serr := goRedis(t, c.Node(i).RESPAddr(), nil).ClusterSlots(ctx).Result()
+			t.Logf("node %d (%s) CLUSTER SLOTS: %v %v", i, c.Node(i).RESPAddr(), slots, serr)
+		}
+		t.Fatalf("node 0 was at %s: %v", addrs[0], err)
+	}
+	t.Logf("the clients' maps were current %v after the change", time.Since(refreshed).Round(time.Millisecond))
+	before := forwards()
+	for r := range 3 {
+		if err := pass(1000 + r); err != nil {
+			t.Fatalf("after the clients refreshed their maps: %v", err)
+		}
+	}
+	if n := forwards() - before; n != 0 {
+		t.Fatalf("%d ops forwarded after the refresh; the clients should reach each key's owner (node %d joined, node 0 left)", n, added)
+	}
+}
+
 // FLUSHDB through one node empties every namespace on every node: keys
 // written through one node and owned by all three read as missing through
 // a third.
