@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +51,7 @@ type known struct {
 var (
 	durationFlag = flag.Duration("chaos.duration", 0, "how long the nemesis rounds go on (also RINGCACHE_CHAOS_DURATION); 0: one round per nemesis")
 	seedFlag     = flag.Uint64("chaos.seed", 0, "seed of victims, keys and operations (also RINGCACHE_CHAOS_SEED); 0: from the clock")
+	nemesesFlag  = flag.String("chaos.nemeses", "", "comma-separated nemeses to cycle through (also RINGCACHE_CHAOS_NEMESES); empty: all")
 )
 
 // TestChaos runs every nemesis against a 3-node cluster with PostgreSQL,
@@ -66,7 +68,8 @@ func TestChaos(t *testing.T) {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	t.Logf("seed %d (rerun with RINGCACHE_CHAOS_SEED=%d), duration %s", seed, seed, dur)
+	nemeses := envList("RINGCACHE_CHAOS_NEMESES", *nemesesFlag)
+	t.Logf("seed %d (rerun with RINGCACHE_CHAOS_SEED=%d), duration %s, nemeses %v", seed, seed, dur, nemeses)
 	dir := t.TempDir()
 	bin := buildNode(t, dir)
 
@@ -79,6 +82,7 @@ func TestChaos(t *testing.T) {
 	out, err := chaos.Run(ctx, chaos.Config{
 		Cluster:  chaos.ClusterConfig{Binary: bin, Dir: dir},
 		Duration: dur,
+		Nemeses:  nemeses,
 		Seed:     seed,
 		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
@@ -201,4 +205,20 @@ func envUint(t *testing.T, name string, def uint64) uint64 {
 		t.Fatalf("%s=%q: want a non-negative integer", name, v)
 	}
 	return n
+}
+
+// envList returns the comma-separated names in the environment variable,
+// else in def; nil when both are empty (chaos.Run then takes all).
+func envList(name, def string) []string {
+	v := os.Getenv(name)
+	if v == "" {
+		v = def
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
