@@ -6,6 +6,7 @@ import (
 
 	"github.com/ringcache/ringcache/internal/store"
 	"github.com/ringcache/ringcache/pkg/ring"
+	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
 // The hand-off fence. While a new table spreads, a partition that moves
@@ -27,7 +28,9 @@ import (
 //     or holding an entry). The next read of such a key loads it from what
 //     decides between the two writes by version: the database's
 //     version-guarded row, and for write-behind the newest of this node's
-//     pending write and the previous owner's (handoffJournal).
+//     pending write and the previous owner's (handoffJournal). Only in
+//     read-through namespaces: a namespace that does not load has nothing
+//     to reload from, and keeps what it holds, as before the fence.
 //
 // Keys this node changed before it routed by the new table — a member
 // already on the new table forwarded the op here, and a forwarded op is
@@ -101,8 +104,8 @@ func (e *Engine) noteForeign(ns, key string) {
 
 // settle fences the partitions whose previous owner confirmed it let them
 // go: loads in flight will not cache, and every entry of them not in adopted
-// (store keys adopted from the confirming answer) is dropped, and its
-// watchers told.
+// (store keys adopted from the confirming answer) in a read-through
+// namespace is dropped, and its watchers told.
 func (e *Engine) settle(parts map[int]bool, adopted map[string]bool) {
 	if len(parts) == 0 {
 		return
@@ -114,9 +117,13 @@ func (e *Engine) settle(parts map[int]bool, adopted map[string]bool) {
 	if r == nil {
 		return
 	}
+	reload := map[string]bool{}
+	for name, ns := range e.namespaces {
+		reload[name] = ns.Policy().Read == strategy.ReadThrough
+	}
 	var dropped []string
 	e.cfg.Store.TakeFunc(func(skey string) bool {
-		return parts[r.PartitionOf(skey)] && !adopted[skey]
+		return parts[r.PartitionOf(skey)] && !adopted[skey] && reload[namespaceOf(skey)]
 	}, func(skey string, _ store.Entry, _ time.Duration) {
 		dropped = append(dropped, skey)
 	})

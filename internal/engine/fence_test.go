@@ -10,6 +10,7 @@ import (
 	"github.com/ringcache/ringcache/internal/store"
 	"github.com/ringcache/ringcache/pkg/ring"
 	"github.com/ringcache/ringcache/pkg/strategy"
+	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
 // versionedDB is a database shared by engines: a write replaces a row only
@@ -152,6 +153,54 @@ func TestFence_AForwardedWriteBeforeTheTableIsNotUndoneByTheHandOver(t *testing.
 	b.SetRingAfter(r1, r2)
 	pulled(t, b)
 
+	nsB, _ := b.Namespace("users")
+	mustGetValue(t, nsB, k, "new")
+}
+
+// Forward serves a forwarded batch on the named engine, as Peer.Forward
+// does.
+func (w *warmPeers) Forward(ctx context.Context, to ring.Member, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
+	ops := make([]Op, len(req.Ops))
+	for i, o := range req.Ops {
+		ops[i], _ = OpFromProto(o)
+	}
+	resp := &pb.ForwardResponse{Results: make([]*pb.PipelineResult, len(ops))}
+	w.get(to.Name).Execute(ctx, Caller{Forwarded: true}, ops, func(i int, r Result) { resp.Results[i] = r.Proto(uint64(i)) }, nil)
+	return resp, nil
+}
+
+// The race on the way out: a leaving node keeps its partitions by its own
+// table until it is gone, so it would go on accepting writes of a
+// partition whose entries its new owner already pulled, and the new owner
+// would serve the entry it pulled. Once it handed a partition over, the
+// leaving node sends its ops to the new owner.
+func TestFence_ALeavingNodeSendsAHandedOverPartitionsWritesOn(t *testing.T) {
+	peers := &warmPeers{engines: map[string]*Engine{}}
+	db := &versionedDB{rows: map[string]strategy.Write{}}
+	a := newThroughEngine(t, "a", peers, db)
+	b := newThroughEngine(t, "b", peers, db)
+	r1 := mustRing(t, members("a"))
+	r2 := rebalance(t, r1, members("a", "b"))
+	var k string
+	for i := 0; k == ""; i++ {
+		if r2.PartitionOwner(r2.PartitionOf(ring.Key("users", key(i)))).Name == "a" {
+			k = key(i)
+		}
+	}
+	a.SetRing(r2)
+	b.SetRing(r2)
+	a.SetReady()
+	set(t, a, k, "old")
+
+	a.StartLeaving()
+	b.SetRingAfter(r2, rebalance(t, r2, members("b"))) // a routes by r2 until it is gone
+	pulled(t, b)
+	var err error
+	a.Execute(context.Background(), Caller{}, []Op{{Kind: Set, Namespace: "users", Key: k, Value: []byte("new")}},
+		func(_ int, r Result) { err = r.Err }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	nsB, _ := b.Namespace("users")
 	mustGetValue(t, nsB, k, "new")
 }

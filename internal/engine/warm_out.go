@@ -76,6 +76,13 @@ type outbox struct {
 	// owed are the partitions a leaving node still owns and their new
 	// owners have not pulled yet; nil unless leaving.
 	owed map[int]bool
+	// handed are the partitions a leaving node handed over, with the
+	// member that pulled them: ops of them go there (warm_leave.go).
+	handed map[int]ring.Member
+	// handing is len(handed), read without the lock on every op.
+	handing atomic.Int64
+	// gate counts the writes served here (warm_leave.go).
+	gate writeGate
 	// count is len(parts), read without the lock on every write.
 	count atomic.Int64
 	limit *rate.Limiter
@@ -274,6 +281,12 @@ func (e *Engine) ServeTransfer(ctx context.Context, req *pb.TransferRequest, sen
 	}
 	ob, now := e.warm.out, e.cfg.Now()
 	ob.prune(now)
+	// Writes served here that began before this call may still update the
+	// store of a partition whose entries are held already: wait for them
+	// (bounded), so the entries sent are not older than what this node
+	// acknowledged; those that begin later see the table that sends the
+	// partition elsewhere, or that it was handed over.
+	ob.gate.drain()
 	r := e.ring.Load()
 	msg := &pb.TransferResponse{}
 	msgBytes := 0
@@ -302,13 +315,17 @@ func (e *Engine) ServeTransfer(ctx context.Context, req *pb.TransferRequest, sen
 			}
 		}
 		if len(mine) > 0 {
+			e.handOver(mine, req.From)
+			ob.gate.drain() // writes that began before the hand-over: their entries go too
 			e.holdOwned(mine)
 		}
 	}
+	leaving := e.leaving()
 	for _, p := range req.Partitions {
 		held := ob.snapshot(int(p))
-		if held == nil {
-			if r != nil && int(p) < r.PartitionCount() && r.PartitionOwner(int(p)).Name == e.cfg.Self {
+		owned := r != nil && int(p) < r.PartitionCount() && r.PartitionOwner(int(p)).Name == e.cfg.Self
+		if held == nil || owned && !leaving { // owned and not leaving: held by a table not yet routed by
+			if owned {
 				notYet = append(notYet, p)
 			} else {
 				sent = append(sent, p) // nothing held: pulled, and owed no more
