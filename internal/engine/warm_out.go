@@ -359,47 +359,6 @@ func (e *Engine) ServeTransfer(ctx context.Context, req *pb.TransferRequest, sen
 	return nil
 }
 
-// TransferLookup returns the held entry of one key for its new owner's
-// miss (Peer.TransferLookup).
-func (e *Engine) TransferLookup(req *pb.TransferLookupRequest) (*pb.TransferLookupResponse, error) {
-	if err := e.ObserveClock(req.Hlc); err != nil {
-		return nil, err
-	}
-	resp := &pb.TransferLookupResponse{}
-	if te, ok := e.heldOrOwned(req.Namespace, req.Key); ok {
-		resp.Held, resp.Entry = true, te
-		e.warm.c.lookupsServed.Add(1)
-	}
-	resp.Hlc = e.Versions()
-	return resp, nil
-}
-
-// heldOrOwned returns key's entry for a new owner: the one held in the
-// outbox, else, when this node still owns the key's partition by its table
-// (it has not seen the change yet, or it is leaving), the one in its
-// store, as a forwarded Get would read it.
-func (e *Engine) heldOrOwned(ns, key string) (*pb.TransferEntry, bool) {
-	r := e.ring.Load()
-	if r == nil {
-		return nil, false
-	}
-	skey := ring.Key(ns, key)
-	p := r.PartitionOf(skey)
-	h, ok := e.warm.out.get(p, skey)
-	if !ok && r.PartitionOwner(p).Name == e.cfg.Self {
-		if en, life, found := e.cfg.Store.GetWithLife(skey); found {
-			h, ok = heldEntry{e: en}, true
-			if en.TTL > 0 {
-				h.expires = e.cfg.Now().Add(life)
-			}
-		}
-	}
-	if !ok {
-		return nil, false
-	}
-	return e.transferEntry(skey, h, e.cfg.Now())
-}
-
 // get returns the held entry of skey in partition p.
 func (ob *outbox) get(p int, skey string) (heldEntry, bool) {
 	ob.mu.Lock()
