@@ -29,10 +29,15 @@ var knownFailing = map[[3]string]known{ // {nemesis, namespace, check}
 	// run (78 rounds) still found is listed below as intermittent
 	// (docs/reliability.md, "What it found"):
 	//
-	// A partition, write-behind: in one round in 16, reads through the
-	// majority side returned an older value for up to 6.6 s after the
-	// rings converged (55 reads), then the newer one; not yet explained.
-	{chaos.NemesisPartition, chaos.NSWriteBehind, chaos.CheckStale}: {"stale write-behind reads after a heal, not yet explained", false},
+	// A partition, write-behind: in one round in 16, reads returned an
+	// older value for up to 6.6 s after the rings converged (55 reads,
+	// until the round ended). The history fits the hand-over's lookup
+	// (docs/reliability.md): the healed node, gaining a partition back,
+	// looked the key up at its majority-side owner before that owner let
+	// go, and kept the entry. The hand-off fence now drops it
+	// (TestFence_AnEntryLookedUpWhileBothOwnedIsDroppedOnceThePreviousOwnerLetsGo);
+	// remove this entry once a 20-minute run confirms it.
+	{chaos.NemesisPartition, chaos.NSWriteBehind, chaos.CheckStale}: {"stale write-behind reads after a heal: the fence's candidate fix awaits a long run", false},
 }
 
 // known is why a check fails today, and whether it fails in every run.

@@ -204,3 +204,33 @@ func TestFence_ALeavingNodeSendsAHandedOverPartitionsWritesOn(t *testing.T) {
 	nsB, _ := b.Namespace("users")
 	mustGetValue(t, nsB, k, "new")
 }
+
+// After a partition heals, the node that was cut off gains partitions back
+// from the majority's owner. While that owner still routes by its old
+// table, a miss on the gaining node asks it (the warm hand-over's lookup)
+// and caches its entry; but the cut-off node's own write, made while it
+// was alone and flushed, is the newer one. Once the old owner lets go
+// (after its merge), the gaining node must drop the entry it looked up.
+func TestFence_AnEntryLookedUpWhileBothOwnedIsDroppedOnceThePreviousOwnerLetsGo(t *testing.T) {
+	peers := &warmPeers{engines: map[string]*Engine{}}
+	db := &versionedDB{rows: map[string]strategy.Write{}}
+	a := newThroughEngine(t, "a", peers, db)
+	b := newThroughEngine(t, "b", peers, db)
+	r1 := mustRing(t, members("a"))
+	r2 := rebalance(t, r1, members("a", "b"))
+	k := movedKey(t, r1, r2)
+	a.SetRing(r1)
+	b.SetRing(mustRing(t, members("b"))) // cut off: b owns everything
+	set(t, a, k, "majority")
+	_ = b.ObserveClock(a.Versions())
+	set(t, b, k, "minority") // the later write, in the database
+
+	b.Merge(members("a"))
+	b.SetRingAfter(r1, r2) // the heal's table: b gains k's partition from a
+	nsB, _ := b.Namespace("users")
+	mustGetValue(t, nsB, k, "majority") // in the window: a still owns it, and answers
+	a.Merge(members("b"))
+	a.SetRing(r2)
+	pulled(t, b)
+	mustGetValue(t, nsB, k, "minority")
+}
