@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,22 +24,20 @@ import (
 var knownFailing = map[[3]string]known{ // {nemesis, namespace, check}
 	// Issue 13 break 1 (stale reads after a partition heals, after a pause
 	// past detection, and on a rejoin after kill -9) is fixed by
-	// engine.Merge and Peer.Merged. What a 20-minute run (78 rounds) still
-	// found, each in about one round in 15, is listed below as
-	// intermittent (docs/reliability.md, "What it found"):
+	// engine.Merge and Peer.Merged; the rejoin race on a graceful restart
+	// by the hand-off fence (internal/engine/fence.go). What a 20-minute
+	// run (78 rounds) still found is listed below as intermittent
+	// (docs/reliability.md, "What it found"):
 	//
-	// A restart: while the table that takes the restarted node back
-	// spreads, it and the partitions' interim owners both acknowledge
-	// writes of the partitions moving back (the rejoin race, now on a
-	// graceful restart); a read after convergence may return the older one
-	// (max 2 s), and the write-through history is then not linearizable.
-	{chaos.NemesisRestart, chaos.NSWriteThrough, chaos.CheckStale}:        {"rejoin race on a restart", false},
-	{chaos.NemesisRestart, chaos.NSWriteBehind, chaos.CheckStale}:         {"rejoin race on a restart", false},
-	{chaos.NemesisRestart, chaos.NSWriteThrough, chaos.CheckLinearizable}: {"rejoin race on a restart", false},
-	// A partition, write-behind: in one round in 16, reads through the
-	// majority side returned an older value for up to 6.6 s after the
-	// rings converged (55 reads), then the newer one; not yet explained.
-	{chaos.NemesisPartition, chaos.NSWriteBehind, chaos.CheckStale}: {"stale write-behind reads after a heal, not yet explained", false},
+	// A partition, write-behind: in one round in 16, reads returned an
+	// older value for up to 6.6 s after the rings converged (55 reads,
+	// until the round ended). The history fits the hand-over's lookup
+	// (docs/reliability.md): the healed node, gaining a partition back,
+	// looked the key up at its majority-side owner before that owner let
+	// go, and kept the entry. The hand-off fence now drops it
+	// (TestFence_AnEntryLookedUpWhileBothOwnedIsDroppedOnceThePreviousOwnerLetsGo);
+	// remove this entry once a 20-minute run confirms it.
+	{chaos.NemesisPartition, chaos.NSWriteBehind, chaos.CheckStale}: {"stale write-behind reads after a heal: the fence's candidate fix awaits a long run", false},
 }
 
 // known is why a check fails today, and whether it fails in every run.
@@ -50,6 +49,7 @@ type known struct {
 var (
 	durationFlag = flag.Duration("chaos.duration", 0, "how long the nemesis rounds go on (also RINGCACHE_CHAOS_DURATION); 0: one round per nemesis")
 	seedFlag     = flag.Uint64("chaos.seed", 0, "seed of victims, keys and operations (also RINGCACHE_CHAOS_SEED); 0: from the clock")
+	nemesesFlag  = flag.String("chaos.nemeses", "", "comma-separated nemeses to cycle through (also RINGCACHE_CHAOS_NEMESES); empty: all")
 )
 
 // TestChaos runs every nemesis against a 3-node cluster with PostgreSQL,
@@ -66,7 +66,8 @@ func TestChaos(t *testing.T) {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	t.Logf("seed %d (rerun with RINGCACHE_CHAOS_SEED=%d), duration %s", seed, seed, dur)
+	nemeses := envList("RINGCACHE_CHAOS_NEMESES", *nemesesFlag)
+	t.Logf("seed %d (rerun with RINGCACHE_CHAOS_SEED=%d), duration %s, nemeses %v", seed, seed, dur, nemeses)
 	dir := t.TempDir()
 	bin := buildNode(t, dir)
 
@@ -79,6 +80,7 @@ func TestChaos(t *testing.T) {
 	out, err := chaos.Run(ctx, chaos.Config{
 		Cluster:  chaos.ClusterConfig{Binary: bin, Dir: dir},
 		Duration: dur,
+		Nemeses:  nemeses,
 		Seed:     seed,
 		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
@@ -201,4 +203,20 @@ func envUint(t *testing.T, name string, def uint64) uint64 {
 		t.Fatalf("%s=%q: want a non-negative integer", name, v)
 	}
 	return n
+}
+
+// envList returns the comma-separated names in the environment variable,
+// else in def; nil when both are empty (chaos.Run then takes all).
+func envList(name, def string) []string {
+	v := os.Getenv(name)
+	if v == "" {
+		v = def
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

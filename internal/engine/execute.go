@@ -64,15 +64,25 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 				done(i, Result{Err: err})
 				return
 			}
-			if c.Forwarded {
-				e.serve(ctx, ns, i, op, done, spawn)
-				return
-			}
 			rk := ring.Key(op.Namespace, op.Key)
-			owner := r.Owner(rk)
+			var owner ring.Member
+			if c.Forwarded {
+				owner.Name = e.cfg.Self
+			} else {
+				owner = r.Owner(rk)
+			}
 			if owner.Name == e.cfg.Self {
-				e.serve(ctx, ns, i, op, done, spawn)
-				return
+				// A leaving node that handed the key's partition over sends
+				// it on to its new owner, which serves a forwarded op
+				// whatever its ring says: one more hop, never a bounce.
+				opDone, exit := e.gateWrite(op.Kind, done)
+				to, handed := e.handedTo(rk)
+				if !handed {
+					e.serve(ctx, ns, i, op, opDone, spawn)
+					return
+				}
+				exit()
+				owner = to
 			}
 			// Checked before it costs a forward; the owner checks again.
 			if err := ns.ValidateKey(op.Key); err != nil {

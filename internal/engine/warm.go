@@ -27,6 +27,9 @@ type transfer struct {
 	from  ring.Member
 	until time.Time
 	done  atomic.Bool
+	// fenceOnly: the hand-over is off; the pull only waits for the
+	// previous owner to let the partition go (fence.go).
+	fenceOnly bool
 }
 
 // inbound maps gained partitions to their pulls; immutable once published.
@@ -37,15 +40,22 @@ type warmState struct {
 	in  atomic.Pointer[inbound]
 	out *outbox
 	c   warmCounters
+	// foreign are keys changed here on partitions this node did not own
+	// (fence.go): a previous owner's entry of one is not adopted.
+	foreign foreignWrites
 	// ctx ends at Close: pullers stop.
 	ctx    context.Context
 	cancel context.CancelFunc
 }
 
-// pullRetry is how long a puller waits before asking a previous owner
-// again for partitions it has not let go of yet (it has not seen the new
-// table), or after a failed pull.
+// pullRetry is how long a puller waits after a failed pull (doubled
+// for each failure).
 const pullRetry = 100 * time.Millisecond
+
+// notYetRetry is how long a puller waits before asking a previous owner
+// again for partitions it has not let go of yet: until it does, both
+// serve them, and this node settles them only then (fence.go).
+const notYetRetry = 20 * time.Millisecond
 
 // maxPullFailures is how many failed pulls end a puller.
 const maxPullFailures = 3
@@ -77,16 +87,19 @@ func (e *Engine) gained(src, r *ring.Ring) map[string][]int {
 // beginWarm prepares the pulls of the partitions gained from src to r;
 // the caller publishes r, then runs the returned start. It returns nil
 // when there is nothing to pull.
+//
+// With the hand-over off, the pulls still run, to fence the partitions
+// (fence.go): nothing is adopted, and misses do not ask.
 func (e *Engine) beginWarm(src, r *ring.Ring) func() {
-	if e.cfg.Warm.Off {
-		return nil
-	}
 	byOwner := e.gained(src, r)
 	if len(byOwner) == 0 {
 		return nil
 	}
-	for _, ns := range e.namespaces {
-		ns.BeginAdopt()
+	adopt := !e.cfg.Warm.Off
+	if adopt {
+		for _, ns := range e.namespaces {
+			ns.BeginAdopt()
+		}
 	}
 	until := e.cfg.Now().Add(e.cfg.Warm.Window)
 	next := inbound{}
@@ -102,7 +115,7 @@ func (e *Engine) beginWarm(src, r *ring.Ring) func() {
 		from := src.PartitionOwner(parts[0])
 		pulls[name] = map[int]*transfer{}
 		for _, p := range parts {
-			t := &transfer{from: from, until: until}
+			t := &transfer{from: from, until: until, fenceOnly: !adopt}
 			next[p] = t
 			pulls[name][p] = t
 		}
@@ -116,7 +129,7 @@ func (e *Engine) beginWarm(src, r *ring.Ring) func() {
 			go func() {
 				defer e.bg.Done()
 				e.pull(ts, until)
-				if left.Add(-1) == 0 {
+				if left.Add(-1) == 0 && adopt {
 					for _, ns := range e.namespaces {
 						ns.EndAdopt()
 					}
@@ -143,7 +156,7 @@ func (e *Engine) pull(ts map[int]*transfer, until time.Time) {
 	failures := 0
 	for len(parts) > 0 && e.cfg.Now().Before(until) {
 		notYet, err := e.pullOnce(from, parts)
-		wait := pullRetry
+		wait := notYetRetry
 		if err != nil {
 			// A previous owner that is no longer a member answers at once
 			// if it is leaving gracefully; one that cannot be reached is
@@ -179,7 +192,9 @@ func (e *Engine) pull(ts map[int]*transfer, until time.Time) {
 	}
 }
 
-// pullOnce runs one Transfer call and adopts what it brings.
+// pullOnce runs one Transfer call and adopts what it brings, except the
+// keys changed here as a foreign key; then it settles the partitions the
+// previous owner let go (fence.go).
 func (e *Engine) pullOnce(from ring.Member, parts []uint32) ([]uint32, error) {
 	ctx, cancel := context.WithCancel(e.warm.ctx)
 	defer cancel()
@@ -188,9 +203,11 @@ func (e *Engine) pullOnce(from ring.Member, parts []uint32) ([]uint32, error) {
 		return nil, err
 	}
 	var notYet []uint32
+	adopted := map[string]bool{}
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
+			e.settle(letGo(parts, notYet), adopted)
 			return notYet, nil
 		}
 		if err != nil {
@@ -202,12 +219,25 @@ func (e *Engine) pullOnce(from ring.Member, parts []uint32) ([]uint32, error) {
 		for _, te := range resp.Entries {
 			e.warm.c.entriesIn.Add(1)
 			e.warm.c.bytesIn.Add(uint64(len(te.Namespace) + 1 + len(te.Key) + len(te.Value) + heldOverhead))
-			if ns, ok := e.namespaces[te.Namespace]; ok {
-				ns.Adopt(te.Key, entryOf(te))
+			skey := ring.Key(te.Namespace, te.Key)
+			if ns, ok := e.namespaces[te.Namespace]; ok && !e.warm.foreign.has(skey, e.cfg.Now()) && ns.Adopt(te.Key, entryOf(te)) {
+				adopted[skey] = true
 			}
 		}
 		notYet = append(notYet, resp.NotYet...)
 	}
+}
+
+// letGo returns the partitions of parts not in notYet.
+func letGo(parts, notYet []uint32) map[int]bool {
+	out := make(map[int]bool, len(parts))
+	for _, p := range parts {
+		out[int(p)] = true
+	}
+	for _, p := range notYet {
+		delete(out, int(p))
+	}
+	return out
 }
 
 // entryOf is a transferred entry as the store keeps it: its life left as
@@ -226,7 +256,7 @@ func (po previousOwner) transfer(ns, key string) *transfer {
 		return nil
 	}
 	t := (*in)[r.PartitionOf(ring.Key(ns, key))]
-	if t == nil || t.done.Load() || po.e.cfg.Now().After(t.until) {
+	if t == nil || t.fenceOnly || t.done.Load() || po.e.cfg.Now().After(t.until) {
 		return nil
 	}
 	return t
@@ -276,11 +306,53 @@ func (po previousOwner) Held(ctx context.Context, ns, key string, remote bool) (
 	return entryOf(resp.Entry), false, true
 }
 
+// TransferLookup returns the held entry of one key for its new owner's
+// miss (Peer.TransferLookup).
+func (e *Engine) TransferLookup(req *pb.TransferLookupRequest) (*pb.TransferLookupResponse, error) {
+	if err := e.ObserveClock(req.Hlc); err != nil {
+		return nil, err
+	}
+	resp := &pb.TransferLookupResponse{}
+	if te, ok := e.heldOrOwned(req.Namespace, req.Key); ok {
+		resp.Held, resp.Entry = true, te
+		e.warm.c.lookupsServed.Add(1)
+	}
+	resp.Hlc = e.Versions()
+	return resp, nil
+}
+
+// heldOrOwned returns key's entry for a new owner: the one held in the
+// outbox, else, when this node still owns the key's partition by its table
+// (it has not seen the change yet, or it is leaving), the one in its
+// store, as a forwarded Get would read it.
+func (e *Engine) heldOrOwned(ns, key string) (*pb.TransferEntry, bool) {
+	r := e.ring.Load()
+	if r == nil {
+		return nil, false
+	}
+	skey := ring.Key(ns, key)
+	p := r.PartitionOf(skey)
+	h, ok := e.warm.out.get(p, skey)
+	if !ok && r.PartitionOwner(p).Name == e.cfg.Self {
+		if en, life, found := e.cfg.Store.GetWithLife(skey); found {
+			h, ok = heldEntry{e: en}, true
+			if en.TTL > 0 {
+				h.expires = e.cfg.Now().Add(life)
+			}
+		}
+	}
+	if !ok {
+		return nil, false
+	}
+	return e.transferEntry(skey, h, e.cfg.Now())
+}
+
 // onChange is namespace ns's change hook: Config.OnChange, after the
 // held entry of the key, if any, is dropped (this node changed the key).
 func (e *Engine) onChange(ns string) strategy.ChangeHook {
 	return func(namespace, key string) {
 		e.forgetWritten(ns, key)
+		e.noteForeign(ns, key)
 		if e.cfg.OnChange != nil {
 			e.cfg.OnChange(namespace, key)
 		}

@@ -2,9 +2,12 @@ package engine
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringcache/ringcache/internal/store"
+	"github.com/ringcache/ringcache/pkg/ring"
 )
 
 // Warm hand-over on a graceful leave: the leaving node still owns its
@@ -32,6 +35,103 @@ func (e *Engine) holdOwned(parts map[int]bool) {
 		}
 	}
 	e.warm.out.mu.Unlock()
+}
+
+// handOver records that the new owner named to is taking the given
+// partitions, which this node still owns by its table as it leaves: from
+// now on this node sends their ops there (handedTo) instead of serving
+// them, so the two never both accept writes of a partition once its
+// entries have moved. A new owner this node's table does not name is not
+// recorded (it serves on).
+func (e *Engine) handOver(parts map[int]bool, to string) {
+	r := e.ring.Load()
+	var m ring.Member
+	for _, x := range r.Members() {
+		if x.Name == to {
+			m = x
+		}
+	}
+	if m.Name == "" || m.Name == e.cfg.Self {
+		return
+	}
+	ob := e.warm.out
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if ob.handed == nil {
+		ob.handed = map[int]ring.Member{}
+	}
+	for p := range parts {
+		ob.handed[p] = m
+	}
+	ob.handing.Store(int64(len(ob.handed)))
+}
+
+// handedTo returns the member a leaving node handed the partition of
+// routing key rk to, if it did.
+func (e *Engine) handedTo(rk string) (ring.Member, bool) {
+	ob := e.warm.out
+	if ob.handing.Load() == 0 {
+		return ring.Member{}, false
+	}
+	r := e.ring.Load()
+	if r == nil {
+		return ring.Member{}, false
+	}
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	m, ok := ob.handed[r.PartitionOf(rk)]
+	return m, ok
+}
+
+// writeGate counts the writes a node serves itself, in two phases, so
+// that a hand-over can wait for the writes that began before it (they may
+// still update the store after its entries were taken out) and not for
+// those that begin after (they see the table that moved the partition, or
+// that a leaving node handed it over).
+type writeGate struct {
+	mu    sync.Mutex // one drain at a time
+	phase atomic.Uint32
+	n     [2]atomic.Int64
+}
+
+// drainTimeout bounds a hand-over's wait for the writes in flight.
+const drainTimeout = time.Second
+
+func (g *writeGate) enter() uint32 {
+	for {
+		ph := g.phase.Load()
+		g.n[ph&1].Add(1)
+		if g.phase.Load() == ph {
+			return ph
+		}
+		g.n[ph&1].Add(-1)
+	}
+}
+
+// drain starts a new phase and waits until the writes of the one before
+// have ended, or drainTimeout passes.
+func (g *writeGate) drain() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.phase.Add(1) - 1
+	deadline := time.Now().Add(drainTimeout)
+	for g.n[old&1].Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// gateWrite counts op, when it writes, as a write in flight, and returns
+// the done that ends it, and the func that ends it without a result (the
+// op is sent on instead).
+func (e *Engine) gateWrite(k Kind, done func(int, Result)) (func(int, Result), func()) {
+	ob := e.warm.out
+	if !k.write() {
+		return done, func() {}
+	}
+	ph := ob.gate.enter()
+	var once sync.Once
+	exit := func() { once.Do(func() { ob.gate.n[ph&1].Add(-1) }) }
+	return func(i int, r Result) { exit(); done(i, r) }, exit
 }
 
 // StartLeaving makes this node hand its partitions over as it leaves

@@ -76,6 +76,13 @@ type outbox struct {
 	// owed are the partitions a leaving node still owns and their new
 	// owners have not pulled yet; nil unless leaving.
 	owed map[int]bool
+	// handed are the partitions a leaving node handed over, with the
+	// member that pulled them: ops of them go there (warm_leave.go).
+	handed map[int]ring.Member
+	// handing is len(handed), read without the lock on every op.
+	handing atomic.Int64
+	// gate counts the writes served here (warm_leave.go).
+	gate writeGate
 	// count is len(parts), read without the lock on every write.
 	count atomic.Int64
 	limit *rate.Limiter
@@ -274,6 +281,12 @@ func (e *Engine) ServeTransfer(ctx context.Context, req *pb.TransferRequest, sen
 	}
 	ob, now := e.warm.out, e.cfg.Now()
 	ob.prune(now)
+	// Writes served here that began before this call may still update the
+	// store of a partition whose entries are held already: wait for them
+	// (bounded), so the entries sent are not older than what this node
+	// acknowledged; those that begin later see the table that sends the
+	// partition elsewhere, or that it was handed over.
+	ob.gate.drain()
 	r := e.ring.Load()
 	msg := &pb.TransferResponse{}
 	msgBytes := 0
@@ -302,13 +315,17 @@ func (e *Engine) ServeTransfer(ctx context.Context, req *pb.TransferRequest, sen
 			}
 		}
 		if len(mine) > 0 {
+			e.handOver(mine, req.From)
+			ob.gate.drain() // writes that began before the hand-over: their entries go too
 			e.holdOwned(mine)
 		}
 	}
+	leaving := e.leaving()
 	for _, p := range req.Partitions {
 		held := ob.snapshot(int(p))
-		if held == nil {
-			if r != nil && int(p) < r.PartitionCount() && r.PartitionOwner(int(p)).Name == e.cfg.Self {
+		owned := r != nil && int(p) < r.PartitionCount() && r.PartitionOwner(int(p)).Name == e.cfg.Self
+		if held == nil || owned && !leaving { // owned and not leaving: held by a table not yet routed by
+			if owned {
 				notYet = append(notYet, p)
 			} else {
 				sent = append(sent, p) // nothing held: pulled, and owed no more
@@ -340,47 +357,6 @@ func (e *Engine) ServeTransfer(ctx context.Context, req *pb.TransferRequest, sen
 	ob.release(sent)
 	e.warm.c.pulls.Add(1)
 	return nil
-}
-
-// TransferLookup returns the held entry of one key for its new owner's
-// miss (Peer.TransferLookup).
-func (e *Engine) TransferLookup(req *pb.TransferLookupRequest) (*pb.TransferLookupResponse, error) {
-	if err := e.ObserveClock(req.Hlc); err != nil {
-		return nil, err
-	}
-	resp := &pb.TransferLookupResponse{}
-	if te, ok := e.heldOrOwned(req.Namespace, req.Key); ok {
-		resp.Held, resp.Entry = true, te
-		e.warm.c.lookupsServed.Add(1)
-	}
-	resp.Hlc = e.Versions()
-	return resp, nil
-}
-
-// heldOrOwned returns key's entry for a new owner: the one held in the
-// outbox, else, when this node still owns the key's partition by its table
-// (it has not seen the change yet, or it is leaving), the one in its
-// store, as a forwarded Get would read it.
-func (e *Engine) heldOrOwned(ns, key string) (*pb.TransferEntry, bool) {
-	r := e.ring.Load()
-	if r == nil {
-		return nil, false
-	}
-	skey := ring.Key(ns, key)
-	p := r.PartitionOf(skey)
-	h, ok := e.warm.out.get(p, skey)
-	if !ok && r.PartitionOwner(p).Name == e.cfg.Self {
-		if en, life, found := e.cfg.Store.GetWithLife(skey); found {
-			h, ok = heldEntry{e: en}, true
-			if en.TTL > 0 {
-				h.expires = e.cfg.Now().Add(life)
-			}
-		}
-	}
-	if !ok {
-		return nil, false
-	}
-	return e.transferEntry(skey, h, e.cfg.Now())
 }
 
 // get returns the held entry of skey in partition p.

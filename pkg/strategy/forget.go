@@ -8,12 +8,21 @@ import "strconv"
 // under the old ring may have read a database row that a write pending on
 // another node makes stale.
 func (n *Namespace) ForgetLoads() {
+	n.UncacheLoads()
+	n.epoch.Add(1) // new flight keys: later callers cannot join older loads
+}
+
+// UncacheLoads makes every load in flight not cache its result; unlike
+// ForgetLoads, callers still join them, so a key keeps one load at a
+// time. A node calls it when the previous owner of a partition it gained
+// let the partition go: a load in flight may have read the database before
+// that owner's last write, and must not keep the value.
+func (n *Namespace) UncacheLoads() {
 	for i := range n.gen {
 		n.genMu[i].Lock()
 		n.gen[i].Add(1)
 		n.genMu[i].Unlock()
 	}
-	n.epoch.Add(1) // new flight keys: later callers cannot join older loads
 }
 
 // flightKey is the singleflight key of skey in the current load epoch.
