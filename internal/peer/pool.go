@@ -20,6 +20,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -59,6 +60,9 @@ type Config struct {
 	// Latency, when set, is told the round trip of every Forward.
 	Latency func(time.Duration)
 }
+
+// peerMaxBackoff bounds the wait between attempts to connect to a peer.
+const peerMaxBackoff = time.Second
 
 // Pool keeps one gRPC connection per peer address. Safe for concurrent use.
 type Pool struct {
@@ -116,6 +120,12 @@ func (p *Pool) Conn(addr string) (*grpc.ClientConn, error) {
 		// Fixed windows, as the server uses: no BDP pings on busy links.
 		grpc.WithInitialWindowSize(1 << 20),
 		grpc.WithInitialConnWindowSize(1 << 20),
+		// A peer that refused a connection (restarting, or not listening
+		// yet) is tried again within peerMaxBackoff, not gRPC's default of
+		// up to two minutes: calls to it fail fast until it is.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
+			BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: peerMaxBackoff,
+		}, MinConnectTimeout: 5 * time.Second}),
 	}
 	if p.cfg.Dialer != nil {
 		opts = append(opts, grpc.WithContextDialer(p.cfg.Dialer))
