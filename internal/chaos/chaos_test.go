@@ -30,14 +30,15 @@ var knownFailing = map[[3]string]known{ // {nemesis, namespace, check}
 	// (docs/reliability.md, "What it found"):
 	//
 	// A partition, write-behind: in one round in 16, reads returned an
-	// older value for up to 6.6 s after the rings converged (55 reads,
-	// until the round ended). The history fits the hand-over's lookup
-	// (docs/reliability.md): the healed node, gaining a partition back,
-	// looked the key up at its majority-side owner before that owner let
-	// go, and kept the entry. The hand-off fence now drops it
-	// (TestFence_AnEntryLookedUpWhileBothOwnedIsDroppedOnceThePreviousOwnerLetsGo);
-	// remove this entry once a 20-minute run confirms it.
-	{chaos.NemesisPartition, chaos.NSWriteBehind, chaos.CheckStale}: {"stale write-behind reads after a heal: the fence's candidate fix awaits a long run", false},
+	// older value until the round ended (55 reads for 6.6 s, then 38 for
+	// 6.3 s in the run after the fence). Both sides wrote the key while
+	// split; at the heal each side's write was pending in its journal, and
+	// the owner served its own pending (older) write, which answers ahead
+	// of the database without a version check, while the returning node's
+	// newer one went to PostgreSQL. The fix to come: reconcile pending
+	// writes by version at a merge (docs/reliability.md, "After the hand-off
+	// fence and the forwarding stream").
+	{chaos.NemesisPartition, chaos.NSWriteBehind, chaos.CheckStale}: {"stale write-behind reads after a heal: pending writes of both sides are not reconciled by version", false},
 }
 
 // known is why a check fails today, and whether it fails in every run.
