@@ -112,20 +112,17 @@ func (fp *fwdPipe) unsupported() bool {
 }
 
 // forward sends req (at least one op) over the stream and waits for all
-// its results. The
-// error is errStreamUnsupported when the peer lacks the stream (the caller
-// then uses Forward; the peer applied nothing).
+// its results, which carry the ids req's ops had. It gives the ops ids of
+// the stream's own (a frame holds several batches), so req must not be
+// used again but for a Forward after errStreamUnsupported: the peer lacks
+// the stream and applied nothing. The ids are not put back: a frame with
+// these ops may still be being encoded when forward returns.
 func (fp *fwdPipe) forward(ctx context.Context, to ring.Member, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
 	c := &fcall{req: req, ids: make([]uint64, len(req.Ops)), results: make([]*pb.PipelineResult, len(req.Ops)), left: len(req.Ops), done: make(chan struct{})}
 	for i, op := range req.Ops {
 		c.ids[i] = op.Id
 		c.size += proto.Size(op) + 16
 	}
-	defer func() { // the ops as the caller made them, for a retry by Forward
-		for i, op := range req.Ops {
-			op.Id = c.ids[i]
-		}
-	}()
 	s, err := fp.stream(ctx)
 	if err != nil {
 		return nil, fp.classify(to, err, false)
