@@ -39,6 +39,39 @@ func startCluster(t *testing.T, n int, configure func(i int, cfg *node.Config)) 
 	})
 }
 
+// respAddrs returns the RESP addresses of c's first three nodes.
+func respAddrs(c *clustertest.Cluster) []string {
+	var addrs []string
+	for i := range 3 {
+		addrs = append(addrs, c.Node(i).RESPAddr())
+	}
+	return addrs
+}
+
+// rueidisCluster returns a rueidis client in cluster mode on addrs.
+func rueidisCluster(t *testing.T, addrs []string) rueidis.Client {
+	t.Helper()
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// forwards returns the ops the running nodes of c forwarded so far.
+func forwards(t *testing.T, c *clustertest.Cluster) (n uint64) {
+	t.Helper()
+	for _, i := range c.Up() {
+		s, err := c.Admin(i).Stats(ctx, &pb.StatsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += s.Forwards
+	}
+	return n
+}
+
 func goRedis(t *testing.T, addr string, opt func(*redis.Options)) *redis.Client {
 	t.Helper()
 	o := &redis.Options{Addr: addr, MaxRetries: -1}
@@ -388,26 +421,8 @@ func TestClusterClients_WorkThroughTheDoor(t *testing.T) {
 // its own slot), and keys of another namespace.
 func TestClusterClients_ReachOwnersWithoutForwarding(t *testing.T) {
 	c := startCluster(t, 3, nil)
-	var addrs []string
-	for i := range 3 {
-		addrs = append(addrs, c.Node(i).RESPAddr())
-	}
-	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rc.Close)
-	forwards := func() (n uint64) {
-		for i := range 3 {
-			s, err := c.Admin(i).Stats(ctx, &pb.StatsRequest{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			n += s.Forwards
-		}
-		return n
-	}
-	before := forwards()
+	rc := rueidisCluster(t, respAddrs(c))
+	before := forwards(t, c)
 	for i := range 100 {
 		for _, k := range []string{fmt.Sprintf("k%d", i), fmt.Sprintf("default:k%d", i), fmt.Sprintf("%s:k%d", clustertest.NSCache, i)} {
 			if err := rc.Do(ctx, rc.B().Set().Key(k).Value(k).Build()).Error(); err != nil {
@@ -418,7 +433,7 @@ func TestClusterClients_ReachOwnersWithoutForwarding(t *testing.T) {
 			}
 		}
 	}
-	if n := forwards() - before; n != 0 {
+	if n := forwards(t, c) - before; n != 0 {
 		t.Fatalf("the nodes forwarded %d ops of a cluster client; every key should reach its owner directly", n)
 	}
 	// "default:k1" is not "k1": the default namespace's name is no prefix.
@@ -435,15 +450,8 @@ func TestClusterClients_ReachOwnersWithoutForwarding(t *testing.T) {
 // maps, and once refreshed see no error and reach every owner directly.
 func TestClusterClients_FollowRingChangesUnderLoad(t *testing.T) {
 	c := startCluster(t, 3, nil)
-	var addrs []string
-	for i := range 3 {
-		addrs = append(addrs, c.Node(i).RESPAddr())
-	}
-	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rc.Close)
+	addrs := respAddrs(c)
+	rc := rueidisCluster(t, addrs)
 	// go-redis learns of slots that moved from a MOVED reply or its periodic
 	// reload (60 s by default); a node that left answers neither, so
 	// docs/resp.md advises a short reload interval.
@@ -462,16 +470,6 @@ func TestClusterClients_FollowRingChangesUnderLoad(t *testing.T) {
 			}
 		}
 		return nil
-	}
-	forwards := func() (n uint64) {
-		for _, i := range c.Up() {
-			s, err := c.Admin(i).Stats(ctx, &pb.StatsRequest{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			n += s.Forwards
-		}
-		return n
 	}
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() { // load through the changes; errors here are allowed
@@ -509,13 +507,13 @@ func TestClusterClients_FollowRingChangesUnderLoad(t *testing.T) {
 		t.Fatalf("node 0 was at %s: %v", addrs[0], err)
 	}
 	t.Logf("the clients' maps were current %v after the change", time.Since(refreshed).Round(time.Millisecond))
-	before := forwards()
+	before := forwards(t, c)
 	for r := range 3 {
 		if err := pass(1000 + r); err != nil {
 			t.Fatalf("after the clients refreshed their maps: %v", err)
 		}
 	}
-	if n := forwards() - before; n != 0 {
+	if n := forwards(t, c) - before; n != 0 {
 		t.Fatalf("%d ops forwarded after the refresh; the clients should reach each key's owner (node %d joined, node 0 left)", n, added)
 	}
 }
