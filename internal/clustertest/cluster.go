@@ -253,7 +253,8 @@ func (c *Cluster) Isolate(i int) {
 }
 
 // WaitConverged waits until every running node's ring holds exactly the
-// running nodes.
+// running nodes, and no node is still settling partitions it took over (a
+// write before that could be dropped by the hand-off fence).
 func (c *Cluster) WaitConverged() {
 	c.t.Helper()
 	up := c.Up()
@@ -263,6 +264,14 @@ func (c *Cluster) WaitConverged() {
 	}
 	slices.Sort(want) // as rings list members: n10 before n2
 	c.WaitRing(up, want)
+	Eventually(c.t, 10*time.Second, func() error {
+		for _, i := range up {
+			if c.Node(i).Settling() {
+				return fmt.Errorf("%s is still settling partitions it took over", NodeName(i))
+			}
+		}
+		return nil
+	})
 }
 
 // WaitRing waits until each node in nodes has a ring of exactly members

@@ -139,6 +139,22 @@ func (e *Engine) beginWarm(src, r *ring.Ring) func() {
 	}
 }
 
+// Settling reports whether partitions this node gained are still being
+// pulled from their previous owners and settled (the hand-off fence): until
+// then, what it cached of them may still be dropped.
+func (e *Engine) Settling() bool {
+	cur := e.warm.in.Load()
+	if cur == nil {
+		return false
+	}
+	for _, t := range *cur {
+		if !t.done.Load() {
+			return true
+		}
+	}
+	return false
+}
+
 // pull streams the held entries of one previous owner's partitions until
 // each is pulled, the window ends or the engine closes.
 func (e *Engine) pull(ts map[int]*transfer, until time.Time) {

@@ -377,6 +377,11 @@ func (n *Node) GossipAddr() string { return n.members.LocalAddr() }
 // Ring returns the current ring snapshot.
 func (n *Node) Ring() *ring.Ring { return n.engine.Ring() }
 
+// Settling reports whether partitions this node took over are still being
+// handed over by their previous owners (the warm hand-over and its fence,
+// docs/architecture.md); tests wait for it before they write.
+func (n *Node) Settling() bool { return n.engine.Settling() }
+
 // Members returns the cluster as this node sees it.
 func (n *Node) Members() []Member {
 	ms := n.members.Members()
