@@ -20,6 +20,7 @@ type loadResult struct {
 	life     time.Duration
 	heldCost LoadCost
 	noCache  bool // answered, not cached: this node does not own the key
+	cached   bool // answered from the cache: another load had just cached it
 }
 
 // fetch reads the key's current value: a write still queued in the
@@ -153,6 +154,12 @@ func (n *Namespace) loadResult(ctx context.Context, key, skey string) (loadResul
 	n.c.waiting.Add(1)
 	r, _, err := n.flight.Do(ctx, n.flightKey(skey), func(fctx context.Context) (loadResult, error) {
 		led.Store(true)
+		// A caller that missed just before the key's previous load cached
+		// its result joins no flight: that one has ended. It answers from
+		// the cache rather than load again (as groupcache does).
+		if e, ok := n.lookup(skey); ok {
+			return loadResult{value: e.Value, found: e.Found, version: e.Version, cached: true}, nil
+		}
 		if running := n.inflight.Add(1); running > int64(n.p.MaxLoads) {
 			n.inflight.Add(-1)
 			n.c.loadsRefused.Add(1)
@@ -171,7 +178,7 @@ func (n *Namespace) loadResult(ctx context.Context, key, skey string) (loadResul
 		return r, nil
 	})
 	n.c.waiting.Add(-1)
-	if !led.Load() && (err == nil || ctx.Err() == nil) {
+	if (!led.Load() || r.cached) && (err == nil || ctx.Err() == nil) {
 		n.c.deduped.Add(1)
 	}
 	if err != nil {

@@ -41,6 +41,8 @@ func (n *Namespace) Warm(ctx context.Context, key string) (WarmSource, error) {
 	switch {
 	case err != nil:
 		return WarmDatabase, err
+	case r.cached:
+		return WarmHeld, nil
 	case r.version != 0:
 		return WarmPending, nil
 	}
