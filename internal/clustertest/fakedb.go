@@ -1,6 +1,7 @@
 package clustertest
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -26,15 +27,22 @@ type FakeDB struct {
 func NewFakeDB() *FakeDB { return &FakeDB{rows: map[string][]byte{}, versions: map[string]uint64{}} }
 
 // Write implements strategy.Writer like the generic table: a write never
-// replaces a row of a higher version, and deletes keep their version.
+// replaces a row of a higher version, and deletes keep their version. The
+// writes that changed nothing for it are returned in a
+// *strategy.StaleVersionError, except one applied again at its own version
+// (a retried batch).
 func (db *FakeDB) Write(_ context.Context, ws []strategy.Write) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.writeErr != nil {
 		return db.writeErr
 	}
-	for _, w := range ws {
+	var stale []strategy.StaleWrite
+	for i, w := range ws {
 		if v, ok := db.versions[w.Key]; ok && v >= w.Version {
+			if row, found := db.rows[w.Key]; v > w.Version || found == w.Delete || !bytes.Equal(row, w.Value) {
+				stale = append(stale, strategy.StaleWrite{Index: i, Version: w.Version, Stored: v})
+			}
 			continue
 		}
 		db.versions[w.Key] = w.Version
@@ -44,6 +52,9 @@ func (db *FakeDB) Write(_ context.Context, ws []strategy.Write) error {
 			db.rows[w.Key] = w.Value
 		}
 		db.writes.Add(1)
+	}
+	if len(stale) > 0 {
+		return &strategy.StaleVersionError{Writes: stale}
 	}
 	return nil
 }

@@ -115,6 +115,9 @@ type Config struct {
 	Now func() time.Time
 	// OnChange is told of every change to a cached value.
 	OnChange strategy.ChangeHook
+	// Merged is told after Merge dropped the cache for members that
+	// returned; the node flushes its write-behind journal then (Superseded).
+	Merged func()
 	// Sealer seals the journal's values of sensitive namespaces.
 	Sealer *seal.Sealer
 	// Auth authorizes and rate-limits each op of a caller; nil allows all.

@@ -47,6 +47,23 @@ func (e *Engine) Merge(returning []ring.Member) {
 	}
 	e.log.Warn("members returned to the ring without a graceful leave (a healed partition or a restart); dropped every cached entry, since they may have written any key meanwhile",
 		"members", names, "entries", dropped)
+	if e.cfg.Merged != nil {
+		e.cfg.Merged()
+	}
+}
+
+// Superseded is told by the write-behind flusher that this node's pending
+// write of key, at version, met a newer row in the database: a member that
+// returned wrote the key later, on its side of a partition, and flushed it
+// first. Until the flush, reads here answered from the pending write (the
+// returning member no longer held its own as pending to compare), and may
+// have cached it; that entry is dropped, so the next read loads the newer
+// row (strategy.Namespace.Superseded). Merged kicks the flush, so the
+// window is the time a flush takes.
+func (e *Engine) Superseded(ns, key string, version uint64) {
+	if n, ok := e.namespaces[ns]; ok {
+		n.Superseded(key, version)
+	}
 }
 
 // announceTimeout bounds one Merged notification.

@@ -47,8 +47,13 @@ type FlusherConfig struct {
 	// Clock is the node's clock; nil means a private one (which moves
 	// past a stale version for the record at hand, but not the node's
 	// later writes).
-	Clock  Clock
-	Logger *slog.Logger
+	Clock Clock
+	// Superseded is told of each record acknowledged without being
+	// written because the database held its key at a newer version, once
+	// it is no longer pending: a value cached from it is older than the
+	// database's. nil tells no one.
+	Superseded func(ns, key string, version uint64)
+	Logger     *slog.Logger
 }
 
 // FlusherStats are a Flusher's counters since start.
@@ -83,6 +88,8 @@ type Flusher struct {
 	cfg FlusherConfig
 	log *slog.Logger
 	mu  sync.Mutex // one flush round at a time (Run and Flush)
+	// wake starts Run's next round before its interval (Kick).
+	wake chan struct{}
 
 	flushed, batches, failures, buried, superseded, reversioned atomic.Uint64
 }
@@ -114,7 +121,7 @@ func NewFlusher(j *Journal, cfg FlusherConfig) *Flusher {
 	if cfg.Clock == nil {
 		cfg.Clock = &hlc.Clock{}
 	}
-	return &Flusher{j: j, cfg: cfg, log: log}
+	return &Flusher{j: j, cfg: cfg, log: log, wake: make(chan struct{}, 1)}
 }
 
 // Stats returns the counters.
@@ -145,7 +152,20 @@ func (f *Flusher) Run(ctx context.Context) {
 			t.Stop()
 			return
 		case <-t.C:
+		case <-f.wake:
+			t.Stop()
 		}
+	}
+}
+
+// Kick makes Run start its next round now rather than after its interval:
+// after a merge, writes pending here may have been superseded by writes
+// the returning members flushed, and a read answers from a pending write
+// until it is flushed.
+func (f *Flusher) Kick() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -289,7 +309,7 @@ func (f *Flusher) settleStale(ctx context.Context, w strategy.Writer, recs []Rec
 		lost[s.Index] = s.Stored
 	}
 	done := make([]Record, 0, len(recs))
-	var again []Record
+	var again, superseded []Record
 	for i, r := range recs {
 		stored, ok := lost[i]
 		switch {
@@ -298,6 +318,7 @@ func (f *Flusher) settleStale(ctx context.Context, w strategy.Writer, recs []Rec
 		case stored == 0 || !f.cfg.Clock.Ahead(stored):
 			f.superseded.Add(1)
 			done = append(done, r)
+			superseded = append(superseded, r)
 		default:
 			f.cfg.Clock.Seed(stored)
 			again = append(again, r)
@@ -305,6 +326,11 @@ func (f *Flusher) settleStale(ctx context.Context, w strategy.Writer, recs []Rec
 	}
 	if err := f.ack(done); err != nil {
 		return err
+	}
+	if f.cfg.Superseded != nil {
+		for _, r := range superseded {
+			f.cfg.Superseded(r.Namespace, r.Key, r.Version)
+		}
 	}
 	for _, r := range again {
 		if err := f.reversion(ctx, w, r); err != nil {

@@ -16,3 +16,12 @@ func (n *Node) returning(old, r *ring.Ring) []ring.Member {
 	}
 	return n.departed.Returning(n.cfg.Name, old, r, func(name string) membership.State { return states[name] })
 }
+
+// kickFlusher flushes the write-behind journal now, after a merge: a
+// pending write the returning members superseded answers reads here until
+// it is flushed (engine.Superseded).
+func (n *Node) kickFlusher() {
+	if n.flusher != nil {
+		n.flusher.Kick()
+	}
+}

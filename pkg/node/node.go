@@ -219,7 +219,7 @@ func (n *Node) startEngine() error {
 	n.engine, err = engine.New(engine.Config{
 		Self: cfg.Name, Namespaces: specs, Store: n.store, Journal: n.journal, Versions: n.clock,
 		Peers: n.peers, Hot: n.hot, HotKeys: n.warm.book.Tracker(), Ring: cfg.Ring, ForwardTimeout: cfg.ForwardTimeout,
-		HandoffWindow: cfg.HandoffWindow, Now: n.now, OnChange: n.hub.Publish, Tracer: n.obs.tracer, Logger: n.log,
+		HandoffWindow: cfg.HandoffWindow, Now: n.now, OnChange: n.hub.Publish, Merged: n.kickFlusher, Tracer: n.obs.tracer, Logger: n.log,
 		Auth: n.sec.auth, Audit: n.sec.audit, Sealer: n.sec.sealer,
 		Replication: engine.ReplicationConfig{Timeout: cfg.ReplicationTimeout, Latency: n.replicationLatency()},
 		Warm:        n.warmConfig(),
@@ -237,6 +237,7 @@ func (n *Node) startEngine() error {
 			Open:    n.openSealed(),
 			Writers: writers, Interval: jc.FlushInterval, BatchSize: jc.BatchSize, MaxAttempts: jc.MaxAttempts,
 			MinBackoff: jc.MinBackoff, MaxBackoff: jc.MaxBackoff, Clock: n.clock, Logger: n.log,
+			Superseded: n.engine.Superseded,
 		})
 	}
 	n.table = n.newTable()
