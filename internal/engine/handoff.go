@@ -157,7 +157,7 @@ func (e *Engine) lookupAt(ctx context.Context, prev ring.Member, ns, key string)
 	if !resp.Pending {
 		return strategy.Write{}, false
 	}
-	return strategy.Write{Key: key, Value: resp.Value, Delete: !resp.Found, Version: resp.Version}, true
+	return strategy.Write{Key: key, Value: resp.Value, Delete: !resp.Found, Version: resp.Version, Elsewhere: true}, true
 }
 
 // LocalPending returns this node's own pending write-behind write of a key

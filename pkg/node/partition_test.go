@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -51,47 +52,72 @@ func TestCluster_NoStaleReadAfterPartitionHeals(t *testing.T) {
 }
 
 // Issue 13, the partition residue: while split, both sides wrote one key
-// behind. The majority's owner wrote A; the cut-off node wrote B later and
-// flushed it first. After the heal the owner's A is still pending here, and
-// a pending write answers ahead of the database: the returning member no
-// longer holds B as pending to compare. The merge flushes the owner's
-// journal at once, A meets B's newer row and is superseded, and what was
-// cached from A is dropped, so every node serves B.
+// behind; the cut-off node n3 wrote B after the majority wrote A, and
+// flushed it first. After the heal, a pending write answers ahead of the
+// database, and n3 no longer holds B as pending to compare:
+//
+//   - the key's owner is on the majority side: its own A is pending. The
+//     merge flushes its journal at once (here, once the database is back),
+//     A meets B's newer row and is superseded, and what was cached from A
+//     is dropped;
+//   - the key's owner is n3: it asks the majority's interim owner for its
+//     pending write (the merge's handoff window) and gets A, which it
+//     answers with but does not cache, since it would not hear that A was
+//     superseded.
+//
+// Either way every node serves B once A's flush is done.
 func TestCluster_NoStaleReadWhenBothSidesOfAPartitionWroteBehind(t *testing.T) {
-	db := clustertest.NewFakeDB()
-	ns := []node.NamespaceSpec{{
-		Policy: strategy.Policy{Name: "wb", Read: strategy.ReadThrough, Write: strategy.WriteBehind, TTL: time.Hour, MaxKeyBytes: 256, MaxValueBytes: 1 << 16},
-		Loader: db, Writer: db,
-	}}
-	// Flushes only when a test or a merge asks for one.
-	c := clustertest.Start(t, 3, clustertest.Options{Namespaces: ns, WriteBehind: true, FlushInterval: time.Hour})
-	ctx := ctxT(t)
-	key := majorityKey(t, c, "wb")
-	c.Isolate(2)
-	c.WaitRing([]int{0, 1}, []string{"n1", "n2"})
-	c.WaitRing([]int{2}, []string{"n3"})
-	if _, err := c.Cache(0).Set(ctx, &pb.SetRequest{Namespace: "wb", Key: key, Value: []byte("A")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Cache(2).Set(ctx, &pb.SetRequest{Namespace: "wb", Key: key, Value: []byte("B")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Admin(2).FlushJournal(ctx, &pb.FlushJournalRequest{}); err != nil {
-		t.Fatal(err)
-	}
-	c.Net.Heal()
-	c.WaitConverged()
-	clustertest.Eventually(t, 5*time.Second, func() error {
-		for i := range 3 {
-			got, err := c.Cache(i).Get(ctxT(t), &pb.GetRequest{Namespace: "wb", Key: key})
-			if err != nil || string(got.Value) != "B" {
-				return fmt.Errorf("Get through %s after the heal = %q, %v; want B, the later acknowledged write", clustertest.NodeName(i), got.GetValue(), err)
+	for _, owner := range []string{"majority", "cut-off"} {
+		t.Run(owner+" owner", func(t *testing.T) {
+			db := clustertest.NewFakeDB()
+			ns := []node.NamespaceSpec{{
+				Policy: strategy.Policy{Name: "wb", Read: strategy.ReadThrough, Write: strategy.WriteBehind, TTL: time.Hour, MaxKeyBytes: 256, MaxValueBytes: 1 << 16},
+				Loader: db, Writer: db,
+			}}
+			// Flushes only when the test or a merge asks for one.
+			c := clustertest.Start(t, 3, clustertest.Options{Namespaces: ns, WriteBehind: true, FlushInterval: time.Hour})
+			ctx := ctxT(t)
+			key := majorityKey(t, c, "wb")
+			if owner == "cut-off" {
+				key = keyOwnedBy(t, c, "wb", 2)
 			}
-		}
-		return nil
-	})
-	if row, _ := db.Row(key); string(row) != "B" {
-		t.Fatalf("database row = %q, want B", row)
+			c.Isolate(2)
+			c.WaitRing([]int{0, 1}, []string{"n1", "n2"})
+			c.WaitRing([]int{2}, []string{"n3"})
+			if _, err := c.Cache(0).Set(ctx, &pb.SetRequest{Namespace: "wb", Key: key, Value: []byte("A")}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Cache(2).Set(ctx, &pb.SetRequest{Namespace: "wb", Key: key, Value: []byte("B")}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Admin(2).FlushJournal(ctx, &pb.FlushJournalRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			// The database refuses writes for a while, so A stays pending
+			// after the heal, and every node reads the key meanwhile (it
+			// may answer A: the window, until A's flush).
+			db.FailWrites(errors.New("database down"))
+			c.Net.Heal()
+			c.WaitConverged()
+			for i := range 3 {
+				if _, err := c.Cache(i).Get(ctx, &pb.GetRequest{Namespace: "wb", Key: key}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db.FailWrites(nil)
+			clustertest.Eventually(t, 5*time.Second, func() error {
+				for i := range 3 {
+					got, err := c.Cache(i).Get(ctxT(t), &pb.GetRequest{Namespace: "wb", Key: key})
+					if err != nil || string(got.Value) != "B" {
+						return fmt.Errorf("Get through %s after the heal = %q, %v; want B, the later acknowledged write", clustertest.NodeName(i), got.GetValue(), err)
+					}
+				}
+				return nil
+			})
+			if row, _ := db.Row(key); string(row) != "B" {
+				t.Fatalf("database row = %q, want B", row)
+			}
+		})
 	}
 }
 

@@ -19,7 +19,7 @@ type loadResult struct {
 	held     bool
 	life     time.Duration
 	heldCost LoadCost
-	noCache  bool // answered, not cached: this node does not own the key
+	noCache  bool // answered, not cached: this node does not own the key, or another node's pending write
 	cached   bool // answered from the cache: another load had just cached it
 }
 
@@ -37,7 +37,7 @@ func (n *Namespace) fetch(ctx context.Context, key string, miss bool) (loadResul
 		}
 		if ok {
 			n.c.pendingHits.Add(1)
-			return loadResult{value: w.Value, found: !w.Delete, version: w.Version}, nil
+			return loadResult{value: w.Value, found: !w.Delete, version: w.Version, noCache: w.Elsewhere}, nil
 		}
 	}
 	if miss {

@@ -32,6 +32,13 @@ type Write struct {
 	// higher version, so a late retry or a write from a previous owner
 	// cannot overwrite a newer value.
 	Version uint64
+	// Elsewhere marks a write Journal.Pending found pending on another node
+	// (a partition's previous owner, a member back from a partition). A
+	// read answers with it but does not cache it: that node flushes it, and
+	// the database may already hold a newer row that it will lose to
+	// (engine.Superseded), which this node would not hear of. Writers
+	// ignore it.
+	Elsewhere bool
 }
 
 // Writer applies writes to the system of record. Write applies the batch in

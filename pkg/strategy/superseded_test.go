@@ -25,7 +25,9 @@ func TestWriteBehind_ASupersededWriteIsNotServedAfterItsFlush(t *testing.T) {
 		t.Fatalf("no pending write of k: %v", err)
 	}
 	e.db.put("k", row{value: []byte("theirs"), version: pending.Version + 1})
-	f := newFlusher(e, func(c *journal.FlusherConfig) { c.Superseded = func(_, key string, v uint64) { e.ns.Superseded(key, v) } })
+	f := newFlusher(e, func(c *journal.FlusherConfig) {
+		c.Superseded = func(_, key string, v uint64) { e.ns.Superseded(key, v) }
+	})
 	if err := f.Flush(bg); err != nil {
 		t.Fatal(err)
 	}
