@@ -62,8 +62,13 @@
 //
 //	prewarm_keys{outcome}                                 (counter)
 //
-// The warm hand-over's handover_* instruments are registered by
-// pkg/node/warm.go through FromMeter.
+// The warm hand-over (Warm):
+//
+//	handover_entries_in, handover_bytes_in,
+//	handover_entries_out, handover_bytes_out,
+//	handover_misses_served, handover_lookups_served,
+//	handover_dropped                                      (counters)
+//	handover_held_bytes                                   (gauge)
 package nodemetrics
 
 import (
@@ -118,20 +123,6 @@ func (k *Kit) keep(inst metric.Observable, err error) {
 		return
 	}
 	k.insts = append(k.insts, inst)
-}
-
-// FromMeter adapts a function that creates its instruments on a meter
-// itself (pkg/node's warm hand-over) to a Part.
-func FromMeter(f func(metric.Meter) ([]metric.Observable, func(metric.Observer), error)) Part {
-	return func(k *Kit) func(metric.Observer) {
-		insts, observe, err := f(k.m)
-		if err != nil {
-			k.errs = append(k.errs, err)
-			return func(metric.Observer) {}
-		}
-		k.insts = append(k.insts, insts...)
-		return observe
-	}
 }
 
 // Register creates the instruments of parts on mp's meter for Scope and

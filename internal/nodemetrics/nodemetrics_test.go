@@ -246,17 +246,20 @@ func TestNode_WithoutHotCacheRegistersNoHotInstruments(t *testing.T) {
 func TestRegister_ReturnsInstrumentErrorsAndUnregisters(t *testing.T) {
 	_, mp := newReader()
 	bad := errors.New("no such instrument")
-	_, err := Register(mp, FromMeter(func(metric.Meter) ([]metric.Observable, func(metric.Observer), error) { return nil, nil, bad }))
+	_, err := Register(mp, func(k *Kit) func(metric.Observer) {
+		k.errs = append(k.errs, bad)
+		return func(metric.Observer) {}
+	})
 	if !errors.Is(err, bad) {
 		t.Fatalf("Register = %v, want %v", err, bad)
 	}
 
 	reader, mp := newReader()
 	calls := 0
-	reg, err := Register(mp, FromMeter(func(m metric.Meter) ([]metric.Observable, func(metric.Observer), error) {
-		c, err := m.Int64ObservableCounter("handover_dropped")
-		return []metric.Observable{c}, func(o metric.Observer) { calls++; o.ObserveInt64(c, 1) }, err
-	}))
+	reg, err := Register(mp, func(k *Kit) func(metric.Observer) {
+		c := k.Counter("handover_dropped", "")
+		return func(o metric.Observer) { calls++; o.ObserveInt64(c, 1) }
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"errors"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -31,7 +30,7 @@ func (n *Node) registerMetrics(mp metric.MeterProvider) (metric.Registration, er
 			SendTimeouts: n.sec.guard.SendTimeouts, MaxConnections: n.cfg.MaxConnections,
 		}),
 		nodemetrics.Prewarm(n.PrewarmStats),
-		nodemetrics.FromMeter(n.warmInstruments), // warm.go
+		nodemetrics.Warm(n.engine.WarmStats),
 	}
 	if n.journal != nil {
 		src := nodemetrics.JournalSources{
@@ -65,19 +64,3 @@ func (n *Node) latency(name string) func(time.Duration) {
 	}
 	return record
 }
-
-// meterKit creates observable instruments on one meter and keeps their
-// errors. Only warm.go's instruments use it; it goes once they move to
-// internal/nodemetrics (nodemetrics.Kit does the same there).
-type meterKit struct {
-	m    metric.Meter
-	errs []error
-}
-
-func (k *meterKit) counter(name, desc string) metric.Int64ObservableCounter {
-	c, err := k.m.Int64ObservableCounter(name, metric.WithDescription(desc))
-	k.errs = append(k.errs, err)
-	return c
-}
-
-func (k *meterKit) err() error { return errors.Join(k.errs...) }
