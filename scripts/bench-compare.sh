@@ -97,25 +97,7 @@ trap cleanup EXIT INT TERM
 # 19 free loopback ports, TCP and UDP (gossip needs both), picked by the
 # kernel: Redis; the Redis Cluster's 3 client and 3 bus ports; the nodes'
 # gRPC, gossip, admin and RESP ports.
-read -r -a PORTS <<<"$(
-	python3 - <<'EOF'
-import socket
-socks, ports = [], []
-while len(ports) < 19:
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    t.bind(("127.0.0.1", 0))
-    port = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", port))
-    except OSError:
-        t.close()
-        continue
-    socks += [t, u]
-    ports.append(port)
-print(" ".join(map(str, ports)))
-EOF
-)"
+read -r -a PORTS <<<"$(python3 scripts/free-ports.py 19)"
 REDIS_PORT=${PORTS[0]}
 RC_PORTS=("${PORTS[@]:1:3}")
 RC_BUS_PORTS=("${PORTS[@]:4:3}")

@@ -67,24 +67,7 @@ trap cleanup EXIT INT TERM
 
 # 9 free loopback ports: gRPC, gossip and admin of 3 nodes. The kernel picks
 # them; both clusters use them in turn. Gossip needs the UDP port free too.
-read -r -a PORTS <<<"$(python3 - <<'EOF'
-import socket
-socks, ports = [], []
-while len(ports) < 9:
-    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    t.bind(("127.0.0.1", 0))
-    port = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", port))
-    except OSError:
-        t.close()
-        continue
-    socks += [t, u]
-    ports.append(port)
-print(" ".join(map(str, ports)))
-EOF
-)"
+read -r -a PORTS <<<"$(python3 scripts/free-ports.py 9)"
 GRPC_PORTS=("${PORTS[@]:0:3}")
 GOSSIP_PORTS=("${PORTS[@]:3:3}")
 ADMIN_PORTS=("${PORTS[@]:6:3}")
