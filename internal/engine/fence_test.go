@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringcache/ringcache/internal/hlc"
-	"github.com/ringcache/ringcache/internal/store"
 	"github.com/ringcache/ringcache/pkg/ring"
 	"github.com/ringcache/ringcache/pkg/strategy"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
@@ -39,26 +37,27 @@ func (db *versionedDB) Write(_ context.Context, ws []strategy.Write) error {
 	return nil
 }
 
-// newThroughEngine is an engine with one write-through, read-through
-// namespace "users" on db, connected to the others through peers.
-func newThroughEngine(t *testing.T, name string, peers *warmPeers, db *versionedDB) *Engine {
+// fenceEnv is two engines, a and b, each with one write-through,
+// read-through namespace "users" on one database; r1 is the ring of a
+// alone, r2 the ring of both, and k a key whose partition moves from a to
+// b between them.
+type fenceEnv struct {
+	a, b   *Engine
+	r1, r2 *ring.Ring
+	k      string
+}
+
+func newFenceEnv(t *testing.T) fenceEnv {
 	t.Helper()
-	st, err := store.New(store.Config{MaxBytes: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	e, err := New(Config{Self: name, Store: st, Versions: &hlc.Clock{}, Peers: peers,
-		Namespaces: []NamespaceSpec{{Policy: strategy.Policy{Name: "users", Read: strategy.ReadThrough, Write: strategy.WriteThrough,
-			TTL: time.Hour, MaxKeyBytes: 64}, Loader: db, Writer: db}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	peers.mu.Lock()
-	peers.engines[name] = e
-	peers.mu.Unlock()
-	return e
+	peers := &warmPeers{engines: map[string]*Engine{}}
+	db := &versionedDB{rows: map[string]strategy.Write{}}
+	spec := NamespaceSpec{Policy: strategy.Policy{Name: "users", Read: strategy.ReadThrough, Write: strategy.WriteThrough,
+		TTL: time.Hour, MaxKeyBytes: 64}, Loader: db, Writer: db}
+	env := fenceEnv{a: peers.add(t, "a", spec, WarmConfig{}), b: peers.add(t, "b", spec, WarmConfig{})}
+	env.r1 = mustRing(t, members("a"))
+	env.r2 = rebalance(t, env.r1, members("a", "b"))
+	env.k = movedKey(t, env.r1, env.r2)
+	return env
 }
 
 // movedKey returns a key whose partition a owns in from and b in to.
@@ -105,13 +104,8 @@ func set(t *testing.T, e *Engine, k, v string) {
 // same key, b's first; a's is the newer, and the database holds it. Once
 // a lets the partition go, b must not keep serving its own older value.
 func TestFence_TheInterimOwnersLaterWriteWins(t *testing.T) {
-	peers := &warmPeers{engines: map[string]*Engine{}}
-	db := &versionedDB{rows: map[string]strategy.Write{}}
-	a := newThroughEngine(t, "a", peers, db)
-	b := newThroughEngine(t, "b", peers, db)
-	r1 := mustRing(t, members("a"))
-	r2 := rebalance(t, r1, members("a", "b"))
-	k := movedKey(t, r1, r2)
+	env := newFenceEnv(t)
+	a, b, r1, r2, k := env.a, env.b, env.r1, env.r2, env.k
 	a.SetRing(r1)
 	set(t, a, k, "before")
 
@@ -132,13 +126,8 @@ func TestFence_TheInterimOwnersLaterWriteWins(t *testing.T) {
 // new table. a, the previous owner, had cached the key before; b must not
 // adopt that older entry.
 func TestFence_AForwardedWriteBeforeTheTableIsNotUndoneByTheHandOver(t *testing.T) {
-	peers := &warmPeers{engines: map[string]*Engine{}}
-	db := &versionedDB{rows: map[string]strategy.Write{}}
-	a := newThroughEngine(t, "a", peers, db)
-	b := newThroughEngine(t, "b", peers, db)
-	r1 := mustRing(t, members("a"))
-	r2 := rebalance(t, r1, members("a", "b"))
-	k := movedKey(t, r1, r2)
+	env := newFenceEnv(t)
+	a, b, r1, r2, k := env.a, env.b, env.r1, env.r2, env.k
 	a.SetRing(r1)
 	b.SetRing(r1)
 	set(t, a, k, "old") // a caches it
@@ -175,12 +164,8 @@ func (w *warmPeers) Forward(ctx context.Context, to ring.Member, req *pb.Forward
 // would serve the entry it pulled. Once it handed a partition over, the
 // leaving node sends its ops to the new owner.
 func TestFence_ALeavingNodeSendsAHandedOverPartitionsWritesOn(t *testing.T) {
-	peers := &warmPeers{engines: map[string]*Engine{}}
-	db := &versionedDB{rows: map[string]strategy.Write{}}
-	a := newThroughEngine(t, "a", peers, db)
-	b := newThroughEngine(t, "b", peers, db)
-	r1 := mustRing(t, members("a"))
-	r2 := rebalance(t, r1, members("a", "b"))
+	env := newFenceEnv(t)
+	a, b, r2 := env.a, env.b, env.r2
 	var k string
 	for i := 0; k == ""; i++ {
 		if r2.PartitionOwner(r2.PartitionOf(ring.Key("users", key(i)))).Name == "a" {
@@ -212,13 +197,8 @@ func TestFence_ALeavingNodeSendsAHandedOverPartitionsWritesOn(t *testing.T) {
 // was alone and flushed, is the newer one. Once the old owner lets go
 // (after its merge), the gaining node must drop the entry it looked up.
 func TestFence_AnEntryLookedUpWhileBothOwnedIsDroppedOnceThePreviousOwnerLetsGo(t *testing.T) {
-	peers := &warmPeers{engines: map[string]*Engine{}}
-	db := &versionedDB{rows: map[string]strategy.Write{}}
-	a := newThroughEngine(t, "a", peers, db)
-	b := newThroughEngine(t, "b", peers, db)
-	r1 := mustRing(t, members("a"))
-	r2 := rebalance(t, r1, members("a", "b"))
-	k := movedKey(t, r1, r2)
+	env := newFenceEnv(t)
+	a, b, r1, r2, k := env.a, env.b, env.r1, env.r2, env.k
 	a.SetRing(r1)
 	b.SetRing(mustRing(t, members("b"))) // cut off: b owns everything
 	set(t, a, k, "majority")

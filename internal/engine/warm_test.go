@@ -56,11 +56,6 @@ func (w *warmPeers) TransferLookup(_ context.Context, to ring.Member, req *pb.Tr
 
 func newWarmEngine(t *testing.T, name string, peers *warmPeers, loads *int) *Engine {
 	t.Helper()
-	st, err := store.New(store.Config{MaxBytes: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
 	var mu sync.Mutex
 	loader := strategy.LoaderFunc(func(_ context.Context, key string) ([]byte, bool, error) {
 		mu.Lock()
@@ -68,16 +63,27 @@ func newWarmEngine(t *testing.T, name string, peers *warmPeers, loads *int) *Eng
 		mu.Unlock()
 		return []byte("db-" + key), true, nil
 	})
-	e, err := New(Config{Self: name, Store: st, Versions: &hlc.Clock{}, Peers: peers,
-		Namespaces: []NamespaceSpec{{Policy: strategy.Policy{Name: "users", Read: strategy.ReadThrough, TTL: time.Hour, MaxKeyBytes: 64}, Loader: loader}},
-		Warm:       WarmConfig{MessageBytes: 4096}})
+	return peers.add(t, name, NamespaceSpec{Policy: strategy.Policy{Name: "users", Read: strategy.ReadThrough, TTL: time.Hour, MaxKeyBytes: 64}, Loader: loader},
+		WarmConfig{MessageBytes: 4096})
+}
+
+// add starts an engine named name with the one namespace spec, reachable
+// by the others through w; it closes with the test.
+func (w *warmPeers) add(t *testing.T, name string, spec NamespaceSpec, warm WarmConfig) *Engine {
+	t.Helper()
+	st, err := store.New(store.Config{MaxBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	e, err := New(Config{Self: name, Store: st, Versions: &hlc.Clock{}, Peers: w, Namespaces: []NamespaceSpec{spec}, Warm: warm})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	peers.mu.Lock()
-	peers.engines[name] = e
-	peers.mu.Unlock()
+	w.mu.Lock()
+	w.engines[name] = e
+	w.mu.Unlock()
 	return e
 }
 
