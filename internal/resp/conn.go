@@ -79,8 +79,12 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		s: s, nc: nc, ctx: ctx, cancel: cancel, id: s.nextID.Add(1), created: s.cfg.Now(),
 		remote: nc.RemoteAddr().String(), waiting: make(chan struct{}, s.cfg.MaxWaiting),
 	}
-	c.rd = newReader(nc, s.lim)
-	c.w = newWriter(nc)
+	var rw io.ReadWriter = nc
+	if r := newRawIO(nc); r != nil { // plain TCP on Linux: rawio_linux.go
+		rw = r
+	}
+	c.rd = newReader(rw, s.lim)
+	c.w = newWriter(rw)
 	c.b.keys = map[keyRef]bool{}
 	return c
 }
