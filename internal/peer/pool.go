@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringcache/ringcache/internal/rawnet"
 	"github.com/ringcache/ringcache/internal/reason"
 	"github.com/ringcache/ringcache/internal/sent"
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -127,9 +128,11 @@ func (p *Pool) Conn(addr string) (*grpc.ClientConn, error) {
 			BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: peerMaxBackoff,
 		}, MinConnectTimeout: 5 * time.Second}),
 	}
-	if p.cfg.Dialer != nil {
-		opts = append(opts, grpc.WithContextDialer(p.cfg.Dialer))
+	dial := p.cfg.Dialer
+	if dial == nil {
+		dial = rawnet.Dial // raw reads and writes: internal/rawnet
 	}
+	opts = append(opts, grpc.WithContextDialer(dial))
 	opts = append(opts, p.cfg.DialOptions...)
 	cc, err := grpc.NewClient("passthrough:///"+addr, opts...)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ringcache/ringcache/internal/auth"
 	"github.com/ringcache/ringcache/internal/engine"
+	"github.com/ringcache/ringcache/internal/rawnet"
 )
 
 // conn is one client connection. One goroutine runs it: reads a batch of
@@ -80,7 +81,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		remote: nc.RemoteAddr().String(), waiting: make(chan struct{}, s.cfg.MaxWaiting),
 	}
 	var rw io.ReadWriter = nc
-	if r := newRawIO(nc); r != nil { // plain TCP on Linux: rawio_linux.go
+	if r := rawnet.New(nc); r != nil { // plain TCP on Linux
 		rw = r
 	}
 	c.rd = newReader(rw, s.lim)

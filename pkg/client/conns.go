@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/ringcache/ringcache/internal/rawnet"
 	"github.com/ringcache/ringcache/internal/sent"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
@@ -122,6 +123,9 @@ func (c *Client) node(addr string) (*nodeConn, error) {
 		grpc.WithInitialWindowSize(1 << 20),
 		grpc.WithInitialConnWindowSize(1 << 20),
 		grpc.WithStatsHandler(sent.Handler{}), // tells calls that never left from calls in doubt
+		// Raw reads and writes on TCP (internal/rawnet); a dialer in
+		// Options.DialOptions replaces it.
+		grpc.WithContextDialer(rawnet.Dial),
 	}, append(c.dialSec, c.opts.DialOptions...)...)
 	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {

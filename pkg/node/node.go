@@ -52,6 +52,7 @@ import (
 	"github.com/ringcache/ringcache/internal/journal"
 	"github.com/ringcache/ringcache/internal/membership"
 	"github.com/ringcache/ringcache/internal/nodemetrics"
+	"github.com/ringcache/ringcache/internal/rawnet"
 	"github.com/ringcache/ringcache/internal/peer"
 	"github.com/ringcache/ringcache/internal/service"
 	"github.com/ringcache/ringcache/internal/store"
@@ -257,7 +258,7 @@ func (n *Node) listen() error {
 	if n.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return fmt.Errorf("node: listen for gRPC on %s: %w", cfg.GRPCAddr, err)
 	}
-	n.lis = n.limitListener(n.lis)
+	n.lis = n.limitListener(rawnet.Listener(n.lis))
 	n.closers = append(n.closers, func() { n.lis.Close() }, n.sec.guard.Wait)
 	if n.grpcAddr, err = advertiseAddr(cfg.AdvertiseGRPCAddr, cfg.AdvertiseGossipAddr, n.lis.Addr().(*net.TCPAddr)); err != nil {
 		return err

@@ -1,4 +1,4 @@
-package resp
+package rawnet
 
 import (
 	"io"
@@ -7,20 +7,9 @@ import (
 	"unsafe"
 )
 
-// rawIO reads and writes a plain TCP connection with raw system calls.
-//
-// The socket is non-blocking: when a call would block, the runtime's
-// poller waits for the socket (syscall.RawConn), so a read or write never
-// blocks in the kernel and needs none of the scheduler's bookkeeping of a
-// call that might (entersyscall and exitsyscall). At GOMAXPROCS=1 that
-// bookkeeping cost a door connection more than the calls themselves: the
-// processor is handed between threads (futex wake-ups) and the runtime's
-// monitor is woken when the process was idle. Without it, a node served
-// about 1.5× the operations per second in cluster mode on the same CPU
-// (BENCHMARKS.md). Deadlines and Close work as on the net.Conn.
-//
-// One goroutine reads and one writes at a time (the connection's), each
-// with state of its own; a call allocates nothing.
+// rawIO is raw I/O on one connection (see the package doc). One
+// goroutine reads and one writes at a time, each with state of its own; a
+// call allocates nothing.
 type rawIO struct {
 	rc     syscall.RawConn
 	rd, wr rawCall
@@ -34,9 +23,9 @@ type rawCall struct {
 	fn  func(fd uintptr) bool // made once
 }
 
-// newRawIO returns raw I/O for nc, or nil when nc is not a plain TCP
-// connection (TLS).
-func newRawIO(nc net.Conn) io.ReadWriter {
+// New returns raw I/O for nc, or nil when nc is not a plain TCP
+// connection (TLS over it, say).
+func New(nc net.Conn) io.ReadWriter {
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return nil

@@ -1,4 +1,4 @@
-package resp
+package rawnet
 
 import (
 	"bytes"
@@ -35,7 +35,7 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 // a read returns what the peer sent, then io.EOF once it closes.
 func TestRawIO_WritesWholeAndReadsToEOF(t *testing.T) {
 	server, client := tcpPair(t)
-	rw := newRawIO(server)
+	rw := New(server)
 	if rw == nil {
 		t.Fatal("no raw I/O for a plain TCP connection")
 	}
@@ -67,7 +67,7 @@ func TestRawIO_WritesWholeAndReadsToEOF(t *testing.T) {
 // read too.
 func TestRawIO_DeadlinesAndCloseEndWaitingCalls(t *testing.T) {
 	server, _ := tcpPair(t)
-	rw := newRawIO(server)
+	rw := New(server)
 	_ = server.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if _, err := rw.Read(make([]byte, 16)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Read past its deadline: %v, want os.ErrDeadlineExceeded", err)
@@ -78,7 +78,7 @@ func TestRawIO_DeadlinesAndCloseEndWaitingCalls(t *testing.T) {
 	}
 
 	server, _ = tcpPair(t)
-	rw = newRawIO(server)
+	rw = New(server)
 	done := make(chan error, 1)
 	go func() {
 		_, err := rw.Read(make([]byte, 16))
