@@ -69,7 +69,9 @@ type Options struct {
 	// with an auth section.
 	Token string
 	// DialOptions come after the defaults (plaintext or TLS, no response
-	// size cap) and override them.
+	// size cap, a TCP dialer that reads and writes with raw system calls
+	// on Linux) and override them: grpc.WithContextDialer replaces the
+	// dialer (gRPC's own honours HTTPS_PROXY; the default does not).
 	DialOptions []grpc.DialOption
 	// CallTimeout bounds a call whose context has no deadline; default 5 s.
 	CallTimeout time.Duration
