@@ -22,15 +22,17 @@ import (
 //     before the previous owner's last writes); callers still join them,
 //     so a key keeps one load at a time;
 //   - it drops every entry of the partition it holds that it did not just
-//     adopt from that answer — entries it wrote, loaded or looked up while
-//     both served the partition — and it did not adopt the previous
-//     owner's entry of any of those keys (Adopt refuses a key written here
-//     or holding an entry). The next read of such a key loads it from what
-//     decides between the two writes by version: the database's
-//     version-guarded row, and for write-behind the newest of this node's
-//     pending write and the previous owner's (handoffJournal). Only in
-//     read-through namespaces: a namespace that does not load has nothing
-//     to reload from, and keeps what it holds, as before the fence.
+//     adopt from that answer. Adopt takes the previous owner's entry over
+//     one this node loaded or looked up while both served the partition
+//     (only the previous owner could change the key then, so its entry is
+//     at least as new), and refuses it for a key written here. What is
+//     dropped (a key written here, or one the answer did not carry) is
+//     loaded again on its next read, from what decides between the two
+//     owners' writes by version: the database's version-guarded row, and
+//     for write-behind the newest of this node's pending write and the
+//     previous owner's (handoffJournal). Only in read-through namespaces:
+//     a namespace that does not load has nothing to reload from, and keeps
+//     what it holds, as before the fence.
 //
 // Keys this node changed before it routed by the new table — a member
 // already on the new table forwarded the op here, and a forwarded op is

@@ -124,7 +124,16 @@ func (n *Namespace) EndAdopt() {
 
 // Adopt caches e, key's entry as a previous owner held it (e.TTL its life
 // left), unless no adoption is running, the key was written here since it
-// began, or the key holds a visible entry. It reports whether it stored.
+// began, or the key holds a visible entry of a higher version. It reports
+// whether it stored.
+//
+// An entry this node loaded or looked up since the change, not written,
+// is replaced: while both served the partition, only the previous owner
+// could change the key, so its entry is at least as new (a load may have
+// read the database before the previous owner's last write). The hand-off
+// fence (internal/engine/fence.go) drops what was not adopted; keeping
+// the previous owner's entry instead spares the database a reload of
+// every key read in the window.
 func (n *Namespace) Adopt(key string, e Entry) bool {
 	a := n.adopt.cur.Load()
 	if a == nil {
@@ -140,7 +149,7 @@ func (n *Namespace) Adopt(key string, e Entry) bool {
 	e.Epoch = a.epoch
 	stored := false
 	if n.visible(key, e) {
-		stored = n.store.SetUnless(skey, e, func(old Entry) bool { return n.visible(key, old) })
+		stored = n.store.SetUnless(skey, e, func(old Entry) bool { return n.visible(key, old) && old.Version > e.Version })
 	}
 	if stored {
 		n.c.adopted.Add(1)

@@ -158,3 +158,27 @@ func TestPrevious_MissAsksThePreviousOwnerBeforeTheDatabase(t *testing.T) {
 		t.Fatalf("other = %q after %d loads", v, l.calls.Load())
 	}
 }
+
+// An entry loaded here while both owners served the partition gives way
+// to the previous owner's (only it could change the key meanwhile); one of
+// a higher version does not.
+func TestAdopt_ReplacesAnEntryLoadedHereButNotANewerOne(t *testing.T) {
+	ns, st, _, _ := newAdoptEnv(t, readThrough(), nil)
+	ns.BeginAdopt()
+	defer ns.EndAdopt()
+	if v, _ := mustGet(t, ns, "k"); string(v) != "value-of-k" { // loaded here
+		t.Fatalf("Get k = %q", v)
+	}
+	if !ns.Adopt("k", strategy.Entry{Value: []byte("previous"), Found: true, Version: 5, TTL: time.Minute}) {
+		t.Fatal("Adopt refused to replace an entry loaded here")
+	}
+	if v, _ := mustGet(t, ns, "k"); string(v) != "previous" {
+		t.Fatalf("Get k = %q, want the previous owner's entry", v)
+	}
+	if ns.Adopt("k", strategy.Entry{Value: []byte("older"), Found: true, Version: 4, TTL: time.Minute}) {
+		t.Fatal("Adopt replaced an entry of a higher version")
+	}
+	if e, _ := st.Get(strategy.StoreKey("users", "k")); string(e.Value) != "previous" {
+		t.Fatalf("entry = %q, want previous", e.Value)
+	}
+}
