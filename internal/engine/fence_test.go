@@ -76,18 +76,7 @@ func movedKey(t *testing.T, from, to *ring.Ring) string {
 // pulled waits until b has no pull of a gained partition open.
 func pulled(t *testing.T, b *Engine) {
 	t.Helper()
-	waitFor(t, "b's pulls to end", func() bool {
-		in := b.warm.in.Load()
-		if in == nil {
-			return true
-		}
-		for _, tr := range *in {
-			if !tr.done.Load() {
-				return false
-			}
-		}
-		return true
-	})
+	waitFor(t, "b's pulls to end", func() bool { return !b.Settling() })
 }
 
 func set(t *testing.T, e *Engine, k, v string) {
