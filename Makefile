@@ -78,15 +78,16 @@ CHAOS_DURATION ?= 20m
 CHAOS_TIMEOUT  ?= 90m
 CHAOS_OUT      ?= $(CURDIR)/$(BIN)/chaos
 CHAOS_NEMESES  ?=
+CHAOS_NODE_FLAGS ?=
 .PHONY: chaos
 chaos: ## the chaos suite for CHAOS_DURATION (20m): nemeses against 3 nodes and PostgreSQL in network namespaces (root); prints the table (docs/reliability.md)
 	@mkdir -p $(CHAOS_OUT); rm -f $(CHAOS_OUT)/table.txt $(CHAOS_OUT)/history.jsonl; \
-	RINGCACHE_CHAOS_DURATION=$(CHAOS_DURATION) RINGCACHE_CHAOS_OUT=$(CHAOS_OUT) RINGCACHE_CHAOS_NEMESES=$(CHAOS_NEMESES) \
+	RINGCACHE_CHAOS_DURATION=$(CHAOS_DURATION) RINGCACHE_CHAOS_OUT=$(CHAOS_OUT) RINGCACHE_CHAOS_NEMESES=$(CHAOS_NEMESES) RINGCACHE_CHAOS_NODE_FLAGS="$(CHAOS_NODE_FLAGS)" \
 	$(GO) test -count=1 -v -run '^TestChaos$$' -timeout $(CHAOS_TIMEOUT) ./internal/chaos/ 2>&1 \
 	| tee $(CHAOS_OUT)/test.log | grep --line-buffered -E 'seed [0-9]|msg="chaos round"'; \
 	status=$${PIPESTATUS[0]}; echo; cat $(CHAOS_OUT)/table.txt 2>/dev/null || tail -50 $(CHAOS_OUT)/test.log; \
 	grep -E '^(--- |ok|FAIL)|known failure|passed, but' $(CHAOS_OUT)/test.log; \
-	echo "log: $(CHAOS_OUT)/test.log, history (JSON lines): $(CHAOS_OUT)/history.jsonl"; exit $$status
+	echo "log: $(CHAOS_OUT)/test.log, history (JSON lines): $(CHAOS_OUT)/history.jsonl, node logs: $(CHAOS_OUT)/nodes/"; exit $$status
 
 SCALE_NODES  ?= 50
 SCALE_WINDOW ?= 60s

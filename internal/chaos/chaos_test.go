@@ -86,7 +86,7 @@ func TestChaos(t *testing.T) {
 		defer cancel()
 	}
 	out, err := chaos.Run(ctx, chaos.Config{
-		Cluster:  chaos.ClusterConfig{Binary: bin, Dir: dir},
+		Cluster:  chaos.ClusterConfig{Binary: bin, Dir: dir, NodeFlags: strings.Fields(os.Getenv("RINGCACHE_CHAOS_NODE_FLAGS"))},
 		Duration: dur,
 		Nemeses:  nemeses,
 		Seed:     seed,
@@ -97,7 +97,7 @@ func TestChaos(t *testing.T) {
 		var table bytes.Buffer
 		rep.WriteTable(&table)
 		t.Logf("\n%s", table.String())
-		saveOutput(t, out, table.Bytes())
+		saveOutput(t, out, table.Bytes(), dir)
 		checkReport(t, rep)
 	}
 	if err != nil {
@@ -135,9 +135,10 @@ func checkReport(t *testing.T, rep *chaos.Report) {
 	}
 }
 
-// saveOutput writes the table and the history (JSON lines) into the
-// directory RINGCACHE_CHAOS_OUT names, when it is set.
-func saveOutput(t *testing.T, out *chaos.Outcome, table []byte) {
+// saveOutput writes the table, the history (JSON lines) and the nodes' logs
+// (nodes/<name>.<start>.log, from the run's directory) into the directory
+// RINGCACHE_CHAOS_OUT names, when it is set.
+func saveOutput(t *testing.T, out *chaos.Outcome, table []byte, runDir string) {
 	t.Helper()
 	dir := os.Getenv("RINGCACHE_CHAOS_OUT")
 	if dir == "" {
@@ -157,7 +158,35 @@ func saveOutput(t *testing.T, out *chaos.Outcome, table []byte) {
 	if err := out.WriteJSON(f); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("table and history in %s", dir)
+	if err := copyLogs(runDir, filepath.Join(dir, "nodes")); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("table, history and node logs in %s", dir)
+}
+
+// copyLogs copies the nodes' log files from the run's directory into to,
+// replacing what an earlier run left there.
+func copyLogs(from, to string) error {
+	logs, err := filepath.Glob(filepath.Join(from, "*.log"))
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(to); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return err
+	}
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(to, filepath.Base(l)), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // requireRoot skips the test without root (network namespaces need it),
