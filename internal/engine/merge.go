@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ringcache/ringcache/pkg/ring"
+	"github.com/ringcache/ringcache/pkg/strategy"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -59,10 +60,15 @@ func (e *Engine) Merge(returning []ring.Member) {
 // returning member no longer held its own as pending to compare), and may
 // have cached it; that entry is dropped, so the next read loads the newer
 // row (strategy.Namespace.Superseded). Merged kicks the flush, so the
-// window is the time a flush takes.
+// window is the time a flush takes. The record's copies on its replicas go
+// too: kept, they would be served and flushed again should this node
+// depart before its replicas' sweep asked after them.
 func (e *Engine) Superseded(ns, key string, version uint64) {
 	if n, ok := e.namespaces[ns]; ok {
 		n.Superseded(key, version)
+	}
+	if e.repl != nil {
+		e.repl.flushed(ns, []strategy.Write{{Key: key, Version: version}})
 	}
 }
 

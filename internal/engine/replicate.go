@@ -270,18 +270,41 @@ func (s *replication) departedPending(ns, key string) (strategy.Write, bool, err
 
 // FlushedWriter wraps the database writer of write-behind namespace ns:
 // what it writes is reported to the records' replicas, which drop their
-// copies (batched in the replication frames).
+// copies (batched in the replication frames). A batch the database applied
+// but for some stale writes (*strategy.StaleVersionError) reports the
+// others; the stale ones are settled by the flusher, superseded
+// (Superseded drops their copies) or written again with a newer version
+// (this writer drops them then).
 func (e *Engine) FlushedWriter(ns string, w strategy.Writer) strategy.Writer {
 	if e.repl == nil {
 		return w
 	}
 	return strategy.WriterFunc(func(ctx context.Context, ws []strategy.Write) error {
 		err := w.Write(ctx, ws)
-		if err == nil {
+		var stale *strategy.StaleVersionError
+		switch {
+		case err == nil:
 			e.repl.flushed(ns, ws)
+		case errors.As(err, &stale):
+			e.repl.flushed(ns, applied(ws, stale))
 		}
 		return err
 	})
+}
+
+// applied returns the writes of ws the database applied: all but stale's.
+func applied(ws []strategy.Write, stale *strategy.StaleVersionError) []strategy.Write {
+	skip := make(map[int]bool, len(stale.Writes))
+	for _, s := range stale.Writes {
+		skip[s.Index] = true
+	}
+	out := make([]strategy.Write, 0, len(ws))
+	for i, w := range ws {
+		if !skip[i] {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // flushed tells the current replicas of ws that ws reached the database.

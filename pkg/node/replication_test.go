@@ -1,9 +1,11 @@
 package node_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,6 +211,77 @@ func TestMetrics_ReplicationBacklogLatencyAndTakeovers(t *testing.T) {
 		}
 		if got, _ := f.Sum("ringcache_replica_pending"); got != 0 {
 			return fmt.Errorf("replica backlog = %v, want 0 once taken over", got)
+		}
+		return nil
+	})
+}
+
+// newerRowDB is a FakeDB where, just before the first write of key, another
+// writer stores key at the next version: the write the flusher then makes
+// is stale, as when the other side of a partition wrote the key later and
+// flushed first.
+type newerRowDB struct {
+	*clustertest.FakeDB
+	key  string
+	once sync.Once
+}
+
+func (db *newerRowDB) Write(ctx context.Context, ws []strategy.Write) error {
+	for _, w := range ws {
+		if w.Key == db.key {
+			db.once.Do(func() {
+				if err := db.FakeDB.Write(ctx, []strategy.Write{{Key: w.Key, Value: []byte("newer"), Version: w.Version + 1}}); err != nil {
+					panic(err)
+				}
+			})
+		}
+	}
+	return db.FakeDB.Write(ctx, ws)
+}
+
+// A batch the database applied but for one superseded write leaves no copy
+// on the replicas, of the superseded write or of the others. A copy kept
+// would be served and flushed again should the owner depart before the
+// replicas' sweep asked after it.
+func TestReplication_NoCopyOutlivesAFlushThatFoundANewerRow(t *testing.T) {
+	db := &newerRowDB{FakeDB: clustertest.NewFakeDB()}
+	spec := behindNS("orders", db.FakeDB, 0, 0)
+	spec.Writer = db
+	c := clustertest.Start(t, 3, clustertest.Options{WriteBehind: true, FlushInterval: time.Hour,
+		Namespaces: []node.NamespaceSpec{spec}})
+	ctx := ctxT(t)
+	superseded := keyWith(t, c, "orders", "n1", "n2")
+	applied := keyWith(t, c, "orders", "n1", "n3")
+	db.key = superseded
+	for _, key := range []string{superseded, applied} {
+		if _, err := c.Cache(0).Set(ctx, &pb.SetRequest{Namespace: "orders", Key: key, Value: []byte("older")}); err != nil {
+			t.Fatalf("Set %s: %v", key, err)
+		}
+	}
+	copies := func() (n uint64) {
+		for i := range 3 {
+			n += journalOf(t, c, i).ReplicaPending
+		}
+		return n
+	}
+	if n := copies(); n != 2 {
+		t.Fatalf("the replicas hold %d copies of 2 pending writes", n)
+	}
+	if _, err := c.Admin(0).FlushJournal(ctx, &pb.FlushJournalRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if row, _ := db.Row(superseded); string(row) != "newer" {
+		t.Fatalf("row %s = %q, want the newer row kept", superseded, row)
+	}
+	if row, _ := db.Row(applied); string(row) != "older" {
+		t.Fatalf("row %s = %q, want the write applied", applied, row)
+	}
+	if j := journalOf(t, c, 0); j.Pending != 0 {
+		t.Fatalf("n1 still has %d writes pending after the flush", j.Pending)
+	}
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		if n := copies(); n != 0 {
+			return fmt.Errorf("the replicas still hold %d copies after the owner flushed", n)
 		}
 		return nil
 	})
