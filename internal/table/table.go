@@ -166,11 +166,15 @@ func (c *Coordinator) Reconcile() {
 // coordinate computes, installs and pushes a table for the alive members,
 // as the coordinator.
 func (c *Coordinator) coordinate(alive []membership.Member) {
-	// Adopt first the newest table anyone routes by: a coordinator that
-	// took over may lag the one that died.
-	if holder, v := newestHolder(alive); holder.Name != "" && holder.Name != c.cfg.Self {
-		if cur := c.cfg.Routing(); cur == nil || newer(v, cur.Version()) {
-			c.pull(ring.Member{Name: holder.Name, Addr: holder.GRPCAddr}, "")
+	cur := c.cfg.Routing()
+	// Compute from the newest table anyone routes by: a coordinator that
+	// took over may lag the one that died, and after a partition heals the
+	// other side's table may have the higher version. It is fetched, not
+	// installed: it may lack this node or members alive here.
+	base, basePrev := cur, (*ring.Ring)(nil)
+	if holder, v := newestHolder(alive); holder.Name != "" && holder.Name != c.cfg.Self && (cur == nil || newer(v, cur.Version())) {
+		if prev, r, ok := c.fetch(ring.Member{Name: holder.Name, Addr: holder.GRPCAddr}); ok && (cur == nil || newer(r.Version(), cur.Version())) {
+			base, basePrev = r, prev
 		}
 	}
 	var ms []ring.Member
@@ -179,18 +183,20 @@ func (c *Coordinator) coordinate(alive []membership.Member) {
 			ms = append(ms, ring.Member{Name: m.Name, Addr: m.GRPCAddr})
 		}
 	}
-	cur := c.cfg.Routing()
-	if cur != nil && sameMembers(cur.Members(), ms) {
+	if base != nil && sameMembers(base.Members(), ms) {
+		if base != cur && !c.install(basePrev, base) {
+			return
+		}
 		c.setCurrent(true)
-		c.publish(cur)
+		c.publish(base)
 		return
 	}
 	var next *ring.Ring
 	var err error
-	if cur == nil {
+	if base == nil {
 		next, err = ring.New(c.cfg.Ring, ms, nextVersion(0, c.cfg.Self))
 	} else {
-		next, err = ring.Rebalance(cur, ms, nextVersion(cur.Version(), c.cfg.Self))
+		next, err = ring.Rebalance(base, ms, nextVersion(base.Version(), c.cfg.Self))
 	}
 	if err != nil {
 		if !c.cfg.Closing() {
@@ -198,7 +204,9 @@ func (c *Coordinator) coordinate(alive []membership.Member) {
 		}
 		return
 	}
-	c.install(cur, next)
+	if !c.install(base, next) {
+		return
+	}
 	c.setCurrent(true)
 	c.publish(next)
 	for _, m := range next.Members() {
@@ -232,12 +240,20 @@ func sameMembers(a, b []ring.Member) bool {
 
 // install makes r, computed from prev (nil: none), the table the node
 // routes by, if it is not older than the current one, and returns whether
-// it did.
+// it did. A table without this node is refused unless the node is closing:
+// its coordinator has not counted this node yet (it joins, or it is back
+// from a partition or a pause, and a table with it follows), and routing by
+// it would send every key away and take the members alive here that it
+// lacks for departed, their write-behind copies for orphans to take over.
 func (c *Coordinator) install(prev, r *ring.Ring) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.cfg.Routing()
 	if old != nil && (old.Version() == r.Version() || newer(old.Version(), r.Version())) {
+		return false
+	}
+	if !r.Has(c.cfg.Self) && !c.cfg.Closing() {
+		c.cfg.Logger.Debug("partition table without this node not installed; waiting for one with it", "version", r.Version(), "members", len(r.Members()))
 		return false
 	}
 	c.prev = prev
@@ -264,25 +280,41 @@ func (c *Coordinator) setCurrent(current bool) {
 }
 
 // pull fetches from's table and installs it. When coord is not empty, from
-// is the coordinator, and the pulled table is current once installed.
+// is the coordinator, and the node is current once it routes by the table.
 func (c *Coordinator) pull(from ring.Member, coord string) {
+	prev, r, ok := c.fetch(from)
+	if !ok {
+		return
+	}
+	if c.install(prev, r) {
+		c.publish(r)
+	}
+	if coord != "" {
+		c.setCurrent(c.routes(r.Version()))
+	}
+}
+
+// fetch returns from's table and the one it was computed from.
+func (c *Coordinator) fetch(from ring.Member) (prev, r *ring.Ring, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), tableTimeout)
 	defer cancel()
 	resp, err := c.cfg.Peers.GetTable(ctx, from, &pb.GetTableRequest{})
 	if err != nil {
 		c.cfg.Logger.Debug("pulling the partition table failed; waiting for a push", "from", from.Name, "err", err)
-		return
+		return nil, nil, false
 	}
-	prev, r, err := c.fromMessage(resp.Table)
+	prev, r, err = c.fromMessage(resp.Table)
 	if err != nil {
 		c.cfg.Logger.Warn("pulled partition table refused", "from", from.Name, "err", err)
-		return
+		return nil, nil, false
 	}
-	c.install(prev, r)
-	c.publish(r)
-	if coord != "" {
-		c.setCurrent(c.cfg.Routing().Version() == r.Version())
-	}
+	return prev, r, true
+}
+
+// routes reports whether the node routes by the table of version v.
+func (c *Coordinator) routes(v uint64) bool {
+	cur := c.cfg.Routing()
+	return cur != nil && cur.Version() == v
 }
 
 // push sends r to m; m ignores it when it routes by a newer one.
@@ -307,11 +339,14 @@ func (c *Coordinator) Receive(t *pb.Table) (uint64, error) {
 	if c.install(prev, r) {
 		c.publish(r)
 	}
-	cur := c.cfg.Routing()
 	if coord, ok := coordinator(c.cfg.Members.Alive()); ok && coord.Name != c.cfg.Self {
-		c.setCurrent(cur.Version() == r.Version())
+		c.setCurrent(c.routes(r.Version()))
 	}
-	return cur.Version(), nil
+	var v uint64
+	if cur := c.cfg.Routing(); cur != nil {
+		v = cur.Version()
+	}
+	return v, nil
 }
 
 // Table returns the table the node routes by, with the one it was computed

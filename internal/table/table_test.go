@@ -21,7 +21,8 @@ type fakeNode struct {
 	pushed  map[string]*pb.Table
 	version uint64 // published in gossip
 	others  map[string]*Coordinator
-	changes int // CurrentChanged calls
+	changes int          // CurrentChanged calls
+	history []*ring.Ring // every table installed, in order
 }
 
 func (f *fakeNode) Alive() []membership.Member { return f.alive }
@@ -51,7 +52,7 @@ func newCoordinator(self string, f *fakeNode) *Coordinator {
 	return New(Config{
 		Self: self, Ring: ring.Config{PartitionCount: ring.MinPartitionCount}, Members: f, Peers: f,
 		Routing: func() *ring.Ring { return f.routing },
-		Install: func(_, _, r *ring.Ring) { f.routing = r },
+		Install: func(_, _, r *ring.Ring) { f.routing, f.history = r, append(f.history, r) },
 		Clock:   func() uint64 { return 1 }, CurrentChanged: func() { f.changes++ },
 		Joined: func() bool { return true }, Closing: func() bool { return false },
 		Go: func(fn func()) { fn() },
@@ -155,5 +156,85 @@ func TestVersions_CountUpAndTagTheirAuthor(t *testing.T) {
 	}
 	if next := nextVersion(a, "n2"); !newer(next, a) || !newer(next, b) {
 		t.Fatalf("nextVersion(%x) = %x is not newer", a, next)
+	}
+}
+
+// After a partition heals, the cut-off side's table (a ring of one, whose
+// author counted two departures) may carry a higher version than the
+// majority's. No member installs it: routing by a table without itself, a
+// node would send every key away and take the live members it lacks for
+// departed. The coordinator computes the merged table from it instead.
+func TestCoordinator_NoMemberInstallsATableWithoutItselfAfterAHeal(t *testing.T) {
+	// The majority, n2 (oldest, coordinating) and n3, routes by a table
+	// one change old; n1, alone, by one two changes old.
+	f1 := &fakeNode{alive: members("n1")}
+	c1 := newCoordinator("n1", f1)
+	f1.alive = members("n1", "n2", "n3")
+	c1.Reconcile()
+	f1.alive = members("n1")
+	c1.Reconcile()
+	lone := f1.routing
+	if len(lone.Members()) != 1 {
+		t.Fatalf("n1's table has %d members", len(lone.Members()))
+	}
+	f2, f3 := &fakeNode{alive: members("n2", "n3")}, &fakeNode{alive: members("n2", "n3")}
+	c2, c3 := newCoordinator("n2", f2), newCoordinator("n3", f3)
+	c2.Reconcile()
+	f3.others["n2"] = c2
+	if _, err := c3.Receive(f2.pushed["n3"]); err != nil {
+		t.Fatal(err)
+	}
+	majority := f2.routing
+	if !newer(lone.Version(), majority.Version()) {
+		t.Fatalf("the lone table %x is not newer than the majority's %x: the test does not play the heal", lone.Version(), majority.Version())
+	}
+
+	// Heal, before n2 has computed the merged table: n3 hears of n1's
+	// table (a push, or a pull from a coordinator that has not computed
+	// yet) and keeps its own.
+	if v, err := c3.Receive(c1.Table()); err != nil || v != majority.Version() || f3.routing.Version() != majority.Version() {
+		t.Fatalf("n3 Receive of n1's lone table = %x, %v; want it refused, routing by %x", v, err, majority.Version())
+	}
+	// The coordinator computes from the newest table, without installing it.
+	healed := append(members("n2", "n3"), membership.Member{Name: "n1", GRPCAddr: "n1:7101", Since: time.Unix(2000, 0), TableVersion: lone.Version()})
+	f2.alive = healed
+	f2.others["n1"] = c1
+	c2.Reconcile()
+	merged := f2.routing
+	if len(merged.Members()) != 3 || !newer(merged.Version(), lone.Version()) {
+		t.Fatalf("the merged table has %d members at %x; want 3, newer than %x", len(merged.Members()), merged.Version(), lone.Version())
+	}
+	for _, f := range []*fakeNode{f2, f3} {
+		for _, r := range f.history {
+			if len(r.Members()) < 2 {
+				t.Fatalf("a majority member installed the table %x of %d members", r.Version(), len(r.Members()))
+			}
+		}
+	}
+	for _, name := range []string{"n1", "n3"} {
+		if p := f2.pushed[name]; p == nil || p.Version != merged.Version() {
+			t.Fatalf("push to %s = %v; want the merged table", name, p)
+		}
+	}
+}
+
+// A node joining a cluster whose coordinator has not counted it yet waits
+// for the table with it: it routes by none meanwhile, and is not current.
+func TestCoordinator_AJoinerDoesNotRouteByATableWithoutIt(t *testing.T) {
+	fc := &fakeNode{alive: members("n1", "n2")}
+	coord := newCoordinator("n1", fc)
+	coord.Reconcile()
+	f := &fakeNode{alive: members("n1", "n2", "n3")}
+	f.alive[0].TableVersion = fc.routing.Version()
+	c := newCoordinator("n3", f)
+	f.others["n1"] = coord
+	c.Reconcile()
+	if f.routing != nil || c.Current() {
+		t.Fatalf("the joiner routes by %v (current %v) before its coordinator counted it", f.routing, c.Current())
+	}
+	fc.alive = members("n1", "n2", "n3")
+	coord.Reconcile()
+	if v, err := c.Receive(fc.pushed["n3"]); err != nil || v != fc.routing.Version() || !c.Current() {
+		t.Fatalf("the joiner's Receive of the table with it = %x, %v; current %v", v, err, c.Current())
 	}
 }
