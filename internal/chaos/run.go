@@ -43,7 +43,10 @@ type Config struct {
 	// longer is Unknown.
 	OpTimeout time.Duration
 	// DetectTimeout bounds the wait for the peers to notice a node fault
-	// (default 30 s); ConvergeTimeout the wait for convergence after a
+	// (default 45 s: a partition's victim, whose own probes all fail,
+	// slows its failure detector down as memberlist's Lifeguard does, and
+	// in back-to-back partition rounds took 30 s and more to drop the
+	// others); ConvergeTimeout the wait for convergence after a
 	// heal (default 60 s).
 	DetectTimeout, ConvergeTimeout time.Duration
 	Logger                         *slog.Logger
@@ -65,7 +68,7 @@ func (c *Config) defaults() {
 	def(&c.Hold, 2*time.Second)
 	def(&c.Settle, 2*time.Second)
 	def(&c.OpTimeout, time.Second)
-	def(&c.DetectTimeout, 30*time.Second)
+	def(&c.DetectTimeout, 45*time.Second)
 	def(&c.ConvergeTimeout, 60*time.Second)
 	if c.RoutedClients <= 0 {
 		c.RoutedClients = 2
