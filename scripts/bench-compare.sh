@@ -166,15 +166,24 @@ cluster_ok() {
 	done
 }
 
+# all_ready: every node is ready (/readyz 200: it routes by a table that
+# counts it), not only alive in gossip.
+all_ready() {
+	local port
+	for port in "${ADMIN_PORTS[@]}"; do
+		curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" || return 1
+	done
+}
+
 say "waiting for the cluster, Redis and the Redis Cluster's nodes"
 members=0
 for _ in $(seq 1 200); do
 	running "${PIDS[@]}"
 	members=$("$CTL" --addr "$ADDR" --timeout 1s members -o json 2>/dev/null | grep -c '"state": "alive"' || true)
-	if [ "$members" = 3 ] && redis_up "$REDIS_PORT" "${RC_PORTS[@]}"; then break; fi
+	if [ "$members" = 3 ] && all_ready && redis_up "$REDIS_PORT" "${RC_PORTS[@]}"; then break; fi
 	sleep 0.1
 done
-if [ "$members" != 3 ] || ! redis_up "$REDIS_PORT" "${RC_PORTS[@]}"; then
+if [ "$members" != 3 ] || ! all_ready || ! redis_up "$REDIS_PORT" "${RC_PORTS[@]}"; then
 	tail -n 20 "$TMP"/*.log >&2
 	die "the cluster did not form, or a Redis server did not answer"
 fi

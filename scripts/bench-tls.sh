@@ -98,6 +98,13 @@ client_flags() { # mode principal
 	return 0
 }
 
+ready_all() {
+	local port
+	for port in "${ADMIN_PORTS[@]}"; do
+		curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" || return 1
+	done
+}
+
 start_cluster() { # plain|secure
 	local mode=$1 i alive extra join
 	join=$(printf '127.0.0.1:%s,' "${GOSSIP_PORTS[@]}")
@@ -116,7 +123,8 @@ start_cluster() { # plain|secure
 	for _ in $(seq 1 200); do
 		# shellcheck disable=SC2046
 		alive=$("$CTL" --addr "$ADDR" --timeout 1s $(client_flags "$mode" ops) members -o json 2>/dev/null | grep -c '"state": "alive"' || true)
-		[ "$alive" = 3 ] && return 0
+		# Ready too (/readyz 200: every node routes by a table that counts it).
+		[ "$alive" = 3 ] && ready_all && return 0
 		sleep 0.1
 	done
 	tail -n 20 "$TMP/$mode".n*.log >&2
