@@ -103,6 +103,9 @@ func newTransport(nw *Network, self string) (*transport, error) {
 		return nil, err
 	}
 	t := &transport{NetTransport: nt, nw: nw, self: self, packets: make(chan *memberlist.Packet), done: make(chan struct{}), stopped: make(chan struct{})}
+	// Known by name before the node joins, so a link cut before it starts
+	// holds for its join too.
+	nw.register(self, t.addr())
 	go t.filterPackets()
 	return t, nil
 }
