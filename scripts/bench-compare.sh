@@ -11,6 +11,8 @@
 #     (no persistence, no replicas), joined by `redis-cli --cluster create`;
 #   - a 3-node ringcache cluster (config scripts/bench-compare.yaml, data in
 #     a temporary directory), its RESP door open on every node;
+#   - one more ringcache node on its own (a cluster of one, the same config
+#     and GOMAXPROCS), the like of the one Redis: one server process each;
 # then measures with `ringcachectl bench`:
 #   1. throughput and latency (REPEAT rounds, median reported), 50 callers,
 #      90/10 and 100/0 read mixes, 100 B values, 100k keys: ringcache
@@ -20,7 +22,10 @@
 #      (node 1 forwards) and in cluster mode (redis-cluster://: rueidis reads
 #      CLUSTER SLOTS and sends each key to its owner); at 90/10 also the
 #      Redis Cluster through rueidis in cluster mode, the same client as the
-#      door's cluster-mode run;
+#      door's cluster-mode run; and at 90/10 the node on its own, through the
+#      Go client (solo) and through its RESP door with rueidis (solo-resp):
+#      one server process against one Redis, where the 3-node runs split the
+#      load over three processes on two cores;
 #   2. latency with 1 caller, 90/10: the same targets but go-redis
 #      (resp-cluster-1caller is the door on owner-routed keys);
 #   2b. redis-benchmark -c 50 -P 1 and -P 16 (GET and SET, 100 B, 100k keys)
@@ -94,10 +99,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# 19 free loopback ports, TCP and UDP (gossip needs both), picked by the
+# 23 free loopback ports, TCP and UDP (gossip needs both), picked by the
 # kernel: Redis; the Redis Cluster's 3 client and 3 bus ports; the nodes'
-# gRPC, gossip, admin and RESP ports.
-read -r -a PORTS <<<"$(python3 scripts/free-ports.py 19)"
+# gRPC, gossip, admin and RESP ports; the solo node's four.
+read -r -a PORTS <<<"$(python3 scripts/free-ports.py 23)"
 REDIS_PORT=${PORTS[0]}
 RC_PORTS=("${PORTS[@]:1:3}")
 RC_BUS_PORTS=("${PORTS[@]:4:3}")
@@ -105,6 +110,7 @@ GRPC_PORTS=("${PORTS[@]:7:3}")
 GOSSIP_PORTS=("${PORTS[@]:10:3}")
 ADMIN_PORTS=("${PORTS[@]:13:3}")
 RESP_PORTS=("${PORTS[@]:16:3}")
+SOLO_PORTS=("${PORTS[@]:19:4}") # gRPC, gossip, admin, RESP
 
 mkdir -p "$OUT"
 sed "s#@DB@#$TMP/app.db#" scripts/bench-compare.yaml >"$TMP/ringcache.yaml"
@@ -131,11 +137,19 @@ for i in 0 1 2; do
 	PIDS+=($!)
 	NODE_PIDS+=($!)
 done
+GOMAXPROCS=$NODE_GOMAXPROCS "$DAEMON" --name solo --grpc-addr "127.0.0.1:${SOLO_PORTS[0]}" \
+	--gossip-addr "127.0.0.1:${SOLO_PORTS[1]}" --admin-addr "127.0.0.1:${SOLO_PORTS[2]}" \
+	--bootstrap-alone --bootstrap-timeout 1s --gossip-preset local --data-dir "$TMP/solo" \
+	--config "$TMP/ringcache.yaml" --max-memory 2GiB --resp-addr "127.0.0.1:${SOLO_PORTS[3]}" >"$TMP/solo.log" 2>&1 &
+PIDS+=($!)
+SOLO_PID=$!
 
 ADDR=127.0.0.1:${GRPC_PORTS[0]}
 REDIS=redis://127.0.0.1:$REDIS_PORT
 RESP=redis://127.0.0.1:${RESP_PORTS[0]}
 RESP_CLUSTER=redis-cluster://127.0.0.1:${RESP_PORTS[0]}
+SOLO=127.0.0.1:${SOLO_PORTS[0]}
+SOLO_RESP=redis://127.0.0.1:${SOLO_PORTS[3]}
 RC_ADDRS=()
 for port in "${RC_PORTS[@]}"; do RC_ADDRS+=("127.0.0.1:$port"); done
 rc=$(printf '%s,' "${RC_ADDRS[@]}")
@@ -170,7 +184,7 @@ cluster_ok() {
 # counts it), not only alive in gossip.
 all_ready() {
 	local port
-	for port in "${ADMIN_PORTS[@]}"; do
+	for port in "${ADMIN_PORTS[@]}" "${SOLO_PORTS[2]}"; do
 		curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" || return 1
 	done
 }
@@ -213,6 +227,7 @@ server_pids() {
 	case $1 in
 	redis-cluster* | rb-redis-cluster*) echo "${RC_PIDS[*]}" ;;
 	redis* | rb-redis*) echo "$REDIS_PID" ;;
+	solo*) echo "$SOLO_PID" ;;
 	*) echo "${NODE_PIDS[*]}" ;;
 	esac
 }
@@ -229,7 +244,7 @@ forwards() {
 measure() {
 	local name=$1 before fwd=
 	shift
-	case $name in redis* | rb-redis*) ;; *) fwd=$(forwards) ;; esac
+	case $name in redis* | rb-redis* | solo*) ;; *) fwd=$(forwards) ;; esac
 	# shellcheck disable=SC2046
 	before=$(cpu_ticks $(server_pids "$name"))
 	/usr/bin/time -f '%U %S' -o "$OUT/$name.client" "$@" >"$OUT/$name.out"
@@ -257,6 +272,8 @@ for round in $(seq 1 "$REPEAT"); do
 	bench redis-goredis-0.9 --concurrency "$CONCURRENCY" --read-ratio 0.9 --target "$REDIS" --redis-client go-redis
 	bench resp-cluster-0.9 --concurrency "$CONCURRENCY" --read-ratio 0.9 --target "$RESP_CLUSTER"
 	bench redis-cluster-0.9 --concurrency "$CONCURRENCY" --read-ratio 0.9 --target "$REDIS_CLUSTER"
+	bench solo-0.9 --addr "$SOLO" --concurrency "$CONCURRENCY" --read-ratio 0.9
+	bench solo-resp-0.9 --addr "$SOLO" --concurrency "$CONCURRENCY" --read-ratio 0.9 --target "$SOLO_RESP"
 	bench ringcache-1caller --concurrency 1 --read-ratio 0.9
 	bench ringcache-unary-1caller --concurrency 1 --read-ratio 0.9 --unary
 	bench redis-1caller --concurrency 1 --read-ratio 0.9 --target "$REDIS"

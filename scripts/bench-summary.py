@@ -83,11 +83,13 @@ print("\n# throughput and latency (100-byte values, 100k keys, uniform)")
 print("(median round by ops/s; the ops/s of every round in brackets)")
 print("(redis: Redis through rueidis; redis-goredis: through go-redis; redis-cluster: the 3-shard")
 print(" Redis Cluster through rueidis in cluster mode; resp: ringcache's RESP door through rueidis,")
-print(" standalone at node 1; resp-cluster: rueidis in cluster mode. srv CPU: server CPU")
+print(" standalone at node 1; resp-cluster: rueidis in cluster mode; solo, solo-resp: one node on")
+print(" its own, through the Go client and through its RESP door with rueidis. srv CPU: server CPU")
 print(" microseconds per operation, the three nodes or shards summed; cli CPU: the load generator's;")
 print(" fwd/op: operations the nodes forwarded to an owner, per operation)")
 print(f"{'run':<34}{'ops/s':>9}{'p50 us':>8}{'p99 us':>8}{'srv CPU':>8}{'cli CPU':>8}{'fwd/op':>7}{'errors':>7}{'calls/frame':>12}   rounds")
-TARGETS = ("ringcache", "ringcache-unary", "redis", "redis-goredis", "redis-cluster", "resp", "resp-cluster")
+TARGETS = ("ringcache", "ringcache-unary", "redis", "redis-goredis", "redis-cluster", "resp", "resp-cluster",
+           "solo", "solo-resp")
 for mix in ("0.9", "1.0", "1caller"):
     for target in TARGETS:
         name = f"{target}-{mix}"
@@ -123,6 +125,8 @@ compare("RESP door cluster mode / Redis Cluster, 90/10", "resp-cluster-0.9", "re
 for mix, mixl in (("0.9", "90/10"), ("1.0", "100/0")):
     compare(f"RESP door standalone / Redis+rueidis, {mixl}", f"resp-{mix}", f"redis-{mix}", target=False)
 compare("Redis Cluster / Redis, 90/10 (no target)", "redis-cluster-0.9", "redis-0.9", target=False)
+compare("one node, Go client / Redis+rueidis, 90/10", "solo-0.9", "redis-0.9", target=False)
+compare("one node, RESP door / Redis+rueidis, 90/10", "solo-resp-0.9", "redis-0.9", target=False)
 
 print("\n# p50 latency, 1 caller, 90/10 (medians)")
 for ours, theirs, label, note in (
