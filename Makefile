@@ -5,9 +5,10 @@ BIN   := bin
 TOOLS := $(BIN)/tools
 
 # Code generation tools, pinned. `make proto` installs them into bin/tools.
-BUF_VERSION                := v1.75.0
-PROTOC_GEN_GO_VERSION      := v1.36.12
-PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+BUF_VERSION                   := v1.75.0
+PROTOC_GEN_GO_VERSION         := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION    := v1.6.2
+PROTOC_GEN_GO_VTPROTO_VERSION := v0.6.0
 
 .PHONY: all build run test test-short lint proto tools clean help
 
@@ -42,7 +43,7 @@ lint: ## gofmt, go vet and buf lint
 	cd $(DEPLOY) && $(GO) vet ./...
 	@if [ -x $(TOOLS)/buf ]; then $(TOOLS)/buf lint; else echo "buf not installed: run 'make tools' to lint the protos"; fi
 
-tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc ## install the pinned code generators
+tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-go-vtproto ## install the pinned code generators
 
 $(TOOLS)/buf:
 	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -50,6 +51,8 @@ $(TOOLS)/protoc-gen-go:
 	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 $(TOOLS)/protoc-gen-go-grpc:
 	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+$(TOOLS)/protoc-gen-go-vtproto:
+	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@$(PROTOC_GEN_GO_VTPROTO_VERSION)
 
 proto: tools ## lint the .proto files and regenerate the committed Go code
 	$(TOOLS)/buf lint

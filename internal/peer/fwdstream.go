@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/ringcache/ringcache/internal/reason"
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -121,7 +120,7 @@ func (fp *fwdPipe) forward(ctx context.Context, to ring.Member, req *pb.ForwardR
 	c := &fcall{req: req, ids: make([]uint64, len(req.Ops)), results: make([]*pb.PipelineResult, len(req.Ops)), left: len(req.Ops), done: make(chan struct{})}
 	for i, op := range req.Ops {
 		c.ids[i] = op.Id
-		c.size += proto.Size(op) + 16
+		c.size += op.SizeVT() + 16
 	}
 	s, err := fp.stream(ctx)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringcache/ringcache/internal/codec"
 	"github.com/ringcache/ringcache/internal/rawnet"
 	"github.com/ringcache/ringcache/internal/reason"
 	"github.com/ringcache/ringcache/internal/sent"
@@ -116,7 +117,8 @@ func (p *Pool) Conn(addr string) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(creds),
 		// Peers answer with values up to the namespace limit, or batches
 		// of them: no client-side cap.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
+		// vtproto's generated code, not protobuf's reflection (internal/codec).
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.ForceCodecV2(codec.Codec{})),
 		grpc.WithStatsHandler(sent.Handler{}),
 		// Fixed windows, as the server uses: no BDP pings on busy links.
 		grpc.WithInitialWindowSize(1 << 20),

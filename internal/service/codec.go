@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/ringcache/ringcache/internal/codec"
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
@@ -13,8 +14,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// Codec is the server's protobuf codec: grpc-go's, except that a request
-// whose only fault is a string field that is not valid UTF-8 (proto3
+// Codec is the server's protobuf codec: internal/codec's (vtproto's
+// generated code, else grpc-go's), except that a request whose only fault is a string field that is not valid UTF-8 (proto3
 // strings must be) is still decoded, the bytes kept as they came, so the
 // handler rejects it as INVALID_ARGUMENT naming the field ("key is not
 // valid UTF-8") rather than gRPC failing the call as INTERNAL ("failed to
@@ -26,6 +27,9 @@ type Codec struct{}
 var _ encoding.CodecV2 = Codec{}
 
 func base() encoding.CodecV2 { return encoding.GetCodecV2(grpcproto.Name) }
+
+// fast is internal/codec's codec: vtproto's code for ringcache's messages.
+var fast codec.Codec
 
 // Name implements encoding.CodecV2.
 func (Codec) Name() string { return grpcproto.Name }
@@ -39,11 +43,17 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	if m, ok := v.(invalidations); ok {
 		return mem.BufferSlice{mem.SliceBuffer(m)}, nil
 	}
-	return base().Marshal(v)
+	return fast.Marshal(v)
 }
 
-// Unmarshal implements encoding.CodecV2.
+// Unmarshal implements encoding.CodecV2. vtproto's code keeps invalid
+// UTF-8 itself; a message it refuses (a known field with another wire
+// type, which protobuf takes as an unknown field) is decoded again as
+// grpc-go decodes it, and then leniently.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if fast.Unmarshal(data, v) == nil {
+		return nil
+	}
 	err := base().Unmarshal(data, v)
 	if err == nil {
 		return nil

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/ringcache/ringcache/internal/codec"
 	"github.com/ringcache/ringcache/internal/rawnet"
 	"github.com/ringcache/ringcache/internal/sent"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
@@ -118,7 +119,8 @@ func (c *Client) node(addr string) (*nodeConn, error) {
 	}
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
+		// vtproto's generated code, not protobuf's reflection (internal/codec).
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.ForceCodecV2(codec.Codec{})),
 		// Fixed windows, as the nodes use: no BDP pings on busy connections.
 		grpc.WithInitialWindowSize(1 << 20),
 		grpc.WithInitialConnWindowSize(1 << 20),

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
@@ -129,7 +128,7 @@ func (p *pipeline) do(ctx context.Context, op *pb.PipelineOp) (*pb.PipelineResul
 	}
 	// Its size in a frame, at most: the id set below (a tag and up to 10
 	// bytes) counted in, and the field's tag and length around it.
-	size := proto.Size(op) + 11
+	size := op.SizeVT() + 11
 	call := &pcall{op: op, size: 1 + protowire.SizeBytes(size), done: make(chan struct{}, 1)}
 	p.mu.Lock()
 	if s.failed { // failed since stream returned: nothing was sent
