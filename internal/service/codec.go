@@ -5,23 +5,25 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/ringcache/ringcache/internal/codec"
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/ringcache/ringcache/internal/codec"
 )
 
 // Codec is the server's protobuf codec: internal/codec's (vtproto's
-// generated code, else grpc-go's), except that a request whose only fault is a string field that is not valid UTF-8 (proto3
-// strings must be) is still decoded, the bytes kept as they came, so the
-// handler rejects it as INVALID_ARGUMENT naming the field ("key is not
-// valid UTF-8") rather than gRPC failing the call as INTERNAL ("failed to
-// unmarshal"). Such a string is never marshalled again: the engine checks
-// keys before it forwards them, and answers never echo an invalid one.
-// Install it with grpc.ForceServerCodecV2.
+// generated code, else grpc-go's), except that a request whose only fault
+// is a string field that is not valid UTF-8 (proto3 strings must be) is
+// still decoded, the bytes kept as they came, so the handler rejects it as
+// INVALID_ARGUMENT naming the field ("key is not valid UTF-8") rather than
+// gRPC failing the call as INTERNAL ("failed to unmarshal"). Such a string
+// is never marshalled again: the engine checks keys before it forwards
+// them, and answers never echo an invalid one. Install it with
+// grpc.ForceServerCodecV2.
 type Codec struct{}
 
 var _ encoding.CodecV2 = Codec{}
