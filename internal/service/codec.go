@@ -28,8 +28,6 @@ type Codec struct{}
 
 var _ encoding.CodecV2 = Codec{}
 
-func base() encoding.CodecV2 { return encoding.GetCodecV2(grpcproto.Name) }
-
 // fast is internal/codec's codec: vtproto's code for ringcache's messages.
 var fast codec.Codec
 
@@ -49,14 +47,11 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 // Unmarshal implements encoding.CodecV2. vtproto's code keeps invalid
-// UTF-8 itself; a message it refuses (a known field with another wire
-// type, which protobuf takes as an unknown field) is decoded again as
-// grpc-go decodes it, and then leniently.
+// UTF-8 by itself; what it refuses (a known field sent with another wire
+// type, which protobuf takes as an unknown field, or a message without
+// vtproto's code whose fault is invalid UTF-8) is decoded again leniently.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
-	if fast.Unmarshal(data, v) == nil {
-		return nil
-	}
-	err := base().Unmarshal(data, v)
+	err := fast.Unmarshal(data, v)
 	if err == nil {
 		return nil
 	}
@@ -66,7 +61,7 @@ func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	proto.Reset(m)
 	if lerr := unmarshalLenient(data.Materialize(), m.ProtoReflect(), 0); lerr != nil {
-		return err // the message is broken otherwise: gRPC's own error
+		return err // the message is broken otherwise: the codec's own error
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -47,4 +49,28 @@ func allUTF8(r *pb.PipelineRequest) bool {
 		}
 	}
 	return true
+}
+
+// TestCodec_DecodesWhatVTProtoRefusesLeniently: a known field sent with
+// another wire type (protobuf keeps it as an unknown field), and invalid
+// UTF-8 in a message without vtproto's code, still decode.
+func TestCodec_DecodesWhatVTProtoRefusesLeniently(t *testing.T) {
+	good, err := proto.Marshal(&pb.GetRequest{Namespace: "c", Key: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Field 1 (namespace, a string) sent as a varint, then the good fields.
+	odd := append([]byte{0x08, 0x01}, good...)
+	var got pb.GetRequest
+	if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(odd)}, &got); err != nil || got.Key != "k" || got.Namespace != "c" {
+		t.Fatalf("decoded %v, %v", &got, err)
+	}
+	bad := []byte{0x0a, 0x02, 'a', 0xff} // HealthCheckRequest.service, not UTF-8
+	var h healthpb.HealthCheckRequest
+	if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(bad)}, &h); err != nil || h.Service != "a\xff" {
+		t.Fatalf("decoded %q, %v", h.Service, err)
+	}
+	if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer([]byte{0x0a, 0x05, 'a'})}, &got); err == nil {
+		t.Fatal("a truncated message decoded")
+	}
 }
