@@ -10,7 +10,9 @@ import (
 	"sync/atomic"
 
 	"github.com/ringcache/ringcache/internal/engine"
+	"github.com/ringcache/ringcache/internal/membership"
 	"github.com/ringcache/ringcache/internal/resp"
+	"github.com/ringcache/ringcache/pkg/ring"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -116,9 +118,8 @@ func (n *Node) listenRESP() error {
 }
 
 // respView is the cluster as Redis Cluster clients see it: the partition
-// table's slot ranges, each with its owner's RESP address (from gossip).
-// An owner without a RESP door shows this node's, so a cluster client
-// sends its keys here and this node forwards them.
+// table's slot ranges, each with its owner's RESP address (from gossip). It
+// is kept for the table's version once every owner's door is known.
 func (n *Node) respView() *resp.View {
 	r := n.engine.Ring()
 	if r == nil {
@@ -129,22 +130,41 @@ func (n *Node) respView() *resp.View {
 		return v
 	}
 	self := resp.Node{ID: resp.NodeID(n.cfg.Name), Name: n.cfg.Name, Addr: d.addr}
-	addrs := map[string]string{n.cfg.Name: d.addr}
-	for _, m := range n.members.Alive() {
-		if m.RESPAddr != "" && m.Name != n.cfg.Name {
-			addrs[m.Name] = m.RESPAddr
-		}
+	v, complete := buildRESPView(r, self, n.members.Members())
+	if complete {
+		d.view.Store(v)
 	}
-	v := &resp.View{Version: r.Version(), Self: self}
+	return v
+}
+
+// buildRESPView maps r's slot ranges to their owners' RESP addresses, as
+// members (alive, dead or left) last announced them. An owner that died or
+// is leaving keeps its own address until the table drops it: a cluster
+// client then meets a connection error and reloads its map, as with a
+// Redis master that failed. Were its ranges shown as this node's, a client
+// that loaded the map then would keep sending them here, to be forwarded
+// for as long as it kept that map, after the table gave them to others.
+//
+// An owner with no RESP door, and one this node has not heard of yet, is
+// shown as self, so a cluster client sends its keys here and this node
+// forwards them; complete is false in the second case, which gossip will
+// soon correct, so the caller does not keep the view.
+func buildRESPView(r *ring.Ring, self resp.Node, members []membership.Member) (v *resp.View, complete bool) {
+	addrs := make(map[string]string, len(members))
+	for _, m := range members {
+		addrs[m.Name] = m.RESPAddr
+	}
+	addrs[self.Name] = self.Addr
+	v, complete = &resp.View{Version: r.Version(), Self: self}, true
 	for _, sr := range r.SlotRanges() {
-		owner := resp.Node{ID: resp.NodeID(sr.Owner.Name), Name: sr.Owner.Name, Addr: addrs[sr.Owner.Name]}
-		if owner.Addr == "" {
-			owner = self
+		addr, known := addrs[sr.Owner.Name]
+		owner := resp.Node{ID: resp.NodeID(sr.Owner.Name), Name: sr.Owner.Name, Addr: addr}
+		if addr == "" {
+			owner, complete = self, complete && known
 		}
 		v.Ranges = append(v.Ranges, resp.SlotRange{Start: sr.First, End: sr.Last, Owner: owner})
 	}
-	d.view.Store(v)
-	return v
+	return v, complete
 }
 
 func (n *Node) respStats() resp.NodeStats {

@@ -1,0 +1,60 @@
+package node
+
+import (
+	"testing"
+
+	"github.com/ringcache/ringcache/internal/membership"
+	"github.com/ringcache/ringcache/internal/resp"
+	"github.com/ringcache/ringcache/pkg/ring"
+)
+
+// The Redis Cluster map names each range's real owner while gossip knows
+// of it, alive or not: a member that is leaving keeps its address (its
+// clients meet a connection error and reload), and only an owner never
+// heard of is shown as this node, in a view not to be kept.
+func TestBuildRESPView_NamesEachOwnerByItsLastKnownAddress(t *testing.T) {
+	members := []ring.Member{{Name: "a", Addr: "a:1"}, {Name: "b", Addr: "b:1"}, {Name: "c", Addr: "c:1"}, {Name: "d", Addr: "d:1"}}
+	r, err := ring.New(ring.DefaultConfig(), members, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := resp.Node{ID: resp.NodeID("a"), Name: "a", Addr: "a:6379"}
+	gossip := []membership.Member{
+		{Name: "a", RESPAddr: "a:6379", State: membership.StateAlive},
+		{Name: "b", RESPAddr: "b:6379", State: membership.StateAlive},
+		{Name: "c", RESPAddr: "c:6379", State: membership.StateLeft}, // leaving: still in the table
+		{Name: "d", State: membership.StateAlive},                    // no RESP door
+	}
+	owners := func(v *resp.View) map[string]string { // owner name -> address shown
+		got := map[string]string{}
+		for _, sr := range v.Ranges {
+			got[r.PartitionOwner(r.SlotPartition(sr.Start)).Name] = sr.Owner.Addr
+			if want := r.PartitionOwner(r.SlotPartition(sr.Start)).Name; sr.Owner.Name != want && sr.Owner != self {
+				t.Errorf("range %d-%d shown as %s's; the table gives it to %s", sr.Start, sr.End, sr.Owner.Name, want)
+			}
+		}
+		return got
+	}
+
+	v, complete := buildRESPView(r, self, gossip)
+	if !complete {
+		t.Error("every owner is known to gossip, yet the view is reported incomplete")
+	}
+	if v.Version != 7 {
+		t.Errorf("view version = %d, want the table's, 7", v.Version)
+	}
+	want := map[string]string{"a": "a:6379", "b": "b:6379", "c": "c:6379", "d": "a:6379"}
+	if got := owners(v); len(got) != len(want) || got["a"] != want["a"] || got["b"] != want["b"] || got["c"] != want["c"] || got["d"] != want["d"] {
+		t.Errorf("addresses by owner = %v, want %v (the leaving member keeps its own; the one without a door is served here)", got, want)
+	}
+
+	// b not heard of yet: its ranges are served here for now, and the view
+	// must not be kept for the table's version.
+	v, complete = buildRESPView(r, self, []membership.Member{gossip[0], gossip[2], gossip[3]})
+	if complete {
+		t.Error("an owner unknown to gossip was shown as this node, yet the view is reported complete")
+	}
+	if got := owners(v)["b"]; got != self.Addr {
+		t.Errorf("an unknown owner's ranges are shown at %q, want this node's %q", got, self.Addr)
+	}
+}
