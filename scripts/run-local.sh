@@ -3,7 +3,8 @@
 # the embedded SQLite database with 1000 demo users. `make run` builds
 # bin/ringcached and bin/ringcachectl, then runs this script.
 #
-#   nodes   n1, n2, n3: gRPC 127.0.0.1:7101-7103, gossip 127.0.0.1:7201-7203
+#   nodes   n1, n2, n3: gRPC 127.0.0.1:7101-7103, gossip 127.0.0.1:7201-7203,
+#           Redis door (RESP) 127.0.0.1:6401-6403
 #   config  ringcache.example.yaml (namespaces users and sessions)
 #   data    ./data/app.db (shared SQLite file), ./data/n1..n3, logs ./data/n1..n3.log
 #
@@ -30,6 +31,7 @@ NAMES=(n1 n2 n3)
 GRPC_PORTS=(7101 7102 7103)
 GOSSIP_PORTS=(7201 7202 7203)
 ADMIN_PORTS=(7301 7302 7303)
+RESP_PORTS=(6401 6402 6403)
 JOIN=127.0.0.1:7201,127.0.0.1:7202,127.0.0.1:7203
 
 PIDS=()     # pids of the nodes this script started, index-aligned with NAMES ("" once reaped)
@@ -77,6 +79,8 @@ check_ports() {
 		[ -z "$u" ] || busy="$busy  gossip port ${GOSSIP_PORTS[$i]}/udp: $u"$'\n'
 		u=$(port_user tcp "${ADMIN_PORTS[$i]}")
 		[ -z "$u" ] || busy="$busy  admin port ${ADMIN_PORTS[$i]}/tcp: $u"$'\n'
+		u=$(port_user tcp "${RESP_PORTS[$i]}")
+		[ -z "$u" ] || busy="$busy  Redis port ${RESP_PORTS[$i]}/tcp: $u"$'\n'
 	done
 	if [ -n "$busy" ]; then
 		printf '%s\n%s%s\n' "run-local: error: ports needed by the local cluster are in use:" "$busy" \
@@ -164,13 +168,14 @@ for i in 0 1 2; do
 		--grpc-addr "127.0.0.1:${GRPC_PORTS[$i]}" \
 		--gossip-addr "127.0.0.1:${GOSSIP_PORTS[$i]}" \
 		--admin-addr "127.0.0.1:${ADMIN_PORTS[$i]}" \
+		--resp-addr "127.0.0.1:${RESP_PORTS[$i]}" \
 		--join "$JOIN" \
 		--gossip-preset local \
 		--data-dir "$DATA/$n" \
 		--config "$CONFIG" \
 		</dev/null >"$DATA/$n.log" 2>&1 &
 	PIDS+=("$!")
-	say "started $n (pid $!): gRPC 127.0.0.1:${GRPC_PORTS[$i]}, gossip 127.0.0.1:${GOSSIP_PORTS[$i]}, metrics http://127.0.0.1:${ADMIN_PORTS[$i]}/metrics, log $DATA/$n.log"
+	say "started $n (pid $!): gRPC 127.0.0.1:${GRPC_PORTS[$i]}, Redis 127.0.0.1:${RESP_PORTS[$i]}, gossip 127.0.0.1:${GOSSIP_PORTS[$i]}, metrics http://127.0.0.1:${ADMIN_PORTS[$i]}/metrics, log $DATA/$n.log"
 done
 
 # alive_members PORT prints how many members the node at PORT lists as alive
@@ -235,6 +240,13 @@ install: go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4):
   grpcurl -plaintext -d '{"namespace":"sessions","key":"abc","value":"aGVsbG8=","ttl":"600s"}' 127.0.0.1:7103 ringcache.v1.Cache/Set
 Values are proto3 bytes, so grpcurl shows and takes them base64-encoded
 ("aGVsbG8=" is "hello"); decode with: ... | jq -r .value | base64 -d
+
+Redis clients (the Redis doors are on 127.0.0.1:6401-6403):
+  redis-cli -p 6401 GET users:42                 # namespace users, key 42: read-through
+  redis-cli -p 6402 SET greeting hello EX 600     # no namespace prefix: namespace sessions
+  redis-cli -c -p 6403 GET greeting               # cluster mode: follows MOVED to the owner
+  /usr/bin/python3 examples/python/redis_cluster.py   # redis-py's RedisCluster
+  node examples/node/redis-cluster.js                 # ioredis's Cluster (npm ci --prefix examples/node)
 
 Logs: $DATA/n1.log $DATA/n2.log $DATA/n3.log    Press Ctrl-C to stop the cluster.
 EOF
