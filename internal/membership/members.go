@@ -56,13 +56,21 @@ func (m *Membership) setLocked(r record) {
 	}
 	m.nodes[r.Name] = r
 	m.counts.add(r.State, 1)
+	m.generation.Add(1)
 }
+
+// Generation counts the changes to what Members lists (a join, a death, a
+// departure, new metadata, a member forgotten): something derived from
+// Members is current while Generation is what it was when Members was read.
+// It is one atomic load, for callers that check it on every request.
+func (m *Membership) Generation() uint64 { return m.generation.Load() }
 
 // deleteLocked forgets a member. m.mu must be held.
 func (m *Membership) deleteLocked(name string) {
 	if old, ok := m.nodes[name]; ok {
 		m.counts.add(old.State, -1)
 		delete(m.nodes, name)
+		m.generation.Add(1)
 	}
 }
 

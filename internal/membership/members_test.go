@@ -151,3 +151,32 @@ func checkCounts(t *testing.T, m *Membership) {
 		t.Fatalf("counts %+v, recount %+v", got, want)
 	}
 }
+
+// Generation moves with every change Members would show (a join, new
+// metadata, a departure, a member forgotten), and reading does not move it.
+func TestMembership_GenerationMovesWithEveryChange(t *testing.T) {
+	m := bare(time.Minute)
+	ev := events{m}
+	last := m.Generation()
+	step := func(what string, change func()) {
+		t.Helper()
+		change()
+		if g := m.Generation(); g == last {
+			t.Fatalf("generation still %d after %s", g, what)
+		} else {
+			last = g
+		}
+		m.Members()
+		if g := m.Generation(); g != last {
+			t.Fatalf("reading the members moved the generation from %d to %d", last, g)
+		}
+	}
+	step("a join", func() { ev.NotifyJoin(node("a", false)) })
+	step("new metadata", func() { ev.NotifyUpdate(node("a", true)) })
+	step("a departure", func() { ev.NotifyLeave(node("a", false)) })
+	step("the linger's end", func() {
+		m.mu.Lock()
+		m.pruneLocked(time.Now().Add(2 * time.Minute))
+		m.mu.Unlock()
+	})
+}

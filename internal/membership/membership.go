@@ -165,6 +165,7 @@ type Membership struct {
 	leavingSelf atomic.Bool   // this node is leaving; published in its metadata
 	since       time.Time     // when New ran: the node's age, published
 	table       atomic.Uint64 // version of the partition table it routes by, published
+	generation  atomic.Uint64 // changes to nodes; see Generation
 }
 
 // New starts gossiping and joins cfg.Join in the background. Changed is

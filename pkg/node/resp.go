@@ -40,7 +40,14 @@ type respDoor struct {
 	server *resp.Server
 	lis    net.Listener
 	addr   string
-	view   atomic.Pointer[resp.View]
+	view   atomic.Pointer[cachedView]
+}
+
+// cachedView is a cluster view and what it was built from: the table's
+// version (in the view) and the membership's generation.
+type cachedView struct {
+	*resp.View
+	generation uint64
 }
 
 // RESPAddr returns the address of the RESP door, "" when it is closed.
@@ -119,21 +126,22 @@ func (n *Node) listenRESP() error {
 
 // respView is the cluster as Redis Cluster clients see it: the partition
 // table's slot ranges, each with its owner's RESP address (from gossip). It
-// is kept for the table's version once every owner's door is known.
+// is rebuilt when the table or the membership changes (a member back with
+// another address, say), and served from memory otherwise: it is read on
+// every command of a cluster-aware connection.
 func (n *Node) respView() *resp.View {
 	r := n.engine.Ring()
 	if r == nil {
 		return nil
 	}
 	d := n.resp
-	if v := d.view.Load(); v != nil && v.Version == r.Version() {
-		return v
+	gen := n.members.Generation() // before Members: a change in between rebuilds again
+	if v := d.view.Load(); v != nil && v.Version == r.Version() && v.generation == gen {
+		return v.View
 	}
 	self := resp.Node{ID: resp.NodeID(n.cfg.Name), Name: n.cfg.Name, Addr: d.addr}
-	v, complete := buildRESPView(r, self, n.members.Members())
-	if complete {
-		d.view.Store(v)
-	}
+	v := buildRESPView(r, self, n.members.Members())
+	d.view.Store(&cachedView{View: v, generation: gen})
 	return v
 }
 
@@ -145,26 +153,23 @@ func (n *Node) respView() *resp.View {
 // that loaded the map then would keep sending them here, to be forwarded
 // for as long as it kept that map, after the table gave them to others.
 //
-// An owner with no RESP door, and one this node has not heard of yet, is
-// shown as self, so a cluster client sends its keys here and this node
-// forwards them; complete is false in the second case, which gossip will
-// soon correct, so the caller does not keep the view.
-func buildRESPView(r *ring.Ring, self resp.Node, members []membership.Member) (v *resp.View, complete bool) {
+// An owner with no RESP door, or not heard of yet, is shown as self, so a
+// cluster client sends its keys here and this node forwards them.
+func buildRESPView(r *ring.Ring, self resp.Node, members []membership.Member) *resp.View {
 	addrs := make(map[string]string, len(members))
 	for _, m := range members {
 		addrs[m.Name] = m.RESPAddr
 	}
 	addrs[self.Name] = self.Addr
-	v, complete = &resp.View{Version: r.Version(), Self: self}, true
+	v := &resp.View{Version: r.Version(), Self: self}
 	for _, sr := range r.SlotRanges() {
-		addr, known := addrs[sr.Owner.Name]
-		owner := resp.Node{ID: resp.NodeID(sr.Owner.Name), Name: sr.Owner.Name, Addr: addr}
-		if addr == "" {
-			owner, complete = self, complete && known
+		owner := resp.Node{ID: resp.NodeID(sr.Owner.Name), Name: sr.Owner.Name, Addr: addrs[sr.Owner.Name]}
+		if owner.Addr == "" {
+			owner = self
 		}
 		v.Ranges = append(v.Ranges, resp.SlotRange{Start: sr.First, End: sr.Last, Owner: owner})
 	}
-	return v, complete
+	return v
 }
 
 func (n *Node) respStats() resp.NodeStats {
