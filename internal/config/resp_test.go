@@ -18,3 +18,16 @@ func TestParse_RESPDefaultNamespaceMustBeConfigured(t *testing.T) {
 		t.Fatalf("err = %v, want it to name resp.default_namespace", err)
 	}
 }
+
+func TestParse_RESPRedirect(t *testing.T) {
+	for _, v := range []string{"", "auto", "always"} {
+		f, err := config.Parse([]byte("namespaces:\n  default: {}\nresp:\n  redirect: "+v+"\n"), t.TempDir())
+		if err != nil || f.RESP.Redirect != v {
+			t.Fatalf("redirect %q: Parse = %+v, %v", v, f, err)
+		}
+	}
+	_, err := config.Parse([]byte("namespaces:\n  default: {}\nresp:\n  redirect: sometimes\n"), t.TempDir())
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "resp.redirect") || !strings.Contains(err.Error(), `"always"`) {
+		t.Fatalf("err = %v, want it to name resp.redirect and its values", err)
+	}
+}

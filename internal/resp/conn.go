@@ -32,8 +32,9 @@ type conn struct {
 	libName   string
 	libVer    string
 	// cluster is set once the client sent a CLUSTER command, READONLY,
-	// READWRITE or ASKING: it routes keys itself and gets MOVED for keys
-	// another node owns; other clients have them forwarded.
+	// READWRITE or ASKING (from the start with Config.RedirectAll): it
+	// routes keys itself and gets MOVED for keys another node owns; other
+	// clients have them forwarded.
 	cluster bool
 	quit    bool
 	lastCmd string // the latest command's name (CLIENT INFO)
@@ -79,6 +80,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{
 		s: s, nc: nc, ctx: ctx, cancel: cancel, id: s.nextID.Add(1), created: s.cfg.Now(),
 		remote: nc.RemoteAddr().String(), waiting: make(chan struct{}, s.cfg.MaxWaiting),
+		cluster: s.cfg.RedirectAll && s.cfg.Topology != nil,
 	}
 	var rw io.ReadWriter = nc
 	if r := rawnet.New(nc); r != nil { // plain TCP on Linux

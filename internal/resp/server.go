@@ -95,6 +95,11 @@ type Config struct {
 	// CLUSTER commands answer that cluster support is disabled, and no
 	// connection is redirected.
 	Topology Topology
+	// RedirectAll treats every connection as cluster-aware from its start,
+	// as Redis Cluster does: a key another node owns gets MOVED on any
+	// connection, not only on one that sent a cluster command. For clients
+	// that are all cluster clients; standalone ones then see MOVED.
+	RedirectAll bool
 	// Stats returns the node's figures for INFO; nil reports zeros.
 	Stats func() NodeStats
 	// Flush empties every namespace on every member (FLUSHDB, FLUSHALL,

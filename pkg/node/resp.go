@@ -30,6 +30,10 @@ type RESPConfig struct {
 	// configured namespace and a colon; empty means "default", which must
 	// then be configured.
 	DefaultNamespace string
+	// RedirectAll answers MOVED on every connection, as Redis Cluster
+	// does, rather than only on those that sent a cluster command
+	// (config resp.redirect: always; docs/resp.md).
+	RedirectAll bool
 }
 
 // DefaultRESPNamespace is RESPConfig.DefaultNamespace when none is given.
@@ -83,7 +87,7 @@ func (n *Node) listenRESP() error {
 	d := &respDoor{}
 	cfg := resp.Config{
 		Engine: n.engine, DefaultNamespace: def, Auth: n.sec.auth, MaxBatch: n.cfg.MaxBatchKeys,
-		MaxValueBytes: maxValue, Topology: resp.TopologyFunc(n.respView), Name: n.cfg.Name,
+		MaxValueBytes: maxValue, Topology: resp.TopologyFunc(n.respView), RedirectAll: rc.RedirectAll, Name: n.cfg.Name,
 		Logger: n.log, Now: n.now, Stats: n.respStats, Flush: n.flushEverywhere,
 	}
 	if n.sec.tls != nil {

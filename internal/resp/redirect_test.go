@@ -1,0 +1,102 @@
+package resp_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ringcache/ringcache/internal/clustertest"
+	"github.com/ringcache/ringcache/pkg/node"
+	"github.com/ringcache/ringcache/pkg/ring"
+)
+
+// ownerIndex returns the index of the node of c that owns key's slot.
+func ownerIndex(t *testing.T, c *clustertest.Cluster, key string) int {
+	t.Helper()
+	r := c.Node(c.Up()[0]).Ring()
+	name := r.PartitionOwner(r.SlotPartition(ring.Slot(key))).Name
+	for _, i := range c.Up() {
+		if c.Node(i).Name() == name {
+			return i
+		}
+	}
+	t.Fatalf("the owner of %s, %s, is not a running node", key, name)
+	return -1
+}
+
+// With resp.redirect: always (RESPConfig.RedirectAll) every connection
+// gets MOVED, as from Redis Cluster: a client that never sent a cluster
+// command gets it for a key another node owns, and is served the keys its
+// node owns.
+func TestRedirectAll_AConnectionWithoutClusterCommandsGetsMoved(t *testing.T) {
+	c := startCluster(t, 3, func(_ int, cfg *node.Config) { cfg.RESP.RedirectAll = true })
+	addrs := respAddrs(c)
+	plain := goRedis(t, addrs[0], nil)
+	var mine, theirs string
+	for k := 0; mine == "" || theirs == ""; k++ {
+		key := fmt.Sprintf("k%d", k)
+		if ownerIndex(t, c, key) == 0 {
+			mine = key
+		} else {
+			theirs = key
+		}
+	}
+	if err := plain.Set(ctx, mine, "v", 0).Err(); err != nil {
+		t.Fatalf("SET of a key node 0 owns: %v", err)
+	}
+	if got, err := plain.Get(ctx, mine).Result(); err != nil || got != "v" {
+		t.Fatalf("GET of a key node 0 owns = %q, %v", got, err)
+	}
+	want := fmt.Sprintf("MOVED %d %s", ring.Slot(theirs), addrs[ownerIndex(t, c, theirs)])
+	if err := plain.Get(ctx, theirs).Err(); err == nil || err.Error() != want {
+		t.Fatalf("GET of a key node %d owns = %v; want %q", ownerIndex(t, c, theirs), err, want)
+	}
+	before := forwards(t, c)
+	if err := plain.Set(ctx, theirs, "w", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "MOVED ") {
+		t.Fatalf("SET of a key another node owns = %v; want MOVED", err)
+	}
+	if n := forwards(t, c) - before; n != 0 {
+		t.Fatalf("%d ops forwarded; with RedirectAll nothing is", n)
+	}
+}
+
+// Cluster clients send most commands on connections that never sent a
+// cluster command, which the default mode serves by forwarding: after a
+// join, rueidis's map went stale for 0.3-0.8 s of forwarded ops here, and
+// go-redis's until a MOVED reaches the one connection it read the map on.
+// With RedirectAll every op on a moved key gets MOVED and goes straight to
+// the new owner: not one op is forwarded after the join, from the first.
+func TestRedirectAll_ClusterClientsAreNeverForwardedAfterAJoin(t *testing.T) {
+	c := startCluster(t, 3, func(_ int, cfg *node.Config) { cfg.RESP.RedirectAll = true })
+	rc := rueidisCluster(t, respAddrs(c))
+	gc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: respAddrs(c)}) // default reload interval: 60 s
+	t.Cleanup(func() { gc.Close() })
+	pass := func(round int) error {
+		for k := range 100 {
+			key, v := fmt.Sprintf("k%d", k), fmt.Sprintf("v%d-%d", k, round)
+			if err := rc.Do(ctx, rc.B().Set().Key(key).Value(v).Build()).Error(); err != nil {
+				return fmt.Errorf("rueidis SET %s: %w", key, err)
+			}
+			if got, err := gc.Get(ctx, key).Result(); err != nil || got != v {
+				return fmt.Errorf("ClusterClient GET %s = %q, %v; want %q", key, got, err, v)
+			}
+		}
+		return nil
+	}
+	if err := pass(0); err != nil {
+		t.Fatal(err)
+	}
+	c.AddNode()
+	c.WaitConverged()
+	before := forwards(t, c)
+	for r := 1; r <= 3; r++ {
+		if err := pass(r); err != nil {
+			t.Fatalf("pass %d after the join: %v", r, err)
+		}
+	}
+	if n := forwards(t, c) - before; n != 0 {
+		t.Fatalf("%d ops forwarded after the join; with RedirectAll a moved key gets MOVED", n)
+	}
+}
