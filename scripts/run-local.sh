@@ -13,7 +13,8 @@
 # stopped and the end of their logs is printed.
 #
 # Environment: GO (go command, default go), RINGCACHE_CONFIG (default
-# ringcache.example.yaml), STARTUP_TIMEOUT (seconds, default 20).
+# ringcache.example.yaml; the Redis doors are opened, so it needs a namespace
+# "default" or resp.default_namespace), STARTUP_TIMEOUT (seconds, default 20).
 #
 # Written for bash 3.2 too (the macOS /bin/bash): no wait -n, no mapfile.
 set -euo pipefail
@@ -244,7 +245,7 @@ Values are proto3 bytes, so grpcurl shows and takes them base64-encoded
 Redis clients (the Redis doors are on 127.0.0.1:6401-6403):
   redis-cli -p 6401 GET users:42                 # namespace users, key 42: read-through
   redis-cli -p 6402 SET greeting hello EX 600     # no namespace prefix: namespace sessions
-  redis-cli -c -p 6403 GET greeting               # cluster mode: follows MOVED to the owner
+  redis-cli -p 6403 GET greeting                  # any node serves any key (it forwards)
   /usr/bin/python3 examples/python/redis_cluster.py   # redis-py's RedisCluster
   node examples/node/redis-cluster.js                 # ioredis's Cluster (npm ci --prefix examples/node)
 

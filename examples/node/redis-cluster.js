@@ -49,7 +49,7 @@ try {
 const sep = opts.addr.lastIndexOf(':');
 const port = Number(opts.addr.slice(sep + 1));
 const n = Number(opts.keys);
-if (sep < 1 || !Number.isInteger(port) || !Number.isInteger(n) || n < 1) {
+if (sep < 1 || !/^\d+$/.test(opts.addr.slice(sep + 1)) || port < 1 || port > 65535 || !Number.isInteger(n) || n < 1) {
   usage('--addr must be host:port and --keys a number, at least 1');
 }
 
@@ -58,6 +58,7 @@ async function main() {
     redisOptions: { password: opts.password || undefined, commandTimeout: 5000 },
     clusterRetryStrategy: () => null, // fail rather than retry forever
   });
+  cluster.on('error', () => {}); // a failed command reports it; no "Unhandled error event" noise
   let failed = false;
   const check = (step, ok, got) => {
     console.log(`${ok ? 'ok  ' : 'FAIL'} ${step}: ${JSON.stringify(got)}`);
@@ -89,4 +90,6 @@ async function main() {
   return failed ? 1 : 0;
 }
 
-main().then((code) => process.exit(code));
+main().then((code) => {
+  process.exitCode = code; // exit once stdout is flushed
+});

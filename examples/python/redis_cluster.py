@@ -41,12 +41,11 @@ def main():
                     help="AUTH token when the node has an auth: section (default $RINGCACHE_TOKEN)")
     args = ap.parse_args()
     host, sep, port = args.addr.rpartition(":")
-    if not sep or not port.isdigit() or args.keys < 1:
+    if not host or not sep or not port.isdigit() or not 0 < int(port) < 65536 or args.keys < 1:
         ap.error("--addr must be host:port and --keys at least 1")
 
-    rc = RedisCluster(startup_nodes=[ClusterNode(host, int(port))], password=args.password,
-                      decode_responses=True, socket_timeout=5)
     failed = False
+    rc = None
 
     def check(step, ok, got):
         nonlocal failed
@@ -54,6 +53,8 @@ def main():
         failed |= not ok
 
     try:
+        rc = RedisCluster(startup_nodes=[ClusterNode(host, int(port))], password=args.password,
+                          decode_responses=True, socket_timeout=5)
         keys = [f"{args.prefix}:{i}" for i in range(args.keys)]
         for i, k in enumerate(keys):
             rc.set(k, f"{args.prefix}-value-{i}", ex=60)
@@ -73,7 +74,8 @@ def main():
         print(f"FAIL {type(err).__name__}: {err}")
         return 1
     finally:
-        rc.close()
+        if rc is not None:
+            rc.close()
     return 1 if failed else 0
 
 

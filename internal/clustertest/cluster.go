@@ -253,8 +253,10 @@ func (c *Cluster) Isolate(i int) {
 }
 
 // WaitConverged waits until every running node's ring holds exactly the
-// running nodes, and no node is still settling partitions it took over (a
-// write before that could be dropped by the hand-off fence).
+// running nodes, no node is still settling partitions it took over (a
+// write before that could be dropped by the hand-off fence), and each
+// knows from gossip that the others route by that table (until then its
+// Redis door forwards their keys rather than answer MOVED).
 func (c *Cluster) WaitConverged() {
 	c.t.Helper()
 	up := c.Up()
@@ -268,6 +270,17 @@ func (c *Cluster) WaitConverged() {
 		for _, i := range up {
 			if c.Node(i).Settling() {
 				return fmt.Errorf("%s is still settling partitions it took over", NodeName(i))
+			}
+		}
+		return nil
+	})
+	Eventually(c.t, 10*time.Second, func() error {
+		for _, i := range up {
+			version := c.Node(i).Ring().Version()
+			for _, m := range c.Node(i).Members() {
+				if slices.Contains(want, m.Name) && m.TableVersion < version {
+					return fmt.Errorf("%s sees %s routing by table %d, not yet %d", NodeName(i), m.Name, m.TableVersion, version)
+				}
 			}
 		}
 		return nil

@@ -34,6 +34,11 @@ type Node struct {
 	Name string
 	// Addr is its RESP address, host:port.
 	Addr string
+	// Settling marks an owner that has not yet published that it routes by
+	// the view's table: it would refuse a client's ops as not ready, so
+	// its keys are served here (forwarded to it) rather than answered with
+	// MOVED. CLUSTER replies name it as the owner all the same.
+	Settling bool
 }
 
 // NodeID returns the Redis node ID of the node called name: the SHA-1 of
@@ -88,7 +93,8 @@ func (v *View) nodes() []Node {
 // redirected answers MOVED (or CROSSSLOT) for a cluster-aware connection
 // when keys are owned by another node, and reports whether it did. Keys of
 // several slots that this node all owns are served, as a superset of
-// Redis; keys of several slots owned elsewhere get CROSSSLOT.
+// Redis; keys of several slots owned elsewhere get CROSSSLOT. Keys of an
+// owner still settling into the view's table are served (forwarded).
 func (c *conn) redirected(keys [][]byte) bool {
 	if !c.cluster || c.s.cfg.Topology == nil {
 		return false
@@ -99,7 +105,7 @@ func (c *conn) redirected(keys [][]byte) bool {
 	}
 	var moved Node
 	var slot uint16
-	sameSlot := true
+	sameSlot, settling := true, false
 	for i, k := range keys {
 		s := ring.Slot(string(k))
 		if i == 0 {
@@ -107,12 +113,15 @@ func (c *conn) redirected(keys [][]byte) bool {
 		} else if s != slot {
 			sameSlot = false
 		}
-		if o := v.OwnerOf(s); o.ID != v.Self.ID && moved.ID == "" {
-			moved = o
+		if o := v.OwnerOf(s); o.ID != v.Self.ID {
+			settling = settling || o.Settling
+			if moved.ID == "" {
+				moved = o
+			}
 		}
 	}
 	switch {
-	case moved.ID == "":
+	case moved.ID == "" || settling:
 		return false
 	case !sameSlot:
 		c.replyErr(errCrossSlot)

@@ -271,6 +271,32 @@ func TestDoor_MovedOnlyForClusterAwareConnections(t *testing.T) {
 	}
 }
 
+// An owner still settling into the table (it would refuse clients as not
+// ready) gets no MOVED: its keys are served here, forwarded; CLUSTER SLOTS
+// names it all the same.
+func TestDoor_NoMovedToASettlingOwner(t *testing.T) {
+	n1 := Node{ID: NodeID("n1"), Name: "n1", Addr: "127.0.0.1:7001"}
+	n2 := Node{ID: NodeID("n2"), Name: "n2", Addr: "127.0.0.1:7002", Settling: true}
+	v := &View{Version: 3, Self: n1, Ranges: []SlotRange{{0, 8191, n1}, {8192, ring.Slots - 1, n2}}}
+	_, addr := startServer(t, func(c *Config) { c.Topology = TopologyFunc(func() *View { return v }); c.RedirectAll = true })
+	cl := dial(t, addr)
+	for _, tc := range []struct {
+		cmd  []string
+		want string
+	}{
+		{[]string{"SET", "foo", "1"}, "+OK\r\n"}, // slot 12182, n2's
+		{[]string{"GET", "foo"}, "$1\r\n1\r\n"},
+		{[]string{"MGET", "foo", "bar"}, "*2\r\n$1\r\n1\r\n$-1\r\n"},
+	} {
+		if got := cl.do(tc.cmd...); got != tc.want {
+			t.Errorf("%q:\n got %q\nwant %q", tc.cmd, got, tc.want)
+		}
+	}
+	if slots := cl.do("CLUSTER", "SLOTS"); !strings.Contains(slots, ":7002\r\n$40\r\n"+NodeID("n2")) {
+		t.Errorf("CLUSTER SLOTS does not name the settling owner: %q", slots)
+	}
+}
+
 func TestDoor_InfoNamesFieldsAsRedis(t *testing.T) {
 	_, addr := startServer(t, func(c *Config) {
 		c.Stats = func() NodeStats { return NodeStats{Keys: 7, UsedMemory: 1000, MaxMemory: 4000, Evictions: 2} }

@@ -28,8 +28,8 @@ func ownerIndex(t *testing.T, c *clustertest.Cluster, key string) int {
 
 // With resp.redirect: always (RESPConfig.RedirectAll) every connection
 // gets MOVED, as from Redis Cluster: a client that never sent a cluster
-// command gets it for a key another node owns, and is served the keys its
-// node owns.
+// command gets it for a key another node owns (and CROSSSLOT for keys of
+// several slots owned elsewhere), and is served the keys its node owns.
 func TestRedirectAll_AConnectionWithoutClusterCommandsGetsMoved(t *testing.T) {
 	c := startCluster(t, 3, func(_ int, cfg *node.Config) { cfg.RESP.RedirectAll = true })
 	addrs := respAddrs(c)
@@ -56,6 +56,11 @@ func TestRedirectAll_AConnectionWithoutClusterCommandsGetsMoved(t *testing.T) {
 	before := forwards(t, c)
 	if err := plain.Set(ctx, theirs, "w", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "MOVED ") {
 		t.Fatalf("SET of a key another node owns = %v; want MOVED", err)
+	}
+	// As on Redis Cluster, keys of several slots, some owned elsewhere,
+	// are refused.
+	if err := plain.MGet(ctx, mine, theirs).Err(); err == nil || !strings.HasPrefix(err.Error(), "CROSSSLOT ") {
+		t.Fatalf("MGET of keys of two slots, one owned elsewhere = %v; want CROSSSLOT", err)
 	}
 	if n := forwards(t, c) - before; n != 0 {
 		t.Fatalf("%d ops forwarded; with RedirectAll nothing is", n)

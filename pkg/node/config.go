@@ -360,6 +360,9 @@ type Member struct {
 	GossipAddr string
 	GRPCAddr   string
 	State      MemberState
+	// TableVersion is the partition table the member last said it routes
+	// by (in its gossip metadata).
+	TableVersion uint64
 }
 
 // checkExposure refuses, unless Insecure, to serve plaintext gRPC or

@@ -389,7 +389,7 @@ func (n *Node) Members() []Member {
 	ms := n.members.Members()
 	out := make([]Member, len(ms))
 	for i, m := range ms {
-		out[i] = Member{Name: m.Name, GossipAddr: m.GossipAddr, GRPCAddr: m.GRPCAddr, State: MemberState(m.State.String())}
+		out[i] = Member{Name: m.Name, GossipAddr: m.GossipAddr, GRPCAddr: m.GRPCAddr, State: MemberState(m.State.String()), TableVersion: m.TableVersion}
 	}
 	return out
 }

@@ -158,18 +158,21 @@ func (n *Node) respView() *resp.View {
 // for as long as it kept that map, after the table gave them to others.
 //
 // An owner with no RESP door, or not heard of yet, is shown as self, so a
-// cluster client sends its keys here and this node forwards them.
+// cluster client sends its keys here and this node forwards them. An owner
+// that has not yet published r's version as the table it routes by is
+// Settling: MOVED would send clients to a node that refuses them as not
+// ready, so its keys are forwarded until it has (its new metadata moves the
+// membership's generation, and the view is rebuilt).
 func buildRESPView(r *ring.Ring, self resp.Node, members []membership.Member) *resp.View {
-	addrs := make(map[string]string, len(members))
+	known := make(map[string]membership.Member, len(members))
 	for _, m := range members {
-		addrs[m.Name] = m.RESPAddr
+		known[m.Name] = m
 	}
-	addrs[self.Name] = self.Addr
 	v := &resp.View{Version: r.Version(), Self: self}
 	for _, sr := range r.SlotRanges() {
-		owner := resp.Node{ID: resp.NodeID(sr.Owner.Name), Name: sr.Owner.Name, Addr: addrs[sr.Owner.Name]}
-		if owner.Addr == "" {
-			owner = self
+		owner := self
+		if m := known[sr.Owner.Name]; sr.Owner.Name != self.Name && m.RESPAddr != "" {
+			owner = resp.Node{ID: resp.NodeID(m.Name), Name: m.Name, Addr: m.RESPAddr, Settling: m.TableVersion < r.Version()}
 		}
 		v.Ranges = append(v.Ranges, resp.SlotRange{Start: sr.First, End: sr.Last, Owner: owner})
 	}

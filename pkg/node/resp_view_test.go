@@ -20,10 +20,10 @@ func TestBuildRESPView_NamesEachOwnerByItsLastKnownAddress(t *testing.T) {
 	}
 	self := resp.Node{ID: resp.NodeID("a"), Name: "a", Addr: "a:6379"}
 	gossip := []membership.Member{
-		{Name: "a", RESPAddr: "a:6379", State: membership.StateAlive},
-		{Name: "b", RESPAddr: "b:6379", State: membership.StateAlive},
-		{Name: "c", RESPAddr: "c:6379", State: membership.StateLeft}, // leaving: still in the table
-		{Name: "d", State: membership.StateAlive},                    // no RESP door
+		{Name: "a", RESPAddr: "a:6379", State: membership.StateAlive, TableVersion: 7},
+		{Name: "b", RESPAddr: "b:6379", State: membership.StateAlive, TableVersion: 7},
+		{Name: "c", RESPAddr: "c:6379", State: membership.StateLeft, TableVersion: 6}, // leaving: still in the table
+		{Name: "d", State: membership.StateAlive, TableVersion: 7},                    // no RESP door
 	}
 	owners := func(v *resp.View) map[string]string { // owner name -> address shown
 		got := map[string]string{}
@@ -43,6 +43,15 @@ func TestBuildRESPView_NamesEachOwnerByItsLastKnownAddress(t *testing.T) {
 	want := map[string]string{"a": "a:6379", "b": "b:6379", "c": "c:6379", "d": "a:6379"}
 	if got := owners(v); len(got) != len(want) || got["a"] != want["a"] || got["b"] != want["b"] || got["c"] != want["c"] || got["d"] != want["d"] {
 		t.Errorf("addresses by owner = %v, want %v (the leaving member keeps its own; the one without a door is served here)", got, want)
+	}
+
+	// c has not published table 7: MOVED would send clients to a node
+	// that refuses them, so its ranges are marked settling (forwarded);
+	// b routes by table 7 and is not.
+	for _, sr := range v.Ranges {
+		if want := sr.Owner.Name == "c"; sr.Owner.Settling != want {
+			t.Errorf("range %d-%d of %s: settling %v, want %v", sr.Start, sr.End, sr.Owner.Name, sr.Owner.Settling, want)
+		}
 	}
 
 	// b not heard of yet: its ranges are served here for now (the view is
