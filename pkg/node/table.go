@@ -22,10 +22,7 @@ func (n *Node) newTable() *table.Coordinator {
 
 // reconcile is the ring loop's step after a membership change.
 func (n *Node) reconcile() {
-	if n.resp != nil {
-		n.resp.view.Store(nil) // members' RESP addresses may have changed
-	}
-	n.table.Reconcile()
+	n.table.Reconcile() // the RESP view follows by itself (respView: the membership's generation)
 }
 
 // install makes r, computed from prev, the table the node routes by
