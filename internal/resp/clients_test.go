@@ -59,6 +59,22 @@ func rueidisCluster(t *testing.T, addrs []string) rueidis.Client {
 	return rc
 }
 
+// setThenGet writes keys k0-k99 through rueidis and reads each back through
+// go-redis's ClusterClient, values marked with round; it returns the first
+// error.
+func setThenGet(rc rueidis.Client, gc *redis.ClusterClient, round int) error {
+	for k := range 100 {
+		key, v := fmt.Sprintf("k%d", k), fmt.Sprintf("v%d-%d", k, round)
+		if err := rc.Do(ctx, rc.B().Set().Key(key).Value(v).Build()).Error(); err != nil {
+			return fmt.Errorf("rueidis SET %s: %w", key, err)
+		}
+		if got, err := gc.Get(ctx, key).Result(); err != nil || got != v {
+			return fmt.Errorf("ClusterClient GET %s = %q, %v; want %q", key, got, err, v)
+		}
+	}
+	return nil
+}
+
 // forwards returns the ops the running nodes of c forwarded so far.
 func forwards(t *testing.T, c *clustertest.Cluster) (n uint64) {
 	t.Helper()
@@ -457,20 +473,6 @@ func TestClusterClients_FollowRingChangesUnderLoad(t *testing.T) {
 	// docs/resp.md advises a short reload interval.
 	gc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ClusterStateReloadInterval: 2 * time.Second})
 	t.Cleanup(func() { gc.Close() })
-	// pass writes and reads every key through both clients; it returns the
-	// first error.
-	pass := func(round int) error {
-		for k := range 100 {
-			key, v := fmt.Sprintf("k%d", k), fmt.Sprintf("v%d-%d", k, round)
-			if err := rc.Do(ctx, rc.B().Set().Key(key).Value(v).Build()).Error(); err != nil {
-				return fmt.Errorf("rueidis SET %s: %w", key, err)
-			}
-			if got, err := gc.Get(ctx, key).Result(); err != nil || got != v {
-				return fmt.Errorf("ClusterClient GET %s = %q, %v; want %q", key, got, err, v)
-			}
-		}
-		return nil
-	}
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() { // load through the changes; errors here are allowed
 		defer close(done)
@@ -480,7 +482,7 @@ func TestClusterClients_FollowRingChangesUnderLoad(t *testing.T) {
 				return
 			default:
 			}
-			_ = pass(r)
+			_ = setThenGet(rc, gc, r)
 		}
 	}()
 	added := c.AddNode()
@@ -495,7 +497,7 @@ func TestClusterClients_FollowRingChangesUnderLoad(t *testing.T) {
 	// until then.
 	refreshed := time.Now()
 	deadline := refreshed.Add(20 * time.Second)
-	for err := pass(-1); err != nil; err = pass(-1) {
+	for err := setThenGet(rc, gc, -1); err != nil; err = setThenGet(rc, gc, -1) {
 		if time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 			continue
@@ -509,7 +511,7 @@ func TestClusterClients_FollowRingChangesUnderLoad(t *testing.T) {
 	t.Logf("the clients' maps were current %v after the change", time.Since(refreshed).Round(time.Millisecond))
 	before := forwards(t, c)
 	for r := range 3 {
-		if err := pass(1000 + r); err != nil {
+		if err := setThenGet(rc, gc, 1000+r); err != nil {
 			t.Fatalf("after the clients refreshed their maps: %v", err)
 		}
 	}

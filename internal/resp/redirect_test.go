@@ -78,26 +78,14 @@ func TestRedirectAll_ClusterClientsAreNeverForwardedAfterAJoin(t *testing.T) {
 	rc := rueidisCluster(t, respAddrs(c))
 	gc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: respAddrs(c)}) // default reload interval: 60 s
 	t.Cleanup(func() { gc.Close() })
-	pass := func(round int) error {
-		for k := range 100 {
-			key, v := fmt.Sprintf("k%d", k), fmt.Sprintf("v%d-%d", k, round)
-			if err := rc.Do(ctx, rc.B().Set().Key(key).Value(v).Build()).Error(); err != nil {
-				return fmt.Errorf("rueidis SET %s: %w", key, err)
-			}
-			if got, err := gc.Get(ctx, key).Result(); err != nil || got != v {
-				return fmt.Errorf("ClusterClient GET %s = %q, %v; want %q", key, got, err, v)
-			}
-		}
-		return nil
-	}
-	if err := pass(0); err != nil {
+	if err := setThenGet(rc, gc, 0); err != nil {
 		t.Fatal(err)
 	}
 	c.AddNode()
 	c.WaitConverged()
 	before := forwards(t, c)
 	for r := 1; r <= 3; r++ {
-		if err := pass(r); err != nil {
+		if err := setThenGet(rc, gc, r); err != nil {
 			t.Fatalf("pass %d after the join: %v", r, err)
 		}
 	}
