@@ -29,6 +29,7 @@ type Book struct {
 	cfg     BookConfig
 	tracker *Tracker
 	mu      sync.Mutex // serializes writes of the file
+	closed  bool       // Close wrote the last list; guarded by mu
 }
 
 // OpenBook returns a Book counting from the list saved at cfg.Path, and
@@ -75,6 +76,32 @@ func (b *Book) Save() error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	return b.saveLocked()
+}
+
+// Close writes the list one last time; later Saves, Run's among them,
+// write nothing. A node calls it when it stops serving: every Save halves
+// the counts (a recency decay), so a node that counts no more reads while
+// it drains would otherwise write a list that decays, interval after
+// interval, to nothing, and warm nothing when it starts again.
+func (b *Book) Close() error {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	return b.saveLocked()
+}
+
+// saveLocked writes the Tracker's snapshot; b.mu must be held.
+func (b *Book) saveLocked() error {
 	keys := b.tracker.Snapshot()
 	if err := Save(b.cfg.Path, List{Node: b.cfg.Node, Written: b.cfg.Now(), Partitions: b.cfg.Tracker.Partitions, Keys: keys}); err != nil {
 		return err
@@ -83,8 +110,8 @@ func (b *Book) Save() error {
 	return nil
 }
 
-// Run saves the list every interval until stop is closed, logging a
-// failed write.
+// Run saves the list every interval until stop is closed (after Close,
+// those saves write nothing), logging a failed write.
 func (b *Book) Run(stop <-chan struct{}, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

@@ -98,3 +98,32 @@ func TestBook_NilSavesNothing(t *testing.T) {
 		t.Fatal("a nil Book must have no tracker and save nothing")
 	}
 }
+
+// A node drains for up to tens of seconds after it stops serving; the
+// periodic saves of that drain, each halving the counts, must not replace
+// the list it wrote when it stopped.
+func TestBook_SavesAfterCloseKeepTheClosingList(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	b, _, err := OpenBook(BookConfig{Path: path, Tracker: Config{Partitions: 4, SampleEvery: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 8 {
+		b.Tracker().Touch("users", "42", 1)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 8 { // without Close, these halve the count to zero and write an empty list
+		if err := b.Save(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := Load(path, 10, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Keys) != 1 || list.Keys[0].Key != "42" || list.Keys[0].Count != 8 {
+		t.Fatalf("list after Close and 8 saves = %+v; want users/42 counted 8, as Close wrote it", list.Keys)
+	}
+}

@@ -95,8 +95,10 @@ func (n *Node) warmErr() error { return n.warm.gate.Err() }
 // PrewarmStats returns the warm's counts since start (zero without one).
 func (n *Node) PrewarmStats() prewarm.Stats { return n.warm.gate.Stats() }
 
-// saveHotKeys writes the hot-key list.
-func (n *Node) saveHotKeys() error { return n.warm.book.Save() }
+// saveHotKeys writes the hot-key list for the last time: the node stops
+// serving, and the periodic writes of a long drain would decay it to
+// nothing (hotkeys.Book.Close).
+func (n *Node) saveHotKeys() error { return n.warm.book.Close() }
 
 // hotKeysLoop writes the list every Interval until the node stops.
 func (n *Node) hotKeysLoop() {
