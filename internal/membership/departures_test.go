@@ -3,12 +3,29 @@ package membership
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/ringcache/ringcache/pkg/ring"
 )
 
-func states(s map[string]State) func(string) State {
-	return func(name string) State { return s[name] }
+// gossipOf is a Gossip that lists members in the given states and saw
+// none leave since.
+type gossipOf map[string]State
+
+func (g gossipOf) State(name string) State          { return g[name] }
+func (g gossipOf) LeftSince(string, time.Time) bool { return false }
+func states(s map[string]State) Gossip              { return gossipOf(s) }
+
+// leftLater is a Gossip that lists its member alive now, and saw it leave
+// gracefully at left.
+type leftLater struct {
+	name string
+	left time.Time
+}
+
+func (g leftLater) State(string) State { return StateAlive }
+func (g leftLater) LeftSince(name string, t time.Time) bool {
+	return name == g.name && !g.left.Before(t)
 }
 
 // ringOf returns a table of the named members.
@@ -89,5 +106,41 @@ func TestDepartures_Bounded(t *testing.T) {
 	}
 	if len(d.departed) > maxDeparted {
 		t.Fatalf("remembers %d departures, bound %d", len(d.departed), maxDeparted)
+	}
+}
+
+// The coordinator may drop a leaving member from its table before this
+// node's gossip has its leaving mark: the member is still alive here when
+// the table comes. The mark that follows makes the departure graceful; a
+// member that never leaves here (cut off from the coordinator only) is
+// returning.
+func TestDepartures_ALeaveHeardAfterTheTableIsGraceful(t *testing.T) {
+	r123, r12 := ringOf(t, "n1", "n2", "n3"), ringOf(t, "n1", "n2")
+	clock := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	d := Departures{Now: func() time.Time { return clock }}
+	d.Returning("n1", r123, r12, states(map[string]State{"n3": StateAlive}))
+	if back := d.Returning("n1", r12, r123, leftLater{"n3", clock.Add(time.Millisecond)}); back != nil {
+		t.Fatalf("Returning = %v, want none: n3's leave came after the table", memberNames(back))
+	}
+
+	d.Returning("n1", r123, r12, states(map[string]State{"n3": StateAlive}))
+	if back := d.Returning("n1", r12, r123, leftLater{"n3", clock.Add(-time.Minute)}); fmt.Sprint(memberNames(back)) != "[n3]" {
+		t.Fatalf("Returning = %v, want [n3]: its only graceful leave was before it dropped out", memberNames(back))
+	}
+	d.Returning("n1", r123, r12, states(map[string]State{"n3": StateAlive}))
+	if back := d.Returning("n1", r12, r123, states(nil)); fmt.Sprint(memberNames(back)) != "[n3]" {
+		t.Fatalf("Returning = %v, want [n3]: gossip never saw it leave", memberNames(back))
+	}
+}
+
+// A member seen dead when it dropped out is returning, whatever gossip
+// says of a later leave: it may have served writes while cut off.
+func TestDepartures_ADeadMemberStaysReturningAfterALaterLeave(t *testing.T) {
+	r123, r12 := ringOf(t, "n1", "n2", "n3"), ringOf(t, "n1", "n2")
+	clock := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	d := Departures{Now: func() time.Time { return clock }}
+	d.Returning("n1", r123, r12, states(map[string]State{"n3": StateDead}))
+	if back := d.Returning("n1", r12, r123, leftLater{"n3", clock.Add(time.Second)}); fmt.Sprint(memberNames(back)) != "[n3]" {
+		t.Fatalf("Returning = %v, want [n3]", memberNames(back))
 	}
 }

@@ -59,6 +59,32 @@ func (m *Membership) setLocked(r record) {
 	m.generation.Add(1)
 }
 
+// noteLeftLocked records when gossip saw name leave gracefully, for
+// LeftSince; kept across the member's return. m.mu must be held.
+func (m *Membership) noteLeftLocked(name string, at time.Time) {
+	if m.leftAt == nil || len(m.leftAt) >= maxDeparted {
+		m.leftAt = map[string]time.Time{} // forget the oldest lot: a graceful leave missed is a merge, a cache dropped
+	}
+	m.leftAt[name] = at
+}
+
+// LeftSince reports whether gossip saw the member leave gracefully (its
+// leaving mark) at or after t, even if it has come back since
+// (Departures).
+func (m *Membership) LeftSince(name string, t time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	at, ok := m.leftAt[name]
+	return ok && !at.Before(t)
+}
+
+// State returns what gossip says of the member now; 0 when it knows none.
+func (m *Membership) State(name string) State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.nodes[name].State
+}
+
 // Generation counts the changes to what Members lists (a join, a death, a
 // departure, new metadata, a member forgotten): something derived from
 // Members is current while Generation is what it was when Members was read.
@@ -166,6 +192,9 @@ func (e events) record(n *memberlist.Node, departed bool) {
 			r.departedAt = now
 			e.m.departures = append(e.m.departures, departure{name: n.Name, at: now})
 		}
+	}
+	if r.State == StateLeft && !(had && old.State == StateLeft) {
+		e.m.noteLeftLocked(n.Name, now)
 	}
 	e.m.setLocked(r)
 	e.m.pruneLocked(now)

@@ -155,9 +155,10 @@ type Membership struct {
 	updateMu sync.Mutex
 
 	mu         sync.Mutex
-	nodes      map[string]record // every node seen within Linger
-	counts     Counts            // of nodes, by state
-	departures []departure       // oldest first; drives pruning
+	nodes      map[string]record    // every node seen within Linger
+	counts     Counts               // of nodes, by state
+	departures []departure          // oldest first; drives pruning
+	leftAt     map[string]time.Time // when gossip last saw each member leave gracefully; LeftSince
 	self       Member
 	stopped    bool
 	join       joinRecord
@@ -329,10 +330,60 @@ func (m *Membership) Leave(timeout time.Duration) error {
 
 // AnnounceLeaving publishes this node's leaving mark: peers take it out of
 // their rings at once while it stays in the cluster to drain. Leave follows.
+// It gossips the mark, then hands it to every alive peer directly
+// (pushLeaving), within timeout in all.
 func (m *Membership) AnnounceLeaving(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
 	m.leavingSelf.Store(true)
-	if err := m.updateNode(timeout); err != nil {
-		m.log.Warn("could not announce leaving", "err", err)
+	if err := m.updateNode(timeout / 2); err != nil {
+		m.log.Debug("leaving mark not yet gossiped; pushing it to each peer", "err", err)
+	}
+	m.pushLeaving(time.Until(deadline))
+}
+
+// pushLeaving hands this node's state, its leaving mark included, to every
+// alive peer through memberlist's state sync over TCP (the push/pull its
+// Join runs), all at once, waiting at most timeout.
+//
+// Gossip alone does not always deliver the mark. memberlist sends a
+// broadcast a few times only (RetransmitMult), maybe all of them to one
+// peer, and the leave message that follows replaces the mark in the queues
+// of the peers that would pass it on. A peer that hears of the leave but
+// not of the mark lists this node dead, as if it had crashed: it does not
+// pull this node's cached entries (so the leave waits its full warm
+// hand-over timeout), and it drops its whole cache when this node comes
+// back (engine.Merge).
+func (m *Membership) pushLeaving(timeout time.Duration) {
+	var peers []string
+	for _, p := range m.Alive() {
+		if p.Name != m.cfg.Name && p.GossipAddr != "" {
+			peers = append(peers, p.GossipAddr)
+		}
+	}
+	if len(peers) == 0 || timeout <= 0 {
+		return
+	}
+	var failed atomic.Int32
+	var wg sync.WaitGroup
+	for _, addr := range peers {
+		wg.Go(func() {
+			if _, err := m.list.Join([]string{addr}); err != nil {
+				failed.Add(1)
+				m.log.Debug("leaving mark not pushed to a peer", "peer", addr, "err", err)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		if n := failed.Load(); n > 0 {
+			m.log.Warn("leaving mark not pushed to every peer; those that miss it take this node for dead", "peers", len(peers), "failed", n)
+		}
+	case <-t.C:
+		m.log.Warn("leaving mark not pushed to every peer in time; those that miss it take this node for dead", "peers", len(peers), "timeout", timeout)
 	}
 }
 

@@ -121,6 +121,40 @@ func TestMembership_LeaveIsLeftCrashIsDead(t *testing.T) {
 	}
 }
 
+// A leaving node's mark must reach every peer even when gossip carries
+// none of it: a peer that hears of the leave without the mark takes the
+// node for dead (no warm hand-over, a merge on its return). Here gossip,
+// probes and periodic syncs are off, so only the direct push can carry it.
+func TestMembership_LeavingMarkReachesPeersWithoutGossip(t *testing.T) {
+	silent := func(c *memberlist.Config) {
+		fast(c)
+		c.GossipInterval, c.ProbeInterval, c.PushPullInterval = 0, 0, 0
+	}
+	startSilent := func(name string, join ...string) *Membership {
+		m, err := New(Config{Name: name, BindAddr: "127.0.0.1:0", GRPCAddr: "grpc-" + name, Join: join, RetryInterval: 50 * time.Millisecond, Tune: silent, Logger: testLogger(t, name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Shutdown() })
+		return m
+	}
+	a := startSilent("a")
+	b := startSilent("b", a.LocalAddr())
+	c := startSilent("c", a.LocalAddr(), b.LocalAddr())
+	for _, m := range []*Membership{a, b, c} {
+		waitFor(t, "three members", func() bool { return len(m.Alive()) == 3 })
+	}
+
+	before := time.Now()
+	c.AnnounceLeaving(2 * time.Second)
+	for _, m := range []*Membership{a, b} {
+		waitFor(t, "a peer to list c as left", func() bool { return stateOf(m, "c") == StateLeft })
+		if !m.LeftSince("c", before) || m.LeftSince("c", time.Now().Add(time.Second)) {
+			t.Fatalf("LeftSince(c) does not place c's leave after %v and before now", before)
+		}
+	}
+}
+
 func TestMembership_ChangedIsSignalledWithoutBlocking(t *testing.T) {
 	a := start(t, "a", "127.0.0.1:0")
 	// Nobody drains Changed: joins must still complete.

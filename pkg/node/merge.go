@@ -1,20 +1,13 @@
 package node
 
-import (
-	"github.com/ringcache/ringcache/internal/membership"
-	"github.com/ringcache/ringcache/pkg/ring"
-)
+import "github.com/ringcache/ringcache/pkg/ring"
 
 // returning returns the members of r that dropped out of an earlier ring
 // of this node without a graceful leave and are back, comparing with the
 // ring old (membership.Departures): the engine must then merge
-// (engine.Merge). Called by the ring loop only.
+// (engine.Merge). Called under the table's install lock.
 func (n *Node) returning(old, r *ring.Ring) []ring.Member {
-	states := map[string]membership.State{}
-	for _, m := range n.members.Members() {
-		states[m.Name] = m.State
-	}
-	return n.departed.Returning(n.cfg.Name, old, r, func(name string) membership.State { return states[name] })
+	return n.departed.Returning(n.cfg.Name, old, r, n.members)
 }
 
 // kickFlusher flushes the write-behind journal now, after a merge: a

@@ -98,7 +98,7 @@ type Node struct {
 	joined atomic.Bool
 	table  *table.Coordinator
 	// departed remembers who dropped out of the ring without a graceful
-	// leave (merge.go); the ring loop's alone.
+	// leave (merge.go); used by table installs only, which take turns.
 	departed membership.Departures
 	stop     chan struct{}
 	wg       sync.WaitGroup
