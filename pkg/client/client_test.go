@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ringcache/ringcache/internal/clustertest"
 	"github.com/ringcache/ringcache/pkg/client"
@@ -243,6 +246,26 @@ func TestClient_FailOpenWhenTheClusterIsUnreachable(t *testing.T) {
 	defer strict.Close()
 	if _, err := strict.GetOrLoad(context.Background(), "ns", "k", func(context.Context) ([]byte, error) { return nil, nil }); err == nil {
 		t.Fatal("GetOrLoad without FailOpen succeeded against no cluster")
+	}
+}
+
+// A call that fails on every node it tries says what each answered: the
+// first failure often explains the rest. Its status is the last try's.
+func TestClient_AFailureOnEveryNodeNamesEachTry(t *testing.T) {
+	seeds := []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"} // nothing listens
+	cl, err := client.New(client.Options{Seeds: seeds, CallTimeout: 5 * time.Second, RetryBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	_, _, err = cl.Get(context.Background(), "ns", "k")
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("Get with no node up = %v; want UNAVAILABLE", err)
+	}
+	for _, s := range seeds {
+		if !strings.Contains(err.Error(), s+": ") {
+			t.Fatalf("error %q does not say what %s answered", err, s)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -124,10 +125,12 @@ func (c *Client) call(ctx context.Context, ns, key string, write bool, fn func(c
 		defer cancel()
 	}
 	// The owner first; the list of other nodes is built only when needed.
-	err := c.try(ctx, c.Owner(ns, key), fn)
+	owner := c.Owner(ns, key)
+	err := c.try(ctx, owner, fn)
 	if !c.retryable(err, write) {
 		return err
 	}
+	failed := &triedError{tries: []string{owner + ": " + err.Error()}, last: err}
 	b := &backoff.ExponentialBackOff{InitialInterval: c.opts.RetryBackoff, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Second}
 	for i, addr := range c.candidates(ns, key) {
 		if i == 0 {
@@ -138,14 +141,34 @@ func (c *Client) call(ctx context.Context, ns, key string, write bool, fn func(c
 		}
 		c.retries.Add(1)
 		if werr := invalwatch.Sleep(ctx, b.NextBackOff()); werr != nil {
-			return fmt.Errorf("%w (last try: %w)", werr, err)
+			return fmt.Errorf("%w (%w)", werr, failed)
 		}
 		if err = c.try(ctx, addr, fn); !c.retryable(err, write) {
 			return err
 		}
+		failed.tries = append(failed.tries, addr+": "+err.Error())
+		failed.last = err
 	}
-	return err
+	if len(failed.tries) == 1 {
+		return err // no other node to try
+	}
+	return failed
 }
+
+// triedError is the error of a call that failed on every node it tried:
+// the last try's error (its gRPC status and reason, through errors.As),
+// told with every try's, since the first failure is often the one that
+// explains the others.
+type triedError struct {
+	tries []string // "addr: error", in the order tried
+	last  error
+}
+
+func (e *triedError) Error() string {
+	return fmt.Sprintf("every node tried failed (%d): %s", len(e.tries), strings.Join(e.tries, "; "))
+}
+
+func (e *triedError) Unwrap() error { return e.last }
 
 // try runs fn on the node at addr through its circuit breaker.
 func (c *Client) try(ctx context.Context, addr string, fn func(ctx context.Context, n *nodeConn) error) error {
