@@ -30,7 +30,44 @@ func (e *Engine) Merge(returning []ring.Member) {
 	if len(returning) == 0 {
 		return
 	}
-	e.addHandoffs(returning)
+	dropped := e.forgetAll(returning)
+	e.log.Warn("members returned to the ring without a graceful leave (a healed partition or a restart); dropped every cached entry, since they may have written any key meanwhile",
+		"members", names(returning), "entries", dropped)
+	if e.cfg.Merged != nil {
+		e.cfg.Merged()
+	}
+}
+
+// Rejoined is Merge on a node that finds, in the table it is about to
+// route by, that the cluster routed by a table without it meanwhile (the
+// one the new table was computed from): it was paused, or cut off, past
+// its failure detection, while its own table never changed, and others
+// members may have written any of its keys. It must drop what it cached
+// before it serves by the new table, and not wait for a returning peer's
+// Announce, which is late or lost under load. members are the new table's.
+func (e *Engine) Rejoined(members []ring.Member) {
+	var others []ring.Member
+	for _, m := range members {
+		if m.Name != e.cfg.Self {
+			others = append(others, m)
+		}
+	}
+	if len(others) == 0 {
+		return
+	}
+	dropped := e.forgetAll(others)
+	e.log.Warn("this node is back in a table computed from one without it (it was paused or cut off); dropped every cached entry, since others may have written any key meanwhile",
+		"members", names(others), "entries", dropped)
+	if e.cfg.Merged != nil {
+		e.cfg.Merged()
+	}
+}
+
+// forgetAll drops every cached entry, detaches the loads in flight and,
+// for HandoffWindow, makes misses ask ms for pending writes; it returns
+// how many entries it dropped.
+func (e *Engine) forgetAll(ms []ring.Member) int {
+	e.addHandoffs(ms)
 	for _, ns := range e.namespaces {
 		ns.ForgetLoads()
 	}
@@ -42,15 +79,15 @@ func (e *Engine) Merge(returning []ring.Member) {
 	if e.cfg.Hot != nil {
 		e.cfg.Hot.Reset()
 	}
-	names := make([]string, len(returning))
-	for i, m := range returning {
-		names[i] = m.Name
+	return dropped
+}
+
+func names(ms []ring.Member) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Name
 	}
-	e.log.Warn("members returned to the ring without a graceful leave (a healed partition or a restart); dropped every cached entry, since they may have written any key meanwhile",
-		"members", names, "entries", dropped)
-	if e.cfg.Merged != nil {
-		e.cfg.Merged()
-	}
+	return out
 }
 
 // Superseded is told by the write-behind flusher that this node's pending

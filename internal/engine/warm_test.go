@@ -249,3 +249,45 @@ func TestWarm_AMergeEmptiesTheHeldEntries(t *testing.T) {
 		t.Fatalf("a still holds %d bytes for new owners after a merge", bytes)
 	}
 }
+
+// A node back in a table computed from one without it (paused or cut off
+// past its failure detection, its own table unchanged) drops what it
+// cached, and what it held for new owners, before it routes by that
+// table: the others may have written any of its keys meanwhile. Back
+// alone, it has no one to fear.
+func TestRejoined_DropsEveryEntry(t *testing.T) {
+	peers := &warmPeers{engines: map[string]*Engine{}}
+	var loads int
+	a := newWarmEngine(t, "a", peers, &loads)
+	r1 := mustRing(t, members("a"))
+	a.SetRing(r1)
+	nsA, _ := a.Namespace("users")
+	for i := range 100 {
+		mustGetValue(t, nsA, key(i), "db-"+key(i))
+	}
+	a.SetRing(rebalance(t, r1, members("a", "b"))) // b gains partitions: a holds their entries
+	kept := 0
+	for i := range 100 {
+		if _, ok := a.cfg.Store.Get(ring.Key("users", key(i))); ok {
+			kept++
+		}
+	}
+	if _, held := a.warm.out.size(); kept == 0 || held == 0 {
+		t.Fatalf("before: %d entries cached and %d bytes held; want some of each", kept, held)
+	}
+
+	a.Rejoined(members("a"))
+	if _, held := a.warm.out.size(); held == 0 {
+		t.Fatal("Rejoined with no other member dropped the held entries")
+	}
+
+	a.Rejoined(members("a", "b"))
+	for i := range 100 {
+		if _, ok := a.cfg.Store.Get(ring.Key("users", key(i))); ok {
+			t.Fatalf("a still caches %s after Rejoined", key(i))
+		}
+	}
+	if _, held := a.warm.out.size(); held != 0 {
+		t.Fatalf("a still holds %d bytes for new owners after Rejoined", held)
+	}
+}
