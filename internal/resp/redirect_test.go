@@ -3,6 +3,7 @@ package resp_test
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -91,5 +92,50 @@ func TestRedirectAll_ClusterClientsAreNeverForwardedAfterAJoin(t *testing.T) {
 	}
 	if n := forwards(t, c) - before; n != 0 {
 		t.Fatalf("%d ops forwarded after the join; with RedirectAll a moved key gets MOVED", n)
+	}
+}
+
+// The door's map follows a change of membership alone: a joiner is
+// Settling (its keys are forwarded, not MOVED) until gossip shows that it
+// routes by the table, and that changes no table on the other nodes. A
+// map built in that window and kept until the next table would forward
+// the joiner's keys for good. The old nodes' maps are read all through
+// the join, so that some are built in the window.
+func TestRedirectAll_AJoinerGetsMovedOnceItSettles(t *testing.T) {
+	c := startCluster(t, 3, func(_ int, cfg *node.Config) { cfg.RESP.RedirectAll = true })
+	var plains []*redis.Client
+	for _, a := range respAddrs(c) {
+		plains = append(plains, goRedis(t, a, nil))
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, p := range plains {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p.ClusterSlots(ctx) // builds the map if it is not current
+			}
+		})
+	}
+	joiner := c.AddNode()
+	c.WaitConverged()
+	close(stop)
+	wg.Wait()
+
+	var key string
+	for k := 0; key == ""; k++ {
+		if ownerIndex(t, c, fmt.Sprint("j", k)) == joiner {
+			key = fmt.Sprint("j", k)
+		}
+	}
+	want := fmt.Sprintf("MOVED %d %s", ring.Slot(key), c.Node(joiner).RESPAddr())
+	for i, p := range plains {
+		if err := p.Get(ctx, key).Err(); err == nil || err.Error() != want {
+			t.Errorf("GET through %s of a key the joiner owns = %v; want %q", clustertest.NodeName(i), err, want)
+		}
 	}
 }
