@@ -227,3 +227,47 @@ func TestMembership_ShutdownDoesNotWaitForASilentSeed(t *testing.T) {
 		t.Fatalf("Shutdown took %v: it waited for the join's TCP timeout", took)
 	}
 }
+
+// A peer that gossip lists alive but that stopped answering (paused, or
+// cut off a moment ago) must not hold a leave: the push of the leaving
+// mark to it gives up at the announce's timeout, and Shutdown ends the
+// push in flight rather than wait for memberlist's TCP timeout. The
+// package's goleak check then finds nothing left running.
+func TestMembership_ASilentPeerHoldsNeitherTheLeaveNorShutdown(t *testing.T) {
+	release, accepted := make(chan struct{}), make(chan struct{}, 1)
+	silent := listen(t, func(c net.Conn) {
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+		}
+		<-release
+	})
+	t.Cleanup(func() { close(release) })
+	const tcpTimeout = 30 * time.Second
+	m, err := New(Config{Name: "m", BindAddr: "127.0.0.1:0", Logger: testLogger(t, "m"),
+		Tune: func(c *memberlist.Config) { fast(c); c.TCPTimeout = tcpTimeout }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	// A member only this node's list holds: memberlist never probes it.
+	m.mu.Lock()
+	m.setLocked(record{Member: Member{Name: "ghost", GossipAddr: silent, State: StateAlive}})
+	m.mu.Unlock()
+
+	start := time.Now()
+	m.AnnounceLeaving(time.Second)
+	<-accepted // the push reached the ghost, which does not answer
+	if took := time.Since(start); took > tcpTimeout/2 {
+		t.Fatalf("AnnounceLeaving took %v: it waited for the push's TCP timeout", took)
+	}
+	start = time.Now()
+	if err := m.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > tcpTimeout/2 {
+		t.Fatalf("Shutdown took %v: it waited for the push in flight", took)
+	}
+}

@@ -364,17 +364,33 @@ func (m *Membership) pushLeaving(timeout time.Duration) {
 		return
 	}
 	var failed atomic.Int32
-	var wg sync.WaitGroup
+	var pushes sync.WaitGroup
+	m.mu.Lock()
+	if m.stopped { // Shutdown waits for m.wg: no Add after it began
+		m.mu.Unlock()
+		return
+	}
+	pushes.Add(len(peers))
+	m.wg.Add(len(peers) + 1)
+	m.mu.Unlock()
 	for _, addr := range peers {
-		wg.Go(func() {
+		go func() {
+			defer m.wg.Done()
+			defer pushes.Done()
+			// A push still running when this returns ends with Shutdown,
+			// which closes its connection (watchTransport).
 			if _, err := m.list.Join([]string{addr}); err != nil {
 				failed.Add(1)
 				m.log.Debug("leaving mark not pushed to a peer", "peer", addr, "err", err)
 			}
-		})
+		}()
 	}
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() {
+		defer m.wg.Done()
+		pushes.Wait()
+		close(done)
+	}()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {

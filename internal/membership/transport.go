@@ -18,9 +18,9 @@ import (
 // version) sent bytes back before the join failed, and one that is not up
 // sent none.
 //
-// It also closes join connections in flight when it shuts down, so a join
-// waiting on a silent seed does not hold Shutdown for memberlist's
-// TCPTimeout.
+// It also closes the connections in flight when it shuts down, so a join
+// waiting on a silent seed, or the push of a leaving mark to a silent peer,
+// does not hold Shutdown for memberlist's TCPTimeout.
 type watchTransport struct {
 	memberlist.NodeAwareTransport
 	probe    atomic.Pointer[joinProbe]
@@ -28,7 +28,7 @@ type watchTransport struct {
 	err      error
 
 	mu     sync.Mutex
-	conns  map[*watchedConn]struct{} // join connections open
+	conns  map[*watchedConn]struct{} // TCP connections open
 	closed bool
 }
 
@@ -87,14 +87,17 @@ func newNetTransport(mc *memberlist.Config) (*memberlist.NetTransport, error) {
 }
 
 // DialAddressTimeout is memberlist's one way out over TCP (joins, push/pull,
-// fallback probes). During a join attempt it watches the connection.
+// fallback probes). During a join attempt it watches the connection; it
+// keeps every connection open until it is closed, so Shutdown can close
+// those in flight (a join, or the push of a leaving mark to a peer that
+// stopped answering).
 func (t *watchTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
 	p := t.probe.Load()
 	if p != nil && a.Addr == p.self {
 		return nil, errSelfSeed
 	}
 	conn, err := t.NodeAwareTransport.DialAddressTimeout(a, timeout)
-	if err != nil || p == nil {
+	if err != nil {
 		return conn, err
 	}
 	wc := &watchedConn{Conn: conn, probe: p, t: t}
@@ -113,7 +116,7 @@ func (t *watchTransport) DialTimeout(addr string, timeout time.Duration) (net.Co
 	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
 }
 
-// Shutdown closes the join connections in flight and shuts the wrapped
+// Shutdown closes the connections in flight and shuts the wrapped
 // transport down, once.
 func (t *watchTransport) Shutdown() error {
 	t.shutdown.Do(func() {
@@ -130,7 +133,7 @@ func (t *watchTransport) Shutdown() error {
 
 type watchedConn struct {
 	net.Conn
-	probe *joinProbe
+	probe *joinProbe // nil outside a join attempt
 	t     *watchTransport
 }
 
@@ -143,7 +146,7 @@ func (c *watchedConn) Close() error {
 
 func (c *watchedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 {
+	if n > 0 && c.probe != nil {
 		c.probe.answered.Store(true)
 	}
 	return n, err
