@@ -9,13 +9,21 @@ import (
 // maxDeparted bounds the names Departures remembers.
 const maxDeparted = 4096
 
+// unsureWindow is how soon after a table dropped a member that gossip
+// still listed alive its leaving mark must come for the departure to count
+// as graceful: the mark trails the coordinator's table by milliseconds
+// (the leaving node pushes it to every peer, within its announce timeout).
+// A leave much later says nothing of what the member did meanwhile.
+const unsureWindow = 5 * time.Second
+
 // Gossip is what Departures asks of the membership (a *Membership).
 type Gossip interface {
 	// State is what gossip says of a member now (0 when it knows none).
 	State(name string) State
-	// LeftSince reports whether gossip saw the member leave gracefully
-	// (its leaving mark) at or after t.
-	LeftSince(name string, t time.Time) bool
+	// Exits returns when gossip last saw the member leave gracefully (its
+	// leaving mark) and last saw it dead; zero for never. They are kept
+	// across the member's return.
+	Exits(name string) (left, dead time.Time)
 }
 
 // Departures remembers the members that dropped out of a node's ring
@@ -35,7 +43,8 @@ type Departures struct {
 type departed struct {
 	// unsure: gossip still listed it alive when a table without it came
 	// (the coordinator saw its leave, or its death, first). Its leave,
-	// if gossip reports one later, makes the departure graceful.
+	// if gossip reports one soon after with no death between, makes the
+	// departure graceful (gracefulAfter).
 	unsure bool
 	at     time.Time
 }
@@ -75,10 +84,21 @@ func (d *Departures) Returning(self string, old, r *ring.Ring, g Gossip) []ring.
 			continue
 		}
 		delete(d.departed, m.Name)
-		if dep.unsure && g.LeftSince(m.Name, dep.at) {
+		if dep.unsure && gracefulAfter(g, m.Name, dep.at) {
 			continue // it left gracefully after all; gossip said so after the table
 		}
 		back = append(back, m)
 	}
 	return back
+}
+
+// gracefulAfter reports whether gossip saw name leave gracefully within
+// unsureWindow after at, and saw it die neither in between: a member that
+// was paused or cut off, served writes, and left later, is returning.
+func gracefulAfter(g Gossip, name string, at time.Time) bool {
+	left, dead := g.Exits(name)
+	if left.IsZero() || left.Before(at) || left.Sub(at) > unsureWindow {
+		return false
+	}
+	return dead.Before(at) || dead.After(left)
 }

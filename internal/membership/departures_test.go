@@ -9,23 +9,26 @@ import (
 )
 
 // gossipOf is a Gossip that lists members in the given states and saw
-// none leave since.
+// none leave or die before.
 type gossipOf map[string]State
 
-func (g gossipOf) State(name string) State          { return g[name] }
-func (g gossipOf) LeftSince(string, time.Time) bool { return false }
-func states(s map[string]State) Gossip              { return gossipOf(s) }
+func (g gossipOf) State(name string) State             { return g[name] }
+func (g gossipOf) Exits(string) (left, dead time.Time) { return time.Time{}, time.Time{} }
+func states(s map[string]State) Gossip                 { return gossipOf(s) }
 
-// leftLater is a Gossip that lists its member alive now, and saw it leave
-// gracefully at left.
-type leftLater struct {
-	name string
-	left time.Time
+// exited is a Gossip that lists its member alive now, and saw it leave
+// gracefully at left and die at dead (zero: never).
+type exited struct {
+	name       string
+	left, dead time.Time
 }
 
-func (g leftLater) State(string) State { return StateAlive }
-func (g leftLater) LeftSince(name string, t time.Time) bool {
-	return name == g.name && !g.left.Before(t)
+func (g exited) State(string) State { return StateAlive }
+func (g exited) Exits(name string) (left, dead time.Time) {
+	if name != g.name {
+		return time.Time{}, time.Time{}
+	}
+	return g.left, g.dead
 }
 
 // ringOf returns a table of the named members.
@@ -119,17 +122,28 @@ func TestDepartures_ALeaveHeardAfterTheTableIsGraceful(t *testing.T) {
 	clock := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
 	d := Departures{Now: func() time.Time { return clock }}
 	d.Returning("n1", r123, r12, states(map[string]State{"n3": StateAlive}))
-	if back := d.Returning("n1", r12, r123, leftLater{"n3", clock.Add(time.Millisecond)}); back != nil {
+	if back := d.Returning("n1", r12, r123, exited{name: "n3", left: clock.Add(time.Millisecond)}); back != nil {
 		t.Fatalf("Returning = %v, want none: n3's leave came after the table", memberNames(back))
 	}
 
 	d.Returning("n1", r123, r12, states(map[string]State{"n3": StateAlive}))
-	if back := d.Returning("n1", r12, r123, leftLater{"n3", clock.Add(-time.Minute)}); fmt.Sprint(memberNames(back)) != "[n3]" {
+	if back := d.Returning("n1", r12, r123, exited{name: "n3", left: clock.Add(-time.Minute)}); fmt.Sprint(memberNames(back)) != "[n3]" {
 		t.Fatalf("Returning = %v, want [n3]: its only graceful leave was before it dropped out", memberNames(back))
 	}
 	d.Returning("n1", r123, r12, states(map[string]State{"n3": StateAlive}))
 	if back := d.Returning("n1", r12, r123, states(nil)); fmt.Sprint(memberNames(back)) != "[n3]" {
 		t.Fatalf("Returning = %v, want [n3]: gossip never saw it leave", memberNames(back))
+	}
+	// Paused or cut off, then seen dead, then back and gone gracefully: it
+	// may have served writes before its leave.
+	d.Returning("n1", r123, r12, states(map[string]State{"n3": StateAlive}))
+	if back := d.Returning("n1", r12, r123, exited{name: "n3", dead: clock.Add(time.Second), left: clock.Add(2 * time.Second)}); fmt.Sprint(memberNames(back)) != "[n3]" {
+		t.Fatalf("Returning = %v, want [n3]: it died between the table and its leave", memberNames(back))
+	}
+	// A leave long after the table says nothing of what it did meanwhile.
+	d.Returning("n1", r123, r12, states(map[string]State{"n3": StateAlive}))
+	if back := d.Returning("n1", r12, r123, exited{name: "n3", left: clock.Add(time.Minute)}); fmt.Sprint(memberNames(back)) != "[n3]" {
+		t.Fatalf("Returning = %v, want [n3]: its leave came a minute after the table", memberNames(back))
 	}
 }
 
@@ -140,7 +154,7 @@ func TestDepartures_ADeadMemberStaysReturningAfterALaterLeave(t *testing.T) {
 	clock := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
 	d := Departures{Now: func() time.Time { return clock }}
 	d.Returning("n1", r123, r12, states(map[string]State{"n3": StateDead}))
-	if back := d.Returning("n1", r12, r123, leftLater{"n3", clock.Add(time.Second)}); fmt.Sprint(memberNames(back)) != "[n3]" {
+	if back := d.Returning("n1", r12, r123, exited{name: "n3", left: clock.Add(time.Second)}); fmt.Sprint(memberNames(back)) != "[n3]" {
 		t.Fatalf("Returning = %v, want [n3]", memberNames(back))
 	}
 }

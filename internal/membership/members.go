@@ -59,23 +59,32 @@ func (m *Membership) setLocked(r record) {
 	m.generation.Add(1)
 }
 
-// noteLeftLocked records when gossip saw name leave gracefully, for
-// LeftSince; kept across the member's return. m.mu must be held.
-func (m *Membership) noteLeftLocked(name string, at time.Time) {
-	if m.leftAt == nil || len(m.leftAt) >= maxDeparted {
-		m.leftAt = map[string]time.Time{} // forget the oldest lot: a graceful leave missed is a merge, a cache dropped
+// exits is when gossip last saw a member leave gracefully and die.
+type exits struct{ left, dead time.Time }
+
+// noteExitLocked records when gossip saw name depart in state s (left or
+// dead), for Exits; kept across the member's return. m.mu must be held.
+func (m *Membership) noteExitLocked(name string, s State, at time.Time) {
+	if m.exits == nil || len(m.exits) >= maxDeparted {
+		m.exits = map[string]exits{} // forget the oldest lot: a graceful leave missed is a merge, a cache dropped
 	}
-	m.leftAt[name] = at
+	e := m.exits[name]
+	if s == StateLeft {
+		e.left = at
+	} else {
+		e.dead = at
+	}
+	m.exits[name] = e
 }
 
-// LeftSince reports whether gossip saw the member leave gracefully (its
-// leaving mark) at or after t, even if it has come back since
-// (Departures).
-func (m *Membership) LeftSince(name string, t time.Time) bool {
+// Exits returns when gossip last saw the member leave gracefully (its
+// leaving mark) and last saw it dead, zero for never, even if it has come
+// back since (Departures).
+func (m *Membership) Exits(name string) (left, dead time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	at, ok := m.leftAt[name]
-	return ok && !at.Before(t)
+	e := m.exits[name]
+	return e.left, e.dead
 }
 
 // State returns what gossip says of the member now; 0 when it knows none.
@@ -193,8 +202,8 @@ func (e events) record(n *memberlist.Node, departed bool) {
 			e.m.departures = append(e.m.departures, departure{name: n.Name, at: now})
 		}
 	}
-	if r.State == StateLeft && !(had && old.State == StateLeft) {
-		e.m.noteLeftLocked(n.Name, now)
+	if r.State != StateAlive && !(had && old.State == r.State) {
+		e.m.noteExitLocked(n.Name, r.State, now)
 	}
 	e.m.setLocked(r)
 	e.m.pruneLocked(now)

@@ -155,10 +155,10 @@ type Membership struct {
 	updateMu sync.Mutex
 
 	mu         sync.Mutex
-	nodes      map[string]record    // every node seen within Linger
-	counts     Counts               // of nodes, by state
-	departures []departure          // oldest first; drives pruning
-	leftAt     map[string]time.Time // when gossip last saw each member leave gracefully; LeftSince
+	nodes      map[string]record // every node seen within Linger
+	counts     Counts            // of nodes, by state
+	departures []departure       // oldest first; drives pruning
+	exits      map[string]exits  // when gossip last saw each member leave and die; Exits
 	self       Member
 	stopped    bool
 	join       joinRecord

@@ -149,8 +149,8 @@ func TestMembership_LeavingMarkReachesPeersWithoutGossip(t *testing.T) {
 	c.AnnounceLeaving(2 * time.Second)
 	for _, m := range []*Membership{a, b} {
 		waitFor(t, "a peer to list c as left", func() bool { return stateOf(m, "c") == StateLeft })
-		if !m.LeftSince("c", before) || m.LeftSince("c", time.Now().Add(time.Second)) {
-			t.Fatalf("LeftSince(c) does not place c's leave after %v and before now", before)
+		if left, dead := m.Exits("c"); left.Before(before) || left.After(time.Now()) || !dead.IsZero() {
+			t.Fatalf("Exits(c) = %v, %v; want a leave after %v and before now, no death", left, dead, before)
 		}
 	}
 }
