@@ -142,13 +142,16 @@ type Engine struct {
 	// peersGone: no peer forwards here any more (StopForwardStreams)
 	peersGone atomic.Bool
 	frozen    atomic.Bool // tests pin a ring to make nodes disagree
-	handoff   atomic.Pointer[handoffs]
-	notes     notifier
-	stats     counters
-	bg        sync.WaitGroup // announcements of merges; Close waits
-	repl      *replication   // nil without a journal
-	replicas  atomic.Pointer[replicaTable]
-	warm      warmState
+	// rejoinedAt is the version of the table this node last installed
+	// after it had been left out (Rejoined); 0 for none.
+	rejoinedAt atomic.Uint64
+	handoff    atomic.Pointer[handoffs]
+	notes      notifier
+	stats      counters
+	bg         sync.WaitGroup // announcements of merges; Close waits
+	repl       *replication   // nil without a journal
+	replicas   atomic.Pointer[replicaTable]
+	warm       warmState
 }
 
 type counters struct {

@@ -30,7 +30,8 @@ func (e *Engine) Merge(returning []ring.Member) {
 	if len(returning) == 0 {
 		return
 	}
-	dropped := e.forgetAll(returning)
+	e.addHandoffs(returning)
+	dropped := e.forgetAll()
 	e.log.Warn("members returned to the ring without a graceful leave (a healed partition or a restart); dropped every cached entry, since they may have written any key meanwhile",
 		"members", names(returning), "entries", dropped)
 	if e.cfg.Merged != nil {
@@ -38,16 +39,18 @@ func (e *Engine) Merge(returning []ring.Member) {
 	}
 }
 
-// Rejoined is Merge on a node that finds, in the table it is about to
+// Rejoined is Merge on a node that finds, in the table r it is about to
 // route by, that the cluster routed by a table without it meanwhile (the
-// one the new table was computed from): it was paused, or cut off, past
-// its failure detection, while its own table never changed, and others
-// members may have written any of its keys. It must drop what it cached
-// before it serves by the new table, and not wait for a returning peer's
-// Announce, which is late or lost under load. members are the new table's.
-func (e *Engine) Rejoined(members []ring.Member) {
+// one r was computed from): it was paused, or cut off, past its failure
+// detection, while its own table never changed, and other members may
+// have written any of its keys. It drops what it cached before it serves
+// by r, rather than wait for a returning peer's Announce, which is late or
+// lost under load; an Announce that comes for r is then ignored
+// (MergedFrom). The previous owners of what it takes back are asked for
+// pending writes as after any move (recordHandoffs).
+func (e *Engine) Rejoined(r *ring.Ring) {
 	var others []ring.Member
-	for _, m := range members {
+	for _, m := range r.Members() {
 		if m.Name != e.cfg.Self {
 			others = append(others, m)
 		}
@@ -55,7 +58,8 @@ func (e *Engine) Rejoined(members []ring.Member) {
 	if len(others) == 0 {
 		return
 	}
-	dropped := e.forgetAll(others)
+	e.rejoinedAt.Store(r.Version())
+	dropped := e.forgetAll()
 	e.log.Warn("this node is back in a table computed from one without it (it was paused or cut off); dropped every cached entry, since others may have written any key meanwhile",
 		"members", names(others), "entries", dropped)
 	if e.cfg.Merged != nil {
@@ -63,11 +67,9 @@ func (e *Engine) Rejoined(members []ring.Member) {
 	}
 }
 
-// forgetAll drops every cached entry, detaches the loads in flight and,
-// for HandoffWindow, makes misses ask ms for pending writes; it returns
-// how many entries it dropped.
-func (e *Engine) forgetAll(ms []ring.Member) int {
-	e.addHandoffs(ms)
+// forgetAll drops every cached entry and detaches the loads in flight; it
+// returns how many entries it dropped.
+func (e *Engine) forgetAll() int {
 	for _, ns := range e.namespaces {
 		ns.ForgetLoads()
 	}
@@ -139,6 +141,9 @@ func (e *Engine) MergedFrom(from string) error {
 	r := e.ring.Load()
 	if r == nil || !r.Has(from) {
 		return fmt.Errorf("%w: %s is not in this node's ring", ErrNotReady, from)
+	}
+	if r.Version() == e.rejoinedAt.Load() {
+		return nil // dropped already, when this node installed the table (Rejoined)
 	}
 	for _, m := range r.Members() {
 		if m.Name == from {

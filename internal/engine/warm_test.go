@@ -254,8 +254,9 @@ func TestWarm_AMergeEmptiesTheHeldEntries(t *testing.T) {
 // past its failure detection, its own table unchanged) drops what it
 // cached, and what it held for new owners, before it routes by that
 // table: the others may have written any of its keys meanwhile. Back
-// alone, it has no one to fear.
-func TestRejoined_DropsEveryEntry(t *testing.T) {
+// alone, it has no one to fear. A peer's Merged announcement for the same
+// table, which may come after, drops nothing more.
+func TestRejoined_DropsEveryEntryOnce(t *testing.T) {
 	peers := &warmPeers{engines: map[string]*Engine{}}
 	var loads int
 	a := newWarmEngine(t, "a", peers, &loads)
@@ -265,29 +266,45 @@ func TestRejoined_DropsEveryEntry(t *testing.T) {
 	for i := range 100 {
 		mustGetValue(t, nsA, key(i), "db-"+key(i))
 	}
-	a.SetRing(rebalance(t, r1, members("a", "b"))) // b gains partitions: a holds their entries
-	kept := 0
-	for i := range 100 {
-		if _, ok := a.cfg.Store.Get(ring.Key("users", key(i))); ok {
-			kept++
+	r2 := rebalance(t, r1, members("a", "b"))
+	a.SetRing(r2) // b gains partitions: a holds their entries
+	cached := func() (n int) {
+		for i := range 100 {
+			if _, ok := a.cfg.Store.Get(ring.Key("users", key(i))); ok {
+				n++
+			}
 		}
+		return n
 	}
-	if _, held := a.warm.out.size(); kept == 0 || held == 0 {
-		t.Fatalf("before: %d entries cached and %d bytes held; want some of each", kept, held)
+	if _, held := a.warm.out.size(); cached() == 0 || held == 0 {
+		t.Fatalf("before: %d entries cached and %d bytes held; want some of each", cached(), held)
 	}
 
-	a.Rejoined(members("a"))
-	if _, held := a.warm.out.size(); held == 0 {
-		t.Fatal("Rejoined with no other member dropped the held entries")
+	a.Rejoined(r1)
+	if _, held := a.warm.out.size(); held == 0 || cached() == 0 {
+		t.Fatal("Rejoined with no other member dropped entries")
 	}
 
-	a.Rejoined(members("a", "b"))
-	for i := range 100 {
-		if _, ok := a.cfg.Store.Get(ring.Key("users", key(i))); ok {
-			t.Fatalf("a still caches %s after Rejoined", key(i))
-		}
+	a.Rejoined(r2)
+	if n := cached(); n != 0 {
+		t.Fatalf("a still caches %d entries after Rejoined", n)
 	}
 	if _, held := a.warm.out.size(); held != 0 {
 		t.Fatalf("a still holds %d bytes for new owners after Rejoined", held)
+	}
+	for i := range 100 {
+		if r2.PartitionOwner(r2.PartitionOf(ring.Key("users", key(i)))).Name == "a" {
+			mustGetValue(t, nsA, key(i), "db-"+key(i))
+		}
+	}
+	warm := cached()
+	if warm == 0 {
+		t.Fatal("a owns none of the keys in r2")
+	}
+	if err := a.MergedFrom("b"); err != nil {
+		t.Fatal(err)
+	}
+	if n := cached(); n != warm {
+		t.Fatalf("b's Merged for the table a rejoined at dropped %d entries loaded since", warm-n)
 	}
 }

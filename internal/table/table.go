@@ -211,7 +211,7 @@ func (c *Coordinator) coordinate(alive []membership.Member) {
 	c.publish(next)
 	for _, m := range next.Members() {
 		if m.Name != c.cfg.Self {
-			c.cfg.Go(func() { c.push(m, next) })
+			c.cfg.Go(func() { c.push(m, base, next) })
 		}
 	}
 }
@@ -317,13 +317,13 @@ func (c *Coordinator) routes(v uint64) bool {
 	return cur != nil && cur.Version() == v
 }
 
-// push sends r to m; m ignores it when it routes by a newer one.
-func (c *Coordinator) push(m ring.Member, r *ring.Ring) {
+// push sends r, computed from prev, to m; m ignores it when it routes by
+// a newer one. prev is the one r was computed from, not c.prev when the
+// push goes: a later table may have replaced that meanwhile, and the
+// receiver tells from prev whether it had been left out (a pause).
+func (c *Coordinator) push(m ring.Member, prev, r *ring.Ring) {
 	ctx, cancel := context.WithTimeout(context.Background(), tableTimeout)
 	defer cancel()
-	c.mu.Lock()
-	prev := c.prev
-	c.mu.Unlock()
 	if _, err := c.cfg.Peers.PushTable(ctx, m, &pb.PushTableRequest{Table: message(prev, r, c.cfg.Clock())}); err != nil && !c.cfg.Closing() {
 		c.cfg.Logger.Debug("pushing the partition table failed; the member will pull it", "member", m.Name, "err", err)
 	}
@@ -352,13 +352,12 @@ func (c *Coordinator) Receive(t *pb.Table) (uint64, error) {
 // Table returns the table the node routes by, with the one it was computed
 // from (Peer.GetTable); nil when it routes by none yet.
 func (c *Coordinator) Table() *pb.Table {
-	r := c.cfg.Routing()
+	c.mu.Lock() // installs set both under it: a table with its own prev
+	r, prev := c.cfg.Routing(), c.prev
+	c.mu.Unlock()
 	if r == nil {
 		return nil
 	}
-	c.mu.Lock()
-	prev := c.prev
-	c.mu.Unlock()
 	return message(prev, r, c.cfg.Clock())
 }
 

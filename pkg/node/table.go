@@ -32,7 +32,7 @@ func (n *Node) install(old, prev, r *ring.Ring) {
 	back := n.returning(old, r)
 	n.engine.Merge(back)
 	if wasLeftOut(n.cfg.Name, old, prev, r) {
-		n.engine.Rejoined(r.Members())
+		n.engine.Rejoined(r)
 	}
 	n.engine.SetRingAfter(prev, r)
 	n.engine.Announce(back)
