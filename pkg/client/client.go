@@ -77,7 +77,9 @@ type Options struct {
 	CallTimeout time.Duration
 	// Retries is how many other nodes a call tries after UNAVAILABLE;
 	// default 2. RetryBackoff is the first wait between tries (doubled,
-	// jittered); default 10 ms.
+	// jittered); default 10 ms. A call that fails on every node it tried
+	// returns an error that says what each answered; its gRPC status and
+	// Reason are the last try's.
 	Retries      int
 	RetryBackoff time.Duration
 	// LeaseWait bounds how long GetOrLoad waits for another caller's lease
