@@ -227,20 +227,29 @@ func TestWarm_ALeavingNodesPartitionsArePulledAndItsWaitEnds(t *testing.T) {
 	}
 }
 
+// holdingForB returns engine a, alone in r1, that cached keys 0 to n-1,
+// then moved to r2, where b joined and gained partitions: a holds their
+// entries for b.
+func holdingForB(t *testing.T, n int) (a *Engine, nsA *strategy.Namespace, r1, r2 *ring.Ring) {
+	t.Helper()
+	var loads int
+	a = newWarmEngine(t, "a", &warmPeers{engines: map[string]*Engine{}}, &loads)
+	r1 = mustRing(t, members("a"))
+	a.SetRing(r1)
+	nsA, _ = a.Namespace("users")
+	for i := range n {
+		mustGetValue(t, nsA, key(i), "db-"+key(i))
+	}
+	r2 = rebalance(t, r1, members("a", "b"))
+	a.SetRing(r2)
+	return a, nsA, r1, r2
+}
+
 // A merge drops the entries held for new owners with the store's: after a
 // member returns without a graceful leave (a healed partition, a pause past
 // detection), neither may be served or handed over.
 func TestWarm_AMergeEmptiesTheHeldEntries(t *testing.T) {
-	peers := &warmPeers{engines: map[string]*Engine{}}
-	var loads int
-	a := newWarmEngine(t, "a", peers, &loads)
-	r1 := mustRing(t, members("a"))
-	a.SetRing(r1)
-	nsA, _ := a.Namespace("users")
-	for i := range 200 {
-		mustGetValue(t, nsA, key(i), "db-"+key(i))
-	}
-	a.SetRing(rebalance(t, r1, members("a", "b"))) // b gains partitions: a holds their entries
+	a, _, _, _ := holdingForB(t, 200)
 	if _, bytes := a.warm.out.size(); bytes == 0 {
 		t.Fatal("a holds nothing for b after b joined")
 	}
@@ -257,17 +266,7 @@ func TestWarm_AMergeEmptiesTheHeldEntries(t *testing.T) {
 // alone, it has no one to fear. A peer's Merged announcement for the same
 // table, which may come after, drops nothing more.
 func TestRejoined_DropsEveryEntryOnce(t *testing.T) {
-	peers := &warmPeers{engines: map[string]*Engine{}}
-	var loads int
-	a := newWarmEngine(t, "a", peers, &loads)
-	r1 := mustRing(t, members("a"))
-	a.SetRing(r1)
-	nsA, _ := a.Namespace("users")
-	for i := range 100 {
-		mustGetValue(t, nsA, key(i), "db-"+key(i))
-	}
-	r2 := rebalance(t, r1, members("a", "b"))
-	a.SetRing(r2) // b gains partitions: a holds their entries
+	a, nsA, r1, r2 := holdingForB(t, 100)
 	cached := func() (n int) {
 		for i := range 100 {
 			if _, ok := a.cfg.Store.Get(ring.Key("users", key(i))); ok {

@@ -70,24 +70,18 @@ func (b *Book) Tracker() *Tracker {
 
 // Save writes the Tracker's snapshot to the file (see Save). A nil Book
 // saves nothing.
-func (b *Book) Save() error {
-	if b == nil {
-		return nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return nil
-	}
-	return b.saveLocked()
-}
+func (b *Book) Save() error { return b.save(false) }
 
 // Close writes the list one last time; later Saves, Run's among them,
 // write nothing. A node calls it when it stops serving: every Save halves
 // the counts (a recency decay), so a node that counts no more reads while
 // it drains would otherwise write a list that decays, interval after
 // interval, to nothing, and warm nothing when it starts again.
-func (b *Book) Close() error {
+func (b *Book) Close() error { return b.save(true) }
+
+// save writes the Tracker's snapshot unless Close wrote the last one;
+// last makes this write the last.
+func (b *Book) save(last bool) error {
 	if b == nil {
 		return nil
 	}
@@ -96,12 +90,7 @@ func (b *Book) Close() error {
 	if b.closed {
 		return nil
 	}
-	b.closed = true
-	return b.saveLocked()
-}
-
-// saveLocked writes the Tracker's snapshot; b.mu must be held.
-func (b *Book) saveLocked() error {
+	b.closed = last
 	keys := b.tracker.Snapshot()
 	if err := Save(b.cfg.Path, List{Node: b.cfg.Node, Written: b.cfg.Now(), Partitions: b.cfg.Tracker.Partitions, Keys: keys}); err != nil {
 		return err

@@ -203,19 +203,27 @@ func TestMembership_OneRefusingSeedOutweighsSeedsThatAreDown(t *testing.T) {
 	}
 }
 
-func TestMembership_ShutdownDoesNotWaitForASilentSeed(t *testing.T) {
-	release, accepted := make(chan struct{}), make(chan struct{}, 1)
-	seed := listen(t, func(c net.Conn) {
-		// Bytes in: the joiner's dial has returned and it waits for a reply.
+// silentListener listens on loopback and never answers what it reads;
+// accepted is signalled once bytes came in: the dialler's connection is up
+// and it waits for a reply.
+func silentListener(t *testing.T) (addr string, accepted <-chan struct{}) {
+	t.Helper()
+	release, in := make(chan struct{}), make(chan struct{}, 1)
+	addr = listen(t, func(c net.Conn) {
 		if _, err := c.Read(make([]byte, 1)); err == nil {
 			select {
-			case accepted <- struct{}{}:
+			case in <- struct{}{}:
 			default:
 			}
 		}
 		<-release
 	})
 	t.Cleanup(func() { close(release) })
+	return addr, in
+}
+
+func TestMembership_ShutdownDoesNotWaitForASilentSeed(t *testing.T) {
+	seed, accepted := silentListener(t)
 	const tcpTimeout = 30 * time.Second
 	m := joiner(t, "m", nil, seed, func(c *memberlist.Config) { c.TCPTimeout = tcpTimeout })
 	<-accepted
@@ -234,17 +242,7 @@ func TestMembership_ShutdownDoesNotWaitForASilentSeed(t *testing.T) {
 // push in flight rather than wait for memberlist's TCP timeout. The
 // package's goleak check then finds nothing left running.
 func TestMembership_ASilentPeerHoldsNeitherTheLeaveNorShutdown(t *testing.T) {
-	release, accepted := make(chan struct{}), make(chan struct{}, 1)
-	silent := listen(t, func(c net.Conn) {
-		if _, err := c.Read(make([]byte, 1)); err == nil {
-			select {
-			case accepted <- struct{}{}:
-			default:
-			}
-		}
-		<-release
-	})
-	t.Cleanup(func() { close(release) })
+	silent, accepted := silentListener(t)
 	const tcpTimeout = 30 * time.Second
 	m, err := New(Config{Name: "m", BindAddr: "127.0.0.1:0", Logger: testLogger(t, "m"),
 		Tune: func(c *memberlist.Config) { fast(c); c.TCPTimeout = tcpTimeout }})

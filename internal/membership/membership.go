@@ -363,43 +363,42 @@ func (m *Membership) pushLeaving(timeout time.Duration) {
 	if len(peers) == 0 || timeout <= 0 {
 		return
 	}
-	var failed atomic.Int32
-	var pushes sync.WaitGroup
 	m.mu.Lock()
 	if m.stopped { // Shutdown waits for m.wg: no Add after it began
 		m.mu.Unlock()
 		return
 	}
-	pushes.Add(len(peers))
-	m.wg.Add(len(peers) + 1)
+	m.wg.Add(len(peers))
 	m.mu.Unlock()
+	results := make(chan error, len(peers))
 	for _, addr := range peers {
 		go func() {
 			defer m.wg.Done()
-			defer pushes.Done()
-			// A push still running when this returns ends with Shutdown,
-			// which closes its connection (watchTransport).
-			if _, err := m.list.Join([]string{addr}); err != nil {
-				failed.Add(1)
+			// A push still running when pushLeaving returns ends with
+			// Shutdown, which closes its connection (watchTransport).
+			_, err := m.list.Join([]string{addr})
+			if err != nil {
 				m.log.Debug("leaving mark not pushed to a peer", "peer", addr, "err", err)
 			}
+			results <- err
 		}()
 	}
-	done := make(chan struct{})
-	go func() {
-		defer m.wg.Done()
-		pushes.Wait()
-		close(done)
-	}()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	select {
-	case <-done:
-		if n := failed.Load(); n > 0 {
-			m.log.Warn("leaving mark not pushed to every peer; those that miss it take this node for dead", "peers", len(peers), "failed", n)
+	failed := 0
+	for range peers {
+		select {
+		case err := <-results:
+			if err != nil {
+				failed++
+			}
+		case <-t.C:
+			m.log.Warn("leaving mark not pushed to every peer in time; those that miss it take this node for dead", "peers", len(peers), "timeout", timeout)
+			return
 		}
-	case <-t.C:
-		m.log.Warn("leaving mark not pushed to every peer in time; those that miss it take this node for dead", "peers", len(peers), "timeout", timeout)
+	}
+	if failed > 0 {
+		m.log.Warn("leaving mark not pushed to every peer; those that miss it take this node for dead", "peers", len(peers), "failed", failed)
 	}
 }
 
