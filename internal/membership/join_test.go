@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -267,5 +268,57 @@ func TestMembership_ASilentPeerHoldsNeitherTheLeaveNorShutdown(t *testing.T) {
 	}
 	if took := time.Since(start); took > tcpTimeout/2 {
 		t.Fatalf("Shutdown took %v: it waited for the push in flight", took)
+	}
+}
+
+// A leave pushes its mark to pushLeavingParallel peers at a time, and
+// starts no push after its timeout: a large cluster of stalled peers does
+// not get a connection each at once.
+func TestMembership_TheLeavingMarkGoesToABoundedNumberOfPeersAtOnce(t *testing.T) {
+	var mu sync.Mutex
+	var from []string // remote address of each accepted connection, in order
+	silent := listen(t, func(c net.Conn) {
+		mu.Lock()
+		from = append(from, c.RemoteAddr().String())
+		mu.Unlock()
+		_, _ = io.Copy(io.Discard, c) // never answers; ends when the pusher closes
+	})
+	m, err := New(Config{Name: "m", BindAddr: "127.0.0.1:0", Logger: testLogger(t, "m"),
+		Tune: func(c *memberlist.Config) { fast(c); c.TCPTimeout = 30 * time.Second }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	// Members only this node's list holds, all at the stalled listener.
+	ghosts := 3 * pushLeavingParallel
+	m.mu.Lock()
+	for i := range ghosts {
+		m.setLocked(record{Member: Member{Name: fmt.Sprintf("ghost-%d", i), GossipAddr: silent, State: StateAlive}})
+	}
+	m.mu.Unlock()
+
+	m.AnnounceLeaving(time.Second)
+	if err := m.Shutdown(); err != nil { // waits for every push worker
+		t.Fatal(err)
+	}
+	// Connections are accepted in the order they were made: once one made
+	// now is accepted, every push's is.
+	marker, err := net.Dial("tcp", silent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer marker.Close()
+	pushes := -1
+	waitFor(t, "the marker connection to be accepted", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if slices.Contains(from, marker.LocalAddr().String()) {
+			pushes = len(from) - 1
+			return true
+		}
+		return false
+	})
+	if pushes != pushLeavingParallel {
+		t.Fatalf("%d pushes reached the %d stalled peers; want %d: as many as run at once, and none after the timeout", pushes, ghosts, pushLeavingParallel)
 	}
 }

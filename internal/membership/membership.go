@@ -343,7 +343,9 @@ func (m *Membership) AnnounceLeaving(timeout time.Duration) {
 
 // pushLeaving hands this node's state, its leaving mark included, to every
 // alive peer through memberlist's state sync over TCP (the push/pull its
-// Join runs), all at once, waiting at most timeout.
+// Join runs), pushLeavingParallel at a time, waiting at most timeout. Each
+// push carries the whole member list, so a leave costs O(N²) bytes over the
+// cluster: 100 nodes of ~100 bytes each make about 1 MB.
 //
 // Gossip alone does not always deliver the mark. memberlist sends a
 // broadcast a few times only (RetransmitMult), maybe all of them to one
@@ -363,24 +365,39 @@ func (m *Membership) pushLeaving(timeout time.Duration) {
 	if len(peers) == 0 || timeout <= 0 {
 		return
 	}
+	workers := min(len(peers), pushLeavingParallel)
 	m.mu.Lock()
 	if m.stopped { // Shutdown waits for m.wg: no Add after it began
 		m.mu.Unlock()
 		return
 	}
-	m.wg.Add(len(peers))
+	m.wg.Add(workers)
 	m.mu.Unlock()
-	results := make(chan error, len(peers))
+	todo := make(chan string, len(peers))
 	for _, addr := range peers {
+		todo <- addr
+	}
+	close(todo)
+	// Closed at the timeout: a worker then takes no further peer. A push
+	// still running then ends with Shutdown, which closes its connection
+	// (watchTransport).
+	late := make(chan struct{})
+	results := make(chan error, len(peers))
+	for range workers {
 		go func() {
 			defer m.wg.Done()
-			// A push still running when pushLeaving returns ends with
-			// Shutdown, which closes its connection (watchTransport).
-			_, err := m.list.Join([]string{addr})
-			if err != nil {
-				m.log.Debug("leaving mark not pushed to a peer", "peer", addr, "err", err)
+			for addr := range todo {
+				select {
+				case <-late:
+					return
+				default:
+				}
+				_, err := m.list.Join([]string{addr})
+				if err != nil {
+					m.log.Debug("leaving mark not pushed to a peer", "peer", addr, "err", err)
+				}
+				results <- err
 			}
-			results <- err
 		}()
 	}
 	t := time.NewTimer(timeout)
@@ -393,6 +410,7 @@ func (m *Membership) pushLeaving(timeout time.Duration) {
 				failed++
 			}
 		case <-t.C:
+			close(late)
 			m.log.Warn("leaving mark not pushed to every peer in time; those that miss it take this node for dead", "peers", len(peers), "timeout", timeout)
 			return
 		}
@@ -401,6 +419,10 @@ func (m *Membership) pushLeaving(timeout time.Duration) {
 		m.log.Warn("leaving mark not pushed to every peer; those that miss it take this node for dead", "peers", len(peers), "failed", failed)
 	}
 }
+
+// pushLeavingParallel bounds the leaving mark's pushes in flight: one TCP
+// connection each.
+const pushLeavingParallel = 16
 
 // updateNode re-advertises this node's metadata, waiting at most timeout
 // for the broadcast. Calls take turns; each publishes the metadata as it
