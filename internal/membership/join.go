@@ -103,9 +103,12 @@ func (m *Membership) seeds() []string {
 // exponentially with jitter. Once in a cluster it still contacts the seeds
 // every RejoinInterval: memberlist stops probing nodes it declared dead, so
 // without this two halves of a healed network partition would stay two
-// clusters.
+// clusters. A leaving node stops: it is alone once its peers have left
+// before it (a whole cluster stopping), and its seeds, leaving too, would
+// look like seeds that refuse it.
 func (m *Membership) joinLoop() {
 	defer m.wg.Done()
+	defer close(m.joinDone)
 	seeds := m.seeds()
 	if len(seeds) == 0 {
 		return
@@ -123,6 +126,8 @@ func (m *Membership) joinLoop() {
 	for {
 		select {
 		case <-m.stop:
+			return
+		case <-m.leaving:
 			return
 		case <-t.C:
 		}
@@ -164,7 +169,7 @@ func (m *Membership) attemptJoin(seeds []string) bool {
 			m.log.Info("joined cluster", "members", m.list.NumMembers())
 		}
 		m.markJoined()
-	case state == prev: // said already; do not flood the log
+	case state == prev || m.leavingSelf.Load(): // said already, or no longer wanted
 		m.log.Debug("join attempt failed; retrying", "state", state, "seeds", seeds, "err", err)
 	case state == JoinRefused:
 		m.log.Error("seeds refuse this node; retrying in the background", "seeds", seeds, "err", err)

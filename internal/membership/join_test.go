@@ -322,3 +322,22 @@ func TestMembership_TheLeavingMarkGoesToABoundedNumberOfPeersAtOnce(t *testing.T
 		t.Fatalf("%d pushes reached the %d stalled peers; want %d: as many as run at once, and none after the timeout", pushes, ghosts, pushLeavingParallel)
 	}
 }
+
+// A leaving node stops joining its seeds. When a whole cluster stops, the
+// last nodes to leave find themselves alone, and their seeds, leaving too,
+// answered like seeds that refuse them: every node logged an error about
+// gossip keys on a clean stop.
+func TestMembership_ALeavingNodeStopsJoining(t *testing.T) {
+	seed := listen(t, func(c net.Conn) { _, _ = io.WriteString(c, "not gossip\r\n") })
+	m := joiner(t, "m", nil, seed)
+	waitFor(t, "a refused join attempt", func() bool { return m.JoinStatus().State == JoinRefused })
+	m.AnnounceLeaving(time.Second)
+	waitFor(t, "the join loop to stop", func() bool {
+		select {
+		case <-m.joinDone:
+			return true
+		default:
+			return false
+		}
+	})
+}

@@ -147,9 +147,14 @@ type Membership struct {
 	changed   chan struct{}
 	stop      chan struct{}
 	joined    chan struct{}
-	joinOnce  sync.Once
-	wg        sync.WaitGroup
-	keyMu     sync.Mutex // serializes keyring changes
+	// leaving is closed when this node announces it is leaving: its join
+	// loop stops, and joinDone is closed once it has.
+	leaving     chan struct{}
+	leavingOnce sync.Once
+	joinDone    chan struct{}
+	joinOnce    sync.Once
+	wg          sync.WaitGroup
+	keyMu       sync.Mutex // serializes keyring changes
 	// updateMu serializes memberlist's UpdateNode, which reads the local
 	// node's state unlocked while another call writes it.
 	updateMu sync.Mutex
@@ -190,13 +195,15 @@ func New(cfg Config) (*Membership, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Membership{
-		since:   time.Now(),
-		cfg:     cfg,
-		log:     logger,
-		changed: make(chan struct{}, 1),
-		joined:  make(chan struct{}),
-		stop:    make(chan struct{}),
-		nodes:   map[string]record{},
+		since:    time.Now(),
+		cfg:      cfg,
+		log:      logger,
+		changed:  make(chan struct{}, 1),
+		joined:   make(chan struct{}),
+		stop:     make(chan struct{}),
+		leaving:  make(chan struct{}),
+		joinDone: make(chan struct{}),
+		nodes:    map[string]record{},
 	}
 	mc, err := m.memberlistConfig()
 	if err != nil {
@@ -335,6 +342,7 @@ func (m *Membership) Leave(timeout time.Duration) error {
 func (m *Membership) AnnounceLeaving(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	m.leavingSelf.Store(true)
+	m.leavingOnce.Do(func() { close(m.leaving) })
 	if err := m.updateNode(timeout / 2); err != nil {
 		m.log.Debug("leaving mark not yet gossiped; pushing it to each peer", "err", err)
 	}
