@@ -22,12 +22,16 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 COPY . .
 ARG TARGETOS
 ARG TARGETARCH
+# The version the binaries report (--version, the RESP door's INFO); .git is
+# not in the build context, so pass it:
+#   docker build --build-arg VERSION=$(git describe --tags --always --dirty=+dirty) .
+ARG VERSION=devel
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags="-s -w" -o /out/ringcached ./cmd/node && \
+    go build -trimpath -ldflags="-s -w -X github.com/ringcache/ringcache/internal/buildinfo.version=${VERSION}" -o /out/ringcached ./cmd/node && \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags="-s -w" -o /out/ringcachectl ./cmd/ctl
+    go build -trimpath -ldflags="-s -w -X github.com/ringcache/ringcache/internal/buildinfo.version=${VERSION}" -o /out/ringcachectl ./cmd/ctl
 # An empty data dir; COPY --chown below makes it the runtime user's, so
 # `docker run` without a volume can write it (in Kubernetes the PVC is mounted
 # over it and fsGroup makes it writable).

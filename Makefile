@@ -3,6 +3,10 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := bin
 TOOLS := $(BIN)/tools
+# What `ringcached --version`, `ringcachectl --version` and the RESP door's
+# INFO report: the tag or commit of this checkout, "+dirty" with changes.
+VERSION ?= $(shell git describe --tags --always --dirty=+dirty 2>/dev/null || echo devel)
+LDFLAGS := -X github.com/ringcache/ringcache/internal/buildinfo.version=$(VERSION)
 
 # Code generation tools, pinned. `make proto` installs them into bin/tools.
 BUF_VERSION                   := v1.75.0
@@ -18,9 +22,9 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/ringcached, bin/ringcachectl and bin/ringcachectl-bench (which ringcachectl runs for bench and simulate)
-	$(GO) build -o $(BIN)/ringcached ./cmd/node
-	$(GO) build -o $(BIN)/ringcachectl ./cmd/ctl
-	$(GO) build -o $(BIN)/ringcachectl-bench ./cmd/ctl/bench
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ringcached ./cmd/node
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ringcachectl ./cmd/ctl
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ringcachectl-bench ./cmd/ctl/bench
 
 run: build ## start a local 3-node cluster on loopback with demo data (Ctrl-C stops it)
 	./scripts/run-local.sh

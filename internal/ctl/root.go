@@ -25,6 +25,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/ringcache/ringcache/internal/buildinfo"
 )
 
 const (
@@ -83,6 +85,7 @@ func newRoot(short, long string) (*cobra.Command, *options) {
 	o := &options{}
 	root := &cobra.Command{
 		Use:               "ringcachectl",
+		Version:           buildinfo.Version(),
 		Short:             short,
 		Long:              long,
 		SilenceUsage:      true,

@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/ringcache/ringcache/internal/backend"
+	"github.com/ringcache/ringcache/internal/buildinfo"
 	"github.com/ringcache/ringcache/internal/config"
 	"github.com/ringcache/ringcache/internal/logx"
 	"github.com/ringcache/ringcache/internal/membership"
@@ -80,8 +81,9 @@ type Flags struct {
 func NewCommand() *cobra.Command {
 	f := &Flags{}
 	cmd := &cobra.Command{
-		Use:   "ringcached",
-		Short: "ringcache node: a gRPC distributed cache that gossips, shards and loads each key once",
+		Use:     "ringcached",
+		Version: buildinfo.Version(),
+		Short:   "ringcache node: a gRPC distributed cache that gossips, shards and loads each key once",
 		Example: `  ringcached --name n1 --grpc-addr 127.0.0.1:7101 --gossip-addr 127.0.0.1:7201 \
     --join 127.0.0.1:7201,127.0.0.1:7202 --data-dir ./data/n1 --config ringcache.yaml`,
 		Args:          cobra.NoArgs,

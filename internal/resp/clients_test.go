@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -309,6 +310,9 @@ func TestRedisCLI(t *testing.T) {
 	}
 	if info := run(0, "INFO", "stats"); !strings.Contains(info, "keyspace_hits:") {
 		t.Errorf("INFO stats = %q", info)
+	}
+	if info := run(0, "INFO", "server"); !regexp.MustCompile(`(?m)^ringcache_version:\S+\s*$`).MatchString(info) {
+		t.Errorf("INFO server names no ringcache_version: %q", info)
 	}
 }
 

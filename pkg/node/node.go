@@ -45,6 +45,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/ringcache/ringcache/internal/admin"
+	"github.com/ringcache/ringcache/internal/buildinfo"
 	"github.com/ringcache/ringcache/internal/connlimit"
 	"github.com/ringcache/ringcache/internal/engine"
 	"github.com/ringcache/ringcache/internal/hlc"
@@ -165,7 +166,7 @@ func New(cfg Config) (_ *Node, err error) {
 		n.closers = append(n.closers, func() { _ = n.obs.reg.Unregister() })
 	}
 	n.start()
-	n.log.Info("node started", "name", cfg.Name, "grpc", n.grpcAddr, "gossip", n.members.LocalAddr())
+	n.log.Info("node started", "name", cfg.Name, "version", buildinfo.Version(), "grpc", n.grpcAddr, "gossip", n.members.LocalAddr())
 	return n, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ringcache/ringcache/internal/buildinfo"
 	"github.com/ringcache/ringcache/internal/engine"
 	"github.com/ringcache/ringcache/internal/membership"
 	"github.com/ringcache/ringcache/internal/resp"
@@ -87,7 +88,7 @@ func (n *Node) listenRESP() error {
 	d := &respDoor{}
 	cfg := resp.Config{
 		Engine: n.engine, DefaultNamespace: def, Auth: n.sec.auth, MaxBatch: n.cfg.MaxBatchKeys,
-		MaxValueBytes: maxValue, Topology: resp.TopologyFunc(n.respView), RedirectAll: rc.RedirectAll, Name: n.cfg.Name,
+		MaxValueBytes: maxValue, Topology: resp.TopologyFunc(n.respView), RedirectAll: rc.RedirectAll, Name: n.cfg.Name, Version: buildinfo.Version(),
 		Logger: n.log, Now: n.now, Stats: n.respStats, Flush: n.flushEverywhere,
 	}
 	if n.sec.tls != nil {
