@@ -307,3 +307,30 @@ func TestRejoined_DropsEveryEntryOnce(t *testing.T) {
 		t.Fatalf("b's Merged for the table a rejoined at dropped %d entries loaded since", warm-n)
 	}
 }
+
+// A lookup by a new owner (TransferLookup) of a key the previous owner
+// still owns by its table hands over what a Get there would serve: not an
+// entry a flush hid.
+func TestTransferLookup_HandsOverNoFlushedEntry(t *testing.T) {
+	var loads int
+	a := newWarmEngine(t, "a", &warmPeers{engines: map[string]*Engine{}}, &loads)
+	a.SetRing(mustRing(t, members("a")))
+	nsA, _ := a.Namespace("users")
+	mustGetValue(t, nsA, "k", "db-k")
+	lookup := func() bool {
+		resp, err := a.TransferLookup(&pb.TransferLookupRequest{Namespace: "users", Key: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Held
+	}
+	if !lookup() {
+		t.Fatal("the owner hands over nothing of a key it caches")
+	}
+	if _, err := nsA.Flush(""); err != nil {
+		t.Fatal(err)
+	}
+	if lookup() {
+		t.Fatal("the owner hands over an entry the flush hid")
+	}
+}

@@ -263,3 +263,47 @@ func FuzzFlush_HidesExactlyTheKeysUnderThePrefix(f *testing.F) {
 		}
 	})
 }
+
+// Every operation sees a flushed key as missing, not only Get: a lock
+// taken with SET NX would otherwise stay blocked until the flushed entry
+// expired, and GETDEL or SET … GET would hand back the flushed value.
+func TestFlush_EveryOperationSeesAFlushedKeyAsMissing(t *testing.T) {
+	e := newEnv(t, strategy.Policy{TTL: time.Hour}, nil) // cache-aside
+	for _, k := range []string{"ttl", "expire", "nx", "xx", "keepttl", "getdel", "getdel-mem"} {
+		if err := e.ns.Set(bg, k, []byte("old"), 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustFlush(t, e.ns, "")
+
+	if _, found, err := e.ns.TTL(bg, "ttl"); err != nil || found {
+		t.Errorf("TTL of a flushed key: found %v, %v; want missing", found, err)
+	}
+	if v, found, err := e.ns.Expire(bg, "expire", time.Minute); err != nil || found || v != nil {
+		t.Errorf("Expire of a flushed key = %q, found %v, %v; want missing", v, found, err)
+	}
+	if old, found, err := e.ns.SetIf(bg, "nx", []byte("new"), 0, strategy.SetOptions{NX: true}); err != nil || found || old != nil {
+		t.Errorf("SetIf NX on a flushed key = %q, found %v, %v; want it applied over a missing key", old, found, err)
+	}
+	if v, _ := mustGet(t, e.ns, "nx"); string(v) != "new" {
+		t.Errorf("Get after SetIf NX on a flushed key = %q, want new", v)
+	}
+	if old, found, err := e.ns.SetIf(bg, "xx", []byte("new"), 0, strategy.SetOptions{XX: true}); err != nil || found || old != nil {
+		t.Errorf("SetIf XX on a flushed key = %q, found %v, %v; want not applied, nothing before", old, found, err)
+	}
+	if _, found := mustGet(t, e.ns, "xx"); found {
+		t.Errorf("SetIf XX on a flushed key applied")
+	}
+	if _, _, err := e.ns.SetIf(bg, "keepttl", []byte("new"), 0, strategy.SetOptions{KeepTTL: true}); err != nil {
+		t.Fatal(err)
+	}
+	if ttl, found, err := e.ns.TTL(bg, "keepttl"); err != nil || !found || ttl <= 50*time.Minute {
+		t.Errorf("TTL after SET KEEPTTL over a flushed key = %v, %v, %v; want the namespace's hour, not the flushed entry's", ttl, found, err)
+	}
+	for _, memoryOnly := range []bool{false, true} {
+		k := map[bool]string{false: "getdel", true: "getdel-mem"}[memoryOnly]
+		if v, found, err := e.ns.GetDel(bg, k, memoryOnly); err != nil || found || v != nil {
+			t.Errorf("GetDel(memoryOnly %v) of a flushed key = %q, found %v, %v; want missing", memoryOnly, v, found, err)
+		}
+	}
+}

@@ -58,13 +58,13 @@ func (n *Namespace) TTL(ctx context.Context, key string) (time.Duration, bool, e
 		return 0, false, err
 	}
 	skey := n.prefix + key
-	e, life, ok := n.store.GetWithLife(skey)
+	e, life, ok := n.lookupWithLife(skey)
 	if !ok && n.ReadsWait() {
 		_, found, err := n.loadMiss(ctx, key, skey)
 		if err != nil {
 			return 0, false, err
 		}
-		if e, life, ok = n.store.GetWithLife(skey); !ok {
+		if e, life, ok = n.lookupWithLife(skey); !ok {
 			// Loaded but not cached (a write came in between): it lives a
 			// namespace TTL once a Get caches it.
 			return n.p.TTL, found, nil
@@ -93,12 +93,15 @@ func (n *Namespace) Expire(ctx context.Context, key string, ttl time.Duration) (
 		return nil, false, fmt.Errorf("%w (namespace %q)", ErrNoTTLStore, n.p.Name)
 	}
 	skey := n.prefix + key
-	if _, ok := n.store.Get(skey); !ok && n.ReadsWait() {
+	if _, ok := n.lookup(skey); !ok && n.ReadsWait() {
 		if _, _, err := n.loadMiss(ctx, key, skey); err != nil {
 			return nil, false, err
 		}
 	}
 	e, ok := ts.SetTTL(skey, ttl)
+	if ok && !n.visible(key, e) { // flushed: a miss, whose lifetime does not matter
+		return nil, false, nil
+	}
 	return e.Value, ok, nil
 }
 
@@ -130,7 +133,7 @@ func (n *Namespace) SetIf(ctx context.Context, key string, value []byte, ttl tim
 	}
 	life := n.ttl(ttl)
 	if opts.KeepTTL {
-		if e, left, ok := n.store.GetWithLife(skey); ok && e.Found {
+		if e, left, ok := n.lookupWithLife(skey); ok && e.Found {
 			life = 0 // an entry that never expires keeps never expiring
 			if e.TTL > 0 {
 				life = max(left, time.Millisecond)
@@ -175,7 +178,7 @@ func (n *Namespace) GetDel(ctx context.Context, key string, memoryOnly bool) ([]
 // memory, else (unless memoryOnly) a load, else with memoryOnly the
 // write-behind journal.
 func (n *Namespace) current(ctx context.Context, key, skey string, memoryOnly bool) ([]byte, bool, error) {
-	if e, ok := n.store.Get(skey); ok {
+	if e, ok := n.lookup(skey); ok {
 		return e.Value, e.Found, nil
 	}
 	switch {
