@@ -47,6 +47,7 @@ func cmdSelect(c *conn, argv [][]byte) {
 }
 
 func cmdDBSize(c *conn, _ [][]byte) {
+	c.execute() // count what the commands before it wrote
 	n := c.s.cfg.Stats().Keys
 	c.reply(func(w *writer) { w.int(int64(n)) })
 }
@@ -71,6 +72,7 @@ func cmdFlush(c *conn, argv [][]byte) {
 		c.replyErr("ERR " + strings.ToUpper(c.lastCmd) + " is not available on this server")
 		return
 	}
+	c.execute() // the commands before it run before it, as in Redis
 	ctx, cancel := context.WithTimeout(c.ctx, flushTimeout)
 	defer cancel()
 	if err := c.s.cfg.Flush(ctx); err != nil {

@@ -1,9 +1,11 @@
 package resp
 
 import (
+	"context"
 	"errors"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +327,55 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// In a pipeline, FLUSHALL and FLUSHDB run after the commands before them
+// and before the ones after, as in Redis: a SET before the flush is
+// flushed, a GET before it still reads, and DBSIZE counts the SETs sent
+// ahead of it.
+func TestDoor_AFlushInAPipelineKeepsItsPlace(t *testing.T) {
+	eng := newTestEngine(t)
+	ns, err := eng.Namespace("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := startServer(t, func(c *Config) {
+		c.Engine = eng
+		c.Flush = func(context.Context) error {
+			_, err := ns.Flush("")
+			return err
+		}
+		c.Stats = func() NodeStats { // the keys x1 and x2 that read back
+			var n uint64
+			for _, k := range []string{"x1", "x2"} {
+				if _, found, _, _ := ns.Peek(k); found {
+					n++
+				}
+			}
+			return NodeStats{Keys: n}
+		}
+	})
+	c := dial(t, addr)
+	c.do("SET", "before", "1")
+	pipeline := func(cmds ...[]string) []string {
+		var b strings.Builder
+		for _, cmd := range cmds {
+			b.Write(encode(cmd...))
+		}
+		c.send(b.String())
+		out := make([]string, len(cmds))
+		for i := range cmds {
+			out[i] = c.reply()
+		}
+		return out
+	}
+	got := pipeline([]string{"GET", "before"}, []string{"SET", "a", "1"}, []string{"FLUSHALL"}, []string{"GET", "a"}, []string{"GET", "before"})
+	if want := []string{"$1\r\n1\r\n", "+OK\r\n", "+OK\r\n", "$-1\r\n", "$-1\r\n"}; !slices.Equal(got, want) {
+		t.Errorf("GET before, SET a, FLUSHALL, GET a, GET before = %q, want %q", got, want)
+	}
+	got = pipeline([]string{"SET", "x1", "1"}, []string{"SET", "x2", "1"}, []string{"DBSIZE"})
+	if got[2] != ":2\r\n" {
+		t.Errorf("DBSIZE after two SETs in its pipeline = %q, want :2", got[2])
 	}
 }

@@ -21,6 +21,7 @@ func cmdInfo(c *conn, argv [][]byte) {
 		}
 		want[s] = true
 	}
+	c.execute() // the counters include the commands before it
 	text := c.s.info(want)
 	c.reply(func(w *writer) { w.verbatim(text) })
 }
