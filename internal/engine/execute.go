@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"runtime/debug"
@@ -123,7 +124,7 @@ func (e *Engine) authorize(c Caller, op *Op) error {
 		}
 	}
 	if l := e.cfg.Audit; l != nil && (err != nil || e.audited[op.Namespace]) {
-		r := audit.Record{Principal: c.Principal, Remote: c.Remote, Method: c.Method, Namespace: op.Namespace, Key: op.Key, Allowed: err == nil}
+		r := audit.Record{Principal: c.Principal, Remote: c.Remote, Method: cmp.Or(op.Method, c.Method), Namespace: op.Namespace, Key: op.Key, Allowed: err == nil}
 		if err != nil {
 			r.Reason = err.Error()
 		}

@@ -42,6 +42,10 @@ type Op struct {
 	Timeout time.Duration
 	// Flags are the options of the kinds in ops_ext.go.
 	Flags Flags
+	// Method is the door's name for the command the op came in, for the
+	// audit log, when the batch mixes commands (a RESP pipeline); empty
+	// means the Caller's.
+	Method string
 }
 
 // Result is an Op's outcome. Err, when set, maps to a gRPC status with

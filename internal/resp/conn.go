@@ -177,7 +177,11 @@ func (c *conn) addOps(ops []engine.Op, kind replyKind, fn func(w *writer, rs []e
 		b.keys[r] = b.keys[r] || isWrite(op.Kind)
 	}
 	b.replies = append(b.replies, pending{first: len(b.ops), n: len(ops), kind: kind, fn: fn})
+	first := len(b.ops)
 	b.ops = append(b.ops, ops...)
+	for i := first; i < len(b.ops); i++ {
+		b.ops[i].Method = c.method // the batch mixes commands: the audit log names each op's
+	}
 }
 
 func (c *conn) conflicts(ops []engine.Op) bool {
