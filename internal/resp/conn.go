@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -92,6 +93,11 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	return c
 }
 
+// stopReading makes the connection's next read fail, so that serve
+// answers the commands read so far and returns. Commands the client sent
+// and the node had not read are not run.
+func (c *conn) stopReading() { _ = c.nc.SetReadDeadline(time.Now()) }
+
 // close cuts the connection; serve then returns.
 func (c *conn) close() {
 	c.cancel()
@@ -140,7 +146,7 @@ func (c *conn) readFailed(err error) {
 		_ = c.flush()
 		return
 	}
-	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
 		c.s.log.Debug("resp: read failed", "remote", c.remote, "err", err)
 	}
 }

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ringcache/ringcache/internal/engine"
 	"github.com/ringcache/ringcache/pkg/ring"
+	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
 // The replies below are what redis-server 7 answers to the same commands
@@ -377,5 +380,41 @@ func TestDoor_AFlushInAPipelineKeepsItsPlace(t *testing.T) {
 	got = pipeline([]string{"SET", "x1", "1"}, []string{"SET", "x2", "1"}, []string{"DBSIZE"})
 	if got[2] != ":2\r\n" {
 		t.Errorf("DBSIZE after two SETs in its pipeline = %q, want :2", got[2])
+	}
+}
+
+// A node that stops (Close) answers what each connection has read before
+// it closes it: a client whose GET waits on the database gets its value,
+// then the end of the connection, rather than a reset with no answer.
+func TestDoor_CloseAnswersTheCommandsReadBeforeIt(t *testing.T) {
+	loading, release := make(chan struct{}), make(chan struct{})
+	slow := strategy.LoaderFunc(func(context.Context, string) ([]byte, bool, error) {
+		close(loading)
+		<-release
+		return []byte("loaded"), true, nil
+	})
+	eng := newTestEngineWith(t, engine.NamespaceSpec{Policy: strategy.Policy{Name: "slow", Read: strategy.ReadThrough, TTL: time.Hour, MaxKeyBytes: 64}, Loader: slow})
+	s, addr := startServer(t, func(c *Config) { c.Engine = eng })
+	c := dial(t, addr)
+	c.send(string(encode("GET", "slow:k")))
+	<-loading
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	waitFor(t, "the listener to close", func() bool {
+		nc, err := net.Dial("tcp", addr)
+		if err == nil {
+			nc.Close()
+		}
+		return err != nil
+	})
+	close(release)
+	if got := c.reply(); got != "$6\r\nloaded\r\n" {
+		t.Fatalf("the GET in progress when the door closed got %q, want its value", got)
+	}
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the last reply: %v, want the connection closed", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -58,6 +58,12 @@ func (noPeers) TransferLookup(context.Context, ring.Member, *pb.TransferLookupRe
 // key, with cache-aside namespaces "default" and "users".
 func newTestEngine(t testing.TB) *engine.Engine {
 	t.Helper()
+	return newTestEngineWith(t)
+}
+
+// newTestEngineWith is newTestEngine with more namespaces.
+func newTestEngineWith(t testing.TB, extra ...engine.NamespaceSpec) *engine.Engine {
+	t.Helper()
 	st, err := store.New(store.Config{MaxBytes: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +73,7 @@ func newTestEngine(t testing.TB) *engine.Engine {
 	for _, n := range []string{"default", "users"} {
 		specs = append(specs, engine.NamespaceSpec{Policy: strategy.Policy{Name: n, TTL: time.Hour, MaxKeyBytes: 1024, MaxValueBytes: 1 << 20}})
 	}
+	specs = append(specs, extra...)
 	e, err := engine.New(engine.Config{Self: "n1", Namespaces: specs, Store: st, Versions: &hlc.Clock{}, Peers: noPeers{}})
 	if err != nil {
 		t.Fatal(err)

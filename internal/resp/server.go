@@ -249,8 +249,13 @@ func (s *Server) accept(nc net.Conn) {
 	}()
 }
 
-// Close stops the listeners, closes every connection and waits for their
-// goroutines (and the ops they wait on) to end.
+// Close stops the listeners and lets every connection answer the commands
+// it has read, as Redis's SHUTDOWN finishes the command in progress: each
+// stops reading, finishes its batch, writes the replies and closes. A
+// client then learns the outcome of every command it was answered for, and
+// that the others were not run. Connections still busy after closeGrace (an
+// op waiting on the database, a client that does not read its replies)
+// are cut. Close waits for their goroutines (and the ops they wait on).
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -258,12 +263,30 @@ func (s *Server) Close() error {
 		l.Close()
 	}
 	for c := range s.conns {
+		c.stopReading()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	grace := time.NewTimer(closeGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-grace.C:
+	}
+	s.mu.Lock()
+	for c := range s.conns {
 		c.close()
 	}
 	s.mu.Unlock()
-	s.wg.Wait()
+	<-done
 	return nil
 }
+
+// closeGrace bounds how long Close waits for connections to answer what
+// they have read.
+const closeGrace = 5 * time.Second
 
 // Conns returns the number of open connections.
 func (s *Server) Conns() int { return int(s.stats.conns.Load()) }

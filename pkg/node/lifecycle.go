@@ -159,6 +159,9 @@ func (n *Node) Close(ctx context.Context) error {
 			n.server.Stop()
 			<-done
 		}
+		if n.resp != nil { // its last writes are flushed below with gRPC's
+			n.resp.close()
+		}
 		if err := n.flushOrHandOver(fctx, true); err != nil { // writes served during the drain
 			errs = append(errs, err)
 		}

@@ -46,6 +46,9 @@ type respDoor struct {
 	lis    net.Listener
 	addr   string
 	view   atomic.Pointer[cachedView]
+	// close stops the door once: its connections answer what they have
+	// read (resp.Server.Close) and it waits for Serve to return.
+	close func()
 }
 
 // cachedView is a cluster view and what it was built from: the table's
@@ -124,7 +127,8 @@ func (n *Node) listenRESP() error {
 		}
 	}()
 	n.resp = d
-	n.closers = append(n.closers, func() { d.server.Close(); <-served })
+	d.close = sync.OnceFunc(func() { d.server.Close(); <-served })
+	n.closers = append(n.closers, d.close)
 	n.log.Info("RESP door open", "addr", d.addr, "default_namespace", def)
 	return nil
 }
