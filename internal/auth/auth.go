@@ -115,6 +115,9 @@ type DeniedError struct {
 func (e *DeniedError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Principal.String())
+	if e.Principal.Kind == Token { // a token counts before a client certificate: say which spoke
+		b.WriteString(" (by its token)")
+	}
 	switch e.Role {
 	case RoleRead, RoleWrite:
 		fmt.Fprintf(&b, " may not %s namespace %q", e.Role, e.Namespace)

@@ -80,9 +80,9 @@ func TestAuthorize_MessagesNamePrincipalRoleAndNamespace(t *testing.T) {
 		ns   string
 		want string
 	}{
-		{web, auth.RoleWrite, "users", `principal "web" may not write namespace "users"`},
-		{web, auth.RoleAdmin, "users", `principal "web" lacks the admin role (the Admin service needs admin: true)`},
-		{nodeTok, auth.RolePeer, "", `principal "ringcache-0" lacks the peer role (the Peer service needs a node certificate and peer: true)`},
+		{web, auth.RoleWrite, "users", `principal "web" (by its token) may not write namespace "users"`},
+		{web, auth.RoleAdmin, "users", `principal "web" (by its token) lacks the admin role (the Admin service needs admin: true)`},
+		{nodeTok, auth.RolePeer, "", `principal "ringcache-0" (by its token) lacks the peer role (the Peer service needs a node certificate and peer: true)`},
 		{nobody, auth.RoleRead, "users", `anonymous caller may not read namespace "users": present a client certificate or a bearer token`},
 	} {
 		err := z.Authorize(tc.p, tc.r, tc.ns)
