@@ -198,8 +198,8 @@ func printJournal(w io.Writer, v []journalJSON) error {
 	}
 	for _, j := range v {
 		if j.Enabled && j.DeadLetters > 0 {
-			if _, err := fmt.Fprintf(w, "%s# %s holds %d dead letters: ringcachectl --addr %s journal dead\n",
-				sep, j.Node, j.DeadLetters, j.Addr); err != nil {
+			if _, err := fmt.Fprintf(w, "%s# %s holds %d dead %s: ringcachectl --addr %s journal dead\n",
+				sep, j.Node, j.DeadLetters, map[bool]string{true: "letter", false: "letters"}[j.DeadLetters == 1], j.Addr); err != nil {
 				return err
 			}
 			sep = ""

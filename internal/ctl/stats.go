@@ -21,6 +21,9 @@ type statsJSON struct {
 	Forwards      uint64          `json:"forwards"`
 	ForwardErrors uint64          `json:"forward_errors"`
 	ForwardedIn   uint64          `json:"forwarded_in"`
+	// ClockRejections counts peer clock values refused as too far ahead
+	// (docs/security.md).
+	ClockRejections uint64 `json:"clock_rejections"`
 	// HotCache is set only on nodes that run one (--hot-cache-bytes).
 	HotCache *hotCacheJSON `json:"hot_cache,omitempty"`
 	// The process's resident set size and Go memory limit (GOMEMLIMIT),
@@ -79,10 +82,11 @@ func newStatsJSON(r *ringcachev1.StatsResponse) statsJSON {
 			Entries: s.GetEntries(), Bytes: s.GetBytes(),
 			MaxBytes: s.GetMaxBytes(), Evictions: s.GetEvictions(),
 		},
-		Namespaces:    []namespaceJSON{},
-		Forwards:      r.GetForwards(),
-		ForwardErrors: r.GetForwardErrors(),
-		ForwardedIn:   r.GetForwardedIn(),
+		Namespaces:      []namespaceJSON{},
+		Forwards:        r.GetForwards(),
+		ForwardErrors:   r.GetForwardErrors(),
+		ForwardedIn:     r.GetForwardedIn(),
+		ClockRejections: r.GetClockRejections(),
 
 		RSSBytes:         r.GetRssBytes(),
 		MemoryLimitBytes: r.GetMemoryLimitBytes(),
@@ -208,9 +212,9 @@ func printStats(w io.Writer, stats []statsJSON) error {
 	}
 
 	fmt.Fprintln(w, "\n# forwards")
-	t = newTable(w, "NODE", "FORWARDS", "FORWARD ERRS", "FORWARDED IN")
+	t = newTable(w, "NODE", "FORWARDS", "FORWARD ERRS", "FORWARDED IN", "CLOCK REJECTIONS")
 	for _, s := range stats {
-		t.row(s.Node, s.Forwards, s.ForwardErrors, s.ForwardedIn)
+		t.row(s.Node, s.Forwards, s.ForwardErrors, s.ForwardedIn, s.ClockRejections)
 	}
 	if err := t.flush(); err != nil {
 		return err

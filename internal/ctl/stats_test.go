@@ -35,7 +35,7 @@ func twoNodesWith(t *testing.T, n3State ringcachev1.MemberState, configure func(
 			Name: "users", Gets: 8, Hits: 6, Misses: 2, Loads: 2, LoadsDeduplicated: 1,
 			LoadErrors: 0, NegativeHits: 1, Sets: 4, Deletes: 1,
 		}},
-		Forwards: 5, ForwardErrors: 1, ForwardedIn: 2,
+		Forwards: 5, ForwardErrors: 1, ForwardedIn: 2, ClockRejections: 4,
 		RssBytes: 60 << 20, MemoryLimitBytes: 96 << 20,
 	}
 	n2.stats = &ringcachev1.StatsResponse{Node: "n2", Store: &ringcachev1.StoreStats{Entries: 1, Bytes: 7}}
@@ -52,9 +52,9 @@ const twoNodesStatsJSON = `[
 	 "namespaces":[{"name":"users","gets":8,"hits":6,"misses":2,"loads":2,"loads_deduplicated":1,
 	   "load_errors":0,"negative_hits":1,"sets":4,"deletes":1,
 	   "write_errors":0,"backpressure":0,"refreshes":0,"pending_hits":0}],
-	 "forwards":5,"forward_errors":1,"forwarded_in":2,"rss_bytes":62914560,"memory_limit_bytes":100663296},
+	 "forwards":5,"forward_errors":1,"forwarded_in":2,"clock_rejections":4,"rss_bytes":62914560,"memory_limit_bytes":100663296},
 	{"node":"n2","store":{"entries":1,"bytes":7,"max_bytes":0,"evictions":0},"namespaces":[],
-	 "forwards":0,"forward_errors":0,"forwarded_in":0,"rss_bytes":0,"memory_limit_bytes":0}]`
+	 "forwards":0,"forward_errors":0,"forwarded_in":0,"clock_rejections":0,"rss_bytes":0,"memory_limit_bytes":0}]`
 
 func TestStats_AsksEveryAliveMember(t *testing.T) {
 	seed, n1, n2 := twoNodes(t, ringcachev1.MemberState_MEMBER_STATE_DEAD)
@@ -70,9 +70,9 @@ func TestStats_AsksEveryAliveMember(t *testing.T) {
 		{"n1", "users", "8", "6", "2", "75.0", "2", "1", "0", "1", "4", "1"},
 		{""},
 		{"# forwards"},
-		{"NODE", "FORWARDS", "FORWARD ERRS", "FORWARDED IN"},
-		{"n1", "5", "1", "2"},
-		{"n2", "0", "0", "0"},
+		{"NODE", "FORWARDS", "FORWARD ERRS", "FORWARDED IN", "CLOCK REJECTIONS"},
+		{"n1", "5", "1", "2", "4"},
+		{"n2", "0", "0", "0", "0"},
 	})
 	if n1.calls() != 1 || n2.calls() != 1 {
 		t.Errorf("stats calls n1=%d n2=%d, want 1 each", n1.calls(), n2.calls())
@@ -133,12 +133,12 @@ func TestStats_WriteColumnsAppearWhenAnyIsSet(t *testing.T) {
 		 "namespaces":[{"name":"users","gets":8,"hits":6,"misses":2,"loads":2,"loads_deduplicated":1,
 		   "load_errors":0,"negative_hits":1,"sets":4,"deletes":1,
 		   "write_errors":0,"backpressure":0,"refreshes":0,"pending_hits":0}],
-		 "forwards":5,"forward_errors":1,"forwarded_in":2,"rss_bytes":62914560,"memory_limit_bytes":100663296},
+		 "forwards":5,"forward_errors":1,"forwarded_in":2,"clock_rejections":4,"rss_bytes":62914560,"memory_limit_bytes":100663296},
 		{"node":"n2","store":{"entries":1,"bytes":7,"max_bytes":0,"evictions":0},
 		 "namespaces":[{"name":"orders","gets":4,"hits":4,"misses":0,"loads":0,"loads_deduplicated":0,
 		   "load_errors":0,"negative_hits":0,"sets":9,"deletes":0,
 		   "write_errors":2,"backpressure":1,"refreshes":5,"pending_hits":3}],
-		 "forwards":0,"forward_errors":0,"forwarded_in":0,"rss_bytes":0,"memory_limit_bytes":0}]`)
+		 "forwards":0,"forward_errors":0,"forwarded_in":0,"clock_rejections":0,"rss_bytes":0,"memory_limit_bytes":0}]`)
 }
 
 func TestStats_HotCacheSectionOnlyWhenSomeNodeHasOne(t *testing.T) {

@@ -54,6 +54,7 @@ func TestLimitFlags_BadValuesNameTheFlag(t *testing.T) {
 	for flag, args := range map[string][]string{
 		"--watch-backlog":      {"--watch-backlog=lots"},
 		"--max-connection-age": {"--max-connection-age=-1s"},
+		"--max-batch-keys":     {"--max-batch-keys=-5"},
 	} {
 		if _, err := parseLimits(t, args...); err == nil || !strings.Contains(err.Error(), flag) {
 			t.Errorf("%v: error %v, want one naming %s", args, err, flag)

@@ -3,6 +3,7 @@ package benchctl
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -140,6 +141,9 @@ func clusterMemory(ctx context.Context, g *ctl.Globals, admins []string) (memory
 	hc := &http.Client{Timeout: 30 * time.Second}
 	for _, a := range admins {
 		heap, err := scrape(ctx, hc, "http://"+a+"/debug/pprof/heap?gc=1&debug=1", "# HeapAlloc = ")
+		if errors.Is(err, errNotFound) {
+			return s, fmt.Errorf("%w: start the nodes with --pprof, which serves the heap profile this reads", err)
+		}
 		if err != nil {
 			return s, err
 		}
@@ -172,6 +176,9 @@ func scrape(ctx context.Context, hc *http.Client, url, prefix string) (uint64, e
 		return 0, fmt.Errorf("admin endpoint: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return 0, fmt.Errorf("GET %s: %w", url, errNotFound)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
@@ -191,6 +198,9 @@ func scrape(ctx context.Context, hc *http.Client, url, prefix string) (uint64, e
 	}
 	return 0, fmt.Errorf("GET %s: no line starts with %q", url, prefix)
 }
+
+// errNotFound is an admin endpoint's 404.
+var errNotFound = errors.New("404 Not Found")
 
 // redisMemory reads INFO memory and DBSIZE.
 func redisMemory(ctx context.Context, c *redis.Client) (memorySample, error) {
