@@ -87,11 +87,20 @@ const flushTimeout = 10 * time.Second
 
 // authenticate identifies the caller of AUTH or HELLO AUTH by its token
 // (the password); a user name, when given, must be "default" or the
-// principal's. It returns the error reply, or "".
+// principal's. It returns the error reply, or "". Without authentication,
+// as on a Redis whose default user has no password, "default" with any
+// password is accepted (clients given redis://default:pw@host send it) and
+// a password alone is an error.
 func (c *conn) authenticate(user, token []byte) string {
 	a := c.s.cfg.Auth
 	if a == nil || !a.Enabled() {
-		return errNoPassword
+		switch {
+		case user == nil:
+			return errNoPassword
+		case string(user) != "default":
+			return errWrongPass
+		}
+		return ""
 	}
 	p, err := a.Identify(auth.Credentials{Token: string(token)})
 	if err != nil || p.Kind != auth.Token {
@@ -340,7 +349,7 @@ func cmdCommand(c *conn, argv [][]byte) {
 			w.array(len(cmds))
 			for _, cmd := range cmds {
 				if cmd == nil {
-					w.nullArray()
+					w.null() // Redis 7 answers a null bulk for an unknown name
 					continue
 				}
 				cmd.writeInfo(w)

@@ -68,6 +68,9 @@ func TestDoor_RepliesAsRedisDoes(t *testing.T) {
 		{[]string{"HELLO", "4"}, "-NOPROTO unsupported protocol version\r\n"},
 		{[]string{"HELLO", "abc"}, "-ERR Protocol version is not an integer or out of range\r\n"},
 		{[]string{"AUTH", "x"}, "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"},
+		{[]string{"AUTH", "default", "anything"}, "+OK\r\n"}, // the default user has no password
+		{[]string{"AUTH", "alice", "x"}, "-WRONGPASS invalid username-password pair or user is disabled.\r\n"},
+		{[]string{"COMMAND", "INFO", "nosuch"}, "*1\r\n$-1\r\n"},
 		{[]string{"FLUSHDB", "foo"}, "-ERR syntax error\r\n"},
 		{[]string{"DBSIZE", "x"}, "-ERR wrong number of arguments for 'dbsize' command\r\n"},
 		{[]string{"GETDEL"}, "-ERR wrong number of arguments for 'getdel' command\r\n"},
