@@ -152,6 +152,7 @@ type Engine struct {
 	repl       *replication   // nil without a journal
 	replicas   atomic.Pointer[replicaTable]
 	warm       warmState
+	sweep      sweeper
 }
 
 type counters struct {
@@ -177,6 +178,8 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, log: cfg.Logger, namespaces: map[string]*strategy.Namespace{}, audited: map[string]bool{}}
 	e.warm.out = newOutbox(cfg.Warm, &e.warm.c)
 	e.warm.ctx, e.warm.cancel = context.WithCancel(context.Background())
+	e.sweep.ctx, e.sweep.cancel = context.WithCancel(context.Background())
+	e.sweep.pending = map[string]bool{}
 	for _, spec := range cfg.Namespaces {
 		name := spec.Policy.Name
 		if _, dup := e.namespaces[name]; dup {
@@ -225,6 +228,7 @@ func New(cfg Config) (*Engine, error) {
 // timeout).
 func (e *Engine) Close() {
 	e.warm.cancel() // pullers stop
+	e.sweep.cancel()
 	if e.repl != nil {
 		e.repl.close()
 	}

@@ -548,6 +548,17 @@ func TestFlushDB_EmptiesEveryNamespaceOnEveryNode(t *testing.T) {
 	if n, err := reader.Exists(ctx, keys...).Result(); err != nil || n != 0 {
 		t.Fatalf("EXISTS after FLUSHDB = %d, %v; want 0 on every node", n, err)
 	}
+	// Each node frees what the flush hid in the background: DBSIZE (and
+	// the memory) drop to nothing, as in Redis.
+	for i, r := range []*redis.Client{writer, flusher, reader} {
+		clustertest.Eventually(t, 10*time.Second, func() error {
+			n, err := r.DBSize(ctx).Result()
+			if err == nil && n != 0 {
+				err = fmt.Errorf("node %d's DBSIZE after FLUSHDB is %d, want 0", i, n)
+			}
+			return err
+		})
+	}
 	// The namespaces work on: a key written after the flush is read back.
 	if err := writer.Set(ctx, "users:after", "w", 0).Err(); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ func (s *Services) FlushNamespace(node string, req *pb.FlushNamespaceRequest) (*
 		return nil, engine.StatusErr(err)
 	}
 	streams := s.ResetWatchers(req.GetNamespace())
+	s.e.SweepFlushed(req.GetNamespace()) // frees what it hid, in the background
 	// The prefix is part of keys: it is not logged.
 	s.log.Info("namespace flushed", "namespace", req.GetNamespace(), "by_prefix", req.GetPrefix() != "",
 		"epoch", r.Epoch, "prefix_tombstones", r.PrefixTombstones, "folded", r.Folded, "streams_reset", streams)

@@ -233,6 +233,29 @@ func (s *Store) DeleteFunc(drop func(key string) bool) int {
 	return len(victims)
 }
 
+// DeleteIf removes every live entry whose key satisfies match and that
+// drop, given the entry, says to remove; it returns how many it removed.
+// Each entry is tested and removed in one step with respect to writes of
+// its key, so an entry written meanwhile is tested as it is then. It walks
+// the whole store: for rare events (a flush's sweep). drop must not call
+// the Store.
+func (s *Store) DeleteIf(match func(key string) bool, drop func(key string, e Entry) bool) int {
+	n := 0
+	for k := range s.c.Keys() {
+		if !match(k) {
+			continue
+		}
+		s.c.Compute(k, func(old Entry, found bool) (Entry, otter.ComputeOp) {
+			if found && drop(k, old) {
+				n++
+				return old, otter.InvalidateOp
+			}
+			return old, otter.CancelOp
+		})
+	}
+	return n
+}
+
 // TakeFunc removes every live entry whose key satisfies take and hands
 // each to fn with the life it had left; it returns how many it removed.
 // Like DeleteFunc it walks the whole store, for rare events (a partition

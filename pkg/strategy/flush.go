@@ -1,6 +1,7 @@
 package strategy
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -17,8 +18,10 @@ import (
 // entries stamped below it are invisible, treated as misses. A flush of a
 // prefix adds a tombstone (prefix, sequence number): entries whose key
 // starts with the prefix and that are stamped below the tombstone are
-// invisible. Invisible entries are not removed; they are replaced by the
-// next load or write of their key, or go when they expire or are evicted.
+// invisible. The flush removes nothing; invisible entries are replaced by
+// the next load or write of their key, go when they expire or are evicted,
+// or are removed by SweepFlushed, which the node runs in the background
+// after each flush.
 //
 // The write-behind journal is not touched: a miss after a flush reads the
 // key's pending write before the database, as every miss does, so no
@@ -171,6 +174,21 @@ func (n *Namespace) stamp() uint32 { return n.flushes.Load().seq }
 // prefix), survives the namespace's flushes.
 func (n *Namespace) visible(key string, e Entry) bool {
 	return n.flushes.Load().visible(key, e.Epoch)
+}
+
+// SweepFlushed removes the namespace's entries that flushes hid, which
+// otherwise stay until they are written again, expire or are evicted: the
+// memory they hold is freed and the node's entry count (DBSIZE) drops. It
+// walks the whole store, so it is for after a flush, in the background;
+// it returns how many entries it removed, 0 on a store that cannot sweep.
+// It stops early, with what it removed so far, when ctx ends.
+func (n *Namespace) SweepFlushed(ctx context.Context) int {
+	ss, ok := n.store.(SweepStore)
+	if !ok {
+		return 0
+	}
+	return ss.DeleteIf(func(skey string) bool { return ctx.Err() == nil && strings.HasPrefix(skey, n.prefix) },
+		func(skey string, e Entry) bool { return !n.visible(skey[len(n.prefix):], e) })
 }
 
 // lookup returns the live, visible entry of skey; lookupWithLife also its

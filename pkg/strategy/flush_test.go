@@ -307,3 +307,75 @@ func TestFlush_EveryOperationSeesAFlushedKeyAsMissing(t *testing.T) {
 		}
 	}
 }
+
+// SweepFlushed frees what a flush hid, and nothing else: entries written
+// after the flush, entries of keys outside a flushed prefix, and other
+// namespaces' entries stay.
+func TestFlush_TheSweepFreesOnlyWhatTheFlushHid(t *testing.T) {
+	e := newEnv(t, strategy.Policy{TTL: time.Hour}, nil)
+	other, err := strategy.New(strategy.Policy{Name: "other", TTL: time.Hour}, strategy.Deps{Store: e.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	set := func(ns *strategy.Namespace, keys ...string) {
+		t.Helper()
+		for _, k := range keys {
+			if err := ns.Set(bg, k, []byte("v"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	set(e.ns, "user:1", "user:2", "order:1", "order:2")
+	set(other, "user:1")
+	mustFlush(t, e.ns, "user:")
+	set(e.ns, "user:2") // written again after the flush: visible
+	if n := e.ns.SweepFlushed(bg); n != 1 {
+		t.Fatalf("the prefix sweep freed %d entries, want 1 (user:1)", n)
+	}
+	mustFlush(t, e.ns, "")
+	set(e.ns, "order:3")
+	if n := e.ns.SweepFlushed(bg); n != 3 {
+		t.Fatalf("the full sweep freed %d entries, want 3 (user:2, order:1, order:2)", n)
+	}
+	if got := e.store.Stats().Entries; got != 2 {
+		t.Fatalf("%d entries left in the store, want 2 (order:3, and other's user:1)", got)
+	}
+	if _, found := mustGet(t, e.ns, "order:3"); !found {
+		t.Fatal("the entry written after the flush was swept")
+	}
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	mustFlush(t, e.ns, "")
+	if n := e.ns.SweepFlushed(ctx); n != 0 {
+		t.Fatalf("a sweep whose context ended freed %d entries", n)
+	}
+}
+
+// BenchmarkSweepFlushed measures the background sweep after a whole flush,
+// per entry swept (ns/op is per entry).
+func BenchmarkSweepFlushed(b *testing.B) {
+	const entries = 200_000
+	e := newEnv(b, strategy.Policy{TTL: time.Hour, MaxValueBytes: 1 << 10}, nil)
+	value := make([]byte, 100)
+	keys := make([]string, entries)
+	for i := range keys {
+		keys[i] = "key:" + strconv.Itoa(i)
+	}
+	swept := 0
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		for _, k := range keys {
+			if err := e.ns.Set(bg, k, value, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := e.ns.Flush(""); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		swept += e.ns.SweepFlushed(bg)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(swept, 1)), "ns/entry")
+}

@@ -119,6 +119,19 @@ type Store interface {
 	Delete(key string)
 }
 
+// SweepStore is a Store that can remove the entries a test selects, each
+// tested and removed in one step with respect to writes of its key, so
+// that a flush frees what it hid (Namespace.SweepFlushed). ringcache's
+// internal/store is one.
+type SweepStore interface {
+	Store
+	// DeleteIf removes every entry whose key satisfies match and that drop
+	// says to remove, and returns how many it removed. drop runs under the
+	// store's lock of the key: it must be quick and must not call the
+	// Store.
+	DeleteIf(match func(key string) bool, drop func(key string, e Entry) bool) int
+}
+
 // Journal is the durable queue of a node's write-behind writes (ringcache's
 // is internal/journal, on bbolt). It must be safe for concurrent use.
 type Journal interface {
