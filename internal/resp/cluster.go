@@ -257,8 +257,14 @@ func nodesText(v *View) string {
 		if n.ID == v.Self.ID {
 			flags = "myself,master"
 		}
+		// There is no cluster bus: show Redis's default bus port (the
+		// client port + 10000), or 0 where that is no port.
 		_, port := hostPort(n.Addr)
-		fmt.Fprintf(&b, "%s %s@%d %s - 0 0 %d connected", n.ID, n.Addr, port+10000, flags, v.Version)
+		bus := port + 10000
+		if bus > 65535 {
+			bus = 0
+		}
+		fmt.Fprintf(&b, "%s %s@%d %s - 0 0 %d connected", n.ID, n.Addr, bus, flags, v.Version)
 		for _, r := range v.Ranges {
 			if r.Owner.ID != n.ID {
 				continue

@@ -71,6 +71,8 @@ func TestDoor_RepliesAsRedisDoes(t *testing.T) {
 		{[]string{"AUTH", "default", "anything"}, "+OK\r\n"}, // the default user has no password
 		{[]string{"AUTH", "alice", "x"}, "-WRONGPASS invalid username-password pair or user is disabled.\r\n"},
 		{[]string{"COMMAND", "INFO", "nosuch"}, "*1\r\n$-1\r\n"},
+		{[]string{"SET", "k", "v", "PX", "9223372036854775807"}, "-ERR invalid expire time in 'set' command\r\n"},
+		{[]string{"SET", "k", "v", "EX", "9223372036854775"}, "-ERR invalid expire time in 'set' command\r\n"},
 		{[]string{"FLUSHDB", "foo"}, "-ERR syntax error\r\n"},
 		{[]string{"DBSIZE", "x"}, "-ERR wrong number of arguments for 'dbsize' command\r\n"},
 		{[]string{"GETDEL"}, "-ERR wrong number of arguments for 'getdel' command\r\n"},
@@ -419,5 +421,18 @@ func TestDoor_CloseAnswersTheCommandsReadBeforeIt(t *testing.T) {
 	}
 	if err := <-closed; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// CLUSTER NODES shows the bus port Redis would use (the client port +
+// 10000), and 0 where that is no port: parsers read it as a number.
+func TestDoor_ClusterNodesBusPortIsAPort(t *testing.T) {
+	n1 := Node{ID: NodeID("n1"), Name: "n1", Addr: "127.0.0.1:7001"}
+	n2 := Node{ID: NodeID("n2"), Name: "n2", Addr: "127.0.0.1:60000"}
+	text := nodesText(&View{Version: 1, Self: n1, Ranges: []SlotRange{{0, 8191, n1}, {8192, ring.Slots - 1, n2}}})
+	for _, want := range []string{" 127.0.0.1:7001@17001 ", " 127.0.0.1:60000@0 "} {
+		if !strings.Contains(text, want) {
+			t.Errorf("CLUSTER NODES %q lacks %q", text, want)
+		}
 	}
 }

@@ -97,6 +97,12 @@ func (s *Server) info(want map[string]bool) string {
 		"keyspace_hits", hits,
 		"keyspace_misses", misses,
 	)
+	// Every node is a primary of its keys; replicas of write-behind
+	// records are not Redis replicas. redis_exporter labels by role.
+	section("Replication",
+		"role", "master",
+		"connected_slaves", 0,
+	)
 	if len(want) == 0 || want["cluster"] {
 		enabled := 0
 		if s.cfg.Topology != nil {

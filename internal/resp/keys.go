@@ -39,6 +39,13 @@ func (c *conn) expiry(arg []byte, unit time.Duration, abs bool, cmd string) (tim
 		}
 		return max(at.Sub(c.s.cfg.Now()), time.Nanosecond), "" // in the past: expires at once
 	}
+	ms := v
+	if unit == time.Second {
+		ms *= 1000
+	}
+	if ms > math.MaxInt64-c.s.cfg.Now().UnixMilli() { // Redis's own bound: now + ttl in ms must fit
+		return 0, errExpire(cmd)
+	}
 	if v > int64(maxTTL/unit) {
 		return maxTTL, ""
 	}
