@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -88,6 +89,7 @@ func (b bearer) RequireTransportSecurity() bool { return b.tls }
 // node is a connection to one ringcache node.
 type node struct {
 	addr    string
+	tls     bool // the TLS flags were given
 	timeout time.Duration
 	conn    *grpc.ClientConn
 	cache   ringcachev1.CacheClient
@@ -102,6 +104,7 @@ func (o *options) connect(addr string) (*node, error) {
 	}
 	return &node{
 		addr:    addr,
+		tls:     o.tls(),
 		timeout: o.timeout,
 		conn:    conn,
 		cache:   ringcachev1.NewCacheClient(conn),
@@ -129,16 +132,31 @@ type RPCError struct {
 	Code codes.Code
 	// Unreachable reports that no connection to Addr could be made.
 	Unreachable bool
-	msg         string
-	err         error
+	// TLS reports whether the call was made with TLS (the --tls-* flags).
+	TLS bool
+	msg string
+	err error
 }
 
 func (e *RPCError) Error() string {
 	if e.Unreachable {
-		return fmt.Sprintf("cannot reach ringcache node at %s (check --addr or $%s): %s: %s",
-			e.Addr, AddrEnv, codeName(e.Code), e.msg)
+		return fmt.Sprintf("cannot reach ringcache node at %s (%s): %s: %s",
+			e.Addr, e.hint(), codeName(e.Code), e.msg)
 	}
 	return codeName(e.Code) + ": " + e.msg
+}
+
+// hint says what to check for an unreachable node: a plaintext call to a
+// node that serves TLS (or the other way round) fails with the transport's
+// words, which name neither.
+func (e *RPCError) hint() string {
+	switch {
+	case e.TLS && strings.Contains(e.msg, "first record does not look like a TLS handshake"):
+		return "it serves plaintext: drop --tls-ca, --tls-cert and --tls-key"
+	case !e.TLS && (strings.Contains(e.msg, "error reading server preface") || strings.Contains(e.msg, "connection reset by peer")):
+		return fmt.Sprintf("if it serves TLS, pass --tls-ca with its CA; else check --addr or $%s: is it the gRPC port?", AddrEnv)
+	}
+	return fmt.Sprintf("check --addr or $%s", AddrEnv)
 }
 
 func (e *RPCError) Unwrap() error { return e.err }
@@ -150,7 +168,7 @@ func (n *node) explain(err error) error {
 	if !ok {
 		return err
 	}
-	e := &RPCError{Addr: n.addr, Code: st.Code(), msg: st.Message(), err: err}
+	e := &RPCError{Addr: n.addr, TLS: n.tls, Code: st.Code(), msg: st.Message(), err: err}
 	switch st.Code() {
 	case codes.Unavailable, codes.DeadlineExceeded:
 		e.Unreachable = n.conn.GetState() != connectivity.Ready

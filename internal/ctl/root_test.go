@@ -2,6 +2,9 @@ package ctl
 
 import (
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/ringcache/ringcache/internal/certs"
 	ringcachev1 "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -102,5 +106,49 @@ func TestRoot_RejectsBadFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// A plaintext call to a node that serves TLS, or a TLS call to one that
+// does not, fails with the transport's words; the error says which flags
+// to check.
+func TestError_ATLSMismatchNamesTheTLSFlags(t *testing.T) {
+	serve := func(reply string) string {
+		lis := listen(t)
+		go func() {
+			for {
+				c, err := lis.Accept()
+				if err != nil {
+					return
+				}
+				if reply == "" { // read what the client sent first, as a TLS server reads a record
+					_, _ = c.Read(make([]byte, 4096))
+				}
+				_, _ = io.WriteString(c, reply)
+				c.Close()
+			}
+		}()
+		t.Cleanup(func() { lis.Close() })
+		return lis.Addr().String()
+	}
+	// A TLS server closes a connection that sends it plaintext HTTP/2.
+	tlsNode := serve("")
+	_, _, err := runCLI(t, "", "--addr", tlsNode, "--timeout", "3s", "members")
+	if err == nil || !strings.Contains(err.Error(), "pass --tls-ca") {
+		t.Errorf("plaintext against a node that hangs up: %v; want a hint to pass --tls-ca", err)
+	}
+	// A plaintext server answers a TLS hello with bytes that are no TLS.
+	_, ca, err := certs.NewCA("test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plainNode := serve("HTTP/1.1 400 Bad Request\r\n\r\n")
+	_, _, err = runCLI(t, "", "--addr", plainNode, "--timeout", "3s", "--tls-ca", caFile, "members")
+	if err == nil || !strings.Contains(err.Error(), "drop --tls-ca") {
+		t.Errorf("TLS against a plaintext node: %v; want a hint to drop the TLS flags", err)
 	}
 }
