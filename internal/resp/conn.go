@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringcache/ringcache/internal/auth"
@@ -38,8 +39,10 @@ type conn struct {
 	// clients have them forwarded.
 	cluster bool
 	quit    bool
-	lastCmd string // the latest command's name (CLIENT INFO)
-	method  string // and its audit method
+	// stopping is set when the server shuts down gracefully (stopReading).
+	stopping atomic.Bool
+	lastCmd  string // the latest command's name (CLIENT INFO)
+	method   string // and its audit method
 
 	b       batch
 	waiting chan struct{} // semaphore of Config.MaxWaiting
@@ -94,9 +97,27 @@ func (s *Server) newConn(nc net.Conn) *conn {
 }
 
 // stopReading makes the connection's next read fail, so that serve
-// answers the commands read so far and returns. Commands the client sent
-// and the node had not read are not run.
-func (c *conn) stopReading() { _ = c.nc.SetReadDeadline(time.Now()) }
+// answers the commands read so far, lingers (linger) and returns. Commands
+// the client sent and the node had not read are not run.
+func (c *conn) stopReading() {
+	c.stopping.Store(true)
+	_ = c.nc.SetReadDeadline(time.Now())
+}
+
+// linger ends a stopping connection after its last reply: it closes its
+// sending side, so the client reads every reply and then the end, and
+// discards what the client still sends until the client closes or
+// lingerTimeout passes. Closing a socket with unread bytes in it would send
+// a reset, and the client could lose the replies not yet read.
+func (c *conn) linger() {
+	type closeWriter interface{ CloseWrite() error }
+	cw, ok := c.nc.(closeWriter)
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, c.nc)
+}
 
 // close cuts the connection; serve then returns.
 func (c *conn) close() {
@@ -119,6 +140,10 @@ func (c *conn) serve() {
 		b := &c.b
 		b.argv = b.argv[:0]
 		if b.argv, _, err = c.rd.next(b.argv, true); err != nil {
+			if c.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+				c.linger()
+				return
+			}
 			c.readFailed(err)
 			return
 		}

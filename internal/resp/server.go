@@ -249,44 +249,57 @@ func (s *Server) accept(nc net.Conn) {
 	}()
 }
 
-// Close stops the listeners and lets every connection answer the commands
-// it has read, as Redis's SHUTDOWN finishes the command in progress: each
-// stops reading, finishes its batch, writes the replies and closes. A
-// client then learns the outcome of every command it was answered for, and
-// that the others were not run. Connections still busy after closeGrace (an
-// op waiting on the database, a client that does not read its replies)
-// are cut. Close waits for their goroutines (and the ops they wait on).
-func (s *Server) Close() error {
+// Close stops the listeners, cuts every connection and waits for their
+// goroutines (and the ops they wait on) to end: Shutdown with no grace.
+func (s *Server) Close() error { return s.Shutdown(0) }
+
+// Shutdown stops the listeners and lets every connection answer the
+// commands it has read, as Redis's SHUTDOWN finishes the command in
+// progress: each stops reading, finishes its batch, writes the replies,
+// ends its sending side and closes once the client has (lingerTimeout at
+// most), so the replies are not lost to a reset. A client then learns the
+// outcome of every command it was answered for, and that the others were
+// not run. Connections still open after grace (an op waiting on the
+// database, a client that does not read its replies) are cut; grace ≤ 0
+// cuts them at once. Shutdown waits for their goroutines (and the ops
+// they wait on).
+func (s *Server) Shutdown(grace time.Duration) error {
 	s.mu.Lock()
 	s.closed = true
 	for _, l := range s.lis {
 		l.Close()
 	}
 	for c := range s.conns {
-		c.stopReading()
+		if grace > 0 {
+			c.stopReading()
+		} else {
+			c.close()
+		}
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
-	grace := time.NewTimer(closeGrace)
-	defer grace.Stop()
-	select {
-	case <-done:
-		return nil
-	case <-grace.C:
+	if grace > 0 {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-done:
+			return nil
+		case <-t.C:
+		}
+		s.mu.Lock()
+		for c := range s.conns {
+			c.close()
+		}
+		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	for c := range s.conns {
-		c.close()
-	}
-	s.mu.Unlock()
 	<-done
 	return nil
 }
 
-// closeGrace bounds how long Close waits for connections to answer what
-// they have read.
-const closeGrace = 5 * time.Second
+// lingerTimeout bounds how long a connection that stops waits for its
+// client to close, after its last reply.
+const lingerTimeout = time.Second
 
 // Conns returns the number of open connections.
 func (s *Server) Conns() int { return int(s.stats.conns.Load()) }

@@ -160,7 +160,7 @@ func (n *Node) Close(ctx context.Context) error {
 			<-done
 		}
 		if n.resp != nil { // its last writes are flushed below with gRPC's
-			n.resp.close()
+			n.resp.stop(respGrace(ctx))
 		}
 		if err := n.flushOrHandOver(fctx, true); err != nil { // writes served during the drain
 			errs = append(errs, err)
@@ -170,6 +170,18 @@ func (n *Node) Close(ctx context.Context) error {
 	})
 	return errors.Join(errs...)
 }
+
+// respGrace is how long a closing node's RESP connections get to answer
+// what they have read: respShutdownGrace, within what is left of ctx.
+func respGrace(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return min(respShutdownGrace, time.Until(d))
+	}
+	return respShutdownGrace
+}
+
+// respShutdownGrace bounds the RESP door's graceful stop.
+const respShutdownGrace = 5 * time.Second
 
 // Kill stops the node abruptly, as a crash would: no leave message, open
 // calls cut. Peers find out through failure detection.

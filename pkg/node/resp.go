@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ringcache/ringcache/internal/buildinfo"
 	"github.com/ringcache/ringcache/internal/engine"
@@ -46,9 +47,10 @@ type respDoor struct {
 	lis    net.Listener
 	addr   string
 	view   atomic.Pointer[cachedView]
-	// close stops the door once: its connections answer what they have
-	// read (resp.Server.Close) and it waits for Serve to return.
-	close func()
+	// stop closes the door, once, and waits for Serve to return: its
+	// connections answer what they have read for up to grace, or are cut
+	// at once (resp.Server.Shutdown).
+	stop func(grace time.Duration)
 }
 
 // cachedView is a cluster view and what it was built from: the table's
@@ -127,8 +129,9 @@ func (n *Node) listenRESP() error {
 		}
 	}()
 	n.resp = d
-	d.close = sync.OnceFunc(func() { d.server.Close(); <-served })
-	n.closers = append(n.closers, d.close)
+	var once sync.Once
+	d.stop = func(grace time.Duration) { once.Do(func() { _ = d.server.Shutdown(grace); <-served }) }
+	n.closers = append(n.closers, func() { d.stop(0) }) // Kill, or after Close stopped it
 	n.log.Info("RESP door open", "addr", d.addr, "default_namespace", def)
 	return nil
 }
