@@ -283,6 +283,9 @@ func TestMembership_TheLeavingMarkGoesToABoundedNumberOfPeersAtOnce(t *testing.T
 		mu.Unlock()
 		_, _ = io.Copy(io.Discard, c) // never answers; ends when the pusher closes
 	})
+	stall := pushLeavingStall
+	pushLeavingStall = time.Hour // a stalled push keeps its turn
+	t.Cleanup(func() { pushLeavingStall = stall })
 	m, err := New(Config{Name: "m", BindAddr: "127.0.0.1:0", Logger: testLogger(t, "m"),
 		Tune: func(c *memberlist.Config) { fast(c); c.TCPTimeout = 30 * time.Second }})
 	if err != nil {
@@ -340,4 +343,24 @@ func TestMembership_ALeavingNodeStopsJoining(t *testing.T) {
 			return false
 		}
 	})
+}
+
+// Peers that accept the push and never answer (blackholed, paused) give
+// up their turn after pushLeavingStall: they do not keep the leaving mark
+// from a live peer, though there are more of them than turns.
+func TestMembership_StalledPeersDoNotKeepTheLeavingMarkFromTheOthers(t *testing.T) {
+	silent, _ := silentListener(t)
+	// A stalled push holds its connection for memberlist's TCP timeout.
+	m := startSilent(t, "m", func(c *memberlist.Config) { c.TCPTimeout = 30 * time.Second })
+	b := startSilent(t, "b", nil, m.LocalAddr())
+	for _, x := range []*Membership{m, b} {
+		waitFor(t, "two members", func() bool { return len(x.Alive()) == 2 })
+	}
+	m.mu.Lock()
+	for i := range 3 * pushLeavingParallel {
+		m.setLocked(record{Member: Member{Name: fmt.Sprintf("ghost-%d", i), GossipAddr: silent, State: StateAlive}})
+	}
+	m.mu.Unlock()
+	m.AnnounceLeaving(4 * time.Second)
+	waitFor(t, "b to list m as left (gossip is off: only the push carries it)", func() bool { return stateOf(b, "m") == StateLeft })
 }

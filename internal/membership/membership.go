@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -351,9 +352,13 @@ func (m *Membership) AnnounceLeaving(timeout time.Duration) {
 
 // pushLeaving hands this node's state, its leaving mark included, to every
 // alive peer through memberlist's state sync over TCP (the push/pull its
-// Join runs), pushLeavingParallel at a time, waiting at most timeout. Each
-// push carries the whole member list, so a leave costs O(N²) bytes over the
-// cluster: 100 nodes of ~100 bytes each make about 1 MB.
+// Join runs), waiting at most timeout. Each push carries the whole member
+// list, so a leave costs O(N²) bytes over the cluster: 100 nodes of ~100
+// bytes each make about 1 MB. The peers are taken in random order, at most
+// pushLeavingParallel at a time; a push that has not finished within
+// pushLeavingStall (a peer that does not answer) gives its turn to the
+// next and runs on, so unreachable peers do not keep the mark from the
+// others.
 //
 // Gossip alone does not always deliver the mark. memberlist sends a
 // broadcast a few times only (RetransmitMult), maybe all of them to one
@@ -373,43 +378,43 @@ func (m *Membership) pushLeaving(timeout time.Duration) {
 	if len(peers) == 0 || timeout <= 0 {
 		return
 	}
-	workers := min(len(peers), pushLeavingParallel)
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
 	m.mu.Lock()
 	if m.stopped { // Shutdown waits for m.wg: no Add after it began
 		m.mu.Unlock()
 		return
 	}
-	m.wg.Add(workers)
+	m.wg.Add(len(peers))
 	m.mu.Unlock()
-	todo := make(chan string, len(peers))
-	for _, addr := range peers {
-		todo <- addr
-	}
-	close(todo)
-	// Closed at the timeout: a worker then takes no further peer. A push
-	// still running then ends with Shutdown, which closes its connection
-	// (watchTransport).
-	late := make(chan struct{})
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	turns := make(chan struct{}, pushLeavingParallel)
 	results := make(chan error, len(peers))
-	for range workers {
+	started := 0
+	// A push still running when pushLeaving returns ends with Shutdown,
+	// which closes its connection (watchTransport).
+	for i, addr := range peers {
+		select {
+		case turns <- struct{}{}:
+		case <-deadline.C:
+			m.wg.Add(-(len(peers) - i)) // never started
+			m.log.Warn("leaving mark not pushed to every peer in time; those that miss it take this node for dead", "peers", len(peers), "pushed", started, "timeout", timeout)
+			return
+		}
+		started++
+		done := sync.OnceFunc(func() { <-turns })
+		stall := time.AfterFunc(pushLeavingStall, done)
 		go func() {
 			defer m.wg.Done()
-			for addr := range todo {
-				select {
-				case <-late:
-					return
-				default:
-				}
-				_, err := m.list.Join([]string{addr})
-				if err != nil {
-					m.log.Debug("leaving mark not pushed to a peer", "peer", addr, "err", err)
-				}
-				results <- err
+			_, err := m.list.Join([]string{addr})
+			stall.Stop()
+			done()
+			if err != nil {
+				m.log.Debug("leaving mark not pushed to a peer", "peer", addr, "err", err)
 			}
+			results <- err
 		}()
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
 	failed := 0
 	for range peers {
 		select {
@@ -417,8 +422,7 @@ func (m *Membership) pushLeaving(timeout time.Duration) {
 			if err != nil {
 				failed++
 			}
-		case <-t.C:
-			close(late)
+		case <-deadline.C:
 			m.log.Warn("leaving mark not pushed to every peer in time; those that miss it take this node for dead", "peers", len(peers), "timeout", timeout)
 			return
 		}
@@ -428,9 +432,13 @@ func (m *Membership) pushLeaving(timeout time.Duration) {
 	}
 }
 
-// pushLeavingParallel bounds the leaving mark's pushes in flight: one TCP
-// connection each.
+// pushLeavingParallel bounds the leaving mark's pushes that run at once
+// and have not stalled: one TCP connection each.
 const pushLeavingParallel = 16
+
+// pushLeavingStall is how long a push holds its turn: a peer on the
+// same network answers a push/pull in milliseconds. A variable for tests.
+var pushLeavingStall = 200 * time.Millisecond
 
 // updateNode re-advertises this node's metadata, waiting at most timeout
 // for the broadcast. Calls take turns; each publishes the metadata as it

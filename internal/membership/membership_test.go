@@ -126,21 +126,9 @@ func TestMembership_LeaveIsLeftCrashIsDead(t *testing.T) {
 // node for dead (no warm hand-over, a merge on its return). Here gossip,
 // probes and periodic syncs are off, so only the direct push can carry it.
 func TestMembership_LeavingMarkReachesPeersWithoutGossip(t *testing.T) {
-	silent := func(c *memberlist.Config) {
-		fast(c)
-		c.GossipInterval, c.ProbeInterval, c.PushPullInterval = 0, 0, 0
-	}
-	startSilent := func(name string, join ...string) *Membership {
-		m, err := New(Config{Name: name, BindAddr: "127.0.0.1:0", GRPCAddr: "grpc-" + name, Join: join, RetryInterval: 50 * time.Millisecond, Tune: silent, Logger: testLogger(t, name)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Shutdown() })
-		return m
-	}
-	a := startSilent("a")
-	b := startSilent("b", a.LocalAddr())
-	c := startSilent("c", a.LocalAddr(), b.LocalAddr())
+	a := startSilent(t, "a", nil)
+	b := startSilent(t, "b", nil, a.LocalAddr())
+	c := startSilent(t, "c", nil, a.LocalAddr(), b.LocalAddr())
 	for _, m := range []*Membership{a, b, c} {
 		waitFor(t, "three members", func() bool { return len(m.Alive()) == 3 })
 	}
@@ -153,6 +141,26 @@ func TestMembership_LeavingMarkReachesPeersWithoutGossip(t *testing.T) {
 			t.Fatalf("Exits(c) = %v, %v; want a leave after %v and before now, no death", left, dead, before)
 		}
 	}
+}
+
+// startSilent starts a member with gossip, probes and periodic syncs off:
+// only joins and direct pushes carry state to and from it. tune, if not
+// nil, changes its config further.
+func startSilent(t *testing.T, name string, tune func(*memberlist.Config), join ...string) *Membership {
+	t.Helper()
+	silent := func(c *memberlist.Config) {
+		fast(c)
+		c.GossipInterval, c.ProbeInterval, c.PushPullInterval = 0, 0, 0
+		if tune != nil {
+			tune(c)
+		}
+	}
+	m, err := New(Config{Name: name, BindAddr: "127.0.0.1:0", GRPCAddr: "grpc-" + name, Join: join, RetryInterval: 50 * time.Millisecond, Tune: silent, Logger: testLogger(t, name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	return m
 }
 
 func TestMembership_ChangedIsSignalledWithoutBlocking(t *testing.T) {
