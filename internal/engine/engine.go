@@ -227,8 +227,10 @@ func New(cfg Config) (*Engine, error) {
 // replication's, and waits for announcements in flight (bounded by their
 // timeout).
 func (e *Engine) Close() {
-	e.warm.cancel() // pullers stop
+	e.warm.cancel()   // pullers stop
+	e.sweep.mu.Lock() // no sweep starts once bg.Wait may have begun
 	e.sweep.cancel()
+	e.sweep.mu.Unlock()
 	if e.repl != nil {
 		e.repl.close()
 	}

@@ -12,6 +12,7 @@
 package store
 
 import (
+	"context"
 	"math"
 	"slices"
 	"sync/atomic"
@@ -237,11 +238,15 @@ func (s *Store) DeleteFunc(drop func(key string) bool) int {
 // drop, given the entry, says to remove; it returns how many it removed.
 // Each entry is tested and removed in one step with respect to writes of
 // its key, so an entry written meanwhile is tested as it is then. It walks
-// the whole store: for rare events (a flush's sweep). drop must not call
-// the Store.
-func (s *Store) DeleteIf(match func(key string) bool, drop func(key string, e Entry) bool) int {
-	n := 0
+// the whole store: for rare events (a flush's sweep); it stops early, with
+// what it removed so far, when ctx ends. drop must not call the Store.
+func (s *Store) DeleteIf(ctx context.Context, match func(key string) bool, drop func(key string, e Entry) bool) int {
+	n, seen := 0, 0
 	for k := range s.c.Keys() {
+		if seen%1024 == 0 && ctx.Err() != nil {
+			break
+		}
+		seen++
 		if !match(k) {
 			continue
 		}

@@ -187,7 +187,7 @@ func (n *Namespace) SweepFlushed(ctx context.Context) int {
 	if !ok {
 		return 0
 	}
-	return ss.DeleteIf(func(skey string) bool { return ctx.Err() == nil && strings.HasPrefix(skey, n.prefix) },
+	return ss.DeleteIf(ctx, func(skey string) bool { return strings.HasPrefix(skey, n.prefix) },
 		func(skey string, e Entry) bool { return !n.visible(skey[len(n.prefix):], e) })
 }
 

@@ -126,10 +126,10 @@ type Store interface {
 type SweepStore interface {
 	Store
 	// DeleteIf removes every entry whose key satisfies match and that drop
-	// says to remove, and returns how many it removed. drop runs under the
-	// store's lock of the key: it must be quick and must not call the
-	// Store.
-	DeleteIf(match func(key string) bool, drop func(key string, e Entry) bool) int
+	// says to remove, and returns how many it removed; it stops early when
+	// ctx ends. drop runs under the store's lock of the key: it must be
+	// quick and must not call the Store.
+	DeleteIf(ctx context.Context, match func(key string) bool, drop func(key string, e Entry) bool) int
 }
 
 // Journal is the durable queue of a node's write-behind writes (ringcache's

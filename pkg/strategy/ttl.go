@@ -93,7 +93,10 @@ func (n *Namespace) Expire(ctx context.Context, key string, ttl time.Duration) (
 		return nil, false, fmt.Errorf("%w (namespace %q)", ErrNoTTLStore, n.p.Name)
 	}
 	skey := n.prefix + key
-	if _, ok := n.lookup(skey); !ok && n.ReadsWait() {
+	if _, ok := n.lookup(skey); !ok {
+		if !n.ReadsWait() { // missing, or hidden by a flush: leave its lifetime alone
+			return nil, false, nil
+		}
 		if _, _, err := n.loadMiss(ctx, key, skey); err != nil {
 			return nil, false, err
 		}
