@@ -9,9 +9,9 @@ import (
 
 	"github.com/ringcache/ringcache/internal/audit"
 	"github.com/ringcache/ringcache/internal/engine"
+	"github.com/ringcache/ringcache/internal/engine/enginetest"
 	"github.com/ringcache/ringcache/internal/hlc"
 	"github.com/ringcache/ringcache/internal/store"
-	"github.com/ringcache/ringcache/pkg/ring"
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
@@ -29,18 +29,8 @@ func TestExecute_TheAuditLogNamesEachOpsCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	e, err := engine.New(engine.Config{Self: "n1", Store: st, Versions: &hlc.Clock{}, Audit: log,
+	e := enginetest.Alone(t, engine.Config{Self: "n1", Store: st, Versions: &hlc.Clock{}, Audit: log,
 		Namespaces: []engine.NamespaceSpec{{Policy: strategy.Policy{Name: "ns", TTL: time.Hour, MaxKeyBytes: 64, MaxValueBytes: 64}, Audit: true}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	r, err := ring.New(ring.Config{}, []ring.Member{{Name: "n1", Addr: "127.0.0.1:1"}}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.SetRing(r)
-	e.SetReady()
 
 	ops := []engine.Op{
 		{Kind: engine.Set, Namespace: "ns", Key: "a", Value: []byte("1"), Method: "RESP SET"},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ringcache/ringcache/internal/engine"
+	"github.com/ringcache/ringcache/internal/engine/enginetest"
 	"github.com/ringcache/ringcache/internal/hlc"
 	"github.com/ringcache/ringcache/internal/store"
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -74,18 +75,7 @@ func newTestEngineWith(t testing.TB, extra ...engine.NamespaceSpec) *engine.Engi
 		specs = append(specs, engine.NamespaceSpec{Policy: strategy.Policy{Name: n, TTL: time.Hour, MaxKeyBytes: 1024, MaxValueBytes: 1 << 20}})
 	}
 	specs = append(specs, extra...)
-	e, err := engine.New(engine.Config{Self: "n1", Namespaces: specs, Store: st, Versions: &hlc.Clock{}, Peers: noPeers{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	r, err := ring.New(ring.Config{}, []ring.Member{{Name: "n1", Addr: "127.0.0.1:1"}}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.SetRing(r)
-	e.SetReady()
-	return e
+	return enginetest.Alone(t, engine.Config{Self: "n1", Namespaces: specs, Store: st, Versions: &hlc.Clock{}, Peers: noPeers{}})
 }
 
 // startServer serves a door on the test engine on a loopback port and
