@@ -8,7 +8,10 @@ import (
 
 // sweeper frees the entries flushes hid (strategy.Namespace.SweepFlushed),
 // one namespace at a time on one background goroutine. Sweeps asked for
-// while it runs are done after it, each namespace once.
+// while it runs are done after it, each namespace once, and after a pause
+// of sweepRest times the last sweep's length: frequent flushes (a prefix
+// flush per tenant) cost a tenth of a core at most, not a core of
+// back-to-back walks.
 type sweeper struct {
 	ctx    context.Context // cancelled by Close: a sweep in progress stops
 	cancel context.CancelFunc
@@ -58,6 +61,16 @@ func (e *Engine) sweepLoop() {
 		}
 		start := time.Now()
 		n := ns.SweepFlushed(s.ctx)
-		e.log.Info("entries a flush hid are freed", "namespace", name, "entries", n, "took", time.Since(start).Round(time.Millisecond))
+		took := time.Since(start)
+		e.log.Info("entries a flush hid are freed", "namespace", name, "entries", n, "took", took.Round(time.Millisecond))
+		rest := time.NewTimer(sweepRest * took)
+		select {
+		case <-rest.C:
+		case <-s.ctx.Done():
+			rest.Stop()
+		}
 	}
 }
+
+// sweepRest is the pause after a sweep, in multiples of its length.
+const sweepRest = 9
