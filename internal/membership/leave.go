@@ -1,0 +1,124 @@
+package membership
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Leave tells the cluster this node is leaving and waits up to timeout for
+// the message to spread. Peers then list it as left rather than dead: it
+// first publishes a leaving mark in its metadata, because memberlist's own
+// leave event does not say whether a node left or died.
+func (m *Membership) Leave(timeout time.Duration) error {
+	if !m.leavingSelf.Load() {
+		m.AnnounceLeaving(timeout / 2)
+	}
+	return m.list.Leave(timeout)
+}
+
+// AnnounceLeaving publishes this node's leaving mark: peers take it out of
+// their rings at once while it stays in the cluster to drain. Leave follows.
+// It stops the join loop, gossips the mark, then hands it to every alive
+// peer directly (pushLeaving), within timeout in all.
+func (m *Membership) AnnounceLeaving(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	m.leavingSelf.Store(true)
+	m.leavingOnce.Do(func() { close(m.leaving) })
+	if err := m.updateNode(timeout / 2); err != nil {
+		m.log.Debug("leaving mark not yet gossiped; pushing it to each peer", "err", err)
+	}
+	m.pushLeaving(time.Until(deadline))
+}
+
+// pushLeaving hands this node's state, its leaving mark included, to every
+// alive peer through memberlist's state sync over TCP (the push/pull its
+// Join runs), waiting at most timeout. Each push carries the whole member
+// list, so a leave costs O(N²) bytes over the cluster: 100 nodes of ~100
+// bytes each make about 1 MB. The peers are taken in random order, at most
+// pushLeavingParallel at a time; a push that has not finished within
+// pushLeavingStall (a peer that does not answer) gives its turn to the
+// next and runs on, so unreachable peers do not keep the mark from the
+// others. A push still running when pushLeaving returns ends with
+// Shutdown, which closes its connection (watchTransport).
+//
+// Gossip alone does not always deliver the mark. memberlist sends a
+// broadcast a few times only (RetransmitMult), maybe all of them to one
+// peer, and the leave message that follows replaces the mark in the queues
+// of the peers that would pass it on. A peer that hears of the leave but
+// not of the mark lists this node dead, as if it had crashed: it does not
+// pull this node's cached entries (so the leave waits its full warm
+// hand-over timeout), and it drops its whole cache when this node comes
+// back (engine.Merge).
+func (m *Membership) pushLeaving(timeout time.Duration) {
+	var peers []string
+	for _, p := range m.Alive() {
+		if p.Name != m.cfg.Name && p.GossipAddr != "" {
+			peers = append(peers, p.GossipAddr)
+		}
+	}
+	if len(peers) == 0 || timeout <= 0 {
+		return
+	}
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+	m.mu.Lock()
+	if m.stopped { // Shutdown waits for m.wg: no Add after it began
+		m.mu.Unlock()
+		return
+	}
+	m.wg.Add(len(peers))
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	turns := make(chan struct{}, pushLeavingParallel)
+	results := make(chan error, len(peers))
+	started := 0
+dispatch:
+	for _, addr := range peers {
+		select {
+		case turns <- struct{}{}:
+		case <-ctx.Done():
+			break dispatch
+		}
+		started++
+		yield := sync.OnceFunc(func() { <-turns })
+		stall := time.AfterFunc(pushLeavingStall, yield)
+		go func() {
+			defer m.wg.Done()
+			_, err := m.list.Join([]string{addr})
+			stall.Stop()
+			yield()
+			if err != nil {
+				m.log.Debug("leaving mark not pushed to a peer", "peer", addr, "err", err)
+			}
+			results <- err
+		}()
+	}
+	m.wg.Add(started - len(peers)) // the pushes never started
+	answered, failed := 0, 0
+	for answered < started && ctx.Err() == nil {
+		select {
+		case err := <-results:
+			answered++
+			if err != nil {
+				failed++
+			}
+		case <-ctx.Done():
+		}
+	}
+	switch {
+	case answered < len(peers):
+		m.log.Warn("leaving mark not pushed to every peer in time; those that miss it take this node for dead", "peers", len(peers), "answered", answered, "timeout", timeout)
+	case failed > 0:
+		m.log.Warn("leaving mark not pushed to every peer; those that miss it take this node for dead", "peers", len(peers), "failed", failed)
+	}
+}
+
+// pushLeavingParallel bounds the leaving mark's pushes that run at once
+// and have not stalled: one TCP connection each.
+const pushLeavingParallel = 16
+
+// pushLeavingStall is how long a push holds its turn: a peer on the
+// same network answers a push/pull in milliseconds. A variable for tests.
+var pushLeavingStall = 200 * time.Millisecond
