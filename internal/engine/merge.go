@@ -31,12 +31,7 @@ func (e *Engine) Merge(returning []ring.Member) {
 		return
 	}
 	e.addHandoffs(returning)
-	dropped := e.forgetAll()
-	e.log.Warn("members returned to the ring without a graceful leave (a healed partition or a restart); dropped every cached entry, since they may have written any key meanwhile",
-		"members", names(returning), "entries", dropped)
-	if e.cfg.Merged != nil {
-		e.cfg.Merged()
-	}
+	e.forgetAll("members returned to the ring without a graceful leave (a healed partition or a restart); dropped every cached entry, since they may have written any key meanwhile", returning)
 }
 
 // Rejoined is Merge on a node that finds, in the table r it is about to
@@ -59,17 +54,13 @@ func (e *Engine) Rejoined(r *ring.Ring) {
 		return
 	}
 	e.rejoinedAt.Store(r.Version())
-	dropped := e.forgetAll()
-	e.log.Warn("this node is back in a table computed from one without it (it was paused or cut off); dropped every cached entry, since others may have written any key meanwhile",
-		"members", names(others), "entries", dropped)
-	if e.cfg.Merged != nil {
-		e.cfg.Merged()
-	}
+	e.forgetAll("this node is back in a table computed from one without it (it was paused or cut off); dropped every cached entry, since others may have written any key meanwhile", others)
 }
 
-// forgetAll drops every cached entry and detaches the loads in flight; it
-// returns how many entries it dropped.
-func (e *Engine) forgetAll() int {
+// forgetAll drops every cached entry and detaches the loads in flight,
+// logs why (members: who may have written meanwhile), and tells
+// Config.Merged.
+func (e *Engine) forgetAll(why string, members []ring.Member) {
 	for _, ns := range e.namespaces {
 		ns.ForgetLoads()
 	}
@@ -81,7 +72,10 @@ func (e *Engine) forgetAll() int {
 	if e.cfg.Hot != nil {
 		e.cfg.Hot.Reset()
 	}
-	return dropped
+	e.log.Warn(why, "members", names(members), "entries", dropped)
+	if e.cfg.Merged != nil {
+		e.cfg.Merged()
+	}
 }
 
 func names(ms []ring.Member) []string {
