@@ -169,7 +169,7 @@ func (m *Membership) attemptJoin(seeds []string) bool {
 			m.log.Info("joined cluster", "members", m.list.NumMembers())
 		}
 		m.markJoined()
-	case state == prev || m.leavingSelf.Load(): // said already, or no longer wanted
+	case state == prev || m.isLeaving(): // said already, or no longer wanted
 		m.log.Debug("join attempt failed; retrying", "state", state, "seeds", seeds, "err", err)
 	case state == JoinRefused:
 		m.log.Error("seeds refuse this node; retrying in the background", "seeds", seeds, "err", err)

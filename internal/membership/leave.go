@@ -12,7 +12,7 @@ import (
 // first publishes a leaving mark in its metadata, because memberlist's own
 // leave event does not say whether a node left or died.
 func (m *Membership) Leave(timeout time.Duration) error {
-	if !m.leavingSelf.Load() {
+	if !m.isLeaving() {
 		m.AnnounceLeaving(timeout / 2)
 	}
 	return m.list.Leave(timeout)
@@ -24,12 +24,22 @@ func (m *Membership) Leave(timeout time.Duration) error {
 // peer directly (pushLeaving), within timeout in all.
 func (m *Membership) AnnounceLeaving(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
-	m.leavingSelf.Store(true)
 	m.leavingOnce.Do(func() { close(m.leaving) })
 	if err := m.updateNode(timeout / 2); err != nil {
 		m.log.Debug("leaving mark not yet gossiped; pushing it to each peer", "err", err)
 	}
 	m.pushLeaving(time.Until(deadline))
+}
+
+// isLeaving reports whether AnnounceLeaving ran: the node publishes its
+// leaving mark, and no longer joins.
+func (m *Membership) isLeaving() bool {
+	select {
+	case <-m.leaving:
+		return true
+	default:
+		return false
+	}
 }
 
 // pushLeaving hands this node's state, its leaving mark included, to every

@@ -147,8 +147,9 @@ type Membership struct {
 	changed   chan struct{}
 	stop      chan struct{}
 	joined    chan struct{}
-	// leaving is closed when this node announces it is leaving: its join
-	// loop stops, and joinDone is closed once it has.
+	// leaving is closed when this node announces it is leaving
+	// (isLeaving): its metadata carries the leaving mark, its join loop
+	// stops, and joinDone is closed once it has.
 	leaving     chan struct{}
 	leavingOnce sync.Once
 	joinDone    chan struct{}
@@ -168,10 +169,9 @@ type Membership struct {
 	stopped    bool
 	join       joinRecord
 
-	leavingSelf atomic.Bool   // this node is leaving; published in its metadata
-	since       time.Time     // when New ran: the node's age, published
-	table       atomic.Uint64 // version of the partition table it routes by, published
-	generation  atomic.Uint64 // changes to nodes; see Generation
+	since      time.Time     // when New ran: the node's age, published
+	table      atomic.Uint64 // version of the partition table it routes by, published
+	generation atomic.Uint64 // changes to nodes; see Generation
 }
 
 // New starts gossiping and joins cfg.Join in the background. Changed is

@@ -30,7 +30,7 @@ type meta struct {
 
 func (m *Membership) metaBytes() []byte {
 	b, _ := json.Marshal(meta{
-		GRPC: m.cfg.GRPCAddr, Leaving: m.leavingSelf.Load(), Since: m.since.UnixNano(),
+		GRPC: m.cfg.GRPCAddr, Leaving: m.isLeaving(), Since: m.since.UnixNano(),
 		Parts: m.cfg.Partitions, DefNS: m.cfg.DefaultNamespace, Table: m.table.Load(), RESP: m.cfg.RESPAddr,
 	})
 	return b
