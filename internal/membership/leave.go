@@ -2,7 +2,9 @@ package membership
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -11,11 +13,56 @@ import (
 // the message to spread. Peers then list it as left rather than dead: it
 // first publishes a leaving mark in its metadata, because memberlist's own
 // leave event does not say whether a node left or died.
+//
+// It waits only while some peer stays (alive, no leaving mark). When the
+// whole cluster stops at once, nobody is left to hear the message, and
+// memberlist, which gossips only to the peers it lists alive and counts a
+// broadcast sent once it went out RetransmitMult times, would wait the full
+// timeout for peers that left before then.
 func (m *Membership) Leave(timeout time.Duration) error {
 	if !m.isLeaving() {
 		m.AnnounceLeaving(timeout / 2)
 	}
-	return m.list.Leave(timeout)
+	if !m.peersStay() {
+		_ = m.list.Leave(time.Millisecond) // queue the message; nobody waits for it
+		return nil
+	}
+	// memberlist's Leave cannot be cut short: it runs on, at most until
+	// timeout, when the peers leave first. Shutdown may come meanwhile; a
+	// Leave that starts only after it panics, which ends its goroutine.
+	sent := make(chan error, 1)
+	m.listLeave.Go(func() {
+		defer func() {
+			if v := recover(); v != nil {
+				sent <- fmt.Errorf("leave: %v", v)
+			}
+		}()
+		sent <- m.list.Leave(timeout)
+	})
+	tick := time.NewTicker(leavePoll)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-sent:
+			if err != nil && m.peersStay() {
+				return err
+			}
+			return nil
+		case <-tick.C:
+			if !m.peersStay() {
+				return nil // the peers left meanwhile
+			}
+		}
+	}
+}
+
+// leavePoll is how often Leave checks whether a peer still stays.
+const leavePoll = 20 * time.Millisecond
+
+// peersStay reports whether a member other than this node is alive and has
+// not announced its leave.
+func (m *Membership) peersStay() bool {
+	return slices.ContainsFunc(m.Alive(), func(x Member) bool { return x.Name != m.cfg.Name })
 }
 
 // AnnounceLeaving publishes this node's leaving mark: peers take it out of

@@ -155,7 +155,10 @@ type Membership struct {
 	joinDone    chan struct{}
 	joinOnce    sync.Once
 	wg          sync.WaitGroup
-	keyMu       sync.Mutex // serializes keyring changes
+	// listLeave is memberlist's Leave, which may run on after Leave
+	// returns (at most its timeout); Shutdown does not wait for it.
+	listLeave sync.WaitGroup
+	keyMu     sync.Mutex // serializes keyring changes
 	// updateMu serializes memberlist's UpdateNode, which reads the local
 	// node's state unlocked while another call writes it.
 	updateMu sync.Mutex

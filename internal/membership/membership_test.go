@@ -143,6 +143,45 @@ func TestMembership_LeavingMarkReachesPeersWithoutGossip(t *testing.T) {
 	}
 }
 
+// A node whose leave message has not gone out yet, and whose peers all
+// leave meanwhile (the whole cluster stopping), stops waiting as soon as it
+// sees them leave: nobody is left to hear the message. Here a does not
+// gossip, so its message never goes out; the peers' leaving marks reach it
+// by their gossip. Before, a waited out its whole timeout and reported it.
+func TestMembership_LeaveEndsWhenEveryPeerLeavesToo(t *testing.T) {
+	a := startSilent(t, "a", nil)
+	b := start(t, "b", "127.0.0.1:0", a.LocalAddr())
+	c := start(t, "c", "127.0.0.1:0", a.LocalAddr(), b.LocalAddr())
+	for _, m := range []*Membership{a, b, c} {
+		waitFor(t, "three members", func() bool { return len(m.Alive()) == 3 })
+	}
+	t.Cleanup(a.listLeave.Wait) // memberlist's own wait, cut short by nothing
+
+	const timeout = 5 * time.Second
+	left := make(chan error, 1)
+	start := time.Now()
+	go func() { left <- a.Leave(timeout) }()
+	waitFor(t, "a to announce its leave", func() bool { return stateOf(b, "a") == StateLeft })
+	select {
+	case err := <-left:
+		t.Fatalf("a's Leave returned (%v) while b and c stayed", err)
+	default:
+	}
+	b.AnnounceLeaving(time.Second)
+	c.AnnounceLeaving(time.Second)
+	select {
+	case err := <-left:
+		if err != nil {
+			t.Fatalf("Leave: %v", err)
+		}
+		if took := time.Since(start); took >= timeout {
+			t.Fatalf("Leave took %v: it waited out its timeout for peers that had left", took)
+		}
+	case <-time.After(2 * timeout):
+		t.Fatal("Leave did not return")
+	}
+}
+
 // startSilent starts a member with gossip, probes and periodic syncs off:
 // only joins and direct pushes carry state to and from it. tune, if not
 // nil, changes its config further.

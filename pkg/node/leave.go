@@ -18,15 +18,18 @@ const RoutedAroundTimeout = 3 * time.Second
 // (Peer.GetTable), or RoutedAroundTimeout passes, or ctx ends. Until then
 // a peer may still forward a call to this node: stopping the server
 // earlier fails that call with OWNER_UNREACHABLE, a client-visible error
-// of a graceful stop. A peer that cannot be asked counts as done: it is
-// leaving or gone too.
+// of a graceful stop. A peer that cannot be asked counts as done, and so
+// does one that is not staying (it announced its own leave, or is gone):
+// when the whole cluster stops at once, no table without this node is
+// ever made, and waiting for one would only delay the stop.
 func (n *Node) awaitRoutedAround(ctx context.Context, members []ring.Member) {
 	ctx, cancel := context.WithTimeout(ctx, RoutedAroundTimeout)
 	defer cancel()
 	waiting := slices.DeleteFunc(slices.Clone(members), func(m ring.Member) bool { return m.Name == n.cfg.Name })
 	start := time.Now()
 	for len(waiting) > 0 {
-		waiting = slices.DeleteFunc(waiting, func(m ring.Member) bool { return !n.routesToSelf(ctx, m) })
+		staying := n.stayingPeers()
+		waiting = slices.DeleteFunc(waiting, func(m ring.Member) bool { return !staying[m.Name] || !n.routesToSelf(ctx, m) })
 		if len(waiting) == 0 {
 			break
 		}
@@ -52,4 +55,16 @@ func (n *Node) routesToSelf(ctx context.Context, m ring.Member) bool {
 		return ctx.Err() == nil && cctx.Err() != nil // a slow answer: ask again; a refusal: done
 	}
 	return slices.ContainsFunc(resp.GetTable().GetMembers(), func(x *pb.RingNode) bool { return x.GetName() == n.cfg.Name })
+}
+
+// stayingPeers returns the names of the members other than this node that
+// are alive and have not announced a leave.
+func (n *Node) stayingPeers() map[string]bool {
+	peers := map[string]bool{}
+	for _, m := range n.members.Alive() {
+		if m.Name != n.cfg.Name {
+			peers[m.Name] = true
+		}
+	}
+	return peers
 }

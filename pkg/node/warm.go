@@ -65,20 +65,18 @@ func (n *Node) awaitWarmPulls(ctx context.Context) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	if left := n.engine.AwaitTransfers(wctx, n.othersAlive); left > 0 {
+	left := n.engine.AwaitTransfers(wctx, n.othersAlive)
+	switch {
+	case left == 0:
+		n.log.Info("new owners pulled this node's cached entries", "took", time.Since(start))
+	case !n.othersAlive():
+		// The whole cluster is stopping, or this node was the last.
+		n.log.Info("no peer stays to pull this node's cached entries", "partitions", left)
+	default:
 		n.log.Warn("leaving before every new owner pulled its cached entries; those partitions start cold", "partitions_left", left, "waited", time.Since(start))
-		return
 	}
-	n.log.Info("new owners pulled this node's cached entries", "took", time.Since(start))
 }
 
 // othersAlive reports whether a member other than this node is alive and
 // not leaving: one that could still pull this node's partitions.
-func (n *Node) othersAlive() bool {
-	for _, m := range n.members.Alive() {
-		if m.Name != n.cfg.Name {
-			return true
-		}
-	}
-	return false
-}
+func (n *Node) othersAlive() bool { return len(n.stayingPeers()) > 0 }
