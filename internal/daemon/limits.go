@@ -33,7 +33,7 @@ func (l *LimitFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&l.IdleTimeout, "idle-timeout", node.DefaultIdleTimeout, "close a connection with no call or stream open for this long (clients reconnect when they next call; -1s: never)")
 	fl.DurationVar(&l.MaxConnectionAge, "max-connection-age", 0, "close every connection after this long (GOAWAY, then a tenth of it for calls in flight), spreading clients over new nodes; 0: never")
 	fl.DurationVar(&l.StreamSendTimeout, "stream-send-timeout", node.DefaultStreamSendTimeout, "end a stream with RESOURCE_EXHAUSTED when a send to it waited this long for its client to read (-1s: never)")
-	fl.IntVar(&l.MaxBatchKeys, "max-batch-keys", node.DefaultMaxBatchKeys, "keys of one GetMany, ops of one Pipeline frame and of one RESP batch at most (the Go client sends up to 512 per frame: keep it at 512 or more). Give every node the same value: a node refuses a forwarded batch larger than its own bound")
+	fl.IntVar(&l.MaxBatchKeys, "max-batch-keys", node.DefaultMaxBatchKeys, "keys of one GetMany, ops of one Pipeline frame and of one RESP batch at most (the Go client sends up to 512 per frame: keep it at 512 or more; at most 65536). Nodes may differ: a peer's forwarded batches are accepted up to 65536")
 	fl.IntVar(&l.MaxWatchers, "max-watchers", node.DefaultMaxWatchers, "WatchInvalidations subscribers other than peers at most (-1: no bound)")
 	fl.StringVar(&l.WatchBacklog, "watch-backlog", humanize.IBytes(uint64(node.DefaultWatchBacklogBytes)), "changes kept for invalidation subscribers that have not sent them yet, all together; a subscriber further behind is dropped")
 }
@@ -46,8 +46,8 @@ func (l LimitFlags) apply(cfg *node.Config) error {
 	cfg.StreamSendTimeout = l.StreamSendTimeout
 	cfg.MaxWatchers = l.MaxWatchers
 	cfg.MaxBatchKeys = l.MaxBatchKeys
-	if l.MaxBatchKeys < 0 {
-		return fmt.Errorf("--max-batch-keys %d is negative (0 keeps the default, %d)", l.MaxBatchKeys, node.DefaultMaxBatchKeys)
+	if l.MaxBatchKeys < 0 || l.MaxBatchKeys > node.MaxBatchKeysLimit {
+		return fmt.Errorf("--max-batch-keys %d is not between 0 (the default, %d) and %d", l.MaxBatchKeys, node.DefaultMaxBatchKeys, node.MaxBatchKeysLimit)
 	}
 	if l.MaxConnectionAge < 0 {
 		return fmt.Errorf("--max-connection-age %s is negative (0 keeps connections as long as they are used)", l.MaxConnectionAge)

@@ -51,13 +51,14 @@ func TestLimitFlags_DefaultsAreTheNodes(t *testing.T) {
 }
 
 func TestLimitFlags_BadValuesNameTheFlag(t *testing.T) {
-	for flag, args := range map[string][]string{
-		"--watch-backlog":      {"--watch-backlog=lots"},
-		"--max-connection-age": {"--max-connection-age=-1s"},
-		"--max-batch-keys":     {"--max-batch-keys=-5"},
+	for _, c := range []struct{ flag, arg string }{
+		{"--watch-backlog", "--watch-backlog=lots"},
+		{"--max-connection-age", "--max-connection-age=-1s"},
+		{"--max-batch-keys", "--max-batch-keys=-5"},
+		{"--max-batch-keys", "--max-batch-keys=70000"}, // more than a peer's forward may carry
 	} {
-		if _, err := parseLimits(t, args...); err == nil || !strings.Contains(err.Error(), flag) {
-			t.Errorf("%v: error %v, want one naming %s", args, err, flag)
+		if _, err := parseLimits(t, c.arg); err == nil || !strings.Contains(err.Error(), c.flag) {
+			t.Errorf("%s: error %v, want one naming %s", c.arg, err, c.flag)
 		}
 	}
 }

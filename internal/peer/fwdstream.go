@@ -16,10 +16,10 @@ import (
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
-// Bounds of one ForwardStream frame. A node rejects a frame of more ops
-// than its batch limit, so a frame holds at most MaxFrameOps (Config), and
-// never more than fwdMaxOps; a batch larger than either goes alone, as a
-// unary Forward would carry it.
+// Bounds of one ForwardStream frame that carries several batches; a batch
+// larger than either goes alone, as a unary Forward would carry it. (A
+// batch holds at most its sender's --max-batch-keys ops, and a peer accepts
+// up to service.MaxForwardedOps whatever its own.)
 const (
 	fwdMaxOps        = 512
 	fwdMaxFrameBytes = 4 << 20
@@ -255,10 +255,6 @@ func (fp *fwdPipe) open(o *fopening) {
 // queue is empty or the window full. The caller holds fp.mu and has set
 // s.sending; flush releases both.
 func (fp *fwdPipe) flush(s *fstream) {
-	maxOps := fwdMaxOps
-	if m := fp.pool.cfg.MaxFrameOps; m > 0 {
-		maxOps = min(maxOps, m)
-	}
 	for len(s.queue) > 0 && !s.failed && s.inFlight < fwdWindow {
 		req := &pb.ForwardStreamRequest{} // new each time: gRPC may keep it after Send
 		n, size := 0, 0
@@ -267,7 +263,7 @@ func (fp *fwdPipe) flush(s *fstream) {
 				n++
 				continue
 			}
-			if len(req.Ops) > 0 && (len(req.Ops)+len(c.req.Ops) > maxOps || size+c.size > fwdMaxFrameBytes) {
+			if len(req.Ops) > 0 && (len(req.Ops)+len(c.req.Ops) > fwdMaxOps || size+c.size > fwdMaxFrameBytes) {
 				break
 			}
 			req.From = c.req.From

@@ -56,9 +56,6 @@ type Config struct {
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 	// DialOptions come last (telemetry).
 	DialOptions []grpc.DialOption
-	// MaxFrameOps bounds the ops of one ForwardStream frame (the peers'
-	// batch limit); 0 means 512.
-	MaxFrameOps int
 	// Latency, when set, is told the round trip of every Forward.
 	Latency func(time.Duration)
 }

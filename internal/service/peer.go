@@ -26,8 +26,8 @@ const forwardParallelism = 64
 // the result of the same index.
 func (p *Peer) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.ForwardResponse, error) {
 	e := p.s.e
-	if len(req.Ops) > p.s.cfg.MaxBatch {
-		return nil, engine.StatusErr(fmt.Errorf("%w: %d ops forwarded, at most %d per call", engine.ErrTooManyKeys, len(req.Ops), p.s.cfg.MaxBatch))
+	if len(req.Ops) > MaxForwardedOps {
+		return nil, engine.StatusErr(fmt.Errorf("%w: %d ops forwarded, at most %d per call", engine.ErrTooManyKeys, len(req.Ops), MaxForwardedOps))
 	}
 	if err := e.ObserveClock(req.Hlc); err != nil {
 		p.s.log.Warn("forwarded ops rejected: the sender's clock is too far ahead", "from", req.From, "err", err)

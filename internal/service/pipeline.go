@@ -144,8 +144,8 @@ func (p *pipe) recvLoop() error {
 		if err != nil {
 			return err
 		}
-		if len(req.Ops) > p.s.cfg.MaxBatch {
-			return status.Errorf(codes.InvalidArgument, "pipeline frame carries %d ops, at most %d per frame", len(req.Ops), p.s.cfg.MaxBatch)
+		if max := p.maxOps(); len(req.Ops) > max {
+			return status.Errorf(codes.InvalidArgument, "pipeline frame carries %d ops, at most %d per frame", len(req.Ops), max)
 		}
 		p.mu.Lock()
 		if p.stopped {
@@ -159,6 +159,15 @@ func (p *pipe) recvLoop() error {
 		p.mu.Unlock()
 		p.ops.Done()
 	}
+}
+
+// maxOps bounds the ops of one frame: the node's MaxBatch for a client,
+// MaxForwardedOps for a peer's forwarding stream.
+func (p *pipe) maxOps() int {
+	if p.caller.Forwarded {
+		return MaxForwardedOps
+	}
+	return p.s.cfg.MaxBatch
 }
 
 // serve runs one frame's ops and sends the answers it has by the time

@@ -21,8 +21,15 @@ import (
 )
 
 // DefaultMaxBatch bounds the keys of one GetMany and the ops of one
-// Pipeline frame or Forward call.
+// Pipeline frame.
 const DefaultMaxBatch = 1000
+
+// MaxForwardedOps bounds the ops of one batch a peer forwards (Forward, a
+// ForwardStream frame), whatever this node's MaxBatch: a peer's batches are
+// bounded by its own MaxBatch, which may differ from this node's (a rolling
+// change of --max-batch-keys), and refusing them would fail its clients'
+// calls. No node's MaxBatch may exceed it.
+const MaxForwardedOps = 1 << 16
 
 // Config configures the services.
 type Config struct {

@@ -425,3 +425,41 @@ func TestCluster_NewOwnerSeesPreviousOwnersPendingWrite(t *testing.T) {
 		t.Fatalf("the database was written (%q); the test needs the write still pending", v)
 	}
 }
+
+// --max-batch-keys may differ between nodes, as it does during a rolling
+// change of it: a node accepts a peer's forwarded batch whatever its own
+// bound. Here n1 takes a GetMany of 600 keys and forwards n2's share (about
+// 300) to n2, whose own bound is 100. Before, n2 refused the forward and
+// every key of its share failed.
+func TestCluster_NodesWithDifferentBatchBoundsServeEachOthersForwards(t *testing.T) {
+	const keys, smallBound = 600, 100
+	c := clustertest.Start(t, 2, clustertest.Options{Configure: func(i int, cfg *node.Config) {
+		if i == 1 {
+			cfg.MaxBatchKeys = smallBound
+		}
+	}})
+	ctx := ctxT(t)
+	names := make([]string, keys)
+	owned := 0
+	for k := range names {
+		names[k] = fmt.Sprint("k", k)
+		if ownerIndex(t, c, clustertest.NSCache, names[k]) == 1 {
+			owned++
+		}
+	}
+	if owned <= smallBound {
+		t.Fatalf("n2 owns %d of the %d keys; the test needs more than %d", owned, keys, smallBound)
+	}
+	for _, k := range names {
+		c.DB.Put(k, []byte("row-"+k))
+	}
+	resp, err := c.Cache(0).GetMany(ctx, &pb.GetManyRequest{Namespace: clustertest.NSUsers, Keys: names})
+	if err != nil {
+		t.Fatalf("GetMany of %d keys at n1, %d of them n2's: %v", keys, owned, err)
+	}
+	for i, r := range resp.Results {
+		if r.ErrorCode != 0 || !r.Found || string(r.Value) != "row-"+names[i] {
+			t.Fatalf("key %s: %v", names[i], r)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ringcache/ringcache/internal/service"
 	"github.com/ringcache/ringcache/pkg/ring"
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
@@ -21,9 +22,12 @@ const (
 	DefaultMaxMemory      = 256 << 20
 	DefaultForwardTimeout = 10 * time.Second
 	DefaultMaxBatchKeys   = 1000
-	DefaultLeaveTimeout   = 5 * time.Second
-	DefaultBootstrap      = 30 * time.Second
-	DefaultFlushTimeout   = 15 * time.Second
+	// MaxBatchKeysLimit is the largest MaxBatchKeys, and the most ops a
+	// node accepts in one batch forwarded by a peer.
+	MaxBatchKeysLimit   = service.MaxForwardedOps
+	DefaultLeaveTimeout = 5 * time.Second
+	DefaultBootstrap    = 30 * time.Second
+	DefaultFlushTimeout = 15 * time.Second
 	// DefaultHandoffWindow is how long a node asks a partition's previous
 	// owner for pending write-behind writes after taking it over.
 	DefaultHandoffWindow = time.Minute
@@ -198,8 +202,10 @@ type Config struct {
 	// timeouts Pipeline callers set.
 	ForwardTimeout time.Duration
 	// MaxBatchKeys bounds the keys of one GetMany and the ops of one
-	// Pipeline frame; default 1000. The Go client sends at most 512 ops per
-	// frame, so keep it at 512 or more.
+	// Pipeline frame or RESP batch; default 1000, at most MaxBatchKeysLimit.
+	// The Go client sends at most 512 ops per frame, so keep it at 512 or
+	// more. Nodes may differ: a node accepts its peers' forwarded batches
+	// up to MaxBatchKeysLimit, whatever its own bound.
 	MaxBatchKeys int
 	// LeaveTimeout bounds the wait for the leave message to spread on Close.
 	LeaveTimeout time.Duration

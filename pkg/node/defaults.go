@@ -57,6 +57,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("node: hot cache min rate %v is not a non-negative number", c.HotCacheMinRate)
 	case c.HotCacheTTL < 0:
 		return fmt.Errorf("node: hot cache TTL %v is negative", c.HotCacheTTL)
+	case c.MaxBatchKeys > MaxBatchKeysLimit:
+		return fmt.Errorf("node: max batch keys %d is more than %d", c.MaxBatchKeys, MaxBatchKeysLimit)
 	}
 	for _, ns := range c.Namespaces {
 		if ns.Policy.Write == strategy.WriteBehind && c.Journal.Path == "" {

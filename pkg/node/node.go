@@ -136,7 +136,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.openHotKeys()
 	n.obs.tracer = cfg.tracerProvider().Tracer(tracerName)
-	n.peers = peer.New(peer.Config{Linger: cfg.ForwardTimeout, Credentials: n.peerCredentials(), Dialer: cfg.PeerDialer, DialOptions: cfg.peerDialOptions(), MaxFrameOps: cfg.MaxBatchKeys,
+	n.peers = peer.New(peer.Config{Linger: cfg.ForwardTimeout, Credentials: n.peerCredentials(), Dialer: cfg.PeerDialer, DialOptions: cfg.peerDialOptions(),
 		Latency: n.latency(nodemetrics.ForwardLatency)})
 	n.closers = append(n.closers, n.peers.Close)
 	if cfg.HotCacheBytes > 0 {
