@@ -2,16 +2,20 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
-// sweeper frees the entries flushes hid (strategy.Namespace.SweepFlushed),
-// one namespace at a time on one background goroutine. Sweeps asked for
-// while it runs are done after it, each namespace once, and after a pause
-// of sweepRest times the last sweep's length: frequent flushes (a prefix
-// flush per tenant) cost a tenth of a core at most, not a core of
-// back-to-back walks.
+// sweeper frees the entries flushes hid (strategy.SweepFlushed) on one
+// background goroutine, one walk of the store for all the namespaces
+// flushed since the last walk. Flushes while it walks are swept by the next
+// walk, after a pause of sweepRest times the last walk's length: frequent
+// flushes (a prefix flush per tenant) cost a tenth of a core at most, not a
+// core of back-to-back walks.
 type sweeper struct {
 	ctx    context.Context // cancelled by Close: a sweep in progress stops
 	cancel context.CancelFunc
@@ -19,6 +23,8 @@ type sweeper struct {
 	mu      sync.Mutex
 	pending map[string]bool
 	running bool
+
+	walks atomic.Uint64 // walks of the store so far
 }
 
 // SweepFlushed frees, in the background, the entries of namespace ns that
@@ -41,36 +47,55 @@ func (e *Engine) SweepFlushed(ns string) {
 
 func (e *Engine) sweepLoop() {
 	s := &e.sweep
+	// The flushes of one FLUSHALL, one call per namespace, gather first.
+	if !sleepCtx(s.ctx, sweepGather) {
+		s.mu.Lock()
+		s.running = false
+		s.mu.Unlock()
+		return
+	}
 	for {
 		s.mu.Lock()
-		name, found := "", false
-		for n := range s.pending {
-			name, found = n, true
-			break
-		}
-		if !found || s.ctx.Err() != nil {
+		if len(s.pending) == 0 || s.ctx.Err() != nil {
 			s.running = false
 			s.mu.Unlock()
 			return
 		}
-		delete(s.pending, name)
+		var names []string
+		var nss []*strategy.Namespace
+		for name := range s.pending {
+			if ns, ok := e.namespaces[name]; ok {
+				names = append(names, name)
+				nss = append(nss, ns)
+			}
+		}
+		clear(s.pending)
 		s.mu.Unlock()
-		ns, ok := e.namespaces[name]
-		if !ok {
-			continue
-		}
 		start := time.Now()
-		n := ns.SweepFlushed(s.ctx)
+		n := strategy.SweepFlushed(s.ctx, nss...)
 		took := time.Since(start)
-		e.log.Info("entries a flush hid are freed", "namespace", name, "entries", n, "took", took.Round(time.Millisecond))
-		rest := time.NewTimer(sweepRest * took)
-		select {
-		case <-rest.C:
-		case <-s.ctx.Done():
-			rest.Stop()
-		}
+		s.walks.Add(1)
+		slices.Sort(names)
+		e.log.Info("entries flushes hid are freed", "namespaces", names, "entries", n, "took", took.Round(time.Millisecond))
+		sleepCtx(s.ctx, max(sweepRest*took, sweepGather))
+	}
+}
+
+// sleepCtx waits d, or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
 // sweepRest is the pause after a sweep, in multiples of its length.
 const sweepRest = 9
+
+// sweepGather is how long flushes gather before a walk: a FLUSHALL flushes
+// each namespace with a call of its own, on every node.
+const sweepGather = 50 * time.Millisecond

@@ -176,19 +176,42 @@ func (n *Namespace) visible(key string, e Entry) bool {
 	return n.flushes.Load().visible(key, e.Epoch)
 }
 
-// SweepFlushed removes the namespace's entries that flushes hid, which
-// otherwise stay until they are written again, expire or are evicted: the
-// memory they hold is freed and the node's entry count (DBSIZE) drops. It
-// walks the whole store, so it is for after a flush, in the background;
-// it returns how many entries it removed, 0 on a store that cannot sweep.
-// It stops early, with what it removed so far, when ctx ends.
-func (n *Namespace) SweepFlushed(ctx context.Context) int {
-	ss, ok := n.store.(SweepStore)
+// SweepFlushed removes the entries of namespaces nss that their flushes hid,
+// which otherwise stay until they are written again, expire or are
+// evicted: the memory they hold is freed and the node's entry count
+// (DBSIZE) drops. The namespaces must share one store, which it walks once
+// for all of them (a FLUSHALL of many namespaces is one walk), so it is for
+// after a flush, in the background. It returns how many entries it
+// removed, 0 on a store that cannot sweep, and stops early, with what it
+// removed so far, when ctx ends.
+func SweepFlushed(ctx context.Context, nss ...*Namespace) int {
+	if len(nss) == 0 {
+		return 0
+	}
+	ss, ok := nss[0].store.(SweepStore)
 	if !ok {
 		return 0
 	}
-	return ss.DeleteIf(ctx, func(skey string) bool { return strings.HasPrefix(skey, n.prefix) },
-		func(skey string, e Entry) bool { return !n.visible(skey[len(n.prefix):], e) })
+	byName := make(map[string]*Namespace, len(nss))
+	for _, n := range nss {
+		byName[n.p.Name] = n
+	}
+	// of returns the namespace of store key skey if it is one of nss, and
+	// the key without its prefix.
+	of := func(skey string) (*Namespace, string) {
+		i := strings.IndexByte(skey, 0)
+		if i < 0 {
+			return nil, ""
+		}
+		return byName[skey[:i]], skey[i+1:]
+	}
+	return ss.DeleteIf(ctx, func(skey string) bool {
+		n, _ := of(skey)
+		return n != nil
+	}, func(skey string, e Entry) bool {
+		n, key := of(skey)
+		return n != nil && !n.visible(key, e)
+	})
 }
 
 // lookup returns the live, visible entry of skey; lookupWithLife also its

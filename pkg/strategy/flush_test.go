@@ -330,12 +330,12 @@ func TestFlush_TheSweepFreesOnlyWhatTheFlushHid(t *testing.T) {
 	set(other, "user:1")
 	mustFlush(t, e.ns, "user:")
 	set(e.ns, "user:2") // written again after the flush: visible
-	if n := e.ns.SweepFlushed(bg); n != 1 {
+	if n := strategy.SweepFlushed(bg, e.ns); n != 1 {
 		t.Fatalf("the prefix sweep freed %d entries, want 1 (user:1)", n)
 	}
 	mustFlush(t, e.ns, "")
 	set(e.ns, "order:3")
-	if n := e.ns.SweepFlushed(bg); n != 3 {
+	if n := strategy.SweepFlushed(bg, e.ns); n != 3 {
 		t.Fatalf("the full sweep freed %d entries, want 3 (user:2, order:1, order:2)", n)
 	}
 	if got := e.store.Stats().Entries; got != 2 {
@@ -347,7 +347,7 @@ func TestFlush_TheSweepFreesOnlyWhatTheFlushHid(t *testing.T) {
 	ctx, cancel := context.WithCancel(bg)
 	cancel()
 	mustFlush(t, e.ns, "")
-	if n := e.ns.SweepFlushed(ctx); n != 0 {
+	if n := strategy.SweepFlushed(ctx, e.ns); n != 0 {
 		t.Fatalf("a sweep whose context ended freed %d entries", n)
 	}
 }
@@ -375,7 +375,7 @@ func BenchmarkSweepFlushed(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		swept += e.ns.SweepFlushed(bg)
+		swept += strategy.SweepFlushed(bg, e.ns)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(swept, 1)), "ns/entry")
 }

@@ -121,7 +121,7 @@ type Store interface {
 
 // SweepStore is a Store that can remove the entries a test selects, each
 // tested and removed in one step with respect to writes of its key, so
-// that a flush frees what it hid (Namespace.SweepFlushed). ringcache's
+// that a flush frees what it hid (SweepFlushed). ringcache's
 // internal/store is one.
 type SweepStore interface {
 	Store
