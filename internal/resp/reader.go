@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 )
 
 // ErrProtocol marks a request that is not RESP: the connection answers it
@@ -110,11 +109,38 @@ func number(b []byte, from int, what string) (v int64, next int, err error) {
 	if len(line) == 0 || line[len(line)-1] != '\r' {
 		return 0, 0, protoErr("invalid %s length", what)
 	}
-	v, perr := strconv.ParseInt(string(line[:len(line)-1]), 10, 64)
-	if perr != nil {
+	v, ok := parseDecimal(line[:len(line)-1])
+	if !ok {
 		return 0, 0, protoErr("invalid %s length", what)
 	}
 	return v, from + i + 1, nil
+}
+
+// parseDecimal parses a length as Redis does (string2ll): an optional '-'
+// and decimal digits, no '+', no leading zero (but "0"), no spaces, no
+// overflow.
+func parseDecimal(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 19 || b[0] == '0' && (len(b) > 1 || neg) {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	switch {
+	case neg && v <= 1<<63:
+		return -int64(v), true
+	case !neg && v < 1<<63:
+		return int64(v), true
+	}
+	return 0, false
 }
 
 // parseInline reads a command typed as one line, its arguments separated by

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -66,6 +67,14 @@ func TestReader_RefusesBadFramesWithRedisErrors(t *testing.T) {
 		{"*x\r\n", "invalid multibulk length"},
 		{"*1\r\n$-5\r\n", "invalid bulk length"},
 		{"*1\r\n$abc\r\n", "invalid bulk length"},
+		// Lengths as Redis's string2ll reads them: no sign, leading zero or space.
+		{"*1\r\n$+3\r\nGET\r\n", "invalid bulk length"},
+		{"*1\r\n$03\r\nGET\r\n", "invalid bulk length"},
+		{"*1\r\n$ 3\r\nGET\r\n", "invalid bulk length"},
+		{"*1\r\n$-0\r\n", "invalid bulk length"},
+		{"*1\r\n$99999999999999999999\r\n", "invalid bulk length"},
+		{"*+1\r\n$3\r\nGET\r\n", "invalid multibulk length"},
+		{"*01\r\n$3\r\nGET\r\n", "invalid multibulk length"},
 		{"*1\r\n$1073741824\r\n", "bulk length 1073741824 exceeds the limit of 1024 bytes"},
 		{"*100000000\r\n", "100000000 arguments in one command, at most 16"},
 		{"*1\r\n$3\r\nGETXX", "bulk string not terminated by CRLF"},
@@ -184,4 +193,20 @@ func (c *chunked) Read(p []byte) (int, error) {
 	n := copy(p[:min(len(p), c.n)], c.b)
 	c.b = c.b[n:]
 	return n, nil
+}
+
+func TestParseDecimal_TakesWhatRedisTakes(t *testing.T) {
+	for in, want := range map[string]int64{
+		"0": 0, "7": 7, "-1": -1, "1000": 1000,
+		"9223372036854775807": math.MaxInt64, "-9223372036854775808": math.MinInt64,
+	} {
+		if v, ok := parseDecimal([]byte(in)); !ok || v != want {
+			t.Errorf("parseDecimal(%q) = %d, %v; want %d", in, v, ok, want)
+		}
+	}
+	for _, in := range []string{"", "-", "+1", "01", "-0", "-01", " 1", "1 ", "1a", "9223372036854775808", "-9223372036854775809", "18446744073709551616"} {
+		if v, ok := parseDecimal([]byte(in)); ok {
+			t.Errorf("parseDecimal(%q) = %d; want it refused", in, v)
+		}
+	}
 }
