@@ -14,8 +14,10 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringcache/ringcache/internal/reason"
 	ringcachev1 "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -29,13 +31,30 @@ func (o *options) dial(addr string) (*grpc.ClientConn, error) {
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if o.token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: o.token, tls: o.tls()}))
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: o.token, tls: o.tls()}),
+			grpc.WithChainUnaryInterceptor(o.warnAuthOff(addr)))
 	}
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("invalid address %q: %w", addr, err)
 	}
 	return conn, nil
+}
+
+// warnAuthOff warns, once, when the node at addr answers that it checks
+// no token (reason.AuthOffHeader): its config has no auth section, so the
+// --token sent protects nothing there.
+func (o *options) warnAuthOff(addr string) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
+		var md metadata.MD
+		err := invoker(ctx, method, req, reply, cc, append(callOpts, grpc.Header(&md))...)
+		if len(md.Get(reason.AuthOffHeader)) > 0 && o.stderr != nil {
+			o.authOff.Do(func() {
+				fmt.Fprintf(o.stderr, "ringcachectl: warning: %s checks no token (its config has no auth section): --token protects nothing there\n", addr)
+			})
+		}
+		return err
+	}
 }
 
 // tls reports whether the TLS flags ask for TLS.

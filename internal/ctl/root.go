@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -51,6 +52,9 @@ type options struct {
 	// TLS and token flags; creds caches their transport credentials.
 	tlsCA, tlsCert, tlsKey, token string
 	creds                         credentials.TransportCredentials
+	// stderr takes warnings; authOff says once that a node checks no token.
+	stderr  io.Writer
+	authOff sync.Once
 }
 
 // NewRootCommand returns the ringcachectl command tree. The default of --addr
@@ -84,13 +88,16 @@ func NewRootCommand() *cobra.Command {
 func newRoot(short, long string) (*cobra.Command, *options) {
 	o := &options{}
 	root := &cobra.Command{
-		Use:               "ringcachectl",
-		Version:           buildinfo.Version(),
-		Short:             short,
-		Long:              long,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		PersistentPreRunE: func(*cobra.Command, []string) error { return o.validate() },
+		Use:           "ringcachectl",
+		Version:       buildinfo.Version(),
+		Short:         short,
+		Long:          long,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			o.stderr = cmd.ErrOrStderr()
+			return o.validate()
+		},
 	}
 	addr := DefaultAddr
 	if env := os.Getenv(AddrEnv); env != "" {

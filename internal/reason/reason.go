@@ -101,3 +101,10 @@ func details(err error) (reason string, retry time.Duration) {
 	}
 	return reason, retry
 }
+
+// AuthOffHeader is the response header a node without authorization (its
+// config has no auth section) sends to a caller that presented a bearer
+// token: the token protects nothing there. ringcachectl and pkg/client
+// turn it into a warning, so that a cluster deployed without its auth
+// section does not pass for a protected one.
+const AuthOffHeader = "ringcache-auth-off"

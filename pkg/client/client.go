@@ -138,6 +138,7 @@ type Client struct {
 	near *nearCache // nil without Options.NearCache
 
 	dialSec []grpc.DialOption // TLS and token, from Options
+	authOff sync.Once         // noteAuthOff
 }
 
 // routes is a ring snapshot as the client uses it.

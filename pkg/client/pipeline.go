@@ -290,11 +290,16 @@ func (p *pipeline) flush(s *pstream) {
 
 // recvLoop hands each result to its call.
 func (p *pipeline) recvLoop(s *pstream) {
+	checked := p.c.opts.Token == ""
 	for {
 		resp, err := s.stream.Recv()
 		if err != nil {
 			p.fail(s, err)
 			return
+		}
+		if !checked { // the node has answered: its header is in
+			checked = true
+			p.c.noteAuthOff(s.stream, p.node.addr)
 		}
 		p.mu.Lock()
 		for _, r := range resp.Results {

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/ringcache/ringcache/internal/reason"
 	"github.com/ringcache/ringcache/internal/tlsconf"
 )
 
@@ -39,6 +40,17 @@ func (o *Options) dialSecurity() ([]grpc.DialOption, error) {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: o.Token, tls: o.TLS != nil}))
 	}
 	return opts, nil
+}
+
+// noteAuthOff logs, once per client, that the node at addr answered s
+// saying it checks no token (reason.AuthOffHeader): its config has no auth
+// section, so Options.Token protects nothing there. s must have answered.
+func (c *Client) noteAuthOff(s grpc.ClientStream, addr string) {
+	if md, err := s.Header(); err == nil && len(md.Get(reason.AuthOffHeader)) > 0 {
+		c.authOff.Do(func() {
+			c.log.Warn("ringcache client: the node checks no token (its config has no auth section): Options.Token protects nothing there", "node", addr)
+		})
+	}
 }
 
 // bearer sends a token as "authorization: Bearer <token>", the gRPC
