@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"log/slog"
 	"reflect"
 	"slices"
@@ -14,23 +15,24 @@ import (
 type reloader interface {
 	RotateGossipKeys(keys [][]byte) error
 	ReloadAuth(a *node.AuthConfig) error
+	ReloadRESPRedirect(all bool)
 	ReloadTLS() error
 	ReopenAuditLog() error
 	ReloadSealKeys(keys [][]byte) error
 }
 
-// reload is the SIGHUP handler. It re-reads the gossip keys, the auth
-// section of the config file (started is the file the node started with),
-// the tokens file and the TLS files, and reopens the audit log (logrotate's
-// postrotate). Each part that fails is logged and leaves what was in force;
-// the others go on. The rest of the config file needs a restart, and a
-// change there is logged as such.
+// reload is the SIGHUP handler. It re-reads the gossip keys, the config
+// file's auth section and resp.redirect (started is the file the node
+// started with), the tokens file and the TLS files, and reopens the audit
+// log (logrotate's postrotate). Each part that fails is logged and leaves
+// what was in force; the others go on. The rest of the config file needs a
+// restart, and a change there is logged as such.
 func reload(log *slog.Logger, f Flags, started *config.File, n reloader) {
 	if f.GossipKeyFile != "" {
 		reloadGossipKeys(log, f.GossipKeyFile, n.RotateGossipKeys)
 	}
 	if f.ConfigPath != "" {
-		reloadAuth(log, f.ConfigPath, f.DataDir, started, n.ReloadAuth)
+		reloadFile(log, f.ConfigPath, f.DataDir, started, n)
 	}
 	if err := n.ReloadTLS(); err != nil {
 		log.Error("SIGHUP: TLS files not reloaded; the certificate in use stays", "err", err)
@@ -55,12 +57,12 @@ func reload(log *slog.Logger, f Flags, started *config.File, n reloader) {
 	}
 }
 
-// reloadAuth re-reads the config file at path and applies its auth
-// section; a file that does not load leaves the policy in force.
-func reloadAuth(log *slog.Logger, path, dataDir string, started *config.File, apply func(*node.AuthConfig) error) {
+// reloadFile re-reads the config file at path and applies its auth
+// section and resp.redirect; a file that does not load changes nothing.
+func reloadFile(log *slog.Logger, path, dataDir string, started *config.File, n reloader) {
 	file, err := config.LoadFile(path, dataDir)
 	if err == nil {
-		err = apply(authConfig(file.Auth))
+		err = n.ReloadAuth(authConfig(file.Auth))
 	}
 	if err != nil {
 		log.Error("SIGHUP: auth section not reloaded; the policy in force stays", "err", err)
@@ -71,21 +73,28 @@ func reloadAuth(log *slog.Logger, path, dataDir string, started *config.File, ap
 		principals = len(file.Auth.Principals)
 	}
 	log.Info("SIGHUP: auth section reloaded", "auth", file.Auth != nil, "principals", principals)
+	n.ReloadRESPRedirect(file.RESP.Redirect == config.RedirectAlways)
+	if file.RESP.Redirect != started.RESP.Redirect {
+		log.Info("SIGHUP: resp.redirect reloaded; connections accepted from now on follow it", "redirect", cmp.Or(file.RESP.Redirect, config.RedirectAuto))
+	}
 	if changed := needRestart(started, file); len(changed) > 0 {
-		log.Warn("SIGHUP: only the auth section and the files it names are reloaded; these changes to the config file take effect on restart",
+		log.Warn("SIGHUP: only the auth section, the files it names and resp.redirect are reloaded; these changes to the config file take effect on restart",
 			"changed", changed)
 	}
 }
 
 // needRestart names what changed from started to now that a SIGHUP does
-// not apply: every section but auth, and the audit key file.
+// not apply: every section but auth and resp.redirect, and the audit key
+// file.
 func needRestart(started, now *config.File) []string {
 	var changed []string
 	for name, same := range map[string]bool{
-		"ring":                reflect.DeepEqual(started.Ring, now.Ring),
-		"backends":            reflect.DeepEqual(started.Backends, now.Backends),
-		"namespaces":          reflect.DeepEqual(started.Namespaces, now.Namespaces),
-		"auth.audit_key_file": auditKeyFile(started) == auditKeyFile(now),
+		"ring":                   reflect.DeepEqual(started.Ring, now.Ring),
+		"backends":               reflect.DeepEqual(started.Backends, now.Backends),
+		"namespaces":             reflect.DeepEqual(started.Namespaces, now.Namespaces),
+		"auth.audit_key_file":    auditKeyFile(started) == auditKeyFile(now),
+		"resp.default_namespace": started.RESP.DefaultNamespace == now.RESP.DefaultNamespace,
+		"prewarm":                reflect.DeepEqual(started.Prewarm, now.Prewarm),
 	} {
 		if !same {
 			changed = append(changed, name)

@@ -21,6 +21,7 @@ type fakeReloader struct {
 	tlsErr   error
 	tlsCalls int
 	reopens  int
+	redirect []bool
 }
 
 func (f *fakeReloader) RotateGossipKeys(k [][]byte) error   { f.keys = k; return nil }
@@ -28,6 +29,7 @@ func (f *fakeReloader) ReloadAuth(a *node.AuthConfig) error { f.auth = append(f.
 func (f *fakeReloader) ReloadTLS() error                    { f.tlsCalls++; return f.tlsErr }
 func (f *fakeReloader) ReopenAuditLog() error               { f.reopens++; return nil }
 func (f *fakeReloader) ReloadSealKeys([][]byte) error       { return nil }
+func (f *fakeReloader) ReloadRESPRedirect(all bool)         { f.redirect = append(f.redirect, all) }
 
 const reloadConfig = `
 namespaces:
@@ -89,13 +91,28 @@ func TestReload_AppliesTheAuthSectionAndSaysWhatNeedsARestart(t *testing.T) {
 		t.Fatalf("a new namespace: %d auth reloads; log:\n%s", len(n.auth), logs.String())
 	}
 
+	// resp.redirect applies (to connections accepted from now on);
+	// resp.default_namespace needs a restart.
+	logs.Reset()
+	write(reloadConfig + "resp: {redirect: always}\n")
+	reload(log, f, started, n)
+	if !n.redirect[len(n.redirect)-1] || !strings.Contains(logs.String(), "SIGHUP: resp.redirect reloaded") || strings.Contains(logs.String(), "take effect on restart") {
+		t.Fatalf("resp.redirect: always: redirect applied %v; log:\n%s", n.redirect, logs.String())
+	}
+	logs.Reset()
+	write(reloadConfig + "resp: {default_namespace: sessions}\n")
+	reload(log, f, started, n)
+	if n.redirect[len(n.redirect)-1] || !strings.Contains(logs.String(), "changed=[resp.default_namespace]") {
+		t.Fatalf("resp.default_namespace: redirect applied %v; log:\n%s", n.redirect, logs.String())
+	}
+
 	// A file that does not load changes nothing; a TLS error is logged and
 	// the audit log is still reopened.
 	logs.Reset()
 	write(reloadConfig + "    bad: {namespaces: {nope: [read]}}\n")
 	n.tlsErr = errors.New("certificate and key do not match")
 	reload(log, f, started, n)
-	if len(n.auth) != 2 {
+	if len(n.auth) != 4 || len(n.redirect) != 4 {
 		t.Fatalf("a bad config was applied: %+v", n.auth[len(n.auth)-1])
 	}
 	for _, want := range []string{"auth section not reloaded", `unknown namespaces [\"nope\"]`, "TLS files not reloaded", "SIGHUP: audit log reopened"} {

@@ -84,7 +84,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{
 		s: s, nc: nc, ctx: ctx, cancel: cancel, id: s.nextID.Add(1), created: s.cfg.Now(),
 		remote: nc.RemoteAddr().String(), waiting: make(chan struct{}, s.cfg.MaxWaiting),
-		cluster: s.cfg.RedirectAll && s.cfg.Topology != nil,
+		cluster: s.redirectAll.Load() && s.cfg.Topology != nil,
 	}
 	var rw io.ReadWriter = nc
 	if r := rawnet.New(nc); r != nil { // plain TCP on Linux

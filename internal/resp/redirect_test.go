@@ -68,6 +68,35 @@ func TestRedirectAll_AConnectionWithoutClusterCommandsGetsMoved(t *testing.T) {
 	}
 }
 
+// A SIGHUP that changes resp.redirect (node.ReloadRESPRedirect) applies
+// to the connections accepted after it; an open one keeps its mode.
+func TestRedirectAll_AReloadAppliesToNewConnections(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	addr := respAddrs(c)[0]
+	var theirs string
+	for k := 0; theirs == ""; k++ {
+		if key := fmt.Sprintf("k%d", k); ownerIndex(t, c, key) != 0 {
+			theirs = key
+		}
+	}
+	get := func(cl *redis.Client) error { return cl.Get(ctx, theirs).Err() }
+	before := goRedis(t, addr, func(o *redis.Options) { o.PoolSize = 1 })
+	if err := get(before); err != redis.Nil {
+		t.Fatalf("GET of another node's key before the reload = %v; want it forwarded (nil)", err)
+	}
+	c.Node(0).ReloadRESPRedirect(true)
+	if err := get(goRedis(t, addr, nil)); err == nil || !strings.HasPrefix(err.Error(), "MOVED ") {
+		t.Fatalf("GET on a connection made after the reload to always = %v; want MOVED", err)
+	}
+	if err := get(before); err != redis.Nil {
+		t.Fatalf("GET on the connection open before the reload = %v; want it still forwarded", err)
+	}
+	c.Node(0).ReloadRESPRedirect(false)
+	if err := get(goRedis(t, addr, nil)); err != redis.Nil {
+		t.Fatalf("GET on a connection made after the reload to auto = %v; want it forwarded", err)
+	}
+}
+
 // Cluster clients send most commands on connections that never sent a
 // cluster command, which the default mode serves by forwarding: after a
 // join, rueidis's map went stale for 0.3-0.8 s of forwarded ops here, and

@@ -120,6 +120,8 @@ type Server struct {
 	namespaces map[string]string // name → name: a lookup that yields the interned name
 	commands   map[string]*command
 	started    time.Time
+	// redirectAll is Config.RedirectAll, changed by SetRedirectAll.
+	redirectAll atomic.Bool
 
 	mu     sync.Mutex
 	lis    []net.Listener
@@ -171,6 +173,7 @@ func New(cfg Config) (*Server, error) {
 	for _, n := range cfg.Engine.Names() {
 		s.namespaces[n] = n
 	}
+	s.redirectAll.Store(cfg.RedirectAll)
 	maxBulk := max(cfg.MaxValueBytes, 0) + keyMargin
 	s.lim = Limits{
 		MaxArgs: 2*cfg.MaxBatch + 8, // MSET of MaxBatch pairs
@@ -180,6 +183,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	return s, nil
 }
+
+// SetRedirectAll changes Config.RedirectAll for the connections accepted
+// from now on; those open keep what they have.
+func (s *Server) SetRedirectAll(all bool) { s.redirectAll.Store(all) }
 
 // Serve accepts connections on lis until Close; it returns nil after
 // Close, else the accept error.

@@ -34,6 +34,16 @@ func (n *Node) ReloadTLS() error {
 	return nil
 }
 
+// ReloadRESPRedirect sets whether the RESP door redirects every
+// connection (RESPConfig.RedirectAll, config resp.redirect) for the
+// connections it accepts from now on; those open keep what they have.
+// Without the door it does nothing.
+func (n *Node) ReloadRESPRedirect(all bool) {
+	if n.resp != nil {
+		n.resp.server.SetRedirectAll(all)
+	}
+}
+
 // ReopenAuditLog closes the audit log file and opens its path again, so
 // that after logrotate renamed it records go to a new file. Without an
 // audit log it does nothing.
