@@ -116,6 +116,38 @@ auth:
 	}
 }
 
+// Only an anonymous caller whose grant allows nothing must authenticate
+// before anything (the Redis door's NOAUTH): an anonymous grant of any
+// role, any principal, or no auth section lets the caller in.
+func TestMustAuthenticate_OnlyAnonymousCallersWithNothingGranted(t *testing.T) {
+	closed := newAuthorizer(t, `
+namespaces: {users: {}}
+auth:
+  principals: {web: {namespaces: {users: [read]}}}
+`, nil)
+	if !closed.MustAuthenticate(nobody) {
+		t.Error("an anonymous caller granted nothing need not authenticate")
+	}
+	for _, p := range []auth.Principal{web, mallory} {
+		if closed.MustAuthenticate(p) {
+			t.Errorf("%v, identified, must authenticate", p)
+		}
+	}
+	for _, anon := range []string{"{namespaces: {users: [read]}}", "{namespaces: {\"*\": [write]}}"} {
+		open := newAuthorizer(t, "namespaces: {users: {}}\nauth:\n  anonymous: "+anon+"\n", nil)
+		if open.MustAuthenticate(nobody) {
+			t.Errorf("anonymous: %s; an anonymous caller must still authenticate", anon)
+		}
+	}
+	none, err := auth.New(nil, auth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if none.MustAuthenticate(nobody) {
+		t.Error("without an auth section, an anonymous caller must authenticate")
+	}
+}
+
 func TestAuthorize_StarIsEveryNamespace(t *testing.T) {
 	z := newAuthorizer(t, `
 namespaces: {users: {}, sessions: {}}

@@ -132,6 +132,15 @@ func (z *Authorizer) Authorize(p Principal, r Role, ns string) error {
 	return &DeniedError{Principal: p, Role: r, Namespace: ns}
 }
 
+// MustAuthenticate reports whether p may do nothing at all until it
+// authenticates: authorization is on, p presented no credentials, and the
+// anonymous grant allows nothing. The Redis door then answers every
+// command but AUTH, HELLO and QUIT with NOAUTH, as Redis does.
+func (z *Authorizer) MustAuthenticate(p Principal) bool {
+	pol := z.state.Load().policy
+	return pol != nil && p.Kind == Anonymous && pol.anon.none()
+}
+
 // Allow takes one operation from p's token bucket. When the bucket is empty
 // it returns false and how long until it holds one operation again. Names
 // matching no entry, and anonymous callers, share the anonymous bucket; each

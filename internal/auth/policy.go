@@ -45,6 +45,9 @@ func (g *grant) allows(r Role, ns string) bool {
 	return false
 }
 
+// none reports whether g allows nothing.
+func (g *grant) none() bool { return g.all == 0 && len(g.ns) == 0 && !g.admin && !g.peer }
+
 // withLimiter returns a copy of g with a limiter of its own.
 func (g *grant) withLimiter() *grant {
 	c := *g

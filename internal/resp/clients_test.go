@@ -1,10 +1,12 @@
 package resp_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -349,6 +351,62 @@ func TestAuth_TokenAndGrants(t *testing.T) {
 	}
 	if err := app.Do(ctx, "FLUSHDB").Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPERM ") {
 		t.Fatalf("FLUSHDB by a non-admin: %v, want NOPERM", err)
+	}
+}
+
+// With auth on and nothing granted to anonymous callers, a connection that
+// has not authenticated gets NOAUTH for every command but AUTH, HELLO and
+// QUIT, as from a Redis with a password: it learns nothing of the cluster
+// (INFO, CLUSTER SLOTS, DBSIZE). After AUTH it is served. Unknown commands
+// and wrong arities keep their own errors, which Redis checks first.
+func TestAuth_AnUnauthenticatedConnectionGetsNoauthForEverything(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	writeTokens(t, tokens, map[string]string{"app": "s3cret-app-token"})
+	c := startCluster(t, 1, func(_ int, cfg *node.Config) {
+		cfg.Auth = &node.AuthConfig{TokensFile: tokens, Principals: map[string]node.Grant{
+			"app": {Namespaces: map[string][]string{"*": {"read"}}},
+		}}
+	})
+	conn, err := net.Dial("tcp", c.Node(0).RESPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rd := bufio.NewReader(conn)
+	send := func(cmd string) string {
+		t.Helper()
+		if _, err := conn.Write([]byte(cmd + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSuffix(line, "\r\n")
+	}
+	for _, cmd := range []string{"PING", "INFO", "DBSIZE", "CLUSTER SLOTS", "CLIENT LIST", "COMMAND COUNT", "GET k", "SELECT 0"} {
+		if got := send(cmd); got != "-NOAUTH Authentication required." {
+			t.Errorf("%s before AUTH = %q; want -NOAUTH Authentication required.", cmd, got)
+		}
+	}
+	if got := send("NOSUCH"); !strings.HasPrefix(got, "-ERR unknown command") {
+		t.Errorf("an unknown command before AUTH = %q; want unknown command", got)
+	}
+	if got := send("GET"); got != "-ERR wrong number of arguments for 'get' command" {
+		t.Errorf("GET without a key before AUTH = %q; want the arity error", got)
+	}
+	if got := send("AUTH wrong"); !strings.HasPrefix(got, "-WRONGPASS") {
+		t.Errorf("AUTH with a wrong token = %q", got)
+	}
+	if got := send("AUTH s3cret-app-token"); got != "+OK" {
+		t.Fatalf("AUTH = %q", got)
+	}
+	if got := send("PING"); got != "+PONG" {
+		t.Errorf("PING after AUTH = %q", got)
+	}
+	if got := send("GET k"); got != "$-1" {
+		t.Errorf("GET after AUTH = %q; want a miss", got)
 	}
 }
 

@@ -2,6 +2,7 @@ package resp
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -18,6 +19,7 @@ type command struct {
 	firstKey, lastKey, step int
 	run                     func(c *conn, argv [][]byte)
 	method                  string // the audit log's method: "RESP GET"
+	noAuth                  bool   // flag no_auth: served before AUTH
 }
 
 // commandTable returns the commands the door serves, by lower-case name.
@@ -28,7 +30,8 @@ func commandTable() map[string]*command {
 		if flags != "" {
 			fl = bytes2strings(bytes.Fields([]byte(flags)))
 		}
-		t[name] = &command{name: name, arity: arity, flags: fl, firstKey: first, lastKey: last, step: step, run: run, method: "RESP " + strings.ToUpper(name)}
+		t[name] = &command{name: name, arity: arity, flags: fl, firstKey: first, lastKey: last, step: step, run: run, method: "RESP " + strings.ToUpper(name),
+			noAuth: slices.Contains(fl, "no_auth")}
 	}
 	// Keys.
 	add("get", 2, "readonly fast", 1, 1, 1, cmdGet)
@@ -122,6 +125,10 @@ func (c *conn) dispatch(argv [][]byte) {
 	}
 	if cmd.arity > 0 && len(argv) != cmd.arity || cmd.arity < 0 && len(argv) < -cmd.arity {
 		c.replyErr(errArity(cmd.name))
+		return
+	}
+	if a := c.s.cfg.Auth; a != nil && !cmd.noAuth && a.MustAuthenticate(c.principal) {
+		c.replyErr(errNoAuth) // as Redis: after the name and arity, before anything else
 		return
 	}
 	c.lastCmd, c.method = cmd.name, cmd.method

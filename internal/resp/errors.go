@@ -47,6 +47,7 @@ const (
 	errSyntax      = "ERR syntax error"
 	errNotInteger  = "ERR value is not an integer or out of range"
 	errWrongPass   = "WRONGPASS invalid username-password pair or user is disabled."
+	errNoAuth      = "NOAUTH Authentication required."
 	errNoPassword  = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
 	errDBIndex     = "ERR DB index is out of range"
 	errNoProto     = "NOPROTO unsupported protocol version"
