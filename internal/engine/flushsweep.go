@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringcache/ringcache/internal/invalwatch"
 	"github.com/ringcache/ringcache/pkg/strategy"
 )
 
@@ -48,7 +49,7 @@ func (e *Engine) SweepFlushed(ns string) {
 func (e *Engine) sweepLoop() {
 	s := &e.sweep
 	// The flushes of one FLUSHALL, one call per namespace, gather first.
-	if !sleepCtx(s.ctx, sweepGather) {
+	if invalwatch.Sleep(s.ctx, sweepGather) != nil {
 		s.mu.Lock()
 		s.running = false
 		s.mu.Unlock()
@@ -71,25 +72,16 @@ func (e *Engine) sweepLoop() {
 		}
 		clear(s.pending)
 		s.mu.Unlock()
+		if len(nss) == 0 {
+			continue
+		}
 		start := time.Now()
 		n := strategy.SweepFlushed(s.ctx, nss...)
 		took := time.Since(start)
 		s.walks.Add(1)
 		slices.Sort(names)
 		e.log.Info("entries flushes hid are freed", "namespaces", names, "entries", n, "took", took.Round(time.Millisecond))
-		sleepCtx(s.ctx, max(sweepRest*took, sweepGather))
-	}
-}
-
-// sleepCtx waits d, or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
+		_ = invalwatch.Sleep(s.ctx, max(sweepRest*took, sweepGather))
 	}
 }
 
