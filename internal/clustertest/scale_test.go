@@ -18,11 +18,11 @@ import (
 )
 
 // TestMain fails the package's tests if any goroutine outlives them, but
-// for a probe that memberlist's Shutdown leaves to end by itself: it waits
-// for its ack timer (the probe interval, 1 s on the local preset), longer
-// than goleak retries.
+// for memberlist's that end by themselves (clustertest.LeakIgnores): a
+// probe waits for its ack timer (the probe interval, 1 s on the local
+// preset), longer than goleak retries.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+	goleak.VerifyTestMain(m, clustertest.LeakIgnores()...)
 }
 
 // Sizes of the scale test. CI runs the default; `make scale` runs the 50

@@ -68,7 +68,9 @@ func (m *Membership) peersStay() bool {
 // AnnounceLeaving publishes this node's leaving mark: peers take it out of
 // their rings at once while it stays in the cluster to drain. Leave follows.
 // It stops the join loop, gossips the mark, then hands it to every alive
-// peer directly (pushLeaving), within timeout in all.
+// peer directly (pushLeaving), within timeout in all. The wait for the
+// gossip matters when the peers leave too: a peer that is leaving gets no
+// push, and learns of the mark from the gossip only.
 func (m *Membership) AnnounceLeaving(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	m.leavingOnce.Do(func() { close(m.leaving) })
@@ -109,10 +111,10 @@ func (m *Membership) isLeaving() bool {
 // hand-over timeout), and it drops its whole cache when this node comes
 // back (engine.Merge).
 func (m *Membership) pushLeaving(timeout time.Duration) {
-	var peers []string
+	var peers []Member
 	for _, p := range m.Alive() {
 		if p.Name != m.cfg.Name && p.GossipAddr != "" {
-			peers = append(peers, p.GossipAddr)
+			peers = append(peers, p)
 		}
 	}
 	if len(peers) == 0 || timeout <= 0 {
@@ -128,11 +130,15 @@ func (m *Membership) pushLeaving(timeout time.Duration) {
 	m.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	type pushed struct {
+		name string
+		err  error
+	}
 	turns := make(chan struct{}, pushLeavingParallel)
-	results := make(chan error, len(peers))
+	results := make(chan pushed, len(peers))
 	started := 0
 dispatch:
-	for _, addr := range peers {
+	for _, p := range peers {
 		select {
 		case turns <- struct{}{}:
 		case <-ctx.Done():
@@ -143,32 +149,39 @@ dispatch:
 		stall := time.AfterFunc(pushLeavingStall, yield)
 		go func() {
 			defer m.wg.Done()
-			_, err := m.list.Join([]string{addr})
+			_, err := m.list.Join([]string{p.GossipAddr})
 			stall.Stop()
 			yield()
 			if err != nil {
-				m.log.Debug("leaving mark not pushed to a peer", "peer", addr, "err", err)
+				m.log.Debug("leaving mark not pushed to a peer", "peer", p.Name, "addr", p.GossipAddr, "err", err)
 			}
-			results <- err
+			results <- pushed{p.Name, err}
 		}()
 	}
 	m.wg.Add(started - len(peers)) // the pushes never started
-	answered, failed := 0, 0
-	for answered < started && ctx.Err() == nil {
+	missed := map[string]bool{}    // until its push succeeds
+	for _, p := range peers {
+		missed[p.Name] = true
+	}
+	for answered := 0; answered < started && ctx.Err() == nil; {
 		select {
-		case err := <-results:
+		case r := <-results:
 			answered++
-			if err != nil {
-				failed++
+			if r.err == nil {
+				delete(missed, r.name)
 			}
 		case <-ctx.Done():
 		}
 	}
-	switch {
-	case answered < len(peers):
-		m.log.Warn("leaving mark not pushed to every peer in time; those that miss it take this node for dead", "peers", len(peers), "answered", answered, "timeout", timeout)
-	case failed > 0:
-		m.log.Warn("leaving mark not pushed to every peer; those that miss it take this node for dead", "peers", len(peers), "failed", failed)
+	// A peer that has left or died meanwhile (the whole cluster stopping)
+	// needs no mark.
+	for _, p := range m.Members() {
+		if p.State != StateAlive {
+			delete(missed, p.Name)
+		}
+	}
+	if len(missed) > 0 {
+		m.log.Warn("leaving mark not pushed to every peer; those that miss it take this node for dead", "peers", len(peers), "missed", len(missed), "timeout", timeout)
 	}
 }
 

@@ -4,12 +4,13 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/ringcache/ringcache/internal/clustertest"
 )
 
 // TestMain fails the package's tests if any goroutine outlives them, except
-// a memberlist probe: memberlist's Shutdown does not wait for a probe in
-// flight, which ends on its own within a probe timeout
-// (membership.Shutdown).
+// memberlist's that end on their own (clustertest.LeakIgnores): a probe in
+// flight, and a Leave whose peers left first.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
+	goleak.VerifyTestMain(m, clustertest.LeakIgnores()...)
 }
