@@ -11,31 +11,6 @@ import (
 	"github.com/ringcache/ringcache/pkg/node"
 )
 
-// warnings keeps the messages of the Warn and Error records logged through
-// it, then passes every record on.
-type warnings struct {
-	slog.Handler
-	mu   *sync.Mutex
-	msgs *[]string
-}
-
-func (h warnings) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelWarn {
-		h.mu.Lock()
-		*h.msgs = append(*h.msgs, r.Message)
-		h.mu.Unlock()
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h warnings) WithAttrs(as []slog.Attr) slog.Handler {
-	return warnings{h.Handler.WithAttrs(as), h.mu, h.msgs}
-}
-
-func (h warnings) WithGroup(name string) slog.Handler {
-	return warnings{h.Handler.WithGroup(name), h.mu, h.msgs}
-}
-
 // When every node of a cluster is stopped at once (a deployment deleted, a
 // whole environment shut down), no node has a peer that stays: none waits
 // for peers to route around it, for new owners to pull its entries or for
@@ -44,15 +19,16 @@ func (h warnings) WithGroup(name string) slog.Handler {
 // whole leave timeout, then logged "leave did not complete".
 func TestCluster_WholeClusterStoppedAtOnceStopsWithoutWaitingOrWarning(t *testing.T) {
 	const leaveTimeout = 20 * time.Second
-	var mu sync.Mutex
-	var warned []string
+	var logs []clustertest.Warnings
 	c := clustertest.Start(t, 3, clustertest.Options{Configure: func(_ int, cfg *node.Config) {
 		cfg.LeaveTimeout = leaveTimeout
-		cfg.Logger = slog.New(warnings{cfg.Logger.Handler(), &mu, &warned})
+		w := clustertest.NewWarnings(cfg.Logger.Handler())
+		logs = append(logs, w)
+		cfg.Logger = slog.New(w)
 	}})
-	mu.Lock()
-	warned = nil // only the stop's records count
-	mu.Unlock()
+	for _, w := range logs {
+		w.Reset() // only the stop's records count
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*leaveTimeout)
 	defer cancel()
@@ -77,9 +53,9 @@ func TestCluster_WholeClusterStoppedAtOnceStopsWithoutWaitingOrWarning(t *testin
 			t.Errorf("%s took %v to stop: it waited for peers that were stopping too", clustertest.NodeName(i), took[i])
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(warned) > 0 {
-		t.Errorf("the stop logged %d warnings: %q", len(warned), warned)
+	for i, w := range logs {
+		if msgs := w.Messages(); len(msgs) > 0 {
+			t.Errorf("%s's stop logged %d warnings: %q", clustertest.NodeName(i), len(msgs), msgs)
+		}
 	}
 }
