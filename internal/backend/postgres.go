@@ -173,22 +173,29 @@ func (db *postgresDB) execBatch(ctx context.Context, stmts []stmt) ([]int64, int
 	if err := db.init(ctx); err != nil {
 		return nil, 0, withCtx(ctx, err)
 	}
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, -1, err
+	}
+	defer conn.Release()
+	if i, err := prepare(ctx, conn.Conn(), stmts); err != nil {
+		return nil, i, err
+	}
 	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(stmts))}
 	for _, s := range stmts {
 		b.Queue(s.query, s.args...)
 	}
-	br := db.pool.SendBatch(ctx, b)
+	br := conn.SendBatch(ctx, b)
 	affected := make([]int64, len(stmts))
 	for i := range stmts {
 		tag, err := br.Exec()
 		if err != nil {
 			br.Close()
-			// Only a statement's own error names it; a failure to prepare
-			// or encode the batch, or of the connection, is reported by
-			// the first Exec whatever the statement.
+			// Only a statement's own error names it; a failure of the
+			// connection is reported by the first Exec whatever the
+			// statement.
 			var pgErr *pgconn.PgError
-			var pre pgx.ErrPreprocessingBatch
-			if errors.As(err, &pgErr) && !errors.As(err, &pre) {
+			if errors.As(err, &pgErr) {
 				return nil, i, err
 			}
 			return nil, -1, err
@@ -223,7 +230,8 @@ func (db *postgresDB) rejected(err error) bool {
 		}
 		return false
 	}
-	return isEncodeError(err)
+	var enc *encodeError
+	return errors.As(err, &enc)
 }
 
 // redact returns err with a message that carries no value: PostgreSQL's
@@ -249,8 +257,8 @@ func (db *postgresDB) redact(err error) error {
 		fmt.Fprintf(&b, " (SQLSTATE %s)", pgErr.Code)
 		return &redactedError{msg: b.String(), err: err}
 	}
-	var pre pgx.ErrPreprocessingBatch
-	if errors.As(err, &pre) {
+	var enc *encodeError
+	if errors.As(err, &enc) {
 		return &redactedError{msg: "a statement's argument cannot be encoded for its parameter's type (does the key or value fit the column?)", err: err}
 	}
 	return err
@@ -282,14 +290,38 @@ func redactMessage(e *pgconn.PgError) string {
 	}
 }
 
-// isEncodeError reports a batch that failed while pgx encoded an argument
-// for its parameter's type (a key that is not a number for a bigint
-// parameter): deterministic, and nothing reached the server. pgx marks the
-// step only in the message of ErrPreprocessingBatch.
-func isEncodeError(err error) bool {
-	var pre pgx.ErrPreprocessingBatch
-	return errors.As(err, &pre) && strings.HasPrefix(pre.Error(), "error preprocessing batch (build)")
+// prepare prepares stmts on conn and encodes their arguments for their
+// parameters' types, as the batch will (pgx's own ExtendedQueryBuilder),
+// before anything is sent; it returns the index of the statement that
+// failed, or -1 when the connection failed. An argument pgx cannot encode (a key that is not a number for a
+// bigint parameter) fails alike however often the batch is retried: it is
+// an *encodeError. A statement is prepared once per connection (named by
+// its text, so the batch uses it too); the check costs an encoding of each
+// argument, against the batch's round trip.
+func prepare(ctx context.Context, conn *pgx.Conn, stmts []stmt) (int, error) {
+	var eqb pgx.ExtendedQueryBuilder
+	for i, s := range stmts {
+		sd, err := conn.Prepare(ctx, s.query, s.query)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return i, err // the server refused the statement
+		}
+		if err != nil {
+			return -1, err // the connection's failure, not the statement's
+		}
+		if err := eqb.Build(conn.TypeMap(), sd, s.args); err != nil {
+			return i, &encodeError{err: err}
+		}
+	}
+	return -1, nil
 }
+
+// encodeError is an argument pgx cannot encode for its parameter's type.
+// Its message quotes the value, so it is redacted before it is shown.
+type encodeError struct{ err error }
+
+func (e *encodeError) Error() string { return e.err.Error() }
+func (e *encodeError) Unwrap() error { return e.err }
 
 func (db *postgresDB) queryFirst(ctx context.Context, query string, args []any) (v []byte, null, found bool, err error) {
 	if err := db.init(ctx); err != nil {
