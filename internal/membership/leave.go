@@ -23,7 +23,7 @@ func (m *Membership) Leave(timeout time.Duration) error {
 	if !m.isLeaving() {
 		m.AnnounceLeaving(timeout / 2)
 	}
-	if !m.peersStay() {
+	if !m.PeersStay() {
 		_ = m.list.Leave(time.Millisecond) // queue the message; nobody waits for it
 		return nil
 	}
@@ -44,12 +44,12 @@ func (m *Membership) Leave(timeout time.Duration) error {
 	for {
 		select {
 		case err := <-sent:
-			if err != nil && m.peersStay() {
+			if err != nil && m.PeersStay() {
 				return err
 			}
 			return nil
 		case <-tick.C:
-			if !m.peersStay() {
+			if !m.PeersStay() {
 				return nil // the peers left meanwhile
 			}
 		}
@@ -59,9 +59,9 @@ func (m *Membership) Leave(timeout time.Duration) error {
 // leavePoll is how often Leave checks whether a peer still stays.
 const leavePoll = 20 * time.Millisecond
 
-// peersStay reports whether a member other than this node is alive and has
+// PeersStay reports whether a member other than this node is alive and has
 // not announced its leave.
-func (m *Membership) peersStay() bool {
+func (m *Membership) PeersStay() bool {
 	return slices.ContainsFunc(m.Alive(), func(x Member) bool { return x.Name != m.cfg.Name })
 }
 

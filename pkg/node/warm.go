@@ -65,18 +65,14 @@ func (n *Node) awaitWarmPulls(ctx context.Context) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	left := n.engine.AwaitTransfers(wctx, n.othersAlive)
+	left := n.engine.AwaitTransfers(wctx, n.members.PeersStay)
 	switch {
 	case left == 0:
 		n.log.Info("new owners pulled this node's cached entries", "took", time.Since(start))
-	case !n.othersAlive():
+	case !n.members.PeersStay():
 		// The whole cluster is stopping, or this node was the last.
 		n.log.Info("no peer stays to pull this node's cached entries", "partitions", left)
 	default:
 		n.log.Warn("leaving before every new owner pulled its cached entries; those partitions start cold", "partitions_left", left, "waited", time.Since(start))
 	}
 }
-
-// othersAlive reports whether a member other than this node is alive and
-// not leaving: one that could still pull this node's partitions.
-func (n *Node) othersAlive() bool { return len(n.stayingPeers()) > 0 }
