@@ -328,10 +328,8 @@ func (m *Membership) signal() {
 func (m *Membership) LocalAddr() string { return m.self.GossipAddr }
 
 // updateNode re-advertises this node's metadata, waiting at most timeout
-// for the broadcast to go out (memberlist counts it sent after
-// RetransmitMult transmissions). Calls take turns; each publishes the
-// metadata as it is when its turn comes. Its only errors are the wait's
-// timeout and metadata over the limit (NodeMeta then sends none).
+// for the broadcast. Calls take turns; each publishes the metadata as it
+// is when its turn comes.
 func (m *Membership) updateNode(timeout time.Duration) error {
 	m.updateMu.Lock()
 	defer m.updateMu.Unlock()

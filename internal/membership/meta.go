@@ -37,15 +37,13 @@ func (m *Membership) metaBytes() []byte {
 }
 
 // SetTableVersion publishes the version of the partition table this node
-// routes by; peers see it in Member.TableVersion within a few gossip
-// intervals. It does not wait for that: nothing needs to know when, and
-// the wait held up whoever installed the table (the coordinator's push of
-// it to the others, a leave waiting for its turn at updateNode) for up to
-// a second, its whole timeout when the peers were leaving.
-func (m *Membership) SetTableVersion(v uint64) {
-	if m.table.Swap(v) != v {
-		_ = m.updateNode(time.Nanosecond)
+// routes by, waiting at most timeout for the update to spread. Peers see it
+// in Member.TableVersion.
+func (m *Membership) SetTableVersion(v uint64, timeout time.Duration) error {
+	if m.table.Swap(v) == v {
+		return nil
 	}
+	return m.updateNode(timeout)
 }
 
 // compatible refuses a peer whose partitioning differs from this node's:

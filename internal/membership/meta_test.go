@@ -36,7 +36,9 @@ func TestMembership_AnotherPartitioningIsRefused(t *testing.T) {
 	same := parted(t, "same", 4096, seed.LocalAddr())
 	waitFor(t, "a node of the same partitioning to join", func() bool { return len(seed.Alive()) == 2 })
 	// What members publish reaches the others: age, table version, RESP.
-	same.SetTableVersion(7)
+	if err := same.SetTableVersion(7, time.Second); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, "the table version to spread", func() bool {
 		for _, m := range seed.Alive() {
 			if m.Name == "same" {
@@ -68,7 +70,9 @@ func TestMembership_ConcurrentPublishesDoNotRace(t *testing.T) {
 	var wg sync.WaitGroup
 	for v := range uint64(8) {
 		wg.Go(func() {
-			m.SetTableVersion(v + 1)
+			if err := m.SetTableVersion(v+1, time.Second); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 	wg.Wait()

@@ -43,14 +43,15 @@ const (
 	tagBits = 16
 	// tableTimeout bounds one push or pull of a table.
 	tableTimeout = 3 * time.Second
+	// metaTimeout bounds the spread of a new table version in gossip.
+	metaTimeout = time.Second
 )
 
 // Members is the gossip view of the cluster.
 type Members interface {
 	Alive() []membership.Member
-	// SetTableVersion tells the cluster which table this node routes by,
-	// without waiting for gossip to spread it.
-	SetTableVersion(v uint64)
+	// SetTableVersion tells the cluster which table this node routes by.
+	SetTableVersion(v uint64, timeout time.Duration) error
 }
 
 // Peers carries the table protocol to other members.
@@ -261,7 +262,11 @@ func (c *Coordinator) install(prev, r *ring.Ring) bool {
 }
 
 // publish tells the cluster, in gossip, which table this node routes by.
-func (c *Coordinator) publish(r *ring.Ring) { c.cfg.Members.SetTableVersion(r.Version()) }
+func (c *Coordinator) publish(r *ring.Ring) {
+	if err := c.cfg.Members.SetTableVersion(r.Version(), metaTimeout); err != nil && !c.cfg.Closing() {
+		c.cfg.Logger.Debug("table version not yet spread in gossip", "err", err)
+	}
+}
 
 // setCurrent records whether the node routes by its coordinator's table.
 func (c *Coordinator) setCurrent(current bool) {

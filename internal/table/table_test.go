@@ -27,7 +27,10 @@ type fakeNode struct {
 
 func (f *fakeNode) Alive() []membership.Member { return f.alive }
 
-func (f *fakeNode) SetTableVersion(v uint64) { f.version = v }
+func (f *fakeNode) SetTableVersion(v uint64, _ time.Duration) error {
+	f.version = v
+	return nil
+}
 
 func (f *fakeNode) GetTable(_ context.Context, to ring.Member, _ *pb.GetTableRequest) (*pb.GetTableResponse, error) {
 	c := f.others[to.Name]

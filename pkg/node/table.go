@@ -1,6 +1,8 @@
 package node
 
 import (
+	"time"
+
 	"github.com/ringcache/ringcache/internal/membership"
 	"github.com/ringcache/ringcache/internal/table"
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -51,4 +53,6 @@ type gossip struct{ n *Node }
 
 func (g gossip) Alive() []membership.Member { return g.n.members.Alive() }
 
-func (g gossip) SetTableVersion(v uint64) { g.n.members.SetTableVersion(v) }
+func (g gossip) SetTableVersion(v uint64, timeout time.Duration) error {
+	return g.n.members.SetTableVersion(v, timeout)
+}
