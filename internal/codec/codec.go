@@ -82,5 +82,8 @@ func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	m.Reset()
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
+	if ok, err := unmarshalFrame(m, buf.ReadOnlyData()); ok {
+		return err
+	}
 	return m.UnmarshalVT(buf.ReadOnlyData())
 }
