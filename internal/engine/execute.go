@@ -65,19 +65,18 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 				done(i, Result{Err: err})
 				return
 			}
-			rk := ring.Key(op.Namespace, op.Key)
 			var owner ring.Member
 			if c.Forwarded {
 				owner.Name = e.cfg.Self
 			} else {
-				owner = r.Owner(rk)
+				owner = r.PartitionOwner(r.PartitionOfKey(op.Namespace, op.Key))
 			}
 			if owner.Name == e.cfg.Self {
 				// A leaving node that handed the key's partition over sends
 				// it on to its new owner, which serves a forwarded op
 				// whatever its ring says: one more hop, never a bounce.
 				opDone, exit := e.gateWrite(op.Kind, done)
-				to, handed := e.handedTo(rk)
+				to, handed := e.handedTo(op.Namespace, op.Key)
 				if !handed {
 					e.serve(ctx, ns, i, op, opDone, spawn)
 					return
@@ -90,6 +89,7 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 				done(i, Result{Err: err})
 				return
 			}
+			rk := ring.Key(op.Namespace, op.Key)
 			if op.Kind == Get && e.cfg.Hot != nil {
 				if v, found, ok := e.cfg.Hot.Get(rk, owner); ok {
 					done(i, Result{Value: v, Found: found})

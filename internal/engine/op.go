@@ -140,19 +140,27 @@ func (op Op) Proto(id uint64) *pb.PipelineOp {
 
 // Proto returns r as the result of the op with the given id.
 func (r Result) Proto(id uint64) *pb.PipelineResult {
+	p := new(pb.PipelineResult)
+	r.ProtoTo(id, p)
+	return p
+}
+
+// ProtoTo sets the zero result p to r as the result of the op with the
+// given id, for a caller that allocates many results at once.
+func (r Result) ProtoTo(id uint64, p *pb.PipelineResult) {
+	p.Id = id
 	if r.Err != nil {
 		st := Status(r.Err)
-		p := &pb.PipelineResult{Id: id, ErrorCode: int32(st.Code()), ErrorMessage: st.Message(), ErrorReason: reason.Of(st.Err())}
+		p.ErrorCode, p.ErrorMessage, p.ErrorReason = int32(st.Code()), st.Message(), reason.Of(st.Err())
 		if d := reason.RetryDelay(st.Err()); d > 0 {
 			p.RetryDelay = durationpb.New(d)
 		}
-		return p
+		return
 	}
-	p := &pb.PipelineResult{Id: id, Found: r.Found, Value: r.Value, LeaseToken: r.LeaseToken, Wait: r.Wait}
+	p.Found, p.Value, p.LeaseToken, p.Wait = r.Found, r.Value, r.LeaseToken, r.Wait
 	if r.TTL > 0 {
 		p.Ttl = durationpb.New(r.TTL)
 	}
-	return p
 }
 
 // ResultFromProto returns the Result a Pipeline/Forward result carries; a

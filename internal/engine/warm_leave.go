@@ -68,7 +68,7 @@ func (e *Engine) handOver(parts map[int]bool, to string) {
 
 // handedTo returns the member a leaving node handed the partition of
 // routing key rk to, if it did.
-func (e *Engine) handedTo(rk string) (ring.Member, bool) {
+func (e *Engine) handedTo(ns, key string) (ring.Member, bool) {
 	ob := e.warm.out
 	if ob.handing.Load() == 0 {
 		return ring.Member{}, false
@@ -79,7 +79,7 @@ func (e *Engine) handedTo(rk string) (ring.Member, bool) {
 	}
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
-	m, ok := ob.handed[r.PartitionOf(rk)]
+	m, ok := ob.handed[r.PartitionOfKey(ns, key)]
 	return m, ok
 }
 

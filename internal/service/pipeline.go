@@ -179,11 +179,13 @@ func (p *pipe) serve(pops []*pb.PipelineOp) {
 	for i, o := range pops {
 		ops[i], valid[i] = engine.OpFromProto(o)
 	}
+	results := make([]pb.PipelineResult, len(pops)) // one allocation, not one per op
 	done := func(i int, r engine.Result) {
 		if !valid[i] {
 			r = engine.Result{Err: engine.ErrNoOp}
 		}
-		res := r.Proto(pops[i].Id)
+		res := &results[i]
+		r.ProtoTo(pops[i].Id, res)
 		f.mu.Lock()
 		if f.open {
 			f.answered = append(f.answered, res)

@@ -168,6 +168,12 @@ func PartitionOfSlot(slot uint16, partitions int) int {
 	return int(slot) * partitions / Slots
 }
 
+// PartitionOfKey returns the partition of key in namespace ns: that of
+// Key(ns, key), without building it.
+func (r *Ring) PartitionOfKey(ns, key string) int {
+	return PartitionFor(r.cfg.DefaultNamespace, ns, key, len(r.owners))
+}
+
 // PartitionOf returns the partition of a routing key (Key). A string
 // without a zero byte is taken as a Redis key of the default namespace.
 func (r *Ring) PartitionOf(routingKey string) int {

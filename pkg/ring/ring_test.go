@@ -102,6 +102,9 @@ func TestRing_OwnerIsAFunctionOfTheRedisSlot(t *testing.T) {
 		if got := PartitionFor("main", c.ns, c.key, r.PartitionCount()); got != want {
 			t.Errorf("PartitionFor(%q, %q) = %d, want %d", c.ns, c.key, got, want)
 		}
+		if got := r.PartitionOfKey(c.ns, c.key); got != want {
+			t.Errorf("PartitionOfKey(%q, %q) = %d, want %d", c.ns, c.key, got, want)
+		}
 		if r.Owner(Key(c.ns, c.key)) != r.PartitionOwner(want) {
 			t.Errorf("Owner(%q, %q) is not the owner of partition %d", c.ns, c.key, want)
 		}
