@@ -163,6 +163,7 @@ func Run(ctx context.Context, stopSignals func(), f Flags, logOut io.Writer) err
 		return err
 	}
 	applyMemoryLimit(log, maxMem, hotBytes, os.Getenv)
+	defer keepGCFloor(log, gcHeapFloor, os.Getenv)()
 	specs, dbs, err := openNamespaces(ctx, log, file)
 	defer func() {
 		for _, db := range dbs {
