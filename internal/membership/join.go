@@ -60,6 +60,8 @@ type joinRecord struct {
 	state    JoinState
 	err      error
 	attempts int
+	since    time.Time // when the attempts began to end in state
+	warned   bool      // that no seed answers, since then
 }
 
 // JoinStatus says whether this node has joined and, if not, why: whether
@@ -161,7 +163,13 @@ func (m *Membership) attemptJoin(seeds []string) bool {
 
 	m.mu.Lock()
 	prev := m.join.state
-	m.join = joinRecord{state: state, err: err, attempts: m.join.attempts + 1}
+	rec := joinRecord{state: state, err: err, attempts: m.join.attempts + 1, since: m.join.since, warned: m.join.warned}
+	if state != prev {
+		rec.since, rec.warned = time.Now(), false
+	}
+	warn := state == JoinUnreachable && !rec.warned && time.Since(rec.since) >= m.cfg.UnreachableWarnAfter
+	rec.warned = rec.warned || warn
+	m.join = rec
 	m.mu.Unlock()
 	switch {
 	case state == JoinJoined:
@@ -169,12 +177,16 @@ func (m *Membership) attemptJoin(seeds []string) bool {
 			m.log.Info("joined cluster", "members", m.list.NumMembers())
 		}
 		m.markJoined()
-	case state == prev || m.isLeaving(): // said already, or no longer wanted
+	case m.isLeaving(): // no longer wanted
+		m.log.Debug("join attempt failed; retrying", "state", state, "seeds", seeds, "err", err)
+	case warn:
+		m.log.Warn("no seed has answered; retrying in the background", "for", time.Since(rec.since).Round(time.Second), "seeds", seeds, "err", err)
+	case state == prev: // said already
 		m.log.Debug("join attempt failed; retrying", "state", state, "seeds", seeds, "err", err)
 	case state == JoinRefused:
 		m.log.Error("seeds refuse this node; retrying in the background", "seeds", seeds, "err", err)
 	default:
-		m.log.Warn("no seed answered yet; retrying in the background", "seeds", seeds, "err", err)
+		m.log.Info("no seed answered yet; retrying in the background", "seeds", seeds, "err", err)
 	}
 	return joined
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ringcache/ringcache/internal/logtest"
 )
 
 // joiner starts a node that joins seed with the given keys (nil: plaintext)
@@ -363,4 +366,50 @@ func TestMembership_StalledPeersDoNotKeepTheLeavingMarkFromTheOthers(t *testing.
 	m.mu.Unlock()
 	m.AnnounceLeaving(4 * time.Second)
 	waitFor(t, "b to list m as left (gossip is off: only the push carries it)", func() bool { return stateOf(b, "m") == StateLeft })
+}
+
+// TestMembership_SeedsNotUpYetAreNoWarningUntilTheyStayAway: nodes started
+// together miss each other's first attempts, which is no cause for a
+// warning; seeds that stay away are, once.
+func TestMembership_SeedsNotUpYetAreNoWarningUntilTheyStayAway(t *testing.T) {
+	const warnAfter = 300 * time.Millisecond
+	start := func(name, seed string) (*Membership, logtest.Warnings) {
+		w := logtest.NewWarnings(testLogger(t, name).Handler())
+		m, err := New(Config{Name: name, BindAddr: "127.0.0.1:0", Join: []string{seed},
+			RetryInterval: 20 * time.Millisecond, MaxRetryInterval: 50 * time.Millisecond, UnreachableWarnAfter: warnAfter,
+			Logger: slog.New(w), Tune: fast})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Shutdown() })
+		return m, w
+	}
+
+	// A seed that comes up after the node's first attempts.
+	port := freePort(t)
+	began := time.Now()
+	early, w := start("early", fmt.Sprintf("127.0.0.1:%d", port))
+	waitJoinState(t, early, JoinUnreachable)
+	late, err := New(Config{Name: "late", BindAddr: fmt.Sprintf("127.0.0.1:%d", port), Logger: testLogger(t, "late"), Tune: fast})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { late.Shutdown() })
+	waitJoinState(t, early, JoinJoined)
+	if msgs := w.Messages(); len(msgs) > 0 && time.Since(began) < warnAfter {
+		t.Fatalf("warned %q within %v of starting", msgs, time.Since(began))
+	}
+
+	// Seeds that never come: one warning, after warnAfter.
+	began = time.Now()
+	lonely, w := start("lonely", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	waitFor(t, "a warning", func() bool { return len(w.Messages()) > 0 })
+	if waited := time.Since(began); waited < warnAfter {
+		t.Fatalf("warned after %v, before %v", waited, warnAfter)
+	}
+	attempts := lonely.JoinStatus().Attempts
+	waitFor(t, "more attempts", func() bool { return lonely.JoinStatus().Attempts > attempts+3 })
+	if msgs := w.Messages(); len(msgs) != 1 || !strings.Contains(msgs[0], "no seed has answered") {
+		t.Fatalf("warnings %q, want one that no seed has answered", msgs)
+	}
 }

@@ -67,6 +67,8 @@ const (
 	DefaultRetryInterval    = time.Second
 	DefaultMaxRetryInterval = 15 * time.Second
 	DefaultRejoinInterval   = 30 * time.Second
+	// DefaultUnreachableWarnAfter: see Config.UnreachableWarnAfter.
+	DefaultUnreachableWarnAfter = 10 * time.Second
 	// DefaultLinger keeps a departed member listed for an hour: long enough
 	// for an operator looking into an incident, and for a dead-member alert,
 	// to see who went away; short enough that a cluster whose members come
@@ -107,6 +109,11 @@ type Config struct {
 	// RejoinInterval between contacts with the seeds once joined, which
 	// heals network partitions; default 30 s.
 	RejoinInterval time.Duration
+	// UnreachableWarnAfter is how long no seed may answer before the node
+	// logs a warning; until then it logs at info, as nodes started
+	// together (a StatefulSet, a compose file) do not listen yet at each
+	// other's first attempts. Default 10 s.
+	UnreachableWarnAfter time.Duration
 	// Linger is how long a dead or left member stays listed before it is
 	// forgotten; default DefaultLinger (1 h).
 	Linger time.Duration
@@ -192,6 +199,7 @@ func New(cfg Config) (*Membership, error) {
 	cfg.RetryInterval = orDefault(cfg.RetryInterval, DefaultRetryInterval)
 	cfg.MaxRetryInterval = max(orDefault(cfg.MaxRetryInterval, DefaultMaxRetryInterval), cfg.RetryInterval)
 	cfg.RejoinInterval = orDefault(cfg.RejoinInterval, DefaultRejoinInterval)
+	cfg.UnreachableWarnAfter = orDefault(cfg.UnreachableWarnAfter, DefaultUnreachableWarnAfter)
 	cfg.Linger = orDefault(cfg.Linger, DefaultLinger)
 	logger := cfg.Logger
 	if logger == nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ringcache/ringcache/internal/clustertest"
+	"github.com/ringcache/ringcache/internal/logtest"
 	"github.com/ringcache/ringcache/pkg/client"
 )
 
@@ -19,7 +20,7 @@ func TestClient_WarnsOnceWhenNodesCheckNoToken(t *testing.T) {
 	c := clustertest.Start(t, 2, clustertest.Options{})
 	use := func(token string) []string {
 		t.Helper()
-		logs := clustertest.NewWarnings(slog.NewTextHandler(io.Discard, nil))
+		logs := logtest.NewWarnings(slog.NewTextHandler(io.Discard, nil))
 		cl := newClient(t, c, client.Options{Token: token, Logger: slog.New(logs)})
 		for k := range 20 { // keys on both nodes: two streams
 			if err := cl.Set(context.Background(), clustertest.NSCache, string(rune('a'+k)), []byte("v"), 0); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ringcache/ringcache/internal/clustertest"
+	"github.com/ringcache/ringcache/internal/logtest"
 	"github.com/ringcache/ringcache/pkg/node"
 )
 
@@ -19,10 +20,10 @@ import (
 // whole leave timeout, then logged "leave did not complete".
 func TestCluster_WholeClusterStoppedAtOnceStopsWithoutWaitingOrWarning(t *testing.T) {
 	const leaveTimeout = 20 * time.Second
-	var logs []clustertest.Warnings
+	var logs []logtest.Warnings
 	c := clustertest.Start(t, 3, clustertest.Options{Configure: func(_ int, cfg *node.Config) {
 		cfg.LeaveTimeout = leaveTimeout
-		w := clustertest.NewWarnings(cfg.Logger.Handler())
+		w := logtest.NewWarnings(cfg.Logger.Handler())
 		logs = append(logs, w)
 		cfg.Logger = slog.New(w)
 	}})

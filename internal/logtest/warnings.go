@@ -1,4 +1,5 @@
-package clustertest
+// Package logtest holds what tests use to read what code logged.
+package logtest
 
 import (
 	"context"
