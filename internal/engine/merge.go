@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -72,7 +73,14 @@ func (e *Engine) forgetAll(why string, members []ring.Member) {
 	if e.cfg.Hot != nil {
 		e.cfg.Hot.Reset()
 	}
-	e.log.Warn(why, "members", names(members), "entries", dropped)
+	// A warning when it cost a cold cache; with nothing cached (nodes
+	// started together find each other through tables that include and
+	// drop a member), nothing was lost.
+	level := slog.LevelWarn
+	if dropped == 0 {
+		level = slog.LevelInfo
+	}
+	e.log.Log(context.Background(), level, why, "members", names(members), "entries", dropped)
 	if e.cfg.Merged != nil {
 		e.cfg.Merged()
 	}

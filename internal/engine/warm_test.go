@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"io"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ringcache/ringcache/internal/hlc"
+	"github.com/ringcache/ringcache/internal/logtest"
 	"github.com/ringcache/ringcache/internal/store"
 	"github.com/ringcache/ringcache/pkg/ring"
 	"github.com/ringcache/ringcache/pkg/strategy"
@@ -332,5 +335,26 @@ func TestTransferLookup_HandsOverNoFlushedEntry(t *testing.T) {
 	}
 	if lookup() {
 		t.Fatal("the owner hands over an entry the flush hid")
+	}
+}
+
+// Dropping an empty cache is no warning (nodes started together find each
+// other through tables that include and drop a member); dropping entries
+// is: the cache is cold.
+func TestMerge_WarnsOnlyWhenItDropsEntries(t *testing.T) {
+	var loads int
+	a := newWarmEngine(t, "a", &warmPeers{engines: map[string]*Engine{}}, &loads)
+	w := logtest.NewWarnings(slog.NewTextHandler(io.Discard, nil))
+	a.log = slog.New(w)
+	a.SetRing(mustRing(t, members("a")))
+	ns, _ := a.Namespace("users")
+	mustGetValue(t, ns, key(1), "db-"+key(1))
+	a.Merge(members("b"))
+	if msgs := w.Messages(); len(msgs) != 1 || !strings.Contains(msgs[0], "dropped every cached entry") {
+		t.Fatalf("warnings %q after dropping a cached entry, want one", msgs)
+	}
+	a.Merge(members("c")) // nothing cached any more
+	if msgs := w.Messages(); len(msgs) != 1 {
+		t.Fatalf("warnings %q: dropping nothing warned again", msgs)
 	}
 }
