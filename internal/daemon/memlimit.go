@@ -50,7 +50,7 @@ func applyMemoryLimit(log *slog.Logger, maxMem, hot uint64, getenv func(string) 
 // live under BENCHMARKS.md's 100k keys) then collects every few MiB it
 // allocates, three times a second under the 50-caller load, and the
 // collector took a sixth of its CPU. Keeping the goal at 64 MiB or more
-// cut the node's CPU per op by about 8 %. A full cache is unaffected: its
+// cut the node's CPU per op by about 10 %. A full cache is unaffected: its
 // goal is above the floor already, and the memory limit bounds the heap
 // either way.
 const gcHeapFloor = minMemoryHeadroom
