@@ -138,38 +138,33 @@ const (
 // vtproto would allocate for v pre-set from the blocks; left is how many
 // ops of the frame are left, this one included.
 func (k *opBlock) next(v []byte, left int) *pb.PipelineOp {
-	if len(k.ops) == 0 {
-		k.ops = make([]pb.PipelineOp, left)
-	}
-	op := &k.ops[0]
-	k.ops = k.ops[1:]
+	op := take(&k.ops, left)
 	first, timeout := opFields(v)
 	switch first {
 	case opGet:
-		if len(k.gets) == 0 {
-			k.gets = make([]getOp, left)
-		}
-		g := &k.gets[0]
-		k.gets = k.gets[1:]
+		g := take(&k.gets, left)
 		g.wrap.Get = &g.req
 		op.Op = &g.wrap
 	case opSet:
-		if len(k.sets) == 0 {
-			k.sets = make([]setOp, left)
-		}
-		s := &k.sets[0]
-		k.sets = k.sets[1:]
+		s := take(&k.sets, left)
 		s.wrap.Set = &s.req
 		op.Op = &s.wrap
 	}
 	if timeout {
-		if len(k.timeouts) == 0 {
-			k.timeouts = make([]durationpb.Duration, left)
-		}
-		op.Timeout = &k.timeouts[0]
-		k.timeouts = k.timeouts[1:]
+		op.Timeout = take(&k.timeouts, left)
 	}
 	return op
+}
+
+// take returns the next element of *block, allocating left of them when
+// it has none.
+func take[T any](block *[]T, left int) *T {
+	if len(*block) == 0 {
+		*block = make([]T, left)
+	}
+	e := &(*block)[0]
+	*block = (*block)[1:]
+	return e
 }
 
 // opFields returns the number of the first field of the encoded op v that
