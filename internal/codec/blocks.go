@@ -94,13 +94,13 @@ func opsBlock(n int, ops *[]*pb.PipelineOp) func([]byte) error {
 	}
 }
 
-// resultsBlock returns the decoder of n results, appended to *rs from one
-// block.
+// resultsBlock returns the decoder of n results, appended to *rs from
+// blocks.
 func resultsBlock(n int, rs *[]*pb.PipelineResult) func([]byte) error {
-	block := make([]pb.PipelineResult, n)
+	var block []pb.PipelineResult
 	*rs = make([]*pb.PipelineResult, 0, n)
 	return func(v []byte) error {
-		r := &block[len(*rs)]
+		r := take(&block, n-len(*rs))
 		*rs = append(*rs, r)
 		return r.UnmarshalVT(v)
 	}
@@ -108,8 +108,8 @@ func resultsBlock(n int, rs *[]*pb.PipelineResult) func([]byte) error {
 
 // opBlock hands out the ops of one frame, with the wrapper and request of
 // the two kinds that make up nearly every frame (Get and Set) and their
-// timeouts, each kind's block allocated when the first op of its kind
-// comes, sized for the ops left.
+// timeouts, a kind's block allocated when an op of its kind comes and the
+// last block is used up, sized for the ops left (take).
 type opBlock struct {
 	ops      []pb.PipelineOp
 	gets     []getOp
@@ -156,11 +156,18 @@ func (k *opBlock) next(v []byte, left int) *pb.PipelineOp {
 	return op
 }
 
-// take returns the next element of *block, allocating left of them when
-// it has none.
+// maxBlock bounds a block: a frame of many ops (a peer's forwarded batch,
+// or a hostile one of millions of empty ops, which the handler refuses only
+// once decoded) gets its elements in blocks of this many, so a block of a
+// kind sized for the rest of such a frame, and mostly unused, cannot
+// multiply what it costs to decode.
+const maxBlock = 128
+
+// take returns the next element of *block, allocating left of them (at
+// most maxBlock) when it has none.
 func take[T any](block *[]T, left int) *T {
 	if len(*block) == 0 {
-		*block = make([]T, left)
+		*block = make([]T, min(left, maxBlock))
 	}
 	e := &(*block)[0]
 	*block = (*block)[1:]

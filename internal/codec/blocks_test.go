@@ -2,6 +2,7 @@ package codec
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -136,4 +137,32 @@ func FuzzBlocks_DecodeAsUnmarshalVT(f *testing.F) {
 	f.Add(oddFrame())
 	f.Add(pipelineFrame(3))
 	f.Fuzz(func(t *testing.T, b []byte) { agree(t, b) })
+}
+
+// A frame of many ops, most of them empty, after a Get and a Set: the
+// blocks of the two kinds are not sized for the rest of the frame, so
+// decoding costs about what UnmarshalVT's allocation per op costs.
+func TestBlocks_AHugeFrameOfEmptyOpsCostsAboutWhatUnmarshalVTCosts(t *testing.T) {
+	head := pipelineFrame(10) // nine Gets and a Set
+	empty := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), nil)
+	b := append([]byte(nil), head...)
+	for range 100000 {
+		b = append(b, empty...)
+	}
+	bytesOf := func(decode func(m *pb.PipelineRequest)) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		var m pb.PipelineRequest
+		decode(&m)
+		runtime.ReadMemStats(&after)
+		if len(m.Ops) != 100010 {
+			t.Fatalf("%d ops decoded, want 100010", len(m.Ops))
+		}
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	vt := bytesOf(func(m *pb.PipelineRequest) { _ = m.UnmarshalVT(b) })
+	blocks := bytesOf(func(m *pb.PipelineRequest) { _, _ = unmarshalFrame(m, b) })
+	if blocks > vt*3/2 {
+		t.Fatalf("blocks allocated %d KiB to decode the frame, UnmarshalVT %d KiB", blocks>>10, vt>>10)
+	}
 }
