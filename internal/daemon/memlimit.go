@@ -87,11 +87,11 @@ func keepGCFloor(log *slog.Logger, floor uint64, getenv func(string) string) (st
 		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/gogc:percent"}}
 		for {
 			metrics.Read(s)
-			// Changed only by a tenth or more: the live heap moves a
-			// little at every collection.
-			// The live heap is 0 until the first collection: GOGC stays
-			// until it is known, or a first goal far above the floor
-			// would make the heap grow through fresh pages.
+			// GOGC changes only by a tenth or more, as the live heap moves
+			// a little at every collection. The live heap is 0 until the
+			// first collection: GOGC stays until it is known, or a first
+			// goal far above the floor would grow the heap through fresh
+			// pages.
 			live, cur := s[0].Value.Uint64(), int(s[1].Value.Uint64())
 			if p := gcPercentFor(live, floor, base); live > 0 && p != cur && (p == base || p*10 < cur*9 || p*10 > cur*11) {
 				debug.SetGCPercent(p)
