@@ -61,7 +61,7 @@ type joinRecord struct {
 	err      error
 	attempts int
 	since    time.Time // when the attempts began to end in state
-	warned   bool      // that no seed answers, since then
+	warned   bool      // that joining fails so, since then
 }
 
 // JoinStatus says whether this node has joined and, if not, why: whether
@@ -167,7 +167,7 @@ func (m *Membership) attemptJoin(seeds []string) bool {
 	if state != prev {
 		rec.since, rec.warned = time.Now(), false
 	}
-	warn := state == JoinUnreachable && !rec.warned && time.Since(rec.since) >= m.cfg.UnreachableWarnAfter
+	warn := state != JoinJoined && !rec.warned && time.Since(rec.since) >= m.cfg.JoinWarnAfter
 	rec.warned = rec.warned || warn
 	m.join = rec
 	m.mu.Unlock()
@@ -179,12 +179,14 @@ func (m *Membership) attemptJoin(seeds []string) bool {
 		m.markJoined()
 	case m.isLeaving(): // no longer wanted
 		m.log.Debug("join attempt failed; retrying", "state", state, "seeds", seeds, "err", err)
+	case warn && state == JoinRefused:
+		m.log.Error("seeds refuse this node; retrying in the background", "for", time.Since(rec.since).Round(time.Second), "seeds", seeds, "err", err)
 	case warn:
 		m.log.Warn("no seed has answered; retrying in the background", "for", time.Since(rec.since).Round(time.Second), "seeds", seeds, "err", err)
 	case state == prev: // said already
 		m.log.Debug("join attempt failed; retrying", "state", state, "seeds", seeds, "err", err)
 	case state == JoinRefused:
-		m.log.Error("seeds refuse this node; retrying in the background", "seeds", seeds, "err", err)
+		m.log.Info("a seed answered but has not admitted this node yet; retrying in the background", "seeds", seeds, "err", err)
 	default:
 		m.log.Info("no seed answered yet; retrying in the background", "seeds", seeds, "err", err)
 	}

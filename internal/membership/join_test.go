@@ -368,15 +368,16 @@ func TestMembership_StalledPeersDoNotKeepTheLeavingMarkFromTheOthers(t *testing.
 	waitFor(t, "b to list m as left (gossip is off: only the push carries it)", func() bool { return stateOf(b, "m") == StateLeft })
 }
 
-// TestMembership_SeedsNotUpYetAreNoWarningUntilTheyStayAway: nodes started
-// together miss each other's first attempts, which is no cause for a
-// warning; seeds that stay away are, once.
-func TestMembership_SeedsNotUpYetAreNoWarningUntilTheyStayAway(t *testing.T) {
+// TestMembership_JoinFailuresAreNoWarningUntilTheyLast: nodes started
+// together miss each other's first attempts, or reach a seed that has not
+// finished starting, which is no cause for a warning; seeds that stay away
+// are, once, and seeds that keep refusing this node an error, once.
+func TestMembership_JoinFailuresAreNoWarningUntilTheyLast(t *testing.T) {
 	const warnAfter = 300 * time.Millisecond
-	start := func(name, seed string) (*Membership, logtest.Warnings) {
+	start := func(name, seed string, keys [][]byte) (*Membership, logtest.Warnings) {
 		w := logtest.NewWarnings(testLogger(t, name).Handler())
-		m, err := New(Config{Name: name, BindAddr: "127.0.0.1:0", Join: []string{seed},
-			RetryInterval: 20 * time.Millisecond, MaxRetryInterval: 50 * time.Millisecond, UnreachableWarnAfter: warnAfter,
+		m, err := New(Config{Name: name, BindAddr: "127.0.0.1:0", Join: []string{seed}, Keys: keys,
+			RetryInterval: 20 * time.Millisecond, MaxRetryInterval: 50 * time.Millisecond, JoinWarnAfter: warnAfter,
 			Logger: slog.New(w), Tune: fast})
 		if err != nil {
 			t.Fatal(err)
@@ -388,7 +389,7 @@ func TestMembership_SeedsNotUpYetAreNoWarningUntilTheyStayAway(t *testing.T) {
 	// A seed that comes up after the node's first attempts.
 	port := freePort(t)
 	began := time.Now()
-	early, w := start("early", fmt.Sprintf("127.0.0.1:%d", port))
+	early, w := start("early", fmt.Sprintf("127.0.0.1:%d", port), nil)
 	waitJoinState(t, early, JoinUnreachable)
 	late, err := New(Config{Name: "late", BindAddr: fmt.Sprintf("127.0.0.1:%d", port), Logger: testLogger(t, "late"), Tune: fast})
 	if err != nil {
@@ -402,7 +403,7 @@ func TestMembership_SeedsNotUpYetAreNoWarningUntilTheyStayAway(t *testing.T) {
 
 	// Seeds that never come: one warning, after warnAfter.
 	began = time.Now()
-	lonely, w := start("lonely", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	lonely, w := start("lonely", fmt.Sprintf("127.0.0.1:%d", freePort(t)), nil)
 	waitFor(t, "a warning", func() bool { return len(w.Messages()) > 0 })
 	if waited := time.Since(began); waited < warnAfter {
 		t.Fatalf("warned after %v, before %v", waited, warnAfter)
@@ -411,5 +412,20 @@ func TestMembership_SeedsNotUpYetAreNoWarningUntilTheyStayAway(t *testing.T) {
 	waitFor(t, "more attempts", func() bool { return lonely.JoinStatus().Attempts > attempts+3 })
 	if msgs := w.Messages(); len(msgs) != 1 || !strings.Contains(msgs[0], "no seed has answered") {
 		t.Fatalf("warnings %q, want one that no seed has answered", msgs)
+	}
+
+	// A seed that keeps refusing (another gossip key): one error, after
+	// warnAfter.
+	seed := joiner(t, "seed", [][]byte{testKey(1)}, "")
+	began = time.Now()
+	refused, w := start("refused", seed.LocalAddr(), [][]byte{testKey(2)})
+	waitFor(t, "an error", func() bool { return len(w.Messages()) > 0 })
+	if waited := time.Since(began); waited < warnAfter {
+		t.Fatalf("refusal logged as an error after %v, before %v", waited, warnAfter)
+	}
+	attempts = refused.JoinStatus().Attempts
+	waitFor(t, "more attempts", func() bool { return refused.JoinStatus().Attempts > attempts+3 })
+	if msgs := w.Messages(); len(msgs) != 1 || !strings.Contains(msgs[0], "seeds refuse this node") {
+		t.Fatalf("warnings %q, want one that the seeds refuse this node", msgs)
 	}
 }

@@ -67,8 +67,8 @@ const (
 	DefaultRetryInterval    = time.Second
 	DefaultMaxRetryInterval = 15 * time.Second
 	DefaultRejoinInterval   = 30 * time.Second
-	// DefaultUnreachableWarnAfter: see Config.UnreachableWarnAfter.
-	DefaultUnreachableWarnAfter = 10 * time.Second
+	// DefaultJoinWarnAfter: see Config.JoinWarnAfter.
+	DefaultJoinWarnAfter = 10 * time.Second
 	// DefaultLinger keeps a departed member listed for an hour: long enough
 	// for an operator looking into an incident, and for a dead-member alert,
 	// to see who went away; short enough that a cluster whose members come
@@ -109,11 +109,13 @@ type Config struct {
 	// RejoinInterval between contacts with the seeds once joined, which
 	// heals network partitions; default 30 s.
 	RejoinInterval time.Duration
-	// UnreachableWarnAfter is how long no seed may answer before the node
-	// logs a warning; until then it logs at info, as nodes started
-	// together (a StatefulSet, a compose file) do not listen yet at each
+	// JoinWarnAfter is how long join attempts may keep failing the same way
+	// (no seed answers, or seeds answer and do not admit this node) before
+	// the node logs a warning, or an error for a refusal; until then it
+	// logs at info, as nodes started together (a StatefulSet, a compose
+	// file) do not listen yet, or have not finished starting, at each
 	// other's first attempts. Default 10 s.
-	UnreachableWarnAfter time.Duration
+	JoinWarnAfter time.Duration
 	// Linger is how long a dead or left member stays listed before it is
 	// forgotten; default DefaultLinger (1 h).
 	Linger time.Duration
@@ -199,7 +201,7 @@ func New(cfg Config) (*Membership, error) {
 	cfg.RetryInterval = orDefault(cfg.RetryInterval, DefaultRetryInterval)
 	cfg.MaxRetryInterval = max(orDefault(cfg.MaxRetryInterval, DefaultMaxRetryInterval), cfg.RetryInterval)
 	cfg.RejoinInterval = orDefault(cfg.RejoinInterval, DefaultRejoinInterval)
-	cfg.UnreachableWarnAfter = orDefault(cfg.UnreachableWarnAfter, DefaultUnreachableWarnAfter)
+	cfg.JoinWarnAfter = orDefault(cfg.JoinWarnAfter, DefaultJoinWarnAfter)
 	cfg.Linger = orDefault(cfg.Linger, DefaultLinger)
 	logger := cfg.Logger
 	if logger == nil {
