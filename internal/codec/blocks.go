@@ -32,13 +32,13 @@ import (
 func unmarshalFrame(m vtMessage, b []byte) (bool, error) {
 	switch m := m.(type) {
 	case *pb.PipelineRequest:
-		return true, eachField(b, 1, m.UnmarshalVT, func(n int) func([]byte) error { return opsBlock(n, &m.Ops) })
+		return true, eachField(b, 1, m.UnmarshalVT, opsBlock(&m.Ops))
 	case *pb.ForwardStreamRequest:
-		return true, eachField(b, 3, m.UnmarshalVT, func(n int) func([]byte) error { return opsBlock(n, &m.Ops) })
+		return true, eachField(b, 3, m.UnmarshalVT, opsBlock(&m.Ops))
 	case *pb.PipelineResponse:
-		return true, eachField(b, 1, m.UnmarshalVT, func(n int) func([]byte) error { return resultsBlock(n, &m.Results) })
+		return true, eachField(b, 1, m.UnmarshalVT, resultsBlock(&m.Results))
 	case *pb.ForwardStreamResponse:
-		return true, eachField(b, 2, m.UnmarshalVT, func(n int) func([]byte) error { return resultsBlock(n, &m.Results) })
+		return true, eachField(b, 2, m.UnmarshalVT, resultsBlock(&m.Results))
 	}
 	return false, nil
 }
@@ -83,26 +83,31 @@ func eachField(b []byte, num protowire.Number, other func([]byte) error, elems f
 	return nil
 }
 
-// opsBlock returns the decoder of n ops, appended to *ops from blocks.
-func opsBlock(n int, ops *[]*pb.PipelineOp) func([]byte) error {
-	var k opBlock
-	*ops = make([]*pb.PipelineOp, 0, n)
-	return func(v []byte) error {
-		op := k.next(v, n-len(*ops))
-		*ops = append(*ops, op)
-		return op.UnmarshalVT(v)
+// opsBlock returns, for eachField, the decoder of n ops appended to *ops
+// from blocks.
+func opsBlock(ops *[]*pb.PipelineOp) func(n int) func([]byte) error {
+	return func(n int) func([]byte) error {
+		var k opBlock
+		*ops = make([]*pb.PipelineOp, 0, n)
+		return func(v []byte) error {
+			op := k.next(v, n-len(*ops))
+			*ops = append(*ops, op)
+			return op.UnmarshalVT(v)
+		}
 	}
 }
 
-// resultsBlock returns the decoder of n results, appended to *rs from
-// blocks.
-func resultsBlock(n int, rs *[]*pb.PipelineResult) func([]byte) error {
-	var block []pb.PipelineResult
-	*rs = make([]*pb.PipelineResult, 0, n)
-	return func(v []byte) error {
-		r := take(&block, n-len(*rs))
-		*rs = append(*rs, r)
-		return r.UnmarshalVT(v)
+// resultsBlock returns, for eachField, the decoder of n results appended
+// to *rs from blocks.
+func resultsBlock(rs *[]*pb.PipelineResult) func(n int) func([]byte) error {
+	return func(n int) func([]byte) error {
+		var block []pb.PipelineResult
+		*rs = make([]*pb.PipelineResult, 0, n)
+		return func(v []byte) error {
+			r := take(&block, n-len(*rs))
+			*rs = append(*rs, r)
+			return r.UnmarshalVT(v)
+		}
 	}
 }
 
@@ -174,10 +179,11 @@ func take[T any](block *[]T, left int) *T {
 	return e
 }
 
-// opFields returns the number of the first field of the encoded op v that
-// is a member of its oneof (0 when none is), and whether it carries a
-// timeout. A pre-set wrapper is filled only when the oneof's first field
-// is its kind; vtproto replaces it on any other.
+// opFields returns the number of the first length-delimited field of the
+// encoded op v other than its timeout (its oneof's member, in an op well
+// formed; 0 when there is none), and whether it carries a timeout. A
+// pre-set wrapper is filled only when that field is its kind; vtproto
+// replaces it on any other.
 func opFields(v []byte) (first protowire.Number, timeout bool) {
 	for len(v) > 0 {
 		fn, typ, l := protowire.ConsumeField(v)
@@ -189,7 +195,6 @@ func opFields(v []byte) (first protowire.Number, timeout bool) {
 			continue
 		}
 		switch fn {
-		case 1:
 		case opTimeout:
 			timeout = true
 		default:

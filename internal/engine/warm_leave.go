@@ -66,8 +66,8 @@ func (e *Engine) handOver(parts map[int]bool, to string) {
 	ob.handing.Store(int64(len(ob.handed)))
 }
 
-// handedTo returns the member a leaving node handed the partition of
-// routing key rk to, if it did.
+// handedTo returns the member a leaving node handed the partition of key
+// in namespace ns to, if it did.
 func (e *Engine) handedTo(ns, key string) (ring.Member, bool) {
 	ob := e.warm.out
 	if ob.handing.Load() == 0 {
