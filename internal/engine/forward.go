@@ -59,6 +59,9 @@ func (e *Engine) forward(ctx context.Context, b *batch, ops []Op, done func(int,
 	defer cancel()
 	b.req.From = e.cfg.Self
 	b.req.Hlc = e.Versions()
+	if r := e.ring.Load(); r != nil {
+		b.req.TableVersion = r.Version() // the owner follows it first (Peer.Forward)
+	}
 	e.stats.forwards.Add(uint64(len(b.idx)))
 	resp, err := e.cfg.Peers.Forward(ctx, b.owner, b.req)
 	if err == nil {

@@ -268,6 +268,7 @@ func (fp *fwdPipe) flush(s *fstream) {
 			}
 			req.From = c.req.From
 			req.Hlc = max(req.Hlc, c.req.Hlc)
+			req.TableVersion = max(req.TableVersion, c.req.TableVersion)
 			size += c.size
 			c.sent = true
 			for i, op := range c.req.Ops {

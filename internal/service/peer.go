@@ -33,6 +33,7 @@ func (p *Peer) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.Forward
 		p.s.log.Warn("forwarded ops rejected: the sender's clock is too far ahead", "from", req.From, "err", err)
 		return nil, engine.StatusErr(err)
 	}
+	p.s.cfg.Tables.Follow(req.From, req.TableVersion)
 	ops := make([]engine.Op, len(req.Ops))
 	valid := make([]bool, len(req.Ops))
 	for i, o := range req.Ops {
@@ -79,6 +80,7 @@ func (f forwardFrames) Recv() (*pb.PipelineRequest, error) {
 		f.s.log.Warn("forward stream ended: the sender's clock is too far ahead", "from", req.From, "err", err)
 		return nil, engine.StatusErr(err)
 	}
+	f.s.cfg.Tables.Follow(req.From, req.TableVersion)
 	return &pb.PipelineRequest{Ops: req.Ops}, nil
 }
 

@@ -56,6 +56,10 @@ type Tables interface {
 	// Receive offers the node a table and returns the version it routes
 	// by afterwards.
 	Receive(t *pb.Table) (uint64, error)
+	// Follow brings the node to the table of version v, by which the peer
+	// from forwarded ops, before they are served, when the node routes by
+	// an older one (table.Coordinator.Follow).
+	Follow(from string, v uint64)
 }
 
 // Services are the Cache and Peer services of one node.

@@ -45,6 +45,9 @@ const (
 	tableTimeout = 3 * time.Second
 	// metaTimeout bounds the spread of a new table version in gossip.
 	metaTimeout = time.Second
+	// followTimeout bounds the pull of a table a peer forwarded ops under:
+	// the ops wait for it (Follow).
+	followTimeout = time.Second
 )
 
 // Members is the gossip view of the cluster.
@@ -94,6 +97,9 @@ type Coordinator struct {
 	current bool       // the node routes by its coordinator's table
 	prev    *ring.Ring // the table the current one was computed from; nil when none
 	work    sync.Mutex // one Reconcile at a time
+
+	follow   sync.Mutex // one Follow pull at a time; guards followed
+	followed uint64     // the newest version Follow pulled for
 }
 
 // New returns a Coordinator for cfg.
@@ -173,7 +179,7 @@ func (c *Coordinator) coordinate(alive []membership.Member) {
 	// installed: it may lack this node or members alive here.
 	base, basePrev := cur, (*ring.Ring)(nil)
 	if holder, v := newestHolder(alive); holder.Name != "" && holder.Name != c.cfg.Self && (cur == nil || newer(v, cur.Version())) {
-		if prev, r, ok := c.fetch(ring.Member{Name: holder.Name, Addr: holder.GRPCAddr}); ok && (cur == nil || newer(r.Version(), cur.Version())) {
+		if prev, r, ok := c.fetch(ring.Member{Name: holder.Name, Addr: holder.GRPCAddr}, tableTimeout); ok && (cur == nil || newer(r.Version(), cur.Version())) {
 			base, basePrev = r, prev
 		}
 	}
@@ -282,7 +288,7 @@ func (c *Coordinator) setCurrent(current bool) {
 // pull fetches from's table and installs it. When coord is not empty, from
 // is the coordinator, and the node is current once it routes by the table.
 func (c *Coordinator) pull(from ring.Member, coord string) {
-	prev, r, ok := c.fetch(from)
+	prev, r, ok := c.fetch(from, tableTimeout)
 	if !ok {
 		return
 	}
@@ -294,9 +300,55 @@ func (c *Coordinator) pull(from ring.Member, coord string) {
 	}
 }
 
+// Follow brings the node to the table of version v, by which the member
+// from routes, when the node routes by an older one. from forwarded ops
+// under it (Peer.Forward, Peer.ForwardStream), which may be of partitions
+// the node gains by it: only once it routes by it does the node ask their
+// previous owners for pending write-behind writes and cached entries
+// rather than load them from the database, and keep what it caches of
+// them. The coordinator pushes each table to every member at once, but
+// under load one member can install it well after another forwards by it.
+//
+// Follow returns once the node routes by v or a newer table, or the pull
+// failed (the ops are served either way). A version is pulled for at most
+// once — a table without this node is refused, and not asked for again —
+// and concurrent callers wait for one pull. A version no newer than the
+// node's costs one atomic load.
+func (c *Coordinator) Follow(from string, v uint64) {
+	if !c.behind(v) {
+		return
+	}
+	c.follow.Lock()
+	defer c.follow.Unlock()
+	if !c.behind(v) || !newer(v, c.followed) {
+		return
+	}
+	for _, m := range c.cfg.Members.Alive() {
+		if m.Name != from || m.GRPCAddr == "" {
+			continue
+		}
+		c.followed = v
+		prev, r, ok := c.fetch(ring.Member{Name: m.Name, Addr: m.GRPCAddr}, followTimeout)
+		if ok && c.install(prev, r) {
+			c.cfg.Logger.Debug("partition table pulled from a peer that forwarded by it", "from", from, "version", r.Version())
+			c.publish(r)
+		}
+		return
+	}
+}
+
+// behind reports whether v is newer than the table the node routes by.
+func (c *Coordinator) behind(v uint64) bool {
+	if v == 0 {
+		return false
+	}
+	cur := c.cfg.Routing()
+	return cur == nil || newer(v, cur.Version())
+}
+
 // fetch returns from's table and the one it was computed from.
-func (c *Coordinator) fetch(from ring.Member) (prev, r *ring.Ring, ok bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), tableTimeout)
+func (c *Coordinator) fetch(from ring.Member, timeout time.Duration) (prev, r *ring.Ring, ok bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	resp, err := c.cfg.Peers.GetTable(ctx, from, &pb.GetTableRequest{})
 	if err != nil {

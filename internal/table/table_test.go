@@ -23,6 +23,7 @@ type fakeNode struct {
 	others  map[string]*Coordinator
 	changes int          // CurrentChanged calls
 	history []*ring.Ring // every table installed, in order
+	gets    int          // GetTable calls
 }
 
 func (f *fakeNode) Alive() []membership.Member { return f.alive }
@@ -33,6 +34,9 @@ func (f *fakeNode) SetTableVersion(v uint64, _ time.Duration) error {
 }
 
 func (f *fakeNode) GetTable(_ context.Context, to ring.Member, _ *pb.GetTableRequest) (*pb.GetTableResponse, error) {
+	f.mu.Lock()
+	f.gets++
+	f.mu.Unlock()
 	c := f.others[to.Name]
 	if c == nil {
 		return nil, errors.New("unreachable")
@@ -51,8 +55,12 @@ func newCoordinator(self string, f *fakeNode) *Coordinator {
 	f.pushed, f.others = map[string]*pb.Table{}, map[string]*Coordinator{}
 	return New(Config{
 		Self: self, Ring: ring.Config{PartitionCount: ring.MinPartitionCount}, Members: f, Peers: f,
-		Routing: func() *ring.Ring { return f.routing },
-		Install: func(_, _, r *ring.Ring) { f.routing, f.history = r, append(f.history, r) },
+		Routing: func() *ring.Ring { f.mu.Lock(); defer f.mu.Unlock(); return f.routing },
+		Install: func(_, _, r *ring.Ring) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.routing, f.history = r, append(f.history, r)
+		},
 		Clock:   func() uint64 { return 1 }, CurrentChanged: func() { f.changes++ },
 		Joined: func() bool { return true }, Closing: func() bool { return false },
 		Go: func(fn func()) { fn() },
@@ -236,5 +244,60 @@ func TestCoordinator_AJoinerDoesNotRouteByATableWithoutIt(t *testing.T) {
 	coord.Reconcile()
 	if v, err := c.Receive(fc.pushed["n3"]); err != nil || v != fc.routing.Version() || !c.Current() {
 		t.Fatalf("the joiner's Receive of the table with it = %x, %v; current %v", v, err, c.Current())
+	}
+}
+
+// A member that routes by an older table than a peer that forwards to it
+// pulls the peer's before the forwarded ops are served: once per version,
+// shared by concurrent forwards, and never for a version no newer than
+// its own.
+func TestFollow_PullsTheForwardersNewerTableOncePerVersion(t *testing.T) {
+	fc := &fakeNode{alive: members("n1", "n2")}
+	coord := newCoordinator("n1", fc)
+	coord.Reconcile()
+	f := &fakeNode{alive: members("n1", "n2")}
+	c := newCoordinator("n2", f)
+	f.others["n1"] = coord
+	if _, err := c.Receive(fc.pushed["n2"]); err != nil {
+		t.Fatal(err)
+	}
+	t1 := fc.routing.Version()
+	fc.alive = members("n1", "n2", "n3")
+	coord.Reconcile() // its push to n2 is lost
+	t2 := fc.routing.Version()
+
+	c.Follow("n1", 0)  // a sender that sends no version
+	c.Follow("n1", t1) // one no newer than n2's
+	if f.gets != 0 {
+		t.Fatalf("%d pulls for versions no newer than the node's", f.gets)
+	}
+	c.Follow("nX", t2) // a sender gossip does not know
+	if f.gets != 0 || f.routing.Version() != t1 {
+		t.Fatalf("%d pulls from a sender not in gossip; routing by %x", f.gets, f.routing.Version())
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { c.Follow("n1", t2) })
+	}
+	wg.Wait()
+	if f.gets != 1 || f.routing.Version() != t2 {
+		t.Fatalf("8 concurrent forwards under %x: %d pulls, routing by %x; want 1 pull and that table", t2, f.gets, f.routing.Version())
+	}
+	if f.version != t2 {
+		t.Fatalf("gossip says %x; want the followed table %x", f.version, t2)
+	}
+	c.Follow("n1", t2)
+	if f.gets != 1 {
+		t.Fatalf("%d pulls once the node routes by the version", f.gets)
+	}
+
+	// A table without this node is refused, and not asked for again.
+	f4 := &fakeNode{alive: members("n1", "n2", "n3", "n4")}
+	c4 := newCoordinator("n4", f4)
+	f4.others["n1"] = coord
+	c4.Follow("n1", t2)
+	c4.Follow("n1", t2)
+	if f4.gets != 1 || f4.routing != nil {
+		t.Fatalf("a node the table lacks: %d pulls, routing by %v; want 1 pull, no table", f4.gets, f4.routing)
 	}
 }

@@ -1102,8 +1102,14 @@ type ForwardRequest struct {
 	// The sender's hybrid logical clock: write versions on the receiver move
 	// past it, so a key's writes stay ordered when its owner changes. A value
 	// too far ahead of the receiver's wall clock is rejected, never adopted.
-	Hlc           uint64        `protobuf:"varint,6,opt,name=hlc,proto3" json:"hlc,omitempty"`
-	Ops           []*PipelineOp `protobuf:"bytes,8,rep,name=ops,proto3" json:"ops,omitempty"`
+	Hlc uint64        `protobuf:"varint,6,opt,name=hlc,proto3" json:"hlc,omitempty"`
+	Ops []*PipelineOp `protobuf:"bytes,8,rep,name=ops,proto3" json:"ops,omitempty"`
+	// The version of the partition table the sender routes by (0: not
+	// sent). A receiver that routes by an older one pulls the sender's
+	// (Peer.GetTable) before it serves the ops: the ops may be of partitions
+	// it gains by that table, whose previous owners it must ask for pending
+	// writes and cached entries rather than load from the database.
+	TableVersion  uint64 `protobuf:"varint,9,opt,name=table_version,json=tableVersion,proto3" json:"table_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1159,12 +1165,21 @@ func (x *ForwardRequest) GetOps() []*PipelineOp {
 	return nil
 }
 
+func (x *ForwardRequest) GetTableVersion() uint64 {
+	if x != nil {
+		return x.TableVersion
+	}
+	return 0
+}
+
 type ForwardStreamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// As in ForwardRequest.
+	// As in ForwardRequest; table_version is the newest of the frame's
+	// batches.
 	From          string        `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
 	Hlc           uint64        `protobuf:"varint,2,opt,name=hlc,proto3" json:"hlc,omitempty"`
 	Ops           []*PipelineOp `protobuf:"bytes,3,rep,name=ops,proto3" json:"ops,omitempty"`
+	TableVersion  uint64        `protobuf:"varint,4,opt,name=table_version,json=tableVersion,proto3" json:"table_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1218,6 +1233,13 @@ func (x *ForwardStreamRequest) GetOps() []*PipelineOp {
 		return x.Ops
 	}
 	return nil
+}
+
+func (x *ForwardStreamRequest) GetTableVersion() uint64 {
+	if x != nil {
+		return x.TableVersion
+	}
+	return 0
 }
 
 type ForwardStreamResponse struct {
@@ -1845,15 +1867,17 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x05found\x18\x02 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x10\n" +
-	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\"\x80\x01\n" +
+	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\"\xa5\x01\n" +
 	"\x0eForwardRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x10\n" +
 	"\x03hlc\x18\x06 \x01(\x04R\x03hlc\x12*\n" +
-	"\x03ops\x18\b \x03(\v2\x18.ringcache.v1.PipelineOpR\x03opsJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06J\x04\b\a\x10\b\"h\n" +
+	"\x03ops\x18\b \x03(\v2\x18.ringcache.v1.PipelineOpR\x03ops\x12#\n" +
+	"\rtable_version\x18\t \x01(\x04R\ftableVersionJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06J\x04\b\a\x10\b\"\x8d\x01\n" +
 	"\x14ForwardStreamRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x10\n" +
 	"\x03hlc\x18\x02 \x01(\x04R\x03hlc\x12*\n" +
-	"\x03ops\x18\x03 \x03(\v2\x18.ringcache.v1.PipelineOpR\x03ops\"\x82\x01\n" +
+	"\x03ops\x18\x03 \x03(\v2\x18.ringcache.v1.PipelineOpR\x03ops\x12#\n" +
+	"\rtable_version\x18\x04 \x01(\x04R\ftableVersion\"\x82\x01\n" +
 	"\x15ForwardStreamResponse\x12\x10\n" +
 	"\x03hlc\x18\x01 \x01(\x04R\x03hlc\x126\n" +
 	"\aresults\x18\x02 \x03(\v2\x1c.ringcache.v1.PipelineResultR\aresults\x12\x1f\n" +

@@ -1031,6 +1031,11 @@ func (m *ForwardRequest) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.TableVersion != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.TableVersion))
+		i--
+		dAtA[i] = 0x48
+	}
 	if len(m.Ops) > 0 {
 		for iNdEx := len(m.Ops) - 1; iNdEx >= 0; iNdEx-- {
 			size, err := m.Ops[iNdEx].MarshalToSizedBufferVT(dAtA[:i])
@@ -1087,6 +1092,11 @@ func (m *ForwardStreamRequest) MarshalToSizedBufferVT(dAtA []byte) (int, error) 
 	if m.unknownFields != nil {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
+	}
+	if m.TableVersion != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.TableVersion))
+		i--
+		dAtA[i] = 0x20
 	}
 	if len(m.Ops) > 0 {
 		for iNdEx := len(m.Ops) - 1; iNdEx >= 0; iNdEx-- {
@@ -2027,6 +2037,9 @@ func (m *ForwardRequest) SizeVT() (n int) {
 			n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 		}
 	}
+	if m.TableVersion != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.TableVersion))
+	}
 	n += len(m.unknownFields)
 	return n
 }
@@ -2049,6 +2062,9 @@ func (m *ForwardStreamRequest) SizeVT() (n int) {
 			l = e.SizeVT()
 			n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 		}
+	}
+	if m.TableVersion != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.TableVersion))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -4814,6 +4830,25 @@ func (m *ForwardRequest) UnmarshalVT(dAtA []byte) error {
 				return err
 			}
 			iNdEx = postIndex
+		case 9:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field TableVersion", wireType)
+			}
+			m.TableVersion = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.TableVersion |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
@@ -4950,6 +4985,25 @@ func (m *ForwardStreamRequest) UnmarshalVT(dAtA []byte) error {
 				return err
 			}
 			iNdEx = postIndex
+		case 4:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field TableVersion", wireType)
+			}
+			m.TableVersion = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.TableVersion |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
