@@ -61,7 +61,7 @@ func newCoordinator(self string, f *fakeNode) *Coordinator {
 			defer f.mu.Unlock()
 			f.routing, f.history = r, append(f.history, r)
 		},
-		Clock:   func() uint64 { return 1 }, CurrentChanged: func() { f.changes++ },
+		Clock: func() uint64 { return 1 }, CurrentChanged: func() { f.changes++ },
 		Joined: func() bool { return true }, Closing: func() bool { return false },
 		Go: func(fn func()) { fn() },
 	})
