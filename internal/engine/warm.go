@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +47,8 @@ type warmState struct {
 	// ctx ends at Close: pullers stop.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// pullers counts the pullers running.
+	pullers atomic.Int32
 }
 
 // pullRetry is how long a puller waits after a failed pull (doubled
@@ -91,8 +94,19 @@ func (e *Engine) gained(src, r *ring.Ring) map[string][]int {
 // With the hand-over off, the pulls still run, to fence the partitions
 // (fence.go): nothing is adopted, and misses do not ask.
 func (e *Engine) beginWarm(src, r *ring.Ring) func() {
+	next := inbound{}
+	if cur := e.warm.in.Load(); cur != nil {
+		// Earlier pulls still running for partitions kept; those of
+		// partitions r takes away end (stillPulled).
+		for p, t := range *cur {
+			if !t.done.Load() && r.PartitionOwner(p).Name == e.cfg.Self {
+				next[p] = t
+			}
+		}
+	}
 	byOwner := e.gained(src, r)
 	if len(byOwner) == 0 {
+		e.warm.in.Store(&next)
 		return nil
 	}
 	adopt := !e.cfg.Warm.Off
@@ -102,14 +116,6 @@ func (e *Engine) beginWarm(src, r *ring.Ring) func() {
 		}
 	}
 	until := e.cfg.Now().Add(e.cfg.Warm.Window)
-	next := inbound{}
-	if cur := e.warm.in.Load(); cur != nil {
-		for p, t := range *cur { // earlier pulls still running for partitions kept
-			if !t.done.Load() && r.PartitionOwner(p).Name == e.cfg.Self {
-				next[p] = t
-			}
-		}
-	}
 	pulls := map[string]map[int]*transfer{}
 	for name, parts := range byOwner {
 		from := src.PartitionOwner(parts[0])
@@ -126,8 +132,10 @@ func (e *Engine) beginWarm(src, r *ring.Ring) func() {
 		left.Store(int32(len(pulls)))
 		for _, ts := range pulls {
 			e.bg.Add(1)
+			e.warm.pullers.Add(1)
 			go func() {
 				defer e.bg.Done()
+				defer e.warm.pullers.Add(-1)
 				e.pull(ts, until)
 				if left.Add(-1) == 0 && adopt {
 					for _, ns := range e.namespaces {
@@ -156,7 +164,8 @@ func (e *Engine) Settling() bool {
 }
 
 // pull streams the held entries of one previous owner's partitions until
-// each is pulled, the window ends or the engine closes.
+// each is pulled, taken away by a later table, the window ends or the
+// engine closes.
 func (e *Engine) pull(ts map[int]*transfer, until time.Time) {
 	var from ring.Member
 	parts := make([]uint32, 0, len(ts))
@@ -171,6 +180,9 @@ func (e *Engine) pull(ts map[int]*transfer, until time.Time) {
 	}()
 	failures := 0
 	for len(parts) > 0 && e.cfg.Now().Before(until) {
+		if parts = e.stillPulled(ts, parts); len(parts) == 0 {
+			break
+		}
 		notYet, err := e.pullOnce(from, parts)
 		wait := notYetRetry
 		if err != nil {
@@ -206,6 +218,16 @@ func (e *Engine) pull(ts map[int]*transfer, until time.Time) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// stillPulled returns the partitions of parts that ts still pulls: a later
+// table that takes a partition away from this node ends its pull (the
+// inbound map keeps a pull only while this node owns its partition).
+// Asking on, this node would be sent the entries that the previous owner,
+// once it let go, holds for the partition's owner in its own table.
+func (e *Engine) stillPulled(ts map[int]*transfer, parts []uint32) []uint32 {
+	in := e.warm.in.Load()
+	return slices.DeleteFunc(parts, func(p uint32) bool { return in == nil || (*in)[int(p)] != ts[int(p)] })
 }
 
 // pullOnce runs one Transfer call and adopts what it brings, except the

@@ -323,13 +323,20 @@ func (e *Engine) ServeTransfer(ctx context.Context, req *pb.TransferRequest, sen
 	leaving := e.leaving()
 	for _, p := range req.Partitions {
 		held := ob.snapshot(int(p))
-		owned := r != nil && int(p) < r.PartitionCount() && r.PartitionOwner(int(p)).Name == e.cfg.Self
+		inRange := r != nil && int(p) < r.PartitionCount()
+		owned := inRange && r.PartitionOwner(int(p)).Name == e.cfg.Self
 		if held == nil || owned && !leaving { // owned and not leaving: held by a table not yet routed by
 			if owned {
 				notYet = append(notYet, p)
 			} else {
 				sent = append(sent, p) // nothing held: pulled, and owed no more
 			}
+			continue
+		}
+		if !owned && inRange && r.PartitionOwner(int(p)).Name != req.From {
+			// Held for another owner: the caller pulls by a table this
+			// node has left behind (or a stale pull). It gets nothing,
+			// and the entries wait for their owner.
 			continue
 		}
 		for skey, h := range held {

@@ -25,6 +25,13 @@ type warmPeers struct {
 	Peers
 	mu      sync.Mutex
 	engines map[string]*Engine
+	pulls   map[string]int // Transfer calls by caller
+}
+
+func (w *warmPeers) pullsBy(name string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pulls[name]
 }
 
 func (w *warmPeers) get(name string) *Engine {
@@ -48,6 +55,12 @@ func (s *sliceStream) Recv() (*pb.TransferResponse, error) {
 }
 
 func (w *warmPeers) Transfer(ctx context.Context, to ring.Member, req *pb.TransferRequest) (pb.Peer_TransferClient, error) {
+	w.mu.Lock()
+	if w.pulls == nil {
+		w.pulls = map[string]int{}
+	}
+	w.pulls[req.From]++
+	w.mu.Unlock()
 	s := &sliceStream{}
 	err := w.get(to.Name).ServeTransfer(ctx, req, func(m *pb.TransferResponse) error { s.msgs = append(s.msgs, m); return nil })
 	return s, err
@@ -356,5 +369,80 @@ func TestMerge_WarnsOnlyWhenItDropsEntries(t *testing.T) {
 	a.Merge(members("c")) // nothing cached any more
 	if msgs := w.Messages(); len(msgs) != 1 {
 		t.Fatalf("warnings %q: dropping nothing warned again", msgs)
+	}
+}
+
+// A pull ends once a later table takes its partitions away from the
+// puller: asking on for the whole window (a minute), it would poll the
+// previous owner every 20 ms, and be sent the entries the previous owner
+// holds for the partitions' owner once it lets go.
+func TestWarm_APullEndsWhenALaterTableTakesItsPartitionsAway(t *testing.T) {
+	peers := &warmPeers{engines: map[string]*Engine{}}
+	var loads int
+	a := newWarmEngine(t, "a", peers, &loads)
+	c := newWarmEngine(t, "c", peers, &loads)
+	r0 := mustRing(t, members("a"))
+	a.SetRing(r0)
+	rAC := rebalance(t, r0, members("a", "c"))
+	c.SetRingAfter(r0, rAC) // a routes by r0 and owns every partition: not yet
+	if c.warm.pullers.Load() != 1 || !c.Settling() {
+		t.Fatalf("c runs %d pullers after gaining partitions from a (settling %v), want 1", c.warm.pullers.Load(), c.Settling())
+	}
+	waitFor(t, "c to ask a", func() bool { return peers.pullsBy("c") > 0 })
+	// A later table in which c owns nothing.
+	rX, err := ring.FromOwners(ring.Config{}, members("a", "c"), make([]uint32, rAC.PartitionCount()), rAC.Version()+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetRingAfter(rAC, rX)
+	waitFor(t, "c's puller to end", func() bool { return c.warm.pullers.Load() == 0 })
+	if c.Settling() {
+		t.Fatal("c settles partitions it does not own")
+	}
+}
+
+// A previous owner hands the entries it holds for a partition only to the
+// partition's owner in its own table: a member that pulls by another table
+// (one it routes by late, or a pull a later table ended) gets none of
+// them, and the owner still gets them all.
+func TestTransfer_HeldEntriesGoOnlyToThePartitionsOwner(t *testing.T) {
+	peers := &warmPeers{engines: map[string]*Engine{}}
+	var loads int
+	a := newWarmEngine(t, "a", peers, &loads)
+	b := newWarmEngine(t, "b", peers, &loads)
+	c := newWarmEngine(t, "c", peers, &loads)
+	r0 := mustRing(t, members("a"))
+	a.SetRing(r0)
+	nsA, _ := a.Namespace("users")
+	const keys = 400
+	for i := range keys {
+		mustGetValue(t, nsA, key(i), "db-"+key(i))
+	}
+	rAB, rAC := rebalance(t, r0, members("a", "b")), rebalance(t, r0, members("a", "c"))
+	toB, toBoth := 0, 0
+	for i := range keys {
+		p := rAB.PartitionOf(ring.Key("users", key(i)))
+		if rAB.PartitionOwner(p).Name == "b" {
+			toB++
+			if rAC.PartitionOwner(p).Name == "c" {
+				toBoth++
+			}
+		}
+	}
+	if toBoth == 0 {
+		t.Fatal("no key moves to both b and c: the test plays nothing")
+	}
+	c.SetRingAfter(r0, rAC) // c pulls from a, which owns everything yet
+	waitFor(t, "c to ask a", func() bool { return peers.pullsBy("c") > 0 })
+	a.SetRingAfter(r0, rAB) // a lets go of b's partitions and holds their entries
+	asked := peers.pullsBy("c")
+	waitFor(t, "c to ask a again once a let go", func() bool { return peers.pullsBy("c") > asked })
+	b.SetRingAfter(r0, rAB)
+	pulled(t, b)
+	if in := c.WarmStats().EntriesIn; in != 0 {
+		t.Fatalf("c, pulling by a table a does not route by, was sent %d entries held for b", in)
+	}
+	if in := b.WarmStats().EntriesIn; in != uint64(toB) {
+		t.Fatalf("b pulled %d entries, want the %d of the keys it gained (%d of them c pulled for too)", in, toB, toBoth)
 	}
 }
