@@ -34,15 +34,15 @@ func TestWarmHandover_ScaleOutLoadsFewMovedKeysFromTheDatabase(t *testing.T) {
 		t.Fatalf("only %d of %d keys moved to the 4th node; the test measures nothing", moved, warmHotKeys)
 	}
 	// The target, at most 5 %, is a figure (docs/benchmarks.md): how many
-	// keys are read in the moment when rings disagree depends on timing.
-	// Run alone it stayed at 0-8.6 % (18 runs; 0-3.6 % in 12 runs of the
-	// build before), but under the whole suite a node installed the new
-	// table late once and reloaded 128 keys that other nodes had forwarded
-	// to it meanwhile (27 %). What
-	// the hand-over must always do is spare most moved keys a load;
-	// without it every one is loaded again (the next test).
-	if limit := moved / 2; loads > limit {
-		t.Fatalf("the scale-out caused %d database loads for %d moved hot keys, want at most %d (half; the target is 5%%)", loads, moved, limit)
+	// keys are read in the moment when rings disagree depends on timing
+	// (0-2.3 % in 50 runs alone). What the hand-over must always do is
+	// spare most moved keys a load; without it every one is loaded again
+	// (the next test). About one run in fifteen loaded 27-61 % until a
+	// node's pull of a startup table's partitions stopped taking the
+	// entries held for the new node (docs/architecture.md, Warm
+	// hand-over).
+	if limit := moved / 4; loads > limit {
+		t.Fatalf("the scale-out caused %d database loads for %d moved hot keys, want at most %d (a quarter; the target is 5%%)", loads, moved, limit)
 	}
 }
 
