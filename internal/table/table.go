@@ -98,8 +98,9 @@ type Coordinator struct {
 	prev    *ring.Ring // the table the current one was computed from; nil when none
 	work    sync.Mutex // one Reconcile at a time
 
-	follow   sync.Mutex // one Follow pull at a time; guards followed
-	followed uint64     // the newest version Follow pulled for
+	follow    sync.Mutex    // guards followed and following
+	followed  uint64        // the newest version Follow pulled for
+	following chan struct{} // closed when that pull ends
 }
 
 // New returns a Coordinator for cfg.
@@ -309,32 +310,62 @@ func (c *Coordinator) pull(from ring.Member, coord string) {
 // them. The coordinator pushes each table to every member at once, but
 // under load one member can install it well after another forwards by it.
 //
-// Follow returns once the node routes by v or a newer table, or the pull
-// failed (the ops are served either way). A version is pulled for at most
-// once — a table without this node is refused, and not asked for again —
-// and concurrent callers wait for one pull. A version no newer than the
-// node's costs one atomic load.
+// Follow returns once the node routes by v or a newer table, the pull
+// failed, or followTimeout passed (an install walks the cache, which a
+// large one makes slow; it goes on in the background): the ops are served
+// either way. A version is pulled for at most once — a table without this
+// node is refused, and not asked for again — and concurrent callers wait
+// for one pull. A version no newer than the node's costs one atomic load.
 func (c *Coordinator) Follow(from string, v uint64) {
 	if !c.behind(v) {
 		return
 	}
 	c.follow.Lock()
-	defer c.follow.Unlock()
-	if !c.behind(v) || !newer(v, c.followed) {
+	if !c.behind(v) {
+		c.follow.Unlock()
 		return
 	}
+	if newer(v, c.followed) {
+		m, ok := c.alive(from)
+		if !ok {
+			c.follow.Unlock()
+			return
+		}
+		done := make(chan struct{})
+		c.followed, c.following = v, done
+		c.cfg.Go(func() { c.followPull(m, done) })
+	}
+	done := c.following
+	c.follow.Unlock()
+	t := time.NewTimer(followTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+// followPull pulls m's table for Follow and installs it, closing done
+// once the node routes by it, or the pull failed.
+func (c *Coordinator) followPull(m ring.Member, done chan struct{}) {
+	prev, r, ok := c.fetch(m, followTimeout)
+	installed := ok && c.install(prev, r)
+	close(done) // before the gossip update, which may take a while
+	if installed {
+		c.cfg.Logger.Debug("partition table pulled from a peer that forwarded by it", "from", m.Name, "version", r.Version())
+		c.publish(r)
+	}
+}
+
+// alive returns the member named name with its address, if gossip knows
+// it alive.
+func (c *Coordinator) alive(name string) (ring.Member, bool) {
 	for _, m := range c.cfg.Members.Alive() {
-		if m.Name != from || m.GRPCAddr == "" {
-			continue
+		if m.Name == name && m.GRPCAddr != "" {
+			return ring.Member{Name: m.Name, Addr: m.GRPCAddr}, true
 		}
-		c.followed = v
-		prev, r, ok := c.fetch(ring.Member{Name: m.Name, Addr: m.GRPCAddr}, followTimeout)
-		if ok && c.install(prev, r) {
-			c.cfg.Logger.Debug("partition table pulled from a peer that forwarded by it", "from", from, "version", r.Version())
-			c.publish(r)
-		}
-		return
 	}
+	return ring.Member{}, false
 }
 
 // behind reports whether v is newer than the table the node routes by.

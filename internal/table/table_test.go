@@ -21,9 +21,10 @@ type fakeNode struct {
 	pushed  map[string]*pb.Table
 	version uint64 // published in gossip
 	others  map[string]*Coordinator
-	changes int          // CurrentChanged calls
-	history []*ring.Ring // every table installed, in order
-	gets    int          // GetTable calls
+	changes int           // CurrentChanged calls
+	history []*ring.Ring  // every table installed, in order
+	gets    int           // GetTable calls
+	hold    chan struct{} // when set, GetTable waits for it to close
 }
 
 func (f *fakeNode) Alive() []membership.Member { return f.alive }
@@ -36,7 +37,11 @@ func (f *fakeNode) SetTableVersion(v uint64, _ time.Duration) error {
 func (f *fakeNode) GetTable(_ context.Context, to ring.Member, _ *pb.GetTableRequest) (*pb.GetTableResponse, error) {
 	f.mu.Lock()
 	f.gets++
+	hold := f.hold
 	f.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	c := f.others[to.Name]
 	if c == nil {
 		return nil, errors.New("unreachable")
@@ -299,5 +304,37 @@ func TestFollow_PullsTheForwardersNewerTableOncePerVersion(t *testing.T) {
 	c4.Follow("n1", t2)
 	if f4.gets != 1 || f4.routing != nil {
 		t.Fatalf("a node the table lacks: %d pulls, routing by %v; want 1 pull, no table", f4.gets, f4.routing)
+	}
+}
+
+// A pull that takes long (a slow peer, or an install that walks a large
+// cache) holds the forwarded ops up for at most followTimeout; the table
+// is installed when it comes.
+func TestFollow_WaitsForASlowPullOnlySoLong(t *testing.T) {
+	fc := &fakeNode{alive: members("n1", "n2")}
+	coord := newCoordinator("n1", fc)
+	coord.Reconcile()
+	f := &fakeNode{alive: members("n1", "n2"), hold: make(chan struct{})}
+	c := newCoordinator("n2", f)
+	c.cfg.Go = func(fn func()) { go fn() }
+	f.others["n1"] = coord
+	if _, err := c.Receive(fc.pushed["n2"]); err != nil {
+		t.Fatal(err)
+	}
+	fc.alive = members("n1", "n2", "n3")
+	coord.Reconcile()
+	t2 := fc.routing.Version()
+	start := time.Now()
+	c.Follow("n1", t2)
+	if waited := time.Since(start); waited < followTimeout/2 || waited > 5*followTimeout {
+		t.Fatalf("Follow returned after %s with its pull held; want about %s", waited, followTimeout)
+	}
+	close(f.hold)
+	deadline := time.Now().Add(10 * time.Second)
+	for c.cfg.Routing().Version() != t2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the held pull, released, did not install %x", t2)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
