@@ -29,7 +29,11 @@ func TestTableMessage_FitsOneMessageAt500Members(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		size := proto.Size(message(prev, next, 1))
+		base := table{r: prev, since: map[string]uint64{}}
+		for _, m := range prev.Members() {
+			base.since[m.Name] = prev.Version()
+		}
+		size := proto.Size(message(table{r: next, prev: prev, since: base.after(next)}, 1))
 		t.Logf("members=%d→%d partitions=%d: push %d B, %d B to all members", n, n+1, next.PartitionCount(), size, size*n)
 		if size < 2*next.PartitionCount() || size > grpcMaxRecv/8 {
 			t.Fatalf("members=%d: a table push is %d B, want between %d and %d", n, size, 2*next.PartitionCount(), grpcMaxRecv/8)

@@ -76,8 +76,10 @@ type Config struct {
 	// Routing returns the table the node routes by (nil: none yet).
 	Routing func() *ring.Ring
 	// Install makes r, computed from prev (nil: none), the table the node
-	// routes by; old is the one it routed by.
-	Install func(old, prev, r *ring.Ring)
+	// routes by; old is the one it routed by. leftOut reports that the
+	// cluster routed by a table without this node since it routed by old
+	// (LeftOut).
+	Install func(old, prev, r *ring.Ring, leftOut bool)
 	// Clock returns the node's hybrid logical clock for a message.
 	Clock func() uint64
 	// CurrentChanged is called when Current changes.
@@ -93,10 +95,11 @@ type Config struct {
 // Coordinator runs the table protocol of one node.
 type Coordinator struct {
 	cfg     Config
-	mu      sync.Mutex // serializes installs (reconciles, pushes, pulls)
-	current bool       // the node routes by its coordinator's table
-	prev    *ring.Ring // the table the current one was computed from; nil when none
-	work    sync.Mutex // one Reconcile at a time
+	mu      sync.Mutex        // serializes installs (reconciles, pushes, pulls)
+	current bool              // the node routes by its coordinator's table
+	prev    *ring.Ring        // the table the current one was computed from; nil when none
+	since   map[string]uint64 // the current one's table.since
+	work    sync.Mutex        // one Reconcile at a time
 
 	follow    sync.Mutex    // guards followed and following
 	followed  uint64        // the newest version Follow pulled for
@@ -125,6 +128,50 @@ func nextVersion(v uint64, name string) uint64 {
 
 // newer reports whether version a's counter is above b's.
 func newer(a, b uint64) bool { return a>>tagBits > b>>tagBits }
+
+// table is a partition table as the protocol carries it.
+type table struct {
+	r    *ring.Ring
+	prev *ring.Ring // the one r was computed from; nil when not known
+	// since holds, for each member of r, the version of the first table
+	// of the unbroken run of tables up to r that has the member; nil, or
+	// a member missing, when not known (a table of a node of an older
+	// version).
+	since map[string]uint64
+}
+
+// after returns the since of next, computed from base (next's members
+// that base lacks enter at next).
+func (base table) after(next *ring.Ring) map[string]uint64 {
+	since := make(map[string]uint64, len(next.Members()))
+	for _, m := range next.Members() {
+		switch s, ok := base.since[m.Name]; {
+		case base.r == nil || !base.r.Has(m.Name):
+			since[m.Name] = next.Version()
+		case ok:
+			since[m.Name] = s
+		}
+	}
+	return since
+}
+
+// LeftOut reports whether the cluster routed by a table without self
+// while self routed by old, a table with it, so that r, which has self,
+// takes self back: self entered r's run of tables after old. A node that
+// never saw the tables between old and r (pushes missed under load, a
+// pull of a later table) still learns it. Without since (a coordinator of
+// an older version), r's own parent, prev, tells: a table without self.
+// A node's first table (old nil) is no return: a new process has nothing
+// cached from before.
+func LeftOut(self string, old, prev, r *ring.Ring, since map[string]uint64) bool {
+	if old == nil || !old.Has(self) || !r.Has(self) {
+		return false
+	}
+	if s, ok := since[self]; ok {
+		return newer(s, old.Version())
+	}
+	return prev != nil && !prev.Has(self)
+}
 
 // coordinator returns the oldest of the alive members.
 func coordinator(alive []membership.Member) (membership.Member, bool) {
@@ -173,15 +220,15 @@ func (c *Coordinator) Reconcile() {
 // coordinate computes, installs and pushes a table for the alive members,
 // as the coordinator.
 func (c *Coordinator) coordinate(alive []membership.Member) {
-	cur := c.cfg.Routing()
+	base := c.routed()
+	cur := base.r
 	// Compute from the newest table anyone routes by: a coordinator that
 	// took over may lag the one that died, and after a partition heals the
 	// other side's table may have the higher version. It is fetched, not
 	// installed: it may lack this node or members alive here.
-	base, basePrev := cur, (*ring.Ring)(nil)
 	if holder, v := newestHolder(alive); holder.Name != "" && holder.Name != c.cfg.Self && (cur == nil || newer(v, cur.Version())) {
-		if prev, r, ok := c.fetch(ring.Member{Name: holder.Name, Addr: holder.GRPCAddr}, tableTimeout); ok && (cur == nil || newer(r.Version(), cur.Version())) {
-			base, basePrev = r, prev
+		if t, ok := c.fetch(ring.Member{Name: holder.Name, Addr: holder.GRPCAddr}, tableTimeout); ok && (cur == nil || newer(t.r.Version(), cur.Version())) {
+			base = t
 		}
 	}
 	var ms []ring.Member
@@ -190,20 +237,20 @@ func (c *Coordinator) coordinate(alive []membership.Member) {
 			ms = append(ms, ring.Member{Name: m.Name, Addr: m.GRPCAddr})
 		}
 	}
-	if base != nil && sameMembers(base.Members(), ms) {
-		if base != cur && !c.install(basePrev, base) {
+	if base.r != nil && sameMembers(base.r.Members(), ms) {
+		if base.r != cur && !c.install(base) {
 			return
 		}
 		c.setCurrent(true)
-		c.publish(base)
+		c.publish(base.r)
 		return
 	}
 	var next *ring.Ring
 	var err error
-	if base == nil {
+	if base.r == nil {
 		next, err = ring.New(c.cfg.Ring, ms, nextVersion(0, c.cfg.Self))
 	} else {
-		next, err = ring.Rebalance(base, ms, nextVersion(base.Version(), c.cfg.Self))
+		next, err = ring.Rebalance(base.r, ms, nextVersion(base.r.Version(), c.cfg.Self))
 	}
 	if err != nil {
 		if !c.cfg.Closing() {
@@ -211,16 +258,29 @@ func (c *Coordinator) coordinate(alive []membership.Member) {
 		}
 		return
 	}
-	if !c.install(base, next) {
+	t := table{r: next, prev: base.r, since: base.after(next)}
+	if !c.install(t) {
 		return
 	}
 	c.setCurrent(true)
 	c.publish(next)
 	for _, m := range next.Members() {
 		if m.Name != c.cfg.Self {
-			c.cfg.Go(func() { c.push(m, base, next) })
+			c.cfg.Go(func() { c.push(m, t) })
 		}
 	}
+}
+
+// routed returns the table the node routes by (r nil: none yet), with
+// what it was installed with: installs set both under c.mu.
+func (c *Coordinator) routed() table {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.cfg.Routing()
+	if r == nil {
+		return table{}
+	}
+	return table{r: r, prev: c.prev, since: c.since}
 }
 
 // newestHolder returns a member routing by the table with the highest
@@ -252,10 +312,10 @@ func sameMembers(a, b []ring.Member) bool {
 // from a partition or a pause, and a table with it follows), and routing by
 // it would send every key away and take the members alive here that it
 // lacks for departed, their write-behind copies for orphans to take over.
-func (c *Coordinator) install(prev, r *ring.Ring) bool {
+func (c *Coordinator) install(t table) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old := c.cfg.Routing()
+	r, old := t.r, c.cfg.Routing()
 	if old != nil && (old.Version() == r.Version() || newer(old.Version(), r.Version())) {
 		return false
 	}
@@ -263,8 +323,8 @@ func (c *Coordinator) install(prev, r *ring.Ring) bool {
 		c.cfg.Logger.Debug("partition table without this node not installed; waiting for one with it", "version", r.Version(), "members", len(r.Members()))
 		return false
 	}
-	c.prev = prev
-	c.cfg.Install(old, prev, r)
+	c.prev, c.since = t.prev, t.since
+	c.cfg.Install(old, t.prev, r, LeftOut(c.cfg.Self, old, t.prev, r, t.since))
 	return true
 }
 
@@ -289,15 +349,15 @@ func (c *Coordinator) setCurrent(current bool) {
 // pull fetches from's table and installs it. When coord is not empty, from
 // is the coordinator, and the node is current once it routes by the table.
 func (c *Coordinator) pull(from ring.Member, coord string) {
-	prev, r, ok := c.fetch(from, tableTimeout)
+	t, ok := c.fetch(from, tableTimeout)
 	if !ok {
 		return
 	}
-	if c.install(prev, r) {
-		c.publish(r)
+	if c.install(t) {
+		c.publish(t.r)
 	}
 	if coord != "" {
-		c.setCurrent(c.routes(r.Version()))
+		c.setCurrent(c.routes(t.r.Version()))
 	}
 }
 
@@ -348,12 +408,12 @@ func (c *Coordinator) Follow(from string, v uint64) {
 // followPull pulls m's table for Follow and installs it, closing done
 // once the node routes by it, or the pull failed.
 func (c *Coordinator) followPull(m ring.Member, done chan struct{}) {
-	prev, r, ok := c.fetch(m, followTimeout)
-	installed := ok && c.install(prev, r)
+	t, ok := c.fetch(m, followTimeout)
+	installed := ok && c.install(t)
 	close(done) // before the gossip update, which may take a while
 	if installed {
-		c.cfg.Logger.Debug("partition table pulled from a peer that forwarded by it", "from", m.Name, "version", r.Version())
-		c.publish(r)
+		c.cfg.Logger.Debug("partition table pulled from a peer that forwarded by it", "from", m.Name, "version", t.r.Version())
+		c.publish(t.r)
 	}
 }
 
@@ -377,21 +437,21 @@ func (c *Coordinator) behind(v uint64) bool {
 	return cur == nil || newer(v, cur.Version())
 }
 
-// fetch returns from's table and the one it was computed from.
-func (c *Coordinator) fetch(from ring.Member, timeout time.Duration) (prev, r *ring.Ring, ok bool) {
+// fetch returns from's table.
+func (c *Coordinator) fetch(from ring.Member, timeout time.Duration) (t table, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	resp, err := c.cfg.Peers.GetTable(ctx, from, &pb.GetTableRequest{})
 	if err != nil {
 		c.cfg.Logger.Debug("pulling the partition table failed; waiting for a push", "from", from.Name, "err", err)
-		return nil, nil, false
+		return table{}, false
 	}
-	prev, r, err = c.fromMessage(resp.Table)
+	t, err = c.fromMessage(resp.Table)
 	if err != nil {
 		c.cfg.Logger.Warn("pulled partition table refused", "from", from.Name, "err", err)
-		return nil, nil, false
+		return table{}, false
 	}
-	return prev, r, true
+	return t, true
 }
 
 // routes reports whether the node routes by the table of version v.
@@ -400,14 +460,13 @@ func (c *Coordinator) routes(v uint64) bool {
 	return cur != nil && cur.Version() == v
 }
 
-// push sends r, computed from prev, to m; m ignores it when it routes by
-// a newer one. prev is the one r was computed from, not c.prev when the
-// push goes: a later table may have replaced that meanwhile, and the
-// receiver tells from prev whether it had been left out (a pause).
-func (c *Coordinator) push(m ring.Member, prev, r *ring.Ring) {
+// push sends t to m; m ignores it when it routes by a newer one. t
+// carries the table it was computed from, not c.prev when the push goes:
+// a later table may have replaced that meanwhile.
+func (c *Coordinator) push(m ring.Member, t table) {
 	ctx, cancel := context.WithTimeout(context.Background(), tableTimeout)
 	defer cancel()
-	if _, err := c.cfg.Peers.PushTable(ctx, m, &pb.PushTableRequest{Table: message(prev, r, c.cfg.Clock())}); err != nil && !c.cfg.Closing() {
+	if _, err := c.cfg.Peers.PushTable(ctx, m, &pb.PushTableRequest{Table: message(t, c.cfg.Clock())}); err != nil && !c.cfg.Closing() {
 		c.cfg.Logger.Debug("pushing the partition table failed; the member will pull it", "member", m.Name, "err", err)
 	}
 }
@@ -415,15 +474,15 @@ func (c *Coordinator) push(m ring.Member, prev, r *ring.Ring) {
 // Receive installs a pushed table (Peer.PushTable) and returns the version
 // the node routes by afterwards.
 func (c *Coordinator) Receive(t *pb.Table) (uint64, error) {
-	prev, r, err := c.fromMessage(t)
+	got, err := c.fromMessage(t)
 	if err != nil {
 		return 0, err
 	}
-	if c.install(prev, r) {
-		c.publish(r)
+	if c.install(got) {
+		c.publish(got.r)
 	}
 	if coord, ok := coordinator(c.cfg.Members.Alive()); ok && coord.Name != c.cfg.Self {
-		c.setCurrent(c.routes(r.Version()))
+		c.setCurrent(c.routes(got.r.Version()))
 	}
 	var v uint64
 	if cur := c.cfg.Routing(); cur != nil {
@@ -435,33 +494,43 @@ func (c *Coordinator) Receive(t *pb.Table) (uint64, error) {
 // Table returns the table the node routes by, with the one it was computed
 // from (Peer.GetTable); nil when it routes by none yet.
 func (c *Coordinator) Table() *pb.Table {
-	c.mu.Lock() // installs set both under it: a table with its own prev
-	r, prev := c.cfg.Routing(), c.prev
-	c.mu.Unlock()
-	if r == nil {
+	t := c.routed()
+	if t.r == nil {
 		return nil
 	}
-	return message(prev, r, c.cfg.Clock())
+	return message(t, c.cfg.Clock())
 }
 
 // ErrBad marks a table that cannot be routed by.
 var ErrBad = errors.New("bad partition table")
 
-// fromMessage returns the table t carries and the one it was computed
-// from (nil when t carries none).
-func (c *Coordinator) fromMessage(t *pb.Table) (prev, r *ring.Ring, err error) {
-	if t == nil {
-		return nil, nil, fmt.Errorf("%w: none sent", ErrBad)
+// fromMessage returns the table m carries.
+func (c *Coordinator) fromMessage(m *pb.Table) (table, error) {
+	if m == nil {
+		return table{}, fmt.Errorf("%w: none sent", ErrBad)
 	}
-	if r, err = c.fromWire(t.Members, t.Owners, t.Version); err != nil {
-		return nil, nil, err
+	var t table
+	var err error
+	if t.r, err = c.fromWire(m.Members, m.Owners, m.Version); err != nil {
+		return table{}, err
 	}
-	if len(t.PreviousOwners) > 0 {
-		if prev, err = c.fromWire(t.PreviousMembers, t.PreviousOwners, t.PreviousVersion); err != nil {
-			return nil, nil, err
+	if len(m.PreviousOwners) > 0 {
+		if t.prev, err = c.fromWire(m.PreviousMembers, m.PreviousOwners, m.PreviousVersion); err != nil {
+			return table{}, err
 		}
 	}
-	return prev, r, nil
+	if len(m.MemberSince) > 0 {
+		if len(m.MemberSince) != len(m.Members) {
+			return table{}, fmt.Errorf("%w: %d member versions for %d members", ErrBad, len(m.MemberSince), len(m.Members))
+		}
+		t.since = make(map[string]uint64, len(m.Members))
+		for i, n := range m.Members {
+			if v := m.MemberSince[i]; v != 0 {
+				t.since[n.Name] = v
+			}
+		}
+	}
+	return t, nil
 }
 
 func (c *Coordinator) fromWire(members []*pb.RingNode, owners []uint32, version uint64) (*ring.Ring, error) {
@@ -476,13 +545,20 @@ func (c *Coordinator) fromWire(members []*pb.RingNode, owners []uint32, version 
 	return r, nil
 }
 
-// message is r on the wire, with prev when not nil.
-func message(prev, r *ring.Ring, hlc uint64) *pb.Table {
-	t := &pb.Table{Version: r.Version(), PartitionCount: uint32(r.PartitionCount()), Owners: r.Owners(), Hlc: hlc, Members: wireMembers(r)}
-	if prev != nil {
-		t.PreviousVersion, t.PreviousOwners, t.PreviousMembers = prev.Version(), prev.Owners(), wireMembers(prev)
+// message is t on the wire.
+func message(t table, hlc uint64) *pb.Table {
+	r := t.r
+	m := &pb.Table{Version: r.Version(), PartitionCount: uint32(r.PartitionCount()), Owners: r.Owners(), Hlc: hlc, Members: wireMembers(r)}
+	if t.prev != nil {
+		m.PreviousVersion, m.PreviousOwners, m.PreviousMembers = t.prev.Version(), t.prev.Owners(), wireMembers(t.prev)
 	}
-	return t
+	if len(t.since) > 0 {
+		m.MemberSince = make([]uint64, len(r.Members()))
+		for i, mb := range r.Members() {
+			m.MemberSince[i] = t.since[mb.Name] // 0: not known
+		}
+	}
+	return m
 }
 
 func wireMembers(r *ring.Ring) []*pb.RingNode {

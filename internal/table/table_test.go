@@ -3,6 +3,7 @@ package table
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ type fakeNode struct {
 	others  map[string]*Coordinator
 	changes int           // CurrentChanged calls
 	history []*ring.Ring  // every table installed, in order
+	leftOut []bool        // Install's leftOut, for each
 	gets    int           // GetTable calls
 	hold    chan struct{} // when set, GetTable waits for it to close
 }
@@ -61,10 +63,10 @@ func newCoordinator(self string, f *fakeNode) *Coordinator {
 	return New(Config{
 		Self: self, Ring: ring.Config{PartitionCount: ring.MinPartitionCount}, Members: f, Peers: f,
 		Routing: func() *ring.Ring { f.mu.Lock(); defer f.mu.Unlock(); return f.routing },
-		Install: func(_, _, r *ring.Ring) {
+		Install: func(_, _, r *ring.Ring, leftOut bool) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			f.routing, f.history = r, append(f.history, r)
+			f.routing, f.history, f.leftOut = r, append(f.history, r), append(f.leftOut, leftOut)
 		},
 		Clock: func() uint64 { return 1 }, CurrentChanged: func() { f.changes++ },
 		Joined: func() bool { return true }, Closing: func() bool { return false },
@@ -336,5 +338,87 @@ func TestFollow_WaitsForASlowPullOnlySoLong(t *testing.T) {
 			t.Fatalf("the held pull, released, did not install %x", t2)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A node learns that the cluster routed without it (it was paused or cut
+// off past its failure detection, its own table unchanged) from the table
+// it installs, also when it never saw the tables that dropped it and took
+// it back: pushes missed under load, or a pull of a later table.
+func TestLeftOut_ANodeThatSkippedTheTablesWithoutItLearnsItWasLeftOut(t *testing.T) {
+	fc := &fakeNode{alive: members("n1", "n2", "n3")}
+	coord := newCoordinator("n1", fc)
+	coord.Reconcile()
+	f2, f3 := &fakeNode{alive: members("n1", "n2", "n3")}, &fakeNode{alive: members("n1", "n2", "n3")}
+	c2, c3 := newCoordinator("n2", f2), newCoordinator("n3", f3)
+	for _, c := range []*Coordinator{c2, c3} {
+		if _, err := c.Receive(coord.Table()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fc.alive = members("n1", "n2") // n3 cut off: a table without it
+	coord.Reconcile()
+	fc.alive = members("n1", "n2", "n3") // back: a table with it
+	coord.Reconcile()
+	fc.alive = members("n1", "n2", "n3", "n4") // a join: n3 and n2 get only this one
+	coord.Reconcile()
+	last := fc.pushed["n3"]
+	if last.PreviousVersion == 0 || last.Version>>tagBits != 4 {
+		t.Fatalf("the coordinator's fourth table is %x, computed from %x", last.Version, last.PreviousVersion)
+	}
+	for _, tc := range []struct {
+		c    *Coordinator
+		f    *fakeNode
+		want bool
+	}{{c3, f3, true}, {c2, f2, false}} {
+		if _, err := tc.c.Receive(last); err != nil {
+			t.Fatal(err)
+		}
+		if got := tc.f.leftOut[len(tc.f.leftOut)-1]; got != tc.want || tc.f.routing.Version() != last.Version {
+			t.Fatalf("%s installed %x with leftOut %v, want %v", tc.c.cfg.Self, tc.f.routing.Version(), got, tc.want)
+		}
+	}
+	// The coordinator's table as a member pulls it carries the same.
+	if got := coord.Table().MemberSince; len(got) != 4 || !slices.Equal(got, last.MemberSince) {
+		t.Fatalf("Table().MemberSince = %v, pushed %v", got, last.MemberSince)
+	}
+}
+
+func TestLeftOut(t *testing.T) {
+	of := func(v uint64, names ...string) *ring.Ring {
+		ms := make([]ring.Member, len(names))
+		for i, n := range names {
+			ms[i] = ring.Member{Name: n, Addr: n + ":1"}
+		}
+		r, err := ring.New(ring.Config{PartitionCount: 256}, ms, v<<tagBits|1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	abc1, bc2, abc3, ab3, abcd4 := of(1, "a", "b", "c"), of(2, "b", "c"), of(3, "a", "b", "c"), of(3, "a", "b"), of(4, "a", "b", "c", "d")
+	back := map[string]uint64{"a": abc3.Version(), "b": abc1.Version(), "c": abc1.Version(), "d": abcd4.Version()}
+	always := map[string]uint64{"a": abc1.Version(), "b": abc1.Version(), "c": abc1.Version(), "d": abcd4.Version()}
+	for _, tc := range []struct {
+		name         string
+		old, prev, r *ring.Ring
+		since        map[string]uint64
+		want         bool
+	}{
+		{"paused past detection: the others routed without it", abc1, bc2, abc3, nil, true},
+		{"back in a table it skipped: it entered after its own", abc1, abc3, abcd4, back, true},
+		{"the same without since: its parent has it", abc1, abc3, abcd4, nil, false},
+		{"in every table since its own", abc1, abc3, abcd4, always, false},
+		{"since it routed by the table that took it back", abc3, abc3, abcd4, back, false},
+		{"a first table: a new process has nothing cached", nil, bc2, abc3, nil, false},
+		{"a table computed from its own", abc1, abc1, abc3, nil, false},
+		{"no previous table known", abc1, nil, abc3, nil, false},
+		{"another member joins", ab3, ab3, abcd4, map[string]uint64{"a": ab3.Version(), "d": abcd4.Version()}, false},
+		{"it is leaving: the new table lacks it", abc1, abc1, bc2, nil, false},
+		{"it routed by a table without itself", bc2, bc2, abc3, nil, false},
+	} {
+		if got := LeftOut("a", tc.old, tc.prev, tc.r, tc.since); got != tc.want {
+			t.Errorf("%s: LeftOut = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

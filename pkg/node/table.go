@@ -26,26 +26,20 @@ func (n *Node) reconcile() {
 }
 
 // install makes r, computed from prev, the table the node routes by
-// instead of old: the members back from a crash are merged, the engine
-// routes by r, and the peer pool keeps r's members.
-func (n *Node) install(old, prev, r *ring.Ring) {
+// instead of old: the members back from a crash are merged (and
+// everything cached is dropped when the cluster routed without this node
+// meanwhile, table.LeftOut), the engine routes by r, and the peer pool
+// keeps r's members.
+func (n *Node) install(old, prev, r *ring.Ring, leftOut bool) {
 	back := n.returning(old, r)
 	n.engine.Merge(back)
-	if wasLeftOut(n.cfg.Name, old, prev, r) {
+	if leftOut {
 		n.engine.Rejoined(r)
 	}
 	n.engine.SetRingAfter(prev, r)
 	n.engine.Announce(back)
 	n.peers.Retain(r.Members())
 	n.runWarm() // a table that includes this node starts the warm
-}
-
-// wasLeftOut reports whether the cluster routed without self while self
-// still routed by old, a table with it: r, which has self, was computed
-// from prev, which has not (engine.Rejoined). A node's first table (old
-// nil) is no return: a new process has nothing cached from before.
-func wasLeftOut(self string, old, prev, r *ring.Ring) bool {
-	return old != nil && old.Has(self) && prev != nil && !prev.Has(self) && r.Has(self)
 }
 
 // gossip is the membership the table protocol reads, once it exists.

@@ -209,8 +209,14 @@ type Table struct {
 	PreviousVersion uint64      `protobuf:"varint,6,opt,name=previous_version,json=previousVersion,proto3" json:"previous_version,omitempty"`
 	PreviousMembers []*RingNode `protobuf:"bytes,7,rep,name=previous_members,json=previousMembers,proto3" json:"previous_members,omitempty"`
 	PreviousOwners  []uint32    `protobuf:"varint,8,rep,packed,name=previous_owners,json=previousOwners,proto3" json:"previous_owners,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// For each of members, in order: the version of the first table of the
+	// unbroken run of tables up to this one that has the member (0: not
+	// known). A node that routed by a table older than its entry was left
+	// out of the cluster's tables meanwhile (paused or cut off past its
+	// failure detection), even if it never saw the tables between.
+	MemberSince   []uint64 `protobuf:"varint,9,rep,packed,name=member_since,json=memberSince,proto3" json:"member_since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Table) Reset() {
@@ -295,6 +301,13 @@ func (x *Table) GetPreviousMembers() []*RingNode {
 func (x *Table) GetPreviousOwners() []uint32 {
 	if x != nil {
 		return x.PreviousOwners
+	}
+	return nil
+}
+
+func (x *Table) GetMemberSince() []uint64 {
+	if x != nil {
+		return x.MemberSince
 	}
 	return nil
 }
@@ -1801,7 +1814,7 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x10PushTableRequest\x12)\n" +
 	"\x05table\x18\x01 \x01(\v2\x13.ringcache.v1.TableR\x05table\"-\n" +
 	"\x11PushTableResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"\xbd\x02\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"\xe0\x02\n" +
 	"\x05Table\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12'\n" +
 	"\x0fpartition_count\x18\x02 \x01(\rR\x0epartitionCount\x120\n" +
@@ -1810,7 +1823,8 @@ const file_ringcache_v1_peer_proto_rawDesc = "" +
 	"\x03hlc\x18\x05 \x01(\x04R\x03hlc\x12)\n" +
 	"\x10previous_version\x18\x06 \x01(\x04R\x0fpreviousVersion\x12A\n" +
 	"\x10previous_members\x18\a \x03(\v2\x16.ringcache.v1.RingNodeR\x0fpreviousMembers\x12'\n" +
-	"\x0fprevious_owners\x18\b \x03(\rR\x0epreviousOwners\"\x87\x01\n" +
+	"\x0fprevious_owners\x18\b \x03(\rR\x0epreviousOwners\x12!\n" +
+	"\fmember_since\x18\t \x03(\x04R\vmemberSince\"\x87\x01\n" +
 	"\rReplicaRecord\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
