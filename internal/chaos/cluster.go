@@ -165,6 +165,7 @@ type view struct {
 	alive   []string // member names gossip calls alive
 	ring    []string // ring member names
 	owners  []string // partition owners
+	version uint64   // of the partition table
 }
 
 // viewOf asks node n, from inside its namespace, for its health, members
@@ -198,14 +199,19 @@ func (c *Cluster) viewOf(ctx context.Context, n *Node) (view, error) {
 	}
 	slices.Sort(v.alive)
 	slices.Sort(v.ring)
-	v.owners = r.PartitionOwners
+	v.owners, v.version = r.PartitionOwners, r.Version
 	return v, nil
 }
 
 // converged reports nil once every node serves, calls every node alive,
-// and has every node in its ring with the same partition owners.
+// and routes by the same table, of every node. The same owners are not
+// enough: a node woken from a pause past its detection routes by its old
+// table until the one that takes it back arrives, serving what it cached
+// before the pause, and that table often gives it back exactly the
+// partitions it had.
 func (c *Cluster) converged(ctx context.Context) error {
 	var first []string
+	var version uint64
 	for _, n := range c.Nodes {
 		if exited, err := n.Exited(); exited {
 			return fmt.Errorf("%s exited: %v", n.Name, err)
@@ -222,9 +228,11 @@ func (c *Cluster) converged(ctx context.Context) error {
 		case len(v.ring) != len(c.Nodes):
 			return fmt.Errorf("%s has %v in its ring", n.Name, v.ring)
 		case first == nil:
-			first = v.owners
+			first, version = v.owners, v.version
 		case !slices.Equal(first, v.owners):
 			return fmt.Errorf("%s assigns partitions differently from %s", n.Name, c.Nodes[0].Name)
+		case v.version != version:
+			return fmt.Errorf("%s routes by table %x, %s by %x", n.Name, v.version, c.Nodes[0].Name, version)
 		}
 	}
 	return nil
