@@ -334,9 +334,10 @@ func (e *Engine) ServeTransfer(ctx context.Context, req *pb.TransferRequest, sen
 			continue
 		}
 		if !owned && inRange && r.PartitionOwner(int(p)).Name != req.From {
-			// Held for another owner: the caller pulls by a table this
-			// node has left behind (or a stale pull). It gets nothing,
-			// and the entries wait for their owner.
+			// Held for another owner: the caller pulls by another table
+			// than this node's (one it routes by late, or one it has left
+			// and whose pull has not ended yet). It gets nothing, and the
+			// entries wait for their owner.
 			continue
 		}
 		for skey, h := range held {
