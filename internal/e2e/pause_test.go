@@ -17,7 +17,8 @@ import (
 // another node. Once the cluster has it back, no node may answer the value
 // the paused node cached before the pause: it drops its cache when it
 // installs the table that takes it back (engine.Rejoined), whether or not a
-// peer's Peer.Merged announcement has reached it yet.
+// peer's Peer.Merged announcement has reached it yet, and before that, from
+// its wake on, it serves nothing cached before the pause (its stall watch).
 func TestPause_ANodeBackFromAPauseServesNoValueCachedBeforeIt(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	f := newFleet(t, "n1", "n2", "n3")
@@ -68,6 +69,12 @@ namespaces:
 	if err := n3.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
+	// At once, before the table that takes n3 back can reach it: n3 still
+	// routes by its table from before the pause and owns the key, but its
+	// stall watch hides what it cached before serving (engine.WatchStalls).
+	if r, err := c3.cache.Get(ctx, &pb.GetRequest{Namespace: "wt", Key: key}); err == nil && string(r.Value) != "during" {
+		t.Fatalf("Get %s through n3 right after its wake = %q; want during, written while it was paused", key, r.Value)
+	}
 	f.waitUp(3, f.all...)
 	// waitUp passes on n3's own table, which has 3 members since before
 	// the pause: wait until it routes by the table that took it back.
@@ -91,8 +98,12 @@ namespaces:
 			t.Fatalf("Get %s through %s once n3 is back = %q, %v; want during, written while n3 was paused", key, c.name, r.GetValue(), err)
 		}
 	}
-	if log := n3.log(); !strings.Contains(log, "this node is back in a table computed from one without it") {
+	log := n3.log()
+	if !strings.Contains(log, "this node is back in a table computed from one without it") {
 		t.Fatalf("n3 did not drop its cache when it installed the table that took it back:\n%s", log)
+	}
+	if !strings.Contains(log, "this process was stopped for longer than its peers take to suspect it") {
+		t.Fatalf("n3's stall watch did not notice the pause:\n%s", log)
 	}
 }
 

@@ -145,6 +145,7 @@ type Engine struct {
 	// rejoinedAt is the version of the table this node last installed
 	// after it had been left out (Rejoined); 0 for none.
 	rejoinedAt atomic.Uint64
+	stall      stallWatch // stall.go
 	handoff    atomic.Pointer[handoffs]
 	notes      notifier
 	stats      counters

@@ -30,6 +30,7 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 	if spawn == nil {
 		spawn = func(f func()) { f() }
 	}
+	e.checkStall() // nothing cached before a stall past detection is served
 	guarded := func(i int, f func()) {
 		defer func() {
 			if v := recover(); v != nil {

@@ -350,6 +350,7 @@ func (e *Engine) TransferLookup(req *pb.TransferLookupRequest) (*pb.TransferLook
 	if err := e.ObserveClock(req.Hlc); err != nil {
 		return nil, err
 	}
+	e.checkStall()
 	resp := &pb.TransferLookupResponse{}
 	if te, ok := e.heldOrOwned(req.Namespace, req.Key); ok {
 		resp.Held, resp.Entry = true, te

@@ -279,6 +279,7 @@ func (e *Engine) ServeTransfer(ctx context.Context, req *pb.TransferRequest, sen
 	if err := e.ObserveClock(req.Hlc); err != nil {
 		return err
 	}
+	e.checkStall()
 	ob, now := e.warm.out, e.cfg.Now()
 	ob.prune(now)
 	// Writes served here that began before this call may still update the

@@ -149,6 +149,7 @@ type Config struct {
 // use.
 type Membership struct {
 	cfg       Config
+	suspicion time.Duration // SuspicionTimeout
 	list      *memberlist.Memberlist
 	keyring   *memberlist.Keyring // nil when gossip is not encrypted
 	transport *watchTransport
@@ -222,6 +223,7 @@ func New(cfg Config) (*Membership, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.suspicion = time.Duration(mc.SuspicionMult) * mc.ProbeInterval
 	created := mc.Transport == nil
 	if m.transport, err = newWatchTransport(mc); err != nil {
 		return nil, fmt.Errorf("membership: start gossip on %s: %w", cfg.BindAddr, err)
@@ -412,3 +414,10 @@ func (p pings) NotifyPingComplete(_ *memberlist.Node, _ time.Duration, payload [
 		p.peer(payload)
 	}
 }
+
+// SuspicionTimeout is the least time a suspected member has to refute
+// before it is declared dead (memberlist: the suspicion multiplier times
+// the probe interval, for clusters of up to 10 members; more for larger
+// ones and without confirmations). A member stopped for less than it is
+// never taken out of the others' tables.
+func (m *Membership) SuspicionTimeout() time.Duration { return m.suspicion }

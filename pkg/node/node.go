@@ -325,6 +325,9 @@ func (n *Node) join() error {
 	if err != nil {
 		return err
 	}
+	// Three quarters of the least time to be declared dead: a stall
+	// measured from ticks is up to an eighth longer than it was.
+	n.engine.WatchStalls(n.members.SuspicionTimeout() * 3 / 4)
 	n.closers = append(n.closers, func() {
 		if err := n.members.Shutdown(); err != nil {
 			n.log.Warn("gossip shutdown", "err", err)

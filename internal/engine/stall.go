@@ -1,0 +1,116 @@
+package engine
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A process stopped for longer than failure detection takes (a SIGSTOP, a
+// frozen VM or container, a stall) wakes up routing by the table it had
+// and holding what it cached, while its peers may have declared it dead,
+// routed without it and written its keys elsewhere. The table that takes
+// it back drops its cache (Rejoined), but that table comes a moment after
+// the wake (about 100 ms in the chaos suite), and until then it would
+// serve values older than writes the cluster acknowledged. The stall watch
+// sees the gap in its own ticks and hides every cached entry before the
+// first op after the wake is served.
+
+// stallWatch is the engine's watch for stalls of its own process.
+type stallWatch struct {
+	after atomic.Int64 // nanoseconds; 0: not watching
+	tick  atomic.Int64 // monotonic nanoseconds of the last tick or wake
+	mu    sync.Mutex   // one wake at a time; ops that saw the gap wait for it
+	wakes atomic.Uint64
+}
+
+// minStallAfter is the least gap WatchStalls takes for a stall: tests run
+// gossip timers of a fraction of a second on busy machines.
+const minStallAfter = 2 * time.Second
+
+var monoBase = time.Now()
+
+// mono returns monotonic nanoseconds (the engine's clock may be a test's).
+func mono() int64 { return int64(time.Since(monoBase)) }
+
+// WatchStalls starts the stall watch: a gap of after or more between the
+// watch's ticks (every after/8), seen by the watch or by an op, hides every
+// cached entry (a flush of every namespace, constant time), the entries
+// held for new owners and the hot cache, before any op is served again.
+// Give it less than the cluster takes to declare a silent node dead (three
+// quarters of membership's SuspicionTimeout): a process stopped for less is
+// never taken out of its peers' tables, and only pays a cold cache. It
+// takes at least minStallAfter; 0 or less does nothing.
+func (e *Engine) WatchStalls(after time.Duration) {
+	if after <= 0 {
+		return
+	}
+	after = max(after, minStallAfter)
+	e.stall.tick.Store(mono())
+	if !e.stall.after.CompareAndSwap(0, int64(after)) {
+		return // watching already
+	}
+	e.bg.Go(func() {
+		t := time.NewTicker(after / 8)
+		defer t.Stop()
+		for {
+			select {
+			case <-e.warm.ctx.Done():
+				return
+			case <-t.C:
+				e.beat()
+			}
+		}
+	})
+}
+
+// beat is the watch's tick. It moves the tick forward only from the value
+// it read, to a time read before: a process stopped between the two
+// leaves the gap for the next op (or tick) to see, rather than hide it.
+func (e *Engine) beat() {
+	last := e.stall.tick.Load()
+	if now := mono(); now-last < e.stall.after.Load() {
+		e.stall.tick.CompareAndSwap(last, now)
+		return
+	}
+	e.checkStall()
+}
+
+// checkStall hides every cached entry when the watch's last tick is older
+// than its gap: the process was stopped. Execute calls it before routing
+// anything.
+func (e *Engine) checkStall() {
+	after := e.stall.after.Load()
+	if after == 0 {
+		return
+	}
+	last := e.stall.tick.Load()
+	now := mono()
+	if now-last < after {
+		return
+	}
+	s := &e.stall
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tick.Load() != last {
+		return // the watch, or another op, saw this gap
+	}
+	e.woke(time.Duration(now - last))
+	s.tick.Store(mono())
+}
+
+// woke hides what this node cached before a stall of gap.
+func (e *Engine) woke(gap time.Duration) {
+	for name, ns := range e.namespaces {
+		if _, err := ns.Flush(""); err == nil {
+			e.SweepFlushed(name)
+		}
+	}
+	e.warm.out.empty()
+	if e.cfg.Hot != nil {
+		e.cfg.Hot.Reset()
+	}
+	e.stall.wakes.Add(1)
+	e.log.Warn("this process was stopped for longer than its peers take to suspect it (a SIGSTOP, a frozen VM or container, a stall); hid every cached entry before serving again, since they may have declared it dead and written its keys meanwhile",
+		"stopped", gap.Round(time.Millisecond))
+}
