@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ringcache/ringcache/pkg/ring"
 )
 
 // A process stopped for longer than failure detection takes (a SIGSTOP, a
@@ -99,8 +101,26 @@ func (e *Engine) checkStall() {
 	s.tick.Store(mono())
 }
 
-// woke hides what this node cached before a stall of gap.
+// Stalled makes the stall watch see the process stopped for d, as if no
+// tick had come since: tests use it, since a test cannot stop its own
+// process (the e2e and chaos suites stop real ones).
+func (e *Engine) Stalled(d time.Duration) { e.stall.tick.Store(mono() - int64(d)) }
+
+// woke hides what this node cached before a stall of gap, and, as a
+// merge does for returning members, makes write-behind misses ask the
+// other members for pending writes for HandoffWindow: they may have
+// taken this node's keys over and hold acknowledged writes of them that
+// the database has not seen.
 func (e *Engine) woke(gap time.Duration) {
+	if r := e.ring.Load(); r != nil {
+		var others []ring.Member
+		for _, m := range r.Members() {
+			if m.Name != e.cfg.Self {
+				others = append(others, m)
+			}
+		}
+		e.addHandoffs(others)
+	}
 	for name, ns := range e.namespaces {
 		if _, err := ns.Flush(""); err == nil {
 			e.SweepFlushed(name)

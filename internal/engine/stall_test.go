@@ -41,7 +41,7 @@ func TestStall_AnOpAfterAStallServesNothingCachedBeforeIt(t *testing.T) {
 		t.Fatalf("without a stall: %d loads, %d wakes; want the cached entry served", loads, e.stall.wakes.Load())
 	}
 	// The process was stopped: the watch's last tick is older than its gap.
-	e.stall.tick.Store(mono() - int64(minStallAfter) - int64(time.Second))
+	e.Stalled(minStallAfter + time.Second)
 	get()
 	if loads != 2 || e.stall.wakes.Load() != 1 {
 		t.Fatalf("after a stall: %d loads, %d wakes; want the entry hidden and loaded again, one wake", loads, e.stall.wakes.Load())
@@ -54,7 +54,7 @@ func TestStall_AnOpAfterAStallServesNothingCachedBeforeIt(t *testing.T) {
 		t.Fatalf("warnings %q; want one about the stall", msgs)
 	}
 	// The watch notices a stall by itself too, with no op to see it.
-	e.stall.tick.Store(mono() - int64(minStallAfter) - int64(time.Second))
+	e.Stalled(minStallAfter + time.Second)
 	waitFor(t, "the watch to notice the stall", func() bool { return e.stall.wakes.Load() == 2 })
 	get()
 	if loads != 3 {

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"time"
+
 	"github.com/ringcache/ringcache/pkg/ring"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
@@ -14,6 +16,9 @@ func (n *Node) UnpinRing() {
 	n.engine.Unpin()
 	n.reconcile()
 }
+
+// Stalled makes the node's stall watch see its process stopped for d.
+func (n *Node) Stalled(d time.Duration) { n.engine.Stalled(d) }
 
 // RoutingKey exposes the key the ring hashes.
 func RoutingKey(ns, key string) string { return ring.Key(ns, key) }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ringcache/ringcache/internal/clustertest"
+	"github.com/ringcache/ringcache/internal/testclock"
+	"github.com/ringcache/ringcache/pkg/node"
 	"github.com/ringcache/ringcache/pkg/ring"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
@@ -101,5 +103,55 @@ func TestTable_ANodeForwardedToByANewerTableRoutesByItFirst(t *testing.T) {
 	}
 	if string(got.Value) != "pending" {
 		t.Fatalf("Get = %q; want the write pending on the previous owner, not the database's row", got.Value)
+	}
+}
+
+// A node whose process was stopped past its peers' detection wakes up
+// routing by its old table. What it cached is hidden before it serves
+// again, and its write-behind misses ask the other members for pending
+// writes: one of them may have taken its keys over and hold an
+// acknowledged write the database has not seen. Here n1, by a table that
+// gives it n3's key (its push to n3 lost in the stall), took a write of
+// the key that waits in its journal.
+func TestStall_AWokenNodeReadsAPeersPendingWriteOfItsKey(t *testing.T) {
+	clk := testclock.New() // one clock for all: their hybrid clocks stay together
+	c := clustertest.Start(t, 3, clustertest.Options{WriteBehind: true, FlushInterval: time.Hour,
+		Configure: func(_ int, cfg *node.Config) { cfg.Clock = clk }})
+	ns := clustertest.NSOrders
+	key := keyOwnedBy(t, c, ns, 2)
+	c.DB.Put(key, []byte("row"))
+	ctx := ctxT(t)
+	get := func() string {
+		t.Helper()
+		r, err := c.Cache(2).Get(ctx, &pb.GetRequest{Namespace: ns, Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(r.Value)
+	}
+	if v := get(); v != "row" {
+		t.Fatalf("Get through its owner n3 = %q, want the row", v)
+	}
+	t1 := c.Node(2).Ring()
+	owners := t1.Owners()
+	owners[t1.PartitionOfKey(ns, key)] = uint32(slices.IndexFunc(t1.Members(), func(m ring.Member) bool { return m.Name == clustertest.NodeName(0) }))
+	taken, err := ring.FromOwners(ring.Config{PartitionCount: t1.PartitionCount()}, t1.Members(), owners, t1.Version())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Node(0).PinRing(taken)
+	if _, err := c.Cache(0).Set(ctx, &pb.SetRequest{Namespace: ns, Key: key, Value: []byte("pending")}); err != nil {
+		t.Fatal(err)
+	}
+	// Past the handoff windows of the tables that formed the cluster (n3
+	// would ask its partitions' previous owners anyway) and the entry's
+	// TTL: without a stall, n3 reloads the row.
+	clk.Advance(2 * time.Minute)
+	if v := get(); v != "row" {
+		t.Fatalf("before the stall n3 serves %q; want the row (the test plays nothing otherwise)", v)
+	}
+	c.Node(2).Stalled(time.Hour)
+	if v := get(); v != "pending" {
+		t.Fatalf("Get through n3 after its stall = %q; want n1's pending write", v)
 	}
 }
