@@ -298,6 +298,17 @@ func (e *Engine) ForwardStreamsStopped() bool { return e.peersGone.Load() }
 // missed.
 func (e *Engine) Changed() <-chan struct{} { return e.notes.wait() }
 
+// others returns the members of r but this node.
+func (e *Engine) others(r *ring.Ring) []ring.Member {
+	var out []ring.Member
+	for _, m := range r.Members() {
+		if m.Name != e.cfg.Self {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Ring returns the current ring snapshot; nil before the first.
 func (e *Engine) Ring() *ring.Ring { return e.ring.Load() }
 

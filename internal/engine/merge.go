@@ -45,12 +45,7 @@ func (e *Engine) Merge(returning []ring.Member) {
 // (MergedFrom). The previous owners of what it takes back are asked for
 // pending writes as after any move (recordHandoffs).
 func (e *Engine) Rejoined(r *ring.Ring) {
-	var others []ring.Member
-	for _, m := range r.Members() {
-		if m.Name != e.cfg.Self {
-			others = append(others, m)
-		}
-	}
+	others := e.others(r)
 	if len(others) == 0 {
 		return
 	}

@@ -4,8 +4,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/ringcache/ringcache/pkg/ring"
 )
 
 // A process stopped for longer than failure detection takes (a SIGSTOP, a
@@ -113,13 +111,7 @@ func (e *Engine) Stalled(d time.Duration) { e.stall.tick.Store(mono() - int64(d)
 // the database has not seen.
 func (e *Engine) woke(gap time.Duration) {
 	if r := e.ring.Load(); r != nil {
-		var others []ring.Member
-		for _, m := range r.Members() {
-			if m.Name != e.cfg.Self {
-				others = append(others, m)
-			}
-		}
-		e.addHandoffs(others)
+		e.addHandoffs(e.others(r))
 	}
 	for name, ns := range e.namespaces {
 		if _, err := ns.Flush(""); err == nil {

@@ -233,13 +233,7 @@ func (e *Engine) HandOver(ctx context.Context) (int, error) {
 	if s == nil || r == nil {
 		return 0, nil
 	}
-	var rest []ring.Member
-	for _, m := range r.Members() {
-		if m.Name != e.cfg.Self {
-			rest = append(rest, m)
-		}
-	}
-	without, err := ring.New(e.cfg.Ring, rest, 0)
+	without, err := ring.New(e.cfg.Ring, e.others(r), 0)
 	if err != nil {
 		return 0, fmt.Errorf("no node to hand write-behind records to: %w", err)
 	}
