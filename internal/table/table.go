@@ -23,8 +23,6 @@ package table
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -128,50 +126,6 @@ func nextVersion(v uint64, name string) uint64 {
 
 // newer reports whether version a's counter is above b's.
 func newer(a, b uint64) bool { return a>>tagBits > b>>tagBits }
-
-// table is a partition table as the protocol carries it.
-type table struct {
-	r    *ring.Ring
-	prev *ring.Ring // the one r was computed from; nil when not known
-	// since holds, for each member of r, the version of the first table
-	// of the unbroken run of tables up to r that has the member; nil, or
-	// a member missing, when not known (a table of a node of an older
-	// version).
-	since map[string]uint64
-}
-
-// after returns the since of next, computed from base (next's members
-// that base lacks enter at next).
-func (base table) after(next *ring.Ring) map[string]uint64 {
-	since := make(map[string]uint64, len(next.Members()))
-	for _, m := range next.Members() {
-		switch s, ok := base.since[m.Name]; {
-		case base.r == nil || !base.r.Has(m.Name):
-			since[m.Name] = next.Version()
-		case ok:
-			since[m.Name] = s
-		}
-	}
-	return since
-}
-
-// LeftOut reports whether the cluster routed by a table without self
-// while self routed by old, a table with it, so that r, which has self,
-// takes self back: self entered r's run of tables after old. A node that
-// never saw the tables between old and r (pushes missed under load, a
-// pull of a later table) still learns it. Without since (a coordinator of
-// an older version), r's own parent, prev, tells: a table without self.
-// A node's first table (old nil) is no return: a new process has nothing
-// cached from before.
-func LeftOut(self string, old, prev, r *ring.Ring, since map[string]uint64) bool {
-	if old == nil || !old.Has(self) || !r.Has(self) {
-		return false
-	}
-	if s, ok := since[self]; ok {
-		return newer(s, old.Version())
-	}
-	return prev != nil && !prev.Has(self)
-}
 
 // coordinator returns the oldest of the alive members.
 func coordinator(alive []membership.Member) (membership.Member, bool) {
@@ -361,82 +315,6 @@ func (c *Coordinator) pull(from ring.Member, coord string) {
 	}
 }
 
-// Follow brings the node to the table of version v, by which the member
-// from routes, when the node routes by an older one. from forwarded ops
-// under it (Peer.Forward, Peer.ForwardStream), which may be of partitions
-// the node gains by it: only once it routes by it does the node ask their
-// previous owners for pending write-behind writes and cached entries
-// rather than load them from the database, and keep what it caches of
-// them. The coordinator pushes each table to every member at once, but
-// under load one member can install it well after another forwards by it.
-//
-// Follow returns once the node routes by v or a newer table, the pull
-// failed, or followTimeout passed (an install walks the cache, which a
-// large one makes slow; it goes on in the background): the ops are served
-// either way. A version is pulled for at most once — a table without this
-// node is refused, and not asked for again — and concurrent callers wait
-// for one pull. A version no newer than the node's costs one atomic load.
-func (c *Coordinator) Follow(from string, v uint64) {
-	if !c.behind(v) {
-		return
-	}
-	c.follow.Lock()
-	if !c.behind(v) {
-		c.follow.Unlock()
-		return
-	}
-	if newer(v, c.followed) {
-		m, ok := c.alive(from)
-		if !ok {
-			c.follow.Unlock()
-			return
-		}
-		done := make(chan struct{})
-		c.followed, c.following = v, done
-		c.cfg.Go(func() { c.followPull(m, done) })
-	}
-	done := c.following
-	c.follow.Unlock()
-	t := time.NewTimer(followTimeout)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	}
-}
-
-// followPull pulls m's table for Follow and installs it, closing done
-// once the node routes by it, or the pull failed.
-func (c *Coordinator) followPull(m ring.Member, done chan struct{}) {
-	t, ok := c.fetch(m, followTimeout)
-	installed := ok && c.install(t)
-	close(done) // before the gossip update, which may take a while
-	if installed {
-		c.cfg.Logger.Debug("partition table pulled from a peer that forwarded by it", "from", m.Name, "version", t.r.Version())
-		c.publish(t.r)
-	}
-}
-
-// alive returns the member named name with its address, if gossip knows
-// it alive.
-func (c *Coordinator) alive(name string) (ring.Member, bool) {
-	for _, m := range c.cfg.Members.Alive() {
-		if m.Name == name && m.GRPCAddr != "" {
-			return ring.Member{Name: m.Name, Addr: m.GRPCAddr}, true
-		}
-	}
-	return ring.Member{}, false
-}
-
-// behind reports whether v is newer than the table the node routes by.
-func (c *Coordinator) behind(v uint64) bool {
-	if v == 0 {
-		return false
-	}
-	cur := c.cfg.Routing()
-	return cur == nil || newer(v, cur.Version())
-}
-
 // fetch returns from's table.
 func (c *Coordinator) fetch(from ring.Member, timeout time.Duration) (t table, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -499,72 +377,4 @@ func (c *Coordinator) Table() *pb.Table {
 		return nil
 	}
 	return message(t, c.cfg.Clock())
-}
-
-// ErrBad marks a table that cannot be routed by.
-var ErrBad = errors.New("bad partition table")
-
-// fromMessage returns the table m carries.
-func (c *Coordinator) fromMessage(m *pb.Table) (table, error) {
-	if m == nil {
-		return table{}, fmt.Errorf("%w: none sent", ErrBad)
-	}
-	var t table
-	var err error
-	if t.r, err = c.fromWire(m.Members, m.Owners, m.Version); err != nil {
-		return table{}, err
-	}
-	if len(m.PreviousOwners) > 0 {
-		if t.prev, err = c.fromWire(m.PreviousMembers, m.PreviousOwners, m.PreviousVersion); err != nil {
-			return table{}, err
-		}
-	}
-	if len(m.MemberSince) > 0 {
-		if len(m.MemberSince) != len(m.Members) {
-			return table{}, fmt.Errorf("%w: %d member versions for %d members", ErrBad, len(m.MemberSince), len(m.Members))
-		}
-		t.since = make(map[string]uint64, len(m.Members))
-		for i, n := range m.Members {
-			if v := m.MemberSince[i]; v != 0 {
-				t.since[n.Name] = v
-			}
-		}
-	}
-	return t, nil
-}
-
-func (c *Coordinator) fromWire(members []*pb.RingNode, owners []uint32, version uint64) (*ring.Ring, error) {
-	ms := make([]ring.Member, len(members))
-	for i, m := range members {
-		ms[i] = ring.Member{Name: m.Name, Addr: m.GrpcAddr}
-	}
-	r, err := ring.FromOwners(c.cfg.Ring, ms, owners, version)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBad, err)
-	}
-	return r, nil
-}
-
-// message is t on the wire.
-func message(t table, hlc uint64) *pb.Table {
-	r := t.r
-	m := &pb.Table{Version: r.Version(), PartitionCount: uint32(r.PartitionCount()), Owners: r.Owners(), Hlc: hlc, Members: wireMembers(r)}
-	if t.prev != nil {
-		m.PreviousVersion, m.PreviousOwners, m.PreviousMembers = t.prev.Version(), t.prev.Owners(), wireMembers(t.prev)
-	}
-	if len(t.since) > 0 {
-		m.MemberSince = make([]uint64, len(r.Members()))
-		for i, mb := range r.Members() {
-			m.MemberSince[i] = t.since[mb.Name] // 0: not known
-		}
-	}
-	return m
-}
-
-func wireMembers(r *ring.Ring) []*pb.RingNode {
-	out := make([]*pb.RingNode, 0, len(r.Members()))
-	for _, m := range r.Members() {
-		out = append(out, &pb.RingNode{Name: m.Name, GrpcAddr: m.Addr})
-	}
-	return out
 }

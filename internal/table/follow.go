@@ -1,0 +1,83 @@
+package table
+
+import (
+	"time"
+
+	"github.com/ringcache/ringcache/pkg/ring"
+)
+
+// Follow brings the node to the table of version v, by which the member
+// from routes, when the node routes by an older one. from forwarded ops
+// under it (Peer.Forward, Peer.ForwardStream), which may be of partitions
+// the node gains by it: only once it routes by it does the node ask their
+// previous owners for pending write-behind writes and cached entries
+// rather than load them from the database, and keep what it caches of
+// them. The coordinator pushes each table to every member at once, but
+// under load one member can install it well after another forwards by it.
+//
+// Follow returns once the node routes by v or a newer table, the pull
+// failed, or followTimeout passed (an install walks the cache, which a
+// large one makes slow; it goes on in the background): the ops are served
+// either way. A version is pulled for at most once — a table without this
+// node is refused, and not asked for again — and concurrent callers wait
+// for one pull. A version no newer than the node's costs one atomic load.
+func (c *Coordinator) Follow(from string, v uint64) {
+	if !c.behind(v) {
+		return
+	}
+	c.follow.Lock()
+	if !c.behind(v) {
+		c.follow.Unlock()
+		return
+	}
+	if newer(v, c.followed) {
+		m, ok := c.alive(from)
+		if !ok {
+			c.follow.Unlock()
+			return
+		}
+		done := make(chan struct{})
+		c.followed, c.following = v, done
+		c.cfg.Go(func() { c.followPull(m, done) })
+	}
+	done := c.following
+	c.follow.Unlock()
+	t := time.NewTimer(followTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+// followPull pulls m's table for Follow and installs it, closing done
+// once the node routes by it, or the pull failed.
+func (c *Coordinator) followPull(m ring.Member, done chan struct{}) {
+	t, ok := c.fetch(m, followTimeout)
+	installed := ok && c.install(t)
+	close(done) // before the gossip update, which may take a while
+	if installed {
+		c.cfg.Logger.Debug("partition table pulled from a peer that forwarded by it", "from", m.Name, "version", t.r.Version())
+		c.publish(t.r)
+	}
+}
+
+// alive returns the member named name with its address, if gossip knows
+// it alive.
+func (c *Coordinator) alive(name string) (ring.Member, bool) {
+	for _, m := range c.cfg.Members.Alive() {
+		if m.Name == name && m.GRPCAddr != "" {
+			return ring.Member{Name: m.Name, Addr: m.GRPCAddr}, true
+		}
+	}
+	return ring.Member{}, false
+}
+
+// behind reports whether v is newer than the table the node routes by.
+func (c *Coordinator) behind(v uint64) bool {
+	if v == 0 {
+		return false
+	}
+	cur := c.cfg.Routing()
+	return cur == nil || newer(v, cur.Version())
+}
