@@ -7,6 +7,9 @@ import (
 	"syscall"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/ringcache/ringcache/internal/pgtest"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
@@ -19,6 +22,9 @@ import (
 // installs the table that takes it back (engine.Rejoined), whether or not a
 // peer's Peer.Merged announcement has reached it yet, and before that, from
 // its wake on, it serves nothing cached before the pause (its stall watch).
+// Nor does it take a write of the key as its owner while the others route
+// the key elsewhere: on waking it asks them for their table, and refuses
+// its clients while they route without it.
 func TestPause_ANodeBackFromAPauseServesNoValueCachedBeforeIt(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	f := newFleet(t, "n1", "n2", "n3")
@@ -75,6 +81,19 @@ namespaces:
 	if r, err := c3.cache.Get(ctx, &pb.GetRequest{Namespace: "wt", Key: key}); err == nil && string(r.Value) != "during" {
 		t.Fatalf("Get %s through n3 right after its wake = %q; want during, written while it was paused", key, r.Value)
 	}
+	// A write through n3 then, which it would take as the key's owner while
+	// n1 and n2 route the key elsewhere and read it there: n3 asked them
+	// for their table on waking, and refuses its clients until one takes
+	// it back.
+	want := "during"
+	if _, err := c3.cache.Set(ctx, &pb.SetRequest{Namespace: "wt", Key: key, Value: []byte("woken")}); err == nil {
+		want = "woken"
+	} else if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "routes without it") {
+		t.Fatalf("Set %s through n3 right after its wake: %v; want it served, or UNAVAILABLE saying its cluster routes without it", key, err)
+	}
+	if r, err := c1.cache.Get(ctx, &pb.GetRequest{Namespace: "wt", Key: key}); err != nil || string(r.Value) != want {
+		t.Fatalf("Get %s through n1 right after n3's wake = %q, %v; want %s", key, r.GetValue(), err, want)
+	}
 	f.waitUp(3, f.all...)
 	// waitUp passes on n3's own table, which has 3 members since before
 	// the pause: wait until it routes by the table that took it back.
@@ -94,8 +113,8 @@ namespaces:
 	})
 	for _, c := range conns {
 		r, err := c.cache.Get(ctx, &pb.GetRequest{Namespace: "wt", Key: key})
-		if err != nil || string(r.Value) != "during" {
-			t.Fatalf("Get %s through %s once n3 is back = %q, %v; want during, written while n3 was paused", key, c.name, r.GetValue(), err)
+		if err != nil || string(r.Value) != want {
+			t.Fatalf("Get %s through %s once n3 is back = %q, %v; want %s", key, c.name, r.GetValue(), err, want)
 		}
 	}
 	log := n3.log()

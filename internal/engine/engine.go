@@ -275,7 +275,7 @@ func (e *Engine) Drain() {
 
 // Ready reports whether the engine executes clients' ops.
 func (e *Engine) Ready() bool {
-	return e.ready.Load() && !e.draining.Load() && e.ring.Load() != nil
+	return e.ready.Load() && !e.draining.Load() && e.ring.Load() != nil && !e.LeftOut()
 }
 
 // Draining reports whether Drain was called.

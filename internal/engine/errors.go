@@ -25,6 +25,9 @@ var (
 	// ErrNotReady: the node has not joined its cluster yet, or it is
 	// stopping.
 	ErrNotReady = errors.New("node not ready: it has not joined its cluster yet, or it is stopping; retry, or use another node")
+	// ErrLeftOut: the node's process was stopped past failure detection
+	// and its cluster routes by a table without it (WatchStalls).
+	ErrLeftOut = errors.New("node not ready: this process was stopped for longer than its peers take to declare it dead, and its cluster routes without it until it takes it back (about a gossip round); retry, or use another node")
 	// ErrTooManyKeys: a batch is larger than Config.MaxBatch.
 	ErrTooManyKeys = errors.New("too many keys")
 	// ErrNoOp: a Pipeline or Forward op that carries no operation.
@@ -65,6 +68,7 @@ var mapping = []struct {
 	{peer.ErrConnectionLost, codes.Unavailable, reason.OwnerConnectionLost},
 	{strategy.ErrBackend, codes.Unavailable, reason.BackendUnavailable},
 	{ErrNotReady, codes.Unavailable, reason.NodeNotReady},
+	{ErrLeftOut, codes.Unavailable, reason.NodeNotReady},
 	{strategy.ErrClosed, codes.Unavailable, reason.NodeNotReady},
 	{peer.ErrClosed, codes.Unavailable, reason.NodeNotReady},
 	{strategy.ErrNoBackend, codes.FailedPrecondition, reason.NoBackend},

@@ -50,6 +50,11 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 			done(i, Result{Err: ErrNotReady})
 		}
 		return
+	} else if e.LeftOut() {
+		for i := range ops {
+			done(i, Result{Err: ErrLeftOut})
+		}
+		return
 	}
 	var remote map[string]*batch // by owner name
 	for i := range ops {

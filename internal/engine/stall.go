@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ringcache/ringcache/pkg/ring"
 )
 
 // A process stopped for longer than failure detection takes (a SIGSTOP, a
@@ -14,7 +16,11 @@ import (
 // the wake (about 100 ms in the chaos suite), and until then it would
 // serve values older than writes the cluster acknowledged. The stall watch
 // sees the gap in its own ticks and hides every cached entry before the
-// first op after the wake is served.
+// first op after the wake is served. It then asks the peers which table
+// they route by: a newer one with the node is installed before any op is
+// served; one without it makes the node refuse its clients until a table
+// takes it back, since they route its keys elsewhere and a write it took
+// as their owner would be hidden from every read served there.
 
 // stallWatch is the engine's watch for stalls of its own process.
 type stallWatch struct {
@@ -22,6 +28,12 @@ type stallWatch struct {
 	tick  atomic.Int64 // monotonic nanoseconds of the last tick or wake
 	mu    sync.Mutex   // one wake at a time; ops that saw the gap wait for it
 	wakes atomic.Uint64
+	// confirm asks the peers for their table after a wake, installs a
+	// newer one with this node, and reports whether theirs lacks it.
+	confirm func() (out bool)
+	// out is the table the node routed by when a wake found the cluster
+	// routing without it: while it still does, its clients are refused.
+	out atomic.Pointer[ring.Ring]
 }
 
 // minStallAfter is the least gap WatchStalls takes for a stall: tests run
@@ -41,11 +53,18 @@ func mono() int64 { return int64(time.Since(monoBase)) }
 // quarters of membership's SuspicionTimeout): a process stopped for less is
 // never taken out of its peers' tables, and only pays a cold cache. It
 // takes at least minStallAfter; 0 or less does nothing.
-func (e *Engine) WatchStalls(after time.Duration) {
+//
+// After a wake, and before any op is served, confirm (if not nil) asks the
+// peers for their table, installs a newer one that has this node, and
+// reports whether they route by one without it (table.Coordinator.Confirm):
+// then the node refuses its clients' ops (ErrLeftOut) until it routes by
+// another table.
+func (e *Engine) WatchStalls(after time.Duration, confirm func() (out bool)) {
 	if after <= 0 {
 		return
 	}
 	after = max(after, minStallAfter)
+	e.stall.confirm = confirm
 	e.stall.tick.Store(mono())
 	if !e.stall.after.CompareAndSwap(0, int64(after)) {
 		return // watching already
@@ -96,7 +115,21 @@ func (e *Engine) checkStall() {
 		return // the watch, or another op, saw this gap
 	}
 	e.woke(time.Duration(now - last))
+	if s.confirm != nil {
+		r := e.ring.Load()
+		if s.confirm() {
+			s.out.Store(r) // a table installed meanwhile is another: no effect
+		}
+	}
 	s.tick.Store(mono())
+}
+
+// LeftOut reports whether a wake found the cluster routing by a table
+// without this node, and the node still routes by the one it had: it
+// refuses its clients' ops until a table takes it back.
+func (e *Engine) LeftOut() bool {
+	r := e.ring.Load()
+	return r != nil && r == e.stall.out.Load()
 }
 
 // Stalled makes the stall watch see the process stopped for d, as if no

@@ -1,6 +1,7 @@
 package table
 
 import (
+	"sync"
 	"time"
 
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -80,4 +81,50 @@ func (c *Coordinator) behind(v uint64) bool {
 	}
 	cur := c.cfg.Routing()
 	return cur == nil || newer(v, cur.Version())
+}
+
+// Confirm asks the members this node knows alive for the tables they
+// route by, after a stall of this process past failure detection
+// (engine.WatchStalls): its peers may have declared it dead, routed by a
+// table without it and written its keys elsewhere, and until a table that
+// takes it back arrives, the node's own one would have it serve those keys
+// as their owner. The newest table any peer answers within followTimeout
+// is installed when it is newer than the node's and has it; Confirm
+// reports whether it lacks the node, which is then out of its cluster's
+// routing and must not serve its clients. No answer, or none newer,
+// leaves the node as it was: it cannot learn more.
+func (c *Coordinator) Confirm() (out bool) {
+	var peers []ring.Member
+	for _, m := range c.cfg.Members.Alive() {
+		if m.Name != c.cfg.Self && m.GRPCAddr != "" {
+			peers = append(peers, ring.Member{Name: m.Name, Addr: m.GRPCAddr})
+		}
+	}
+	tables := make([]table, len(peers))
+	var wg sync.WaitGroup
+	for i, m := range peers {
+		wg.Go(func() {
+			if t, ok := c.fetch(m, followTimeout); ok {
+				tables[i] = t
+			}
+		})
+	}
+	wg.Wait()
+	var newest table
+	for _, t := range tables {
+		if t.r != nil && (newest.r == nil || newer(t.r.Version(), newest.r.Version())) {
+			newest = t
+		}
+	}
+	if newest.r == nil || !c.behind(newest.r.Version()) {
+		return false
+	}
+	if !newest.r.Has(c.cfg.Self) {
+		c.cfg.Logger.Warn("the cluster routes by a table without this node, which it took out while this process was stopped; serving no client until a table takes it back", "version", newest.r.Version(), "members", len(newest.r.Members()))
+		return true
+	}
+	if c.install(newest) {
+		c.publish(newest.r)
+	}
+	return false
 }

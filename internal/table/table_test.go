@@ -422,3 +422,41 @@ func TestLeftOut(t *testing.T) {
 		}
 	}
 }
+
+// A node woken from a stall past failure detection asks the members it
+// knows alive for their tables: it installs a newer one with it, reports
+// one without it (the cluster took it out), and stays as it was when none
+// is newer or no member answers.
+func TestConfirm_AWokenNodeInstallsANewerTableOrLearnsItIsOut(t *testing.T) {
+	fc := &fakeNode{alive: members("n1", "n2", "n3")}
+	coord := newCoordinator("n1", fc)
+	coord.Reconcile()
+	f := &fakeNode{alive: members("n1", "n2", "n3")}
+	c := newCoordinator("n3", f)
+	f.others["n1"] = coord // n2 does not answer
+	if _, err := c.Receive(fc.pushed["n3"]); err != nil {
+		t.Fatal(err)
+	}
+	t1 := f.routing
+	if c.Confirm() || f.routing != t1 || f.gets != 2 {
+		t.Fatalf("peers on the node's own table: %d pulls, routing by %x; want 2 pulls, no change, not out", f.gets, f.routing.Version())
+	}
+
+	fc.alive = members("n1", "n2", "n3", "n4") // a join while n3 was stopped
+	coord.Reconcile()
+	if c.Confirm() || f.routing.Version() != fc.routing.Version() || f.version != fc.routing.Version() {
+		t.Fatalf("a newer table with the node: routing by %x, gossip %x; want %x installed, not out", f.routing.Version(), f.version, fc.routing.Version())
+	}
+
+	fc.alive = members("n1", "n2", "n4") // the cluster declared n3 dead
+	coord.Reconcile()
+	t2 := f.routing
+	if !c.Confirm() || f.routing != t2 {
+		t.Fatalf("a newer table without the node: routing by %x; want out, and its own table kept", f.routing.Version())
+	}
+
+	delete(f.others, "n1")
+	if c.Confirm() || f.routing != t2 {
+		t.Fatal("no member answers: want the node as it was, not out")
+	}
+}

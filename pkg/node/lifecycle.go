@@ -90,6 +90,11 @@ func (n *Node) updateReady() {
 	n.setServing()
 }
 
+func (n *Node) notServing() {
+	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	n.health.SetServingStatus(pb.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+}
+
 func (n *Node) setServing() {
 	if !n.Ready() {
 		return

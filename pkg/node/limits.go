@@ -5,11 +5,9 @@ import (
 	"net"
 
 	"google.golang.org/grpc"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/ringcache/ringcache/internal/connlimit"
-	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
 // Bounds on connections and streams (docs/operations.md, "Connections and
@@ -108,8 +106,7 @@ func (n *Node) acceptChanged(err error) {
 	}
 	if err != nil {
 		n.log.Warn("not ready: cannot take new clients", "err", err)
-		n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-		n.health.SetServingStatus(pb.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+		n.notServing()
 		return
 	}
 	n.log.Info("taking new clients again")

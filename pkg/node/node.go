@@ -284,8 +284,7 @@ func (n *Node) listen() error {
 		grpc.InitialConnWindowSize(transportWindow),
 	}, append(secOpts, cfg.connectionOptions()...)...), n.serverOptions()...)...)
 	n.health = health.NewServer()
-	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	n.health.SetServingStatus(pb.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	n.notServing()
 	healthpb.RegisterHealthServer(n.server, n.health)
 	pb.RegisterCacheServer(n.server, n.services.Cache())
 	pb.RegisterPeerServer(n.server, n.services.Peer())
@@ -327,7 +326,7 @@ func (n *Node) join() error {
 	}
 	// Three quarters of the least time to be declared dead: a stall
 	// measured from ticks is up to an eighth longer than it was.
-	n.engine.WatchStalls(n.members.SuspicionTimeout() * 3 / 4)
+	n.engine.WatchStalls(n.members.SuspicionTimeout()*3/4, n.confirmTable)
 	n.closers = append(n.closers, func() {
 		if err := n.members.Shutdown(); err != nil {
 			n.log.Warn("gossip shutdown", "err", err)
@@ -419,6 +418,8 @@ func (n *Node) NotReady() error {
 		return nil
 	case n.engine.Ready():
 		return n.warmErr()
+	case n.engine.LeftOut():
+		return engine.ErrLeftOut
 	}
 	st := n.members.JoinStatus()
 	switch st.State {

@@ -39,7 +39,18 @@ func (n *Node) install(old, prev, r *ring.Ring, leftOut bool) {
 	n.engine.SetRingAfter(prev, r)
 	n.engine.Announce(back)
 	n.peers.Retain(r.Members())
-	n.runWarm() // a table that includes this node starts the warm
+	n.runWarm()    // a table that includes this node starts the warm
+	n.setServing() // a node a wake found left out serves again
+}
+
+// confirmTable asks the peers, after a stall of this process, for the
+// table they route by (engine.WatchStalls), and reports NOT_SERVING when
+// they route without this node, until a table takes it back (install).
+func (n *Node) confirmTable() (out bool) {
+	if out = n.table.Confirm(); out {
+		n.notServing()
+	}
+	return out
 }
 
 // gossip is the membership the table protocol reads, once it exists.

@@ -3,13 +3,19 @@ package node_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/ringcache/ringcache/internal/clustertest"
 	"github.com/ringcache/ringcache/internal/testclock"
 	"github.com/ringcache/ringcache/pkg/node"
 	"github.com/ringcache/ringcache/pkg/ring"
+	"github.com/ringcache/ringcache/pkg/strategy"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
@@ -155,3 +161,90 @@ func TestStall_AWokenNodeReadsAPeersPendingWriteOfItsKey(t *testing.T) {
 		t.Fatalf("Get through n3 after its stall = %q; want n1's pending write", v)
 	}
 }
+
+// A node whose process stopped past failure detection wakes up routing by
+// the table it had, in which it owns keys its peers now route elsewhere. A
+// write it took as their owner would be acknowledged and hidden from every
+// read served by the member they route the key to. So it asks its peers
+// for their table first, and while they route by one without it, it
+// refuses its clients (UNAVAILABLE, NODE_NOT_READY, health NOT_SERVING)
+// until a table takes it back.
+func TestStall_AWokenNodeTheClusterLeftOutRefusesItsClientsUntilTakenBack(t *testing.T) {
+	db := clustertest.NewFakeDB()
+	ns := "wt"
+	c := clustertest.Start(t, 3, clustertest.Options{Namespaces: []node.NamespaceSpec{{
+		Policy: strategy.Policy{Name: ns, Read: strategy.ReadThrough, Write: strategy.WriteThrough, TTL: time.Hour, MaxKeyBytes: 256, MaxValueBytes: 1 << 16},
+		Loader: db, Writer: db,
+	}}})
+	key := keyOwnedBy(t, c, ns, 2)
+	ctx := ctxT(t)
+	set := func(i int, v string) error {
+		_, err := c.Cache(i).Set(ctx, &pb.SetRequest{Namespace: ns, Key: key, Value: []byte(v)})
+		return err
+	}
+	get := func(i int) string {
+		t.Helper()
+		r, err := c.Cache(i).Get(ctx, &pb.GetRequest{Namespace: ns, Key: key})
+		if err != nil {
+			t.Fatalf("Get through node %d: %v", i, err)
+		}
+		return string(r.Value)
+	}
+	if err := set(2, "before"); err != nil {
+		t.Fatal(err)
+	}
+	// n1 and n2 route by a newer table without n3, as after declaring it
+	// dead, and a write lands at the key's new owner.
+	t1 := sameTables(t, c)
+	without, err := ring.Rebalance(t1, t1.Members()[:2], t1.Version()+1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if without.Has(clustertest.NodeName(2)) || !t1.Has(clustertest.NodeName(2)) {
+		t.Fatalf("the test needs n3 in %v and not in %v", t1.Members(), without.Members())
+	}
+	c.Node(0).PinRing(without)
+	c.Node(1).PinRing(without)
+	if err := set(0, "during"); err != nil {
+		t.Fatal(err)
+	}
+
+	c.Node(2).Stalled(time.Hour)
+	err = set(2, "after")
+	if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "routes without it") {
+		t.Fatalf("Set through n3 woken out of its cluster's table = %v; want UNAVAILABLE saying the cluster routes without it", err)
+	}
+	if err := c.Node(2).NotReady(); err == nil || !strings.Contains(err.Error(), "routes without it") {
+		t.Fatalf("n3's NotReady = %v; want why", err)
+	}
+	h, err := healthpb.NewHealthClient(c.Conn(2)).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.Status != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("n3's health = %v, %v; want NOT_SERVING", h, err)
+	}
+	if v := get(0); v != "during" {
+		t.Fatalf("Get through n1 = %q; want during", v)
+	}
+
+	// The coordinator computes a table with n3 again: n3 installs it and
+	// serves, without what it cached before.
+	c.Node(0).UnpinRing()
+	c.Node(1).UnpinRing()
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		if err := c.Node(2).NotReady(); err != nil {
+			return err
+		}
+		if r := c.Node(2).Ring(); r == nil || !r.Has(clustertest.NodeName(2)) || !newerCounter(r.Version(), without.Version()) {
+			return fmt.Errorf("n3 routes by %v", r)
+		}
+		return nil
+	})
+	for i := range 3 {
+		if v := get(i); v != "during" {
+			t.Fatalf("Get through node %d once n3 is back = %q; want during", i, v)
+		}
+	}
+}
+
+// newerCounter reports whether table version a counts past b (the low 16
+// bits name the author).
+func newerCounter(a, b uint64) bool { return a>>16 > b>>16 }
