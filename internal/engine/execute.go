@@ -40,9 +40,16 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 		}()
 		f()
 	}
-	var r *ring.Ring
+	var r *ring.Ring // nil for forwarded ops this node serves whatever its table says
 	if c.Forwarded {
 		e.stats.forwardedIn.Add(uint64(len(ops)))
+		// A sender behind this node's table routed by one it has replaced:
+		// an op of a partition another member owns now goes on to it,
+		// where a write is seen by the reads served there (versions only
+		// grow along the way, so it never comes back).
+		if cur := e.ring.Load(); cur != nil && c.TableVersion != 0 && ring.NewerVersion(cur.Version(), c.TableVersion) {
+			r = cur
+		}
 	} else if r = e.ring.Load(); r == nil || !e.ready.Load() {
 		// Not joined yet. A draining node still serves what reaches it
 		// until its server stops: it is in its peers' rings until it leaves.
@@ -57,6 +64,10 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 		return
 	}
 	var remote map[string]*batch // by owner name
+	var version uint64           // of the table the batches are routed by
+	if routed := cmp.Or(r, e.ring.Load()); routed != nil {
+		version = routed.Version()
+	}
 	for i := range ops {
 		guarded(i, func() {
 			op := &ops[i]
@@ -72,7 +83,7 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 				return
 			}
 			var owner ring.Member
-			if c.Forwarded {
+			if r == nil {
 				owner.Name = e.cfg.Self
 			} else {
 				owner = r.PartitionOwner(r.PartitionOfKey(op.Namespace, op.Key))
@@ -107,7 +118,7 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 			}
 			b := remote[owner.Name]
 			if b == nil {
-				b = &batch{owner: owner}
+				b = &batch{owner: owner, version: version}
 				remote[owner.Name] = b
 			}
 			b.add(i, op, rk)

@@ -11,10 +11,11 @@ import (
 
 // batch is the ops of one Execute call that one owner serves.
 type batch struct {
-	owner ring.Member
-	idx   []int    // indexes into the caller's ops
-	rks   []string // routing keys
-	req   *pb.ForwardRequest
+	owner   ring.Member
+	version uint64   // of the table the ops were routed by
+	idx     []int    // indexes into the caller's ops
+	rks     []string // routing keys
+	req     *pb.ForwardRequest
 }
 
 func (b *batch) add(i int, op *Op, rk string) {
@@ -59,9 +60,7 @@ func (e *Engine) forward(ctx context.Context, b *batch, ops []Op, done func(int,
 	defer cancel()
 	b.req.From = e.cfg.Self
 	b.req.Hlc = e.Versions()
-	if r := e.ring.Load(); r != nil {
-		b.req.TableVersion = r.Version() // the owner follows it first (Peer.Forward)
-	}
+	b.req.TableVersion = b.version // the owner follows it first (Peer.Forward)
 	e.stats.forwards.Add(uint64(len(b.idx)))
 	resp, err := e.cfg.Peers.Forward(ctx, b.owner, b.req)
 	if err == nil {

@@ -69,9 +69,15 @@ type Caller struct {
 	// (a gRPC method, a RESP command), for the audit log.
 	Remote, Method string
 	// Forwarded marks ops a peer forwarded: they are served here as the
-	// owner, whatever this node's ring says, and were authorized by the
-	// node that received them first (the door checked the peer role).
+	// owner, whatever this node's ring says (but see TableVersion), and
+	// were authorized by the node that received them first (the door
+	// checked the peer role).
 	Forwarded bool
+	// TableVersion is the version of the table a forwarding peer routed
+	// the ops by (0: not known). When this node routes by a newer one, a
+	// forwarded op of a partition another member owns in it goes on to
+	// that member (Execute).
+	TableVersion uint64
 }
 
 // role returns the role an op of kind k needs.

@@ -11,8 +11,10 @@ import (
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
 
-// Peer is the internal node-to-node service. It never forwards again: the
-// receiver of a forwarded op serves it, whatever its own ring says.
+// Peer is the internal node-to-node service. The receiver of a forwarded
+// op serves it whatever its own table says, unless that table is newer
+// than the one the sender routed by and another member owns the op's
+// partition in it: then the op goes on to that member (engine.Execute).
 type Peer struct {
 	pb.UnimplementedPeerServer
 	s *Services
@@ -43,7 +45,7 @@ func (p *Peer) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.Forward
 	var g errgroup.Group
 	g.SetLimit(forwardParallelism)
 	c := CallerFrom(ctx)
-	c.Forwarded = true
+	c.Forwarded, c.TableVersion = true, req.TableVersion
 	e.Execute(ctx, c, ops, func(i int, r engine.Result) {
 		if !valid[i] {
 			r = engine.Result{Err: engine.ErrNoOp}
@@ -62,16 +64,21 @@ func (p *Peer) Forward(ctx context.Context, req *pb.ForwardRequest) (*pb.Forward
 func (p *Peer) ForwardStream(stream pb.Peer_ForwardStreamServer) error {
 	c := CallerFrom(stream.Context())
 	c.Forwarded = true
-	return p.s.pipeline(stream.Context(), forwardFrames{p.s, stream}, c, p.s.e.ForwardStreamsStopped)
+	return p.s.pipeline(stream.Context(), &forwardFrames{s: p.s, stream: stream}, c, p.s.e.ForwardStreamsStopped)
 }
 
 // forwardFrames is a ForwardStream as the frames a pipe reads and answers.
 type forwardFrames struct {
-	s      *Services
-	stream pb.Peer_ForwardStreamServer
+	s       *Services
+	stream  pb.Peer_ForwardStreamServer
+	version uint64 // the table version of the frame read last
 }
 
-func (f forwardFrames) Recv() (*pb.PipelineRequest, error) {
+// tableVersion is the version of the table the sender routed the frame
+// read last by (engine.Caller.TableVersion).
+func (f *forwardFrames) tableVersion() uint64 { return f.version }
+
+func (f *forwardFrames) Recv() (*pb.PipelineRequest, error) {
 	req, err := f.stream.Recv()
 	if err != nil {
 		return nil, err
@@ -81,10 +88,11 @@ func (f forwardFrames) Recv() (*pb.PipelineRequest, error) {
 		return nil, engine.StatusErr(err)
 	}
 	f.s.cfg.Tables.Follow(req.From, req.TableVersion)
+	f.version = req.TableVersion
 	return &pb.PipelineRequest{Ops: req.Ops}, nil
 }
 
-func (f forwardFrames) Send(r *pb.PipelineResponse) error {
+func (f *forwardFrames) Send(r *pb.PipelineResponse) error {
 	return f.stream.Send(&pb.ForwardStreamResponse{Hlc: f.s.e.Versions(), Results: r.Results, FramesRead: r.FramesRead})
 }
 

@@ -155,7 +155,11 @@ func (p *pipe) recvLoop() error {
 		p.ops.Add(1) // until the answers are sent: the handler waits for them
 		p.s.stats.frames.Add(1)
 		p.s.stats.ops.Add(uint64(len(req.Ops)))
-		p.serve(req.Ops)
+		caller := p.caller
+		if t, ok := p.stream.(interface{ tableVersion() uint64 }); ok {
+			caller.TableVersion = t.tableVersion() // a peer's forwarding stream
+		}
+		p.serve(caller, req.Ops)
 		p.mu.Unlock()
 		p.ops.Done()
 	}
@@ -172,7 +176,7 @@ func (p *pipe) maxOps() int {
 
 // serve runs one frame's ops and sends the answers it has by the time
 // Execute returns, with the frame's acknowledgement.
-func (p *pipe) serve(pops []*pb.PipelineOp) {
+func (p *pipe) serve(caller engine.Caller, pops []*pb.PipelineOp) {
 	f := &frame{open: true, answered: make([]*pb.PipelineResult, 0, len(pops))}
 	ops := make([]engine.Op, len(pops))
 	valid := make([]bool, len(pops))
@@ -195,7 +199,7 @@ func (p *pipe) serve(pops []*pb.PipelineOp) {
 		f.mu.Unlock()
 		p.send(0, res)
 	}
-	p.s.e.Execute(p.ctx, p.caller, ops, done, p.spawn)
+	p.s.e.Execute(p.ctx, caller, ops, done, p.spawn)
 	f.mu.Lock()
 	f.open = false
 	answered := f.answered

@@ -38,7 +38,7 @@ import (
 
 const (
 	// tagBits of a version tell its author apart; the rest count.
-	tagBits = 16
+	tagBits = ring.VersionTagBits
 	// tableTimeout bounds one push or pull of a table.
 	tableTimeout = 3 * time.Second
 	// metaTimeout bounds the spread of a new table version in gossip.
@@ -125,7 +125,7 @@ func nextVersion(v uint64, name string) uint64 {
 }
 
 // newer reports whether version a's counter is above b's.
-func newer(a, b uint64) bool { return a>>tagBits > b>>tagBits }
+func newer(a, b uint64) bool { return ring.NewerVersion(a, b) }
 
 // coordinator returns the oldest of the alive members.
 func coordinator(alive []membership.Member) (membership.Member, bool) {

@@ -112,6 +112,54 @@ func TestTable_ANodeForwardedToByANewerTableRoutesByItFirst(t *testing.T) {
 	}
 }
 
+// The converse: a sender still on an older table forwards an op to the
+// key's owner there, which has moved on to a table that gives the key to
+// another member. Served there, a write would be hidden from the reads the
+// key's owner serves from its cache; the op goes on to that owner instead.
+func TestTable_AForwardFromASenderBehindGoesOnToTheOwnerByTheNewerTable(t *testing.T) {
+	db := clustertest.NewFakeDB()
+	ns := "wt"
+	c := clustertest.Start(t, 3, clustertest.Options{Namespaces: []node.NamespaceSpec{{
+		Policy: strategy.Policy{Name: ns, Read: strategy.ReadThrough, Write: strategy.WriteThrough, TTL: time.Hour, MaxKeyBytes: 256, MaxValueBytes: 1 << 16},
+		Loader: db, Writer: db,
+	}}})
+	t1 := sameTables(t, c)
+	key := keyOwnedBy(t, c, ns, 2)
+	db.Put(key, []byte("row"))
+	ctx := ctxT(t)
+	get := func(i int) string {
+		t.Helper()
+		r, err := c.Cache(i).Get(ctx, &pb.GetRequest{Namespace: ns, Key: key})
+		if err != nil {
+			t.Fatalf("Get through node %d: %v", i, err)
+		}
+		return string(r.Value)
+	}
+	if v := get(2); v != "row" { // cached on its owner n3
+		t.Fatalf("Get through n3 = %q; want the row", v)
+	}
+	// n1 routes by an older table that gave the key to n2.
+	owners := t1.Owners()
+	owners[t1.PartitionOfKey(ns, key)] = uint32(slices.IndexFunc(t1.Members(), func(m ring.Member) bool { return m.Name == clustertest.NodeName(1) }))
+	t0, err := ring.FromOwners(ring.Config{PartitionCount: t1.PartitionCount()}, t1.Members(), owners, (t1.Version()>>16-1)<<16|1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Node(0).PinRing(t0)
+	if _, err := c.Cache(0).Set(ctx, &pb.SetRequest{Namespace: ns, Key: key, Value: []byte("new")}); err != nil {
+		t.Fatal(err)
+	}
+	if v := get(2); v != "new" {
+		t.Fatalf("Get through the key's owner n3 after a Set through n1, behind = %q; want new", v)
+	}
+	if v := get(0); v != "new" {
+		t.Fatalf("Get through n1, behind = %q; want new", v)
+	}
+	if v := c.Node(1).Ring().Version(); v != t1.Version() {
+		t.Fatalf("n2 routes by %x; want %x (the test plays nothing otherwise)", v, t1.Version())
+	}
+}
+
 // A node whose process was stopped past its peers' detection wakes up
 // routing by its old table. What it cached is hidden before it serves
 // again, and its write-behind misses ask the other members for pending

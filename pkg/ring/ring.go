@@ -140,6 +140,15 @@ type Ring struct {
 // Version returns the version the table was built with.
 func (r *Ring) Version() uint64 { return r.version }
 
+// VersionTagBits is how many low bits of a table version name its author
+// (the coordinator that computed it, internal/table); the bits above count
+// tables. Two coordinators on the two sides of a network partition may
+// issue the same count: their versions differ and neither is newer.
+const VersionTagBits = 16
+
+// NewerVersion reports whether table version a counts past b.
+func NewerVersion(a, b uint64) bool { return a>>VersionTagBits > b>>VersionTagBits }
+
 // Config returns the configuration, with defaults filled in.
 func (r *Ring) Config() Config { return r.cfg }
 
