@@ -178,7 +178,8 @@ func (db *postgresDB) execBatch(ctx context.Context, stmts []stmt) ([]int64, int
 		return nil, -1, err
 	}
 	defer conn.Release()
-	if i, err := prepare(ctx, conn.Conn(), stmts); err != nil {
+	sds, i, err := prepare(ctx, conn.Conn(), stmts)
+	if err != nil {
 		return nil, i, err
 	}
 	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(stmts))}
@@ -197,6 +198,12 @@ func (db *postgresDB) execBatch(ctx context.Context, stmts []stmt) ([]int64, int
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) {
 				return nil, i, err
+			}
+			var pre pgx.ErrPreprocessingBatch
+			if errors.As(err, &pre) {
+				if i, enc := unencodable(conn.Conn(), sds, stmts); enc != nil {
+					return nil, i, enc // nothing was sent
+				}
 			}
 			return nil, -1, err
 		}
@@ -290,26 +297,37 @@ func redactMessage(e *pgconn.PgError) string {
 	}
 }
 
-// prepare prepares stmts on conn and encodes their arguments for their
-// parameters' types, as the batch will (pgx's own ExtendedQueryBuilder),
-// before anything is sent; it returns the index of the statement that
-// failed, or -1 when the connection failed. An argument pgx cannot encode (a key that is not a number for a
-// bigint parameter) fails alike however often the batch is retried: it is
-// an *encodeError. A statement is prepared once per connection (named by
-// its text, so the batch uses it too); the check costs an encoding of each
-// argument, against the batch's round trip.
-func prepare(ctx context.Context, conn *pgx.Conn, stmts []stmt) (int, error) {
-	var eqb pgx.ExtendedQueryBuilder
+// prepare prepares stmts on conn (once per connection: named by their
+// text, so the batch uses them too) and returns their descriptions, or the
+// index of the statement the server refused (-1 when the connection
+// failed).
+func prepare(ctx context.Context, conn *pgx.Conn, stmts []stmt) ([]*pgconn.StatementDescription, int, error) {
+	sds := make([]*pgconn.StatementDescription, len(stmts))
 	for i, s := range stmts {
 		sd, err := conn.Prepare(ctx, s.query, s.query)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) {
-			return i, err // the server refused the statement
+			return nil, i, err // the server refused the statement
 		}
 		if err != nil {
-			return -1, err // the connection's failure, not the statement's
+			return nil, -1, err // the connection's failure, not the statement's
 		}
-		if err := eqb.Build(conn.TypeMap(), sd, s.args); err != nil {
+		sds[i] = sd
+	}
+	return sds, -1, nil
+}
+
+// unencodable returns the first statement with an argument pgx cannot
+// encode for its parameter's type (a key that is not a number for a
+// bigint parameter), as an *encodeError, and its index: it fails alike
+// however often the batch is retried. pgx encodes a batch's arguments
+// before it sends anything and names the failing step only in the text of
+// ErrPreprocessingBatch, so a batch that failed so is encoded again, the
+// same way (pgx's own ExtendedQueryBuilder), to find which.
+func unencodable(conn *pgx.Conn, sds []*pgconn.StatementDescription, stmts []stmt) (int, error) {
+	var eqb pgx.ExtendedQueryBuilder
+	for i, s := range stmts {
+		if err := eqb.Build(conn.TypeMap(), sds[i], s.args); err != nil {
 			return i, &encodeError{err: err}
 		}
 	}

@@ -108,8 +108,8 @@ ON CONFLICT (id) DO UPDATE SET n = excluded.n, version = excluded.version WHERE 
 		UpsertSQL: `INSERT INTO small (id, body, version) VALUES ($1, $2, $3)`})
 	mustWrite(t, small, put("a", "a", 1))
 	err := small.Write(context.Background(), []strategy.Write{put("b", "b", 2), put("c", "c", 1<<40)})
-	if !errors.Is(err, strategy.ErrRejected) {
-		t.Fatalf("Write of a version too large for integer = %v, want ErrRejected", err)
+	if !errors.Is(err, strategy.ErrRejected) || !strings.Contains(err.Error(), "write 2 of 2") {
+		t.Fatalf("Write of a version too large for integer = %v, want ErrRejected naming write 2 of 2", err)
 	}
 	t.Logf("rejected: %v", err)
 	mustPing(t, fx.db)
