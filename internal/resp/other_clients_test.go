@@ -1,6 +1,7 @@
 package resp_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -117,5 +118,121 @@ func ensureIORedis(t *testing.T, root string) {
 		missingTool(t, "examples/node has no ioredis installed: run npm ci --prefix examples/node")
 	} else if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// ioredis's Cluster client under load while a node joins and another
+// leaves: errors are allowed during the changes, then it refreshes its
+// slot map (on MOVED replies, on the connection errors of the node that
+// left, and every slotsRefreshInterval) and every command succeeds, each
+// key sent straight to its owner.
+func TestOtherLanguagesClusterClients_FollowRingChanges(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ensureIORedis(t, root)
+	c := startCluster(t, 3, nil)
+	addrs := respAddrs(c)
+
+	cmd := exec.Command("node", "internal/resp/testdata/ioredis-ring-change.js", addrs[1])
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(root, "examples", "node", "node_modules"))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+	}()
+	read := func() string {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("the ioredis script ended; stderr:\n%s", stderr.String())
+			}
+			return l
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no answer from the ioredis script in 30 s; stderr:\n%s", stderr.String())
+			return ""
+		}
+	}
+	send := func(command string) string {
+		t.Helper()
+		if _, err := fmt.Fprintln(stdin, command); err != nil {
+			t.Fatal(err)
+		}
+		return read()
+	}
+	if l := read(); l != "ready" {
+		t.Fatalf("the ioredis script said %q; want ready", l)
+	}
+
+	// rounds waits until the load has run n more rounds, ok or failed.
+	rounds := func(n int) {
+		t.Helper()
+		var start int
+		for i := 0; ; i++ {
+			var ops, errs int
+			if l := send("ops"); func() bool { _, err := fmt.Sscanf(l, "ops %d %d", &ops, &errs); return err != nil }() {
+				t.Fatalf("the ioredis script said %q; want ops N M", l)
+			}
+			if i == 0 {
+				start = ops + errs
+			} else if ops+errs-start >= n {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	rounds(200)
+	changing := time.Now()
+	added := c.AddNode()
+	c.WaitConverged()
+	c.Stop(0)
+	c.WaitConverged()
+	took := time.Since(changing)
+	rounds(500) // and well after them, until it met what moved
+	load := send("stop")
+	t.Logf("ioredis under the changes, %v (ops, errors): %s", took.Round(time.Millisecond), load)
+
+	refreshed := time.Now()
+	for l := send("check"); l != "check ok"; l = send("check") {
+		if time.Since(refreshed) > 20*time.Second {
+			t.Fatalf("20 s after the changes ioredis still fails: %s", l)
+		}
+	}
+	t.Logf("ioredis's map was current %v after the changes", time.Since(refreshed).Round(time.Millisecond))
+	before := forwards(t, c)
+	if l := send("check"); l != "check ok" {
+		t.Fatalf("after ioredis refreshed its map: %s", l)
+	}
+	if n := forwards(t, c) - before; n != 0 {
+		t.Fatalf("%d ops forwarded after the refresh; ioredis should reach each key's owner (node %d joined, node 0 left)", n, added)
+	}
+	if _, err := fmt.Fprintln(stdin, "quit"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the ioredis script: %v; stderr:\n%s", err, stderr.String())
 	}
 }
