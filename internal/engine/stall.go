@@ -64,7 +64,10 @@ func (e *Engine) WatchStalls(after time.Duration, confirm func() (out bool)) {
 		return
 	}
 	after = max(after, minStallAfter)
-	e.stall.confirm = confirm
+	if e.stall.after.Load() != 0 {
+		return // watching already: confirm is read by checkStall
+	}
+	e.stall.confirm = confirm // published by the compare-and-swap below
 	e.stall.tick.Store(mono())
 	if !e.stall.after.CompareAndSwap(0, int64(after)) {
 		return // watching already
