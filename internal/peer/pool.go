@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -299,6 +300,22 @@ func (p *Pool) call(ctx context.Context, m ring.Member, fn func(context.Context,
 		return fmt.Errorf("%w: %s at %s: %s", ErrUnreachable, m.Name, m.Addr, msg)
 	}
 	return fmt.Errorf("%w: %s at %s: %s", ErrConnectionLost, m.Name, m.Addr, msg)
+}
+
+// Redial has the connections to members that failed to connect try again
+// at once. A member a table lists again (back from a restart at its
+// address) would otherwise fail every call fast until the end of the
+// backoff its absence built up (up to peerMaxBackoff), the replication of
+// writes that need a copy on it included: calls to a dead previous owner
+// (handoff lookups) keep a connection to its address failing meanwhile.
+func (p *Pool) Redial(members []ring.Member) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range members {
+		if cc := p.conns[m.Addr]; cc != nil && cc.GetState() == connectivity.TransientFailure {
+			cc.ResetConnectBackoff()
+		}
+	}
 }
 
 // Retain schedules the close of connections to addresses not in keep.

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
@@ -161,5 +162,47 @@ func waitState(t *testing.T, cc *grpc.ClientConn, want connectivity.State) {
 			t.Fatalf("connection is %v, want %v", s, want)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A member back at its address after a restart is dialled again when a
+// table lists it (Redial), not after the backoff its absence built up:
+// until then every call to it, replication included, would fail fast.
+func TestPool_RedialDialsAMemberBackAtOnce(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ring.Member{Name: "back", Addr: lis.Addr().String()}
+	lis.Close() // the member is down
+	// A backoff far longer than the test: only Redial can end it.
+	p := peer.New(peer.Config{Linger: time.Minute, DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff: backoff.Config{BaseDelay: time.Hour, Multiplier: 1, MaxDelay: time.Hour}, MinConnectTimeout: time.Second})}})
+	t.Cleanup(p.Close)
+	if _, err := p.Forward(ctxT(t), m, &pb.ForwardRequest{}); !errors.Is(err, peer.ErrUnreachable) {
+		t.Fatalf("Forward to a member that is down = %v, want ErrUnreachable", err)
+	}
+	cc, err := p.Conn(m.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, cc, connectivity.TransientFailure)
+
+	lis, err = net.Listen("tcp", m.Addr) // back, at the same address
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	pb.RegisterPeerServer(srv, &peerServer{forward: func(context.Context) (*pb.ForwardResponse, error) { return &pb.ForwardResponse{}, nil }})
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(lis); close(done) }()
+	t.Cleanup(func() { srv.Stop(); <-done })
+	if _, err := p.Forward(ctxT(t), m, &pb.ForwardRequest{}); !errors.Is(err, peer.ErrUnreachable) {
+		t.Fatalf("Forward before a table lists the member again = %v; want it failing fast (the test shows nothing otherwise)", err)
+	}
+	p.Redial([]ring.Member{m})
+	waitState(t, cc, connectivity.Ready)
+	if _, err := p.Forward(ctxT(t), m, &pb.ForwardRequest{}); err != nil {
+		t.Fatalf("Forward once a table lists the member again: %v", err)
 	}
 }

@@ -29,8 +29,11 @@ func (n *Node) reconcile() {
 // instead of old: the members back from a crash are merged (and
 // everything cached is dropped when the cluster routed without this node
 // meanwhile, table.LeftOut), the engine routes by r, and the peer pool
-// keeps r's members.
+// keeps r's members, dialling a returning one at once.
 func (n *Node) install(old, prev, r *ring.Ring, leftOut bool) {
+	// First: a member back at its address is dialled at once, before the
+	// merge calls it and the engine replicates to it.
+	n.peers.Redial(r.Members())
 	back := n.returning(old, r)
 	n.engine.Merge(back)
 	if leftOut {
