@@ -263,12 +263,15 @@ func (fp *fwdPipe) flush(s *fstream) {
 				n++
 				continue
 			}
-			if len(req.Ops) > 0 && (len(req.Ops)+len(c.req.Ops) > fwdMaxOps || size+c.size > fwdMaxFrameBytes) {
+			// Batches routed by another table go in a frame of their own:
+			// the owner decides by the frame's version whether to serve
+			// its ops or send them on (engine.Execute).
+			if len(req.Ops) > 0 && (len(req.Ops)+len(c.req.Ops) > fwdMaxOps || size+c.size > fwdMaxFrameBytes || c.req.TableVersion != req.TableVersion) {
 				break
 			}
 			req.From = c.req.From
 			req.Hlc = max(req.Hlc, c.req.Hlc)
-			req.TableVersion = max(req.TableVersion, c.req.TableVersion)
+			req.TableVersion = c.req.TableVersion
 			size += c.size
 			c.sent = true
 			for i, op := range c.req.Ops {

@@ -232,3 +232,49 @@ func TestForwardStream_CallerDeadline(t *testing.T) {
 	}
 	checkAnswers(t, gets("next", 2), resp)
 }
+
+// Batches routed by different tables never share a frame: the owner
+// decides by a frame's version whether to serve its ops or send them on.
+func TestForwardStream_BatchesOfTwoTablesGoInFramesOfTheirOwn(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	var mixed atomic.Int64
+	s := &streamServer{hold: func(f *pb.ForwardStreamRequest) {
+		for _, op := range f.Ops {
+			if want := fmt.Sprintf("v%d-", f.TableVersion>>16); op.GetGet().GetKey()[:len(want)] != want {
+				mixed.Add(1)
+			}
+		}
+		once.Do(func() { <-release })
+	}}
+	_, m := serveStream(t, s)
+	p := newPool(t, 0)
+	const callers = 40
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			v := uint64(1 + c%2)
+			req := gets(fmt.Sprintf("v%d-c%d", v, c), 3)
+			req.TableVersion = v<<16 | 1
+			if _, err := p.Forward(ctxT(t), m, req); err != nil {
+				t.Error(err)
+			}
+		})
+		if c == 0 {
+			for s.frames.Load() == 0 { // the first frame is in, and held
+				runtime.Gosched()
+			}
+		}
+	}
+	for p.Queued(m.Addr) < callers-1 {
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	if n := mixed.Load(); n != 0 {
+		t.Fatalf("%d ops went in a frame of another table's version", n)
+	}
+	if f := s.frames.Load(); f < 3 {
+		t.Fatalf("%d frames for batches of two tables queued behind a held one; want at least 3", f)
+	}
+}
