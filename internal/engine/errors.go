@@ -26,8 +26,9 @@ var (
 	// stopping.
 	ErrNotReady = errors.New("node not ready: it has not joined its cluster yet, or it is stopping; retry, or use another node")
 	// ErrLeftOut: the node's process was stopped past failure detection
-	// and its cluster routes by a table without it (WatchStalls).
-	ErrLeftOut = errors.New("node not ready: this process was stopped for longer than its peers take to declare it dead, and its cluster routes without it until it takes it back (about a gossip round); retry, or use another node")
+	// and its cluster routes by a table without it (WatchStalls): why it
+	// is not ready, while it sends its clients' ops to their owners.
+	ErrLeftOut = errors.New("node not ready: this process was stopped for longer than its peers take to declare it dead, and its cluster routes without it until it takes it back (about a gossip round); it sends its clients' ops to their owners meanwhile")
 	// ErrTooManyKeys: a batch is larger than Config.MaxBatch.
 	ErrTooManyKeys = errors.New("too many keys")
 	// ErrNoOp: a Pipeline or Forward op that carries no operation.

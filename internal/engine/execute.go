@@ -57,11 +57,11 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 			done(i, Result{Err: ErrNotReady})
 		}
 		return
-	} else if e.LeftOut() {
-		for i := range ops {
-			done(i, Result{Err: ErrLeftOut})
-		}
-		return
+	} else if peers := e.peersTable(r); peers != nil {
+		// Back from a stall its cluster took it out for: it owns nothing
+		// until a table takes it back, so every op goes to its owner by
+		// the table the others route by.
+		r = peers
 	}
 	var remote map[string]*batch // by owner name
 	var version uint64           // of the table the batches are routed by

@@ -18,9 +18,10 @@ import (
 // sees the gap in its own ticks and hides every cached entry before the
 // first op after the wake is served. It then asks the peers which table
 // they route by: a newer one with the node is installed before any op is
-// served; one without it makes the node refuse its clients until a table
-// takes it back, since they route its keys elsewhere and a write it took
-// as their owner would be hidden from every read served there.
+// served; under one without it the node owns nothing, and until a table
+// takes it back it sends each of its clients' ops to the key's owner by
+// that table, since a write it took as their owner would be hidden from
+// every read served there.
 
 // stallWatch is the engine's watch for stalls of its own process.
 type stallWatch struct {
@@ -29,11 +30,16 @@ type stallWatch struct {
 	mu    sync.Mutex   // one wake at a time; ops that saw the gap wait for it
 	wakes atomic.Uint64
 	// confirm asks the peers for their table after a wake, installs a
-	// newer one with this node, and reports whether theirs lacks it.
-	confirm func() (out bool)
-	// out is the table the node routed by when a wake found the cluster
-	// routing without it: while it still does, its clients are refused.
-	out atomic.Pointer[ring.Ring]
+	// newer one with this node, and returns theirs when it lacks the node.
+	confirm func() (peers *ring.Ring)
+	out     atomic.Pointer[leftOut]
+}
+
+// leftOut is what a wake found: the cluster routes by peers, a table
+// without this node, while it routed by routed. While it still does, its
+// clients' ops are routed by peers.
+type leftOut struct {
+	routed, peers *ring.Ring
 }
 
 // minStallAfter is the least gap WatchStalls takes for a stall: tests run
@@ -56,10 +62,10 @@ func mono() int64 { return int64(time.Since(monoBase)) }
 //
 // After a wake, and before any op is served, confirm (if not nil) asks the
 // peers for their table, installs a newer one that has this node, and
-// reports whether they route by one without it (table.Coordinator.Confirm):
-// then the node refuses its clients' ops (ErrLeftOut) until it routes by
-// another table.
-func (e *Engine) WatchStalls(after time.Duration, confirm func() (out bool)) {
+// returns theirs when it lacks the node (table.Coordinator.Confirm): until
+// the node routes by another table, its clients' ops go to their owners by
+// that one (Execute), and it reports not ready (Ready, LeftOut).
+func (e *Engine) WatchStalls(after time.Duration, confirm func() (peers *ring.Ring)) {
 	if after <= 0 {
 		return
 	}
@@ -120,19 +126,25 @@ func (e *Engine) checkStall() {
 	e.woke(time.Duration(now - last))
 	if s.confirm != nil {
 		r := e.ring.Load()
-		if s.confirm() {
-			s.out.Store(r) // a table installed meanwhile is another: no effect
+		if peers := s.confirm(); peers != nil {
+			s.out.Store(&leftOut{routed: r, peers: peers}) // a table installed meanwhile is another: no effect
 		}
 	}
 	s.tick.Store(mono())
 }
 
 // LeftOut reports whether a wake found the cluster routing by a table
-// without this node, and the node still routes by the one it had: it
-// refuses its clients' ops until a table takes it back.
-func (e *Engine) LeftOut() bool {
-	r := e.ring.Load()
-	return r != nil && r == e.stall.out.Load()
+// without this node, and the node still routes by the one it had: until a
+// table takes it back it owns nothing, and reports not ready.
+func (e *Engine) LeftOut() bool { return e.peersTable(e.ring.Load()) != nil }
+
+// peersTable returns the table a wake found the cluster routing by, without
+// this node, if the node still routes by r, the one it had then; else nil.
+func (e *Engine) peersTable(r *ring.Ring) *ring.Ring {
+	if o := e.stall.out.Load(); o != nil && r != nil && o.routed == r {
+		return o.peers
+	}
+	return nil
 }
 
 // Stalled makes the stall watch see the process stopped for d, as if no

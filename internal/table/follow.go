@@ -90,10 +90,11 @@ func (c *Coordinator) behind(v uint64) bool {
 // takes it back arrives, the node's own one would have it serve those keys
 // as their owner. The newest table any peer answers within followTimeout
 // is installed when it is newer than the node's and has it; Confirm
-// reports whether it lacks the node, which is then out of its cluster's
-// routing and must not serve its clients. No answer, or none newer,
-// leaves the node as it was: it cannot learn more.
-func (c *Coordinator) Confirm() (out bool) {
+// returns it when it lacks the node, which is then out of its cluster's
+// routing: it must own nothing, and send its clients' ops to their owners
+// by that table. No answer, or none newer, leaves the node as it was (nil):
+// it cannot learn more.
+func (c *Coordinator) Confirm() *ring.Ring {
 	var peers []ring.Member
 	for _, m := range c.cfg.Members.Alive() {
 		if m.Name != c.cfg.Self && m.GRPCAddr != "" {
@@ -117,14 +118,14 @@ func (c *Coordinator) Confirm() (out bool) {
 		}
 	}
 	if newest.r == nil || !c.behind(newest.r.Version()) {
-		return false
+		return nil
 	}
 	if !newest.r.Has(c.cfg.Self) {
-		c.cfg.Logger.Warn("the cluster routes by a table without this node, which it took out while this process was stopped; serving no client until a table takes it back", "version", newest.r.Version(), "members", len(newest.r.Members()))
-		return true
+		c.cfg.Logger.Warn("the cluster routes by a table without this node, which it took out while this process was stopped; sending every op to its owner by that table, and not ready, until a table takes it back", "version", newest.r.Version(), "members", len(newest.r.Members()))
+		return newest.r
 	}
 	if c.install(newest) {
 		c.publish(newest.r)
 	}
-	return false
+	return nil
 }

@@ -438,25 +438,25 @@ func TestConfirm_AWokenNodeInstallsANewerTableOrLearnsItIsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	t1 := f.routing
-	if c.Confirm() || f.routing != t1 || f.gets != 2 {
+	if c.Confirm() != nil || f.routing != t1 || f.gets != 2 {
 		t.Fatalf("peers on the node's own table: %d pulls, routing by %x; want 2 pulls, no change, not out", f.gets, f.routing.Version())
 	}
 
 	fc.alive = members("n1", "n2", "n3", "n4") // a join while n3 was stopped
 	coord.Reconcile()
-	if c.Confirm() || f.routing.Version() != fc.routing.Version() || f.version != fc.routing.Version() {
+	if c.Confirm() != nil || f.routing.Version() != fc.routing.Version() || f.version != fc.routing.Version() {
 		t.Fatalf("a newer table with the node: routing by %x, gossip %x; want %x installed, not out", f.routing.Version(), f.version, fc.routing.Version())
 	}
 
 	fc.alive = members("n1", "n2", "n4") // the cluster declared n3 dead
 	coord.Reconcile()
 	t2 := f.routing
-	if !c.Confirm() || f.routing != t2 {
-		t.Fatalf("a newer table without the node: routing by %x; want out, and its own table kept", f.routing.Version())
+	if peers := c.Confirm(); peers == nil || peers.Version() != fc.routing.Version() || f.routing != t2 {
+		t.Fatalf("a newer table without the node: got %v, routing by %x; want theirs, %x, and its own table kept", peers, f.routing.Version(), fc.routing.Version())
 	}
 
 	delete(f.others, "n1")
-	if c.Confirm() || f.routing != t2 {
+	if c.Confirm() != nil || f.routing != t2 {
 		t.Fatal("no member answers: want the node as it was, not out")
 	}
 }

@@ -49,11 +49,11 @@ func (n *Node) install(old, prev, r *ring.Ring, leftOut bool) {
 // confirmTable asks the peers, after a stall of this process, for the
 // table they route by (engine.WatchStalls), and reports NOT_SERVING when
 // they route without this node, until a table takes it back (install).
-func (n *Node) confirmTable() (out bool) {
-	if out = n.table.Confirm(); out {
+func (n *Node) confirmTable() (peers *ring.Ring) {
+	if peers = n.table.Confirm(); peers != nil {
 		n.notServing()
 	}
-	return out
+	return peers
 }
 
 // gossip is the membership the table protocol reads, once it exists.
