@@ -115,24 +115,13 @@ func TestTable_ANodeForwardedToByANewerTableRoutesByItFirst(t *testing.T) {
 // another member. Served there, a write would be hidden from the reads the
 // key's owner serves from its cache; the op goes on to that owner instead.
 func TestTable_AForwardFromASenderBehindGoesOnToTheOwnerByTheNewerTable(t *testing.T) {
-	db := clustertest.NewFakeDB()
 	ns := "wt"
-	c := clustertest.Start(t, 3, clustertest.Options{Namespaces: []node.NamespaceSpec{{
-		Policy: strategy.Policy{Name: ns, Read: strategy.ReadThrough, Write: strategy.WriteThrough, TTL: time.Hour, MaxKeyBytes: 256, MaxValueBytes: 1 << 16},
-		Loader: db, Writer: db,
-	}}})
+	c, db := writeThroughCluster(t, ns)
 	t1 := sameTables(t, c)
 	key := keyOwnedBy(t, c, ns, 2)
 	db.Put(key, []byte("row"))
 	ctx := ctxT(t)
-	get := func(i int) string {
-		t.Helper()
-		r, err := c.Cache(i).Get(ctx, &pb.GetRequest{Namespace: ns, Key: key})
-		if err != nil {
-			t.Fatalf("Get through node %d: %v", i, err)
-		}
-		return string(r.Value)
-	}
+	get := getThrough(t, c, ns, key)
 	if v := get(2); v != "row" { // cached on its owner n3
 		t.Fatalf("Get through n3 = %q; want the row", v)
 	}
@@ -217,26 +206,15 @@ func TestStall_AWokenNodeReadsAPeersPendingWriteOfItsKey(t *testing.T) {
 // reports not ready (NotReady, health NOT_SERVING) until a table takes it
 // back.
 func TestStall_AWokenNodeTheClusterLeftOutSendsItsClientsOpsToTheirOwners(t *testing.T) {
-	db := clustertest.NewFakeDB()
 	ns := "wt"
-	c := clustertest.Start(t, 3, clustertest.Options{Namespaces: []node.NamespaceSpec{{
-		Policy: strategy.Policy{Name: ns, Read: strategy.ReadThrough, Write: strategy.WriteThrough, TTL: time.Hour, MaxKeyBytes: 256, MaxValueBytes: 1 << 16},
-		Loader: db, Writer: db,
-	}}})
+	c, _ := writeThroughCluster(t, ns)
 	key := keyOwnedBy(t, c, ns, 2)
 	ctx := ctxT(t)
 	set := func(i int, v string) error {
 		_, err := c.Cache(i).Set(ctx, &pb.SetRequest{Namespace: ns, Key: key, Value: []byte(v)})
 		return err
 	}
-	get := func(i int) string {
-		t.Helper()
-		r, err := c.Cache(i).Get(ctx, &pb.GetRequest{Namespace: ns, Key: key})
-		if err != nil {
-			t.Fatalf("Get through node %d: %v", i, err)
-		}
-		return string(r.Value)
-	}
+	get := getThrough(t, c, ns, key)
 	if err := set(2, "before"); err != nil {
 		t.Fatal(err)
 	}
@@ -294,3 +272,28 @@ func TestStall_AWokenNodeTheClusterLeftOutSendsItsClientsOpsToTheirOwners(t *tes
 // newerCounter reports whether table version a counts past b (the low 16
 // bits name the author).
 func newerCounter(a, b uint64) bool { return a>>16 > b>>16 }
+
+// writeThroughCluster starts 3 nodes serving ns, read-through and
+// write-through on a fake database, and returns them with it.
+func writeThroughCluster(t *testing.T, ns string) (*clustertest.Cluster, *clustertest.FakeDB) {
+	t.Helper()
+	db := clustertest.NewFakeDB()
+	c := clustertest.Start(t, 3, clustertest.Options{Namespaces: []node.NamespaceSpec{{
+		Policy: strategy.Policy{Name: ns, Read: strategy.ReadThrough, Write: strategy.WriteThrough, TTL: time.Hour, MaxKeyBytes: 256, MaxValueBytes: 1 << 16},
+		Loader: db, Writer: db,
+	}}})
+	return c, db
+}
+
+// getThrough returns a Get of key in ns through node i, which fails the
+// test on an error.
+func getThrough(t *testing.T, c *clustertest.Cluster, ns, key string) func(i int) string {
+	return func(i int) string {
+		t.Helper()
+		r, err := c.Cache(i).Get(ctxT(t), &pb.GetRequest{Namespace: ns, Key: key})
+		if err != nil {
+			t.Fatalf("Get through node %d: %v", i, err)
+		}
+		return string(r.Value)
+	}
+}
