@@ -138,6 +138,17 @@ func (e *Engine) checkStall() {
 // table takes it back it owns nothing, and reports not ready.
 func (e *Engine) LeftOut() bool { return e.peersTable(e.ring.Load()) != nil }
 
+// Routing returns the table the node routes its clients' ops by: its own,
+// or while a wake found it left out (LeftOut), the one its peers route by,
+// in which it owns nothing. The Redis door shows cluster clients this one.
+func (e *Engine) Routing() *ring.Ring {
+	r := e.ring.Load()
+	if peers := e.peersTable(r); peers != nil {
+		return peers
+	}
+	return r
+}
+
 // peersTable returns the table a wake found the cluster routing by, without
 // this node, if the node still routes by r, the one it had then; else nil.
 func (e *Engine) peersTable(r *ring.Ring) *ring.Ring {

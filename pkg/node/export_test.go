@@ -3,6 +3,7 @@ package node
 import (
 	"time"
 
+	"github.com/ringcache/ringcache/internal/resp"
 	"github.com/ringcache/ringcache/pkg/ring"
 	pb "github.com/ringcache/ringcache/proto/ringcache/v1"
 )
@@ -19,6 +20,9 @@ func (n *Node) UnpinRing() {
 
 // Stalled makes the node's stall watch see its process stopped for d.
 func (n *Node) Stalled(d time.Duration) { n.engine.Stalled(d) }
+
+// RESPView is the cluster as the node's Redis door shows it.
+func (n *Node) RESPView() *resp.View { return n.respView() }
 
 // RoutingKey exposes the key the ring hashes.
 func RoutingKey(ns, key string) string { return ring.Key(ns, key) }

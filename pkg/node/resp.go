@@ -142,7 +142,7 @@ func (n *Node) listenRESP() error {
 // another address, say), and served from memory otherwise: it is read on
 // every command of a cluster-aware connection.
 func (n *Node) respView() *resp.View {
-	r := n.engine.Ring()
+	r := n.engine.Routing() // a node back from a stall, left out, owns nothing
 	if r == nil {
 		return nil
 	}

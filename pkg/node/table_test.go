@@ -248,6 +248,17 @@ func TestStall_AWokenNodeTheClusterLeftOutSendsItsClientsOpsToTheirOwners(t *tes
 	if err != nil || h.Status != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("n3's health = %v, %v; want NOT_SERVING", h, err)
 	}
+	// Its Redis door shows cluster clients the peers' table: every slot
+	// owned by n1 or n2, so they are sent there (MOVED).
+	v := c.Node(2).RESPView()
+	if v == nil || v.Version != without.Version() {
+		t.Fatalf("n3's Redis door shows table %v; want the peers' %x", v, without.Version())
+	}
+	for _, r := range v.Ranges {
+		if r.Owner.Name == clustertest.NodeName(2) {
+			t.Fatalf("n3's Redis door shows slots %d-%d as its own", r.Start, r.End)
+		}
+	}
 
 	// The coordinator computes a table with n3 again: n3 installs it and
 	// serves, without what it cached before.
@@ -274,14 +285,15 @@ func TestStall_AWokenNodeTheClusterLeftOutSendsItsClientsOpsToTheirOwners(t *tes
 func newerCounter(a, b uint64) bool { return a>>16 > b>>16 }
 
 // writeThroughCluster starts 3 nodes serving ns, read-through and
-// write-through on a fake database, and returns them with it.
+// write-through on a fake database, their Redis doors open, and returns
+// them with it.
 func writeThroughCluster(t *testing.T, ns string) (*clustertest.Cluster, *clustertest.FakeDB) {
 	t.Helper()
 	db := clustertest.NewFakeDB()
 	c := clustertest.Start(t, 3, clustertest.Options{Namespaces: []node.NamespaceSpec{{
 		Policy: strategy.Policy{Name: ns, Read: strategy.ReadThrough, Write: strategy.WriteThrough, TTL: time.Hour, MaxKeyBytes: 256, MaxValueBytes: 1 << 16},
 		Loader: db, Writer: db,
-	}}})
+	}}, Configure: func(_ int, cfg *node.Config) { cfg.RESP = node.RESPConfig{Addr: "127.0.0.1:0", DefaultNamespace: ns} }})
 	return c, db
 }
 
