@@ -69,7 +69,6 @@ var mapping = []struct {
 	{peer.ErrConnectionLost, codes.Unavailable, reason.OwnerConnectionLost},
 	{strategy.ErrBackend, codes.Unavailable, reason.BackendUnavailable},
 	{ErrNotReady, codes.Unavailable, reason.NodeNotReady},
-	{ErrLeftOut, codes.Unavailable, reason.NodeNotReady},
 	{strategy.ErrClosed, codes.Unavailable, reason.NodeNotReady},
 	{peer.ErrClosed, codes.Unavailable, reason.NodeNotReady},
 	{strategy.ErrNoBackend, codes.FailedPrecondition, reason.NoBackend},

@@ -40,6 +40,7 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 		}()
 		f()
 	}
+	cur := e.ring.Load()
 	var r *ring.Ring // nil for forwarded ops this node serves whatever its table says
 	if c.Forwarded {
 		e.stats.forwardedIn.Add(uint64(len(ops)))
@@ -47,10 +48,10 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 		// an op of a partition another member owns now goes on to it,
 		// where a write is seen by the reads served there (versions only
 		// grow along the way, so it never comes back).
-		if cur := e.ring.Load(); cur != nil && c.TableVersion != 0 && ring.NewerVersion(cur.Version(), c.TableVersion) {
+		if cur != nil && c.TableVersion != 0 && ring.NewerVersion(cur.Version(), c.TableVersion) {
 			r = cur
 		}
-	} else if r = e.ring.Load(); r == nil || !e.ready.Load() {
+	} else if r = cur; r == nil || !e.ready.Load() {
 		// Not joined yet. A draining node still serves what reaches it
 		// until its server stops: it is in its peers' rings until it leaves.
 		for i := range ops {
@@ -65,7 +66,7 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 	}
 	var remote map[string]*batch // by owner name
 	var version uint64           // of the table the batches are routed by
-	if routed := cmp.Or(r, e.ring.Load()); routed != nil {
+	if routed := cmp.Or(r, cur); routed != nil {
 		version = routed.Version()
 	}
 	for i := range ops {

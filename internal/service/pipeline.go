@@ -63,6 +63,9 @@ func (s *Services) pipeline(ctx context.Context, stream frames, caller engine.Ca
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := &pipe{s: s, ctx: ctx, caller: caller, stream: stream, sendFailed: make(chan struct{}), waiting: make(chan struct{}, pipelineMaxWaiting)}
+	if t, ok := stream.(interface{ tableVersion() uint64 }); ok {
+		p.tableVersion = t.tableVersion // a peer's forwarding stream
+	}
 	p.outTaken = sync.NewCond(&p.outMu)
 	recvDone := make(chan error, 1)
 	go func() { recvDone <- p.recvLoop() }()
@@ -100,6 +103,9 @@ type pipe struct {
 	s      *Services
 	ctx    context.Context
 	caller engine.Caller
+	// tableVersion, for a peer's forwarding stream, is the version of the
+	// table the sender routed the frame read last by; nil for a client's.
+	tableVersion func() uint64
 
 	// mu orders frame processing against stop: once stopped is set, no
 	// further op starts.
@@ -156,8 +162,8 @@ func (p *pipe) recvLoop() error {
 		p.s.stats.frames.Add(1)
 		p.s.stats.ops.Add(uint64(len(req.Ops)))
 		caller := p.caller
-		if t, ok := p.stream.(interface{ tableVersion() uint64 }); ok {
-			caller.TableVersion = t.tableVersion() // a peer's forwarding stream
+		if p.tableVersion != nil {
+			caller.TableVersion = p.tableVersion()
 		}
 		p.serve(caller, req.Ops)
 		p.mu.Unlock()

@@ -68,7 +68,7 @@ func (c *Coordinator) followPull(m ring.Member, done chan struct{}) {
 func (c *Coordinator) alive(name string) (ring.Member, bool) {
 	for _, m := range c.cfg.Members.Alive() {
 		if m.Name == name && m.GRPCAddr != "" {
-			return ring.Member{Name: m.Name, Addr: m.GRPCAddr}, true
+			return member(m), true
 		}
 	}
 	return ring.Member{}, false
@@ -98,7 +98,7 @@ func (c *Coordinator) Confirm() *ring.Ring {
 	var peers []ring.Member
 	for _, m := range c.cfg.Members.Alive() {
 		if m.Name != c.cfg.Self && m.GRPCAddr != "" {
-			peers = append(peers, ring.Member{Name: m.Name, Addr: m.GRPCAddr})
+			peers = append(peers, member(m))
 		}
 	}
 	tables := make([]table, len(peers))
@@ -124,8 +124,6 @@ func (c *Coordinator) Confirm() *ring.Ring {
 		c.cfg.Logger.Warn("the cluster routes by a table without this node, which it took out while this process was stopped; sending every op to its owner by that table, and not ready, until a table takes it back", "version", newest.r.Version(), "members", len(newest.r.Members()))
 		return newest.r
 	}
-	if c.install(newest) {
-		c.publish(newest.r)
-	}
+	c.adopt(newest)
 	return nil
 }

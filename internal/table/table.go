@@ -167,7 +167,7 @@ func (c *Coordinator) Reconcile() {
 	}
 	c.setCurrent(false)
 	if coord.TableVersion != 0 {
-		c.pull(ring.Member{Name: coord.Name, Addr: coord.GRPCAddr}, coord.Name)
+		c.pull(member(coord), coord.Name)
 	}
 }
 
@@ -181,14 +181,14 @@ func (c *Coordinator) coordinate(alive []membership.Member) {
 	// other side's table may have the higher version. It is fetched, not
 	// installed: it may lack this node or members alive here.
 	if holder, v := newestHolder(alive); holder.Name != "" && holder.Name != c.cfg.Self && (cur == nil || newer(v, cur.Version())) {
-		if t, ok := c.fetch(ring.Member{Name: holder.Name, Addr: holder.GRPCAddr}, tableTimeout); ok && (cur == nil || newer(t.r.Version(), cur.Version())) {
+		if t, ok := c.fetch(member(holder), tableTimeout); ok && (cur == nil || newer(t.r.Version(), cur.Version())) {
 			base = t
 		}
 	}
 	var ms []ring.Member
 	for _, m := range alive {
 		if m.GRPCAddr != "" && !m.Since.IsZero() {
-			ms = append(ms, ring.Member{Name: m.Name, Addr: m.GRPCAddr})
+			ms = append(ms, member(m))
 		}
 	}
 	if base.r != nil && sameMembers(base.r.Members(), ms) {
@@ -282,6 +282,16 @@ func (c *Coordinator) install(t table) bool {
 	return true
 }
 
+// adopt installs t, when it may, and tells the cluster.
+func (c *Coordinator) adopt(t table) {
+	if c.install(t) {
+		c.publish(t.r)
+	}
+}
+
+// member is m as a table names it: by its gRPC address.
+func member(m membership.Member) ring.Member { return ring.Member{Name: m.Name, Addr: m.GRPCAddr} }
+
 // publish tells the cluster, in gossip, which table this node routes by.
 func (c *Coordinator) publish(r *ring.Ring) {
 	if err := c.cfg.Members.SetTableVersion(r.Version(), metaTimeout); err != nil && !c.cfg.Closing() {
@@ -307,9 +317,7 @@ func (c *Coordinator) pull(from ring.Member, coord string) {
 	if !ok {
 		return
 	}
-	if c.install(t) {
-		c.publish(t.r)
-	}
+	c.adopt(t)
 	if coord != "" {
 		c.setCurrent(c.routes(t.r.Version()))
 	}
@@ -356,9 +364,7 @@ func (c *Coordinator) Receive(t *pb.Table) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if c.install(got) {
-		c.publish(got.r)
-	}
+	c.adopt(got)
 	if coord, ok := coordinator(c.cfg.Members.Alive()); ok && coord.Name != c.cfg.Self {
 		c.setCurrent(c.routes(got.r.Version()))
 	}
