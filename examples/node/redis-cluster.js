@@ -57,6 +57,10 @@ async function main() {
   const cluster = new Cluster([{ host: opts.addr.slice(0, sep), port }], {
     redisOptions: { password: opts.password || undefined, commandTimeout: 5000 },
     clusterRetryStrategy: () => null, // fail rather than retry forever
+    // ioredis's command connections never send a cluster command, so a
+    // ringcache node forwards keys that moved in a ring change rather than
+    // answer MOVED; reload the map every 2 s to follow it (docs/resp.md).
+    slotsRefreshInterval: 2000,
   });
   cluster.on('error', () => {}); // a failed command reports it; no "Unhandled error event" noise
   let failed = false;

@@ -9,22 +9,25 @@
 //   check  SET and GET 50 fresh keys; print "check ok", or "check FAIL why"
 //   quit   exit 0
 //
-// It prints "ready" once it has read the slot map. Run with NODE_PATH set to
-// examples/node/node_modules (npm ci --prefix examples/node).
+// It prints "ready" once it has read the slot map. A second argument, if
+// not 0, sets ioredis's slotsRefreshInterval in milliseconds (by default
+// ioredis reloads its map only on MOVED and connection errors). Run with
+// NODE_PATH set to examples/node/node_modules (npm ci --prefix examples/node).
 'use strict';
 
 const readline = require('node:readline');
 const { Cluster } = require('ioredis');
 
 const [host, port] = (process.argv[2] || '').split(':');
-if (!host || !port) {
-  console.error('usage: node ioredis-ring-change.js HOST:PORT');
+const refresh = Number(process.argv[3] || 0);
+if (!host || !port || !Number.isInteger(refresh) || refresh < 0) {
+  console.error('usage: node ioredis-ring-change.js HOST:PORT [SLOTS_REFRESH_MS]');
   process.exit(2);
 }
 
-const cluster = new Cluster([{ host, port: Number(port) }], {
-  redisOptions: { commandTimeout: 2000 },
-});
+const options = { redisOptions: { commandTimeout: 2000 } };
+if (refresh > 0) options.slotsRefreshInterval = refresh;
+const cluster = new Cluster([{ host, port: Number(port) }], options);
 cluster.on('error', () => {}); // a failed command reports it
 
 let round = 0;
