@@ -37,7 +37,8 @@
 #      prints the save and appendonly settings.
 #   Beside every run: the servers' CPU time per operation (utime+stime from
 #   /proc/PID/stat, the three nodes or the three Redis Cluster shards
-#   summed), the steadier figure on a shared machine; the client's (from
+#   summed), the steadier figure on a shared machine; their read and write
+#   system calls per operation (syscr and syscw from /proc/PID/io); the client's (from
 #   /usr/bin/time: ringcachectl with the ringcachectl-bench it runs and waits
 #   for, or redis-benchmark), since on two cores the client competes with the
 #   servers; and for runs against ringcache, the operations the nodes
@@ -49,7 +50,7 @@
 # and prints a summary with the ringcache/Redis ratios. Every result is also
 # kept in $OUT (default bench-results/): JSON or CSV, and NAME.cpu (server
 # ticks and ticks per second), NAME.client (client user and system seconds),
-# NAME.fwd (forwards).
+# NAME.sys (server read and write system calls), NAME.fwd (forwards).
 #
 # The three nodes share this machine's cores with Redis and the load
 # generator; each node runs with GOMAXPROCS=$NODE_GOMAXPROCS (default 1), as
@@ -222,6 +223,16 @@ cpu_ticks() {
 	done
 	echo "$total"
 }
+# io_calls PID... prints the read-type and write-type system calls
+# (syscr, syscw from /proc/PID/io) the processes have made.
+io_calls() {
+	local pid r=0 w=0
+	for pid in "$@"; do
+		r=$((r + $(awk '/^syscr:/ {print $2}' "/proc/$pid/io")))
+		w=$((w + $(awk '/^syscw:/ {print $2}' "/proc/$pid/io")))
+	done
+	echo "$r $w"
+}
 # server_pids NAME: the server processes a run named NAME loads.
 server_pids() {
 	case $1 in
@@ -239,17 +250,23 @@ forwards() {
 # measure NAME COMMAND...: runs COMMAND, its output to $OUT/NAME.out, and
 # keeps the server CPU it caused in NAME.cpu ("ticks ticks-per-second"), the
 # client's (COMMAND and the children it waited for: user and system seconds)
-# in NAME.client and, for runs against ringcache, the nodes' forwards in
+# in NAME.client, the servers' read and write system calls in NAME.sys
+# ("reads writes") and, for runs against ringcache, the nodes' forwards in
 # NAME.fwd.
 measure() {
-	local name=$1 before fwd=
+	local name=$1 before fwd= io_before io_after
 	shift
 	case $name in redis* | rb-redis* | solo*) ;; *) fwd=$(forwards) ;; esac
 	# shellcheck disable=SC2046
 	before=$(cpu_ticks $(server_pids "$name"))
+	# shellcheck disable=SC2046
+	io_before=$(io_calls $(server_pids "$name"))
 	/usr/bin/time -f '%U %S' -o "$OUT/$name.client" "$@" >"$OUT/$name.out"
 	# shellcheck disable=SC2046
 	echo $(($(cpu_ticks $(server_pids "$name")) - before)) "$(getconf CLK_TCK)" >"$OUT/$name.cpu"
+	# shellcheck disable=SC2046
+	io_after=$(io_calls $(server_pids "$name"))
+	echo $((${io_after% *} - ${io_before% *})) $((${io_after#* } - ${io_before#* })) >"$OUT/$name.sys"
 	if [ -n "$fwd" ]; then echo $(($(forwards) - fwd)) >"$OUT/$name.fwd"; fi
 }
 bench() { # name args...
@@ -259,7 +276,7 @@ bench() { # name args...
 	measure "$name.$round" "$CTL" --addr "$ADDR" bench --progress=false --duration "$DURATION" --namespace bench -o json "$@"
 	mv "$OUT/$name.$round.out" "$OUT/$name.$round.json"
 }
-rm -f "$OUT"/*.json "$OUT"/*.cpu "$OUT"/*.csv "$OUT"/*.client "$OUT"/*.fwd "$OUT"/*.out
+rm -f "$OUT"/*.json "$OUT"/*.cpu "$OUT"/*.csv "$OUT"/*.client "$OUT"/*.fwd "$OUT"/*.sys "$OUT"/*.out
 # Rounds interleave the targets, so a slow moment of the machine does not
 # fall on one target only; the summary reports each run's median round.
 for round in $(seq 1 "$REPEAT"); do

@@ -60,6 +60,12 @@ def client_us_per_op(name, r):
     return 1e6 * (pair[0] + pair[1]) / ops if pair and ops else None
 
 
+def syscalls_per_op(name, r):
+    """The servers' read and write system calls per operation of run r, or None."""
+    pair, ops = read_pair(os.path.join(out, f"{name}.{r['_round']}.sys")), run_ops(r)
+    return (pair[0] + pair[1]) / ops if pair and ops else None
+
+
 def forwards_per_op(name, r):
     """Operations the nodes forwarded per operation of run r, or None."""
     path = os.path.join(out, f"{name}.{r['_round']}.fwd")
@@ -86,8 +92,9 @@ print(" Redis Cluster through rueidis in cluster mode; resp: ringcache's RESP do
 print(" standalone at node 1; resp-cluster: rueidis in cluster mode; solo, solo-resp: one node on")
 print(" its own, through the Go client and through its RESP door with rueidis. srv CPU: server CPU")
 print(" microseconds per operation, the three nodes or shards summed; cli CPU: the load generator's;")
-print(" fwd/op: operations the nodes forwarded to an owner, per operation)")
-print(f"{'run':<34}{'ops/s':>9}{'p50 us':>8}{'p99 us':>8}{'srv CPU':>8}{'cli CPU':>8}{'fwd/op':>7}{'errors':>7}{'calls/frame':>12}   rounds")
+print(" srv sc/op: the servers' read and write system calls per operation; fwd/op: operations the")
+print(" nodes forwarded to an owner, per operation)")
+print(f"{'run':<34}{'ops/s':>9}{'p50 us':>8}{'p99 us':>8}{'srv CPU':>8}{'cli CPU':>8}{'sc/op':>7}{'fwd/op':>7}{'errors':>7}{'calls/frame':>12}   rounds")
 TARGETS = ("ringcache", "ringcache-unary", "redis", "redis-goredis", "redis-cluster", "resp", "resp-cluster",
            "solo", "solo-resp")
 for mix in ("0.9", "1.0", "1caller"):
@@ -103,6 +110,7 @@ for mix in ("0.9", "1.0", "1caller"):
         fwd = forwards_per_op(name, r)
         print(f"{label:<34}{r['ops_per_sec']:>9.0f}{r['p50_us']:>8.0f}{r['p99_us']:>8.0f}"
               f"{fmt_cpu(cpu_us_per_op(name, r)):>8}{fmt_cpu(client_us_per_op(name, r)):>8}"
+              f"{f'{sc:.2f}' if (sc := syscalls_per_op(name, r)) is not None else '-':>7}"
               f"{f'{fwd:.2f}' if fwd is not None else '-':>7}{errors:>7}{per_frame:>12}   [{each}]")
 
 
