@@ -47,9 +47,16 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 		// A sender behind this node's table routed by one it has replaced:
 		// an op of a partition another member owns now goes on to it,
 		// where a write is seen by the reads served there (versions only
-		// grow along the way, so it never comes back).
-		if cur != nil && c.TableVersion != 0 && ring.NewerVersion(cur.Version(), c.TableVersion) {
-			r = cur
+		// grow along the way, so it never comes back). A node a wake found
+		// left out compares with its peers' table, in which it owns
+		// nothing: a sender still on the table it had sends it ops it
+		// must not serve.
+		newest := cur
+		if peers := e.peersTable(cur); peers != nil {
+			newest = peers
+		}
+		if newest != nil && c.TableVersion != 0 && ring.NewerVersion(newest.Version(), c.TableVersion) {
+			r = newest
 		}
 	} else if r = cur; r == nil || !e.ready.Load() {
 		// Not joined yet. A draining node still serves what reaches it
@@ -68,6 +75,12 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 	var version uint64           // of the table the batches are routed by
 	if routed := cmp.Or(r, cur); routed != nil {
 		version = routed.Version()
+	}
+	if c.Forwarded && ring.NewerVersion(c.TableVersion, version) {
+		// Sent on by a leaving node that handed the key over (below), the
+		// op keeps the newer version it came with: versions never go down
+		// along a forward's hops.
+		version = c.TableVersion
 	}
 	for i := range ops {
 		guarded(i, func() {

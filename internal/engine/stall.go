@@ -29,10 +29,20 @@ type stallWatch struct {
 	tick  atomic.Int64 // monotonic nanoseconds of the last tick or wake
 	mu    sync.Mutex   // one wake at a time; ops that saw the gap wait for it
 	wakes atomic.Uint64
-	// confirm asks the peers for their table after a wake, installs a
-	// newer one with this node, and returns theirs when it lacks the node.
-	confirm func() (peers *ring.Ring)
-	out     atomic.Pointer[leftOut]
+	wake  StallHooks
+	out   atomic.Pointer[leftOut]
+}
+
+// StallHooks are what a node does after a wake (WatchStalls), before any
+// op is served.
+type StallHooks struct {
+	// Confirm asks the peers for their table, installs a newer one that
+	// has this node, and returns theirs when it lacks the node
+	// (table.Coordinator.Confirm).
+	Confirm func() (peers *ring.Ring)
+	// LeftOut is called once Confirm's answer has made the node left out
+	// (LeftOut, Ready false): the node reports not serving from then on.
+	LeftOut func()
 }
 
 // leftOut is what a wake found: the cluster routes by peers, a table
@@ -60,20 +70,21 @@ func mono() int64 { return int64(time.Since(monoBase)) }
 // never taken out of its peers' tables, and only pays a cold cache. It
 // takes at least minStallAfter; 0 or less does nothing.
 //
-// After a wake, and before any op is served, confirm (if not nil) asks the
-// peers for their table, installs a newer one that has this node, and
-// returns theirs when it lacks the node (table.Coordinator.Confirm): until
-// the node routes by another table, its clients' ops go to their owners by
-// that one (Execute), and it reports not ready (Ready, LeftOut).
-func (e *Engine) WatchStalls(after time.Duration, confirm func() (peers *ring.Ring)) {
+// After a wake, and before any op is served, hooks.Confirm (if not nil)
+// asks the peers for their table, installs a newer one that has this node,
+// and returns theirs when it lacks the node (table.Coordinator.Confirm):
+// until the node routes by another table, its clients' ops go to their
+// owners by that one (Execute), and it reports not ready (Ready, LeftOut),
+// which hooks.LeftOut (if not nil) is told.
+func (e *Engine) WatchStalls(after time.Duration, hooks StallHooks) {
 	if after <= 0 {
 		return
 	}
 	after = max(after, minStallAfter)
 	if e.stall.after.Load() != 0 {
-		return // watching already: confirm is read by checkStall
+		return // watching already: the hooks are read by checkStall
 	}
-	e.stall.confirm = confirm // published by the compare-and-swap below
+	e.stall.wake = hooks // published by the compare-and-swap below
 	e.stall.tick.Store(mono())
 	if !e.stall.after.CompareAndSwap(0, int64(after)) {
 		return // watching already
@@ -124,10 +135,13 @@ func (e *Engine) checkStall() {
 		return // the watch, or another op, saw this gap
 	}
 	e.woke(time.Duration(now - last))
-	if s.confirm != nil {
+	if s.wake.Confirm != nil {
 		r := e.ring.Load()
-		if peers := s.confirm(); peers != nil {
+		if peers := s.wake.Confirm(); peers != nil {
 			s.out.Store(&leftOut{routed: r, peers: peers}) // a table installed meanwhile is another: no effect
+			if s.wake.LeftOut != nil {
+				s.wake.LeftOut() // after the Store: a health update racing it then reads not ready
+			}
 		}
 	}
 	s.tick.Store(mono())

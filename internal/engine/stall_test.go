@@ -24,7 +24,7 @@ func TestStall_AnOpAfterAStallServesNothingCachedBeforeIt(t *testing.T) {
 	e.SetReady()
 	ns, _ := e.Namespace("users")
 	mustGetValue(t, ns, key(1), "db-"+key(1))
-	e.WatchStalls(time.Second, nil) // taken as minStallAfter
+	e.WatchStalls(time.Second, StallHooks{}) // taken as minStallAfter
 	if got := time.Duration(e.stall.after.Load()); got != minStallAfter {
 		t.Fatalf("watching for stalls of %s, want the floor %s", got, minStallAfter)
 	}

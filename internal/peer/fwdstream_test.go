@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -261,14 +262,10 @@ func TestForwardStream_BatchesOfTwoTablesGoInFramesOfTheirOwn(t *testing.T) {
 			}
 		})
 		if c == 0 {
-			for s.frames.Load() == 0 { // the first frame is in, and held
-				runtime.Gosched()
-			}
+			spin(t, "the first frame in, and held", func() bool { return s.frames.Load() > 0 })
 		}
 	}
-	for p.Queued(m.Addr) < callers-1 {
-		runtime.Gosched()
-	}
+	spin(t, "every other caller's batch queued", func() bool { return p.Queued(m.Addr) >= callers-1 })
 	close(release)
 	wg.Wait()
 	if n := mixed.Load(); n != 0 {
@@ -276,5 +273,19 @@ func TestForwardStream_BatchesOfTwoTablesGoInFramesOfTheirOwn(t *testing.T) {
 	}
 	if f := s.frames.Load(); f < 3 {
 		t.Fatalf("%d frames for batches of two tables queued behind a held one; want at least 3", f)
+	}
+}
+
+// spin yields until cond holds, and fails the test after 10 s (a forward
+// that failed would otherwise leave it spinning until the test binary's
+// timeout).
+func spin(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10 s: %s", what)
+		}
+		runtime.Gosched()
 	}
 }

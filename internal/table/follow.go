@@ -20,8 +20,8 @@ import (
 // failed, or followTimeout passed (an install walks the cache, which a
 // large one makes slow; it goes on in the background): the ops are served
 // either way. A version is pulled for at most once — a table without this
-// node is refused, and not asked for again — and concurrent callers wait
-// for one pull. A version no newer than the node's costs one atomic load.
+// node is refused, and not asked for again — unless the member asked
+// answered with an older table, and concurrent callers wait for one pull. A version no newer than the node's costs one atomic load.
 func (c *Coordinator) Follow(from string, v uint64) {
 	if !c.behind(v) {
 		return
@@ -31,7 +31,7 @@ func (c *Coordinator) Follow(from string, v uint64) {
 		c.follow.Unlock()
 		return
 	}
-	if newer(v, c.followed) {
+	if miss := c.followMissed.Load(); newer(v, c.followed) || (miss != nil && miss.version == v && miss.from != from) {
 		m, ok := c.alive(from)
 		if !ok {
 			c.follow.Unlock()
@@ -39,7 +39,8 @@ func (c *Coordinator) Follow(from string, v uint64) {
 		}
 		done := make(chan struct{})
 		c.followed, c.following = v, done
-		c.cfg.Go(func() { c.followPull(m, done) })
+		c.followMissed.Store(nil)
+		c.cfg.Go(func() { c.followPull(m, v, done) })
 	}
 	done := c.following
 	c.follow.Unlock()
@@ -51,11 +52,18 @@ func (c *Coordinator) Follow(from string, v uint64) {
 	}
 }
 
-// followPull pulls m's table for Follow and installs it, closing done
-// once the node routes by it, or the pull failed.
-func (c *Coordinator) followPull(m ring.Member, done chan struct{}) {
+// followPull pulls m's table for Follow(v) and installs it, closing done
+// once the node routes by it, or the pull failed. A table older than v
+// leaves v to be pulled from another member that forwards by it: m
+// forwarded by a table it does not route by itself (a node a wake found
+// left out routes its clients' ops by its peers' table, and answers with
+// its own).
+func (c *Coordinator) followPull(m ring.Member, v uint64, done chan struct{}) {
 	t, ok := c.fetch(m, followTimeout)
 	installed := ok && c.install(t)
+	if ok && newer(v, t.r.Version()) {
+		c.followMissed.Store(&followMiss{version: v, from: m.Name})
+	}
 	close(done) // before the gossip update, which may take a while
 	if installed {
 		c.cfg.Logger.Debug("partition table pulled from a peer that forwarded by it", "from", m.Name, "version", t.r.Version())
@@ -112,10 +120,18 @@ func (c *Coordinator) Confirm() *ring.Ring {
 	}
 	wg.Wait()
 	var newest table
+	answered := 0
 	for _, t := range tables {
-		if t.r != nil && (newest.r == nil || newer(t.r.Version(), newest.r.Version())) {
+		if t.r == nil {
+			continue
+		}
+		answered++
+		if newest.r == nil || newer(t.r.Version(), newest.r.Version()) {
 			newest = t
 		}
+	}
+	if answered == 0 && len(peers) > 0 && !c.cfg.Closing() {
+		c.cfg.Logger.Warn("after this process was stopped, no peer answered for its partition table; serving by this node's own, which its peers may have replaced", "peers", len(peers), "waited", followTimeout)
 	}
 	if newest.r == nil || !c.behind(newest.r.Version()) {
 		return nil
@@ -124,6 +140,15 @@ func (c *Coordinator) Confirm() *ring.Ring {
 		c.cfg.Logger.Warn("the cluster routes by a table without this node, which it took out while this process was stopped; sending every op to its owner by that table, and not ready, until a table takes it back", "version", newest.r.Version(), "members", len(newest.r.Members()))
 		return newest.r
 	}
-	c.adopt(newest)
+	// Ops wait for Confirm: the gossip update, which may take a gossip
+	// round or more, goes on in the background, with whatever table the
+	// node routes by then (a later install may have replaced this one).
+	if c.install(newest) {
+		c.cfg.Go(func() {
+			if r := c.cfg.Routing(); r != nil {
+				c.publish(r)
+			}
+		})
+	}
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -102,6 +103,10 @@ type Coordinator struct {
 	follow    sync.Mutex    // guards followed and following
 	followed  uint64        // the newest version Follow pulled for
 	following chan struct{} // closed when that pull ends
+	// followMissed names a member asked for a version Follow pulled for,
+	// which answered with an older table: another member forwarding by
+	// that version is asked again.
+	followMissed atomic.Pointer[followMiss]
 }
 
 // New returns a Coordinator for cfg.
@@ -287,6 +292,12 @@ func (c *Coordinator) adopt(t table) {
 	if c.install(t) {
 		c.publish(t.r)
 	}
+}
+
+// followMiss is a pull for Follow that got a table older than version.
+type followMiss struct {
+	version uint64
+	from    string
 }
 
 // member is m as a table names it: by its gRPC address.

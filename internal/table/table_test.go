@@ -309,6 +309,39 @@ func TestFollow_PullsTheForwardersNewerTableOncePerVersion(t *testing.T) {
 	}
 }
 
+// A member can forward by a table it does not route by itself: a node a
+// wake found left out routes its clients' ops by its peers' table and
+// answers a pull with its own, older one. The version is then pulled from
+// the next member that forwards by it, not taken as pulled for good.
+func TestFollow_AForwarderThatAnswersWithAnOlderTableIsNotTheLastAsked(t *testing.T) {
+	fc := &fakeNode{alive: members("n1", "n2")}
+	coord := newCoordinator("n1", fc)
+	coord.Reconcile()
+	t1 := fc.routing.Version()
+	stale := newCoordinator("n2", &fakeNode{alive: members("n1", "n2")}) // routes by t1
+	f := &fakeNode{alive: members("n1", "n2", "n3")}
+	c := newCoordinator("n2", f)
+	for _, co := range []*Coordinator{stale, c} {
+		if _, err := co.Receive(fc.pushed["n2"]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fc.alive = members("n1", "n2", "n3")
+	coord.Reconcile() // its push to n2 is lost
+	t2 := fc.routing.Version()
+	f.others["n1"], f.others["n3"] = coord, stale
+
+	c.Follow("n3", t2) // n3 forwarded by t2, and answers with t1
+	c.Follow("n3", t2)
+	if f.gets != 1 || f.routing.Version() != t1 {
+		t.Fatalf("forwards by %x from n3, which routes by %x: %d pulls, routing by %x; want 1 pull, no change", t2, t1, f.gets, f.routing.Version())
+	}
+	c.Follow("n1", t2)
+	if f.gets != 2 || f.routing.Version() != t2 {
+		t.Fatalf("then a forward by %x from n1: %d pulls in all, routing by %x; want 2 and that table", t2, f.gets, f.routing.Version())
+	}
+}
+
 // A pull that takes long (a slow peer, or an install that walks a large
 // cache) holds the forwarded ops up for at most followTimeout; the table
 // is installed when it comes.

@@ -90,12 +90,21 @@ func (n *Node) updateReady() {
 	n.setServing()
 }
 
+// notServing reports NOT_SERVING; setServing reports SERVING if the node
+// is Ready. Both hold healthMu, so that of two racing calls the later
+// decides: a setServing that read Ready before a change that makes the
+// node not ready, and whose caller then calls notServing, cannot report
+// SERVING after it.
 func (n *Node) notServing() {
+	n.healthMu.Lock()
+	defer n.healthMu.Unlock()
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	n.health.SetServingStatus(pb.Cache_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 }
 
 func (n *Node) setServing() {
+	n.healthMu.Lock()
+	defer n.healthMu.Unlock()
 	if !n.Ready() {
 		return
 	}

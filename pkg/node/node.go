@@ -90,6 +90,7 @@ type Node struct {
 	grpcAddr string
 	server   *grpc.Server
 	health   *health.Server
+	healthMu sync.Mutex // orders health updates (notServing, setServing)
 	obs      observability
 	sec      security
 	closing  atomic.Bool
@@ -326,7 +327,7 @@ func (n *Node) join() error {
 	}
 	// Three quarters of the least time to be declared dead: a stall
 	// measured from ticks is up to an eighth longer than it was.
-	n.engine.WatchStalls(n.members.SuspicionTimeout()*3/4, n.confirmTable)
+	n.engine.WatchStalls(n.members.SuspicionTimeout()*3/4, engine.StallHooks{Confirm: n.confirmTable, LeftOut: n.notServing})
 	n.closers = append(n.closers, func() {
 		if err := n.members.Shutdown(); err != nil {
 			n.log.Warn("gossip shutdown", "err", err)

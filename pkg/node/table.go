@@ -47,13 +47,16 @@ func (n *Node) install(old, prev, r *ring.Ring, leftOut bool) {
 }
 
 // confirmTable asks the peers, after a stall of this process, for the
-// table they route by (engine.WatchStalls), and reports NOT_SERVING when
-// they route without this node, until a table takes it back (install).
+// table they route by (engine.WatchStalls; the engine reports NOT_SERVING
+// through notServing when they route without this node, until a table
+// takes it back: install). The connections to the table's members that
+// failed while the process was stopped are redialled first, so that the
+// asks do not fail fast in gRPC's reconnect backoff.
 func (n *Node) confirmTable() (peers *ring.Ring) {
-	if peers = n.table.Confirm(); peers != nil {
-		n.notServing()
+	if r := n.engine.Ring(); r != nil {
+		n.peers.Redial(r.Members())
 	}
-	return peers
+	return n.table.Confirm()
 }
 
 // gossip is the membership the table protocol reads, once it exists.
