@@ -51,11 +51,7 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 		// left out compares with its peers' table, in which it owns
 		// nothing: a sender still on the table it had sends it ops it
 		// must not serve.
-		newest := cur
-		if peers := e.peersTable(cur); peers != nil {
-			newest = peers
-		}
-		if newest != nil && c.TableVersion != 0 && ring.NewerVersion(newest.Version(), c.TableVersion) {
+		if newest := e.routedBy(cur); newest != nil && c.TableVersion != 0 && ring.NewerVersion(newest.Version(), c.TableVersion) {
 			r = newest
 		}
 	} else if r = cur; r == nil || !e.ready.Load() {
@@ -65,11 +61,11 @@ func (e *Engine) Execute(ctx context.Context, c Caller, ops []Op, done func(i in
 			done(i, Result{Err: ErrNotReady})
 		}
 		return
-	} else if peers := e.peersTable(r); peers != nil {
-		// Back from a stall its cluster took it out for: it owns nothing
-		// until a table takes it back, so every op goes to its owner by
-		// the table the others route by.
-		r = peers
+	} else {
+		// Back from a stall its cluster took it out for, it owns nothing
+		// until a table takes it back: every op goes to its owner by the
+		// table the others route by.
+		r = e.routedBy(r)
 	}
 	var remote map[string]*batch // by owner name
 	var version uint64           // of the table the batches are routed by

@@ -155,8 +155,11 @@ func (e *Engine) LeftOut() bool { return e.peersTable(e.ring.Load()) != nil }
 // Routing returns the table the node routes its clients' ops by: its own,
 // or while a wake found it left out (LeftOut), the one its peers route by,
 // in which it owns nothing. The Redis door shows cluster clients this one.
-func (e *Engine) Routing() *ring.Ring {
-	r := e.ring.Load()
+func (e *Engine) Routing() *ring.Ring { return e.routedBy(e.ring.Load()) }
+
+// routedBy returns the table the node routes its clients' ops by while it
+// routes by r: the peers' table while a wake found it left out, else r.
+func (e *Engine) routedBy(r *ring.Ring) *ring.Ring {
 	if peers := e.peersTable(r); peers != nil {
 		return peers
 	}

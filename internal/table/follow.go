@@ -21,7 +21,8 @@ import (
 // large one makes slow; it goes on in the background): the ops are served
 // either way. A version is pulled for at most once — a table without this
 // node is refused, and not asked for again — unless the member asked
-// answered with an older table, and concurrent callers wait for one pull. A version no newer than the node's costs one atomic load.
+// answered with an older table, and concurrent callers wait for one pull.
+// A version no newer than the node's costs one atomic load.
 func (c *Coordinator) Follow(from string, v uint64) {
 	if !c.behind(v) {
 		return
@@ -120,17 +121,12 @@ func (c *Coordinator) Confirm() *ring.Ring {
 	}
 	wg.Wait()
 	var newest table
-	answered := 0
 	for _, t := range tables {
-		if t.r == nil {
-			continue
-		}
-		answered++
-		if newest.r == nil || newer(t.r.Version(), newest.r.Version()) {
+		if t.r != nil && (newest.r == nil || newer(t.r.Version(), newest.r.Version())) {
 			newest = t
 		}
 	}
-	if answered == 0 && len(peers) > 0 && !c.cfg.Closing() {
+	if newest.r == nil && len(peers) > 0 && !c.cfg.Closing() { // no peer answered
 		c.cfg.Logger.Warn("after this process was stopped, no peer answered for its partition table; serving by this node's own, which its peers may have replaced", "peers", len(peers), "waited", followTimeout)
 	}
 	if newest.r == nil || !c.behind(newest.r.Version()) {
