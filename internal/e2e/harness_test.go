@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -285,45 +284,6 @@ func servingWith(addr string, creds credentials.TransportCredentials) error {
 		return fmt.Errorf("%s reports %v", addr, resp.Status)
 	}
 	return nil
-}
-
-// pickPorts returns n gRPC ports (TCP) and n gossip ports (TCP and UDP), all
-// distinct and free at the time of the call.
-func pickPorts(n int) (grpc, gossip []int, err error) {
-	var closers []func() error
-	defer func() {
-		for _, cl := range closers {
-			cl()
-		}
-	}()
-	tcp := func() (int, error) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		closers = append(closers, l.Close)
-		return l.Addr().(*net.TCPAddr).Port, nil
-	}
-	for range n {
-		p, err := tcp()
-		if err != nil {
-			return nil, nil, err
-		}
-		grpc = append(grpc, p)
-	}
-	for len(gossip) < n {
-		p, err := tcp()
-		if err != nil {
-			return nil, nil, err
-		}
-		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p))
-		if err != nil {
-			continue // UDP side taken: keep the TCP listener open and pick another
-		}
-		closers = append(closers, u.Close)
-		gossip = append(gossip, p)
-	}
-	return grpc, gossip, nil
 }
 
 func (c *cluster) killAll() {

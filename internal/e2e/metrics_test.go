@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -58,12 +57,10 @@ func (c *cluster) tryStartWithAdmin(n, attempt int) ([]string, error) {
 	var urls []string
 	c.nodes = nil
 	for i := range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		admin, err := freeAddr()
 		if err != nil {
 			return nil, err
 		}
-		admin := l.Addr().String()
-		l.Close()
 		name := fmt.Sprintf("n%d", i+1)
 		p := &proc{
 			name:       name,

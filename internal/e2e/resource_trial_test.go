@@ -74,14 +74,11 @@ type trialNode struct {
 func startTrialNode(t *testing.T, nofile int, extra ...string) *trialNode {
 	t.Helper()
 	dir := t.TempDir()
-	ports, _, err := pickPorts(2)
+	ports, gossipPorts, err := pickPorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gossip, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	gossip := gossipPorts[0]
 	n := &trialNode{
 		proc: &proc{name: "n1", grpcAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), gossipAddr: fmt.Sprintf("127.0.0.1:%d", gossip),
 			logPath: filepath.Join(dir, "n1.log"), done: make(chan struct{})},
@@ -121,20 +118,6 @@ func startTrialNode(t *testing.T, nofile int, extra ...string) *trialNode {
 		return serving(n.grpcAddr)
 	})
 	return n
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	u, err := net.ListenPacket("udp", l.Addr().String())
-	if err != nil {
-		return freePort()
-	}
-	u.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // rssMiB is the node's resident set size.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -78,21 +77,6 @@ func seedUsers(t *testing.T, dsn string, rows int) {
 	pgExec(t, dsn, `INSERT INTO users SELECT g::text, '{"id":"' || g || '"}' FROM generate_series(0, $1::int - 1) g`, rows)
 }
 
-// freePorts returns n loopback TCP ports free at the time of the call.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
 // loadsOf sums the loads of namespace users the node reports.
 func loadsOf(c *nodeConn) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -114,10 +98,13 @@ func loadsOf(c *nodeConn) (uint64, error) {
 func rollingRestart(t *testing.T, dsn string, o rollOptions) rollResult {
 	t.Helper()
 	f := newFleet(t, "n1", "n2", "n3")
-	adminPorts := freePorts(t, len(f.all))
 	admin := map[string]string{}
-	for i, p := range f.all {
-		admin[p.name] = "127.0.0.1:" + strconv.Itoa(adminPorts[i])
+	for _, p := range f.all {
+		a, err := freeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin[p.name] = a
 	}
 	f.perNode = func(name string) []string {
 		return []string{"--admin-addr", admin[name], "--prewarm-budget", o.budget.String()}
