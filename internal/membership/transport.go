@@ -20,12 +20,19 @@ import (
 //
 // It also closes the connections in flight when it shuts down, so a join
 // waiting on a silent seed, or the push of a leaving mark to a silent peer,
-// does not hold Shutdown for memberlist's TCPTimeout.
+// does not hold Shutdown for memberlist's TCPTimeout; and it drops the
+// packets sent once it is shut down. memberlist shuts its transport down
+// before it stops its gossip and probe timers, so one that fires in between
+// wrote to the closed socket and logged an error ("Failed to send gossip
+// to …: use of closed network connection") on a clean stop.
 type watchTransport struct {
 	memberlist.NodeAwareTransport
 	probe    atomic.Pointer[joinProbe]
 	shutdown sync.Once
 	err      error
+
+	sendMu sync.RWMutex // writers: Shutdown; readers: packet sends
+	down   bool         // shut down: packets are dropped
 
 	mu     sync.Mutex
 	conns  map[*watchedConn]struct{} // TCP connections open
@@ -116,10 +123,29 @@ func (t *watchTransport) DialTimeout(addr string, timeout time.Duration) (net.Co
 	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
 }
 
+// WriteToAddress sends a packet, or drops it once the transport is shut
+// down (a lost UDP packet, to memberlist).
+func (t *watchTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	t.sendMu.RLock()
+	defer t.sendMu.RUnlock()
+	if t.down {
+		return time.Now(), nil
+	}
+	return t.NodeAwareTransport.WriteToAddress(b, a)
+}
+
+// WriteTo routes through WriteToAddress.
+func (t *watchTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	return t.WriteToAddress(b, memberlist.Address{Addr: addr})
+}
+
 // Shutdown closes the connections in flight and shuts the wrapped
 // transport down, once.
 func (t *watchTransport) Shutdown() error {
 	t.shutdown.Do(func() {
+		t.sendMu.Lock()
+		t.down = true
+		t.sendMu.Unlock()
 		t.mu.Lock()
 		t.closed = true
 		for c := range t.conns {
