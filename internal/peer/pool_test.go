@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,12 +171,7 @@ func waitState(t *testing.T, cc *grpc.ClientConn, want connectivity.State) {
 // table lists it (Redial), not after the backoff its absence built up:
 // until then every call to it, replication included, would fail fast.
 func TestPool_RedialDialsAMemberBackAtOnce(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := ring.Member{Name: "back", Addr: lis.Addr().String()}
-	lis.Close() // the member is down
+	m := ring.Member{Name: "back", Addr: downAddr(t)} // the member is down
 	// A backoff far longer than the test: only Redial can end it.
 	p := peer.New(peer.Config{Linger: time.Minute, DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 		Backoff: backoff.Config{BaseDelay: time.Hour, Multiplier: 1, MaxDelay: time.Hour}, MinConnectTimeout: time.Second})}})
@@ -188,7 +185,7 @@ func TestPool_RedialDialsAMemberBackAtOnce(t *testing.T) {
 	}
 	waitState(t, cc, connectivity.TransientFailure)
 
-	lis, err = net.Listen("tcp", m.Addr) // back, at the same address
+	lis, err := net.Listen("tcp", m.Addr) // back, at the same address
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,4 +202,29 @@ func TestPool_RedialDialsAMemberBackAtOnce(t *testing.T) {
 	if _, err := p.Forward(ctxT(t), m, &pb.ForwardRequest{}); err != nil {
 		t.Fatalf("Forward once a table lists the member again: %v", err)
 	}
+}
+
+// downAddr returns a loopback address where connections are refused: a TCP
+// socket bound there that does not listen. It keeps the port from any other
+// process until the test ends (a port closed and listened on again later
+// may be taken meanwhile: go test runs packages side by side), and, bound
+// with SO_REUSEADDR, it lets the test listen there itself.
+func downAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 }
