@@ -93,7 +93,19 @@ func (f *fleet) launch(config string, join []string, ps ...*proc) {
 // ring and reports SERVING.
 func (f *fleet) waitUp(n int, ps ...*proc) {
 	f.t.Helper()
-	deadline := time.Now().Add(formTimeout)
+	f.waitUpWithin(formTimeout, n, ps...)
+}
+
+// waitSurvivors is waitUp after a kill -9: the survivors of ps detect the
+// death within detectTimeout.
+func (f *fleet) waitSurvivors(n int, ps ...*proc) {
+	f.t.Helper()
+	f.waitUpWithin(detectTimeout, n, ps...)
+}
+
+func (f *fleet) waitUpWithin(timeout time.Duration, n int, ps ...*proc) {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		var problem error
 		for _, p := range ps {
@@ -108,7 +120,7 @@ func (f *fleet) waitUp(n int, ps ...*proc) {
 			return
 		}
 		if time.Now().After(deadline) {
-			f.t.Fatalf("cluster of %d not formed within %s: %v", n, formTimeout, problem)
+			f.t.Fatalf("cluster of %d not formed within %s: %v", n, timeout, problem)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

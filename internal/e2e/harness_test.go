@@ -25,6 +25,18 @@ const (
 	// formTimeout bounds the wait for a cluster to form; memberlist's join
 	// retry interval is 2 s, so a slow first join still fits comfortably.
 	formTimeout = 20 * time.Second
+	// detectTimeout bounds the wait for the survivors of a kill -9 to take
+	// the dead node out of their rings. It usually takes 5 s (the local
+	// preset's 1 s probes and 3 s suspicion). But in a cluster of three only
+	// one other member can confirm a suspicion, and memberlist drops a
+	// confirmation (or a death notice) carrying an older incarnation of the
+	// suspect than its own; a member that rejoined seconds before may hold
+	// one, since every node re-advertises its metadata, bumping its
+	// incarnation, when it installs a table. Then the suspicion runs to its
+	// maximum, SuspicionMaxTimeoutMult (6) × 3 s = 18 s after the first
+	// failed probe, and until then the survivors disagree on who
+	// coordinates tables. CI ran out of 20 s twice that way.
+	detectTimeout = 45 * time.Second
 	// ctlTimeout bounds one ringcachectl run.
 	ctlTimeout = 15 * time.Second
 	// seededRows is how many demo users the database holds.

@@ -167,7 +167,7 @@ func killRounds(t *testing.T, rounds int, dbDown bool) {
 		}
 		killedAt := time.Now()
 		survivors := l.survivors()
-		f.waitUp(2, survivors...)
+		f.waitSurvivors(2, survivors...)
 		converged := time.Since(killedAt)
 		sconns := dial(t, survivors...)
 		var reads []string
@@ -252,7 +252,7 @@ func TestReplication_OldOwnerBackWithItsOldDiskSetsNoRowBack(t *testing.T) {
 	}
 	kill9(t, n1) // its disk stays
 	closeAll(conns)
-	f.waitUp(2, f.all[1:]...)
+	f.waitSurvivors(2, f.all[1:]...)
 	sconns := dial(t, f.all[1:]...)
 	for i := range keys {
 		set(sconns[i%2], key(i), 2)
