@@ -16,11 +16,11 @@ import (
 // once a node killed with -9 is gone; meanwhile every other test process on
 // the machine binds :0 too (go test runs packages side by side), and the
 // in-process clusters of pkg/node and clustertest name their nodes n1, n2…
-// like the fleets here. One of those landing on a killed node's gossip port
-// answered the survivors' probes for "n1" as n1, and they never marked it
-// failed (CI, TestReplication_Kill9AndLostDisk…, round 4). Below the
-// ephemeral range no bind(:0) lands, and this process hands each port out
-// once, so two fleets of one run never share one either.
+// like the fleets here: one landing on a killed node's gossip port would
+// answer the survivors' probes for that name, and they would never mark it
+// failed. Below the ephemeral range no bind(:0) lands, and this process
+// hands each port out once, so two fleets of one run never share one
+// either.
 var ports struct {
 	sync.Mutex
 	given    map[int]bool
