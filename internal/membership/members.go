@@ -14,6 +14,10 @@ type record struct {
 	Member
 	leaving    bool      // the member announced a graceful leave
 	departedAt time.Time // when it stopped being alive; zero while alive
+	// tableMessages: the member gossips its table version in messages
+	// (tables.go); tableSeq orders them.
+	tableMessages bool
+	tableSeq      uint64
 }
 
 // departure queues a member for pruning once Linger has passed.
@@ -107,6 +111,7 @@ func (m *Membership) deleteLocked(name string) {
 		delete(m.nodes, name)
 		m.generation.Add(1)
 	}
+	delete(m.pendingTables, name)
 }
 
 func (c *Counts) add(s State, n int) {
@@ -179,7 +184,19 @@ func (e events) record(n *memberlist.Node, departed bool) {
 	now := time.Now()
 	e.m.mu.Lock()
 	old, had := e.m.nodes[n.Name]
-	r := record{Member: mem}
+	r := record{Member: mem, tableMessages: md.TV > 0}
+	switch {
+	case n.Name == e.m.cfg.Name:
+		r.TableVersion = e.m.table.Load()
+	case r.tableMessages:
+		// Metadata does not carry its version (or an old one): keep what
+		// its messages said, for this start of it.
+		r.TableVersion = 0
+		if had && old.Since.Equal(mem.Since) {
+			r.TableVersion, r.tableSeq = old.TableVersion, old.tableSeq
+		}
+		e.m.adoptPendingLocked(&r)
+	}
 	switch {
 	case !departed:
 		// A node that announced its leave is out of the ring at once, so
@@ -207,7 +224,14 @@ func (e events) record(n *memberlist.Node, departed bool) {
 	}
 	e.m.setLocked(r)
 	e.m.pruneLocked(now)
+	legacy := e.m.legacyLocked()
 	e.m.mu.Unlock()
+	if e.m.legacy.Swap(legacy) != legacy && legacy {
+		// A node of the previous version reads table versions from
+		// metadata only: publish ours there as well. Not here: this runs
+		// under memberlist's lock.
+		go e.m.republish()
+	}
 	if !departed && n.Name != e.m.cfg.Name {
 		// Another node reached us: joined, even if it was its join, not ours.
 		e.m.markJoined()

@@ -55,7 +55,7 @@ func bare(linger time.Duration) *Membership {
 }
 
 func node(name string, leaving bool) *memberlist.Node {
-	md, _ := json.Marshal(meta{GRPC: "grpc-" + name, Leaving: leaving})
+	md, _ := json.Marshal(meta{GRPC: "grpc-" + name, Leaving: leaving, TV: 1})
 	return &memberlist.Node{Name: name, Addr: net.IPv4(127, 0, 0, 1), Port: 7946, Meta: md}
 }
 

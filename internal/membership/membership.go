@@ -156,6 +156,7 @@ type Membership struct {
 	log       *slog.Logger
 	changed   chan struct{}
 	stop      chan struct{}
+	listReady chan struct{} // closed once list is set
 	joined    chan struct{}
 	// leaving is closed when this node announces it is leaving
 	// (isLeaving): its metadata carries the leaving mark, its join loop
@@ -185,6 +186,13 @@ type Membership struct {
 	since      time.Time     // when New ran: the node's age, published
 	table      atomic.Uint64 // version of the partition table it routes by, published
 	generation atomic.Uint64 // changes to nodes; see Generation
+
+	// Table versions in gossip messages (tables.go).
+	tables        *memberlist.TransmitLimitedQueue
+	tableMu       sync.Mutex // orders this node's table messages: table and tableSeq change together
+	tableSeq      uint64
+	legacy        atomic.Bool           // an alive member reads table versions from metadata only
+	pendingTables map[string]tableEntry // under mu: entries for starts not seen yet
 }
 
 // New starts gossiping and joins cfg.Join in the background. Changed is
@@ -209,21 +217,23 @@ func New(cfg Config) (*Membership, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Membership{
-		since:    time.Now(),
-		cfg:      cfg,
-		log:      logger,
-		changed:  make(chan struct{}, 1),
-		joined:   make(chan struct{}),
-		stop:     make(chan struct{}),
-		leaving:  make(chan struct{}),
-		joinDone: make(chan struct{}),
-		nodes:    map[string]record{},
+		since:     time.Now(),
+		cfg:       cfg,
+		log:       logger,
+		changed:   make(chan struct{}, 1),
+		joined:    make(chan struct{}),
+		stop:      make(chan struct{}),
+		listReady: make(chan struct{}),
+		leaving:   make(chan struct{}),
+		joinDone:  make(chan struct{}),
+		nodes:     map[string]record{},
 	}
 	mc, err := m.memberlistConfig()
 	if err != nil {
 		return nil, err
 	}
 	m.suspicion = time.Duration(mc.SuspicionMult) * mc.ProbeInterval
+	m.tables = &memberlist.TransmitLimitedQueue{NumNodes: m.aliveCount, RetransmitMult: mc.RetransmitMult}
 	created := mc.Transport == nil
 	if m.transport, err = newWatchTransport(mc); err != nil {
 		return nil, fmt.Errorf("membership: start gossip on %s: %w", cfg.BindAddr, err)
@@ -231,12 +241,14 @@ func New(cfg Config) (*Membership, error) {
 	mc.Transport = m.transport
 	list, err := memberlist.Create(mc)
 	if err != nil {
+		close(m.stop)
 		if created {
 			_ = m.transport.Shutdown()
 		}
 		return nil, fmt.Errorf("membership: start gossip on %s: %w", cfg.BindAddr, err)
 	}
 	m.list = list
+	close(m.listReady)
 	m.mu.Lock()
 	self, ok := m.nodes[cfg.Name]
 	if !ok { // memberlist announces the local node on Create; be safe anyway
@@ -376,10 +388,20 @@ func (d delegate) NodeMeta(limit int) []byte {
 	}
 	return b
 }
-func (delegate) NotifyMsg([]byte)                {}
-func (delegate) GetBroadcasts(int, int) [][]byte { return nil }
-func (delegate) LocalState(bool) []byte          { return nil }
-func (delegate) MergeRemoteState([]byte, bool)   {}
+func (d delegate) NotifyMsg(b []byte) { d.m.receiveTable(b) }
+func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.m.tables.GetBroadcasts(overhead, limit)
+}
+func (d delegate) LocalState(bool) []byte            { return d.m.knownTables() }
+func (d delegate) MergeRemoteState(b []byte, _ bool) { d.m.mergeTables(b) }
+
+// aliveCount is how many members are alive, this node included (at least
+// 1): the size memberlist scales a broadcast's retransmissions by.
+func (m *Membership) aliveCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return max(1, m.counts.Alive)
+}
 
 // slogWriter forwards memberlist's log lines ("[WARN] memberlist: ...") to
 // slog at the matching level.

@@ -22,28 +22,39 @@ type meta struct {
 	// DefNS is the node's default namespace of Redis keys, which decides
 	// the slot of a key as much as the partition count does.
 	DefNS string `json:"dns,omitempty"`
-	// Table is the version of the partition table the node routes by.
+	// Table is the version of the partition table the node routes by,
+	// published here only while a member of the version before table
+	// messages (tables.go) is alive; TV marks a node that gossips it in
+	// messages (1).
 	Table uint64 `json:"table,omitempty"`
+	TV    int    `json:"tv,omitempty"`
 	// RESP is the node's Redis-protocol address, if it serves one.
 	RESP string `json:"resp,omitempty"`
 }
 
 func (m *Membership) metaBytes() []byte {
-	b, _ := json.Marshal(meta{
+	md := meta{
 		GRPC: m.cfg.GRPCAddr, Leaving: m.isLeaving(), Since: m.since.UnixNano(),
-		Parts: m.cfg.Partitions, DefNS: m.cfg.DefaultNamespace, Table: m.table.Load(), RESP: m.cfg.RESPAddr,
-	})
+		Parts: m.cfg.Partitions, DefNS: m.cfg.DefaultNamespace, RESP: m.cfg.RESPAddr, TV: 1,
+	}
+	if m.legacy.Load() {
+		md.Table = m.table.Load()
+	}
+	b, _ := json.Marshal(md)
 	return b
 }
 
-// SetTableVersion publishes the version of the partition table this node
-// routes by, waiting at most timeout for the update to spread. Peers see it
-// in Member.TableVersion.
-func (m *Membership) SetTableVersion(v uint64, timeout time.Duration) error {
-	if m.table.Swap(v) == v {
-		return nil
+// republish re-advertises this node's metadata once a member that reads
+// the table version from it is seen.
+func (m *Membership) republish() {
+	select {
+	case <-m.stop:
+		return
+	case <-m.listReady:
 	}
-	return m.updateNode(timeout)
+	if err := m.updateNode(time.Second); err != nil {
+		m.log.Debug("metadata for a member of an older version not yet spread", "err", err)
+	}
 }
 
 // compatible refuses a peer whose partitioning differs from this node's:
