@@ -185,6 +185,8 @@ func (e events) record(n *memberlist.Node, departed bool) {
 	e.m.mu.Lock()
 	old, had := e.m.nodes[n.Name]
 	r := record{Member: mem, tableMessages: md.TV > 0}
+	var adopted tableEntry
+	var adoptedOK bool
 	switch {
 	case n.Name == e.m.cfg.Name:
 		r.TableVersion = e.m.table.Load()
@@ -195,7 +197,7 @@ func (e events) record(n *memberlist.Node, departed bool) {
 		if had && old.Since.Equal(mem.Since) {
 			r.TableVersion, r.tableSeq = old.TableVersion, old.tableSeq
 		}
-		e.m.adoptPendingLocked(&r)
+		adopted, adoptedOK = e.m.adoptPendingLocked(&r)
 	}
 	switch {
 	case !departed:
@@ -222,15 +224,32 @@ func (e events) record(n *memberlist.Node, departed bool) {
 	if r.State != StateAlive && !(had && old.State == r.State) {
 		e.m.noteExitLocked(n.Name, r.State, now)
 	}
+	// A member back from dead (a healed partition, a pause) with the same
+	// start kept the table version it had before; ours may be news to it,
+	// and to those on its side.
+	returned := had && old.State != StateAlive && r.State == StateAlive && n.Name != e.m.cfg.Name
 	e.m.setLocked(r)
 	e.m.pruneLocked(now)
 	legacy := e.m.legacyLocked()
+	// A node of the previous version reads table versions from metadata
+	// only: publish ours there as well, once it appears. Not here: this
+	// runs under memberlist's lock.
+	republish := e.m.legacy.Swap(legacy) != legacy && legacy && !e.m.stopped
+	if republish {
+		e.m.wg.Add(1) // Shutdown waits for m.wg; stopped is checked under mu
+	}
 	e.m.mu.Unlock()
-	if e.m.legacy.Swap(legacy) != legacy && legacy {
-		// A node of the previous version reads table versions from
-		// metadata only: publish ours there as well. Not here: this runs
-		// under memberlist's lock.
-		go e.m.republish()
+	if republish {
+		go func() {
+			defer e.m.wg.Done()
+			e.m.republish()
+		}()
+	}
+	if returned {
+		e.m.queueOwnTable()
+	}
+	if adoptedOK {
+		e.m.queueTable(adopted) // new here: pass it on
 	}
 	if !departed && n.Name != e.m.cfg.Name {
 		// Another node reached us: joined, even if it was its join, not ours.

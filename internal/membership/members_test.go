@@ -51,7 +51,8 @@ func TestMembership_DepartedMembersAreForgottenAfterLinger(t *testing.T) {
 // bare is a Membership without memberlist, for the bookkeeping alone.
 func bare(linger time.Duration) *Membership {
 	return &Membership{cfg: Config{Name: "self", Linger: linger}, nodes: map[string]record{},
-		changed: make(chan struct{}, 1), joined: make(chan struct{})}
+		changed: make(chan struct{}, 1), joined: make(chan struct{}),
+		tables: &memberlist.TransmitLimitedQueue{NumNodes: func() int { return 1 }, RetransmitMult: 1}}
 }
 
 func node(name string, leaving bool) *memberlist.Node {

@@ -50,6 +50,11 @@ func (m *Membership) republish() {
 	select {
 	case <-m.stop:
 		return
+	default:
+	}
+	select {
+	case <-m.stop:
+		return
 	case <-m.listReady:
 	}
 	if err := m.updateNode(time.Second); err != nil {

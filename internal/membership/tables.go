@@ -83,8 +83,8 @@ func (m *Membership) SetTableVersion(v uint64, timeout time.Duration) error {
 	m.table.Store(v)
 	m.tableSeq++
 	b := m.queueTable(tableEntry{Type: tableMsg, Name: m.cfg.Name, Since: m.since.UnixNano(), Seq: m.tableSeq, Version: v})
-	m.tableMu.Unlock()
-
+	// The self record changes under tableMu too, so two calls that overlap
+	// leave it at the version published last.
 	m.mu.Lock()
 	if r, ok := m.nodes[m.cfg.Name]; ok {
 		r.TableVersion = v
@@ -92,6 +92,11 @@ func (m *Membership) SetTableVersion(v uint64, timeout time.Duration) error {
 	}
 	alone := m.counts.Alive <= 1
 	m.mu.Unlock()
+	m.tableMu.Unlock()
+	// A change to what Members lists, as a metadata update was: the table
+	// loop reconciles again (a node that installed a table its coordinator
+	// does not route by pulls the coordinator's).
+	m.signal()
 	if m.legacy.Load() {
 		return m.updateNode(timeout) // for peers that read it from metadata
 	}
@@ -105,6 +110,16 @@ func (m *Membership) SetTableVersion(v uint64, timeout time.Duration) error {
 		return nil
 	case <-t.C:
 		return errNotSpread
+	}
+}
+
+// queueOwnTable gossips this node's current table version again (same
+// sequence: a peer that has it ignores it).
+func (m *Membership) queueOwnTable() {
+	m.tableMu.Lock()
+	defer m.tableMu.Unlock()
+	if m.tableSeq > 0 {
+		m.queueTable(tableEntry{Type: tableMsg, Name: m.cfg.Name, Since: m.since.UnixNano(), Seq: m.tableSeq, Version: m.table.Load()})
 	}
 }
 
@@ -138,19 +153,23 @@ func (m *Membership) noteTable(e tableEntry) bool {
 }
 
 // adoptPendingLocked applies a kept entry to r, a member just recorded,
-// when it is for r's start. m.mu must be held.
-func (m *Membership) adoptPendingLocked(r *record) {
+// when it is for r's start, and returns it when it did (to be passed on).
+// m.mu must be held.
+func (m *Membership) adoptPendingLocked(r *record) (tableEntry, bool) {
 	p, ok := m.pendingTables[r.Name]
 	if !ok || p.Since < r.Since.UnixNano() {
 		delete(m.pendingTables, r.Name) // an older start's
-		return
+		return tableEntry{}, false
 	}
-	if p.Since == r.Since.UnixNano() {
-		if p.Seq > r.tableSeq {
-			r.TableVersion, r.tableSeq = p.Version, p.Seq
-		}
-		delete(m.pendingTables, r.Name)
+	if p.Since != r.Since.UnixNano() {
+		return tableEntry{}, false // a later start's: keep it
 	}
+	delete(m.pendingTables, r.Name)
+	if p.Seq <= r.tableSeq {
+		return tableEntry{}, false
+	}
+	r.TableVersion, r.tableSeq = p.Version, p.Seq
+	return p, true
 }
 
 // knownTables is every table version this node knows, its own included,
@@ -179,7 +198,10 @@ func (m *Membership) mergeTables(buf []byte) {
 	}
 	changed := false
 	for _, e := range es {
-		changed = m.noteTable(e) || changed
+		if m.noteTable(e) {
+			m.queueTable(e) // new here: pass it on, as a gossiped one is
+			changed = true
+		}
 	}
 	if changed {
 		m.signal()

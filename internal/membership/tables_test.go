@@ -42,6 +42,20 @@ func TestTables_AVersionSpreadsWithoutTouchingMetadata(t *testing.T) {
 	if v, _ := versionOf(m, "m"); v != 50 {
 		t.Fatalf("m lists itself at table %d, want 50", v)
 	}
+	// Publishing is a change to what Members lists, as a metadata update
+	// was: the table loop reconciles on it (a node that installed a table
+	// its coordinator does not route by then pulls the coordinator's).
+	for len(m.Changed()) > 0 {
+		<-m.Changed()
+	}
+	if err := m.SetTableVersion(60, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-m.Changed():
+	default:
+		t.Fatal("publishing a table version did not signal Changed")
+	}
 }
 
 // oldNode is a memberlist node that publishes metadata as the version
@@ -117,7 +131,7 @@ func TestTables_ANodeOfThePreviousVersionReadsAndIsRead(t *testing.T) {
 // one never sets a version back. One for a start not seen yet waits for it;
 // one for an earlier start is dropped.
 func TestTables_EntriesApplyInOrderAndPerStart(t *testing.T) {
-	m := &Membership{cfg: Config{Name: "self"}, nodes: map[string]record{}, changed: make(chan struct{}, 1)}
+	m := bare(time.Hour)
 	start1, start2 := time.Unix(100, 0), time.Unix(200, 0)
 	m.setLocked(record{Member: Member{Name: "p", State: StateAlive, Since: start1}, tableMessages: true})
 	entry := func(since time.Time, seq, v uint64) tableEntry {
@@ -139,8 +153,7 @@ func TestTables_EntriesApplyInOrderAndPerStart(t *testing.T) {
 		t.Fatalf("an entry of a start not seen yet was applied: %d", version())
 	}
 	r := record{Member: Member{Name: "p", State: StateAlive, Since: start2}, tableMessages: true}
-	m.adoptPendingLocked(&r)
-	if r.TableVersion != 30 {
+	if _, ok := m.adoptPendingLocked(&r); !ok || r.TableVersion != 30 {
 		t.Fatalf("the kept entry was not applied once the start was seen: %d", r.TableVersion)
 	}
 	m.setLocked(r)
@@ -153,5 +166,8 @@ func TestTables_EntriesApplyInOrderAndPerStart(t *testing.T) {
 	m.mergeTables(state)
 	if version() != 40 {
 		t.Fatalf("a synced entry was not applied: %d", version())
+	}
+	if n := m.tables.NumQueued(); n != 1 {
+		t.Fatalf("%d messages queued after a sync brought news; want it passed on", n)
 	}
 }
