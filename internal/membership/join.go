@@ -135,7 +135,15 @@ func (m *Membership) joinLoop() {
 		}
 		// While joined, wake every RetryInterval to notice being cut off.
 		next := m.cfg.RetryInterval
-		switch alone := m.list.NumMembers() <= 1; {
+		alone := m.list.NumMembers() <= 1
+		if !alone {
+			// Company, by our join or by a peer's (a healed partition
+			// merged from the other side): the next time this node is
+			// alone, its retries start at RetryInterval again, not where
+			// the backoff stopped (up to MaxRetryInterval after the heal).
+			b.Reset()
+		}
+		switch {
 		case alone:
 			if !m.attemptJoin(seeds) {
 				next = b.NextBackOff()
