@@ -30,12 +30,14 @@ const (
 	// preset's 1 s probes and 3 s suspicion). But in a cluster of three only
 	// one other member can confirm a suspicion, and memberlist drops a
 	// confirmation (or a death notice) carrying an older incarnation of the
-	// suspect than its own; a member that rejoined seconds before may hold
-	// one, since every node re-advertises its metadata, bumping its
-	// incarnation, when it installs a table. Then the suspicion runs to its
-	// maximum, SuspicionMaxTimeoutMult (6) × 3 s = 18 s after the first
-	// failed probe, and until then the survivors disagree on who
-	// coordinates tables. CI ran out of 20 s twice that way.
+	// suspect than its own; a member that rejoined seconds before held one
+	// while every node re-advertised its metadata, bumping its incarnation,
+	// on each table install (table versions now travel in messages of
+	// their own, but do so again while a node of that version is alive).
+	// Then the suspicion runs to its maximum, SuspicionMaxTimeoutMult (6)
+	// × 3 s = 18 s after the first failed probe, and until then the
+	// survivors disagree on who coordinates tables. CI ran out of 20 s
+	// twice that way.
 	detectTimeout = 45 * time.Second
 	// ctlTimeout bounds one ringcachectl run.
 	ctlTimeout = 15 * time.Second

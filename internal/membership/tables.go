@@ -82,7 +82,7 @@ func (m *Membership) SetTableVersion(v uint64, timeout time.Duration) error {
 	}
 	m.table.Store(v)
 	m.tableSeq++
-	b := m.queueTable(tableEntry{Type: tableMsg, Name: m.cfg.Name, Since: m.since.UnixNano(), Seq: m.tableSeq, Version: v})
+	b := m.queueTable(m.ownEntryLocked())
 	// The self record changes under tableMu too, so two calls that overlap
 	// leave it at the version published last.
 	m.mu.Lock()
@@ -113,13 +113,19 @@ func (m *Membership) SetTableVersion(v uint64, timeout time.Duration) error {
 	}
 }
 
+// ownEntryLocked is this node's current table entry. m.tableMu must be
+// held.
+func (m *Membership) ownEntryLocked() tableEntry {
+	return tableEntry{Type: tableMsg, Name: m.cfg.Name, Since: m.since.UnixNano(), Seq: m.tableSeq, Version: m.table.Load()}
+}
+
 // queueOwnTable gossips this node's current table version again (same
 // sequence: a peer that has it ignores it).
 func (m *Membership) queueOwnTable() {
 	m.tableMu.Lock()
 	defer m.tableMu.Unlock()
 	if m.tableSeq > 0 {
-		m.queueTable(tableEntry{Type: tableMsg, Name: m.cfg.Name, Since: m.since.UnixNano(), Seq: m.tableSeq, Version: m.table.Load()})
+		m.queueTable(m.ownEntryLocked())
 	}
 }
 
@@ -176,9 +182,8 @@ func (m *Membership) adoptPendingLocked(r *record) (tableEntry, bool) {
 // for a push/pull sync.
 func (m *Membership) knownTables() []byte {
 	m.tableMu.Lock()
-	self := tableEntry{Type: tableMsg, Name: m.cfg.Name, Since: m.since.UnixNano(), Seq: m.tableSeq, Version: m.table.Load()}
+	out := []tableEntry{m.ownEntryLocked()}
 	m.tableMu.Unlock()
-	out := []tableEntry{self}
 	m.mu.Lock()
 	for _, r := range m.nodes {
 		if r.Name != m.cfg.Name && r.tableSeq > 0 && r.State == StateAlive {
@@ -193,30 +198,32 @@ func (m *Membership) knownTables() []byte {
 // mergeTables applies the entries of a peer's push/pull state.
 func (m *Membership) mergeTables(buf []byte) {
 	var es []tableEntry
-	if json.Unmarshal(buf, &es) != nil {
-		return
+	if json.Unmarshal(buf, &es) == nil {
+		m.applyTables(es...)
 	}
+}
+
+// receiveTable applies a gossiped table message.
+func (m *Membership) receiveTable(msg []byte) {
+	var e tableEntry
+	if json.Unmarshal(msg, &e) == nil {
+		m.applyTables(e)
+	}
+}
+
+// applyTables applies es; each that is new here is passed on, and the
+// table loop told.
+func (m *Membership) applyTables(es ...tableEntry) {
 	changed := false
 	for _, e := range es {
 		if m.noteTable(e) {
-			m.queueTable(e) // new here: pass it on, as a gossiped one is
+			m.queueTable(e)
 			changed = true
 		}
 	}
 	if changed {
 		m.signal()
 	}
-}
-
-// receiveTable handles a gossiped table message: a new one is applied and
-// passed on.
-func (m *Membership) receiveTable(msg []byte) {
-	var e tableEntry
-	if json.Unmarshal(msg, &e) != nil || !m.noteTable(e) {
-		return
-	}
-	m.queueTable(e)
-	m.signal()
 }
 
 // legacyLocked reports whether an alive member reads table versions from

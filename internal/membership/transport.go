@@ -31,12 +31,11 @@ type watchTransport struct {
 	shutdown sync.Once
 	err      error
 
-	sendMu sync.RWMutex // writers: Shutdown; readers: packet sends
-	down   bool         // shut down: packets are dropped
-
-	mu     sync.Mutex
+	// mu is read-locked by packet sends, so one in flight finishes before
+	// Shutdown closes the socket, and the ones after see closed.
+	mu     sync.RWMutex
 	conns  map[*watchedConn]struct{} // TCP connections open
-	closed bool
+	closed bool                      // shut down: no dial, packets dropped
 }
 
 // joinProbe records what one join attempt saw.
@@ -126,9 +125,9 @@ func (t *watchTransport) DialTimeout(addr string, timeout time.Duration) (net.Co
 // WriteToAddress sends a packet, or drops it once the transport is shut
 // down (a lost UDP packet, to memberlist).
 func (t *watchTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	t.sendMu.RLock()
-	defer t.sendMu.RUnlock()
-	if t.down {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed {
 		return time.Now(), nil
 	}
 	return t.NodeAwareTransport.WriteToAddress(b, a)
@@ -143,9 +142,6 @@ func (t *watchTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 // transport down, once.
 func (t *watchTransport) Shutdown() error {
 	t.shutdown.Do(func() {
-		t.sendMu.Lock()
-		t.down = true
-		t.sendMu.Unlock()
 		t.mu.Lock()
 		t.closed = true
 		for c := range t.conns {
